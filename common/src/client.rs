@@ -1,0 +1,505 @@
+//! The registry client for hosts (PAM, RADIUS) and the admin CLI.
+//!
+//! reqwest with rustls; proxies only from the config (environment proxy
+//! variables are ignored: sudo keeps the caller's environment); every
+//! request bounded by the configured connect and total timeouts.
+
+use crate::api::{
+    AuditEvent, CreateHost, CreateUser, EnrolTotp, ErrorBody, Health, Host, HostCreated,
+    Registrations, TotpEnrolment, UpdateUser, User, VerifyRequest, VerifyResponse, HEALTH_PATH,
+};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use reqwest::{Method as HttpMethod, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::Path;
+use std::time::Duration;
+use twostep_config::{read_secret_file, ConfigError, RegistryClientConfig, Secret};
+
+/// Errors from talking to the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Reading the config, key or CA file failed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The registry URL or settings are unusable.
+    #[error("registry client setup: {0}")]
+    Setup(String),
+    /// The registry could not be reached in time (connect refused, DNS,
+    /// TLS failure, timeout) or answered 5xx. The fail mode applies.
+    #[error("registry unreachable: {0}")]
+    Unreachable(String),
+    /// The registry refused our credential (401) or the host is revoked (403).
+    /// A configuration problem: the fail mode does not apply.
+    #[error("registry refused the credential ({status}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The registry's message.
+        message: String,
+    },
+    /// The registry answered with an error body (4xx).
+    #[error("registry error {status} {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// [`ErrorBody::error`].
+        code: String,
+        /// [`ErrorBody::message`].
+        message: String,
+    },
+    /// The answer was not what the API describes.
+    #[error("unexpected answer from the registry: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// Whether the configured fail mode applies (the registry is down or unreachable).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unreachable(_))
+    }
+
+    /// The error code of an [`ClientError::Api`] answer.
+    pub fn api_code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A client of the registry's REST API, holding one credential (a host API
+/// key or the admin token).
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    http: reqwest::Client,
+    base: String,
+    credential: Secret,
+}
+
+/// Path segment encoding: everything but unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn seg(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+impl RegistryClient {
+    /// A client using `credential` with the settings of `[registry]`.
+    ///
+    /// # Errors
+    /// [`ClientError::Setup`] for an unusable URL (plain `http://` to a
+    /// non-loopback host without `allow_plain_http`), proxy or CA file.
+    pub fn new(cfg: &RegistryClientConfig, credential: Secret) -> Result<Self, ClientError> {
+        let url = reqwest::Url::parse(&cfg.url)
+            .map_err(|e| ClientError::Setup(format!("registry url {:?}: {e}", cfg.url)))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if cfg.allow_plain_http || is_loopback_host(&url) => {}
+            "http" => {
+                return Err(ClientError::Setup(format!(
+                    "registry url {} is plain http to a non-loopback host; use https or set allow_plain_http = true",
+                    cfg.url
+                )))
+            }
+            other => {
+                return Err(ClientError::Setup(format!(
+                    "registry url scheme {other:?} is not http or https"
+                )))
+            }
+        }
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(cfg.connect_timeout))
+            .timeout(Duration::from_secs(cfg.timeout))
+            .user_agent(concat!("twostep/", env!("CARGO_PKG_VERSION")));
+        if let Some(proxy) = &cfg.proxy {
+            let p = reqwest::Proxy::all(proxy)
+                .map_err(|e| ClientError::Setup(format!("proxy {proxy:?}: {e}")))?;
+            builder = builder.proxy(p);
+        }
+        if let Some(ca) = &cfg.ca_file {
+            let pem = std::fs::read(ca).map_err(|source| ConfigError::Io {
+                path: ca.clone(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ClientError::Setup(format!(
+                    "{}: not a PEM certificate bundle: {e}",
+                    ca.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(ClientError::Setup(format!(
+                    "{}: no certificate in the file",
+                    ca.display()
+                )));
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Setup(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base: cfg.url.trim_end_matches('/').to_owned(),
+            credential,
+        })
+    }
+
+    /// A host client: the credential is read from `[registry].api_key_file`
+    /// (which must be root-owned, mode 0600).
+    ///
+    /// # Errors
+    /// [`ClientError::Setup`] when no key file is configured, [`ClientError::Config`]
+    /// when it is unsafe or unreadable, and as [`RegistryClient::new`].
+    pub fn for_host(cfg: &RegistryClientConfig) -> Result<Self, ClientError> {
+        let path = cfg.api_key_file.as_deref().ok_or_else(|| {
+            ClientError::Setup("[registry] has no api_key_file for this host".into())
+        })?;
+        Self::new(cfg, read_secret_file(path)?)
+    }
+
+    /// An admin client with the token from `token_file`.
+    ///
+    /// # Errors
+    /// As [`RegistryClient::for_host`].
+    pub fn for_admin(cfg: &RegistryClientConfig, token_file: &Path) -> Result<Self, ClientError> {
+        Self::new(cfg, read_secret_file(token_file)?)
+    }
+
+    async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: HttpMethod,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Option<T>, ClientError> {
+        let token = self
+            .credential
+            .expose_str()
+            .ok_or_else(|| ClientError::Setup("credential file is not UTF-8 text".into()))?;
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{}: {}", self.base, error_chain(&e))))?;
+        let status = resp.status();
+        if status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{}: {}", self.base, error_chain(&e))))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ClientError::Protocol(format!("{path}: {e}")));
+        }
+        let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+        let (code, message) = body.map_or_else(
+            || {
+                (
+                    String::from("http_error"),
+                    String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                )
+            },
+            |b| (b.error, b.message),
+        );
+        if status.is_server_error() {
+            return Err(ClientError::Unreachable(format!(
+                "{} answered {status}: {message}",
+                self.base
+            )));
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(ClientError::Refused {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            code,
+            message,
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send::<(), T>(HttpMethod::GET, path, None)
+            .await?
+            .ok_or_else(|| ClientError::Protocol(format!("{path}: empty answer")))
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.send(HttpMethod::POST, path, Some(body))
+            .await?
+            .ok_or_else(|| ClientError::Protocol(format!("{path}: empty answer")))
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.send::<(), serde_json::Value>(HttpMethod::DELETE, path, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET /v1/health`.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.get(HEALTH_PATH).await
+    }
+
+    // ---- host calls -------------------------------------------------------
+
+    /// A user's registrations; `Ok(None)` when the registry has no such user.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn registrations(
+        &self,
+        username: &str,
+    ) -> Result<Option<Registrations>, ClientError> {
+        match self
+            .get(&format!("/v1/host/users/{}/registrations", seg(username)))
+            .await
+        {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.api_code() == Some("unknown_user") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks the registry to verify (and on success consume) a code.
+    ///
+    /// # Errors
+    /// See [`ClientError`]; a malformed code is `Api { code: "invalid_code_format" }`.
+    pub async fn verify(&self, req: &VerifyRequest) -> Result<VerifyResponse, ClientError> {
+        self.post("/v1/host/verify", req).await
+    }
+
+    // ---- admin calls ------------------------------------------------------
+
+    /// Creates a user.
+    ///
+    /// # Errors
+    /// See [`ClientError`]; `Api { status: 409 }` when the user exists.
+    pub async fn create_user(&self, req: &CreateUser) -> Result<User, ClientError> {
+        self.post("/v1/admin/users", req).await
+    }
+
+    /// Lists users.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn list_users(&self) -> Result<Vec<User>, ClientError> {
+        self.get("/v1/admin/users").await
+    }
+
+    /// One user.
+    ///
+    /// # Errors
+    /// See [`ClientError`]; `Api { status: 404 }` for an unknown user.
+    pub async fn user(&self, username: &str) -> Result<User, ClientError> {
+        self.get(&format!("/v1/admin/users/{}", seg(username)))
+            .await
+    }
+
+    /// Changes a user (disable / enable).
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn update_user(&self, username: &str, req: &UpdateUser) -> Result<User, ClientError> {
+        self.send(
+            HttpMethod::PATCH,
+            &format!("/v1/admin/users/{}", seg(username)),
+            Some(req),
+        )
+        .await?
+        .ok_or_else(|| ClientError::Protocol("empty answer".into()))
+    }
+
+    /// Deletes a user and their methods.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn delete_user(&self, username: &str) -> Result<(), ClientError> {
+        self.delete(&format!("/v1/admin/users/{}", seg(username)))
+            .await
+    }
+
+    /// Clears a user's lockout and failure count.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn unlock_user(&self, username: &str) -> Result<User, ClientError> {
+        self.post(&format!("/v1/admin/users/{}/unlock", seg(username)), &())
+            .await
+    }
+
+    /// Enrols a TOTP method; the answer holds the secret, this once.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn enrol_totp(
+        &self,
+        username: &str,
+        req: &EnrolTotp,
+    ) -> Result<TotpEnrolment, ClientError> {
+        self.post(
+            &format!("/v1/admin/users/{}/methods/totp", seg(username)),
+            req,
+        )
+        .await
+    }
+
+    /// Deletes one method.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn delete_method(&self, username: &str, id: i64) -> Result<(), ClientError> {
+        self.delete(&format!("/v1/admin/users/{}/methods/{id}", seg(username)))
+            .await
+    }
+
+    /// Deletes all of a user's methods (a user who changed phone).
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn reset_methods(&self, username: &str) -> Result<(), ClientError> {
+        self.delete(&format!("/v1/admin/users/{}/methods", seg(username)))
+            .await
+    }
+
+    /// Adds a host; the answer holds its API key, this once.
+    ///
+    /// # Errors
+    /// See [`ClientError`]; `Api { status: 409 }` when the name is taken.
+    pub async fn create_host(&self, req: &CreateHost) -> Result<HostCreated, ClientError> {
+        self.post("/v1/admin/hosts", req).await
+    }
+
+    /// Lists hosts.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn list_hosts(&self) -> Result<Vec<Host>, ClientError> {
+        self.get("/v1/admin/hosts").await
+    }
+
+    /// Revokes a host's API key.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn revoke_host(&self, name: &str) -> Result<(), ClientError> {
+        self.delete(&format!("/v1/admin/hosts/{}", seg(name))).await
+    }
+
+    /// The newest `limit` audit events.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEvent>, ClientError> {
+        self.get(&format!("/v1/admin/audit?limit={limit}")).await
+    }
+}
+
+fn is_loopback_host(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// The error and its causes on one line ("error sending request: connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: &str) -> RegistryClientConfig {
+        RegistryClientConfig {
+            url: url.into(),
+            api_key_file: None,
+            admin_token_file: None,
+            ca_file: None,
+            allow_plain_http: false,
+            proxy: None,
+            connect_timeout: 1,
+            timeout: 1,
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        let key = || Secret::new(b"k".to_vec());
+        assert!(RegistryClient::new(&cfg("http://127.0.0.1:1"), key()).is_ok());
+        assert!(RegistryClient::new(&cfg("http://localhost:1"), key()).is_ok());
+        assert!(RegistryClient::new(&cfg("http://[::1]:1"), key()).is_ok());
+        let e = RegistryClient::new(&cfg("http://192.0.2.1:1"), key()).unwrap_err();
+        assert!(matches!(e, ClientError::Setup(_)), "{e}");
+        let mut c = cfg("http://192.0.2.1:1");
+        c.allow_plain_http = true;
+        assert!(RegistryClient::new(&c, key()).is_ok());
+        assert!(RegistryClient::new(&cfg("https://registry.example:1"), key()).is_ok());
+        assert!(RegistryClient::new(&cfg("ftp://x"), key()).is_err());
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(
+            seg("alice smith@example.com"),
+            "alice%20smith%40example.com"
+        );
+        assert_eq!(seg("../x"), "..%2Fx");
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_unreachable() {
+        // Bind then drop to get a port nobody listens on.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = RegistryClient::new(
+            &cfg(&format!("http://127.0.0.1:{port}")),
+            Secret::new(b"k".to_vec()),
+        )
+        .unwrap();
+        let e = c.health().await.unwrap_err();
+        assert!(e.is_unreachable(), "{e}");
+    }
+}

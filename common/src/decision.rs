@@ -1,0 +1,138 @@
+//! The second-factor decision shared by the PAM module and the RADIUS
+//! server: a pure function from the registry's answer (or its absence) and
+//! the local policy to what the front end must do.
+//!
+//! | input | [`Decision`] | PAM | RADIUS |
+//! |---|---|---|---|
+//! | `accept` | `Verified` | `PAM_SUCCESS` | Access-Accept |
+//! | `reject` | `WrongCode` | `PAM_AUTH_ERR` (re-prompt; `PAM_MAXTRIES` at the end) | Access-Reject "code refused" |
+//! | `locked` | `Denied(Locked)` | `PAM_PERM_DENIED` | Access-Reject "account locked" |
+//! | `disabled` | `Denied(Disabled)` | `PAM_PERM_DENIED` | Access-Reject "account disabled" |
+//! | `not_enrolled` / `unknown_user`, policy `deny` | `Denied(NotEnrolled)` | `PAM_PERM_DENIED` | Access-Reject "second factor not set up" |
+//! | `not_enrolled` / `unknown_user`, policy `ignore` | `Ignore` | `PAM_IGNORE` | (RADIUS has no "ignore": Access-Reject) |
+//! | registry unreachable, fail mode `closed` | `Unavailable` | `PAM_AUTHINFO_UNAVAIL` | Access-Reject |
+//! | registry unreachable, fail mode `open` | `FailOpen` | `PAM_SUCCESS`, logged at warning | Access-Accept, logged at warning |
+
+use crate::api::VerifyResult;
+use twostep_config::{FailMode, UnenrolledPolicy};
+
+/// Why a user is refused outright (no retry helps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// Locked out after too many failures.
+    Locked,
+    /// Disabled by an admin.
+    Disabled,
+    /// No method registered (or unknown to the registry) and policy `deny`.
+    NotEnrolled,
+}
+
+impl DenyReason {
+    /// Short text for logs and Reply-Message.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Locked => "account locked",
+            Self::Disabled => "account disabled",
+            Self::NotEnrolled => "second factor not set up",
+        }
+    }
+}
+
+/// What a front end does with one verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The second factor passed.
+    Verified,
+    /// Wrong, expired or replayed code; the user may try again.
+    WrongCode,
+    /// Refused; trying again does not help.
+    Denied(DenyReason),
+    /// Unenrolled user under policy `ignore`: step aside.
+    Ignore,
+    /// Registry unreachable and fail mode `closed`.
+    Unavailable,
+    /// Registry unreachable and fail mode `open`: let through, log a warning.
+    FailOpen,
+}
+
+impl Decision {
+    /// Short text for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::WrongCode => "code refused",
+            Self::Denied(r) => r.message(),
+            Self::Ignore => "ignored (not enrolled)",
+            Self::Unavailable => "registry unavailable",
+            Self::FailOpen => "registry unavailable, fail-open",
+        }
+    }
+}
+
+/// Decides from the registry's verdict on a code.
+pub fn from_result(result: VerifyResult, unenrolled: UnenrolledPolicy) -> Decision {
+    match result {
+        VerifyResult::Accept => Decision::Verified,
+        VerifyResult::Reject => Decision::WrongCode,
+        VerifyResult::Locked => Decision::Denied(DenyReason::Locked),
+        VerifyResult::Disabled => Decision::Denied(DenyReason::Disabled),
+        VerifyResult::NotEnrolled | VerifyResult::UnknownUser => match unenrolled {
+            UnenrolledPolicy::Deny => Decision::Denied(DenyReason::NotEnrolled),
+            UnenrolledPolicy::Ignore => Decision::Ignore,
+        },
+    }
+}
+
+/// Decides when the registry could not be reached.
+pub fn unreachable(fail_mode: FailMode) -> Decision {
+    match fail_mode {
+        FailMode::Closed => Decision::Unavailable,
+        FailMode::Open => Decision::FailOpen,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_accept_verifies() {
+        for r in [
+            VerifyResult::Reject,
+            VerifyResult::Locked,
+            VerifyResult::NotEnrolled,
+            VerifyResult::UnknownUser,
+            VerifyResult::Disabled,
+        ] {
+            for p in [UnenrolledPolicy::Deny, UnenrolledPolicy::Ignore] {
+                assert_ne!(from_result(r, p), Decision::Verified, "{r:?} {p:?}");
+            }
+        }
+        assert_eq!(
+            from_result(VerifyResult::Accept, UnenrolledPolicy::Deny),
+            Decision::Verified
+        );
+    }
+
+    #[test]
+    fn unenrolled_follows_policy() {
+        assert_eq!(
+            from_result(VerifyResult::NotEnrolled, UnenrolledPolicy::Deny),
+            Decision::Denied(DenyReason::NotEnrolled)
+        );
+        assert_eq!(
+            from_result(VerifyResult::UnknownUser, UnenrolledPolicy::Ignore),
+            Decision::Ignore
+        );
+        assert_eq!(
+            from_result(VerifyResult::Locked, UnenrolledPolicy::Ignore),
+            Decision::Denied(DenyReason::Locked)
+        );
+    }
+
+    #[test]
+    fn fail_mode() {
+        assert_eq!(unreachable(FailMode::Closed), Decision::Unavailable);
+        assert_eq!(unreachable(FailMode::Open), Decision::FailOpen);
+    }
+}

@@ -1,0 +1,16 @@
+//! The twostep core, shared by every front end.
+//!
+//! - [`totp`]: RFC 6238 verification with a skew window and the replay rule
+//!   (run inside the registry, where the secrets are), secret generation and
+//!   `otpauth://` URIs.
+//! - [`api`]: the registry's wire types, used by server and clients alike so
+//!   they cannot drift.
+//! - [`client`]: the registry client (reqwest, rustls) for hosts and the CLI.
+//! - [`decision`]: how a registry answer becomes a front end's answer.
+//!
+//! Nothing here knows about PAM, RADIUS or HTTP servers.
+
+pub mod api;
+pub mod client;
+pub mod decision;
+pub mod totp;

@@ -1,0 +1,96 @@
+use std::path::{Path, PathBuf};
+
+/// Errors from reading the configuration file or a secret file.
+///
+/// `Display` gives one line for people: `FILE:LINE:COL: message` for
+/// problems inside the TOML file, `FILE: message` for file-level problems.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Syntax error, unknown key, wrong type or invalid value, at a place in the file.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (characters).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A table that this component needs is absent.
+    #[error("the configuration has no [{0}] table")]
+    Missing(&'static str),
+    /// A secret file is unsafe or unusable (wrong owner, mode, empty).
+    #[error("{}: {reason}", path.display())]
+    Secret {
+        /// The file.
+        path: PathBuf,
+        /// Why it was refused, with the fix.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn from_toml(path: &Path, text: &str, e: &toml::de::Error) -> Self {
+        let offset = e.span().map_or(0, |s| s.start);
+        let (line, column) = line_column(text, offset);
+        // toml's message may span several lines; keep one line for logs.
+        let message = e
+            .message()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self::Parse {
+            path: path.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// An error placed at the first line that sets `key`, or at 1:1.
+    pub(crate) fn at_key(path: &Path, text: &str, key: &str, message: String) -> Self {
+        let mut offset = 0;
+        for l in text.split_inclusive('\n') {
+            let t = l.trim_start();
+            if let Some(rest) = t.strip_prefix(key) {
+                if rest.trim_start().starts_with('=') {
+                    offset += l.len() - t.len();
+                    break;
+                }
+            }
+            offset += l.len();
+        }
+        if offset >= text.len() {
+            offset = 0;
+        }
+        let (line, column) = line_column(text, offset);
+        Self::Parse {
+            path: path.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+/// 1-based (line, column) of byte `offset` in `text`; columns count characters.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..offset].chars().count() + 1;
+    (line, column)
+}

@@ -1,0 +1,524 @@
+//! The twostep configuration file, `/etc/twostep/twostep.toml`.
+//!
+//! One TOML file configures every component; each reads the tables it needs:
+//!
+//! | table        | read by                                   |
+//! |--------------|-------------------------------------------|
+//! | `[api]`      | `twostep-api`, the central registry       |
+//! | `[registry]` | every client of the registry: `pam_twostep.so`, `twostep-radiusd`, `twostep` |
+//! | `[pam]`      | `pam_twostep.so`                          |
+//! | `[radius]`   | `twostep-radiusd`                         |
+//!
+//! Every table denies unknown keys. A wrong key, type or value is reported as
+//! `FILE:LINE:COL: message` ([`ConfigError::Parse`]). Secrets are never in the
+//! file itself: `*_file` keys name files that [`read_secret_file`] refuses when
+//! they are group- or world-accessible or owned by someone other than root or
+//! the running user.
+//!
+//! A commented example lives in `packaging/twostep.toml`.
+
+mod error;
+mod secret;
+
+pub use error::ConfigError;
+pub use secret::{check_secret_file, read_secret_file, Secret};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default path of the configuration file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/twostep/twostep.toml";
+
+/// The only configuration format version this build understands.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Format version; must be [`CONFIG_VERSION`].
+    pub version: u32,
+    /// The registry server (`twostep-api`).
+    pub api: Option<ApiConfig>,
+    /// How clients reach the registry.
+    pub registry: Option<RegistryClientConfig>,
+    /// The PAM module's policy.
+    #[serde(default)]
+    pub pam: PamConfig,
+    /// The RADIUS server.
+    pub radius: Option<RadiusConfig>,
+}
+
+/// `[api]`: the central registry server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address and port to listen on, e.g. `"127.0.0.1:8443"`.
+    pub listen: SocketAddr,
+    /// Database URL: `sqlite:///var/lib/twostep/registry.db` (created if
+    /// missing) or `postgres://user@host/db`.
+    pub database: String,
+    /// File with the 32-byte key that encrypts TOTP secrets at rest (AEAD).
+    /// Created with random content and mode 0600 on first start if missing.
+    pub secret_key_file: PathBuf,
+    /// File holding the admin token (one line). Admin requests must present
+    /// it as `Authorization: Bearer TOKEN`.
+    pub admin_token_file: PathBuf,
+    /// PEM certificate chain for HTTPS. Without `tls_cert_file` and
+    /// `tls_key_file` the registry speaks plain HTTP, which is refused unless
+    /// `listen` is a loopback address or `allow_plain_http = true`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    pub tls_key_file: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address. Default `false`.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+    /// Issuer shown in authenticator apps (`otpauth://` issuer). Default `"twostep"`.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// Largest accepted request body, in bytes. Default 65536.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// TOTP verification parameters.
+    #[serde(default)]
+    pub totp: TotpConfig,
+    /// Failure counting and lockout.
+    #[serde(default)]
+    pub lockout: LockoutConfig,
+}
+
+fn default_issuer() -> String {
+    "twostep".to_owned()
+}
+
+fn default_max_body_bytes() -> usize {
+    65536
+}
+
+/// `[api.totp]`: RFC 6238 parameters for newly enrolled methods and the
+/// verification window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfig {
+    /// Accepted time steps either side of the current one (RFC 6238 §6).
+    /// Default 1 (±30 s with the default step).
+    #[serde(default = "default_skew")]
+    pub skew_steps: u8,
+}
+
+impl Default for TotpConfig {
+    fn default() -> Self {
+        Self {
+            skew_steps: default_skew(),
+        }
+    }
+}
+
+fn default_skew() -> u8 {
+    1
+}
+
+/// `[api.lockout]`: after `max_failures` failed verifications within
+/// `window_seconds` a user is locked for `lock_seconds`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutConfig {
+    /// Failures that trigger a lockout. Default 5.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// Window in which failures are counted, in seconds. Default 600.
+    #[serde(default = "default_window")]
+    pub window_seconds: u64,
+    /// Lockout duration, in seconds. Default 300.
+    #[serde(default = "default_lock")]
+    pub lock_seconds: u64,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        Self {
+            max_failures: default_max_failures(),
+            window_seconds: default_window(),
+            lock_seconds: default_lock(),
+        }
+    }
+}
+
+fn default_max_failures() -> u32 {
+    5
+}
+fn default_window() -> u64 {
+    600
+}
+fn default_lock() -> u64 {
+    300
+}
+
+/// `[registry]`: how the PAM module, the RADIUS server and the CLI reach the
+/// registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryClientConfig {
+    /// Base URL, e.g. `"https://registry.example.com:8443"`. `http://` is
+    /// accepted only for loopback hosts unless `allow_plain_http = true`.
+    pub url: String,
+    /// File holding this host's API key (one line), as printed once by
+    /// `twostep host add`.
+    pub api_key_file: Option<PathBuf>,
+    /// File holding the admin token, for the `twostep` CLI. Defaults to
+    /// `[api].admin_token_file` when the same file configures both.
+    pub admin_token_file: Option<PathBuf>,
+    /// PEM file with CA certificates to trust instead of the system roots
+    /// (private CAs).
+    pub ca_file: Option<PathBuf>,
+    /// Allow `http://` to a non-loopback registry. Default `false`.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+    /// HTTP(S) proxy URL. Proxy environment variables are never used.
+    pub proxy: Option<String>,
+    /// TCP/TLS connect timeout, in seconds. Default 2.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: u64,
+    /// Deadline for one whole request, in seconds. Default 5.
+    #[serde(default = "default_request_timeout")]
+    pub timeout: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    2
+}
+fn default_request_timeout() -> u64 {
+    5
+}
+
+/// What happens when the registry cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Refuse the login (`PAM_AUTHINFO_UNAVAIL`, Access-Reject). The default.
+    #[default]
+    Closed,
+    /// Let the login through without a second factor, logged at warning level.
+    Open,
+}
+
+/// What a user with no registered method gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnenrolledPolicy {
+    /// Refuse. The default.
+    #[default]
+    Deny,
+    /// Step aside (`PAM_IGNORE`): the rest of the stack decides. For onboarding.
+    Ignore,
+}
+
+/// `[pam]`: the PAM module's policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PamConfig {
+    /// Prompt shown for the code. Default `"Verification code: "`.
+    #[serde(default = "default_prompt")]
+    pub prompt: String,
+    /// Prompt shown in `forward_pass` mode. Default `"Password and verification code: "`.
+    #[serde(default = "default_forward_prompt")]
+    pub forward_pass_prompt: String,
+    /// Prompts for a code before `PAM_MAXTRIES`. Default 3.
+    #[serde(default = "default_max_tries")]
+    pub max_tries: u32,
+    /// If non-empty, only members of these groups must pass a second factor.
+    #[serde(default)]
+    pub require_groups: Vec<String>,
+    /// Members of these groups are exempt (`PAM_IGNORE`).
+    #[serde(default)]
+    pub exempt_groups: Vec<String>,
+    /// Logins from these networks (PAM_RHOST, CIDR) are exempt (`PAM_IGNORE`).
+    #[serde(default)]
+    pub exempt_networks: Vec<IpNet>,
+    /// What unenrolled users get. Default `deny`.
+    #[serde(default)]
+    pub unenrolled: UnenrolledPolicy,
+    /// What happens when the registry is unreachable. Default `closed`.
+    #[serde(default)]
+    pub fail_mode: FailMode,
+    /// Deadline for the whole `pam_sm_authenticate` call, in seconds, prompts
+    /// excluded. Default 15, well under sshd's LoginGraceTime (120 s).
+    #[serde(default = "default_pam_total_timeout")]
+    pub total_timeout: u64,
+}
+
+impl Default for PamConfig {
+    fn default() -> Self {
+        Self {
+            prompt: default_prompt(),
+            forward_pass_prompt: default_forward_prompt(),
+            max_tries: default_max_tries(),
+            require_groups: Vec::new(),
+            exempt_groups: Vec::new(),
+            exempt_networks: Vec::new(),
+            unenrolled: UnenrolledPolicy::default(),
+            fail_mode: FailMode::default(),
+            total_timeout: default_pam_total_timeout(),
+        }
+    }
+}
+
+fn default_prompt() -> String {
+    "Verification code: ".to_owned()
+}
+fn default_forward_prompt() -> String {
+    "Password and verification code: ".to_owned()
+}
+fn default_max_tries() -> u32 {
+    3
+}
+fn default_pam_total_timeout() -> u64 {
+    15
+}
+
+/// How a RADIUS client's Access-Request carries the second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RadiusMode {
+    /// User-Password is the code; no primary password.
+    OtpOnly,
+    /// User-Password is `password<delimiter>code`, split on the last delimiter.
+    Append,
+    /// Password first, then Access-Challenge (State + Reply-Message) for the code.
+    Challenge,
+}
+
+/// `[radius]`: the RADIUS server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusConfig {
+    /// Address and port to listen on. Default `0.0.0.0:1812`.
+    #[serde(default = "default_radius_listen")]
+    pub listen: SocketAddr,
+    /// File with the key that seals challenge State (AEAD). Servers of a pool
+    /// share it.
+    pub state_key_file: PathBuf,
+    /// Lifetime of a challenge State, in seconds (at most 300). Default 120.
+    #[serde(default = "default_state_lifetime")]
+    pub state_lifetime: u64,
+    /// Requests worked on at once; more are dropped (the NAS retransmits).
+    /// Default 256.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// What happens when the registry is unreachable. Default `closed`.
+    #[serde(default)]
+    pub fail_mode: FailMode,
+    /// The NASes allowed to send requests.
+    #[serde(default, rename = "client")]
+    pub clients: Vec<RadiusClientConfig>,
+    /// Upstream RADIUS servers that check primary passwords.
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<RadiusUpstreamConfig>,
+}
+
+fn default_radius_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 1812))
+}
+fn default_state_lifetime() -> u64 {
+    120
+}
+fn default_max_in_flight() -> usize {
+    256
+}
+
+/// `[[radius.client]]`: one NAS (or a network of them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusClientConfig {
+    /// Name used in logs and audit records.
+    pub name: String,
+    /// Source address or CIDR network of the NAS.
+    pub address: IpNet,
+    /// File holding the shared secret (RFC 2865 §3).
+    pub secret_file: PathBuf,
+    /// How the second factor arrives. Default `otp-only`.
+    #[serde(default = "default_mode")]
+    pub mode: RadiusMode,
+    /// Delimiter between password and code in `append` mode. Default `","`.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    /// Require Message-Authenticator on Access-Request (RFC 3579 §3.2).
+    /// Default `true`; `false` marks a legacy NAS.
+    #[serde(default = "default_true")]
+    pub require_message_authenticator: bool,
+    /// Name of the `[[radius.upstream]]` that checks the primary password, or
+    /// `"none"`. Default `"none"`.
+    #[serde(default = "default_primary")]
+    pub primary: String,
+}
+
+fn default_mode() -> RadiusMode {
+    RadiusMode::OtpOnly
+}
+fn default_delimiter() -> String {
+    ",".to_owned()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_primary() -> String {
+    "none".to_owned()
+}
+
+/// `[[radius.upstream]]`: a RADIUS server that checks primary passwords (PAP proxy).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusUpstreamConfig {
+    /// Name that clients refer to in `primary`.
+    pub name: String,
+    /// Address and port, e.g. `"10.0.0.5:1812"`.
+    pub address: SocketAddr,
+    /// File holding the shared secret for this leg.
+    pub secret_file: PathBuf,
+    /// Wait for one answer, in seconds. Default 3.
+    #[serde(default = "default_upstream_timeout")]
+    pub timeout: u64,
+    /// Retransmissions after the first try. Default 2.
+    #[serde(default = "default_upstream_retries")]
+    pub retries: u32,
+}
+
+fn default_upstream_timeout() -> u64 {
+    3
+}
+fn default_upstream_retries() -> u32 {
+    2
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] when the file cannot be read, [`ConfigError::Parse`]
+    /// (`FILE:LINE:COL: message`) for syntax, unknown keys, wrong types or
+    /// values, [`ConfigError::Invalid`] for rules spanning several keys.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` is used in error messages only.
+    ///
+    /// # Errors
+    /// As [`Config::load`], less I/O.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+        config.validate(path, text)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let at = |key: &str, message: String| ConfigError::at_key(path, text, key, message);
+        if self.version != CONFIG_VERSION {
+            return Err(at(
+                "version",
+                format!(
+                    "unsupported config version {} (this build reads version {CONFIG_VERSION})",
+                    self.version
+                ),
+            ));
+        }
+        if let Some(api) = &self.api {
+            if api.tls_cert_file.is_some() != api.tls_key_file.is_some() {
+                return Err(at(
+                    "tls_cert_file",
+                    "tls_cert_file and tls_key_file must be set together".into(),
+                ));
+            }
+            if api.lockout.max_failures == 0 {
+                return Err(at("max_failures", "max_failures must be at least 1".into()));
+            }
+            if api.totp.skew_steps > 10 {
+                return Err(at("skew_steps", "skew_steps must be at most 10".into()));
+            }
+        }
+        if let Some(reg) = &self.registry {
+            if !(reg.url.starts_with("https://") || reg.url.starts_with("http://")) {
+                return Err(at("url", "url must start with https:// or http://".into()));
+            }
+            if reg.connect_timeout == 0 || reg.timeout == 0 {
+                return Err(at("timeout", "timeouts must be at least 1 second".into()));
+            }
+        }
+        if self.pam.max_tries == 0 {
+            return Err(at("max_tries", "max_tries must be at least 1".into()));
+        }
+        if self.pam.total_timeout == 0 {
+            return Err(at(
+                "total_timeout",
+                "total_timeout must be at least 1".into(),
+            ));
+        }
+        if let Some(radius) = &self.radius {
+            if radius.state_lifetime == 0 || radius.state_lifetime > 300 {
+                return Err(at(
+                    "state_lifetime",
+                    "state_lifetime must be between 1 and 300 seconds".into(),
+                ));
+            }
+            if radius.max_in_flight == 0 {
+                return Err(at(
+                    "max_in_flight",
+                    "max_in_flight must be at least 1".into(),
+                ));
+            }
+            for client in &radius.clients {
+                if client.delimiter.is_empty() {
+                    return Err(at("delimiter", "delimiter must not be empty".into()));
+                }
+                if client.primary != "none"
+                    && !radius.upstreams.iter().any(|u| u.name == client.primary)
+                {
+                    return Err(at(
+                        "primary",
+                        format!(
+                            "client {:?}: primary {:?} names no [[radius.upstream]]",
+                            client.name, client.primary
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The `[api]` table, or an error naming it.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] when the table is absent.
+    pub fn api(&self) -> Result<&ApiConfig, ConfigError> {
+        self.api.as_ref().ok_or(ConfigError::Missing("api"))
+    }
+
+    /// The `[registry]` table, or an error naming it.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] when the table is absent.
+    pub fn registry(&self) -> Result<&RegistryClientConfig, ConfigError> {
+        self.registry
+            .as_ref()
+            .ok_or(ConfigError::Missing("registry"))
+    }
+
+    /// The `[radius]` table, or an error naming it.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] when the table is absent.
+    pub fn radius(&self) -> Result<&RadiusConfig, ConfigError> {
+        self.radius.as_ref().ok_or(ConfigError::Missing("radius"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

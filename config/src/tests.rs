@@ -1,0 +1,138 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+const FULL: &str = r#"
+version = 1
+
+[api]
+listen = "127.0.0.1:8443"
+database = "sqlite:///tmp/x.db"
+secret_key_file = "/tmp/k"
+admin_token_file = "/tmp/t"
+
+[api.lockout]
+max_failures = 3
+
+[registry]
+url = "http://127.0.0.1:8443"
+api_key_file = "/tmp/host.key"
+
+[pam]
+exempt_networks = ["10.0.0.0/8", "192.0.2.7/32"]
+unenrolled = "ignore"
+
+[radius]
+listen = "127.0.0.1:1812"
+state_key_file = "/tmp/s"
+
+[[radius.client]]
+name = "vpn"
+address = "127.0.0.1/32"
+secret_file = "/tmp/c"
+mode = "append"
+primary = "corp"
+
+[[radius.upstream]]
+name = "corp"
+address = "127.0.0.1:1645"
+secret_file = "/tmp/u"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/twostep/twostep.toml"))
+}
+
+#[test]
+fn full_example_parses_with_defaults() {
+    let c = parse(FULL).unwrap();
+    let api = c.api().unwrap();
+    assert_eq!(api.lockout.max_failures, 3);
+    assert_eq!(api.lockout.window_seconds, 600);
+    assert_eq!(api.lockout.lock_seconds, 300);
+    assert_eq!(api.totp.skew_steps, 1);
+    assert_eq!(c.pam.max_tries, 3);
+    assert_eq!(c.pam.unenrolled, UnenrolledPolicy::Ignore);
+    assert_eq!(c.pam.fail_mode, FailMode::Closed);
+    assert_eq!(c.pam.exempt_networks.len(), 2);
+    let r = c.radius().unwrap();
+    assert_eq!(r.clients[0].mode, RadiusMode::Append);
+    assert!(r.clients[0].require_message_authenticator);
+    assert_eq!(r.upstreams[0].retries, 2);
+}
+
+#[test]
+fn packaged_example_is_valid() {
+    let text = include_str!("../../packaging/twostep.toml");
+    parse(text).unwrap();
+}
+
+#[test]
+fn unknown_key_names_line_and_column() {
+    let text = "version = 1\n[pam]\nmax_trys = 3\n";
+    let e = parse(text).unwrap_err().to_string();
+    assert!(e.starts_with("/etc/twostep/twostep.toml:3:1: "), "got {e}");
+    assert!(e.contains("max_trys"), "got {e}");
+}
+
+#[test]
+fn wrong_type_and_bad_cidr_are_placed() {
+    let e = parse("version = 1\n[pam]\nmax_tries = \"three\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(":3:13: "), "got {e}");
+    let e = parse("version = 1\n[pam]\nexempt_networks = [\"10.0.0.0/33\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(":3:"), "got {e}");
+}
+
+#[test]
+fn cross_key_rules_are_placed() {
+    let e = parse("version = 2\n").unwrap_err().to_string();
+    assert!(e.contains(":1:1: unsupported config version 2"), "got {e}");
+    let e = parse("version = 1\n\n[pam]\nmax_tries = 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(":4:1: max_tries must be at least 1"), "got {e}");
+    let bad_primary = FULL.replace("primary = \"corp\"", "primary = \"nope\"");
+    let e = parse(&bad_primary).unwrap_err().to_string();
+    assert!(e.contains("names no [[radius.upstream]]"), "got {e}");
+}
+
+#[test]
+fn missing_table_is_named() {
+    let c = parse("version = 1\n").unwrap();
+    assert_eq!(
+        c.radius().unwrap_err().to_string(),
+        "the configuration has no [radius] table"
+    );
+}
+
+#[test]
+fn secret_file_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("secret");
+    std::fs::write(&p, "s3cret\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let s = read_secret_file(&p).unwrap();
+    assert_eq!(s.expose(), b"s3cret");
+    assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let e = read_secret_file(&p).unwrap_err().to_string();
+    assert!(e.contains("mode 0640"), "got {e}");
+    assert!(e.contains("chmod 600"), "got {e}");
+
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o604)).unwrap();
+    assert!(read_secret_file(&p).is_err());
+
+    std::fs::write(&p, "\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(read_secret_file(&p)
+        .unwrap_err()
+        .to_string()
+        .contains("empty"));
+
+    let e = read_secret_file(&dir.path().join("absent")).unwrap_err();
+    assert!(matches!(e, ConfigError::Io { .. }));
+}

@@ -1,0 +1,1 @@
+//! pam_twostep.so (being built).
