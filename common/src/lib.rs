@@ -7,10 +7,12 @@
 //!   they cannot drift.
 //! - [`client`]: the registry client (reqwest, rustls) for hosts and the CLI.
 //! - [`decision`]: how a registry answer becomes a front end's answer.
+//! - [`policy`]: the PAM module's local policy and prompt loop, free of PAM.
 //!
 //! Nothing here knows about PAM, RADIUS or HTTP servers.
 
 pub mod api;
 pub mod client;
 pub mod decision;
+pub mod policy;
 pub mod totp;
