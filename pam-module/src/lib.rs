@@ -1,1 +1,23 @@
-//! pam_twostep.so (being built).
+//! `pam_twostep.so`: the twostep second factor for SSH, console login and
+//! sudo.
+//!
+//! A thin PAM front end over the core in `twostep-common`: the `auth` hook
+//! asks the registry for the user's registrations, prompts for a code with
+//! echo off, and answers with the PAM result the registry's verdict maps to
+//! (see [`auth`] and DESIGN.md "PAM results"). Policy (exemptions, the tries
+//! loop, the password+code split) lives in `twostep_common::policy`.
+//!
+//! - [`args`]: module arguments (`config=`, `debug`, `forward_pass`,
+//!   `try_first_pass`, `use_first_pass`).
+//! - [`auth`]: the `auth` flow, written against [`auth::PamIo`].
+//! - `glue`: the only FFI; the `pam_sm_*` symbols, pam-bindings, libpam
+//!   declarations, each `unsafe` with its `// SAFETY:` note.
+//!
+//! Non-features: no password checking of its own (stack `pam_unix` for
+//! that), no push approvals yet, no global state, no threads left behind.
+
+pub mod args;
+pub mod auth;
+mod glue;
+
+pub use glue::Twostep;
