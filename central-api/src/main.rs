@@ -1,1 +1,47 @@
-fn main() {}
+//! `twostep-api --config FILE`: the central registry.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// twostep central registry: users, methods, hosts, verification, audit.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Example:\n  twostep-api --config /etc/twostep/twostep.toml\n\nLog filter: RUST_LOG (default info)."
+)]
+struct Args {
+    /// Configuration file (its [api] table).
+    #[arg(long, value_name = "FILE", default_value = twostep_config::DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let line = format!("{e:#}").replace('\n', " ");
+            tracing::error!("{line}");
+            eprintln!("twostep-api: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let config = twostep_config::Config::load(&args.config)?;
+    let api = config.api()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(twostep_api::server::run(api))?;
+    Ok(())
+}

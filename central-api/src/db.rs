@@ -1,0 +1,298 @@
+//! Storage: one schema on SQLite (embedded, WAL) or PostgreSQL, through
+//! sqlx's `Any` driver so every query is written once. Both accept `$N`
+//! placeholders; types are kept to BIGINT and TEXT so they decode alike.
+//!
+//! Every check-and-record that must be race-free is one statement whose
+//! `WHERE` clause holds the check (see [`crate::verify`]); multi-statement
+//! changes run in a transaction whose first statement writes, so SQLite
+//! takes its write lock up front (no lock upgrade, no `SQLITE_BUSY` midway).
+
+use crate::error::StartupError;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which database the URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Longest wait for a database connection, at startup and per request.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The URL with any password replaced by `***`, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The backend named by `url`'s scheme.
+///
+/// # Errors
+/// [`StartupError::Database`] for another scheme.
+pub fn backend_of(url: &str) -> Result<Backend, StartupError> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(StartupError::Database {
+            url: redact_url(url),
+            message: "database must be sqlite:///PATH or postgres://...".into(),
+        })
+    }
+}
+
+/// For SQLite: the file path, and the URL with `mode=rwc` (create if
+/// missing) unless a mode was given.
+fn sqlite_url(url: &str) -> (Option<std::path::PathBuf>, String) {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path_part = rest.split('?').next().unwrap_or("");
+    let path = (!path_part.is_empty() && path_part != ":memory:")
+        .then(|| std::path::PathBuf::from(path_part));
+    let full = if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    };
+    (path, full)
+}
+
+/// Opens the pool (bounded by [`CONNECT_TIMEOUT`]) and brings the schema up to date.
+///
+/// # Errors
+/// [`StartupError::Database`] with a one-line reason.
+pub async fn open(url: &str) -> Result<(AnyPool, Backend), StartupError> {
+    sqlx::any::install_default_drivers();
+    let backend = backend_of(url)?;
+    let err = |message: String| StartupError::Database {
+        url: redact_url(url),
+        message,
+    };
+    let connect_url = match backend {
+        Backend::Sqlite => {
+            let (path, full) = sqlite_url(url);
+            if let Some(parent) = path.as_deref().and_then(std::path::Path::parent) {
+                if !parent.as_os_str().is_empty() && !parent.exists() {
+                    use std::os::unix::fs::DirBuilderExt;
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(parent)
+                        .map_err(|e| err(format!("{}: {e}", parent.display())))?;
+                }
+            }
+            full
+        }
+        Backend::Postgres => url.to_owned(),
+    };
+    let options = AnyConnectOptions::from_str(&connect_url).map_err(|e| err(e.to_string()))?;
+    let pool_options = AnyPoolOptions::new()
+        .max_connections(match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        })
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers run beside the writer; busy_timeout
+                    // makes writers queue instead of failing at once.
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                }
+                Ok(())
+            })
+        });
+    let pool = tokio::time::timeout(CONNECT_TIMEOUT * 2, pool_options.connect_with(options))
+        .await
+        .map_err(|_| {
+            err(format!(
+                "no connection within {} s",
+                (CONNECT_TIMEOUT * 2).as_secs()
+            ))
+        })?
+        .map_err(|e| err(one_line(&e)))?;
+    if backend == Backend::Sqlite {
+        // journal_mode is persistent in the file; a read-only file keeps
+        // what it has (the registry then answers 503 to writes).
+        if let Err(e) = sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %one_line(&e), "could not switch SQLite to WAL mode");
+        }
+    }
+    migrate(&pool, backend)
+        .await
+        .map_err(|e| err(format!("schema migration: {}", one_line(&e))))?;
+    Ok((pool, backend))
+}
+
+/// A database error and its causes on one line.
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s.replace('\n', " ")
+}
+
+/// One schema change, with its SQL per backend.
+struct Migration {
+    version: i64,
+    sqlite: &'static [&'static str],
+    postgres: &'static [&'static str],
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sqlite: &[
+        "CREATE TABLE users (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            username TEXT NOT NULL UNIQUE,
+            display_name TEXT,
+            disabled BIGINT NOT NULL DEFAULT 0,
+            created_at BIGINT NOT NULL,
+            failure_count BIGINT NOT NULL DEFAULT 0,
+            failure_window_start BIGINT,
+            locked_until BIGINT)",
+        "CREATE TABLE methods (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            label TEXT NOT NULL,
+            is_default BIGINT NOT NULL DEFAULT 0,
+            created_at BIGINT NOT NULL,
+            secret_sealed TEXT,
+            digits BIGINT NOT NULL DEFAULT 6,
+            step_seconds BIGINT NOT NULL DEFAULT 30,
+            last_step BIGINT)",
+        "CREATE INDEX methods_user ON methods(user_id)",
+        "CREATE TABLE hosts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            key_hash TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT)",
+        "CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at BIGINT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            username TEXT,
+            host TEXT,
+            remote_addr TEXT,
+            result TEXT,
+            detail TEXT)",
+    ],
+    postgres: &[
+        "CREATE TABLE users (
+            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE,
+            display_name TEXT,
+            disabled BIGINT NOT NULL DEFAULT 0,
+            created_at BIGINT NOT NULL,
+            failure_count BIGINT NOT NULL DEFAULT 0,
+            failure_window_start BIGINT,
+            locked_until BIGINT)",
+        "CREATE TABLE methods (
+            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            label TEXT NOT NULL,
+            is_default BIGINT NOT NULL DEFAULT 0,
+            created_at BIGINT NOT NULL,
+            secret_sealed TEXT,
+            digits BIGINT NOT NULL DEFAULT 6,
+            step_seconds BIGINT NOT NULL DEFAULT 30,
+            last_step BIGINT)",
+        "CREATE INDEX methods_user ON methods(user_id)",
+        "CREATE TABLE hosts (
+            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            key_hash TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT)",
+        "CREATE TABLE audit (
+            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            at BIGINT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            username TEXT,
+            host TEXT,
+            remote_addr TEXT,
+            result TEXT,
+            detail TEXT)",
+    ],
+}];
+
+/// Applies the migrations not yet recorded in `schema_migrations`, each in
+/// its own transaction. On PostgreSQL an advisory lock serialises replicas
+/// starting at the same time.
+async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
+    pool.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .await
+    .or_else(|e| match (&e, backend) {
+        // Two replicas racing on CREATE TABLE IF NOT EXISTS: the other won.
+        (sqlx::Error::Database(d), Backend::Postgres)
+            if d.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+        {
+            Ok(Default::default())
+        }
+        _ => Err(e),
+    })?;
+    for m in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        if backend == Backend::Postgres {
+            tx.execute("SELECT pg_advisory_xact_lock(7326017)").await?;
+        }
+        let done: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_some() {
+            tx.rollback().await?;
+            continue;
+        }
+        let stmts = match backend {
+            Backend::Sqlite => m.sqlite,
+            Backend::Postgres => m.postgres,
+        };
+        for s in stmts {
+            tx.execute(*s).await?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+            .bind(m.version)
+            .bind(crate::clock::Clock::now(&crate::clock::SystemClock) as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version = m.version, "applied schema migration");
+    }
+    Ok(())
+}

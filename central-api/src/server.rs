@@ -1,0 +1,108 @@
+//! Startup: config checks, key and token files, database, listener (plain
+//! HTTP on loopback or HTTPS with rustls), graceful shutdown.
+
+use crate::app::{router, AppState};
+use crate::clock::{Clock, SystemClock};
+use crate::crypto::{AdminToken, SecretBox};
+use crate::error::StartupError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use twostep_config::ApiConfig;
+
+/// Refuses plain HTTP on a non-loopback address unless the config allows it.
+///
+/// # Errors
+/// [`StartupError::Listen`] with the fix.
+pub fn check_listen(api: &ApiConfig) -> Result<(), StartupError> {
+    let tls = api.tls_cert_file.is_some() && api.tls_key_file.is_some();
+    if !tls && !api.listen.ip().is_loopback() && !api.allow_plain_http {
+        return Err(StartupError::Listen(format!(
+            "refusing plain HTTP on non-loopback address {}: set tls_cert_file and tls_key_file, or allow_plain_http = true",
+            api.listen
+        )));
+    }
+    Ok(())
+}
+
+/// Opens everything `[api]` names and returns the state, using `clock`.
+///
+/// # Errors
+/// [`StartupError`] naming the file, database or setting at fault.
+pub async fn prepare(
+    api: &ApiConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<AppState>, StartupError> {
+    check_listen(api)?;
+    let secrets = SecretBox::load_or_create(&api.secret_key_file)?;
+    let admin = AdminToken::load_or_create(&api.admin_token_file)?;
+    let (pool, backend) = crate::db::open(&api.database).await?;
+    Ok(Arc::new(AppState::new(
+        api, pool, backend, secrets, admin, clock,
+    )))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {},
+                _ = i.recv() => {},
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+    tracing::info!("shutting down");
+}
+
+/// Runs the registry until SIGTERM or SIGINT, with the system clock.
+///
+/// # Errors
+/// [`StartupError`] when it cannot start; I/O errors of the server loop.
+pub async fn run(api: &ApiConfig) -> Result<(), StartupError> {
+    let state = prepare(api, Arc::new(SystemClock)).await?;
+    let backend = state.backend;
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // tokio's bind sets SO_REUSEADDR, so a restart can take the port again at once.
+    let listener = tokio::net::TcpListener::bind(api.listen)
+        .await
+        .map_err(|e| StartupError::Listen(format!("cannot listen on {}: {e}", api.listen)))?;
+    match (&api.tls_cert_file, &api.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| {
+                    StartupError::Listen(format!(
+                        "TLS certificate {} / key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?;
+            let std_listener = listener
+                .into_std()
+                .map_err(|e| StartupError::Listen(format!("listener: {e}")))?;
+            let handle = axum_server::Handle::new();
+            let h2 = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                h2.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+            });
+            tracing::info!(listen = %api.listen, ?backend, "twostep-api listening (HTTPS)");
+            axum_server::from_tcp_rustls(std_listener, tls)
+                .handle(handle)
+                .serve(app)
+                .await
+                .map_err(|e| StartupError::Listen(format!("server: {e}")))
+        }
+        _ => {
+            tracing::info!(listen = %api.listen, ?backend, "twostep-api listening (plain HTTP)");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .map_err(|e| StartupError::Listen(format!("server: {e}")))
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Code verification: the core's TOTP check, the replay-safe record of the
+//! matched time step, failure counting and lockout.
+//!
+//! Race-freedom comes from single statements whose `WHERE` clause is the
+//! check, so SQLite (one writer at a time) and PostgreSQL (row lock, then
+//! the `WHERE` re-evaluated on the newest row version) both let exactly one
+//! of several concurrent submissions win:
+//!
+//! - accept: `UPDATE methods SET last_step = $s WHERE id = $id AND
+//!   (last_step IS NULL OR last_step < $s) AND <user not locked>`; one row
+//!   affected means this request consumed the code;
+//! - failure: one `UPDATE users` that counts the failure inside the window
+//!   and, on reaching `max_failures`, sets `locked_until` and clears the
+//!   count; it only touches users that are not locked.
+
+use crate::app::{verdict, AppState, Audit};
+use crate::crypto::totp_aad;
+use crate::error::ApiError;
+use sqlx::Row;
+use twostep_common::api::{validate_username, VerifyRequest, VerifyResponse, VerifyResult};
+use twostep_common::totp::{self, TotpCheck, TotpParams};
+
+/// Digits of the codes the registry issues (RFC 4226 §5.3).
+pub const CODE_DIGITS: u32 = 6;
+
+/// Verifies `req` for the host named `host` and records the outcome (audit
+/// table and log).
+///
+/// # Errors
+/// 400 for a malformed username or code; 503 when the database fails (no
+/// partial write: each change is one statement); 500 when a stored secret
+/// does not decrypt.
+pub async fn verify(
+    state: &AppState,
+    host: &str,
+    req: &VerifyRequest,
+) -> Result<VerifyResponse, ApiError> {
+    validate_username(&req.username).map_err(|m| ApiError::bad_request("invalid_username", m))?;
+    if !totp::is_well_formed(&req.code, CODE_DIGITS) {
+        return Err(ApiError::bad_request(
+            "invalid_code_format",
+            format!("the code must be exactly {CODE_DIGITS} ASCII digits"),
+        ));
+    }
+    let now_u = state.clock.now();
+    let now = i64::try_from(now_u).unwrap_or(i64::MAX);
+    let (resp, lockout) = decide(state, &req.username, &req.code, now_u, now).await?;
+
+    let actor = format!("host:{host}");
+    let ctx = &req.context;
+    let mut detail = Vec::new();
+    if let Some(s) = &ctx.service {
+        detail.push(format!("service={s}"));
+    }
+    if let Some(t) = &ctx.tty {
+        detail.push(format!("tty={t}"));
+    }
+    if let Some(id) = resp.method_id {
+        detail.push(format!("method={id}"));
+    }
+    let audit_host = ctx.host.as_deref().unwrap_or(host);
+    let record = Audit {
+        actor: &actor,
+        action: "verify",
+        username: Some(&req.username),
+        host: Some(audit_host),
+        remote_addr: ctx.remote_addr.as_deref(),
+        result: Some(resp.result.as_str()),
+        detail: (!detail.is_empty()).then(|| detail.join(" ")),
+    };
+    crate::app::write_audit(&state.pool, now, &record).await?;
+    if let Some(until) = lockout {
+        let record = Audit {
+            action: "lockout",
+            result: Some("locked"),
+            detail: Some(format!(
+                "{} failures within {} s; locked until {until}",
+                state.lockout.max_failures, state.lockout.window_seconds
+            )),
+            ..record
+        };
+        crate::app::write_audit(&state.pool, now, &record).await?;
+    }
+    Ok(resp)
+}
+
+/// The verdict, and `Some(locked_until)` when this request triggered a lockout.
+async fn decide(
+    state: &AppState,
+    username: &str,
+    code: &str,
+    now_u: u64,
+    now: i64,
+) -> Result<(VerifyResponse, Option<i64>), ApiError> {
+    let Some(user) =
+        sqlx::query("SELECT id, disabled, locked_until FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&state.pool)
+            .await?
+    else {
+        return Ok((verdict(VerifyResult::UnknownUser), None));
+    };
+    let uid: i64 = user.try_get("id")?;
+    if user.try_get::<i64, _>("disabled")? != 0 {
+        return Ok((verdict(VerifyResult::Disabled), None));
+    }
+    if let Some(until) = user.try_get::<Option<i64>, _>("locked_until")? {
+        if until > now {
+            return Ok((locked(until), None));
+        }
+    }
+    let methods = sqlx::query(
+        "SELECT id, secret_sealed, digits, step_seconds, last_step FROM methods
+         WHERE user_id = $1 AND kind = 'totp' AND secret_sealed IS NOT NULL
+         ORDER BY is_default DESC, id",
+    )
+    .bind(uid)
+    .fetch_all(&state.pool)
+    .await?;
+    if methods.is_empty() {
+        return Ok((verdict(VerifyResult::NotEnrolled), None));
+    }
+    let mut matched = None;
+    for m in &methods {
+        let id: i64 = m.try_get("id")?;
+        let sealed_hex: String = m.try_get("secret_sealed")?;
+        let sealed = hex::decode(sealed_hex)
+            .map_err(|_| ApiError::Secret(format!("method {id}: stored secret is not hex")))?;
+        let secret = state
+            .secrets
+            .open(&sealed, &totp_aad(id, uid))
+            .map_err(|e| ApiError::Secret(format!("method {id}: {e}")))?;
+        let params = TotpParams {
+            digits: u32::try_from(m.try_get::<i64, _>("digits")?).unwrap_or(6),
+            step_seconds: u64::try_from(m.try_get::<i64, _>("step_seconds")?).unwrap_or(30),
+            t0: 0,
+            skew_steps: state.skew_steps,
+        };
+        let last: Option<i64> = m.try_get("last_step")?;
+        let last = last.and_then(|l| u64::try_from(l).ok());
+        if let TotpCheck::Match { step } = totp::check(&secret, code, now_u, last, &params) {
+            matched = Some((id, i64::try_from(step).unwrap_or(i64::MAX)));
+            break;
+        }
+    }
+    if let Some((method_id, step)) = matched {
+        let consumed = sqlx::query(
+            "UPDATE methods SET last_step = $1
+             WHERE id = $2 AND (last_step IS NULL OR last_step < $1)
+               AND NOT EXISTS (SELECT 1 FROM users
+                               WHERE id = $3 AND locked_until IS NOT NULL AND locked_until > $4)",
+        )
+        .bind(step)
+        .bind(method_id)
+        .bind(uid)
+        .bind(now)
+        .execute(&state.pool)
+        .await?
+        .rows_affected();
+        if consumed == 1 {
+            sqlx::query(
+                "UPDATE users SET failure_count = 0, failure_window_start = NULL WHERE id = $1",
+            )
+            .bind(uid)
+            .execute(&state.pool)
+            .await?;
+            return Ok((
+                VerifyResponse {
+                    result: VerifyResult::Accept,
+                    method_id: Some(method_id),
+                    locked_until: None,
+                },
+                None,
+            ));
+        }
+        // Another request consumed this step first (a replay), or the user
+        // was locked meanwhile: fall through to count a failure.
+    }
+    record_failure(state, uid, now).await
+}
+
+fn locked(until: i64) -> VerifyResponse {
+    VerifyResponse {
+        result: VerifyResult::Locked,
+        method_id: None,
+        locked_until: Some(until),
+    }
+}
+
+/// Counts one failure; `reject`, or `locked` when the user was already
+/// locked by a concurrent request.
+async fn record_failure(
+    state: &AppState,
+    uid: i64,
+    now: i64,
+) -> Result<(VerifyResponse, Option<i64>), ApiError> {
+    let lk = &state.lockout;
+    let window = i64::try_from(lk.window_seconds).unwrap_or(i64::MAX);
+    let lock = i64::try_from(lk.lock_seconds).unwrap_or(i64::MAX);
+    let until = now.saturating_add(lock);
+    // `in_window`: the running count still applies. `new`: the count with
+    // this failure. All right-hand sides see the row's old values.
+    let in_window = "(failure_window_start IS NOT NULL AND failure_window_start > $2)";
+    let new = format!("(CASE WHEN {in_window} THEN failure_count + 1 ELSE 1 END)");
+    let sql = format!(
+        "UPDATE users SET
+            failure_count = CASE WHEN {new} >= $4 THEN 0 ELSE {new} END,
+            failure_window_start = CASE WHEN {new} >= $4 THEN NULL
+                                        WHEN {in_window} THEN failure_window_start ELSE $3 END,
+            locked_until = CASE WHEN {new} >= $4 THEN $5 ELSE locked_until END
+         WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $3)
+         RETURNING failure_count, locked_until"
+    );
+    let row = sqlx::query(&sql)
+        .bind(uid)
+        .bind(now.saturating_sub(window))
+        .bind(now)
+        .bind(i64::from(lk.max_failures))
+        .bind(until)
+        .fetch_optional(&state.pool)
+        .await?;
+    match row {
+        Some(r) => {
+            let count: i64 = r.try_get("failure_count")?;
+            let locked_until: Option<i64> = r.try_get("locked_until")?;
+            let just_locked = count == 0 && locked_until == Some(until);
+            Ok((verdict(VerifyResult::Reject), just_locked.then_some(until)))
+        }
+        None => {
+            // Locked (or deleted) since we looked.
+            let until: Option<i64> = sqlx::query("SELECT locked_until FROM users WHERE id = $1")
+                .bind(uid)
+                .fetch_optional(&state.pool)
+                .await?
+                .map(|r| r.try_get::<Option<i64>, _>("locked_until"))
+                .transpose()?
+                .flatten();
+            Ok(match until {
+                Some(t) if t > now => (locked(t), None),
+                _ => (verdict(VerifyResult::UnknownUser), None),
+            })
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! End-to-end tests of the registry binary on SQLite: enrolment, host
+//! verification against oathtool codes, replay, restart persistence, bad
+//! input and the admin routes.
+
+use twostep_common::api::{AuthContext, HostKind, UpdateUser, VerifyRequest, VerifyResult};
+use twostep_e2e::{block_on, now, oathtool_code, Registry};
+
+fn req(user: &str, code: &str) -> VerifyRequest {
+    VerifyRequest {
+        username: user.into(),
+        code: code.into(),
+        context: AuthContext {
+            service: Some("sshd".into()),
+            host: Some("web1".into()),
+            remote_addr: Some("192.0.2.7".into()),
+            tty: None,
+        },
+    }
+}
+
+#[test]
+fn enrol_verify_replay_and_restart_persistence() {
+    let mut reg = Registry::start();
+    reg.add_user("alice smith@example.com");
+    let enrol = reg.enrol_totp("alice smith@example.com");
+    assert!(enrol
+        .otpauth_uri
+        .starts_with("otpauth://totp/twostep:alice%20smith%40example.com?secret="));
+    assert!(enrol.method.is_default);
+    let key = reg.add_host("web1", HostKind::Ssh);
+    let host = reg.host_client(&key);
+
+    let code = oathtool_code(&enrol.secret_base32, now());
+    let r = block_on(host.verify(&req("alice smith@example.com", &code))).unwrap();
+    assert_eq!(r.result, VerifyResult::Accept, "{r:?}");
+    assert_eq!(r.method_id, Some(enrol.method.id));
+    let r = block_on(host.verify(&req("alice smith@example.com", &code))).unwrap();
+    assert_eq!(r.result, VerifyResult::Reject, "replay must be refused");
+
+    // Restart: users, methods, hosts and the replay state persist.
+    reg.restart();
+    let host = reg.host_client(&key);
+    let r = block_on(host.verify(&req("alice smith@example.com", &code))).unwrap();
+    assert_eq!(r.result, VerifyResult::Reject, "replay after restart");
+    let regs = block_on(host.registrations("alice smith@example.com"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(regs.methods.len(), 1);
+    assert_eq!(regs.methods[0].id, enrol.method.id);
+    // The next time step's code (30 s ahead, in the skew window) is fresh.
+    let next = oathtool_code(&enrol.secret_base32, now() + 30);
+    let r = block_on(host.verify(&req("alice smith@example.com", &next))).unwrap();
+    assert_eq!(r.result, VerifyResult::Accept, "{r:?}");
+}
+
+#[test]
+fn results_for_unknown_disabled_unenrolled() {
+    let reg = Registry::start();
+    let key = reg.add_host("vpn", HostKind::Radius);
+    let host = reg.host_client(&key);
+    let r = block_on(host.verify(&req("nobody", "123456"))).unwrap();
+    assert_eq!(r.result, VerifyResult::UnknownUser);
+    reg.add_user("bob");
+    let r = block_on(host.verify(&req("bob", "123456"))).unwrap();
+    assert_eq!(r.result, VerifyResult::NotEnrolled);
+    let e = reg.enrol_totp("bob");
+    block_on(reg.admin_client().update_user(
+        "bob",
+        &UpdateUser {
+            disabled: Some(true),
+        },
+    ))
+    .unwrap();
+    let code = oathtool_code(&e.secret_base32, now());
+    let r = block_on(host.verify(&req("bob", &code))).unwrap();
+    assert_eq!(r.result, VerifyResult::Disabled);
+}
