@@ -136,6 +136,8 @@ pub struct Registry {
     pub admin: RegistryClient,
     /// The registry's listen port.
     pub port: u16,
+    /// The database URL in the config.
+    pub database_url: String,
     child: Option<Child>,
 }
 
@@ -155,6 +157,24 @@ impl Registry {
     /// # Panics
     /// When it does not start.
     pub fn start_with(database_url: Option<&str>, extra_api_toml: &str) -> Registry {
+        Self::start_in(database_url, extra_api_toml, None)
+    }
+
+    /// A second registry process on the same database, secret key and admin
+    /// token as `self` (a replica, as sites scale out on PostgreSQL), with
+    /// its own port and directory.
+    ///
+    /// # Panics
+    /// When it does not start.
+    pub fn start_replica(&self, extra_api_toml: &str) -> Registry {
+        Self::start_in(Some(&self.database_url), extra_api_toml, Some(self))
+    }
+
+    fn start_in(
+        database_url: Option<&str>,
+        extra_api_toml: &str,
+        like: Option<&Registry>,
+    ) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("twostep-registry-")
             .tempdir()
@@ -165,7 +185,19 @@ impl Registry {
             str::to_owned,
         );
         let token_path = dir.path().join("admin.token");
-        let token = format!("admin-{:016x}{:016x}", rand_u64(), rand_u64());
+        let token = match like {
+            Some(other) => {
+                let key = std::fs::read(other.dir.path().join("secret.key")).expect("secret.key");
+                let key_path = dir.path().join("secret.key");
+                write_secret(&key_path, "");
+                std::fs::write(&key_path, key).expect("copy secret.key");
+                std::fs::read_to_string(other.admin_token_file())
+                    .expect("admin token")
+                    .trim()
+                    .to_owned()
+            }
+            None => format!("admin-{:016x}{:016x}", rand_u64(), rand_u64()),
+        };
         write_secret(&token_path, &format!("{token}\n"));
         let config_path = dir.path().join("twostep.toml");
         let config = format!(
@@ -182,6 +214,7 @@ impl Registry {
             config_path,
             admin,
             port,
+            database_url: db,
             child: None,
         };
         r.spawn_and_wait();
@@ -404,4 +437,62 @@ pub fn rand_u64() -> u64 {
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
         .expect("read /dev/urandom");
     u64::from_le_bytes(b)
+}
+
+/// The PostgreSQL server URL for tests, from `TWOSTEP_TEST_POSTGRES_URL`.
+///
+/// # Panics
+/// When unset: the PostgreSQL tests must not pass by skipping. test.sh sets
+/// it (tests/start-postgres.sh starts a throwaway server).
+pub fn postgres_url() -> String {
+    std::env::var("TWOSTEP_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "TWOSTEP_TEST_POSTGRES_URL is not set: run ./test.sh, or export \
+             TWOSTEP_TEST_POSTGRES_URL=$(tests/start-postgres.sh)"
+        )
+    })
+}
+
+/// A new, uniquely named, empty database on the test PostgreSQL server
+/// (created with `psql`); returns its URL. Each test gets its own, so
+/// tests stay independent.
+///
+/// # Panics
+/// When the server is unreachable or [`postgres_url`] is unset.
+pub fn fresh_postgres_database() -> String {
+    let base = postgres_url();
+    let name = format!("twostep_t_{:016x}", rand_u64());
+    // Concurrent CREATE DATABASE can fail while another copies template1
+    // ("is being accessed by other users"): retry a few times.
+    let mut attempt = 0;
+    loop {
+        let out = Command::new("psql")
+            .arg(&base)
+            .args([
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qtAc",
+                &format!("CREATE DATABASE {name}"),
+            ])
+            .output()
+            .expect("run psql (apt-get install postgresql-client)");
+        if out.status.success() {
+            break;
+        }
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        attempt += 1;
+        assert!(
+            attempt < 10 && err.contains("being accessed by other users"),
+            "CREATE DATABASE on {base}: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(100 * attempt));
+    }
+    match base.rfind('/') {
+        Some(i) if base[..i].contains("://") && i > base.find("://").map_or(0, |j| j + 2) => {
+            let rest = &base[i + 1..];
+            let query = rest.find('?').map_or("", |q| &rest[q..]);
+            format!("{}/{name}{query}", &base[..i])
+        }
+        _ => format!("{}/{name}", base.trim_end_matches('/')),
+    }
 }

@@ -1,0 +1,138 @@
+//! The replay rule under concurrency: 20 simultaneous submissions of one
+//! valid code give exactly one accept, on SQLite, on PostgreSQL, and across
+//! two registry processes sharing one PostgreSQL database.
+
+use std::sync::Arc;
+use twostep_common::api::{AuthContext, HostKind, VerifyRequest, VerifyResult};
+use twostep_common::client::RegistryClient;
+use twostep_e2e::{fresh_postgres_database, now, oathtool_code, Registry};
+
+/// Lockout high enough that 19 replays do not lock the user meanwhile.
+const NO_LOCKOUT: &str = "[api.lockout]\nmax_failures = 1000\n";
+
+fn request(code: &str) -> VerifyRequest {
+    VerifyRequest {
+        username: "carol".into(),
+        code: code.into(),
+        context: AuthContext::default(),
+    }
+}
+
+/// Sends `n` verifications of `code`, spread over `clients`, all at once
+/// (a barrier releases them together); returns the results.
+fn storm(clients: Vec<RegistryClient>, code: &str, n: usize) -> Vec<VerifyResult> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let barrier = Arc::new(tokio::sync::Barrier::new(n));
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let c = clients[i % clients.len()].clone();
+            let b = barrier.clone();
+            let req = request(code);
+            tasks.push(tokio::spawn(async move {
+                b.wait().await;
+                c.verify(&req).await
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap().expect("verify answered").result);
+        }
+        out
+    })
+}
+
+fn assert_one_accept(results: &[VerifyResult]) {
+    let accepts = results
+        .iter()
+        .filter(|r| **r == VerifyResult::Accept)
+        .count();
+    let rejects = results
+        .iter()
+        .filter(|r| **r == VerifyResult::Reject)
+        .count();
+    assert_eq!(accepts, 1, "exactly one accept expected: {results:?}");
+    assert_eq!(
+        rejects,
+        results.len() - 1,
+        "the rest are rejects: {results:?}"
+    );
+}
+
+fn setup(reg: &Registry) -> (String, std::path::PathBuf) {
+    reg.add_user("carol");
+    let e = reg.enrol_totp("carol");
+    let key = reg.add_host("pool", HostKind::Radius);
+    (e.secret_base32, key)
+}
+
+#[test]
+fn twenty_concurrent_submissions_one_accept_sqlite() {
+    let reg = Registry::start_with(None, NO_LOCKOUT);
+    let (secret, key) = setup(&reg);
+    let code = oathtool_code(&secret, now());
+    let results = storm(vec![reg.host_client(&key)], &code, 20);
+    assert_one_accept(&results);
+}
+
+#[test]
+fn twenty_concurrent_submissions_one_accept_postgres() {
+    let url = fresh_postgres_database();
+    let reg = Registry::start_with(Some(&url), NO_LOCKOUT);
+    let (secret, key) = setup(&reg);
+    let code = oathtool_code(&secret, now());
+    let results = storm(vec![reg.host_client(&key)], &code, 20);
+    assert_one_accept(&results);
+}
+
+#[test]
+fn two_registry_processes_on_one_postgres() {
+    let url = fresh_postgres_database();
+    let a = Registry::start_with(Some(&url), NO_LOCKOUT);
+    let b = a.start_replica(NO_LOCKOUT);
+    let (secret, key) = setup(&a);
+    // What one replica wrote, the other sees: b knows the host and the user.
+    let regs = twostep_e2e::block_on(b.host_client(&key).registrations("carol"))
+        .unwrap()
+        .expect("user visible on the replica");
+    assert_eq!(regs.methods.len(), 1);
+    let code = oathtool_code(&secret, now());
+    let results = storm(vec![a.host_client(&key), b.host_client(&key)], &code, 20);
+    assert_one_accept(&results);
+}
+
+#[test]
+fn concurrent_wrong_codes_lock_exactly_once() {
+    // 20 wrong codes at once with max_failures = 5: every answer is reject
+    // or locked, and exactly one lockout is recorded.
+    let reg = Registry::start_with(None, "[api.lockout]\nmax_failures = 5\n");
+    let (secret, key) = setup(&reg);
+    let good = oathtool_code(&secret, now());
+    let wrong = format!("{:06}", (good.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let results = storm(vec![reg.host_client(&key)], &wrong, 20);
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, VerifyResult::Reject | VerifyResult::Locked)),
+        "{results:?}"
+    );
+    let rejects = results
+        .iter()
+        .filter(|r| **r == VerifyResult::Reject)
+        .count();
+    assert_eq!(
+        rejects, 5,
+        "the five failures before the lockout: {results:?}"
+    );
+    let audit = twostep_e2e::block_on(reg.admin_client().audit(1000)).unwrap();
+    let lockouts = audit.iter().filter(|e| e.action == "lockout").count();
+    assert_eq!(lockouts, 1, "{audit:?}");
+    // The right code is now refused as locked.
+    let r = twostep_e2e::block_on(reg.host_client(&key).verify(&request(&good))).unwrap();
+    assert_eq!(r.result, VerifyResult::Locked);
+    assert!(r.locked_until.is_some_and(|t| t > now() as i64 + 200));
+}
