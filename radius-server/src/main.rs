@@ -1,1 +1,87 @@
-fn main() {}
+//! `twostep-radiusd`: the twostep RADIUS server.
+
+use anyhow::Context;
+use clap::Parser;
+use std::path::PathBuf;
+use twostep_config::{Config, DEFAULT_CONFIG_PATH};
+use twostep_radius::server::Server;
+use twostep_radius::settings::Settings;
+
+/// RADIUS server that adds a second factor (TOTP codes checked by the
+/// twostep registry) to VPN logins.
+#[derive(Parser, Debug)]
+#[command(
+    name = "twostep-radiusd",
+    version,
+    after_help = "Examples:\n  \
+        twostep-radiusd                                   # /etc/twostep/twostep.toml\n  \
+        twostep-radiusd --config /etc/twostep/vpn.toml\n  \
+        twostep-radiusd --config /etc/twostep/twostep.toml --check\n  \
+        RUST_LOG=twostep_radius=debug twostep-radiusd     # more detail\n\n\
+        Reads [radius] and [registry]. Secret files must be owned by root, mode 0600.\n\
+        Create the State key once per pool: (umask 077; openssl rand -hex 32 > /etc/twostep/radius-state.key)"
+)]
+struct Args {
+    /// Configuration file.
+    #[arg(short, long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// Check the configuration and secret files, then exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let config = Config::load(&args.config)?;
+    let settings =
+        Settings::from_config(&config).with_context(|| format!("{}", args.config.display()))?;
+    if args.check {
+        println!(
+            "{}: OK ({} clients, listen {})",
+            args.config.display(),
+            settings.clients.len(),
+            settings.listen
+        );
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let clients = settings.clients.len();
+        let server = Server::bind(settings).await?;
+        tracing::info!(
+            "listening on {} ({clients} clients), version {}",
+            server.local_addr()?,
+            env!("CARGO_PKG_VERSION")
+        );
+        tokio::select! {
+            r = server.run() => r.map_err(anyhow::Error::from),
+            _ = shutdown() => {
+                tracing::info!("stopping");
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

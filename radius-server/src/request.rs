@@ -1,0 +1,186 @@
+//! What an authenticated Access-Request asks, per client mode.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use twostep_common::api::AuthContext;
+use twostep_config::RadiusMode;
+use zeroize::Zeroizing;
+
+use crate::settings::Client;
+use crate::wire::{self, attr, RawPacket};
+
+/// The parts of an Access-Request the server acts on.
+pub struct AuthRequest {
+    /// User-Name (UTF-8).
+    pub user: String,
+    /// What the User-Password carries in this client's mode.
+    pub step: Step,
+    /// Context for the registry's audit.
+    pub context: AuthContext,
+}
+
+impl std::fmt::Debug for AuthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRequest")
+            .field("user", &self.user)
+            .field("step", &self.step.name())
+            .field("context", &self.context)
+            .finish()
+    }
+}
+
+/// What to do, by mode and by the presence of State. Secrets are wiped on drop.
+pub enum Step {
+    /// `otp-only`, or the answer to a challenge: the password is the code.
+    Code {
+        /// The code as typed.
+        code: Zeroizing<String>,
+        /// The State of a challenge answer, if any.
+        state: Option<Vec<u8>>,
+    },
+    /// `append`: password for the primary, then the code.
+    PasswordAndCode {
+        /// Primary password.
+        password: Zeroizing<Vec<u8>>,
+        /// The code as typed.
+        code: Zeroizing<String>,
+    },
+    /// `challenge`, first round: the primary password.
+    Password {
+        /// Primary password.
+        password: Zeroizing<Vec<u8>>,
+    },
+}
+
+impl Step {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Code { state: None, .. } => "code",
+            Self::Code { state: Some(_), .. } => "challenge answer",
+            Self::PasswordAndCode { .. } => "password and code",
+            Self::Password { .. } => "password",
+        }
+    }
+}
+
+/// Why a request is refused before any registry or primary call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// For the log.
+    pub log: String,
+    /// Reply-Message for the user, if any.
+    pub message: Option<&'static str>,
+}
+
+fn refuse(log: impl Into<String>, message: Option<&'static str>) -> Refusal {
+    Refusal {
+        log: log.into(),
+        message,
+    }
+}
+
+/// Reads an authenticated Access-Request of `client`: User-Name,
+/// User-Password decoded with the client's secret (RFC 2865 §5.2), split
+/// by mode, State, and the audit context (service `radius:CLIENT`, host from
+/// NAS-Identifier or NAS-IP-Address, remote address from Calling-Station-Id).
+///
+/// # Errors
+/// A [`Refusal`] (answered with Access-Reject) for a missing User-Name,
+/// CHAP/EAP, a missing or undecodable User-Password, or an `append`
+/// password without the delimiter.
+pub fn parse(client: &Client, packet: &RawPacket) -> Result<AuthRequest, Refusal> {
+    let user = match packet.first(attr::USER_NAME) {
+        None => return Err(refuse("no User-Name", None)),
+        Some(u) => std::str::from_utf8(u)
+            .map_err(|_| refuse("User-Name is not UTF-8", None))?
+            .to_owned(),
+    };
+    if user.is_empty() {
+        return Err(refuse("empty User-Name", None));
+    }
+    if packet.first(attr::EAP_MESSAGE).is_some() {
+        return Err(refuse(
+            "EAP is not supported (use PAP)",
+            Some("use PAP authentication"),
+        ));
+    }
+    if packet.first(attr::CHAP_PASSWORD).is_some() {
+        return Err(refuse(
+            "CHAP is not supported (use PAP)",
+            Some("use PAP authentication"),
+        ));
+    }
+    if packet.count(attr::USER_PASSWORD) != 1 {
+        return Err(refuse("no single User-Password", None));
+    }
+    let hidden = packet.first(attr::USER_PASSWORD).unwrap_or_default();
+    let password =
+        wire::decode_user_password(hidden, client.secret.expose(), &packet.authenticator)
+            .map_err(|e| refuse(e.to_string(), None))?;
+    let state = packet.first(attr::STATE).map(<[u8]>::to_vec);
+    let code_of = |bytes: &[u8]| -> Zeroizing<String> {
+        Zeroizing::new(String::from_utf8_lossy(bytes).trim().to_owned())
+    };
+    let step = match client.mode {
+        RadiusMode::OtpOnly => Step::Code {
+            code: code_of(&password),
+            state: None,
+        },
+        RadiusMode::Append => {
+            let delim = client.delimiter.as_bytes();
+            let at = password
+                .windows(delim.len())
+                .rposition(|w| w == delim)
+                .ok_or_else(|| {
+                    refuse(
+                        "password carries no delimiter and code",
+                        Some("enter password, delimiter and code"),
+                    )
+                })?;
+            Step::PasswordAndCode {
+                password: Zeroizing::new(password[..at].to_vec()),
+                code: code_of(&password[at + delim.len()..]),
+            }
+        }
+        RadiusMode::Challenge => match state {
+            Some(state) => Step::Code {
+                code: code_of(&password),
+                state: Some(state),
+            },
+            None => Step::Password { password },
+        },
+    };
+    Ok(AuthRequest {
+        user,
+        step,
+        context: context(client, packet),
+    })
+}
+
+fn text(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).chars().take(128).collect()
+}
+
+/// The audit context of a request.
+pub fn context(client: &Client, packet: &RawPacket) -> AuthContext {
+    let host = packet
+        .first(attr::NAS_IDENTIFIER)
+        .map(text)
+        .or_else(|| {
+            packet
+                .first(attr::NAS_IP_ADDRESS)
+                .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                .map(|a| Ipv4Addr::from(a).to_string())
+        })
+        .or_else(|| {
+            packet
+                .first(attr::NAS_IPV6_ADDRESS)
+                .and_then(|v| <[u8; 16]>::try_from(v).ok())
+                .map(|a| Ipv6Addr::from(a).to_string())
+        });
+    AuthContext {
+        service: Some(format!("radius:{}", client.name)),
+        host,
+        remote_addr: packet.first(attr::CALLING_STATION_ID).map(text),
+        tty: None,
+    }
+}
