@@ -1,0 +1,456 @@
+//! pam_twostep.so through real libpam (pamtester under libpam-wrapper, with
+//! private service files) against a real twostep-api registry, codes from
+//! oathtool.
+
+mod pam_support;
+
+use pam_support::*;
+use std::time::Duration;
+use twostep_common::api::UpdateUser;
+use twostep_e2e::block_on;
+
+const PROMPT: &str = "Verification code: ";
+
+fn lines(answers: &[&str]) -> String {
+    answers.iter().map(|a| format!("{a}\n")).collect()
+}
+
+#[test]
+fn right_wrong_maxtries_replay_malformed() {
+    let f = Fixture::new();
+    f.config("base", "", "");
+    f.service("alone", "auth required TWOSTEP CONFIG(base)\n");
+
+    // Right code: success after one prompt.
+    let alice = f.enrolled("alice");
+    let good = code(&alice);
+    let r = f.auth("alone", "alice", Some("198.51.100.7"), &lines(&[&good]));
+    r.expect(true, "PAM_SUCCESS");
+    assert_eq!(r.pam_line(), SUCCESS);
+    assert_eq!(r.prompts(PROMPT), 1, "{r:#?}");
+    let log = r.module_log().join("\n");
+    assert!(log.contains("user=\"alice\""), "{log}");
+    assert!(log.contains("service=\"alone\""), "{log}");
+    assert!(log.contains("rhost=\"198.51.100.7\""), "{log}");
+    assert!(!r.stderr.contains(&good), "the code must never be logged");
+
+    // The same code again: replay, refused.
+    let r = f.auth("alone", "alice", None, &lines(&[&good]));
+    r.expect(false, "PAM_AUTH_ERR");
+    assert_eq!(r.pam_line(), AUTH_ERR);
+
+    // One wrong code, then the user gives up: PAM_AUTH_ERR.
+    let bob = f.enrolled("bob");
+    let r = f.auth("alone", "bob", None, &lines(&[&wrong_code(&bob)]));
+    r.expect(false, "PAM_AUTH_ERR");
+    assert_eq!(r.pam_line(), AUTH_ERR);
+    assert_eq!(r.prompts(PROMPT), 2, "re-prompted after a wrong code");
+
+    // Two wrong, then right: success on the third prompt.
+    let carol = f.enrolled("carol");
+    let w = wrong_code(&carol);
+    let r = f.auth("alone", "carol", None, &lines(&[&w, &w, &code(&carol)]));
+    r.expect(true, "PAM_SUCCESS");
+    assert_eq!(r.prompts(PROMPT), 3);
+
+    // Three wrong: PAM_MAXTRIES, no fourth prompt.
+    let dave = f.enrolled("dave");
+    let w = wrong_code(&dave);
+    let r = f.auth("alone", "dave", None, &lines(&[&w, &w, &w, &code(&dave)]));
+    r.expect(false, "PAM_MAXTRIES");
+    assert_eq!(r.pam_line(), MAXTRIES);
+    assert_eq!(r.prompts(PROMPT), 3);
+
+    // Malformed answers are wrong tries that never reach the registry.
+    let erin = f.enrolled("erin");
+    let r = f.auth(
+        "alone",
+        "erin",
+        None,
+        &lines(&["12345", "abcdef", "1234567"]),
+    );
+    r.expect(false, "PAM_MAXTRIES");
+    let audit = block_on(f.reg.admin_client().audit(1000)).expect("audit");
+    assert!(
+        !audit
+            .iter()
+            .any(|e| e.username.as_deref() == Some("erin") && e.action.contains("verify")),
+        "malformed codes reached the registry: {audit:#?}"
+    );
+    // ...while a well-formed wrong code does.
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.username.as_deref() == Some("dave") && e.action.contains("verify")),
+        "{audit:#?}"
+    );
+    // max_tries from the config.
+    f.config("one-try", "", "max_tries = 1\n");
+    f.service("one-try", "auth required TWOSTEP CONFIG(one-try)\n");
+    let r = f.auth("one-try", "erin", None, &lines(&["000000x", &code(&erin)]));
+    r.expect(false, "PAM_MAXTRIES");
+    assert_eq!(r.prompts(PROMPT), 1);
+}
+
+#[test]
+fn unenrolled_disabled_and_unknown_users() {
+    let f = Fixture::new();
+    f.config("deny", "", "unenrolled = \"deny\"\n");
+    f.config("ignore", "", "unenrolled = \"ignore\"\n");
+    f.service("deny", "auth required TWOSTEP CONFIG(deny)\n");
+    f.service("ignore", "auth required TWOSTEP CONFIG(ignore)\n");
+    f.service(
+        "ignore-permit",
+        "auth required TWOSTEP CONFIG(ignore)\nauth required pam_permit.so\n",
+    );
+    f.reg.add_user("newbie"); // known, no method
+
+    for user in ["newbie", "stranger"] {
+        let r = f.auth("deny", user, None, "");
+        r.expect(false, "PAM_PERM_DENIED");
+        assert_eq!(r.pam_line(), PERM_DENIED);
+        assert_eq!(r.prompts(PROMPT), 0, "no prompt for {user}");
+
+        // ignore: PAM_IGNORE, never PAM_SUCCESS. Alone in the stack that
+        // leaves libpam with no success at all.
+        let r = f.auth("ignore", user, None, "");
+        r.expect(false, "PAM_IGNORE");
+        assert_eq!(r.prompts(PROMPT), 0);
+        // With a module after it, that module decides.
+        let r = f.auth("ignore-permit", user, None, "");
+        r.expect(true, "PAM_IGNORE");
+    }
+
+    // Disabled: refused without a prompt, even under ignore.
+    let secret = f.enrolled("gone");
+    block_on(f.reg.admin_client().update_user(
+        "gone",
+        &UpdateUser {
+            disabled: Some(true),
+        },
+    ))
+    .expect("disable");
+    let r = f.auth("ignore-permit", "gone", None, &lines(&[&code(&secret)]));
+    r.expect(false, "PAM_PERM_DENIED");
+    assert_eq!(r.prompts(PROMPT), 0);
+}
+
+#[test]
+fn exempt_group_network_and_require_groups() {
+    unix_user("twostep-pam-ex", "twostep-pam-exg");
+    let f = Fixture::new();
+    let secret = f.enrolled("twostep-pam-ex");
+    f.config("exg", "", "exempt_groups = [\"twostep-pam-exg\"]\n");
+    f.config(
+        "exn",
+        "",
+        "exempt_networks = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n",
+    );
+    f.config(
+        "req",
+        "",
+        "require_groups = [\"twostep-pam-nobody-is-here\"]\n",
+    );
+    f.config("req-member", "", "require_groups = [\"twostep-pam-exg\"]\n");
+    for s in ["exg", "exn", "req", "req-member"] {
+        f.service(
+            s,
+            &format!("auth required TWOSTEP CONFIG({s})\nauth required pam_permit.so\n"),
+        );
+    }
+
+    let r = f.auth("exg", "twostep-pam-ex", None, "");
+    r.expect(true, "PAM_IGNORE");
+    assert_eq!(r.prompts(PROMPT), 0);
+    assert!(r
+        .module_log()
+        .join("\n")
+        .contains("member of group twostep-pam-exg"));
+
+    for rhost in ["192.0.2.77", "::ffff:192.0.2.78", "2001:db8::5"] {
+        let r = f.auth("exn", "twostep-pam-ex", Some(rhost), "");
+        r.expect(true, "PAM_IGNORE");
+        assert_eq!(r.prompts(PROMPT), 0, "{rhost}");
+    }
+    // Outside the exempt networks the code is required.
+    let r = f.auth("exn", "twostep-pam-ex", Some("198.51.100.1"), "");
+    r.expect(false, "PAM_CONV_ERR");
+    assert_eq!(r.prompts(PROMPT), 1);
+
+    let r = f.auth("req", "twostep-pam-ex", None, "");
+    r.expect(true, "PAM_IGNORE");
+    // A member of a required group must pass.
+    let w = wrong_code(&secret);
+    let r = f.auth("req-member", "twostep-pam-ex", None, &lines(&[&w, &w, &w]));
+    r.expect(false, "PAM_MAXTRIES");
+}
+
+/// Every result inside the stacks admins write; nobody without a valid
+/// second factor ends authenticated (PAM_IGNORE passes only where the
+/// stack lets the next module decide, and that module here is pam_permit).
+#[test]
+fn results_inside_admin_stacks() {
+    let f = Fixture::new();
+    f.config("base", "", "exempt_networks = [\"192.0.2.0/24\"]\n");
+    let stacks = [
+        (
+            "required",
+            "auth required TWOSTEP CONFIG(base)\nauth required pam_permit.so\n",
+            true,
+        ),
+        (
+            "requisite",
+            "auth requisite TWOSTEP CONFIG(base)\nauth required pam_permit.so\n",
+            true,
+        ),
+        (
+            "done",
+            "auth [success=done default=ignore] TWOSTEP CONFIG(base)\nauth requisite pam_deny.so\n",
+            false,
+        ),
+        (
+            "sufficient",
+            "auth sufficient TWOSTEP CONFIG(base)\nauth required pam_deny.so\n",
+            false,
+        ),
+    ];
+    f.reg.add_user("unenrolled");
+    for (i, (name, stack, ignore_passes)) in stacks.iter().enumerate() {
+        f.service(name, stack);
+        let user = format!("u{i}");
+        let secret = f.enrolled(&user);
+
+        let r = f.auth(name, &user, None, &lines(&[&code(&secret)]));
+        r.expect(true, "PAM_SUCCESS");
+
+        let w = wrong_code(&secret);
+        let r = f.auth(name, &user, None, &lines(&[&w]));
+        r.expect(false, "PAM_AUTH_ERR");
+        let r = f.auth(name, &user, None, &lines(&[&w, &w, &w]));
+        r.expect(false, "PAM_MAXTRIES");
+        let r = f.auth(name, &user, None, "");
+        r.expect(false, "PAM_CONV_ERR");
+
+        let r = f.auth(name, "unenrolled", None, "");
+        r.expect(false, "PAM_PERM_DENIED");
+
+        let r = f.auth(name, &user, Some("192.0.2.1"), "");
+        r.expect(*ignore_passes, "PAM_IGNORE");
+    }
+    // Registry gone, fail closed: nobody gets in through any stack.
+    let mut f = f;
+    f.reg.stop();
+    for (i, (name, _, _)) in stacks.iter().enumerate() {
+        let r = f.auth(name, &format!("u{i}"), None, "123456\n");
+        r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+    }
+}
+
+#[test]
+fn registry_stopped_closed_and_open() {
+    let mut f = Fixture::new();
+    let secret = f.enrolled("alice");
+    f.config("closed", "", "fail_mode = \"closed\"\n");
+    f.config("open", "", "fail_mode = \"open\"\n");
+    f.service("closed", "auth required TWOSTEP CONFIG(closed)\n");
+    f.service("open", "auth required TWOSTEP CONFIG(open)\n");
+    f.reg.stop();
+
+    let r = f.auth("closed", "alice", None, &lines(&[&code(&secret)]));
+    r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+    assert_eq!(r.pam_line(), AUTHINFO_UNAVAIL);
+    assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
+
+    let r = f.auth("open", "alice", None, &lines(&[&code(&secret)]));
+    r.expect(true, "PAM_SUCCESS");
+    let log = r.module_log().join("\n");
+    // pam_wrapper shows the priority: 4 is LOG_WARNING.
+    assert!(
+        log.contains("SYSLOG(4)") && log.contains("fail-open"),
+        "fail-open is logged at warning level: {log}"
+    );
+
+    // Back up: the normal path works again.
+    f.reg.restart();
+    let r = f.auth("closed", "alice", None, &lines(&[&code(&secret)]));
+    r.expect(true, "PAM_SUCCESS");
+}
+
+#[test]
+fn registry_black_holed_closed_and_open() {
+    let f = Fixture::new();
+    let port = black_hole();
+    let reg = format!(
+        "[registry]\nurl = \"http://127.0.0.1:{port}\"\napi_key_file = {:?}\n",
+        f.key.display().to_string()
+    );
+    // total_timeout (2 s) cuts the request timeout (10 s) short...
+    f.write_config(
+        "closed",
+        &format!("version = 1\n{reg}connect_timeout = 1\ntimeout = 10\n[pam]\nfail_mode = \"closed\"\ntotal_timeout = 2\n"),
+    );
+    // ...and the request timeout (2 s) cuts total_timeout (10 s) short.
+    f.write_config(
+        "open",
+        &format!("version = 1\n{reg}connect_timeout = 1\ntimeout = 2\n[pam]\nfail_mode = \"open\"\ntotal_timeout = 10\n"),
+    );
+    f.service("closed", "auth required TWOSTEP CONFIG(closed)\n");
+    f.service("open", "auth required TWOSTEP CONFIG(open)\n");
+
+    let r = f.auth("closed", "alice", None, "123456\n");
+    r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+    assert!(
+        r.elapsed >= Duration::from_millis(1900) && r.elapsed < Duration::from_millis(3500),
+        "closed returned after {:?}",
+        r.elapsed
+    );
+    let r = f.auth("open", "alice", None, "123456\n");
+    r.expect(true, "PAM_SUCCESS");
+    assert!(
+        r.elapsed >= Duration::from_millis(1900) && r.elapsed < Duration::from_millis(3500),
+        "open returned after {:?}",
+        r.elapsed
+    );
+}
+
+/// `forward_pass` in front of `pam_unix.so use_first_pass`: one prompt,
+/// the code checked by the registry, the password by pam_unix (a real
+/// /etc/shadow entry of a test user). pam_matrix cannot stand in here: it
+/// always prompts and ignores PAM_AUTHTOK.
+#[test]
+fn forward_pass_hands_the_password_to_pam_unix() {
+    let user = "twostep-pam-fwd";
+    unix_user(user, "twostep-pam-fwdg");
+    set_password(user, "s3cret pass,");
+    let f = Fixture::new();
+    let secret = f.enrolled(user);
+    f.config("fwd", "", "");
+    f.service(
+        "fwd",
+        "auth required TWOSTEP CONFIG(fwd) forward_pass\nauth required pam_unix.so use_first_pass\n",
+    );
+    let fwd_prompt = "Password and verification code: ";
+
+    // Password and code in one answer: both checked, one prompt only.
+    let r = f.auth(
+        "fwd",
+        user,
+        None,
+        &format!("s3cret pass,{}\n", code(&secret)),
+    );
+    r.expect(true, "PAM_SUCCESS");
+    assert_eq!(r.prompts(fwd_prompt), 1, "{r:#?}");
+    assert!(
+        !r.stderr.contains("Password: "),
+        "pam_unix prompted: {r:#?}"
+    );
+
+    // Right code, wrong password: pam_unix refuses.
+    let r = f.auth("fwd", user, None, &format!("wrong{}\n", code(&secret)));
+    assert!(!r.ok, "{r:#?}");
+    assert_eq!(r.pam_line(), AUTH_ERR);
+
+    // Right password, wrong codes: refused by pam_twostep.
+    let w = format!("s3cret pass,{}", wrong_code(&secret));
+    let r = f.auth("fwd", user, None, &lines(&[&w, &w, &w]));
+    r.expect(false, "PAM_MAXTRIES");
+    assert_eq!(r.prompts(fwd_prompt), 3);
+    // No code at the end: a wrong try; the password is not forwarded.
+    let r = f.auth("fwd", user, None, "s3cret pass,\n");
+    r.expect(false, "PAM_AUTH_ERR");
+    assert!(
+        !r.stderr.contains("s3cret"),
+        "the password must never be logged"
+    );
+}
+
+#[test]
+fn first_pass_modes_read_pam_authtok() {
+    let f = Fixture::new();
+    let secret = f.enrolled("trent");
+    f.config("fp", "", "");
+    f.service(
+        "use",
+        &format!(
+            "auth required {PAM_SET_ITEMS}\nauth required TWOSTEP CONFIG(fp) use_first_pass\n"
+        ),
+    );
+    f.service(
+        "try",
+        &format!(
+            "auth required {PAM_SET_ITEMS}\nauth required TWOSTEP CONFIG(fp) try_first_pass\n"
+        ),
+    );
+    let run = |svc: &str, authtok: Option<&str>, input: &str| {
+        let env: Vec<(&str, &str)> = authtok
+            .map(|t| vec![("PAM_AUTHTOK", t)])
+            .unwrap_or_default();
+        pamtester(&f.svc_dir(), svc, "trent", None, input, &env)
+    };
+    let r = run("use", Some(&code(&secret)), "");
+    r.expect(true, "PAM_SUCCESS");
+    assert_eq!(r.prompts(PROMPT), 0);
+    // use_first_pass never prompts.
+    let r = run("use", Some(&wrong_code(&secret)), &lines(&[&code(&secret)]));
+    r.expect(false, "PAM_AUTH_ERR");
+    assert_eq!(r.prompts(PROMPT), 0);
+    let r = run("use", None, &lines(&[&code(&secret)]));
+    r.expect(false, "PAM_AUTH_ERR");
+    // try_first_pass: a password in PAM_AUTHTOK is not a code; prompt.
+    let r = run("try", Some("not-a-code"), &lines(&[&wrong_code(&secret)]));
+    r.expect(false, "PAM_AUTH_ERR");
+    assert_eq!(r.prompts(PROMPT), 2);
+}
+
+#[test]
+fn unsafe_key_file_and_bad_config_fail_closed() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let secret = f.enrolled("alice");
+    let key = f.dir.path().join("loose.key");
+    std::fs::copy(&f.key, &key).expect("copy key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let reg = format!(
+        "[registry]\nurl = {:?}\napi_key_file = {:?}\n",
+        f.reg.url,
+        key.display().to_string()
+    );
+    f.write_config(
+        "loose",
+        &format!("version = 1\n{reg}[pam]\nfail_mode = \"open\"\n"),
+    );
+    f.service("loose", "auth required TWOSTEP CONFIG(loose)\n");
+    let r = f.auth("loose", "alice", None, &lines(&[&code(&secret)]));
+    r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+    let log = r.module_log().join("\n");
+    assert!(
+        log.contains(&key.display().to_string()) && log.contains("mode 0644"),
+        "{log}"
+    );
+    assert_eq!(r.prompts(PROMPT), 0);
+
+    // Owned by someone other than root.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::os::unix::fs::chown(&key, Some(65534), None).expect("chown");
+    let r = f.auth("loose", "alice", None, &lines(&[&code(&secret)]));
+    r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+    assert!(
+        r.module_log().join("\n").contains("owned by uid 65534"),
+        "{r:#?}"
+    );
+
+    // A broken config with fail_mode = "open" is still refused.
+    f.write_config(
+        "broken",
+        "version = 1\n[pam]\nfail_mode = \"open\"\nmax_tries = \"three\"\n",
+    );
+    f.service("broken", "auth required TWOSTEP CONFIG(broken) bogus_arg\n");
+    let r = f.auth("broken", "alice", None, &lines(&[&code(&secret)]));
+    r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+    let log = r.module_log().join("\n");
+    assert!(log.contains("broken.toml:4:"), "{log}");
+    assert!(
+        log.contains("unknown module argument \"bogus_arg\""),
+        "{log}"
+    );
+}
