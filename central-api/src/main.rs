@@ -18,8 +18,14 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Files the registry creates (database, WAL, keys, token) are private.
+    // SAFETY: umask(2) only sets the process file mode creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

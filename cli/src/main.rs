@@ -1,1 +1,106 @@
-fn main() {}
+//! `twostep`: the admin command line of the twostep registry.
+//!
+//! Each subcommand is a clap `Args` type implementing [`Run`]; the command
+//! list is one [`commands!`] invocation, so a new subcommand is one line
+//! there (`Name(module::ArgsType),`) plus its `impl Run`.
+
+mod admin;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const AFTER_HELP: &str = "\
+Examples:
+  twostep user add alice --display-name 'Alice Smith'
+  twostep enrol alice                  # prints the otpauth URI, the key and a QR code
+  twostep host add web1 --kind ssh --key-file /etc/twostep/host.key
+  twostep host add vpn1 --kind radius
+  twostep user unlock alice
+  twostep user reset alice             # delete all methods (a user who changed phone)
+  twostep audit --limit 20
+
+The registry is reached at [registry].url, or at [api].listen when the file
+configures the registry itself. The admin token comes from --admin-token-file,
+[registry].admin_token_file or [api].admin_token_file.";
+
+/// twostep admin command line: users, enrolment, hosts, audit.
+#[derive(Parser)]
+#[command(name = "twostep", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, value_name = "FILE", default_value = twostep_config::DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// File holding the admin token (overrides the config).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The options every subcommand sees.
+pub struct Global {
+    /// `--config`.
+    pub config: PathBuf,
+    /// `--admin-token-file`.
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// A subcommand: runs and gives the exit status.
+pub trait Run {
+    /// Runs the subcommand.
+    ///
+    /// # Errors
+    /// Any failure; printed as one `twostep: ...` line, exit status 1.
+    fn run(self, global: &Global) -> anyhow::Result<ExitCode>;
+}
+
+/// Declares the subcommand enum and its dispatch to [`Run::run`].
+macro_rules! commands {
+    ($( $(#[$meta:meta])* $name:ident($args:ty), )*) => {
+        #[derive(Subcommand)]
+        enum Command {
+            $( $(#[$meta])* $name($args), )*
+        }
+
+        impl Command {
+            fn run(self, global: &Global) -> anyhow::Result<ExitCode> {
+                match self {
+                    $( Command::$name(a) => Run::run(a, global), )*
+                }
+            }
+        }
+    };
+}
+
+commands! {
+    /// Manage users: add, list, show, disable, enable, delete, unlock, reset.
+    #[command(subcommand)]
+    User(admin::UserCmd),
+    /// Enrol a TOTP authenticator app for a user (shows the secret once).
+    Enrol(admin::EnrolArgs),
+    /// Manage a user's verification methods.
+    #[command(subcommand)]
+    Method(admin::MethodCmd),
+    /// Manage hosts (SSH servers, RADIUS servers) and their API keys.
+    #[command(subcommand)]
+    Host(admin::HostCmd),
+    /// Show the newest audit events.
+    Audit(admin::AuditArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let global = Global {
+        config: cli.config,
+        admin_token_file: cli.admin_token_file,
+    };
+    match cli.command.run(&global) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("twostep: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}

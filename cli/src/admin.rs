@@ -1,0 +1,420 @@
+//! The admin subcommands: users, enrolment, methods, hosts, audit.
+
+use crate::{output, Global, Run};
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use twostep_common::api::{CreateHost, CreateUser, EnrolTotp, HostKind, UpdateUser};
+use twostep_common::client::RegistryClient;
+use twostep_config::{Config, RegistryClientConfig};
+
+/// `[registry]` from the config, or one derived from `[api].listen` when
+/// the file configures the registry itself; and the admin token file.
+///
+/// # Errors
+/// When the config is unreadable or names no registry or token file.
+pub fn client_settings(global: &Global) -> anyhow::Result<(RegistryClientConfig, PathBuf)> {
+    let config = Config::load(&global.config)?;
+    let token_from_config = config
+        .registry
+        .as_ref()
+        .and_then(|r| r.admin_token_file.clone())
+        .or_else(|| config.api.as_ref().map(|a| a.admin_token_file.clone()));
+    let token = global
+        .admin_token_file
+        .clone()
+        .or(token_from_config)
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: no admin token file: set [registry].admin_token_file or pass --admin-token-file",
+                global.config.display()
+            )
+        })?;
+    if let Some(reg) = &config.registry {
+        return Ok((reg.clone(), token));
+    }
+    let api = config.api.as_ref().ok_or_else(|| {
+        anyhow!(
+            "{}: neither [registry] nor [api]: cannot tell where the registry is",
+            global.config.display()
+        )
+    })?;
+    let scheme = if api.tls_cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut addr = api.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let reg = RegistryClientConfig {
+        url: format!("{scheme}://{addr}"),
+        api_key_file: None,
+        admin_token_file: Some(token.clone()),
+        ca_file: None,
+        allow_plain_http: api.allow_plain_http,
+        proxy: None,
+        connect_timeout: 2,
+        timeout: 10,
+    };
+    Ok((reg, token))
+}
+
+/// Runs `f` with an admin client on a current-thread runtime.
+fn with_admin<T, F, Fut>(global: &Global, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(RegistryClient) -> Fut,
+    Fut: std::future::Future<Output = Result<T, twostep_common::client::ClientError>>,
+{
+    let (cfg, token) = client_settings(global)?;
+    let client = RegistryClient::for_admin(&cfg, &token)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    Ok(rt.block_on(f(client))?)
+}
+
+// ---- users --------------------------------------------------------------------
+
+/// `twostep user ...`.
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Add a user.
+    Add {
+        /// Login name as PAM and RADIUS see it.
+        name: String,
+        /// Full name.
+        #[arg(long, value_name = "TEXT")]
+        display_name: Option<String>,
+    },
+    /// List users.
+    List,
+    /// Show a user and their methods.
+    Show {
+        /// Login name.
+        name: String,
+    },
+    /// Disable a user: every verification answers "disabled".
+    Disable {
+        /// Login name.
+        name: String,
+    },
+    /// Re-enable a disabled user.
+    Enable {
+        /// Login name.
+        name: String,
+    },
+    /// Delete a user and their methods.
+    Delete {
+        /// Login name.
+        name: String,
+    },
+    /// Clear a user's lockout and failure count.
+    Unlock {
+        /// Login name.
+        name: String,
+    },
+    /// Delete all of a user's methods (lost or replaced phone).
+    Reset {
+        /// Login name.
+        name: String,
+    },
+}
+
+impl Run for UserCmd {
+    fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        match self {
+            Self::Add { name, display_name } => {
+                let u = with_admin(g, |c| async move {
+                    c.create_user(&CreateUser {
+                        username: name,
+                        display_name,
+                    })
+                    .await
+                })?;
+                println!("added user {}", u.username);
+            }
+            Self::List => {
+                let users = with_admin(g, |c| async move { c.list_users().await })?;
+                print!("{}", output::users(&users));
+            }
+            Self::Show { name } => {
+                let u = with_admin(g, |c| async move { c.user(&name).await })?;
+                print!("{}", output::user(&u));
+            }
+            Self::Disable { name } => set_disabled(g, name, true)?,
+            Self::Enable { name } => set_disabled(g, name, false)?,
+            Self::Delete { name } => {
+                with_admin(g, |c| {
+                    let n = name.clone();
+                    async move { c.delete_user(&n).await }
+                })?;
+                println!("deleted user {name}");
+            }
+            Self::Unlock { name } => {
+                let u = with_admin(g, |c| async move { c.unlock_user(&name).await })?;
+                println!("unlocked user {}", u.username);
+            }
+            Self::Reset { name } => {
+                with_admin(g, |c| {
+                    let n = name.clone();
+                    async move { c.reset_methods(&n).await }
+                })?;
+                println!("deleted all methods of {name}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn set_disabled(g: &Global, name: String, disabled: bool) -> anyhow::Result<()> {
+    let u = with_admin(g, |c| async move {
+        c.update_user(
+            &name,
+            &UpdateUser {
+                disabled: Some(disabled),
+            },
+        )
+        .await
+    })?;
+    println!(
+        "{} user {}",
+        if u.disabled { "disabled" } else { "enabled" },
+        u.username
+    );
+    Ok(())
+}
+
+// ---- enrolment and methods ----------------------------------------------------
+
+/// `twostep enrol NAME`.
+#[derive(Args)]
+pub struct EnrolArgs {
+    /// Login name.
+    pub name: String,
+    /// Label for the method [default: "Authenticator app"].
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+    /// Do not draw the QR code.
+    #[arg(long)]
+    pub no_qr: bool,
+}
+
+impl Run for EnrolArgs {
+    fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        let name = self.name.clone();
+        let label = self.label.clone();
+        let e = with_admin(g, |c| async move {
+            c.enrol_totp(&name, &EnrolTotp { label }).await
+        })?;
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "enrolled TOTP method {} ({:?}) for {}",
+            e.method.id, e.method.label, self.name
+        )?;
+        if !self.no_qr {
+            writeln!(
+                out,
+                "Scan with an authenticator app (Microsoft Authenticator, Google Authenticator, FreeOTP, Aegis):"
+            )?;
+            writeln!(out, "{}", qr(&e.otpauth_uri)?)?;
+        }
+        writeln!(out, "Can't scan? Type in this key (SHA-1, 6 digits, 30 s):")?;
+        writeln!(out, "secret: {}", e.secret_base32)?;
+        writeln!(out, "uri: {}", e.otpauth_uri)?;
+        writeln!(
+            out,
+            "The secret is shown only this once; the registry keeps it encrypted."
+        )?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// `uri` as a QR code drawn with Unicode half blocks (two modules per
+/// character cell), light on dark, with the quiet zone.
+fn qr(uri: &str) -> anyhow::Result<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(uri.as_bytes()).context("QR code")?;
+    Ok(code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build())
+}
+
+/// `twostep method ...`.
+#[derive(Subcommand)]
+pub enum MethodCmd {
+    /// Delete one method of a user (ids: `twostep user show NAME`).
+    Delete {
+        /// Login name.
+        name: String,
+        /// Method id.
+        id: i64,
+    },
+}
+
+impl Run for MethodCmd {
+    fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        match self {
+            Self::Delete { name, id } => {
+                with_admin(g, |c| {
+                    let n = name.clone();
+                    async move { c.delete_method(&n, id).await }
+                })?;
+                println!("deleted method {id} of {name}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+// ---- hosts --------------------------------------------------------------------
+
+/// Kind of host, on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// A PAM host: SSH server, console, sudo.
+    Ssh,
+    /// A RADIUS server in front of VPNs.
+    Radius,
+}
+
+/// `twostep host ...`.
+#[derive(Subcommand)]
+pub enum HostCmd {
+    /// Add a host and print its API key (shown only once).
+    Add {
+        /// Unique name, usually the host name.
+        name: String,
+        /// What the host is.
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// Write the key to this file (mode 0600) instead of printing it.
+        #[arg(long, value_name = "PATH")]
+        key_file: Option<PathBuf>,
+    },
+    /// List hosts.
+    List,
+    /// Revoke a host's API key.
+    Revoke {
+        /// Host name.
+        name: String,
+    },
+}
+
+impl Run for HostCmd {
+    fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        match self {
+            Self::Add {
+                name,
+                kind,
+                key_file,
+            } => {
+                let kind = match kind {
+                    KindArg::Ssh => HostKind::Ssh,
+                    KindArg::Radius => HostKind::Radius,
+                };
+                if let Some(p) = &key_file {
+                    // Fail before creating the host if the key cannot be kept.
+                    let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+                    if let Some(d) = dir {
+                        if !d.is_dir() {
+                            bail!("{}: directory does not exist", d.display());
+                        }
+                    }
+                }
+                let created = with_admin(g, |c| async move {
+                    c.create_host(&CreateHost { name, kind }).await
+                })?;
+                match key_file {
+                    Some(p) => {
+                        write_key_file(&p, &created.api_key)?;
+                        println!(
+                            "added {} host {}; API key written to {}",
+                            output::host_kind(created.host.kind),
+                            created.host.name,
+                            p.display()
+                        );
+                    }
+                    None => {
+                        eprintln!(
+                            "added {} host {}; its API key (shown only once, put it in the host's [registry].api_key_file, mode 0600):",
+                            output::host_kind(created.host.kind),
+                            created.host.name
+                        );
+                        println!("{}", created.api_key);
+                    }
+                }
+            }
+            Self::List => {
+                let hosts = with_admin(g, |c| async move { c.list_hosts().await })?;
+                print!("{}", output::hosts(&hosts));
+            }
+            Self::Revoke { name } => {
+                with_admin(g, |c| {
+                    let n = name.clone();
+                    async move { c.revoke_host(&n).await }
+                })?;
+                println!("revoked host {name}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Writes `key` and a newline to `path` with mode 0600: into a new file
+/// beside it, then renamed over `path`, so no reader sees a partial key.
+fn write_key_file(path: &Path, key: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(key.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow!(
+            "{}: {e} (the host was added; revoke it and add it again)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+// ---- audit --------------------------------------------------------------------
+
+/// `twostep audit`.
+#[derive(Args)]
+pub struct AuditArgs {
+    /// How many of the newest events to show.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+impl Run for AuditArgs {
+    fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        let limit = self.limit;
+        let events = with_admin(g, |c| async move { c.audit(limit).await })?;
+        print!("{}", output::audit(&events));
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,232 @@
+//! The `twostep` admin command line against a real registry.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+use twostep_common::api::{AuthContext, VerifyRequest, VerifyResult};
+use twostep_common::client::ClientError;
+use twostep_e2e::{bin, block_on, now, oathtool_code, Registry};
+
+fn twostep(reg: &Registry, args: &[&str]) -> Output {
+    Command::new(bin("twostep"))
+        .arg("--config")
+        .arg(&reg.config_path)
+        .args(args)
+        .output()
+        .expect("run twostep")
+}
+
+fn ok(reg: &Registry, args: &[&str]) -> String {
+    let out = twostep(reg, args);
+    assert!(
+        out.status.success(),
+        "twostep {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn field<'a>(text: &'a str, name: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name:?} line in:\n{text}"))
+        .trim()
+}
+
+fn verify(
+    reg: &Registry,
+    key: &std::path::Path,
+    user: &str,
+    code: &str,
+) -> Result<VerifyResult, ClientError> {
+    block_on(reg.host_client(key).verify(&VerifyRequest {
+        username: user.into(),
+        code: code.into(),
+        context: AuthContext::default(),
+    }))
+    .map(|r| r.result)
+}
+
+#[test]
+fn admin_commands_end_to_end() {
+    let reg = Registry::start();
+    let out = ok(
+        &reg,
+        &["user", "add", "alice", "--display-name", "Alice Smith"],
+    );
+    assert_eq!(out.trim(), "added user alice");
+    let list = ok(&reg, &["user", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("alice ") && l.contains("active")),
+        "{list}"
+    );
+
+    // Enrol without QR: the secret and URI lines are there for typing in.
+    let enrol = ok(&reg, &["enrol", "alice", "--no-qr", "--label", "Pixel 8"]);
+    let secret = field(&enrol, "secret:").to_owned();
+    let uri = field(&enrol, "uri:");
+    assert!(
+        uri.starts_with("otpauth://totp/twostep:alice?secret="),
+        "{uri}"
+    );
+    assert!(uri.contains(&format!("secret={secret}&")));
+    assert!(
+        !enrol.contains('\u{2580}') && !enrol.contains('\u{2584}'),
+        "no QR with --no-qr"
+    );
+    // With QR: half-block characters.
+    let enrol2 = ok(&reg, &["enrol", "alice"]);
+    assert!(
+        enrol2.contains('\u{2580}') || enrol2.contains('\u{2584}') || enrol2.contains('\u{2588}'),
+        "{enrol2}"
+    );
+
+    // A host key written to a 0600 file works against /v1/host/verify.
+    let key = reg.dir.path().join("web1.key");
+    let out = ok(
+        &reg,
+        &[
+            "host",
+            "add",
+            "web1",
+            "--kind",
+            "ssh",
+            "--key-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("written to"), "{out}");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let code = oathtool_code(&secret, now());
+    assert_eq!(
+        verify(&reg, &key, "alice", &code).unwrap(),
+        VerifyResult::Accept
+    );
+
+    // Without --key-file the key goes to stdout, alone on its line.
+    let printed = ok(&reg, &["host", "add", "vpn1", "--kind", "radius"]);
+    assert!(
+        printed.trim().starts_with("tsh_") && printed.lines().count() == 1,
+        "{printed}"
+    );
+    let hosts = ok(&reg, &["host", "list"]);
+    assert!(
+        hosts.contains("web1") && hosts.contains("vpn1") && hosts.contains("radius"),
+        "{hosts}"
+    );
+
+    // Disable / enable.
+    ok(&reg, &["user", "disable", "alice"]);
+    assert_eq!(
+        verify(&reg, &key, "alice", "000000").unwrap(),
+        VerifyResult::Disabled
+    );
+    assert!(ok(&reg, &["user", "show", "alice"]).contains("status:       disabled"));
+    ok(&reg, &["user", "enable", "alice"]);
+
+    // Show lists both methods; delete one, then reset the rest.
+    let show = ok(&reg, &["user", "show", "alice"]);
+    assert!(
+        show.contains("display name: Alice Smith") && show.contains("Pixel 8"),
+        "{show}"
+    );
+    let ids: Vec<i64> = show
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(ids.len(), 2, "{show}");
+    ok(&reg, &["method", "delete", "alice", &ids[0].to_string()]);
+    let show = ok(&reg, &["user", "show", "alice"]);
+    assert!(
+        !show.contains("Pixel 8") && show.contains("default"),
+        "{show}"
+    );
+    ok(&reg, &["user", "reset", "alice"]);
+    assert_eq!(
+        verify(&reg, &key, "alice", "123456").unwrap(),
+        VerifyResult::NotEnrolled
+    );
+
+    // Revoke: the key is refused with 403.
+    ok(&reg, &["host", "revoke", "web1"]);
+    match verify(&reg, &key, "alice", "123456") {
+        Err(ClientError::Refused { status: 403, .. }) => {}
+        other => panic!("revoked host: {other:?}"),
+    }
+    assert!(ok(&reg, &["host", "list"]).contains("revoked"));
+
+    // Audit shows the admin actions, never the secret or the key.
+    let audit = ok(&reg, &["audit", "--limit", "100"]);
+    for action in [
+        "user.create",
+        "totp.enrol",
+        "host.create",
+        "user.disable",
+        "host.revoke",
+        "verify",
+    ] {
+        assert!(audit.contains(action), "{action} missing:\n{audit}");
+    }
+    assert!(
+        !audit.contains(&secret) && !audit.contains(&code),
+        "{audit}"
+    );
+
+    ok(&reg, &["user", "delete", "alice"]);
+    assert!(!ok(&reg, &["user", "list"]).contains("alice"));
+}
+
+#[test]
+fn errors_are_one_line_with_exit_1() {
+    let reg = Registry::start();
+    let out = twostep(&reg, &["user", "show", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("twostep: ") && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
+    assert!(err.contains("nobody"), "{err}");
+
+    ok(&reg, &["user", "add", "bob"]);
+    let out = twostep(&reg, &["user", "add", "bob"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("409"));
+
+    // Wrong admin token.
+    let bad = reg.dir.path().join("bad.token");
+    twostep_e2e::write_secret(&bad, "not-the-token\n");
+    let out = twostep(
+        &reg,
+        &["--admin-token-file", bad.to_str().unwrap(), "user", "list"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+
+    // Missing config file.
+    let out = Command::new(bin("twostep"))
+        .args(["--config", "/nonexistent/twostep.toml", "user", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("twostep: /nonexistent/twostep.toml"));
+}
+
+#[test]
+fn help_and_version() {
+    let out = Command::new(bin("twostep")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && help.contains("Examples:") && help.contains("twostep enrol alice"),
+        "{help}"
+    );
+    let out = Command::new(bin("twostep"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("twostep "));
+}
