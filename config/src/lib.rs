@@ -383,6 +383,11 @@ pub struct RadiusUpstreamConfig {
     /// Retransmissions after the first try. Default 2.
     #[serde(default = "default_upstream_retries")]
     pub retries: u32,
+    /// Require Message-Authenticator on this server's answers (RFC 3579
+    /// §3.2, CVE-2024-3596). Default `true`; `false` only for an old server
+    /// that cannot send it.
+    #[serde(default = "default_true")]
+    pub require_message_authenticator: bool,
 }
 
 fn default_upstream_timeout() -> u64 {

@@ -58,6 +58,13 @@ fn full_example_parses_with_defaults() {
     assert_eq!(r.clients[0].mode, RadiusMode::Append);
     assert!(r.clients[0].require_message_authenticator);
     assert_eq!(r.upstreams[0].retries, 2);
+    assert!(r.upstreams[0].require_message_authenticator);
+    let legacy = FULL.replace(
+        "secret_file = \"/tmp/u\"",
+        "secret_file = \"/tmp/u\"\nrequire_message_authenticator = false",
+    );
+    let c = parse(&legacy).unwrap();
+    assert!(!c.radius().unwrap().upstreams[0].require_message_authenticator);
 }
 
 #[test]
