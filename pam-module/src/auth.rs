@@ -304,7 +304,8 @@ impl Session<'_> {
             ));
         }
         let start = Instant::now();
-        let r = self.rt.block_on(tokio::time::timeout(left, fut));
+        // The timer must be created inside the runtime's context.
+        let r = self.rt.block_on(async { tokio::time::timeout(left, fut).await });
         self.budget.spend(start.elapsed());
         match r {
             Err(_) => Err(CallError::Unreachable(format!(
