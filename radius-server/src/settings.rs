@@ -24,6 +24,8 @@ pub struct Upstream {
     pub timeout: Duration,
     /// Retransmissions after the first try.
     pub retries: u32,
+    /// Whether answers must carry Message-Authenticator.
+    pub require_message_authenticator: bool,
 }
 
 impl Upstream {
@@ -108,6 +110,7 @@ impl Settings {
                 secret: read_secret(&u.secret_file, &format!("upstream {:?}", u.name))?,
                 timeout: Duration::from_secs(u.timeout),
                 retries: u.retries,
+                require_message_authenticator: u.require_message_authenticator,
             }));
         }
         let mut clients = Vec::new();

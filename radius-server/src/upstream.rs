@@ -87,8 +87,10 @@ pub fn build_request(
     wire::build_access_request(identifier, &attrs, password, secret)
 }
 
-/// Checks one datagram from the upstream as the answer to our request.
-/// `Ok(None)`: not an answer to this request (ignored, keep waiting).
+/// Checks one datagram from the upstream as the answer to our request;
+/// Message-Authenticator is checked when present and required when
+/// `require_ma`. `Ok(None)`: not an answer to this request (ignored, keep
+/// waiting).
 ///
 /// # Errors
 /// The reason a reply to our Identifier is unacceptable: bad
@@ -98,15 +100,16 @@ pub fn interpret(
     identifier: u8,
     request_authenticator: &[u8; 16],
     secret: &[u8],
+    require_ma: bool,
 ) -> Result<Option<PrimaryResult>, Error> {
     let reply = wire::parse(datagram)?;
     if reply.identifier != identifier {
         return Ok(None);
     }
     let ma = wire::check_response(&reply.bytes, request_authenticator, secret)?;
-    if ma != MessageAuth::Valid {
+    if require_ma && ma != MessageAuth::Valid {
         return Err(Error::Malformed(
-            "upstream reply without Message-Authenticator (CVE-2024-3596)".into(),
+            "upstream reply without Message-Authenticator (CVE-2024-3596); make the upstream send it, or set require_message_authenticator = false for it".into(),
         ));
     }
     match reply.code {
@@ -158,7 +161,13 @@ pub async fn check(
                     tokio::time::sleep_until(until).await;
                     break;
                 }
-                Ok(Ok(n)) => match interpret(&buf[..n], identifier, &ra, secret) {
+                Ok(Ok(n)) => match interpret(
+                    &buf[..n],
+                    identifier,
+                    &ra,
+                    secret,
+                    upstream.require_message_authenticator,
+                ) {
                     Ok(Some(r)) => return r,
                     Ok(None) => {}
                     Err(e) => {
@@ -253,7 +262,7 @@ mod tests {
             },
         ];
         let reply = wire::build_reply(&req, code::ACCESS_ACCEPT, &attrs, b"up").unwrap();
-        match interpret(&reply, 5, &ra, b"up").unwrap() {
+        match interpret(&reply, 5, &ra, b"up", true).unwrap() {
             Some(PrimaryResult::Accept(copied)) => {
                 let types: Vec<u8> = copied.iter().map(|a| a.typ).collect();
                 assert_eq!(types, vec![attr::CLASS, 11, 26, attr::CLASS]);
@@ -262,13 +271,28 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Other Identifier: not ours.
-        assert_eq!(interpret(&reply, 6, &ra, b"up").unwrap(), None);
+        assert_eq!(interpret(&reply, 6, &ra, b"up", true).unwrap(), None);
         // Wrong secret: refused.
-        assert!(interpret(&reply, 5, &ra, b"other").is_err());
+        assert!(interpret(&reply, 5, &ra, b"other", true).is_err());
         let reject = wire::build_reply(&req, code::ACCESS_REJECT, &[], b"up").unwrap();
         assert_eq!(
-            interpret(&reject, 5, &ra, b"up").unwrap(),
+            interpret(&reject, 5, &ra, b"up", true).unwrap(),
             Some(PrimaryResult::Reject)
+        );
+    }
+
+    #[test]
+    fn reply_without_message_authenticator_only_when_allowed() {
+        use radius::core::packet::Packet;
+        let (req, ra) = wire::build_access_request(5, &[], b"pw", b"up").unwrap();
+        let req = Packet::decode(&req, b"up").unwrap();
+        let mut reply = req.make_response_packet(radius::core::code::Code::AccessAccept);
+        reply.add(radius::core::avp::AVP::from_bytes(attr::CLASS, b"c"));
+        let bytes = reply.encode().unwrap();
+        assert!(interpret(&bytes, 5, &ra, b"up", true).is_err());
+        assert_eq!(
+            interpret(&bytes, 5, &ra, b"up", false).unwrap(),
+            Some(PrimaryResult::Accept(vec![RawAttr { typ: attr::CLASS, value: b"c".to_vec() }]))
         );
     }
 }
