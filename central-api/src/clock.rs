@@ -49,6 +49,13 @@ impl FixedClock {
     }
 }
 
+impl FixedClock {
+    /// The time shown, in Unix seconds.
+    pub fn now_for_test(&self) -> u64 {
+        Clock::now(self)
+    }
+}
+
 impl Clock for FixedClock {
     fn now(&self) -> u64 {
         u64::try_from(self.0.load(Ordering::SeqCst)).unwrap_or(0)

@@ -1,6 +1,241 @@
-//! The OpenAPI 3.0 document served at `/v1/openapi.json`.
+//! The OpenAPI 3.0 document served at `/v1/openapi.json`, written by hand
+//! from the wire types in [`twostep_common::api`]; a test checks that it
+//! describes every route of [`crate::app::ROUTES`] and nothing else.
+
+use serde_json::{json, Map, Value};
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+/// Standard error answers for `codes`.
+fn errors(codes: &[(&str, &str)]) -> Map<String, Value> {
+    codes
+        .iter()
+        .map(|(code, why)| {
+            (
+                (*code).to_owned(),
+                json!({ "description": why, "content": json_content(schema_ref("ErrorBody")) }),
+            )
+        })
+        .collect()
+}
+
+struct Op<'a> {
+    summary: &'a str,
+    auth: Option<&'a str>,
+    params: &'a [&'a str],
+    body: Option<&'a str>,
+    ok: (&'a str, Option<Value>),
+    errs: &'a [(&'a str, &'a str)],
+}
+
+const E400: (&str, &str) = ("400", "malformed JSON, invalid username, code or field");
+const E401: (&str, &str) = ("401", "missing or wrong credential");
+const E403: (&str, &str) = ("403", "the host has been revoked");
+const E404: (&str, &str) = ("404", "unknown user, method, host or route");
+const E409: (&str, &str) = ("409", "already exists");
+const E413: (&str, &str) = ("413", "body larger than max_body_bytes");
+const E503: (&str, &str) = ("503", "the database is unavailable, read-only or full");
+
+fn op(o: &Op<'_>) -> Value {
+    let mut responses = Map::new();
+    let (status, schema) = &o.ok;
+    let mut ok = json!({ "description": "success" });
+    if let Some(s) = schema {
+        ok["content"] = json_content(s.clone());
+    }
+    responses.insert((*status).to_owned(), ok);
+    responses.extend(errors(o.errs));
+    let mut v = json!({ "summary": o.summary, "responses": responses });
+    if let Some(a) = o.auth {
+        v["security"] = json!([{ a: [] }]);
+    }
+    let mut params: Vec<Value> = o
+        .params
+        .iter()
+        .map(|p| {
+            let schema = if *p == "id" {
+                json!({"type": "integer", "format": "int64"})
+            } else {
+                json!({"type": "string"})
+            };
+            json!({ "name": p, "in": "path", "required": true, "schema": schema })
+        })
+        .collect();
+    if o.summary.starts_with("Audit") {
+        params.push(json!({ "name": "limit", "in": "query", "required": false,
+            "description": "newest N events (default 100, at most 10000)",
+            "schema": {"type": "integer", "minimum": 0} }));
+    }
+    if !params.is_empty() {
+        v["parameters"] = Value::Array(params);
+    }
+    if let Some(b) = o.body {
+        v["requestBody"] = json!({ "required": true, "content": json_content(schema_ref(b)) });
+    }
+    v
+}
+
+fn array_of(name: &str) -> Value {
+    json!({ "type": "array", "items": schema_ref(name) })
+}
+
+fn paths() -> Value {
+    let admin = Some("admin");
+    let host = Some("host");
+    let std_admin = &[E401, E503][..];
+    json!({
+        "/v1/health": { "get": op(&Op { summary: "Health: the database answers", auth: None, params: &[],
+            body: None, ok: ("200", Some(schema_ref("Health"))), errs: &[E503] }) },
+        "/v1/openapi.json": { "get": op(&Op { summary: "This document", auth: None, params: &[],
+            body: None, ok: ("200", Some(json!({"type": "object"}))), errs: &[] }) },
+        "/v1/admin/users": {
+            "get": op(&Op { summary: "List users", auth: admin, params: &[], body: None,
+                ok: ("200", Some(array_of("User"))), errs: std_admin }),
+            "post": op(&Op { summary: "Add a user", auth: admin, params: &[], body: Some("CreateUser"),
+                ok: ("201", Some(schema_ref("User"))), errs: &[E400, E401, E409, E413, E503] }),
+        },
+        "/v1/admin/users/{username}": {
+            "get": op(&Op { summary: "Show a user", auth: admin, params: &["username"], body: None,
+                ok: ("200", Some(schema_ref("User"))), errs: &[E400, E401, E404, E503] }),
+            "patch": op(&Op { summary: "Disable or enable a user", auth: admin, params: &["username"],
+                body: Some("UpdateUser"), ok: ("200", Some(schema_ref("User"))),
+                errs: &[E400, E401, E404, E413, E503] }),
+            "delete": op(&Op { summary: "Delete a user and their methods", auth: admin,
+                params: &["username"], body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
+        },
+        "/v1/admin/users/{username}/unlock": {
+            "post": op(&Op { summary: "Clear a lockout and the failure count", auth: admin,
+                params: &["username"], body: None, ok: ("200", Some(schema_ref("User"))),
+                errs: &[E400, E401, E404, E503] }),
+        },
+        "/v1/admin/users/{username}/methods/totp": {
+            "post": op(&Op { summary: "Enrol a TOTP method; the answer holds the secret, once",
+                auth: admin, params: &["username"], body: Some("EnrolTotp"),
+                ok: ("201", Some(schema_ref("TotpEnrolment"))), errs: &[E400, E401, E404, E413, E503] }),
+        },
+        "/v1/admin/users/{username}/methods/{id}": {
+            "delete": op(&Op { summary: "Delete one method", auth: admin, params: &["username", "id"],
+                body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
+        },
+        "/v1/admin/users/{username}/methods": {
+            "delete": op(&Op { summary: "Delete all of a user's methods (reset)", auth: admin,
+                params: &["username"], body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
+        },
+        "/v1/admin/hosts": {
+            "get": op(&Op { summary: "List hosts", auth: admin, params: &[], body: None,
+                ok: ("200", Some(array_of("Host"))), errs: std_admin }),
+            "post": op(&Op { summary: "Add a host; the answer holds its API key, once", auth: admin,
+                params: &[], body: Some("CreateHost"), ok: ("201", Some(schema_ref("HostCreated"))),
+                errs: &[E400, E401, E409, E413, E503] }),
+        },
+        "/v1/admin/hosts/{name}": {
+            "delete": op(&Op { summary: "Revoke a host's API key", auth: admin, params: &["name"],
+                body: None, ok: ("204", None), errs: &[E401, E404, E503] }),
+        },
+        "/v1/admin/audit": {
+            "get": op(&Op { summary: "Audit events, newest first", auth: admin, params: &[], body: None,
+                ok: ("200", Some(array_of("AuditEvent"))), errs: &[E400, E401, E503] }),
+        },
+        "/v1/host/users/{username}/registrations": {
+            "get": op(&Op { summary: "A user's registrations (never secrets)", auth: host,
+                params: &["username"], body: None, ok: ("200", Some(schema_ref("Registrations"))),
+                errs: &[E400, E401, E403, E404, E503] }),
+        },
+        "/v1/host/verify": {
+            "post": op(&Op { summary: "Verify (and on accept consume) a code", auth: host, params: &[],
+                body: Some("VerifyRequest"), ok: ("200", Some(schema_ref("VerifyResponse"))),
+                errs: &[E400, E401, E403, E413, E503] }),
+        },
+    })
+}
+
+fn string() -> Value {
+    json!({"type": "string"})
+}
+fn nullable(mut v: Value) -> Value {
+    v["nullable"] = json!(true);
+    v
+}
+fn int64() -> Value {
+    json!({"type": "integer", "format": "int64"})
+}
+fn object(required: &[&str], props: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": props, "additionalProperties": false })
+}
+
+fn schemas() -> Value {
+    let method_kind = json!({"type": "string", "enum": ["totp"]});
+    let host_kind = json!({"type": "string", "enum": ["ssh", "radius"]});
+    json!({
+        "ErrorBody": object(&["error", "message"], json!({
+            "error": { "type": "string", "description": "stable code, e.g. unknown_user, invalid_code_format, unauthorized, host_revoked, storage_unavailable" },
+            "message": string() })),
+        "Health": object(&["status", "version"], json!({ "status": string(), "version": string() })),
+        "CreateUser": object(&["username"], json!({
+            "username": { "type": "string", "minLength": 1, "maxLength": twostep_common::api::MAX_USERNAME_BYTES },
+            "display_name": nullable(string()) })),
+        "UpdateUser": object(&[], json!({ "disabled": nullable(json!({"type": "boolean"})) })),
+        "Method": object(&["id", "kind", "label", "is_default", "created_at"], json!({
+            "id": int64(), "kind": method_kind, "label": string(),
+            "is_default": {"type": "boolean"}, "created_at": int64() })),
+        "User": object(&["username", "display_name", "disabled", "created_at", "locked_until", "methods"], json!({
+            "username": string(), "display_name": nullable(string()), "disabled": {"type": "boolean"},
+            "created_at": int64(), "locked_until": nullable(int64()),
+            "methods": array_of("Method") })),
+        "EnrolTotp": object(&[], json!({ "label": nullable(string()) })),
+        "TotpEnrolment": object(&["method", "secret_base32", "otpauth_uri"], json!({
+            "method": schema_ref("Method"),
+            "secret_base32": { "type": "string", "description": "RFC 4648 base32, no padding; shown once" },
+            "otpauth_uri": { "type": "string", "description": "otpauth://totp/ISSUER:ACCOUNT?secret=...&issuer=...&algorithm=SHA1&digits=6&period=30" } })),
+        "CreateHost": object(&["name", "kind"], json!({ "name": string(), "kind": host_kind.clone() })),
+        "Host": object(&["name", "kind", "created_at", "revoked_at"], json!({
+            "name": string(), "kind": host_kind, "created_at": int64(), "revoked_at": nullable(int64()) })),
+        "HostCreated": object(&["host", "api_key"], json!({
+            "host": schema_ref("Host"), "api_key": { "type": "string", "description": "shown once; the registry keeps its SHA-256" } })),
+        "AuditEvent": object(&["id", "at", "actor", "action"], json!({
+            "id": int64(), "at": int64(), "actor": string(), "action": string(),
+            "username": nullable(string()), "host": nullable(string()), "remote_addr": nullable(string()),
+            "result": nullable(string()), "detail": nullable(string()) })),
+        "Registrations": object(&["username", "status", "methods"], json!({
+            "username": string(),
+            "status": {"type": "string", "enum": ["active", "disabled", "locked"]},
+            "methods": array_of("Method") })),
+        "AuthContext": object(&[], json!({
+            "service": nullable(string()), "host": nullable(string()),
+            "remote_addr": nullable(string()), "tty": nullable(string()) })),
+        "VerifyRequest": object(&["username", "code"], json!({
+            "username": string(),
+            "code": { "type": "string", "pattern": "^[0-9]{6}$" },
+            "context": schema_ref("AuthContext") })),
+        "VerifyResponse": object(&["result"], json!({
+            "result": {"type": "string", "enum": ["accept", "reject", "locked", "not_enrolled", "unknown_user", "disabled"]},
+            "method_id": nullable(int64()),
+            "locked_until": nullable(int64()) })),
+    })
+}
 
 /// The document.
-pub fn document() -> serde_json::Value {
-    serde_json::json!({"openapi": "3.0.3"})
+pub fn document() -> Value {
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "twostep registry",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Users, verification methods, hosts, code verification and audit. Times are Unix seconds (UTC). Every error is an ErrorBody."
+        },
+        "paths": paths(),
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "admin": { "type": "http", "scheme": "bearer", "description": "the admin token from [api].admin_token_file" },
+                "host": { "type": "http", "scheme": "bearer", "description": "a host API key from POST /v1/admin/hosts" }
+            }
+        }
+    })
 }

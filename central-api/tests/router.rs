@@ -1,0 +1,636 @@
+//! The registry's router driven in-process (`tower::ServiceExt::oneshot`)
+//! with a fixed clock over a real SQLite file: time-dependent rules
+//! (skew window against oathtool, lockout and unlock timing) without
+//! sleeping, and every bad-input answer.
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::process::Command;
+use std::sync::Arc;
+use tower::ServiceExt;
+use twostep_api::app::{router, AppState};
+use twostep_api::clock::FixedClock;
+use twostep_common::api::ErrorBody;
+
+const ADMIN: &str = "test-admin-token-0123456789";
+
+struct TestApp {
+    dir: tempfile::TempDir,
+    state: Arc<AppState>,
+    clock: FixedClock,
+}
+
+impl TestApp {
+    async fn new(extra_api: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("admin.token");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&token)
+                .unwrap();
+            writeln!(f, "{ADMIN}").unwrap();
+        }
+        let text = format!(
+            "version = 1\n[api]\nlisten = \"127.0.0.1:1\"\ndatabase = \"sqlite://{}/registry.db\"\nsecret_key_file = \"{}/secret.key\"\nadmin_token_file = \"{}\"\n{extra_api}\n",
+            dir.path().display(),
+            dir.path().display(),
+            token.display()
+        );
+        let config =
+            twostep_config::Config::parse(&text, std::path::Path::new("test.toml")).unwrap();
+        let clock = FixedClock::new(1_700_000_025);
+        let state = twostep_api::server::prepare(config.api().unwrap(), Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        Self { dir, state, clock }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.raw(method, path, token, body.map(|b| b.to_string()))
+            .await
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(text) => b
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(text))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let resp = router(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"))
+        };
+        if !status.is_success() {
+            // Every error is an ErrorBody.
+            serde_json::from_value::<ErrorBody>(v.clone())
+                .unwrap_or_else(|e| panic!("{status}: not an ErrorBody ({e}): {v}"));
+        }
+        (status, v)
+    }
+
+    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (s, v) = self.call(method.clone(), path, Some(ADMIN), body).await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    }
+
+    /// Adds `user`, enrols TOTP, adds a host; returns (secret_base32, method id, host key).
+    async fn enrolled(&self, user: &str) -> (String, i64, String) {
+        self.admin(
+            Method::POST,
+            "/v1/admin/users",
+            Some(json!({"username": user})),
+        )
+        .await;
+        let e = self
+            .admin(
+                Method::POST,
+                &format!("/v1/admin/users/{user}/methods/totp"),
+                Some(json!({})),
+            )
+            .await;
+        let name = format!("host-{user}");
+        let h = self
+            .admin(
+                Method::POST,
+                "/v1/admin/hosts",
+                Some(json!({"name": name, "kind": "ssh"})),
+            )
+            .await;
+        (
+            e["secret_base32"].as_str().unwrap().to_owned(),
+            e["method"]["id"].as_i64().unwrap(),
+            h["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn verify(&self, key: &str, user: &str, code: &str) -> Value {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/v1/host/verify",
+                Some(key),
+                Some(json!({"username": user, "code": code,
+                            "context": {"service": "sshd", "host": "web1", "remote_addr": "192.0.2.9"}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    async fn result(&self, key: &str, user: &str, code: &str) -> String {
+        self.verify(key, user, code).await["result"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+fn oathtool(secret: &str, t: u64) -> String {
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", "-N", &format!("@{t}"), secret])
+        .output()
+        .expect("oathtool must be installed (tests/deps/base.txt)");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A code that is not `code` (differs in the last digit).
+fn wrong(code: &str) -> String {
+    let mut c = code.as_bytes().to_vec();
+    c[5] = if c[5] == b'9' { b'0' } else { c[5] + 1 };
+    String::from_utf8(c).unwrap()
+}
+
+#[tokio::test]
+async fn oathtool_interop_at_fixed_times() {
+    // EPOCHs chosen 1..=28 s into their time step, where -31 s and +31 s
+    // land in the neighbouring steps and ±61 s two steps away.
+    for epoch in [1_111_111_111u64, 1_700_000_025, 2_000_000_005] {
+        let app = TestApp::new("[api.lockout]\nmax_failures = 100\n").await;
+        app.clock.set(epoch);
+        let (secret, id, key) = app.enrolled("dave").await;
+        // ±61 s: outside the ±1 step window.
+        for t in [epoch - 61, epoch + 61] {
+            assert_eq!(
+                app.result(&key, "dave", &oathtool(&secret, t)).await,
+                "reject",
+                "epoch {epoch}, t {t}"
+            );
+        }
+        // -31 s, now, +31 s: in the window, in increasing steps.
+        for t in [epoch - 31, epoch, epoch + 31] {
+            let v = app.verify(&key, "dave", &oathtool(&secret, t)).await;
+            assert_eq!(v["result"], "accept", "epoch {epoch}, t {t}: {v}");
+            assert_eq!(v["method_id"], id);
+        }
+        // Replays: every code already used, and an older one, are refused.
+        for t in [epoch - 31, epoch, epoch + 31] {
+            assert_eq!(
+                app.result(&key, "dave", &oathtool(&secret, t)).await,
+                "reject",
+                "replay t {t}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn lockout_and_unlock_timing() {
+    let app =
+        TestApp::new("[api.lockout]\nmax_failures = 3\nwindow_seconds = 600\nlock_seconds = 300\n")
+            .await;
+    let t0 = 1_700_000_025;
+    app.clock.set(t0);
+    let (secret, _, key) = app.enrolled("erin").await;
+    let code = |t| oathtool(&secret, t);
+
+    // Two failures, then the window passes: the count starts again.
+    assert_eq!(app.result(&key, "erin", &wrong(&code(t0))).await, "reject");
+    app.clock.set(t0 + 10);
+    assert_eq!(
+        app.result(&key, "erin", &wrong(&code(t0 + 10))).await,
+        "reject"
+    );
+    let t1 = t0 + 10 + 601;
+    app.clock.set(t1);
+    assert_eq!(app.result(&key, "erin", &wrong(&code(t1))).await, "reject");
+    assert_eq!(app.result(&key, "erin", &wrong(&code(t1))).await, "reject");
+    // A success resets the count.
+    assert_eq!(app.result(&key, "erin", &code(t1)).await, "accept");
+    let t2 = t1 + 30;
+    app.clock.set(t2);
+    assert_eq!(app.result(&key, "erin", &wrong(&code(t2))).await, "reject");
+    assert_eq!(app.result(&key, "erin", &wrong(&code(t2))).await, "reject");
+    // Third failure within the window: locked for 300 s from now.
+    assert_eq!(app.result(&key, "erin", &wrong(&code(t2))).await, "reject");
+    let v = app.verify(&key, "erin", &code(t2)).await;
+    assert_eq!(v["result"], "locked", "right code while locked: {v}");
+    assert_eq!(v["locked_until"], t2 + 300);
+    let (_, regs) = app
+        .call(
+            Method::GET,
+            "/v1/host/users/erin/registrations",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(regs["status"], "locked");
+    let user = app.admin(Method::GET, "/v1/admin/users/erin", None).await;
+    assert_eq!(user["locked_until"], t2 + 300);
+    // One second before the end: still locked, and wrong codes do not extend it.
+    app.clock.set(t2 + 299);
+    assert_eq!(
+        app.result(&key, "erin", &wrong(&code(t2 + 299))).await,
+        "locked"
+    );
+    assert_eq!(app.result(&key, "erin", &code(t2 + 299)).await, "locked");
+    // At the end: the right code is accepted.
+    app.clock.set(t2 + 300);
+    assert_eq!(app.result(&key, "erin", &code(t2 + 300)).await, "accept");
+
+    // Lock again, then an admin unlock lets the right code through at once.
+    let t3 = t2 + 400;
+    app.clock.set(t3);
+    for _ in 0..3 {
+        assert_eq!(app.result(&key, "erin", &wrong(&code(t3))).await, "reject");
+    }
+    assert_eq!(app.result(&key, "erin", &code(t3)).await, "locked");
+    let u = app
+        .admin(Method::POST, "/v1/admin/users/erin/unlock", None)
+        .await;
+    assert_eq!(u["locked_until"], Value::Null);
+    assert_eq!(app.result(&key, "erin", &code(t3)).await, "accept");
+
+    // The audit trail has the lockouts and the unlock, and never a code.
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "lockout").count(),
+        2,
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"user.unlock"));
+}
+
+#[tokio::test]
+async fn audit_and_answers_never_carry_codes_or_secrets() {
+    let app = TestApp::new("").await;
+    let (secret, _, key) = app.enrolled("frank").await;
+    let now = app.clock.now_for_test();
+    let good = oathtool(&secret, now);
+    let bad = wrong(&good);
+    assert_eq!(app.result(&key, "frank", &bad).await, "reject");
+    assert_eq!(app.result(&key, "frank", &good).await, "accept");
+    let audit = app.admin(Method::GET, "/v1/admin/audit", None).await;
+    let text = audit.to_string();
+    assert!(!text.contains(&good) && !text.contains(&bad), "{text}");
+    assert!(!text.contains(&secret) && !text.contains(&key), "{text}");
+    let verify = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "verify")
+        .unwrap();
+    assert_eq!(verify["actor"], "host:host-frank");
+    assert_eq!(verify["host"], "web1");
+    assert_eq!(verify["remote_addr"], "192.0.2.9");
+    assert_eq!(verify["result"], "accept");
+    // Admin and host views of the user carry no secret.
+    let u = app
+        .admin(Method::GET, "/v1/admin/users/frank", None)
+        .await
+        .to_string();
+    let (_, r) = app
+        .call(
+            Method::GET,
+            "/v1/host/users/frank/registrations",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert!(!u.contains(&secret) && !r.to_string().contains(&secret));
+    // At rest: neither the base32 nor the raw secret is in the database file.
+    let raw = data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .unwrap();
+    let mut db = Vec::new();
+    for f in ["registry.db", "registry.db-wal"] {
+        if let Ok(b) = std::fs::read(app.dir.path().join(f)) {
+            db.extend(b);
+        }
+    }
+    assert!(!db.is_empty());
+    assert!(
+        !db.windows(raw.len()).any(|w| w == raw.as_slice()),
+        "raw secret in the database"
+    );
+    assert!(
+        !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "base32 secret in the database"
+    );
+    assert!(
+        !db.windows(key.len()).any(|w| w == key.as_bytes()),
+        "host key in the database"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_answers() {
+    let app = TestApp::new("max_body_bytes = 1024\n").await;
+    let (_, _, key) = app.enrolled("gina").await;
+    let err = |v: &Value| v["error"].as_str().unwrap().to_owned();
+
+    // Credentials.
+    let (s, v) = app.call(Method::GET, "/v1/admin/users", None, None).await;
+    assert_eq!(
+        (s, err(&v).as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let (s, _) = app
+        .call(Method::GET, "/v1/admin/users", Some("wrong"), None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = app
+        .call(Method::GET, "/v1/admin/users", Some(&key), None)
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "a host key is not the admin token"
+    );
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/v1/host/verify",
+            Some(ADMIN),
+            Some(json!({"username": "gina", "code": "123456"})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "the admin token is not a host key"
+    );
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/v1/host/verify",
+            Some("tsh_00"),
+            Some(json!({"username": "gina", "code": "123456"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Malformed JSON, unknown fields, wrong types, oversized bodies.
+    for body in [
+        "{",
+        "not json",
+        r#"{"username": 5, "code": "123456"}"#,
+        r#"{"username":"gina","code":"123456","extra":1}"#,
+    ] {
+        let (s, v) = app
+            .raw(
+                Method::POST,
+                "/v1/host/verify",
+                Some(&key),
+                Some(body.into()),
+            )
+            .await;
+        assert_eq!(
+            (s, err(&v).as_str()),
+            (StatusCode::BAD_REQUEST, "malformed_json"),
+            "{body}"
+        );
+    }
+    let big =
+        json!({"username": "gina", "code": "123456", "context": {"service": "x".repeat(2000)}});
+    let (s, v) = app
+        .call(Method::POST, "/v1/host/verify", Some(&key), Some(big))
+        .await;
+    assert_eq!(
+        (s, err(&v).as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+    );
+
+    // Code format: non-digits, too short, too long, empty, non-ASCII digits.
+    for code in ["12a456", "12345", "1234567", "", " 123456", "١٢٣٤٥٦"] {
+        let (s, v) = app
+            .call(
+                Method::POST,
+                "/v1/host/verify",
+                Some(&key),
+                Some(json!({"username": "gina", "code": code})),
+            )
+            .await;
+        assert_eq!(
+            (s, err(&v).as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_code_format"),
+            "{code:?}"
+        );
+    }
+    // Bad usernames.
+    for name in ["", "a/b", "x\ny"] {
+        let (s, v) = app
+            .call(
+                Method::POST,
+                "/v1/host/verify",
+                Some(&key),
+                Some(json!({"username": name, "code": "123456"})),
+            )
+            .await;
+        assert_eq!(
+            (s, err(&v).as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_username"),
+            "{name:?}"
+        );
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/v1/admin/users",
+                Some(ADMIN),
+                Some(json!({"username": name})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    }
+    // Malformed requests are not counted as failures.
+    let u = app.admin(Method::GET, "/v1/admin/users/gina", None).await;
+    assert_eq!(u["locked_until"], Value::Null);
+
+    // Unknown things: 404; existing: 409.
+    for path in ["/v1/admin/users/nobody", "/v1/nothing"] {
+        let (s, _) = app.call(Method::GET, path, Some(ADMIN), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (s, v) = app
+        .call(
+            Method::GET,
+            "/v1/host/users/nobody/registrations",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, err(&v).as_str()),
+        (StatusCode::NOT_FOUND, "unknown_user")
+    );
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            "/v1/admin/users/gina/methods/999",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            "/v1/admin/users/gina/methods/notanumber",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = app
+        .call(Method::DELETE, "/v1/admin/hosts/nohost", Some(ADMIN), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/admin/users",
+            Some(ADMIN),
+            Some(json!({"username": "gina"})),
+        )
+        .await;
+    assert_eq!((s, err(&v).as_str()), (StatusCode::CONFLICT, "user_exists"));
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/admin/hosts",
+            Some(ADMIN),
+            Some(json!({"name": "host-gina", "kind": "radius"})),
+        )
+        .await;
+    assert_eq!((s, err(&v).as_str()), (StatusCode::CONFLICT, "host_exists"));
+    let (s, _) = app
+        .call(Method::PUT, "/v1/admin/users", Some(ADMIN), None)
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    let (s, _) = app
+        .call(Method::GET, "/v1/admin/audit?limit=-1", Some(ADMIN), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Revoked host: 403, also for registrations.
+    app.admin(Method::DELETE, "/v1/admin/hosts/host-gina", None)
+        .await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/host/verify",
+            Some(&key),
+            Some(json!({"username": "gina", "code": "123456"})),
+        )
+        .await;
+    assert_eq!(
+        (s, err(&v).as_str()),
+        (StatusCode::FORBIDDEN, "host_revoked")
+    );
+    let (s, _) = app
+        .call(
+            Method::GET,
+            "/v1/host/users/gina/registrations",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn methods_default_and_reset() {
+    let app = TestApp::new("").await;
+    let (_, first, key) = app.enrolled("hank").await;
+    let second = app
+        .admin(
+            Method::POST,
+            "/v1/admin/users/hank/methods/totp",
+            Some(json!({"label": "Backup phone"})),
+        )
+        .await;
+    assert_eq!(second["method"]["is_default"], false);
+    assert_eq!(second["method"]["label"], "Backup phone");
+    // Deleting the default promotes the remaining one.
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/admin/users/hank/methods/{first}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let u = app.admin(Method::GET, "/v1/admin/users/hank", None).await;
+    assert_eq!(u["methods"].as_array().unwrap().len(), 1);
+    assert_eq!(u["methods"][0]["is_default"], true);
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            "/v1/admin/users/hank/methods",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(app.result(&key, "hank", "123456").await, "not_enrolled");
+    // Deleting the user: unknown afterwards, also to hosts.
+    let (s, _) = app
+        .call(Method::DELETE, "/v1/admin/users/hank", Some(ADMIN), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(app.result(&key, "hank", "123456").await, "unknown_user");
+}
+
+#[tokio::test]
+async fn openapi_describes_every_route() {
+    let app = TestApp::new("").await;
+    let (s, doc) = app.call(Method::GET, "/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for (path, methods) in twostep_api::app::ROUTES {
+        for m in *methods {
+            assert!(
+                doc["paths"][*path][*m].is_object(),
+                "{m} {path} is not in the OpenAPI document"
+            );
+        }
+    }
+    let documented = doc["paths"].as_object().unwrap().len();
+    assert_eq!(
+        documented,
+        twostep_api::app::ROUTES.len(),
+        "documented paths that the router lacks"
+    );
+    let (s, h) = app.call(Method::GET, "/v1/health", None, None).await;
+    assert_eq!((s, h["status"].as_str()), (StatusCode::OK, Some("ok")));
+}
