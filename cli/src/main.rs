@@ -5,6 +5,7 @@
 //! there (`Name(module::ArgsType),`) plus its `impl Run`.
 
 mod admin;
+mod doctor;
 mod output;
 
 use clap::{Parser, Subcommand};
@@ -88,9 +89,13 @@ commands! {
     Host(admin::HostCmd),
     /// Show the newest audit events.
     Audit(admin::AuditArgs),
+    /// Check the configuration, key files, registry, PAM stacks, sshd and RADIUS clients.
+    Doctor(doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
+    // Hidden: `twostep generate-man DIR`, `twostep generate-completions DIR`.
+    twostep_docgen::handle_hidden(<Cli as clap::CommandFactory>::command);
     let cli = Cli::parse();
     let global = Global {
         config: cli.config,

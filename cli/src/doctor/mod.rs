@@ -1,0 +1,742 @@
+//! `twostep doctor`: reads the configuration and the system and reports,
+//! one line per check, what is wrong and how to fix it.
+//!
+//! Checks: the config file (`FILE:LINE:COL` errors); owner and mode of every
+//! `*_file` key; the registry's health and whether it accepts this host's
+//! API key; where `pam_twostep.so` sits in the `auth` stacks of
+//! `/etc/pam.d/sshd` and `/etc/pam.d/sudo` ([`pam`]); sshd's effective
+//! configuration from `sshd -T` ([`sshd`]); RADIUS clients with weak shared
+//! secrets or without Message-Authenticator.
+//!
+//! Exit status: 0 when no check failed (warnings allowed), 1 otherwise.
+//! The analysis is pure ([`pam::analyse`], [`sshd::analyse`]); this module
+//! does the reading and the network calls.
+
+pub mod pam;
+pub mod report;
+pub mod sshd;
+
+use report::{Finding, Status};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+use twostep_common::client::{ClientError, RegistryClient};
+use twostep_config::{Config, ConfigError, Secret};
+
+/// System user of the `twostep-api` service (Debian package).
+pub const API_USER: &str = "twostep";
+/// System user of the `twostep-radiusd` service (Debian package).
+pub const RADIUS_USER: &str = "twostep-radius";
+/// Username asked about to test the host key; any answer but 401/403 means
+/// the key is accepted.
+pub const PROBE_USER: &str = "twostep-doctor-probe";
+/// Shortest acceptable RADIUS shared secret, in characters.
+pub const MIN_SHARED_SECRET: usize = 16;
+/// How long `sshd -T` may take.
+const SSHD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where `pam_twostep.so` is looked for when the stack names it without a path.
+fn default_module_dirs() -> Vec<PathBuf> {
+    let multiarch = format!(
+        "/usr/lib/{}-linux-gnu/security",
+        std::env::consts::ARCH.replace("powerpc64", "powerpc64le")
+    );
+    vec![
+        PathBuf::from(multiarch),
+        PathBuf::from("/lib/security"),
+        PathBuf::from("/usr/lib/security"),
+    ]
+}
+
+/// Options of `twostep doctor`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DoctorArgs {
+    /// PAM configuration directory to check.
+    #[arg(long, value_name = "DIR", default_value = "/etc/pam.d")]
+    pub pam_dir: PathBuf,
+    /// PAM services whose auth stack must run the module (repeatable).
+    #[arg(long = "pam-service", value_name = "NAME", default_values_t = ["sshd".to_owned(), "sudo".to_owned()])]
+    pub pam_services: Vec<String>,
+    /// Directory holding pam_twostep.so [default: the multiarch PAM module dir].
+    #[arg(long, value_name = "DIR")]
+    pub pam_module_dir: Option<PathBuf>,
+    /// The sshd binary, run as `sshd -T` to read its effective settings.
+    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/sshd")]
+    pub sshd: PathBuf,
+    /// sshd configuration file to check (`sshd -T -f FILE`) [default: sshd's own].
+    #[arg(long, value_name = "FILE")]
+    pub sshd_config: Option<PathBuf>,
+    /// Skip the sshd checks (a RADIUS-only or registry-only machine).
+    #[arg(long)]
+    pub no_sshd: bool,
+    /// Skip the PAM checks.
+    #[arg(long)]
+    pub no_pam: bool,
+}
+
+impl crate::Run for DoctorArgs {
+    fn run(self, global: &crate::Global) -> anyhow::Result<ExitCode> {
+        Ok(run(&global.config, &self))
+    }
+}
+
+/// Runs every check, prints one line per finding and a summary, and returns
+/// the exit status (1 when a check failed).
+pub fn run(config_path: &Path, args: &DoctorArgs) -> ExitCode {
+    let findings = collect(config_path, args);
+    for f in &findings {
+        println!("{f}");
+    }
+    let fails = findings.iter().filter(|f| f.status == Status::Fail).count();
+    let warns = findings.iter().filter(|f| f.status == Status::Warn).count();
+    if fails == 0 && warns == 0 {
+        println!("all {} checks passed", findings.len());
+    } else {
+        println!(
+            "{fails} failed, {warns} warnings, {} checks",
+            findings.len()
+        );
+    }
+    if fails > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Every finding, in the order printed.
+pub fn collect(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let config = match Config::load(config_path) {
+        Ok(c) => {
+            out.push(Finding::ok(
+                "config",
+                format!("{} is valid", config_path.display()),
+            ));
+            Some(c)
+        }
+        Err(e) => {
+            let fix = match &e {
+                ConfigError::Io { .. } => format!(
+                    "create {} (example: /usr/share/doc/twostep/examples/twostep.toml) or pass --config FILE",
+                    config_path.display()
+                ),
+                _ => "correct the line and column named; /usr/share/doc/twostep/examples/twostep.toml documents every key".into(),
+            };
+            out.push(Finding::new(Status::Fail, "config", e.to_string(), fix));
+            None
+        }
+    };
+    if let Some(c) = &config {
+        out.extend(check_files(c));
+        out.extend(check_registry(c));
+        out.extend(check_radius(c));
+    }
+    if !args.no_pam {
+        out.extend(check_pam(args));
+    }
+    if !args.no_sshd {
+        let pam = config.as_ref().map(|c| c.pam.clone()).unwrap_or_default();
+        let connect = config
+            .as_ref()
+            .and_then(|c| c.registry.as_ref())
+            .map_or(2, |r| r.connect_timeout);
+        out.extend(check_sshd(args, pam.total_timeout + connect));
+    }
+    out
+}
+
+// ---- files -----------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A secret: must exist, no group/other bits, owned by an allowed user.
+    Secret,
+    /// A secret the service creates on first start when missing.
+    SecretCreated,
+    /// Public material (certificates): must exist and be readable.
+    Public,
+}
+
+/// The user name of `uid`, from /etc/passwd.
+fn user_name(uid: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_owned())
+    })
+}
+
+fn check_file(key: &str, path: &Path, kind: Kind, owners: &[&str]) -> Finding {
+    check_file_or(key, path, kind, owners, None)
+}
+
+/// As [`check_file`]; `missing` is the finding (status, fix) for a file that
+/// does not exist, when the generic one would not help.
+fn check_file_or(
+    key: &str,
+    path: &Path,
+    kind: Kind,
+    owners: &[&str],
+    missing: Option<(Status, String)>,
+) -> Finding {
+    let check = "files";
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && kind == Kind::SecretCreated => {
+            return Finding::ok(
+                check,
+                format!("{key} {} will be created on first start", path.display()),
+            )
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && missing.is_some() => {
+            let (status, fix) = missing.unwrap_or((Status::Fail, String::new()));
+            return Finding::new(
+                status,
+                check,
+                format!("{key} {} does not exist", path.display()),
+                fix,
+            );
+        }
+        Err(e) => {
+            return Finding::new(
+                Status::Fail,
+                check,
+                format!("{key} {}: {e}", path.display()),
+                format!("create {} or correct {key} in the config", path.display()),
+            )
+        }
+    };
+    if !meta.is_file() {
+        return Finding::new(
+            Status::Fail,
+            check,
+            format!("{key} {} is not a regular file", path.display()),
+            format!("point {key} at a file"),
+        );
+    }
+    if kind == Kind::Public {
+        return Finding::ok(check, format!("{key} {} exists", path.display()));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc_geteuid() };
+    let owner = user_name(meta.uid());
+    let owner_ok = meta.uid() == 0
+        || meta.uid() == euid
+        || owner.as_deref().is_some_and(|n| owners.contains(&n));
+    if !owner_ok {
+        let allowed = std::iter::once("root")
+            .chain(owners.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        return Finding::new(
+            Status::Fail,
+            check,
+            format!(
+                "{key} {} is owned by {}; the services refuse it",
+                path.display(),
+                owner.unwrap_or_else(|| format!("uid {}", meta.uid()))
+            ),
+            format!("chown root {} (allowed owners: {allowed})", path.display()),
+        );
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Finding::new(
+            Status::Fail,
+            check,
+            format!(
+                "{key} {} has mode {mode:04o}: group or others can read the secret",
+                path.display()
+            ),
+            format!("chmod 600 {}", path.display()),
+        );
+    }
+    Finding::ok(
+        check,
+        format!(
+            "{key} {} owner and mode {mode:04o} are safe",
+            path.display()
+        ),
+    )
+}
+
+// geteuid(2) from the C library std already links; one declaration is
+// lighter than a dependency for it.
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn check_files(c: &Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let api_owners = [API_USER];
+    let radius_owners = [RADIUS_USER];
+    if let Some(api) = &c.api {
+        out.push(check_file(
+            "[api] secret_key_file",
+            &api.secret_key_file,
+            Kind::SecretCreated,
+            &api_owners,
+        ));
+        out.push(check_file(
+            "[api] admin_token_file",
+            &api.admin_token_file,
+            Kind::SecretCreated,
+            &api_owners,
+        ));
+        if let Some(p) = &api.tls_key_file {
+            out.push(check_file(
+                "[api] tls_key_file",
+                p,
+                Kind::Secret,
+                &api_owners,
+            ));
+        }
+        if let Some(p) = &api.tls_cert_file {
+            out.push(check_file("[api] tls_cert_file", p, Kind::Public, &[]));
+        }
+    }
+    if let Some(reg) = &c.registry {
+        // The PAM module runs as root and accepts only root's key file; a
+        // config for twostep-radiusd (it has [radius]) may give it to its user.
+        let key_owners: &[&str] = if c.radius.is_some() {
+            &radius_owners
+        } else {
+            &[]
+        };
+        if let Some(p) = &reg.api_key_file {
+            out.push(check_file_or(
+                "[registry] api_key_file",
+                p,
+                Kind::Secret,
+                key_owners,
+                Some((
+                    Status::Fail,
+                    format!(
+                        "run `twostep host add NAME` on the registry and write the key printed to {} (mode 0600)",
+                        p.display()
+                    ),
+                )),
+            ));
+        }
+        if let Some(p) = &reg.admin_token_file {
+            out.push(check_file_or(
+                "[registry] admin_token_file",
+                p,
+                Kind::Secret,
+                &[],
+                Some((
+                    Status::Warn,
+                    format!(
+                        "needed only where admins run `twostep`: copy the registry's admin token to {} (mode 0600)",
+                        p.display()
+                    ),
+                )),
+            ));
+        }
+        if let Some(p) = &reg.ca_file {
+            out.push(check_file("[registry] ca_file", p, Kind::Public, &[]));
+        }
+    }
+    if let Some(r) = &c.radius {
+        out.push(check_file(
+            "[radius] state_key_file",
+            &r.state_key_file,
+            Kind::Secret,
+            &radius_owners,
+        ));
+        for cl in &r.clients {
+            out.push(check_file(
+                &format!("[[radius.client]] {} secret_file", cl.name),
+                &cl.secret_file,
+                Kind::Secret,
+                &radius_owners,
+            ));
+        }
+        for up in &r.upstreams {
+            out.push(check_file(
+                &format!("[[radius.upstream]] {} secret_file", up.name),
+                &up.secret_file,
+                Kind::Secret,
+                &radius_owners,
+            ));
+        }
+    }
+    out
+}
+
+// ---- registry --------------------------------------------------------------
+
+fn check_registry(c: &Config) -> Vec<Finding> {
+    let check = "registry";
+    let Some(reg) = &c.registry else {
+        return vec![Finding::new(
+            Status::Warn,
+            check,
+            "the config has no [registry] table: pam_twostep.so and twostep-radiusd cannot reach the registry",
+            "add [registry] with url and api_key_file",
+        )];
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return vec![Finding::new(
+                Status::Fail,
+                check,
+                format!("cannot start the async runtime: {e}"),
+                "check the process limits",
+            )]
+        }
+    };
+    let mut out = Vec::new();
+    let anon = match RegistryClient::new(reg, Secret::new(b"none".to_vec())) {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![Finding::new(
+                Status::Fail,
+                check,
+                e.to_string(),
+                "correct [registry] url, ca_file or proxy",
+            )]
+        }
+    };
+    match rt.block_on(anon.health()) {
+        Ok(h) if h.status == "ok" => out.push(Finding::ok(
+            check,
+            format!("{} answers, version {}", reg.url, h.version),
+        )),
+        Ok(h) => out.push(Finding::new(
+            Status::Fail,
+            check,
+            format!("{} reports status {:?}", reg.url, h.status),
+            "check the registry's log and its database (journalctl -u twostep-api)",
+        )),
+        Err(e) => {
+            out.push(Finding::new(
+                Status::Fail,
+                check,
+                e.to_string(),
+                format!(
+                    "start the registry (systemctl start twostep-api) or correct [registry] url = {:?}; check firewalls and, for https, ca_file",
+                    reg.url
+                ),
+            ));
+            return out;
+        }
+    }
+    let Some(key_file) = &reg.api_key_file else {
+        out.push(Finding::new(
+            Status::Warn,
+            check,
+            "[registry] has no api_key_file: this host cannot ask the registry",
+            "run `twostep host add NAME` on the registry and write the key to a root-only file named by api_key_file",
+        ));
+        return out;
+    };
+    let client = match RegistryClient::for_host(reg) {
+        Ok(c) => c,
+        // Owner and mode problems are reported by the file checks.
+        Err(ClientError::Config(_)) => return out,
+        Err(e) => {
+            out.push(Finding::new(
+                Status::Fail,
+                check,
+                e.to_string(),
+                "correct [registry]",
+            ));
+            return out;
+        }
+    };
+    let fix_key = format!(
+        "run `twostep host add NAME` on the registry and write the key printed to {} (mode 0600)",
+        key_file.display()
+    );
+    match rt.block_on(client.registrations(PROBE_USER)) {
+        Ok(_) => out.push(Finding::ok(
+            check,
+            format!(
+                "the registry accepts the host key in {}",
+                key_file.display()
+            ),
+        )),
+        Err(ClientError::Refused {
+            status: 403,
+            message,
+        }) => out.push(Finding::new(
+            Status::Fail,
+            check,
+            format!(
+                "the host key in {} is revoked: {message}",
+                key_file.display()
+            ),
+            fix_key,
+        )),
+        Err(ClientError::Refused { status, message }) => out.push(Finding::new(
+            Status::Fail,
+            check,
+            format!(
+                "the registry refused the host key in {} ({status}): {message}",
+                key_file.display()
+            ),
+            fix_key,
+        )),
+        Err(e) => out.push(Finding::new(
+            Status::Fail,
+            check,
+            format!("asking the registry with the host key: {e}"),
+            "check the registry's log (journalctl -u twostep-api)",
+        )),
+    }
+    out
+}
+
+// ---- radius ----------------------------------------------------------------
+
+fn check_radius(c: &Config) -> Vec<Finding> {
+    let check = "radius";
+    let Some(r) = &c.radius else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut secret = |what: String, path: &Path| {
+        let Ok(raw) = std::fs::read(path) else {
+            return; // reported by the file checks
+        };
+        let len = String::from_utf8_lossy(&raw).trim().chars().count();
+        if len < MIN_SHARED_SECRET {
+            out.push(Finding::new(
+                Status::Fail,
+                check,
+                format!(
+                    "{what}: shared secret in {} is {len} characters, fewer than {MIN_SHARED_SECRET}",
+                    path.display()
+                ),
+                format!(
+                    "write 16 or more random characters (e.g. `openssl rand -base64 24 > {}`), chmod 600, and set the same secret on the other side",
+                    path.display()
+                ),
+            ));
+        } else {
+            out.push(Finding::ok(
+                check,
+                format!("{what}: shared secret has {len} characters"),
+            ));
+        }
+    };
+    for cl in &r.clients {
+        secret(format!("client {}", cl.name), &cl.secret_file);
+    }
+    for up in &r.upstreams {
+        secret(format!("upstream {}", up.name), &up.secret_file);
+    }
+    for cl in &r.clients {
+        if cl.require_message_authenticator {
+            out.push(Finding::ok(
+                check,
+                format!("client {}: Message-Authenticator required", cl.name),
+            ));
+        } else {
+            out.push(Finding::new(
+                Status::Warn,
+                check,
+                format!(
+                    "client {} is in legacy mode (require_message_authenticator = false): Access-Requests without Message-Authenticator are accepted, open to forgery (Blast-RADIUS, CVE-2024-3596)",
+                    cl.name
+                ),
+                "make the NAS send Message-Authenticator, then remove require_message_authenticator = false",
+            ));
+        }
+    }
+    if r.clients.is_empty() {
+        out.push(Finding::new(
+            Status::Warn,
+            check,
+            "[radius] has no [[radius.client]]: every request is dropped",
+            "add a [[radius.client]] for each NAS",
+        ));
+    }
+    out
+}
+
+// ---- pam -------------------------------------------------------------------
+
+fn check_pam(args: &DoctorArgs) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut wants_module: Option<String> = None;
+    for service in &args.pam_services {
+        let check = format!("pam {service}");
+        match pam::load_auth_stack(&pam::Disk, &args.pam_dir, service) {
+            Err(pam::LoadError::NoService(p)) => out.push(Finding::ok(
+                &check,
+                format!("{} does not exist; skipped", p.display()),
+            )),
+            Err(e) => out.push(Finding::new(
+                Status::Fail,
+                &check,
+                e.to_string(),
+                "correct the PAM file; a broken file locks everybody out of this service",
+            )),
+            Ok(stack) => {
+                if let Some(l) = stack.iter().find(|l| l.is_twostep()) {
+                    wants_module.get_or_insert_with(|| l.module.clone());
+                }
+                let problems = pam::analyse(&stack);
+                if problems.is_empty() {
+                    let at = stack
+                        .iter()
+                        .find(|l| l.is_twostep())
+                        .map(|l| l.origin.to_string())
+                        .unwrap_or_default();
+                    out.push(Finding::ok(
+                        &check,
+                        format!("{} runs at {at} on every successful login", pam::MODULE),
+                    ));
+                }
+                for p in problems {
+                    let (mut what, fix) = p.describe();
+                    if p == pam::Problem::Absent {
+                        what = format!(
+                            "{what} of {} (includes followed)",
+                            args.pam_dir.join(service).display()
+                        );
+                    }
+                    let status = if p == pam::Problem::TooComplex {
+                        Status::Warn
+                    } else {
+                        Status::Fail
+                    };
+                    out.push(Finding::new(status, &check, what, fix));
+                }
+            }
+        }
+    }
+    if let Some(module) = wants_module {
+        out.push(check_module_file(args, &module));
+    }
+    out
+}
+
+fn check_module_file(args: &DoctorArgs, module: &str) -> Finding {
+    let check = "pam module";
+    let candidates: Vec<PathBuf> = if module.starts_with('/') {
+        vec![PathBuf::from(module)]
+    } else if let Some(d) = &args.pam_module_dir {
+        vec![d.join(module)]
+    } else {
+        default_module_dirs()
+            .iter()
+            .map(|d| d.join(module))
+            .collect()
+    };
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(p) => Finding::ok(check, format!("{} is installed", p.display())),
+        None => Finding::new(
+            Status::Fail,
+            check,
+            format!(
+                "{module} is named in the PAM stack but not installed ({}): PAM fails every login of that service",
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "apt-get install libpam-twostep",
+        ),
+    }
+}
+
+// ---- sshd ------------------------------------------------------------------
+
+fn check_sshd(args: &DoctorArgs, deadline: u64) -> Vec<Finding> {
+    let check = "sshd";
+    if !args.sshd.exists() {
+        return vec![Finding::ok(
+            check,
+            format!("{} is not installed; skipped", args.sshd.display()),
+        )];
+    }
+    let mut cmd = Command::new(&args.sshd);
+    cmd.arg("-T");
+    if let Some(f) = &args.sshd_config {
+        cmd.arg("-f").arg(f);
+    }
+    let shown = format!(
+        "{} -T{}",
+        args.sshd.display(),
+        args.sshd_config
+            .as_ref()
+            .map(|f| format!(" -f {}", f.display()))
+            .unwrap_or_default()
+    );
+    match run_bounded(&mut cmd, SSHD_TIMEOUT) {
+        Ok((true, stdout, _)) => sshd::analyse(&sshd::SshdSettings::parse(&stdout), deadline),
+        Ok((false, _, stderr)) => {
+            let first = stderr.lines().next().unwrap_or("no message");
+            let fix = if first.contains("privilege separation directory") {
+                "create it: `install -d -m 0755 /run/sshd` (ssh.service does this when it starts)"
+            } else {
+                "correct the sshd configuration (`sshd -t` shows the error)"
+            };
+            vec![Finding::new(
+                Status::Fail,
+                check,
+                format!("`{shown}` failed: {first}"),
+                fix,
+            )]
+        }
+        Err(e) => vec![Finding::new(
+            Status::Fail,
+            check,
+            format!("`{shown}`: {e}"),
+            "run doctor as root, or pass --no-sshd",
+        )],
+    }
+}
+
+/// Runs `cmd`, killing it after `limit`; (exit success, stdout, stderr).
+fn run_bounded(cmd: &mut Command, limit: Duration) -> std::io::Result<(bool, String, String)> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", limit.as_secs()),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    Ok((status.success(), out, err))
+}

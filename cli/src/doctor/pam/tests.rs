@@ -1,0 +1,273 @@
+use super::*;
+
+/// Debian 12's common-auth as pam-auth-update writes it, with `extra` in
+/// the Additional block (after pam_permit.so).
+fn debian_common_auth(primary_extra: &str, additional: &str) -> String {
+    format!(
+        "# here are the per-package modules (the \"Primary\" block)\n\
+         auth\t[success=1 default=ignore]\tpam_unix.so nullok\n\
+         {primary_extra}\
+         # here's the fallback if no module succeeds\n\
+         auth\trequisite\t\t\tpam_deny.so\n\
+         auth\trequired\t\t\tpam_permit.so\n\
+         # and here are more per-package modules (the \"Additional\" block)\n\
+         {additional}\
+         auth\toptional\t\t\tpam_cap.so\n"
+    )
+}
+
+fn stack(files: &[(&str, &str)], service: &str) -> Result<Vec<AuthLine>, LoadError> {
+    let map: HashMap<PathBuf, String> = files
+        .iter()
+        .map(|(n, t)| (Path::new("/pam").join(n), (*t).to_owned()))
+        .collect();
+    load_auth_stack(&map, Path::new("/pam"), service)
+}
+
+fn problems(files: &[(&str, &str)]) -> Vec<Problem> {
+    analyse(&stack(files, "sshd").expect("stack loads"))
+}
+
+const SSHD: &str = "# PAM configuration for the Secure Shell service\n\
+                    @include common-auth\n\
+                    account    required     pam_nologin.so\n\
+                    @include common-account\n";
+
+#[test]
+fn pam_auth_update_placement_is_correct() {
+    let common = debian_common_auth("", "auth\trequired\t\t\tpam_twostep.so\n");
+    let p = problems(&[
+        ("sshd", SSHD),
+        ("common-auth", &common),
+        ("common-account", "account required pam_permit.so\n"),
+    ]);
+    assert_eq!(p, vec![]);
+}
+
+#[test]
+fn requisite_and_code_first_are_correct() {
+    let common = debian_common_auth("", "auth requisite pam_twostep.so\n");
+    assert_eq!(
+        problems(&[
+            ("sshd", SSHD),
+            ("common-auth", &common),
+            ("common-account", "")
+        ]),
+        vec![]
+    );
+    // Code first, then the password stack: also safe.
+    let sshd = "auth required pam_twostep.so\n@include common-auth\n";
+    let common = debian_common_auth("", "");
+    assert_eq!(
+        problems(&[("sshd", sshd), ("common-auth", &common)]),
+        vec![]
+    );
+}
+
+#[test]
+fn done_then_deny_stack_is_correct() {
+    // The pattern from the admin guide: jump past pam_deny.so only on success.
+    let sshd = "auth required pam_unix.so\n\
+                auth [success=done default=ignore] pam_twostep.so\n\
+                auth requisite pam_deny.so\n";
+    assert_eq!(problems(&[("sshd", sshd)]), vec![]);
+}
+
+#[test]
+fn absent() {
+    let common = debian_common_auth("", "");
+    assert_eq!(
+        problems(&[
+            ("sshd", SSHD),
+            ("common-auth", &common),
+            ("common-account", "")
+        ]),
+        vec![Problem::Absent]
+    );
+}
+
+#[test]
+fn optional_is_reported_with_its_line() {
+    let common = debian_common_auth("", "auth optional pam_twostep.so\n");
+    let p = problems(&[
+        ("sshd", SSHD),
+        ("common-auth", &common),
+        ("common-account", ""),
+    ]);
+    assert_eq!(
+        p,
+        vec![Problem::Optional(Origin {
+            file: "/pam/common-auth".into(),
+            line: 7
+        })]
+    );
+    let (what, fix) = p[0].describe();
+    assert!(what.contains("/pam/common-auth:7"), "{what}");
+    assert!(fix.contains("required"), "{fix}");
+}
+
+#[test]
+fn after_sufficient_line() {
+    let sshd = "auth sufficient pam_unix.so\n\
+                auth required pam_twostep.so\n\
+                auth requisite pam_deny.so\n";
+    assert_eq!(
+        problems(&[("sshd", sshd)]),
+        vec![Problem::AfterSufficient {
+            at: Origin {
+                file: "/pam/sshd".into(),
+                line: 1
+            },
+            module: "pam_unix.so".into(),
+            control: "sufficient".into(),
+        }]
+    );
+}
+
+#[test]
+fn sufficient_twostep_ignores_failure() {
+    let sshd = "auth required pam_unix.so\nauth sufficient pam_twostep.so\n";
+    let p = problems(&[("sshd", sshd)]);
+    assert_eq!(
+        p,
+        vec![Problem::FailureIgnored {
+            at: Origin {
+                file: "/pam/sshd".into(),
+                line: 2
+            },
+            control: "sufficient".into()
+        }]
+    );
+}
+
+#[test]
+fn jump_over_the_module_in_the_primary_block() {
+    // Inserted between pam_unix.so and pam_deny.so without fixing the jump:
+    // success=2 now jumps over the module straight to pam_permit.so.
+    let common = "auth [success=2 default=ignore] pam_unix.so nullok\n\
+                  auth required pam_twostep.so\n\
+                  auth requisite pam_deny.so\n\
+                  auth required pam_permit.so\n";
+    let p = problems(&[
+        ("sshd", SSHD),
+        ("common-auth", common),
+        ("common-account", ""),
+    ]);
+    assert_eq!(
+        p,
+        vec![Problem::JumpSkips {
+            at: Origin {
+                file: "/pam/common-auth".into(),
+                line: 1
+            },
+            module: "pam_unix.so".into(),
+            control: "[success=2 default=ignore]".into(),
+            module_at: Origin {
+                file: "/pam/common-auth".into(),
+                line: 2
+            },
+        }]
+    );
+}
+
+#[test]
+fn after_deny() {
+    // success=1 skips the module and lands on pam_deny.so; failure reaches
+    // the module, then pam_deny.so: nobody ever gets in.
+    let common = "auth [success=1 default=ignore] pam_unix.so nullok\n\
+                  auth required pam_twostep.so\n\
+                  auth requisite pam_deny.so\n\
+                  auth required pam_permit.so\n";
+    let p = problems(&[
+        ("sshd", SSHD),
+        ("common-auth", common),
+        ("common-account", ""),
+    ]);
+    assert_eq!(p, vec![Problem::NeverSucceeds]);
+    // Appended after an unconditional deny.
+    let sshd =
+        "auth required pam_unix.so\nauth requisite pam_deny.so\nauth required pam_twostep.so\n";
+    assert_eq!(
+        problems(&[("sshd", sshd)]),
+        vec![Problem::AfterDeny {
+            at: Origin {
+                file: "/pam/sshd".into(),
+                line: 2
+            }
+        }]
+    );
+}
+
+#[test]
+fn default_ignore_without_deny_lets_failure_through() {
+    let sshd = "auth required pam_unix.so\nauth [success=ok default=ignore] pam_twostep.so\n";
+    let p = problems(&[("sshd", sshd)]);
+    assert!(
+        matches!(&p[..], [Problem::FailureIgnored { control, .. }] if control == "[success=ok default=ignore]"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn include_keyword_substack_and_continuations() {
+    let sshd = "auth substack password-auth\nauth include postlogin\n";
+    let pw = "auth required pam_env.so\n\
+              auth sufficient pam_unix.so \\\n   try_first_pass nullok\n\
+              auth required pam_deny.so\n";
+    let p = problems(&[
+        ("sshd", sshd),
+        ("password-auth", pw),
+        ("postlogin", "auth required pam_twostep.so\n"),
+    ]);
+    assert!(
+        matches!(&p[..], [Problem::AfterSufficient { at, .. }] if at.line == 2),
+        "{p:?}"
+    );
+    let s = stack(
+        &[("sshd", sshd), ("password-auth", pw), ("postlogin", "")],
+        "sshd",
+    )
+    .unwrap();
+    assert_eq!(s[1].args, vec!["try_first_pass", "nullok"]);
+}
+
+#[test]
+fn dash_lines_and_absolute_module_paths() {
+    let sshd = "-auth required /usr/lib/x86_64-linux-gnu/security/pam_twostep.so debug\n";
+    let s = stack(&[("sshd", sshd)], "sshd").unwrap();
+    assert!(s[0].is_twostep());
+    assert_eq!(s[0].args, vec!["debug"]);
+}
+
+#[test]
+fn load_errors() {
+    assert_eq!(
+        stack(&[], "sshd"),
+        Err(LoadError::NoService("/pam/sshd".into()))
+    );
+    let e = stack(&[("sshd", "@include common-auth\n")], "sshd").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/pam/sshd:1: cannot read included /pam/common-auth"),
+        "{e}"
+    );
+    let e = stack(&[("sshd", "auth [success=1 pam_unix.so\n")], "sshd").unwrap_err();
+    assert_eq!(e.to_string(), "/pam/sshd:1: unterminated [...] control");
+    let e = stack(&[("sshd", "auth [success=x] pam_unix.so\n")], "sshd").unwrap_err();
+    assert!(e.to_string().contains("not an action"), "{e}");
+    let e = stack(&[("sshd", "auth maybe pam_unix.so\n")], "sshd").unwrap_err();
+    assert!(e.to_string().contains("unknown control"), "{e}");
+    let e = stack(&[("sshd", "@include sshd\n")], "sshd").unwrap_err();
+    assert!(matches!(e, LoadError::TooDeep(_)), "{e}");
+}
+
+#[test]
+fn bracket_defaults_follow_linux_pam() {
+    let c = parse_brackets("[success=1 default=ignore]").unwrap();
+    assert_eq!(c.action(Ret::Success), Action::Jump(1));
+    assert_eq!(c.action(Ret::AuthErr), Action::Ignore);
+    let c = parse_brackets("[success=ok]").unwrap();
+    assert_eq!(c.action(Ret::AuthErr), Action::Bad);
+    assert_eq!(Control::Sufficient.action(Ret::Success), Action::Done);
+    assert_eq!(Control::Requisite.action(Ret::AuthErr), Action::Die);
+}

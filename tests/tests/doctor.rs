@@ -1,0 +1,397 @@
+//! `twostep doctor` against broken and correct fixtures: PAM stacks in a
+//! temporary pam.d directory, a real `sshd -T -f` on temporary sshd
+//! configs, a real registry, key files with wrong owner and mode, weak
+//! RADIUS secrets. Checks each finding line and the exit status.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tempfile::TempDir;
+use twostep_common::api::HostKind;
+use twostep_e2e::{bin, free_tcp_port, write_secret, Registry};
+
+/// Debian 12's common-auth with `additional` after pam_permit.so, as
+/// `pam-auth-update --enable twostep` writes it.
+fn common_auth(additional: &str) -> String {
+    format!(
+        "auth\t[success=1 default=ignore]\tpam_unix.so nullok\n\
+         auth\trequisite\t\t\tpam_deny.so\n\
+         auth\trequired\t\t\tpam_permit.so\n\
+         {additional}\
+         auth\toptional\t\t\tpam_cap.so\n"
+    )
+}
+
+const SSHD_PAM: &str = "@include common-auth\naccount required pam_nologin.so\n";
+const SUDO_PAM: &str = "#%PAM-1.0\nsession required pam_limits.so\n@include common-auth\n";
+
+struct Fixture {
+    dir: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let f = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        std::fs::create_dir(f.pam_dir()).unwrap();
+        std::fs::create_dir(f.module_dir()).unwrap();
+        // A stand-in for the installed module: doctor only checks it exists.
+        std::fs::write(f.module_dir().join("pam_twostep.so"), b"").unwrap();
+        f
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn pam_dir(&self) -> PathBuf {
+        self.path("pam.d")
+    }
+
+    fn module_dir(&self) -> PathBuf {
+        self.path("security")
+    }
+
+    fn pam(&self, name: &str, text: &str) {
+        std::fs::write(self.pam_dir().join(name), text).unwrap();
+    }
+
+    fn good_pam(&self) {
+        self.pam(
+            "common-auth",
+            &common_auth("auth\trequired\t\t\tpam_twostep.so\n"),
+        );
+        self.pam("sshd", SSHD_PAM);
+        self.pam("sudo", SUDO_PAM);
+    }
+
+    /// An sshd_config with its own host key; `settings` are added first
+    /// (the first value sshd reads wins).
+    fn sshd_config(&self, settings: &str) -> PathBuf {
+        let key = self.path("ssh_host_ed25519_key");
+        if !key.exists() {
+            let st = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&key)
+                .status()
+                .expect("ssh-keygen");
+            assert!(st.success());
+        }
+        // `sshd -T` refuses to run without its privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let path = self.path("sshd_config");
+        std::fs::write(
+            &path,
+            format!(
+                "{settings}\nHostKey {}\nListenAddress 127.0.0.1:{}\n",
+                key.display(),
+                free_tcp_port()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn config(&self, text: &str) -> PathBuf {
+        let p = self.path("twostep.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn doctor(&self, config: &Path, sshd_config: &Path, extra: &[&str]) -> (i32, String) {
+        let out = Command::new(bin("twostep"))
+            .arg("doctor")
+            .arg("--config")
+            .arg(config)
+            .arg("--pam-dir")
+            .arg(self.pam_dir())
+            .arg("--pam-module-dir")
+            .arg(self.module_dir())
+            .arg("--sshd-config")
+            .arg(sshd_config)
+            .args(extra)
+            .output()
+            .expect("run twostep doctor");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.stderr.is_empty(),
+            "doctor wrote to stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().expect("exit code"), stdout)
+    }
+}
+
+const GOOD_SSHD: &str = "UsePAM yes\nKbdInteractiveAuthentication yes\n\
+                         AuthenticationMethods publickey,keyboard-interactive\nLoginGraceTime 60\n";
+
+/// The line starting with `status` that contains every one of `parts`.
+fn line<'a>(out: &'a str, status: &str, parts: &[&str]) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(status) && parts.iter().all(|p| l.contains(p)))
+        .unwrap_or_else(|| panic!("no {status} line with {parts:?} in:\n{out}"))
+}
+
+#[test]
+fn correct_setup_passes_every_check() {
+    let f = Fixture::new();
+    f.good_pam();
+    let registry = Registry::start();
+    let key = registry.add_host("doctor-ok", HostKind::Ssh);
+    let config = f.config(&format!(
+        "version = 1\n{}\n[pam]\ntotal_timeout = 15\n",
+        registry.registry_toml(&key)
+    ));
+    let (code, out) = f.doctor(&config, &f.sshd_config(GOOD_SSHD), &[]);
+    assert_eq!(code, 0, "{out}");
+    for l in out.lines().filter(|l| !l.starts_with("all ")) {
+        assert!(l.starts_with("ok "), "not ok: {l}\n{out}");
+    }
+    line(&out, "ok", &["registry:", "answers, version"]);
+    line(&out, "ok", &["registry:", "accepts the host key"]);
+    line(
+        &out,
+        "ok",
+        &["pam sshd:", "pam_twostep.so runs at", "common-auth:4"],
+    );
+    line(&out, "ok", &["pam sudo:", "common-auth:4"]);
+    line(
+        &out,
+        "ok",
+        &[
+            "sshd:",
+            "AuthenticationMethods publickey,keyboard-interactive",
+        ],
+    );
+    line(
+        &out,
+        "ok",
+        &[
+            "sshd:",
+            "LoginGraceTime 60 s covers the module's 17 s deadline",
+        ],
+    );
+    assert!(out.trim_end().ends_with("checks passed"), "{out}");
+}
+
+#[test]
+fn config_error_is_placed_and_fails() {
+    let f = Fixture::new();
+    f.good_pam();
+    let config = f.config("version = 1\n[pam]\nmax_trys = 3\n");
+    let (code, out) = f.doctor(&config, &f.sshd_config(GOOD_SSHD), &[]);
+    assert_eq!(code, 1, "{out}");
+    let l = line(&out, "FAIL", &["config:", "max_trys"]);
+    assert!(l.contains(&format!("{}:3:1:", config.display())), "{l}");
+    assert!(l.contains("-- fix:"), "{l}");
+    // The PAM and sshd checks still run.
+    line(&out, "ok", &["pam sshd:"]);
+}
+
+#[test]
+fn each_broken_piece_is_reported_with_its_fix() {
+    let f = Fixture::new();
+    // PAM: optional in common-auth (sshd and sudo both include it) ...
+    f.pam(
+        "common-auth",
+        &common_auth("auth\toptional\t\t\tpam_twostep.so\n"),
+    );
+    f.pam("sshd", SSHD_PAM);
+    // ... and sudo with its own stack where `sufficient` returns early.
+    f.pam(
+        "sudo",
+        "auth sufficient pam_unix.so\nauth required pam_twostep.so\nauth requisite pam_deny.so\n",
+    );
+    // Key files: world-readable, and owned by somebody else.
+    let key = f.path("host.key");
+    write_secret(&key, "not-a-key\n");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let state = f.path("state.key");
+    write_secret(&state, &"ab".repeat(32));
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+    // RADIUS: a short shared secret, a legacy client.
+    let weak = f.path("nas.secret");
+    write_secret(&weak, "short\n");
+    let strong = f.path("nas2.secret");
+    write_secret(&strong, "0123456789abcdefXYZ\n");
+    // The registry: nobody listens there.
+    let dead = free_tcp_port();
+    let config = f.config(&format!(
+        "version = 1\n\
+         [registry]\nurl = \"http://127.0.0.1:{dead}\"\napi_key_file = {key:?}\nconnect_timeout = 1\ntimeout = 2\n\
+         [pam]\ntotal_timeout = 30\n\
+         [radius]\nlisten = \"127.0.0.1:0\"\nstate_key_file = {state:?}\n\
+         [[radius.client]]\nname = \"weak\"\naddress = \"127.0.0.1/32\"\nsecret_file = {weak:?}\n\
+         [[radius.client]]\nname = \"legacy\"\naddress = \"127.0.0.2/32\"\nsecret_file = {strong:?}\nrequire_message_authenticator = false\n"
+    ));
+    let sshd = f.sshd_config(
+        "UsePAM no\nKbdInteractiveAuthentication no\nAuthenticationMethods publickey password,keyboard-interactive\nLoginGraceTime 20\n",
+    );
+    let (code, out) = f.doctor(&config, &sshd, &[]);
+    assert_eq!(code, 1, "{out}");
+
+    let l = line(
+        &out,
+        "FAIL",
+        &["files:", "[registry] api_key_file", "mode 0644"],
+    );
+    assert!(
+        l.contains(&format!("fix: chmod 600 {}", key.display())),
+        "{l}"
+    );
+    let l = line(
+        &out,
+        "FAIL",
+        &["files:", "[radius] state_key_file", "owned by nobody"],
+    );
+    assert!(
+        l.contains(&format!("fix: chown root {}", state.display())),
+        "{l}"
+    );
+    line(
+        &out,
+        "ok",
+        &["files:", "[[radius.client]] weak secret_file", "0600"],
+    );
+
+    let l = line(
+        &out,
+        "FAIL",
+        &["registry:", "unreachable", &format!("127.0.0.1:{dead}")],
+    );
+    assert!(l.contains("fix: start the registry"), "{l}");
+
+    let l = line(
+        &out,
+        "FAIL",
+        &["pam sshd:", "marked optional", "common-auth:4"],
+    );
+    assert!(l.contains("fix: change `optional` to `required`"), "{l}");
+    let l = line(
+        &out,
+        "FAIL",
+        &["pam sudo:", "after `sufficient pam_unix.so`", "sudo:1"],
+    );
+    assert!(l.contains("fix:"), "{l}");
+
+    let l = line(&out, "FAIL", &["sshd:", "UsePAM is no"]);
+    assert!(l.contains("fix: set `UsePAM yes`"), "{l}");
+    line(
+        &out,
+        "FAIL",
+        &["sshd:", "KbdInteractiveAuthentication is no"],
+    );
+    let l = line(
+        &out,
+        "FAIL",
+        &["sshd:", "list publickey never reaches keyboard-interactive"],
+    );
+    assert!(
+        l.contains("AuthenticationMethods publickey,keyboard-interactive"),
+        "{l}"
+    );
+    // 30 s total_timeout + 1 s connect timeout.
+    let l = line(
+        &out,
+        "FAIL",
+        &[
+            "sshd:",
+            "LoginGraceTime 20 s is shorter than the module's deadline of 31 s",
+        ],
+    );
+    assert!(l.contains("fix: set `LoginGraceTime 61`"), "{l}");
+
+    let l = line(&out, "FAIL", &["radius:", "client weak", "5 characters"]);
+    assert!(l.contains("fix: write 16 or more random characters"), "{l}");
+    line(
+        &out,
+        "ok",
+        &["radius:", "client legacy: shared secret has 19 characters"],
+    );
+    let l = line(
+        &out,
+        "warn",
+        &[
+            "radius:",
+            "client legacy is in legacy mode",
+            "CVE-2024-3596",
+        ],
+    );
+    assert!(l.contains("fix:"), "{l}");
+    line(
+        &out,
+        "ok",
+        &["radius:", "client weak: Message-Authenticator required"],
+    );
+}
+
+#[test]
+fn refused_host_key_and_placement_problems() {
+    let f = Fixture::new();
+    // A jump that skips the module: inserted into the Primary block
+    // without fixing success=N.
+    f.pam(
+        "common-auth",
+        "auth [success=2 default=ignore] pam_unix.so nullok\n\
+         auth required pam_twostep.so\n\
+         auth requisite pam_deny.so\n\
+         auth required pam_permit.so\n",
+    );
+    f.pam("sshd", SSHD_PAM);
+    // sudo without the module at all.
+    f.pam("sudo", "@include common-sudo\n");
+    f.pam("common-sudo", &common_auth(""));
+    let registry = Registry::start();
+    let _real = registry.add_host("doctor-refused", HostKind::Ssh);
+    let key = f.path("host.key");
+    write_secret(&key, &format!("{}\n", "0".repeat(64)));
+    let config = f.config(&format!("version = 1\n{}", registry.registry_toml(&key)));
+    let (code, out) = f.doctor(&config, &f.sshd_config(GOOD_SSHD), &[]);
+    assert_eq!(code, 1, "{out}");
+    line(&out, "ok", &["registry:", "answers"]);
+    let l = line(
+        &out,
+        "FAIL",
+        &["registry:", "refused the host key", "(401)"],
+    );
+    assert!(l.contains("fix: run `twostep host add NAME`"), "{l}");
+    let l = line(
+        &out,
+        "FAIL",
+        &[
+            "pam sshd:",
+            "the jump `[success=2 default=ignore]`",
+            "common-auth:1",
+            "skips pam_twostep.so",
+        ],
+    );
+    assert!(
+        l.contains("fix: move pam_twostep.so after the jump target"),
+        "{l}"
+    );
+    let l = line(
+        &out,
+        "FAIL",
+        &[
+            "pam sudo:",
+            "not in the auth stack of",
+            "sudo (includes followed)",
+        ],
+    );
+    assert!(l.contains("pam-auth-update --enable twostep"), "{l}");
+}
+
+#[test]
+fn module_named_but_not_installed() {
+    let f = Fixture::new();
+    f.good_pam();
+    std::fs::remove_file(f.module_dir().join("pam_twostep.so")).unwrap();
+    let config = f.config("version = 1\n");
+    let (code, out) = f.doctor(&config, &f.sshd_config(GOOD_SSHD), &[]);
+    assert_eq!(code, 1, "{out}");
+    let l = line(&out, "FAIL", &["pam module:", "not installed"]);
+    assert!(l.contains("fix: apt-get install libpam-twostep"), "{l}");
+    // No [registry]: a warning, not a failure.
+    line(&out, "warn", &["registry:", "no [registry] table"]);
+}
