@@ -33,6 +33,20 @@ fn right_wrong_maxtries_replay_malformed() {
     assert!(log.contains("service=\"alone\""), "{log}");
     assert!(log.contains("rhost=\"198.51.100.7\""), "{log}");
     assert!(!r.stderr.contains(&good), "the code must never be logged");
+    // The registry recorded the context: this host's name, rhost, service.
+    let audit = block_on(f.reg.admin_client().audit(100)).expect("audit");
+    let ev = audit
+        .iter()
+        .find(|e| e.action == "verify" && e.username.as_deref() == Some("alice"))
+        .expect("verify event for alice");
+    assert_eq!(ev.result.as_deref(), Some("accept"), "{ev:?}");
+    assert_eq!(ev.remote_addr.as_deref(), Some("198.51.100.7"), "{ev:?}");
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    assert_eq!(ev.host.as_deref(), Some(hostname.trim()), "{ev:?}");
+    assert!(
+        ev.detail.as_deref().unwrap_or("").contains("service=alone"),
+        "{ev:?}"
+    );
 
     // The same code again: replay, refused.
     let r = f.auth("alone", "alice", None, &lines(&[&good]));
@@ -452,5 +466,77 @@ fn unsafe_key_file_and_bad_config_fail_closed() {
     assert!(
         log.contains("unknown module argument \"bogus_arg\""),
         "{log}"
+    );
+}
+
+#[test]
+fn debug_argument_and_environment_proxies() {
+    let f = Fixture::new();
+    let secret = f.enrolled("alice");
+    f.config("base", "", "");
+    f.service("debug", "auth required TWOSTEP CONFIG(base) debug\n");
+    // sudo keeps the caller's environment: proxy variables pointing at a
+    // black hole must not be used.
+    let hole = format!("http://127.0.0.1:{}", black_hole());
+    let env: Vec<(&str, &str)> = [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ]
+    .iter()
+    .map(|k| (*k, hole.as_str()))
+    .collect();
+    let good = code(&secret);
+    let r = pamtester(
+        &f.svc_dir(),
+        "debug",
+        "alice",
+        None,
+        &format!("{good}\n"),
+        &env,
+    );
+    r.expect(true, "PAM_SUCCESS");
+    assert!(r.elapsed < Duration::from_secs(2), "{:?}", r.elapsed);
+    // debug: extra lines at LOG_DEBUG (pam_wrapper shows priority 7), still
+    // without the code.
+    let log = r.module_log().join("\n");
+    assert!(log.contains("SYSLOG(7)") && log.contains("try 1"), "{log}");
+    assert!(!r.stderr.contains(&good), "{log}");
+
+    // A proxy in the config is used: here it is the black hole, so the
+    // registry is unreachable within total_timeout.
+    f.config(
+        "proxied",
+        &format!("proxy = \"{hole}\"\ntimeout = 10\n"),
+        "total_timeout = 1\n",
+    );
+    f.service("proxied", "auth required TWOSTEP CONFIG(proxied)\n");
+    let r = f.auth("proxied", "alice", None, &format!("{}\n", code(&secret)));
+    r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+    assert!(r.elapsed < Duration::from_secs(3), "{:?}", r.elapsed);
+}
+
+#[test]
+fn locked_user_is_denied_without_prompt() {
+    let f = Fixture::with_registry(twostep_e2e::Registry::start_with(
+        None,
+        "[api.lockout]\nmax_failures = 3\nwindow_seconds = 600\nlock_seconds = 600\n",
+    ));
+    let secret = f.enrolled("alice");
+    f.config("base", "", "");
+    f.service("alone", "auth required TWOSTEP CONFIG(base)\n");
+    let w = wrong_code(&secret);
+    let r = f.auth("alone", "alice", None, &lines(&[&w, &w, &w]));
+    r.expect(false, "PAM_MAXTRIES");
+    // Locked now: even the right code is refused, without a prompt.
+    let r = f.auth("alone", "alice", None, &lines(&[&code(&secret)]));
+    r.expect(false, "PAM_PERM_DENIED");
+    assert_eq!(r.prompts(PROMPT), 0);
+    assert!(
+        r.module_log().join("\n").contains("account locked"),
+        "{r:#?}"
     );
 }

@@ -40,7 +40,11 @@ pub struct Fixture {
 impl Fixture {
     /// Starts a registry and adds an SSH host.
     pub fn new() -> Self {
-        let reg = Registry::start();
+        Self::with_registry(Registry::start())
+    }
+
+    /// Adds an SSH host to `reg`.
+    pub fn with_registry(reg: Registry) -> Self {
         let key = reg.add_host("pam-test-host", HostKind::Ssh);
         let dir = tempfile::Builder::new()
             .prefix("twostep-pam-")
