@@ -17,6 +17,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Hidden: `twostep-api generate-man DIR`, `twostep-api generate-completions DIR`.
+    twostep_docgen::handle_hidden(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
     // Files the registry creates (database, WAL, keys, token) are private.
     // SAFETY: umask(2) only sets the process file mode creation mask.

@@ -31,6 +31,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Hidden: `twostep-radiusd generate-man DIR`, `twostep-radiusd generate-completions DIR`.
+    twostep_docgen::handle_hidden(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

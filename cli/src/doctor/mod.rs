@@ -51,6 +51,15 @@ fn default_module_dirs() -> Vec<PathBuf> {
 
 /// Options of `twostep doctor`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Examples:
+  twostep doctor                       # /etc/twostep/twostep.toml, /etc/pam.d, sshd -T
+  twostep doctor --config /etc/twostep/radiusd.toml --no-pam --no-sshd
+  twostep doctor --sshd-config /etc/ssh/sshd_config.new   # before reloading sshd
+  twostep doctor --pam-dir /root/pam.d.test --pam-service login
+
+One line per check: ok, warn or FAIL, with the fix. Exit status 0 when no
+check failed (warnings allowed), 1 otherwise.")]
 pub struct DoctorArgs {
     /// PAM configuration directory to check.
     #[arg(long, value_name = "DIR", default_value = "/etc/pam.d")]
