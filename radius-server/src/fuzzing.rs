@@ -253,4 +253,3 @@ pub fn malformed_corpus() -> Vec<(&'static str, Vec<u8>)> {
     }
     v
 }
-

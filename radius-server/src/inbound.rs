@@ -17,6 +17,8 @@ pub enum Inbound<'a> {
     Drop {
         /// The client it came from.
         client: &'a Client,
+        /// What kind of fault, for rate-limiting the log per kind.
+        kind: DropKind,
         /// One line for the log.
         reason: String,
     },
@@ -36,40 +38,62 @@ pub enum Inbound<'a> {
     },
 }
 
+/// Kinds of dropped packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropKind {
+    /// Not a well-formed RADIUS packet.
+    Malformed,
+    /// A code this server does not serve (accounting, replies, ...).
+    Code,
+    /// Message-Authenticator wrong (usually a shared secret mismatch).
+    BadMessageAuthenticator,
+    /// Message-Authenticator missing where it is required.
+    MissingMessageAuthenticator,
+}
+
 /// Classifies one datagram from `source`.
 pub fn classify<'a>(datagram: &[u8], source: SocketAddr, clients: &'a [Client]) -> Inbound<'a> {
     let Some(client) = find_client(clients, source.ip()) else {
         return Inbound::UnknownSource;
     };
-    let drop = |reason: String| Inbound::Drop { client, reason };
+    let drop = |kind: DropKind, reason: String| Inbound::Drop {
+        client,
+        kind,
+        reason,
+    };
     let packet = match wire::parse(datagram) {
         Ok(p) => p,
-        Err(e) => return drop(e.to_string()),
+        Err(e) => return drop(DropKind::Malformed, e.to_string()),
     };
     if packet.code != code::ACCESS_REQUEST && packet.code != code::STATUS_SERVER {
-        return drop(format!("packet code {} is not served here", packet.code));
+        return drop(
+            DropKind::Code,
+            format!("packet code {} is not served here", packet.code),
+        );
     }
     let ma = match wire::check_request_message_authenticator(&packet.bytes, client.secret.expose())
     {
         Ok(ma) => ma,
-        Err(e) => return drop(e.to_string()),
+        Err(e @ crate::Error::BadMessageAuthenticator) => {
+            return drop(DropKind::BadMessageAuthenticator, e.to_string())
+        }
+        Err(e) => return drop(DropKind::Malformed, e.to_string()),
     };
+    let missing = |reason: &str| drop(DropKind::MissingMessageAuthenticator, reason.into());
     if ma == MessageAuth::Absent {
         if packet.code == code::STATUS_SERVER {
-            return drop("Status-Server without Message-Authenticator (RFC 5997 §3)".into());
+            return missing("Status-Server without Message-Authenticator (RFC 5997 §3)");
         }
         if client.require_message_authenticator {
-            return drop(
-                "Access-Request without Message-Authenticator (required for this client)".into(),
+            return missing(
+                "Access-Request without Message-Authenticator (required for this client)",
             );
         }
         if packet.first(wire::attr::PROXY_STATE).is_some() {
-            return drop(
-                "Access-Request with Proxy-State but without Message-Authenticator".into(),
-            );
+            return missing("Access-Request with Proxy-State but without Message-Authenticator");
         }
         if packet.first(wire::attr::EAP_MESSAGE).is_some() {
-            return drop("EAP-Message without Message-Authenticator (RFC 3579 §3.2)".into());
+            return missing("EAP-Message without Message-Authenticator (RFC 3579 §3.2)");
         }
     }
     if packet.code == code::STATUS_SERVER {

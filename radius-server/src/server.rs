@@ -2,6 +2,7 @@
 //! work in flight, answer. Everything it decides comes from the sans-I/O
 //! modules; this file only moves bytes.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use twostep_common::client::RegistryClient;
 
 use crate::auth::{Authenticator, Reply};
 use crate::cache::{Lookup, ReplyCache, RequestKey};
-use crate::inbound::{classify, Inbound};
+use crate::inbound::{classify, DropKind, Inbound};
 use crate::ratelimit::LogLimiter;
 use crate::settings::{Client, Settings};
 use crate::wire::{self, code, RawPacket};
@@ -34,7 +35,9 @@ struct Shared {
 /// Counters for rate-limited logging, owned by the receive loop.
 struct Limiters {
     unknown: LogLimiter,
-    dropped: LogLimiter,
+    /// Per client (index) and kind of fault: one misconfigured NAS does
+    /// not hide another's problem.
+    dropped: HashMap<(usize, DropKind), LogLimiter>,
     shed: LogLimiter,
 }
 
@@ -87,7 +90,7 @@ impl Server {
     pub async fn run(self) -> Result<(), Error> {
         let mut limits = Limiters {
             unknown: LogLimiter::new(LOG_WINDOW),
-            dropped: LogLimiter::new(LOG_WINDOW),
+            dropped: HashMap::new(),
             shed: LogLimiter::new(LOG_WINDOW),
         };
         // One octet more than the largest packet shows oversized datagrams.
@@ -124,8 +127,16 @@ fn handle_datagram(
                 tracing::warn!(%source, suppressed = more, "dropped packet from unknown source");
             }
         }
-        Inbound::Drop { client, reason } => {
-            if let Some(more) = limits.dropped.allow(now) {
+        Inbound::Drop {
+            client,
+            kind,
+            reason,
+        } => {
+            let limiter = limits
+                .dropped
+                .entry((client_index(shared, client), kind))
+                .or_insert_with(|| LogLimiter::new(LOG_WINDOW));
+            if let Some(more) = limiter.allow(now) {
                 tracing::warn!(%source, client = %client.name, suppressed = more, "dropped packet: {reason}");
             }
         }
@@ -167,11 +178,7 @@ fn handle_datagram(
                         }
                         return;
                     };
-                    let client_index = shared
-                        .clients
-                        .iter()
-                        .position(|c| std::ptr::eq(c, client))
-                        .unwrap_or_default();
+                    let client_index = client_index(shared, client);
                     let shared = Arc::clone(shared);
                     tokio::spawn(async move {
                         let _permit = permit;
@@ -181,6 +188,14 @@ fn handle_datagram(
             }
         }
     }
+}
+
+fn client_index(shared: &Shared, client: &Client) -> usize {
+    shared
+        .clients
+        .iter()
+        .position(|c| std::ptr::eq(c, client))
+        .unwrap_or_default()
 }
 
 async fn answer(shared: &Shared, client_index: usize, packet: RawPacket, key: RequestKey) {

@@ -292,7 +292,10 @@ mod tests {
         assert!(interpret(&bytes, 5, &ra, b"up", true).is_err());
         assert_eq!(
             interpret(&bytes, 5, &ra, b"up", false).unwrap(),
-            Some(PrimaryResult::Accept(vec![RawAttr { typ: attr::CLASS, value: b"c".to_vec() }]))
+            Some(PrimaryResult::Accept(vec![RawAttr {
+                typ: attr::CLASS,
+                value: b"c".to_vec()
+            }]))
         );
     }
 }
