@@ -540,3 +540,34 @@ fn locked_user_is_denied_without_prompt() {
         "{r:#?}"
     );
 }
+
+/// README "Lock-out recovery": a pam_succeed_if line before the module lets
+/// a break-glass group in while the registry is down, even with a broken
+/// twostep configuration; nobody else gets in.
+#[test]
+fn break_glass_group_when_registry_is_down() {
+    unix_user("twostep-pam-bg", "twostep-pam-bgg");
+    let mut f = Fixture::new();
+    let secret = f.enrolled("twostep-pam-bg");
+    f.enrolled("alice");
+    f.write_config("broken", "version = 1\n[pam]\nmax_tries = 0\n");
+    f.config("base", "", "");
+    for cfg in ["base", "broken"] {
+        f.service(
+            cfg,
+            &format!(
+                "auth [success=1 default=ignore] pam_succeed_if.so quiet user ingroup twostep-pam-bgg\n\
+                 auth required TWOSTEP CONFIG({cfg})\nauth required pam_permit.so\n"
+            ),
+        );
+    }
+    f.reg.stop();
+    for cfg in ["base", "broken"] {
+        let r = f.auth(cfg, "twostep-pam-bg", None, &lines(&[&code(&secret)]));
+        assert!(r.ok, "{cfg}: {r:#?}");
+        assert_eq!(r.prompts(PROMPT), 0);
+        assert!(r.module_log().is_empty(), "module skipped: {r:#?}");
+        let r = f.auth(cfg, "alice", None, "123456\n");
+        r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+    }
+}
