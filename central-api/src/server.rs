@@ -33,6 +33,9 @@ pub async fn prepare(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<AppState>, StartupError> {
     check_listen(api)?;
+    if let Some(key) = &api.tls_key_file {
+        twostep_config::check_secret_file(key)?;
+    }
     let secrets = SecretBox::load_or_create(&api.secret_key_file)?;
     let admin = AdminToken::load_or_create(&api.admin_token_file)?;
     let (pool, backend) = crate::db::open(&api.database).await?;

@@ -117,6 +117,21 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         .block_on(fut)
 }
 
+/// How to start a [`Registry`]; `Default` is [`Registry::start`]'s setup.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Database URL; `None`: SQLite file `registry.db` in the temp dir.
+    pub database_url: Option<String>,
+    /// Lines appended at the end of the `[api]` table.
+    pub extra_api_toml: String,
+    /// HTTPS: PEM certificate (also trusted by the clients as `ca_file`)
+    /// and PEM private key. The URL becomes `https://127.0.0.1:PORT`.
+    pub tls: Option<(String, String)>,
+    /// Command prefix the registry runs under, e.g. `["setpriv",
+    /// "--reuid=nobody", "--"]` or an `unshare --mount` wrapper.
+    pub wrapper: Vec<String>,
+}
+
 /// Longest wait for a registry to answer `/v1/health` after start.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -138,6 +153,10 @@ pub struct Registry {
     pub port: u16,
     /// The database URL in the config.
     pub database_url: String,
+    /// The CA file clients trust (the registry's certificate), for HTTPS.
+    pub ca_file: Option<PathBuf>,
+    /// Command prefix the registry runs under (see [`RegistryOptions::wrapper`]).
+    pub wrapper: Vec<String>,
     child: Option<Child>,
 }
 
@@ -157,7 +176,19 @@ impl Registry {
     /// # Panics
     /// When it does not start.
     pub fn start_with(database_url: Option<&str>, extra_api_toml: &str) -> Registry {
-        Self::start_in(database_url, extra_api_toml, None)
+        Self::start_opts(RegistryOptions {
+            database_url: database_url.map(str::to_owned),
+            extra_api_toml: extra_api_toml.to_owned(),
+            ..RegistryOptions::default()
+        })
+    }
+
+    /// A registry set up as `opts` says.
+    ///
+    /// # Panics
+    /// When it does not start.
+    pub fn start_opts(opts: RegistryOptions) -> Registry {
+        Self::start_in(opts, None)
     }
 
     /// A second registry process on the same database, secret key and admin
@@ -167,23 +198,27 @@ impl Registry {
     /// # Panics
     /// When it does not start.
     pub fn start_replica(&self, extra_api_toml: &str) -> Registry {
-        Self::start_in(Some(&self.database_url), extra_api_toml, Some(self))
+        Self::start_in(
+            RegistryOptions {
+                database_url: Some(self.database_url.clone()),
+                extra_api_toml: extra_api_toml.to_owned(),
+                ..RegistryOptions::default()
+            },
+            Some(self),
+        )
     }
 
-    fn start_in(
-        database_url: Option<&str>,
-        extra_api_toml: &str,
-        like: Option<&Registry>,
-    ) -> Registry {
+    fn start_in(opts: RegistryOptions, like: Option<&Registry>) -> Registry {
+        let extra_api_toml = &opts.extra_api_toml;
         let dir = tempfile::Builder::new()
             .prefix("twostep-registry-")
             .tempdir()
             .expect("temp dir");
         let port = free_tcp_port();
-        let db = database_url.map_or_else(
-            || format!("sqlite://{}", dir.path().join("registry.db").display()),
-            str::to_owned,
-        );
+        let db = opts
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("registry.db").display()));
         let token_path = dir.path().join("admin.token");
         let token = match like {
             Some(other) => {
@@ -200,14 +235,29 @@ impl Registry {
         };
         write_secret(&token_path, &format!("{token}\n"));
         let config_path = dir.path().join("twostep.toml");
+        let mut tls_toml = String::new();
+        let mut ca_file = None;
+        if let Some((cert, key)) = &opts.tls {
+            let cert_path = dir.path().join("tls-cert.pem");
+            let key_path = dir.path().join("tls-key.pem");
+            std::fs::write(&cert_path, cert).expect("write certificate");
+            write_secret(&key_path, key);
+            tls_toml = format!(
+                "tls_cert_file = {:?}\ntls_key_file = {:?}\n",
+                cert_path.display().to_string(),
+                key_path.display().to_string()
+            );
+            ca_file = Some(cert_path);
+        }
         let config = format!(
-            "version = 1\n\n[api]\nlisten = \"127.0.0.1:{port}\"\ndatabase = {db:?}\nsecret_key_file = {:?}\nadmin_token_file = {:?}\n{extra_api_toml}\n",
+            "version = 1\n\n[api]\nlisten = \"127.0.0.1:{port}\"\ndatabase = {db:?}\nsecret_key_file = {:?}\nadmin_token_file = {:?}\n{tls_toml}{extra_api_toml}\n",
             dir.path().join("secret.key").display().to_string(),
             token_path.display().to_string(),
         );
         std::fs::write(&config_path, config).expect("write config");
-        let url = format!("http://127.0.0.1:{port}");
-        let admin = client(&url, &token);
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{port}");
+        let admin = client(&url, &token, ca_file.as_deref());
         let mut r = Registry {
             url,
             dir,
@@ -215,6 +265,8 @@ impl Registry {
             admin,
             port,
             database_url: db,
+            ca_file,
+            wrapper: opts.wrapper,
             child: None,
         };
         r.spawn_and_wait();
@@ -242,7 +294,7 @@ impl Registry {
             url: self.url.clone(),
             api_key_file: api_key_file.map(Path::to_owned),
             admin_token_file: Some(self.admin_token_file()),
-            ca_file: None,
+            ca_file: self.ca_file.clone(),
             allow_plain_http: false,
             proxy: None,
             connect_timeout: 2,
@@ -253,7 +305,7 @@ impl Registry {
     /// A fresh admin client (use one per tokio runtime).
     pub fn admin_client(&self) -> RegistryClient {
         let token = std::fs::read_to_string(self.admin_token_file()).expect("admin token");
-        client(&self.url, token.trim())
+        client(&self.url, token.trim(), self.ca_file.as_deref())
     }
 
     /// A fresh host client using the key in `api_key_file`.
@@ -267,7 +319,15 @@ impl Registry {
             .append(true)
             .open(self.log_path())
             .expect("open api.log");
-        let child = Command::new(bin("twostep-api"))
+        let mut cmd = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin("twostep-api"));
+                c
+            }
+            None => Command::new(bin("twostep-api")),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&self.config_path)
             .env("RUST_LOG", "info")
@@ -398,6 +458,11 @@ impl Registry {
         self.spawn_and_wait();
     }
 
+    /// Process id of the registry (of its wrapper, which usually execs it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the registry process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
@@ -415,12 +480,12 @@ impl Drop for Registry {
     }
 }
 
-fn client(url: &str, token: &str) -> RegistryClient {
+fn client(url: &str, token: &str, ca_file: Option<&Path>) -> RegistryClient {
     let cfg = RegistryClientConfig {
         url: url.to_owned(),
         api_key_file: None,
         admin_token_file: None,
-        ca_file: None,
+        ca_file: ca_file.map(Path::to_owned),
         allow_plain_http: false,
         proxy: None,
         connect_timeout: 2,
