@@ -305,7 +305,9 @@ impl Session<'_> {
         }
         let start = Instant::now();
         // The timer must be created inside the runtime's context.
-        let r = self.rt.block_on(async { tokio::time::timeout(left, fut).await });
+        let r = self
+            .rt
+            .block_on(async { tokio::time::timeout(left, fut).await });
         self.budget.spend(start.elapsed());
         match r {
             Err(_) => Err(CallError::Unreachable(format!(
