@@ -22,8 +22,12 @@ pub enum Backend {
     Postgres,
 }
 
-/// Longest wait for a database connection, at startup and per request.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a database connection per request: under the
+/// clients' default 5 s deadline, so they get a 503 rather than a timeout.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Longest wait for the database at startup.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The URL with any password replaced by `***`, for messages.
 pub fn redact_url(url: &str) -> String {
@@ -70,7 +74,7 @@ fn sqlite_url(url: &str) -> (Option<std::path::PathBuf>, String) {
     (path, full)
 }
 
-/// Opens the pool (bounded by [`CONNECT_TIMEOUT`]) and brings the schema up to date.
+/// Opens the pool (bounded by [`STARTUP_TIMEOUT`]) and brings the schema up to date.
 ///
 /// # Errors
 /// [`StartupError::Database`] with a one-line reason.
@@ -104,7 +108,7 @@ pub async fn open(url: &str) -> Result<(AnyPool, Backend), StartupError> {
             Backend::Sqlite => 8,
             Backend::Postgres => 16,
         })
-        .acquire_timeout(CONNECT_TIMEOUT)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
@@ -117,12 +121,12 @@ pub async fn open(url: &str) -> Result<(AnyPool, Backend), StartupError> {
                 Ok(())
             })
         });
-    let pool = tokio::time::timeout(CONNECT_TIMEOUT * 2, pool_options.connect_with(options))
+    let pool = tokio::time::timeout(STARTUP_TIMEOUT, pool_options.connect_with(options))
         .await
         .map_err(|_| {
             err(format!(
                 "no connection within {} s",
-                (CONNECT_TIMEOUT * 2).as_secs()
+                STARTUP_TIMEOUT.as_secs()
             ))
         })?
         .map_err(|e| err(one_line(&e)))?;

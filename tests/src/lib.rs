@@ -3,6 +3,14 @@
 //! a real `twostep-api` registry ([`Registry`]) in a temporary directory.
 //!
 //! Build first: `cargo build --workspace --bins --lib` (test.sh does).
+//!
+//! The blocking helpers ([`Registry::add_user`], [`Registry::enrol_totp`],
+//! [`Registry::add_host`], [`block_on`]) run their own current-thread tokio
+//! runtime: call them from plain `#[test]` functions, or from async code via
+//! `tokio::task::spawn_blocking`, never directly inside a runtime. In async
+//! tests use [`Registry::admin_client`] / [`Registry::host_client`] (one
+//! client per runtime: reqwest's pooled connections belong to the runtime
+//! that opened them).
 
 use std::io::Write;
 use std::net::{TcpListener, UdpSocket};

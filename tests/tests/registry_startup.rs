@@ -309,3 +309,50 @@ fn full_disk_answers_503_and_writes_nothing() {
     let r = block_on(reg.host_client(&key).verify(&verify_req("fred", &code))).unwrap();
     assert_eq!(r.result, VerifyResult::Accept);
 }
+
+#[test]
+fn postgres_lost_at_runtime_answers_503() {
+    let url = twostep_e2e::fresh_postgres_database();
+    let mut reg = Registry::start_with(Some(&url), "");
+    reg.add_user("pat");
+    let e = reg.enrol_totp("pat");
+    let key = reg.add_host("web-pg", HostKind::Ssh);
+    // The database disappears under the registry (connections killed).
+    let name = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let out = Command::new("psql")
+        .arg(twostep_e2e::postgres_url())
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qtAc",
+            &format!("DROP DATABASE {name} WITH (FORCE)"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = Instant::now();
+    let err = block_on(
+        reg.host_client(&key)
+            .verify(&verify_req("pat", &oathtool_code(&e.secret_base32, now()))),
+    )
+    .unwrap_err();
+    assert!(
+        err.is_unreachable() && err.to_string().contains("503"),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "answered within the client's deadline"
+    );
+    let err = block_on(reg.admin_client().health()).unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    assert!(
+        reg.is_running(),
+        "the registry keeps running; log:\n{}",
+        reg.log()
+    );
+}
