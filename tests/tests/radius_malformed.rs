@@ -1,0 +1,39 @@
+//! The malformed-packet corpus sent to a running twostep-radiusd: nothing
+//! is answered, the server keeps running and still answers valid requests
+//! (radclient) afterwards.
+
+mod radius_support;
+
+use radius_support::*;
+use std::net::UdpSocket;
+use std::time::Duration;
+use twostep_radius::fuzzing::{malformed_corpus, SECRET};
+
+#[test]
+fn corpus_is_dropped_and_the_server_keeps_answering() {
+    let env = Env::new();
+    let secret_text = std::str::from_utf8(SECRET).unwrap();
+    let s = env.secret_file("nas.secret", secret_text);
+    let mut d = env.radiusd("m", &client_toml("vpn", "127.0.0.1/32", &s, "otp-only", ""));
+    let user = env.enrolled_user("alice");
+
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", d.port)).unwrap();
+    let corpus = malformed_corpus();
+    for (_, datagram) in &corpus {
+        // Empty datagrams are sent too; the kernel delivers them.
+        sock.send(datagram).unwrap();
+    }
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(
+        sock.recv(&mut buf).is_err(),
+        "a malformed packet was answered"
+    );
+    assert!(d.is_running(), "server died:\n{}", d.log());
+    auth(d.port, secret_text, "alice", &code(&user), &[]).expect("Access-Accept");
+    let log = d.log();
+    assert!(log.contains("malformed packet"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
