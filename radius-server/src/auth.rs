@@ -85,6 +85,8 @@ pub struct Authenticator {
     pub state_lifetime: Duration,
     /// Registry unreachable: closed or open.
     pub fail_mode: FailMode,
+    /// States that completed a login here.
+    pub used_states: std::sync::Mutex<state::UsedStates>,
 }
 
 fn unix_now() -> u64 {
@@ -119,7 +121,17 @@ impl Authenticator {
                 unix_now(),
                 &state,
             ) {
-                Ok(opened) => self.verify(client, user, &code, ctx, opened.attrs).await,
+                Ok(_) if self.used(|u| u.contains(&state, unix_now())) => {
+                    tracing::info!(client = %client.name, user, "Access-Reject: State already used for a login");
+                    Reply::reject(Some(STATE_REFUSED))
+                }
+                Ok(opened) => {
+                    let reply = self.verify(client, user, &code, ctx, opened.attrs).await;
+                    if reply.code == code::ACCESS_ACCEPT {
+                        self.used(|u| u.insert(&state, opened.expires_at, unix_now()));
+                    }
+                    reply
+                }
                 Err(e) => {
                     tracing::info!(client = %client.name, user, "Access-Reject: {e}");
                     Reply::reject(Some(STATE_REFUSED))
@@ -163,6 +175,10 @@ impl Authenticator {
                 }
             }
         }
+    }
+
+    fn used<T>(&self, f: impl FnOnce(&mut state::UsedStates) -> T) -> T {
+        f(&mut self.used_states.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The primary check; `Err` is the reply that ends the request.

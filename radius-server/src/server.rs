@@ -67,6 +67,7 @@ impl Server {
                     state_key: settings.state_key,
                     state_lifetime: settings.state_lifetime,
                     fail_mode: settings.fail_mode,
+                    used_states: Mutex::default(),
                 },
                 cache: Mutex::new(ReplyCache::new(capacity, REPLY_CACHE_AGE)),
                 in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),

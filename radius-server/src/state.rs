@@ -242,6 +242,40 @@ pub fn open(
     })
 }
 
+/// States that already completed a login on this server, so a State is
+/// good for one Access-Accept here (the reply cache answers retransmissions
+/// of that request). Entries are kept until the State's own expiry. Other
+/// servers of a pool do not see this list; there the registry's replay rule
+/// still refuses the used code. Sans-I/O: the caller passes the clock.
+#[derive(Debug, Default)]
+pub struct UsedStates {
+    entries: std::collections::HashMap<Vec<u8>, u64>,
+}
+
+impl UsedStates {
+    /// Whether `state` already completed a login and has not expired at `now`.
+    pub fn contains(&self, state: &[u8], now: u64) -> bool {
+        self.entries.get(state).is_some_and(|&exp| now <= exp)
+    }
+
+    /// Records `state` (valid until `expires_at`) as used; forgets entries
+    /// expired at `now`.
+    pub fn insert(&mut self, state: &[u8], expires_at: u64, now: u64) {
+        self.entries.retain(|_, exp| now <= *exp);
+        self.entries.insert(state.to_vec(), expires_at);
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether none are held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 /// Generates a fresh key file content: 64 lowercase hex digits and a newline.
 pub fn generate_key_hex() -> String {
     let mut k = zeroize::Zeroizing::new([0u8; 32]);
@@ -329,6 +363,18 @@ mod tests {
             open(&key(1), "gw", b"alice", 0, &s[..40]),
             Err(StateError::DoesNotOpen)
         );
+    }
+
+    #[test]
+    fn used_states_expire() {
+        let mut u = UsedStates::default();
+        assert!(!u.contains(b"s1", 0));
+        u.insert(b"s1", 100, 0);
+        assert!(u.contains(b"s1", 100));
+        assert!(!u.contains(b"s1", 101));
+        assert!(!u.contains(b"s2", 50));
+        u.insert(b"s2", 300, 200);
+        assert_eq!(u.len(), 1, "s1 pruned");
     }
 
     #[test]

@@ -286,3 +286,59 @@ fn retransmissions_during_a_slow_primary_are_absorbed_then_replayed() {
     assert_eq!(r.first(11), Some(&b"vpn-users"[..]), "Filter-Id copied");
     assert!(d.log().contains("retransmission absorbed"), "{}", d.log());
 }
+
+#[test]
+fn requests_beyond_max_in_flight_are_shed_until_retransmitted() {
+    let fr = FreeRadius::upstream(UPSTREAM_SECRET, USERS);
+    let (relay_port, upstream_requests) = slow_relay(fr.port, Duration::from_millis(1000));
+    let env = Env::new();
+    let alice = env.enrolled_user("alice");
+    let bob = env.enrolled_user("bob");
+    let s = env.secret_file("nas.secret", NAS_SECRET);
+    let body = format!(
+        "max_in_flight = 1\n{}{}",
+        client_toml("vpn", "127.0.0.1/32", &s, "append", "primary = \"corp\""),
+        upstream_toml(&env, relay_port, "")
+    );
+    let d = env.radiusd("bound", &body);
+    let packet = |id: u8, user: &str, pw: String| {
+        let attrs = [RawAttr {
+            typ: attr::USER_NAME,
+            value: user.as_bytes().to_vec(),
+        }];
+        wire::build_access_request(id, &attrs, pw.as_bytes(), NAS_SECRET.as_bytes())
+            .unwrap()
+            .0
+    };
+    let a = packet(1, "alice", format!("primary-pw,{}", code(&alice)));
+    let b = packet(2, "bob", format!("bob-pw,{}", code(&bob)));
+    let nas = UdpSocket::bind("127.0.0.1:0").unwrap();
+    nas.connect(("127.0.0.1", d.port)).unwrap();
+    nas.set_read_timeout(Some(Duration::from_millis(3000)))
+        .unwrap();
+    nas.send(&a).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    nas.send(&b).unwrap(); // shed: alice's request holds the only slot
+    let mut buf = [0u8; 4096];
+    let n = nas.recv(&mut buf).expect("alice's answer");
+    assert_eq!(buf[1], 1, "first answer is alice's");
+    assert_eq!(buf[0], code::ACCESS_ACCEPT, "{:?}", &buf[..n]);
+    nas.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        nas.recv(&mut buf).is_err(),
+        "bob's shed request was answered"
+    );
+    assert!(
+        d.log().contains("too many requests in flight"),
+        "{}",
+        d.log()
+    );
+    // The NAS retransmits: now there is room.
+    nas.set_read_timeout(Some(Duration::from_millis(3000)))
+        .unwrap();
+    nas.send(&b).unwrap();
+    let _ = nas.recv(&mut buf).expect("bob's answer");
+    assert_eq!((buf[0], buf[1]), (code::ACCESS_ACCEPT, 2));
+    assert_eq!(upstream_requests.load(Ordering::SeqCst), 2);
+}

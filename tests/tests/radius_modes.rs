@@ -247,6 +247,10 @@ fn challenge_mode_without_primary() {
         &[&format!("State = {state}")],
     )
     .expect("Access-Accept");
+    // The State served its login: refused before the registry is asked.
+    let again = format!("State = {state}");
+    auth(d.port, SECRET, "erin", &code(&secret), &[&again]).expect("Access-Reject");
+    assert!(d.log().contains("State already used"), "{}", d.log());
     // Unenrolled users are refused before any prompt.
     env.reg.add_user("gina");
     let r = auth(d.port, SECRET, "gina", "pw", &[]);
