@@ -12,11 +12,16 @@
 //! - failure: one `UPDATE users` that counts the failure inside the window
 //!   and, on reaching `max_failures`, sets `locked_until` and clears the
 //!   count; it only touches users that are not locked.
+//!
+//! Secrets are decrypted and codes checked before any write; the writes of
+//! one verification and its audit records then share one transaction
+//! (first statement a write, so SQLite takes its lock up front; on
+//! PostgreSQL rows are always locked methods first, then users).
 
 use crate::app::{verdict, AppState, Audit};
 use crate::crypto::totp_aad;
 use crate::error::ApiError;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 use twostep_common::api::{validate_username, VerifyRequest, VerifyResponse, VerifyResult};
 use twostep_common::totp::{self, TotpCheck, TotpParams};
 
@@ -28,8 +33,8 @@ pub const CODE_DIGITS: u32 = 6;
 ///
 /// # Errors
 /// 400 for a malformed username or code; 503 when the database fails (no
-/// partial write: each change is one statement); 500 when a stored secret
-/// does not decrypt.
+/// partial write: the changes and the audit record are one transaction);
+/// 500 when a stored secret does not decrypt.
 pub async fn verify(
     state: &AppState,
     host: &str,
@@ -44,7 +49,12 @@ pub async fn verify(
     }
     let now_u = state.clock.now();
     let now = i64::try_from(now_u).unwrap_or(i64::MAX);
-    let (resp, lockout) = decide(state, &req.username, &req.code, now_u, now).await?;
+    // Reads first, on the pool; then every write of this verification
+    // (consume or count, audit) in one transaction whose first statement
+    // writes, so a failure leaves nothing half-done.
+    let plan = plan(state, &req.username, &req.code, now_u, now).await?;
+    let mut tx = state.pool.begin().await?;
+    let (resp, lockout) = apply(state, &mut tx, plan, now).await?;
 
     let actor = format!("host:{host}");
     let ctx = &req.context;
@@ -68,7 +78,7 @@ pub async fn verify(
         result: Some(resp.result.as_str()),
         detail: (!detail.is_empty()).then(|| detail.join(" ")),
     };
-    crate::app::write_audit(&state.pool, now, &record).await?;
+    crate::app::write_audit(&mut *tx, now, &record).await?;
     if let Some(until) = lockout {
         let record = Audit {
             action: "lockout",
@@ -79,34 +89,54 @@ pub async fn verify(
             )),
             ..record
         };
-        crate::app::write_audit(&state.pool, now, &record).await?;
+        crate::app::write_audit(&mut *tx, now, &record).await?;
     }
+    tx.commit().await?;
     Ok(resp)
 }
 
-/// The verdict, and `Some(locked_until)` when this request triggered a lockout.
-async fn decide(
+/// What a verification does, decided from reads alone.
+enum Plan {
+    /// Answer without changing anything but the audit table.
+    Answer(VerifyResponse),
+    /// The code matched `step` of `method_id`: consume it if still fresh.
+    Consume {
+        /// The user's row id.
+        uid: i64,
+        /// The matching method.
+        method_id: i64,
+        /// The matched time step.
+        step: i64,
+    },
+    /// Wrong, expired or replayed code: count a failure.
+    Fail {
+        /// The user's row id.
+        uid: i64,
+    },
+}
+
+async fn plan(
     state: &AppState,
     username: &str,
     code: &str,
     now_u: u64,
     now: i64,
-) -> Result<(VerifyResponse, Option<i64>), ApiError> {
+) -> Result<Plan, ApiError> {
     let Some(user) =
         sqlx::query("SELECT id, disabled, locked_until FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(&state.pool)
             .await?
     else {
-        return Ok((verdict(VerifyResult::UnknownUser), None));
+        return Ok(Plan::Answer(verdict(VerifyResult::UnknownUser)));
     };
     let uid: i64 = user.try_get("id")?;
     if user.try_get::<i64, _>("disabled")? != 0 {
-        return Ok((verdict(VerifyResult::Disabled), None));
+        return Ok(Plan::Answer(verdict(VerifyResult::Disabled)));
     }
     if let Some(until) = user.try_get::<Option<i64>, _>("locked_until")? {
         if until > now {
-            return Ok((locked(until), None));
+            return Ok(Plan::Answer(locked(until)));
         }
     }
     let methods = sqlx::query(
@@ -118,9 +148,8 @@ async fn decide(
     .fetch_all(&state.pool)
     .await?;
     if methods.is_empty() {
-        return Ok((verdict(VerifyResult::NotEnrolled), None));
+        return Ok(Plan::Answer(verdict(VerifyResult::NotEnrolled)));
     }
-    let mut matched = None;
     for m in &methods {
         let id: i64 = m.try_get("id")?;
         let sealed_hex: String = m.try_get("secret_sealed")?;
@@ -139,44 +168,67 @@ async fn decide(
         let last: Option<i64> = m.try_get("last_step")?;
         let last = last.and_then(|l| u64::try_from(l).ok());
         if let TotpCheck::Match { step } = totp::check(&secret, code, now_u, last, &params) {
-            matched = Some((id, i64::try_from(step).unwrap_or(i64::MAX)));
-            break;
+            return Ok(Plan::Consume {
+                uid,
+                method_id: id,
+                step: i64::try_from(step).unwrap_or(i64::MAX),
+            });
         }
     }
-    if let Some((method_id, step)) = matched {
-        let consumed = sqlx::query(
-            "UPDATE methods SET last_step = $1
-             WHERE id = $2 AND (last_step IS NULL OR last_step < $1)
-               AND NOT EXISTS (SELECT 1 FROM users
-                               WHERE id = $3 AND locked_until IS NOT NULL AND locked_until > $4)",
-        )
-        .bind(step)
-        .bind(method_id)
-        .bind(uid)
-        .bind(now)
-        .execute(&state.pool)
-        .await?
-        .rows_affected();
-        if consumed == 1 {
-            sqlx::query(
-                "UPDATE users SET failure_count = 0, failure_window_start = NULL WHERE id = $1",
+    Ok(Plan::Fail { uid })
+}
+
+/// Carries out `plan` in `tx`: the verdict, and `Some(locked_until)` when
+/// this request triggered a lockout.
+async fn apply(
+    state: &AppState,
+    tx: &mut Transaction<'_, Any>,
+    plan: Plan,
+    now: i64,
+) -> Result<(VerifyResponse, Option<i64>), ApiError> {
+    let uid = match plan {
+        Plan::Answer(resp) => return Ok((resp, None)),
+        Plan::Fail { uid } => uid,
+        Plan::Consume {
+            uid,
+            method_id,
+            step,
+        } => {
+            let consumed = sqlx::query(
+                "UPDATE methods SET last_step = $1
+                 WHERE id = $2 AND (last_step IS NULL OR last_step < $1)
+                   AND NOT EXISTS (SELECT 1 FROM users
+                                   WHERE id = $3 AND locked_until IS NOT NULL AND locked_until > $4)",
             )
+            .bind(step)
+            .bind(method_id)
             .bind(uid)
-            .execute(&state.pool)
-            .await?;
-            return Ok((
-                VerifyResponse {
-                    result: VerifyResult::Accept,
-                    method_id: Some(method_id),
-                    locked_until: None,
-                },
-                None,
-            ));
+            .bind(now)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if consumed == 1 {
+                sqlx::query(
+                    "UPDATE users SET failure_count = 0, failure_window_start = NULL WHERE id = $1",
+                )
+                .bind(uid)
+                .execute(&mut **tx)
+                .await?;
+                return Ok((
+                    VerifyResponse {
+                        result: VerifyResult::Accept,
+                        method_id: Some(method_id),
+                        locked_until: None,
+                    },
+                    None,
+                ));
+            }
+            // Another request consumed this step first (a replay), or the
+            // user was locked meanwhile: count a failure.
+            uid
         }
-        // Another request consumed this step first (a replay), or the user
-        // was locked meanwhile: fall through to count a failure.
-    }
-    record_failure(state, uid, now).await
+    };
+    record_failure(state, tx, uid, now).await
 }
 
 fn locked(until: i64) -> VerifyResponse {
@@ -191,6 +243,7 @@ fn locked(until: i64) -> VerifyResponse {
 /// locked by a concurrent request.
 async fn record_failure(
     state: &AppState,
+    tx: &mut Transaction<'_, Any>,
     uid: i64,
     now: i64,
 ) -> Result<(VerifyResponse, Option<i64>), ApiError> {
@@ -217,7 +270,7 @@ async fn record_failure(
         .bind(now)
         .bind(i64::from(lk.max_failures))
         .bind(until)
-        .fetch_optional(&state.pool)
+        .fetch_optional(&mut **tx)
         .await?;
     match row {
         Some(r) => {
@@ -230,7 +283,7 @@ async fn record_failure(
             // Locked (or deleted) since we looked.
             let until: Option<i64> = sqlx::query("SELECT locked_until FROM users WHERE id = $1")
                 .bind(uid)
-                .fetch_optional(&state.pool)
+                .fetch_optional(&mut **tx)
                 .await?
                 .map(|r| r.try_get::<Option<i64>, _>("locked_until"))
                 .transpose()?
