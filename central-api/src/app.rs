@@ -6,7 +6,8 @@ use crate::crypto::{host_key_hash, new_host_key, totp_aad, AdminToken, SecretBox
 use crate::db::Backend;
 use crate::error::ApiError;
 use crate::extract::{bearer, JsonBody, PathArgs, Peer, QueryArgs};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -238,6 +239,31 @@ async fn require_host(state: &AppState, headers: &HeaderMap) -> ApiResult<String
     Ok(name)
 }
 
+/// Extractor: the request carries the admin token (401 otherwise). Runs
+/// before the body is read, so unauthenticated requests learn nothing from
+/// body errors.
+pub struct AdminAuth;
+
+impl FromRequestParts<Shared> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        require_admin(state, &parts.headers).map(|()| Self)
+    }
+}
+
+/// Extractor: the name of the host whose valid, unrevoked API key the
+/// request carries (401 unknown key, 403 revoked).
+pub struct HostAuth(pub String);
+
+impl FromRequestParts<Shared> for HostAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        require_host(state, &parts.headers).await.map(Self)
+    }
+}
+
 // ---- validation ---------------------------------------------------------------
 
 fn check_username(name: &str) -> ApiResult<()> {
@@ -338,11 +364,10 @@ async fn openapi() -> Response {
 
 async fn create_user(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     peer: Peer,
     JsonBody(req): JsonBody<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    require_admin(&state, &headers)?;
     check_username(&req.username)?;
     if let Some(d) = &req.display_name {
         check_text("display_name", d)?;
@@ -387,8 +412,7 @@ async fn create_user(
     ))
 }
 
-async fn list_users(State(state): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Vec<User>>> {
-    require_admin(&state, &headers)?;
+async fn list_users(State(state): State<Shared>, _admin: AdminAuth) -> ApiResult<Json<Vec<User>>> {
     let now = state.now();
     let mut by_user: HashMap<i64, Vec<Method>> = HashMap::new();
     for row in sqlx::query(&format!("SELECT {METHOD_COLUMNS} FROM methods ORDER BY id"))
@@ -417,10 +441,9 @@ async fn list_users(State(state): State<Shared>, headers: HeaderMap) -> ApiResul
 
 async fn show_user(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     PathArgs(username): PathArgs<String>,
 ) -> ApiResult<Json<User>> {
-    require_admin(&state, &headers)?;
     check_username(&username)?;
     Ok(Json(load_user(&state, &username).await?))
 }
@@ -467,12 +490,11 @@ async fn admin_user_change(
 
 async fn update_user(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     peer: Peer,
     PathArgs(username): PathArgs<String>,
     JsonBody(req): JsonBody<UpdateUser>,
 ) -> ApiResult<Json<User>> {
-    require_admin(&state, &headers)?;
     check_username(&username)?;
     if let Some(disabled) = req.disabled {
         admin_user_change(
@@ -494,11 +516,10 @@ async fn update_user(
 
 async fn delete_user(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     peer: Peer,
     PathArgs(username): PathArgs<String>,
 ) -> ApiResult<StatusCode> {
-    require_admin(&state, &headers)?;
     admin_user_change(
         &state,
         &peer,
@@ -513,11 +534,10 @@ async fn delete_user(
 
 async fn unlock_user(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     peer: Peer,
     PathArgs(username): PathArgs<String>,
 ) -> ApiResult<Json<User>> {
-    require_admin(&state, &headers)?;
     admin_user_change(
         &state,
         &peer,
@@ -535,12 +555,11 @@ async fn unlock_user(
 
 async fn enrol_totp(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     peer: Peer,
     PathArgs(username): PathArgs<String>,
     JsonBody(req): JsonBody<EnrolTotp>,
 ) -> ApiResult<(StatusCode, Json<TotpEnrolment>)> {
-    require_admin(&state, &headers)?;
     check_username(&username)?;
     let label = req.label.unwrap_or_else(|| DEFAULT_TOTP_LABEL.to_owned());
     check_text("label", &label)?;
@@ -626,11 +645,10 @@ async fn user_id(state: &AppState, username: &str) -> ApiResult<i64> {
 
 async fn delete_method(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     peer: Peer,
     PathArgs((username, id)): PathArgs<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    require_admin(&state, &headers)?;
     let uid = user_id(&state, &username).await?;
     let now = state.now();
     let mut tx = state.pool.begin().await?;
@@ -680,11 +698,10 @@ async fn promote_default(tx: &mut sqlx::Transaction<'_, Any>, uid: i64) -> Resul
 
 async fn reset_methods(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     peer: Peer,
     PathArgs(username): PathArgs<String>,
 ) -> ApiResult<StatusCode> {
-    require_admin(&state, &headers)?;
     let uid = user_id(&state, &username).await?;
     let now = state.now();
     let mut tx = state.pool.begin().await?;
@@ -737,11 +754,10 @@ fn host_from_row(row: &AnyRow) -> Result<Host, sqlx::Error> {
 
 async fn create_host(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     peer: Peer,
     JsonBody(req): JsonBody<CreateHost>,
 ) -> ApiResult<(StatusCode, Json<HostCreated>)> {
-    require_admin(&state, &headers)?;
     validate_username(&req.name).map_err(|m| {
         ApiError::bad_request("invalid_host_name", m.replace("username", "host name"))
     })?;
@@ -792,8 +808,7 @@ async fn create_host(
     ))
 }
 
-async fn list_hosts(State(state): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Vec<Host>>> {
-    require_admin(&state, &headers)?;
+async fn list_hosts(State(state): State<Shared>, _admin: AdminAuth) -> ApiResult<Json<Vec<Host>>> {
     let rows = sqlx::query("SELECT name, kind, created_at, revoked_at FROM hosts ORDER BY name")
         .fetch_all(&state.pool)
         .await?;
@@ -806,11 +821,10 @@ async fn list_hosts(State(state): State<Shared>, headers: HeaderMap) -> ApiResul
 
 async fn revoke_host(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     peer: Peer,
     PathArgs(name): PathArgs<String>,
 ) -> ApiResult<StatusCode> {
-    require_admin(&state, &headers)?;
     let now = state.now();
     let mut tx = state.pool.begin().await?;
     // Revoking twice keeps the first revocation time.
@@ -852,10 +866,9 @@ struct AuditQuery {
 
 async fn list_audit(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _admin: AdminAuth,
     QueryArgs(q): QueryArgs<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEvent>>> {
-    require_admin(&state, &headers)?;
     let limit = q.limit.unwrap_or(DEFAULT_AUDIT_LIMIT).min(MAX_AUDIT_LIMIT);
     let rows = sqlx::query(
         "SELECT id, at, actor, action, username, host, remote_addr, result, detail
@@ -885,10 +898,9 @@ async fn list_audit(
 
 async fn registrations(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    _host: HostAuth,
     PathArgs(username): PathArgs<String>,
 ) -> ApiResult<Json<Registrations>> {
-    require_host(&state, &headers).await?;
     check_username(&username)?;
     let user = load_user(&state, &username).await?;
     let status = if user.disabled {
@@ -907,10 +919,9 @@ async fn registrations(
 
 async fn verify(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    HostAuth(host): HostAuth,
     JsonBody(req): JsonBody<VerifyRequest>,
 ) -> ApiResult<Json<VerifyResponse>> {
-    let host = require_host(&state, &headers).await?;
     Ok(Json(crate::verify::verify(&state, &host, &req).await?))
 }
 
