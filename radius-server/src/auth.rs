@@ -64,7 +64,7 @@ impl Reply {
             value: state,
         });
         attrs.push(RawAttr {
-            typ: 27,
+            typ: attr::SESSION_TIMEOUT,
             value: (lifetime.as_secs() as u32).to_be_bytes().to_vec(),
         });
         Self {
@@ -243,8 +243,19 @@ impl Authenticator {
         if e.api_code() == Some("invalid_code_format") {
             return self.decide(client, user, Decision::WrongCode, attrs, None);
         }
-        tracing::error!(client = %client.name, user, "Access-Reject: registry error: {e}");
-        Reply::reject(Some(UNAVAILABLE))
+        match e {
+            // The registry refused the request itself (e.g. a user name it
+            // cannot hold): nothing the user can retry.
+            ClientError::Api { .. } => {
+                tracing::warn!(client = %client.name, user, "Access-Reject: registry refused the request: {e}");
+                Reply::reject(None)
+            }
+            // Revoked host key, wrong settings, unexpected answers: ours to fix.
+            _ => {
+                tracing::error!(client = %client.name, user, "Access-Reject: registry error: {e}");
+                Reply::reject(Some(UNAVAILABLE))
+            }
+        }
     }
 
     async fn verify(

@@ -46,6 +46,8 @@ fn main() -> anyhow::Result<()> {
     let settings =
         Settings::from_config(&config).with_context(|| format!("{}", args.config.display()))?;
     if args.check {
+        twostep_common::client::RegistryClient::for_host(&settings.registry)
+            .with_context(|| format!("{}: [registry]", args.config.display()))?;
         println!(
             "{}: OK ({} clients, listen {})",
             args.config.display(),

@@ -43,6 +43,8 @@ pub mod attr {
     pub const STATE: u8 = 24;
     /// Class (RFC 2865 §5.25).
     pub const CLASS: u8 = 25;
+    /// Session-Timeout (RFC 2865 §5.27).
+    pub const SESSION_TIMEOUT: u8 = 27;
     /// Called-Station-Id (RFC 2865 §5.30).
     pub const CALLED_STATION_ID: u8 = 30;
     /// Calling-Station-Id (RFC 2865 §5.31).

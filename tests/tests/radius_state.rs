@@ -71,25 +71,3 @@ fn expired_state_is_refused() {
     r.expect("Access-Reject");
     assert!(d.log().contains("State expired"), "{}", d.log());
 }
-
-#[test]
-fn missing_state_key_is_a_clear_startup_error() {
-    let env = Env::new();
-    let s = env.secret_file("nas.secret", SECRET);
-    let port = free_udp_port();
-    let cfg = env.config_with_key(
-        "nokey",
-        port,
-        &env.dir.path().join("absent.key"),
-        &client_toml("vpn", "127.0.0.1/32", &s, "otp-only", ""),
-    );
-    let out = std::process::Command::new(twostep_e2e::bin("twostep-radiusd"))
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("absent.key"), "{err}");
-    assert!(err.contains("openssl rand -hex 32"), "{err}");
-}
