@@ -92,6 +92,14 @@ pub async fn verify(
         crate::app::write_audit(&mut *tx, now, &record).await?;
     }
     tx.commit().await?;
+    if let Some(until) = lockout {
+        tracing::warn!(
+            username = %req.username,
+            host = audit_host,
+            locked_until = until,
+            "user locked out after too many failed verifications"
+        );
+    }
     Ok(resp)
 }
 

@@ -25,14 +25,16 @@ use twostep_config::{RegistryClientConfig, Secret};
 /// The directory holding the built binaries: `$CARGO_TARGET_DIR/debug`, or
 /// `<workspace>/target/debug`.
 pub fn target_dir() -> PathBuf {
-    let base = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .map_or_else(|| PathBuf::from("target"), |p| p.join("target"))
-        },
-        PathBuf::from,
-    );
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_owned);
+    let base = match std::env::var_os("CARGO_TARGET_DIR") {
+        // A relative CARGO_TARGET_DIR is relative to where cargo ran: the
+        // workspace root (tests run with the package directory as cwd).
+        Some(d) if Path::new(&d).is_relative() => workspace.join(d),
+        Some(d) => PathBuf::from(d),
+        None => workspace.join("target"),
+    };
     base.join("debug")
 }
 
