@@ -37,3 +37,32 @@ fn corpus_is_dropped_and_the_server_keeps_answering() {
     assert!(log.contains("malformed packet"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn unknown_sources_are_dropped_and_logged_once_per_window() {
+    let env = Env::new();
+    let s = env.secret_file("nas.secret", "some-secret");
+    let d = env.radiusd(
+        "unknown",
+        &client_toml("far", "192.0.2.0/24", &s, "otp-only", ""),
+    );
+    let attrs = [
+        "User-Name = \"alice\"".to_owned(),
+        "User-Password = \"123456\"".to_owned(),
+        "Message-Authenticator = 0x00".to_owned(),
+    ];
+    let r = radclient_with(d.port, "some-secret", "auth", &attrs, 1.0, 1);
+    assert_eq!(r.code, None, "{}", r.output);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..50 {
+        sock.send_to(
+            &[1, 2, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            ("127.0.0.1", d.port),
+        )
+        .unwrap();
+    }
+    // Bounded wait for the server to have read them: a second radclient try.
+    let _ = radclient_with(d.port, "some-secret", "auth", &attrs, 1.0, 1);
+    let log = d.log();
+    assert_eq!(log.matches("unknown source").count(), 1, "{log}");
+}
