@@ -39,9 +39,48 @@ pub async fn prepare(
     let secrets = SecretBox::load_or_create(&api.secret_key_file)?;
     let admin = AdminToken::load_or_create(&api.admin_token_file)?;
     let (pool, backend) = crate::db::open(&api.database).await?;
+    check_key_matches(&pool, &secrets, &api.secret_key_file, &api.database).await?;
     Ok(Arc::new(AppState::new(
         api, pool, backend, secrets, admin, clock,
     )))
+}
+
+/// Refuses to start when the key file does not decrypt a stored secret
+/// (a replaced or mixed-up key file), instead of failing every verification.
+async fn check_key_matches(
+    pool: &sqlx::AnyPool,
+    secrets: &SecretBox,
+    key_file: &std::path::Path,
+    url: &str,
+) -> Result<(), StartupError> {
+    use sqlx::Row;
+    let db_err = |e: sqlx::Error| StartupError::Database {
+        url: crate::db::redact_url(url),
+        message: crate::db::one_line(&e),
+    };
+    let row = sqlx::query(
+        "SELECT id, user_id, secret_sealed FROM methods WHERE secret_sealed IS NOT NULL ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    let Some(row) = row else { return Ok(()) };
+    let id: i64 = row.try_get("id").map_err(db_err)?;
+    let uid: i64 = row.try_get("user_id").map_err(db_err)?;
+    let sealed: String = row.try_get("secret_sealed").map_err(db_err)?;
+    let ok = hex::decode(sealed)
+        .ok()
+        .is_some_and(|b| secrets.open(&b, &crate::crypto::totp_aad(id, uid)).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(StartupError::File {
+            path: key_file.to_owned(),
+            message: format!(
+                "this key does not decrypt the TOTP secrets in the database (method {id}); is it the key file this database was created with?"
+            ),
+        })
+    }
 }
 
 async fn shutdown_signal() {

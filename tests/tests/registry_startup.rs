@@ -356,3 +356,24 @@ fn postgres_lost_at_runtime_answers_503() {
         reg.log()
     );
 }
+
+#[test]
+fn wrong_secret_key_file_is_refused_at_startup() {
+    let mut reg = Registry::start();
+    reg.add_user("kim");
+    reg.enrol_totp("kim");
+    reg.stop();
+    let key = reg.dir.path().join("secret.key");
+    std::fs::write(&key, [0x42u8; 32]).unwrap();
+    let out = Command::new(bin("twostep-api"))
+        .arg("--config")
+        .arg(&reg.config_path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("secret.key") && err.contains("does not decrypt"),
+        "{err}"
+    );
+}
