@@ -116,7 +116,9 @@ pub async fn open(url: &str) -> Result<(AnyPool, Backend), StartupError> {
                     // makes writers queue instead of failing at once.
                     conn.execute("PRAGMA busy_timeout = 5000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    // synchronous stays FULL (sqlx's default): an accepted
+                    // time step must survive a power loss, or a code could
+                    // be replayed after a crash.
                 }
                 Ok(())
             })
@@ -162,6 +164,10 @@ pub fn one_line(e: &dyn std::error::Error) -> String {
 }
 
 /// One schema change, with its SQL per backend.
+///
+/// (sqlx's migrator wants one migration directory per database type and,
+/// through the `Any` driver, would run the same files on both; the two
+/// dialects differ in identity columns, so the few statements live here.)
 struct Migration {
     version: i64,
     sqlite: &'static [&'static str],
