@@ -148,3 +148,35 @@ pub async fn run(api: &ApiConfig) -> Result<(), StartupError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(extra: &str, listen: &str) -> ApiConfig {
+        let text = format!(
+            "version = 1\n[api]\nlisten = \"{listen}\"\ndatabase = \"sqlite:///x.db\"\nsecret_key_file = \"/k\"\nadmin_token_file = \"/t\"\n{extra}"
+        );
+        twostep_config::Config::parse(&text, std::path::Path::new("t.toml"))
+            .unwrap()
+            .api
+            .unwrap()
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_unless_allowed() {
+        assert!(check_listen(&api("", "127.0.0.1:8443")).is_ok());
+        assert!(check_listen(&api("", "[::1]:8443")).is_ok());
+        let e = check_listen(&api("", "192.0.2.1:8443"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("refusing plain HTTP") && e.contains("192.0.2.1:8443"),
+            "{e}"
+        );
+        assert!(check_listen(&api("", "[::]:8443")).is_err());
+        assert!(check_listen(&api("allow_plain_http = true\n", "0.0.0.0:8443")).is_ok());
+        let tls = "tls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\n";
+        assert!(check_listen(&api(tls, "0.0.0.0:8443")).is_ok());
+    }
+}
