@@ -105,15 +105,14 @@ fn two_registry_processes_on_one_postgres() {
     assert_one_accept(&results);
 }
 
-#[test]
-fn concurrent_wrong_codes_lock_exactly_once() {
-    // 20 wrong codes at once with max_failures = 5: every answer is reject
-    // or locked, and exactly one lockout is recorded.
-    let reg = Registry::start_with(None, "[api.lockout]\nmax_failures = 5\n");
-    let (secret, key) = setup(&reg);
-    let good = oathtool_code(&secret, now());
+/// 20 wrong codes at once with max_failures = 5, spread over `regs`: every
+/// answer is reject or locked, exactly five rejects, one lockout recorded,
+/// and the right code is then refused as locked.
+fn wrong_code_storm(regs: &[&Registry], secret: &str, key: &std::path::Path) {
+    let good = oathtool_code(secret, now());
     let wrong = format!("{:06}", (good.parse::<u32>().unwrap() + 1) % 1_000_000);
-    let results = storm(vec![reg.host_client(&key)], &wrong, 20);
+    let clients = regs.iter().map(|r| r.host_client(key)).collect();
+    let results = storm(clients, &wrong, 20);
     assert!(
         results
             .iter()
@@ -128,11 +127,26 @@ fn concurrent_wrong_codes_lock_exactly_once() {
         rejects, 5,
         "the five failures before the lockout: {results:?}"
     );
-    let audit = twostep_e2e::block_on(reg.admin_client().audit(1000)).unwrap();
+    let audit = twostep_e2e::block_on(regs[0].admin_client().audit(1000)).unwrap();
     let lockouts = audit.iter().filter(|e| e.action == "lockout").count();
     assert_eq!(lockouts, 1, "{audit:?}");
-    // The right code is now refused as locked.
-    let r = twostep_e2e::block_on(reg.host_client(&key).verify(&request(&good))).unwrap();
+    let r = twostep_e2e::block_on(regs[0].host_client(key).verify(&request(&good))).unwrap();
     assert_eq!(r.result, VerifyResult::Locked);
     assert!(r.locked_until.is_some_and(|t| t > now() as i64 + 200));
+}
+
+#[test]
+fn concurrent_wrong_codes_lock_exactly_once() {
+    let reg = Registry::start_with(None, "[api.lockout]\nmax_failures = 5\n");
+    let (secret, key) = setup(&reg);
+    wrong_code_storm(&[&reg], &secret, &key);
+}
+
+#[test]
+fn concurrent_wrong_codes_lock_exactly_once_two_processes_postgres() {
+    let url = fresh_postgres_database();
+    let a = Registry::start_with(Some(&url), "[api.lockout]\nmax_failures = 5\n");
+    let b = a.start_replica("[api.lockout]\nmax_failures = 5\n");
+    let (secret, key) = setup(&a);
+    wrong_code_storm(&[&a, &b], &secret, &key);
 }
