@@ -23,6 +23,8 @@
 //! Not supported: CHAP, MS-CHAP and EAP (answered with Access-Reject),
 //! accounting, RADIUS over TLS/TCP, push approval (the registry offers codes).
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod cache;
 #[doc(hidden)]

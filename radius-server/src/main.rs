@@ -45,6 +45,14 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let settings =
         Settings::from_config(&config).with_context(|| format!("{}", args.config.display()))?;
+    for c in &settings.clients {
+        if c.primary.is_none() && c.mode != twostep_config::RadiusMode::OtpOnly {
+            tracing::warn!(
+                client = %c.name,
+                "primary = \"none\": the password part is not checked by twostep-radiusd, only the code"
+            );
+        }
+    }
     if args.check {
         twostep_common::client::RegistryClient::for_host(&settings.registry)
             .with_context(|| format!("{}: [registry]", args.config.display()))?;
