@@ -184,3 +184,102 @@ pub fn context(client: &Client, packet: &RawPacket) -> AuthContext {
         tty: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::RawAttr;
+    use twostep_config::Secret;
+
+    fn client(mode: RadiusMode, delimiter: &str) -> Client {
+        Client {
+            name: "gw".into(),
+            network: "127.0.0.1/32".parse().unwrap(),
+            secret: Secret::new(b"s3cret".to_vec()),
+            mode,
+            delimiter: delimiter.into(),
+            require_message_authenticator: true,
+            primary: None,
+        }
+    }
+
+    fn packet(password: &[u8], extra: &[RawAttr]) -> RawPacket {
+        let mut attrs = vec![RawAttr {
+            typ: attr::USER_NAME,
+            value: b"alice".to_vec(),
+        }];
+        attrs.extend_from_slice(extra);
+        let (bytes, _) = wire::build_access_request(1, &attrs, password, b"s3cret").unwrap();
+        wire::parse(&bytes).unwrap()
+    }
+
+    #[test]
+    fn otp_only_takes_the_password_as_code() {
+        let r = parse(&client(RadiusMode::OtpOnly, ","), &packet(b" 123456 ", &[])).unwrap();
+        assert_eq!(r.user, "alice");
+        match r.step {
+            Step::Code { code, state: None } => assert_eq!(code.as_str(), "123456"),
+            _ => panic!("wrong step"),
+        }
+        assert_eq!(r.context.service.as_deref(), Some("radius:gw"));
+    }
+
+    #[test]
+    fn append_splits_on_the_last_delimiter() {
+        let c = client(RadiusMode::Append, "::");
+        let r = parse(&c, &packet(b"pa::ss::123456", &[])).unwrap();
+        match r.step {
+            Step::PasswordAndCode { password, code } => {
+                assert_eq!(password.as_slice(), b"pa::ss");
+                assert_eq!(code.as_str(), "123456");
+            }
+            _ => panic!("wrong step"),
+        }
+        let e = parse(&c, &packet(b"no-delimiter", &[])).unwrap_err();
+        assert!(e.message.is_some());
+    }
+
+    #[test]
+    fn challenge_steps_by_state() {
+        let c = client(RadiusMode::Challenge, ",");
+        assert!(matches!(
+            parse(&c, &packet(b"pw", &[])).unwrap().step,
+            Step::Password { .. }
+        ));
+        let st = RawAttr {
+            typ: attr::STATE,
+            value: vec![9; 50],
+        };
+        match parse(&c, &packet(b"654321", &[st])).unwrap().step {
+            Step::Code {
+                code,
+                state: Some(s),
+            } => {
+                assert_eq!(code.as_str(), "654321");
+                assert_eq!(s, vec![9; 50]);
+            }
+            _ => panic!("wrong step"),
+        }
+    }
+
+    #[test]
+    fn context_from_nas_attributes() {
+        let c = client(RadiusMode::OtpOnly, ",");
+        let p = packet(
+            b"1",
+            &[
+                RawAttr {
+                    typ: attr::NAS_IP_ADDRESS,
+                    value: vec![192, 0, 2, 1],
+                },
+                RawAttr {
+                    typ: attr::CALLING_STATION_ID,
+                    value: b"203.0.113.9".to_vec(),
+                },
+            ],
+        );
+        let ctx = context(&c, &p);
+        assert_eq!(ctx.host.as_deref(), Some("192.0.2.1"));
+        assert_eq!(ctx.remote_addr.as_deref(), Some("203.0.113.9"));
+    }
+}
