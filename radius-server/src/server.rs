@@ -204,7 +204,10 @@ async fn answer(shared: &Shared, client_index: usize, packet: RawPacket, key: Re
     let Reply { code, attrs } = shared.auth.handle(client, &packet).await;
     match wire::build_reply(&packet, code, &attrs, client.secret.expose()) {
         Ok(bytes) => {
-            send(shared, &bytes, key.source);
+            // Awaited: a full socket buffer delays this answer, not the loop.
+            if let Err(e) = shared.socket.send_to(&bytes, key.source).await {
+                tracing::warn!(to = %key.source, "send failed: {e}");
+            }
             shared
                 .cache
                 .lock()
@@ -222,6 +225,8 @@ async fn answer(shared: &Shared, client_index: usize, packet: RawPacket, key: Re
     }
 }
 
+/// Sends from the receive loop without waiting (a full buffer drops the
+/// datagram; the NAS retransmits and gets the cached reply).
 fn send(shared: &Shared, bytes: &[u8], to: SocketAddr) {
     if let Err(e) = shared.socket.try_send_to(bytes, to) {
         tracing::warn!(%to, "send failed: {e}");
