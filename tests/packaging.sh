@@ -105,6 +105,7 @@ apt-get install "${apt_opts[@]}" --no-install-recommends \
 
 module=/usr/lib/x86_64-linux-gnu/security/pam_twostep.so
 [ -f "$module" ] || fail "$module not installed"
+[ -f /usr/share/man/man8/pam_twostep.8.gz ] || fail "man page pam_twostep(8) missing"
 for b in twostep twostep-api twostep-radiusd; do
   [ -x /usr/bin/$b ] || fail "/usr/bin/$b not installed"
   /usr/bin/$b --version | grep -q "0\.1\.0" || fail "$b --version"

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 use twostep_common::client::{ClientError, RegistryClient};
-use twostep_config::{Config, ConfigError, Secret};
+use twostep_config::{Config, ConfigError, FailMode, Secret, UnenrolledPolicy};
 
 /// System user of the `twostep-api` service (Debian package).
 pub const API_USER: &str = "twostep";
@@ -138,6 +138,7 @@ pub fn collect(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
         }
     };
     if let Some(c) = &config {
+        out.extend(check_policy(c));
         out.extend(check_files(c));
         out.extend(check_registry(c));
         out.extend(check_radius(c));
@@ -152,6 +153,41 @@ pub fn collect(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
             .and_then(|c| c.registry.as_ref())
             .map_or(2, |r| r.connect_timeout);
         out.extend(check_sshd(args, pam.total_timeout + connect));
+    }
+    out
+}
+
+// ---- policy ----------------------------------------------------------------
+
+/// Settings that weaken the second factor on purpose: worth a warning.
+fn check_policy(c: &Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if c.pam.fail_mode == FailMode::Open {
+        out.push(Finding::new(
+            Status::Warn,
+            "policy",
+            "[pam] fail_mode = \"open\": while the registry is unreachable, logins pass without a second factor",
+            "set fail_mode = \"closed\" (the default) and keep a break-glass path instead (README, Lock-out recovery)",
+        ));
+    }
+    if c.pam.unenrolled == UnenrolledPolicy::Ignore {
+        out.push(Finding::new(
+            Status::Warn,
+            "policy",
+            "[pam] unenrolled = \"ignore\": users without a method log in without a second factor",
+            "enrol everybody (twostep enrol NAME), then set unenrolled = \"deny\"",
+        ));
+    }
+    if c.radius
+        .as_ref()
+        .is_some_and(|r| r.fail_mode == FailMode::Open)
+    {
+        out.push(Finding::new(
+            Status::Warn,
+            "policy",
+            "[radius] fail_mode = \"open\": while the registry is unreachable, VPN logins pass without a second factor",
+            "set fail_mode = \"closed\" (the default)",
+        ));
     }
     out
 }
@@ -748,4 +784,29 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> std::io::Result<(bool, Str
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
     Ok((status.success(), out, err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new("t.toml")).expect("valid")
+    }
+
+    #[test]
+    fn weakening_policy_is_a_warning() {
+        assert_eq!(check_policy(&config("version = 1\n")), vec![]);
+        let f = check_policy(&config(
+            "version = 1\n[pam]\nfail_mode = \"open\"\nunenrolled = \"ignore\"\n",
+        ));
+        assert_eq!(f.len(), 2);
+        assert!(f.iter().all(|f| f.status == Status::Warn));
+        assert!(f[0].message.contains("fail_mode = \"open\""));
+        assert!(f[1]
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("unenrolled = \"deny\""));
+    }
 }
