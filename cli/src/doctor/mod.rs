@@ -237,6 +237,17 @@ fn check_file_or(
                 format!("{key} {} will be created on first start", path.display()),
             )
         }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Finding::new(
+                Status::Warn,
+                check,
+                format!(
+                    "{key} {}: cannot inspect it as this user: {e}",
+                    path.display()
+                ),
+                "run twostep doctor as root",
+            )
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && missing.is_some() => {
             let (status, fix) = missing.unwrap_or((Status::Fail, String::new()));
             return Finding::new(
