@@ -339,7 +339,11 @@ fn refused_host_key_and_placement_problems() {
          auth required pam_permit.so\n",
     );
     f.pam("sshd", SSHD_PAM);
-    // sudo without the module at all.
+    // sudo without the module at all; login with another config file.
+    f.pam(
+        "login",
+        "auth required pam_unix.so\nauth required pam_twostep.so config=/etc/twostep/other.toml\n",
+    );
     f.pam("sudo", "@include common-sudo\n");
     f.pam("common-sudo", &common_auth(""));
     let registry = Registry::start();
@@ -347,9 +351,30 @@ fn refused_host_key_and_placement_problems() {
     let key = f.path("host.key");
     write_secret(&key, &format!("{}\n", "0".repeat(64)));
     let config = f.config(&format!("version = 1\n{}", registry.registry_toml(&key)));
-    let (code, out) = f.doctor(&config, &f.sshd_config(GOOD_SSHD), &[]);
+    let (code, out) = f.doctor(
+        &config,
+        &f.sshd_config(GOOD_SSHD),
+        &[
+            "--pam-service",
+            "sshd",
+            "--pam-service",
+            "sudo",
+            "--pam-service",
+            "login",
+        ],
+    );
     assert_eq!(code, 1, "{out}");
     line(&out, "ok", &["registry:", "answers"]);
+    let l = line(
+        &out,
+        "warn",
+        &["pam login:", "login:2 reads config=/etc/twostep/other.toml"],
+    );
+    assert!(
+        l.contains("fix: check that file too: twostep doctor --config /etc/twostep/other.toml"),
+        "{l}"
+    );
+    line(&out, "ok", &["pam login:", "pam_twostep.so runs at"]);
     let l = line(
         &out,
         "FAIL",

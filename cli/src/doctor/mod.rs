@@ -38,10 +38,8 @@ const SSHD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where `pam_twostep.so` is looked for when the stack names it without a path.
 fn default_module_dirs() -> Vec<PathBuf> {
-    let multiarch = format!(
-        "/usr/lib/{}-linux-gnu/security",
-        std::env::consts::ARCH.replace("powerpc64", "powerpc64le")
-    );
+    // Debian's multiarch tuple for the common 64-bit targets.
+    let multiarch = format!("/usr/lib/{}-linux-gnu/security", std::env::consts::ARCH);
     vec![
         PathBuf::from(multiarch),
         PathBuf::from("/lib/security"),
@@ -144,7 +142,7 @@ pub fn collect(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
         out.extend(check_radius(c));
     }
     if !args.no_pam {
-        out.extend(check_pam(args));
+        out.extend(check_pam(config_path, args));
     }
     if !args.no_sshd {
         let pam = config.as_ref().map(|c| c.pam.clone()).unwrap_or_default();
@@ -623,7 +621,7 @@ fn check_radius(c: &Config) -> Vec<Finding> {
 
 // ---- pam -------------------------------------------------------------------
 
-fn check_pam(args: &DoctorArgs) -> Vec<Finding> {
+fn check_pam(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut wants_module: Option<String> = None;
     for service in &args.pam_services {
@@ -642,6 +640,28 @@ fn check_pam(args: &DoctorArgs) -> Vec<Finding> {
             Ok(stack) => {
                 if let Some(l) = stack.iter().find(|l| l.is_twostep()) {
                     wants_module.get_or_insert_with(|| l.module.clone());
+                }
+                // The module reads config=PATH when given: say so when that
+                // is not the file checked here.
+                for l in stack.iter().filter(|l| l.is_twostep()) {
+                    let other = l
+                        .args
+                        .iter()
+                        .filter_map(|a| a.strip_prefix("config="))
+                        .find(|p| Path::new(p) != config_path);
+                    if let Some(p) = other {
+                        out.push(Finding::new(
+                            Status::Warn,
+                            &check,
+                            format!(
+                                "{} at {} reads config={p}, not {}",
+                                pam::MODULE,
+                                l.origin,
+                                config_path.display()
+                            ),
+                            format!("check that file too: twostep doctor --config {p}"),
+                        ));
+                    }
                 }
                 let problems = pam::analyse(&stack);
                 if problems.is_empty() {
