@@ -15,20 +15,21 @@ use clap::Command;
 use clap_complete::Shell;
 use std::path::{Path, PathBuf};
 
-/// Errors while writing the files.
-#[derive(Debug)]
-pub struct Error(String);
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A file or directory could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct Error {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What the OS said.
+    pub source: std::io::Error,
 }
 
-impl std::error::Error for Error {}
-
-fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error(format!("{}: {e}", path.display()))
+fn io_err(path: &Path, source: std::io::Error) -> Error {
+    Error {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// What the first arguments ask for.
