@@ -97,6 +97,13 @@ wait_for() { # $1 = seconds, rest = command; retries until it succeeds
   done
 }
 
+for p in "${packages[@]}"; do
+  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    trap - EXIT
+    fail "$p is already installed on this machine; the test would replace and purge it (remove it first: apt-get purge ${packages[*]})"
+  fi
+done
+
 step "installing ${packages[*]}"
 common_before=$(cat /etc/pam.d/common-auth)
 apt-get install "${apt_opts[@]}" --no-install-recommends \
