@@ -34,9 +34,15 @@ fi
 
 # ---- inside the private mount namespace ------------------------------------
 debs="${CARGO_TARGET_DIR:-$root/target}/debian"
+packages=(libpam-twostep twostep-radiusd twostep-api twostep)
+for p in "${packages[@]}"; do
+  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    echo "packaging test: FAIL: $p is already installed on this machine; the test would replace and purge it (remove it first: apt-get purge ${packages[*]})" >&2
+    exit 1
+  fi
+done
 work=$(mktemp -d /tmp/twostep-packaging.XXXXXX)
 pids=()
-packages=(libpam-twostep twostep-radiusd twostep-api twostep)
 apt_opts=(-y -q -o DPkg::Lock::Timeout=120)
 export DEBIAN_FRONTEND=noninteractive
 
@@ -96,13 +102,6 @@ wait_for() { # $1 = seconds, rest = command; retries until it succeeds
     sleep 0.2
   done
 }
-
-for p in "${packages[@]}"; do
-  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
-    trap - EXIT
-    fail "$p is already installed on this machine; the test would replace and purge it (remove it first: apt-get purge ${packages[*]})"
-  fi
-done
 
 step "installing ${packages[*]}"
 common_before=$(cat /etc/pam.d/common-auth)
