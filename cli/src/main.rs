@@ -21,12 +21,13 @@ Examples:
   twostep user unlock alice
   twostep user reset alice             # delete all methods (a user who changed phone)
   twostep audit --limit 20
+  twostep doctor                       # check config, key files, registry, PAM stacks, sshd
 
 The registry is reached at [registry].url, or at [api].listen when the file
 configures the registry itself. The admin token comes from --admin-token-file,
 [registry].admin_token_file or [api].admin_token_file.";
 
-/// twostep admin command line: users, enrolment, hosts, audit.
+/// twostep admin command line: users, enrolment, hosts, audit, doctor.
 #[derive(Parser)]
 #[command(name = "twostep", version, after_help = AFTER_HELP)]
 pub struct Cli {
