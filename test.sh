@@ -13,11 +13,26 @@ export TWOSTEP_TEST_POSTGRES_URL
 # The end-to-end tests drive the built binaries and pam_twostep.so.
 s=$SECONDS; cargo build --workspace --bins --lib; t "debug build" $s
 status=0
-s=$SECONDS; cargo test --workspace --no-fail-fast || status=1; t "cargo test" $s
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+s=$SECONDS
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=1
+t "cargo test" $s
+# Totals over every test binary, for the closing line.
+read -r passed failed < <(awk '/^test result:/ {
+    for (i = 2; i <= NF; i++) {
+        if ($i ~ /^passed;?$/) p += $(i - 1)
+        if ($i ~ /^failed;?$/) f += $(i - 1)
+    }
+} END { print p + 0, f + 0 }' "$log")
 # cargo-deb stays in ~/.cargo/bin between runs.
 s=$SECONDS
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 t "cargo-deb install" $s
-s=$SECONDS; ./tests/packaging.sh || status=1; t "packaging test (release build included)" $s
+s=$SECONDS
+if ./tests/packaging.sh; then passed=$((passed + 1)); else status=1; failed=$((failed + 1)); fi
+t "packaging test (release build included)" $s
 echo "test.sh: total $SECONDS s"
+[ "$failed" -eq 0 ] || status=1
+echo "tests: $passed passed, $failed failed"
 exit $status
