@@ -131,7 +131,7 @@ pub async fn open(url: &str) -> Result<(AnyPool, Backend), StartupError> {
                 STARTUP_TIMEOUT.as_secs()
             ))
         })?
-        .map_err(|e| err(one_line(&e)))?;
+        .map_err(|e| err(twostep_common::error_chain(&e)))?;
     if backend == Backend::Sqlite {
         // journal_mode is persistent in the file; a read-only file keeps
         // what it has (the registry then answers 503 to writes).
@@ -139,28 +139,16 @@ pub async fn open(url: &str) -> Result<(AnyPool, Backend), StartupError> {
             .execute(&pool)
             .await
         {
-            tracing::warn!(error = %one_line(&e), "could not switch SQLite to WAL mode");
+            tracing::warn!(error = %twostep_common::error_chain(&e), "could not switch SQLite to WAL mode");
         }
     }
-    migrate(&pool, backend)
-        .await
-        .map_err(|e| err(format!("schema migration: {}", one_line(&e))))?;
+    migrate(&pool, backend).await.map_err(|e| {
+        err(format!(
+            "schema migration: {}",
+            twostep_common::error_chain(&e)
+        ))
+    })?;
     Ok((pool, backend))
-}
-
-/// A database error and its causes on one line.
-pub fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s.replace('\n', " ")
 }
 
 /// One schema change, with its SQL per backend.

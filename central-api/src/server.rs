@@ -56,7 +56,7 @@ async fn check_key_matches(
     use sqlx::Row;
     let db_err = |e: sqlx::Error| StartupError::Database {
         url: crate::db::redact_url(url),
-        message: crate::db::one_line(&e),
+        message: twostep_common::error_chain(&e),
     };
     let row = sqlx::query(
         "SELECT id, user_id, secret_sealed FROM methods WHERE secret_sealed IS NOT NULL ORDER BY id LIMIT 1",

@@ -8,6 +8,7 @@ use crate::api::{
     AuditEvent, CreateHost, CreateUser, EnrolTotp, ErrorBody, Health, Host, HostCreated,
     Registrations, TotpEnrolment, UpdateUser, User, VerifyRequest, VerifyResponse, HEALTH_PATH,
 };
+use crate::error_chain;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::{Method as HttpMethod, StatusCode};
 use serde::de::DeserializeOwned;
@@ -429,21 +430,6 @@ fn is_loopback_host(url: &reqwest::Url) -> bool {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
     }
-}
-
-/// The error and its causes on one line ("error sending request: connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

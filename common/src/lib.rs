@@ -16,3 +16,20 @@ pub mod client;
 pub mod decision;
 pub mod policy;
 pub mod totp;
+
+/// An error and its causes on one line, newlines folded, each cause once
+/// ("error sending request: connection refused"): the shape of every
+/// twostep log line and error message.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s.replace('\n', " ")
+}

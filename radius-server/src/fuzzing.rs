@@ -91,8 +91,9 @@ fn answered(reply: Result<Vec<u8>, crate::Error>) -> Outcome {
     }
 }
 
-/// A packet from raw parts, Length field set from the content.
-fn raw(code: u8, id: u8, attrs: &[(u8, &[u8])]) -> Vec<u8> {
+/// A packet from raw parts, Length field set from the content; the
+/// Request Authenticator is 16 × 0x5a. Panics on attributes over 253 octets.
+pub fn raw(code: u8, id: u8, attrs: &[(u8, &[u8])]) -> Vec<u8> {
     let mut b = vec![code, id, 0, 0];
     b.extend([0x5a; 16]);
     for (t, v) in attrs {
@@ -105,12 +106,15 @@ fn raw(code: u8, id: u8, attrs: &[(u8, &[u8])]) -> Vec<u8> {
     b
 }
 
-fn with_len(mut b: Vec<u8>, len: u16) -> Vec<u8> {
+/// `b` with its Length field (RFC 2865 §3) set to `len`, whatever the content.
+pub fn with_len(mut b: Vec<u8>, len: u16) -> Vec<u8> {
     b[2..4].copy_from_slice(&len.to_be_bytes());
     b
 }
 
-fn signed(attrs: &[(u8, &[u8])], password: &[u8]) -> Vec<u8> {
+/// An Access-Request from the [`clients`]' shared secret with `attrs`, the
+/// User-Password hidden per RFC 2865 §5.2 and a valid Message-Authenticator.
+pub fn signed(attrs: &[(u8, &[u8])], password: &[u8]) -> Vec<u8> {
     let attrs: Vec<RawAttr> = attrs
         .iter()
         .map(|(t, v)| RawAttr {

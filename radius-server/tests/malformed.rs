@@ -5,44 +5,14 @@
 //! `tests/tests/radius_malformed.rs`; `fuzz/` fuzzes the same function.
 
 use std::net::SocketAddr;
-use twostep_radius::fuzzing::{clients, exercise, malformed_corpus, Outcome, SECRET};
-use twostep_radius::wire::{self, attr, code, MessageAuth, RawAttr};
+use twostep_radius::fuzzing::{
+    clients, exercise, malformed_corpus, raw, signed, with_len, Outcome, SECRET,
+};
+use twostep_radius::wire::{self, attr, code, MessageAuth};
 
 const STRICT: ([u8; 4], u16) = ([127, 0, 0, 1], 40000);
 const APPEND: ([u8; 4], u16) = ([127, 0, 0, 2], 40000);
 const CHALLENGE: ([u8; 4], u16) = ([127, 0, 0, 3], 40000);
-
-/// A packet from raw parts, Length field set from the content.
-fn raw(code: u8, id: u8, attrs: &[(u8, &[u8])]) -> Vec<u8> {
-    let mut b = vec![code, id, 0, 0];
-    b.extend([0x5a; 16]);
-    for (t, v) in attrs {
-        b.push(*t);
-        b.push((v.len() + 2) as u8);
-        b.extend_from_slice(v);
-    }
-    let len = b.len() as u16;
-    b[2..4].copy_from_slice(&len.to_be_bytes());
-    b
-}
-
-fn with_len(mut b: Vec<u8>, len: u16) -> Vec<u8> {
-    b[2..4].copy_from_slice(&len.to_be_bytes());
-    b
-}
-
-fn signed(attrs: &[(u8, &[u8])], password: &[u8]) -> Vec<u8> {
-    let attrs: Vec<RawAttr> = attrs
-        .iter()
-        .map(|(t, v)| RawAttr {
-            typ: *t,
-            value: v.to_vec(),
-        })
-        .collect();
-    wire::build_access_request(42, &attrs, password, SECRET)
-        .unwrap()
-        .0
-}
 
 fn src(a: ([u8; 4], u16)) -> SocketAddr {
     SocketAddr::from(a)
