@@ -571,3 +571,25 @@ pub fn fresh_postgres_database() -> String {
         _ => format!("{}/{name}", base.trim_end_matches('/')),
     }
 }
+
+/// Waits for `child` at most `limit`, then kills it and fails the test.
+pub fn wait_bounded(
+    child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait for child"),
+        Err(_) => {
+            // SAFETY: kill(2) on our own child's pid; no memory involved.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            panic!("child {pid} did not finish within {limit:?}");
+        }
+    }
+}

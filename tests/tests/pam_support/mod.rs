@@ -239,24 +239,7 @@ pub fn pamtester(
     }
 }
 
-/// Waits for `child` at most `limit`, then kills it and fails the test.
-pub fn wait_bounded(child: std::process::Child, limit: Duration) -> std::process::Output {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("wait for child"),
-        Err(_) => {
-            // SAFETY: kill(2) on our own child's pid; no memory involved.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-            }
-            panic!("child {pid} did not finish within {limit:?}");
-        }
-    }
-}
+pub use twostep_e2e::wait_bounded;
 
 /// A TCP listener on 127.0.0.1 that accepts connections and never answers:
 /// a registry that hangs. Connections are held until the process ends.

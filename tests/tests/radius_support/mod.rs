@@ -306,24 +306,7 @@ pub fn wrong_code(secret: &str) -> String {
         .expect("a wrong code")
 }
 
-/// Waits for `child` at most `limit`, then kills it and fails.
-pub fn wait_bounded(child: Child, limit: Duration) -> std::process::Output {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("wait for child"),
-        Err(_) => {
-            // SAFETY: kill(2) on our own child's pid; no memory involved.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-            }
-            panic!("child {pid} did not finish within {limit:?}");
-        }
-    }
-}
+pub use twostep_e2e::wait_bounded;
 
 /// `n` random octets from /dev/urandom.
 pub fn random_bytes(n: usize) -> Vec<u8> {
