@@ -124,9 +124,9 @@ impl RegistryClient {
             builder = builder.proxy(p);
         }
         if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca).map_err(|source| ConfigError::Io {
+            let pem = std::fs::read(ca).map_err(|error| ConfigError::Io {
                 path: ca.clone(),
-                source,
+                error,
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 ClientError::Setup(format!(

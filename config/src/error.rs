@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{}: {source}", path.display())]
+    ///
+    /// The OS error is part of the message and deliberately not exposed as
+    /// `source()`: error-chain printers (anyhow's `{:#}`, `error_chain`)
+    /// would otherwise print it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Syntax error, unknown key, wrong type or invalid value, at a place in the file.
     #[error("{}:{line}:{column}: {message}", path.display())]

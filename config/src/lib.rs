@@ -405,9 +405,9 @@ impl Config {
     /// (`FILE:LINE:COL: message`) for syntax, unknown keys, wrong types or
     /// values, [`ConfigError::Invalid`] for rules spanning several keys.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }

@@ -41,9 +41,9 @@ impl fmt::Debug for Secret {
 /// [`ConfigError::Io`] when the file cannot be inspected,
 /// [`ConfigError::Secret`] with the reason and the fix otherwise.
 pub fn check_secret_file(path: &Path) -> Result<(), ConfigError> {
-    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Io {
+    let meta = std::fs::metadata(path).map_err(|error| ConfigError::Io {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     if !meta.is_file() {
         return Err(ConfigError::Secret {
@@ -83,9 +83,9 @@ pub fn check_secret_file(path: &Path) -> Result<(), ConfigError> {
 /// As [`check_secret_file`]; [`ConfigError::Secret`] when the file is empty.
 pub fn read_secret_file(path: &Path) -> Result<Secret, ConfigError> {
     check_secret_file(path)?;
-    let raw = Zeroizing::new(std::fs::read(path).map_err(|source| ConfigError::Io {
+    let raw = Zeroizing::new(std::fs::read(path).map_err(|error| ConfigError::Io {
         path: path.to_owned(),
-        source,
+        error,
     })?);
     let start = raw.iter().position(|b| !b.is_ascii_whitespace());
     let end = raw.iter().rposition(|b| !b.is_ascii_whitespace());

@@ -143,3 +143,15 @@ fn secret_file_modes() {
     let e = read_secret_file(&dir.path().join("absent")).unwrap_err();
     assert!(matches!(e, ConfigError::Io { .. }));
 }
+
+#[test]
+fn io_error_is_printed_once() {
+    let e = Config::load(Path::new("/nonexistent/twostep.toml")).unwrap_err();
+    let shown = e.to_string();
+    assert_eq!(
+        shown,
+        "/nonexistent/twostep.toml: No such file or directory (os error 2)"
+    );
+    // The OS error is in the message only, so a chain printer shows it once.
+    assert!(std::error::Error::source(&e).is_none());
+}
