@@ -35,10 +35,11 @@ fn main() -> ExitCode {
         .init();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
+        // One plain line (not also a log line): `twostep-api: ` and the error
+        // with its causes, each once.
         Err(e) => {
-            let line = format!("{e:#}").replace('\n', " ");
-            tracing::error!("{line}");
-            eprintln!("twostep-api: {line}");
+            let e: &(dyn std::error::Error + 'static) = e.as_ref();
+            eprintln!("twostep-api: {}", twostep_common::error_chain(e));
             ExitCode::FAILURE
         }
     }

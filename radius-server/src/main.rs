@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use twostep_config::{Config, DEFAULT_CONFIG_PATH};
 use twostep_radius::server::Server;
 use twostep_radius::settings::Settings;
@@ -30,7 +31,10 @@ struct Args {
     check: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Fatal errors are one line on stderr, `twostep-radiusd: ` and the error
+/// with its causes, and exit status 1 (never anyhow's multi-line report or a
+/// backtrace).
+fn main() -> ExitCode {
     // Hidden: `twostep-radiusd generate-man DIR`, `twostep-radiusd generate-completions DIR`.
     twostep_docgen::handle_hidden(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
@@ -42,6 +46,17 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let e: &(dyn std::error::Error + 'static) = e.as_ref();
+            eprintln!("twostep-radiusd: {}", twostep_common::error_chain(e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let settings =
         Settings::from_config(&config).with_context(|| format!("{}", args.config.display()))?;

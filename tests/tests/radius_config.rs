@@ -90,3 +90,61 @@ fn missing_state_key_is_a_clear_startup_error() {
     assert!(err.contains("absent.key"), "{err}");
     assert!(err.contains("openssl rand -hex 32"), "{err}");
 }
+
+/// Runs with `RUST_BACKTRACE=1` and asserts the one-line fatal error shape:
+/// exit status 1, exactly one stderr line, `twostep-radiusd: ` first,
+/// mentioning `needle`; returns the line.
+fn one_line_failure(args: &[&std::ffi::OsStr], needle: &str) -> String {
+    let out = std::process::Command::new(twostep_e2e::bin("twostep-radiusd"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected:\n{err}");
+    assert!(lines[0].starts_with("twostep-radiusd: "), "{err}");
+    assert!(lines[0].contains(needle), "{err}");
+    assert!(
+        !err.contains("Caused by") && !err.contains("acktrace"),
+        "{err}"
+    );
+    lines[0].to_owned()
+}
+
+#[test]
+fn fatal_errors_are_one_line_even_with_backtraces_on() {
+    let env = Env::new();
+    // A syntax error: file, line and column.
+    let broken = env.dir.path().join("broken.toml");
+    std::fs::write(&broken, "version = 1\n[radius\n").unwrap();
+    let line = one_line_failure(
+        &["--config".as_ref(), broken.as_os_str(), "--check".as_ref()],
+        "broken.toml:2:",
+    );
+    assert!(line.contains("invalid table header"), "{line}");
+    // A missing file: the OS error once, not twice.
+    let absent = env.dir.path().join("absent.toml");
+    let line = one_line_failure(&["--config".as_ref(), absent.as_os_str()], "absent.toml");
+    assert_eq!(
+        line.matches("No such file or directory").count(),
+        1,
+        "{line}"
+    );
+    // A setting refused after parsing (a secret file that is not there).
+    let cfg = env.config(
+        "nosecret",
+        free_udp_port(),
+        &client_toml(
+            "vpn",
+            "127.0.0.1/32",
+            &env.dir.path().join("gone.secret"),
+            "otp-only",
+            "",
+        ),
+    );
+    let line = one_line_failure(&["--config".as_ref(), cfg.as_os_str()], "nosecret");
+    assert!(line.contains("gone.secret"), "{line}");
+}

@@ -230,3 +230,63 @@ fn help_and_version() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("twostep "));
 }
+
+/// Runs `twostep-api ARGS` with `RUST_BACKTRACE=1`.
+fn api(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(bin("twostep-api"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .output()
+        .expect("run twostep-api")
+}
+
+/// Asserts the one-line fatal error shape of `twostep-api`: exit status 1,
+/// exactly one stderr line, `twostep-api: ` first, mentioning `needle`.
+fn api_fails_with_one_line(args: &[&std::ffi::OsStr], needle: &str) -> String {
+    let out = api(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected:\n{err}");
+    assert!(lines[0].starts_with("twostep-api: "), "{err}");
+    assert!(lines[0].contains(needle), "{err}");
+    assert!(
+        !err.contains("Caused by") && !err.contains("acktrace"),
+        "{err}"
+    );
+    lines[0].to_owned()
+}
+
+#[test]
+fn api_fatal_errors_are_one_line_even_with_backtraces_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "version = 1\n[api\n").unwrap();
+    let line =
+        api_fails_with_one_line(&["--config".as_ref(), broken.as_os_str()], "broken.toml:2:");
+    assert!(line.contains("invalid table header"), "{line}");
+    let absent = dir.path().join("absent.toml");
+    let line = api_fails_with_one_line(&["--config".as_ref(), absent.as_os_str()], "absent.toml");
+    assert_eq!(
+        line.matches("No such file or directory").count(),
+        1,
+        "{line}"
+    );
+    // Refused at startup, after logging is up: still one line, not a log
+    // line and a plain line.
+    let cfg = dir.path().join("open.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[api]\nlisten = \"0.0.0.0:1\"\ndatabase = \"sqlite://{d}/r.db\"\nsecret_key_file = \"{d}/secret.key\"\nadmin_token_file = \"{d}/admin.token\"\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    api_fails_with_one_line(
+        &["--config".as_ref(), cfg.as_os_str()],
+        "refusing plain HTTP",
+    );
+    assert!(!dir.path().join("secret.key").exists());
+}
