@@ -33,6 +33,16 @@ pub enum ConfigError {
     /// A table that this component needs is absent.
     #[error("the configuration has no [{0}] table")]
     Missing(&'static str),
+    /// The configuration file, or a directory above it, could be changed by
+    /// someone other than root or the running user (wrong owner, group- or
+    /// world-writable), so its settings cannot be trusted.
+    #[error("{}: {reason}", path.display())]
+    Unsafe {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong, with the fix (`chown`/`chmod` command).
+        reason: String,
+    },
     /// A secret file is unsafe or unusable (wrong owner, mode, empty).
     #[error("{}: {reason}", path.display())]
     Secret {

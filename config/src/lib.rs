@@ -21,7 +21,7 @@ mod error;
 mod secret;
 
 pub use error::ConfigError;
-pub use secret::{check_secret_file, read_secret_file, Secret};
+pub use secret::{check_config_file, check_secret_file, read_secret_file, Secret};
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -398,13 +398,16 @@ fn default_upstream_retries() -> u32 {
 }
 
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Checks with [`check_config_file`] that only root or the running user
+    /// can change the file at `path`, then reads and validates it.
     ///
     /// # Errors
+    /// [`ConfigError::Unsafe`] when someone else could change the file,
     /// [`ConfigError::Io`] when the file cannot be read, [`ConfigError::Parse`]
     /// (`FILE:LINE:COL: message`) for syntax, unknown keys, wrong types or
     /// values, [`ConfigError::Invalid`] for rules spanning several keys.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        check_config_file(path)?;
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
             path: path.to_owned(),
             error,

@@ -155,3 +155,80 @@ fn io_error_is_printed_once() {
     // The OS error is in the message only, so a chain printer shows it once.
     assert!(std::error::Error::source(&e).is_none());
 }
+
+#[test]
+fn config_file_must_be_changeable_only_by_root_or_us() {
+    use std::os::unix::fs::chown;
+    let set = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    let top = tempfile::tempdir().unwrap();
+    let dir = top.path().join("etc");
+    std::fs::create_dir(&dir).unwrap();
+    set(&dir, 0o755).unwrap();
+    let p = dir.join("twostep.toml");
+    std::fs::write(&p, "version = 1\n").unwrap();
+    set(&p, 0o644).unwrap();
+    Config::load(&p).unwrap();
+    check_config_file(&p).unwrap();
+
+    // Group- or world-writable file.
+    for mode in [0o666, 0o664, 0o646] {
+        set(&p, mode).unwrap();
+        let e = Config::load(&p).unwrap_err();
+        assert!(matches!(e, ConfigError::Unsafe { .. }), "{e}");
+        let e = e.to_string();
+        assert!(e.starts_with(&format!("{}: ", p.display())), "{e}");
+        assert!(e.contains(&format!("mode {mode:04o}")), "{e}");
+        assert!(
+            e.contains(&format!("fix: chmod go-w {}", p.display())),
+            "{e}"
+        );
+    }
+    set(&p, 0o644).unwrap();
+
+    // A world-writable directory above it, with and without the sticky bit.
+    set(&dir, 0o777).unwrap();
+    let e = Config::load(&p).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("directory {} has mode 0777", dir.display()))
+            && e.contains(&format!("fix: chmod go-w {}", dir.display())),
+        "{e}"
+    );
+    set(&dir, 0o1777).unwrap();
+    Config::load(&p).unwrap();
+    set(&dir, 0o755).unwrap();
+
+    // A symlink is judged by what it points to.
+    let link = top.path().join("link.toml");
+    std::os::unix::fs::symlink(&p, &link).unwrap();
+    set(&p, 0o666).unwrap();
+    let e = Config::load(&link).unwrap_err().to_string();
+    assert!(e.contains("mode 0666"), "{e}");
+    set(&p, 0o644).unwrap();
+
+    // Owners: only when run as root can the test give files away.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        chown(&p, Some(65534), None).unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("owned by uid 65534") && e.contains(&format!("chown root {}", p.display())),
+            "{e}"
+        );
+        chown(&p, Some(0), None).unwrap();
+        chown(&dir, Some(65534), None).unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "directory {} is owned by uid 65534",
+                dir.display()
+            )),
+            "{e}"
+        );
+        chown(&dir, Some(0), None).unwrap();
+        Config::load(&p).unwrap();
+    }
+
+    // Not a regular file.
+    let e = Config::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("not a regular file"), "{e}");
+}

@@ -571,3 +571,55 @@ fn break_glass_group_when_registry_is_down() {
         r.expect(false, "PAM_AUTHINFO_UNAVAIL");
     }
 }
+
+/// A configuration file others can write is not trusted, whatever it says:
+/// someone could point it at a dead registry with `fail_mode = "open"`.
+#[test]
+fn writable_config_fails_closed_even_when_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let secret = f.enrolled("alice");
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let cfg = f.write_config(
+        "rewritten",
+        &format!(
+            "version = 1\n[registry]\nurl = \"http://127.0.0.1:{dead}\"\napi_key_file = {:?}\n[pam]\nfail_mode = \"open\"\n",
+            f.key.display().to_string()
+        ),
+    );
+    f.service("rewritten", "auth required TWOSTEP CONFIG(rewritten)\n");
+
+    // Owner-only writable: fail-open applies as configured (the control case).
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let r = f.auth("rewritten", "alice", None, &lines(&[&wrong_code(&secret)]));
+    r.expect(true, "PAM_SUCCESS");
+
+    // World-writable: refused before anything in it is used.
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let r = f.auth("rewritten", "alice", None, &lines(&[&wrong_code(&secret)]));
+    r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+    assert_eq!(r.prompts(PROMPT), 0);
+    let log = r.module_log().join("\n");
+    assert!(
+        log.contains(&format!("{}: mode 0666", cfg.display()))
+            && log.contains(&format!("chmod go-w {}", cfg.display())),
+        "{log}"
+    );
+
+    // A world-writable directory above it (no sticky bit) is refused too.
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::set_permissions(f.dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let r = f.auth("rewritten", "alice", None, &lines(&[&wrong_code(&secret)]));
+    r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+    let log = r.module_log().join("\n");
+    assert!(
+        log.contains(&format!(
+            "directory {} has mode 0777",
+            f.dir.path().display()
+        )),
+        "{log}"
+    );
+}
