@@ -97,6 +97,53 @@ impl ConfigError {
             message,
         }
     }
+
+    /// An error placed at the `nth` (0-based) line that sets `key` to the
+    /// string `value` (`key = "value"` or `key = 'value'`) inside tables
+    /// whose header is `table` (e.g. `[[radius.client]]`), or as
+    /// [`ConfigError::at_key`] when there is no such line.
+    pub(crate) fn at_value(
+        path: &Path,
+        text: &str,
+        table: &str,
+        (key, value): (&str, &str),
+        nth: usize,
+        message: String,
+    ) -> Self {
+        let mut offset = 0;
+        let mut seen = 0;
+        let mut header = "";
+        for l in text.split_inclusive('\n') {
+            let t = l.trim_start();
+            if t.starts_with('[') {
+                header = t.split('#').next().unwrap_or("").trim();
+            }
+            let v = t
+                .strip_prefix(key)
+                .and_then(|rest| rest.trim_start().strip_prefix('='))
+                .map(|v| v.split('#').next().unwrap_or("").trim());
+            let found = v.and_then(|v| unquote(v, '"').or_else(|| unquote(v, '\'')));
+            if header == table && found == Some(value) {
+                if seen == nth {
+                    let (line, column) = line_column(text, offset + l.len() - t.len());
+                    return Self::Parse {
+                        path: path.to_owned(),
+                        line,
+                        column,
+                        message,
+                    };
+                }
+                seen += 1;
+            }
+            offset += l.len();
+        }
+        Self::at_key(path, text, key, message)
+    }
+}
+
+/// `v` without the quote character `q` around it, if it has them.
+fn unquote(v: &str, q: char) -> Option<&str> {
+    v.strip_prefix(q).and_then(|v| v.strip_suffix(q))
 }
 
 /// 1-based (line, column) of byte `offset` in `text`; columns count characters.

@@ -57,8 +57,8 @@ pub struct Config {
 pub struct ApiConfig {
     /// Address and port to listen on, e.g. `"127.0.0.1:8443"`.
     pub listen: SocketAddr,
-    /// Database URL: `sqlite:///var/lib/twostep/registry.db` (created if
-    /// missing) or `postgres://user@host/db`.
+    /// Database URL: `sqlite:///var/lib/twostep/registry.db` (an absolute
+    /// path, created if missing) or `postgres://user@host/db`.
     pub database: String,
     /// File with the 32-byte key that encrypts TOTP secrets at rest (AEAD).
     /// Created with random content and mode 0600 on first start if missing.
@@ -78,7 +78,7 @@ pub struct ApiConfig {
     /// Issuer shown in authenticator apps (`otpauth://` issuer). Default `"twostep"`.
     #[serde(default = "default_issuer")]
     pub issuer: String,
-    /// Largest accepted request body, in bytes. Default 65536.
+    /// Largest accepted request body, in bytes (at least 1024). Default 65536.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
     /// TOTP verification parameters.
@@ -128,10 +128,10 @@ pub struct LockoutConfig {
     /// Failures that trigger a lockout. Default 5.
     #[serde(default = "default_max_failures")]
     pub max_failures: u32,
-    /// Window in which failures are counted, in seconds. Default 600.
+    /// Window in which failures are counted, in seconds (at least 1). Default 600.
     #[serde(default = "default_window")]
     pub window_seconds: u64,
-    /// Lockout duration, in seconds. Default 300.
+    /// Lockout duration, in seconds (at least 1). Default 300.
     #[serde(default = "default_lock")]
     pub lock_seconds: u64,
 }
@@ -332,16 +332,18 @@ fn default_max_in_flight() -> usize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RadiusClientConfig {
-    /// Name used in logs and audit records.
+    /// Name used in logs and audit records; unique among clients.
     pub name: String,
-    /// Source address or CIDR network of the NAS.
+    /// Source address or CIDR network of the NAS; when networks of two
+    /// clients overlap, the most specific (longest prefix) wins.
     pub address: IpNet,
     /// File holding the shared secret (RFC 2865 §3).
     pub secret_file: PathBuf,
     /// How the second factor arrives. Default `otp-only`.
     #[serde(default = "default_mode")]
     pub mode: RadiusMode,
-    /// Delimiter between password and code in `append` mode. Default `","`.
+    /// Delimiter between password and code in `append` mode; not empty and
+    /// without digits (codes are digits). Default `","`.
     #[serde(default = "default_delimiter")]
     pub delimiter: String,
     /// Require Message-Authenticator on Access-Request (RFC 3579 §3.2).
@@ -371,7 +373,7 @@ fn default_primary() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RadiusUpstreamConfig {
-    /// Name that clients refer to in `primary`.
+    /// Name that clients refer to in `primary`; unique among upstreams.
     pub name: String,
     /// Address and port, e.g. `"10.0.0.5:1812"`.
     pub address: SocketAddr,
@@ -444,8 +446,26 @@ impl Config {
                     "tls_cert_file and tls_key_file must be set together".into(),
                 ));
             }
+            if let Some(reason) = sqlite_relative_path(&api.database) {
+                return Err(at("database", reason));
+            }
+            if api.max_body_bytes < MIN_BODY_BYTES {
+                return Err(at(
+                    "max_body_bytes",
+                    format!("max_body_bytes must be at least {MIN_BODY_BYTES}"),
+                ));
+            }
             if api.lockout.max_failures == 0 {
                 return Err(at("max_failures", "max_failures must be at least 1".into()));
+            }
+            if api.lockout.window_seconds == 0 {
+                return Err(at(
+                    "window_seconds",
+                    "window_seconds must be at least 1".into(),
+                ));
+            }
+            if api.lockout.lock_seconds == 0 {
+                return Err(at("lock_seconds", "lock_seconds must be at least 1".into()));
             }
             if api.totp.skew_steps > 10 {
                 return Err(at("skew_steps", "skew_steps must be at most 10".into()));
@@ -481,9 +501,44 @@ impl Config {
                     "max_in_flight must be at least 1".into(),
                 ));
             }
-            for client in &radius.clients {
+            let at_value = |table: &str, kv: (&str, &str), nth: usize, message: String| {
+                ConfigError::at_value(path, text, table, kv, nth, message)
+            };
+            for (i, upstream) in radius.upstreams.iter().enumerate() {
+                if radius.upstreams[..i]
+                    .iter()
+                    .any(|u| u.name == upstream.name)
+                {
+                    return Err(at_value(
+                        "[[radius.upstream]]",
+                        ("name", &upstream.name),
+                        1,
+                        format!("[[radius.upstream]] name {:?} is used twice", upstream.name),
+                    ));
+                }
+            }
+            for (i, client) in radius.clients.iter().enumerate() {
+                if radius.clients[..i].iter().any(|c| c.name == client.name) {
+                    return Err(at_value(
+                        "[[radius.client]]",
+                        ("name", &client.name),
+                        1,
+                        format!("[[radius.client]] name {:?} is used twice", client.name),
+                    ));
+                }
                 if client.delimiter.is_empty() {
                     return Err(at("delimiter", "delimiter must not be empty".into()));
+                }
+                if client.delimiter.bytes().any(|b| b.is_ascii_digit()) {
+                    return Err(at_value(
+                        "[[radius.client]]",
+                        ("delimiter", &client.delimiter),
+                        0,
+                        format!(
+                            "client {:?}: delimiter {:?} contains a digit; codes are digits, so password and code could not be told apart",
+                            client.name, client.delimiter
+                        ),
+                    ));
                 }
                 if client.primary != "none"
                     && !radius.upstreams.iter().any(|u| u.name == client.primary)
@@ -526,6 +581,23 @@ impl Config {
     pub fn radius(&self) -> Result<&RadiusConfig, ConfigError> {
         self.radius.as_ref().ok_or(ConfigError::Missing("radius"))
     }
+}
+
+/// Smallest accepted `[api] max_body_bytes`: room for any well-formed request.
+pub const MIN_BODY_BYTES: usize = 1024;
+
+/// Why a `sqlite:` database URL is unusable (a relative path, which would
+/// depend on the registry's working directory), or `None`.
+fn sqlite_relative_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let file = rest.split('?').next().unwrap_or("");
+    if file == ":memory:" || file.starts_with('/') {
+        return None;
+    }
+    Some(format!(
+        "database {url:?} names the relative path {file:?}; use sqlite:///absolute/path (three slashes)"
+    ))
 }
 
 #[cfg(test)]

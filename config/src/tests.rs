@@ -232,3 +232,94 @@ fn config_file_must_be_changeable_only_by_root_or_us() {
     let e = Config::load(&dir).unwrap_err().to_string();
     assert!(e.contains("not a regular file"), "{e}");
 }
+
+#[test]
+fn nonsense_api_values_are_refused() {
+    let api = |extra: &str| {
+        format!(
+            "version = 1\n[api]\nlisten = \"127.0.0.1:1\"\ndatabase = \"sqlite:///var/lib/r.db\"\nsecret_key_file = \"/k\"\nadmin_token_file = \"/t\"\n{extra}"
+        )
+    };
+    parse(&api("max_body_bytes = 1024\n")).unwrap();
+    for (extra, want) in [
+        (
+            "max_body_bytes = 0\n",
+            ":7:1: max_body_bytes must be at least 1024",
+        ),
+        (
+            "max_body_bytes = 1023\n",
+            ":7:1: max_body_bytes must be at least 1024",
+        ),
+        (
+            "[api.lockout]\nlock_seconds = 0\n",
+            ":8:1: lock_seconds must be at least 1",
+        ),
+        (
+            "[api.lockout]\nwindow_seconds = 0\n",
+            ":8:1: window_seconds must be at least 1",
+        ),
+    ] {
+        let e = parse(&api(extra)).unwrap_err().to_string();
+        assert!(e.ends_with(want), "{extra:?}: got {e}");
+    }
+    for (url, ok) in [
+        ("sqlite:///var/lib/twostep/r.db", true),
+        ("sqlite:///var/lib/twostep/r.db?mode=rwc", true),
+        ("sqlite::memory:", true),
+        ("postgres://twostep@db/twostep", true),
+        ("sqlite://tmp/cf/db/r.db", false),
+        ("sqlite:r.db", false),
+        ("sqlite://", false),
+    ] {
+        let text = api("").replace("sqlite:///var/lib/r.db", url);
+        match parse(&text) {
+            Ok(_) => assert!(ok, "{url} accepted"),
+            Err(e) => {
+                let e = e.to_string();
+                assert!(!ok, "{url}: {e}");
+                assert!(
+                    e.contains(":4:1: database")
+                        && e.contains("relative path")
+                        && e.contains("sqlite:///absolute/path"),
+                    "{url}: {e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn radius_delimiter_and_duplicate_names_are_refused() {
+    let digit = FULL.replace("mode = \"append\"", "mode = \"append\"\ndelimiter = \"1\"");
+    let e = parse(&digit).unwrap_err().to_string();
+    assert!(
+        e.contains(":30:1: client \"vpn\": delimiter \"1\" contains a digit"),
+        "got {e}"
+    );
+    let ok = FULL.replace("mode = \"append\"", "mode = \"append\"\ndelimiter = \"+\"");
+    parse(&ok).unwrap();
+
+    // A second client named "vpn" after the upstream: placed at its own line.
+    let two_clients = format!(
+        "{FULL}\n[[radius.client]]\nname = 'vpn'\naddress = \"127.0.0.2/32\"\nsecret_file = \"/tmp/c\"\n"
+    );
+    let e = parse(&two_clients).unwrap_err().to_string();
+    assert!(
+        e.ends_with(":38:1: [[radius.client]] name \"vpn\" is used twice"),
+        "got {e}"
+    );
+    // An upstream may share a client's name; two upstreams may not.
+    let shared = format!(
+        "{FULL}\n[[radius.upstream]]\nname = \"vpn\"\naddress = \"127.0.0.1:1646\"\nsecret_file = \"/tmp/u\"\n"
+    );
+    parse(&shared).unwrap();
+    let two_upstreams = shared.replace(
+        "name = \"vpn\"\naddress = \"127.0.0.1:1646\"",
+        "name = \"corp\"\naddress = \"127.0.0.1:1646\"",
+    );
+    let e = parse(&two_upstreams).unwrap_err().to_string();
+    assert!(
+        e.ends_with(":38:1: [[radius.upstream]] name \"corp\" is used twice"),
+        "got {e}"
+    );
+}
