@@ -25,6 +25,9 @@ pub const CHALLENGE_PROMPT: &str = "Enter the verification code from your authen
 pub const PASSWORD_REFUSED: &str = "password refused";
 /// Reply-Message when the registry is unreachable under fail mode closed.
 pub const UNAVAILABLE: &str = "second factor check unavailable, try again later";
+/// Reply-Message when the primary (upstream password server) gives no
+/// valid answer: unreachable, or every answer refused (bad authenticators).
+pub const PRIMARY_UNAVAILABLE: &str = "password check unavailable, try again later";
 /// Reply-Message when a challenge answer's State is refused.
 pub const STATE_REFUSED: &str = "challenge expired, start again";
 
@@ -200,7 +203,7 @@ impl Authenticator {
             }
             PrimaryResult::Unreachable(why) => {
                 tracing::error!(client = %client.name, user, upstream = %up.name, "Access-Reject: primary unreachable: {why}");
-                Err(Reply::reject(Some(UNAVAILABLE)))
+                Err(Reply::reject(Some(PRIMARY_UNAVAILABLE)))
             }
         }
     }

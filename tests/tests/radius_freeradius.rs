@@ -139,6 +139,11 @@ fn unreachable_primary_rejects_within_its_deadline() {
         1,
     );
     r.expect("Access-Reject");
+    // The user is told which check failed: the password, not the code.
+    assert_eq!(
+        r.attr("Reply-Message"),
+        Some("\"password check unavailable, try again later\"")
+    );
     // timeout 2 s x 2 tries, plus slack.
     assert!(t.elapsed() < Duration::from_secs(7), "{:?}", t.elapsed());
     assert!(d.log().contains("primary unreachable"), "{}", d.log());
@@ -341,4 +346,48 @@ fn requests_beyond_max_in_flight_are_shed_until_retransmitted() {
     let _ = nas.recv(&mut buf).expect("bob's answer");
     assert_eq!((buf[0], buf[1]), (code::ACCESS_ACCEPT, 2));
     assert_eq!(upstream_requests.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn refused_primary_answers_tell_the_user_the_password_check_is_unavailable() {
+    // A forged primary: it answers every request with Access-Accept but
+    // cannot compute the Response Authenticator (it copies the request's),
+    // as an attacker without the shared secret would.
+    let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let fake_port = fake.local_addr().unwrap().port();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let a = Arc::clone(&answered);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, from)) = fake.recv_from(&mut buf) {
+            buf[0] = code::ACCESS_ACCEPT;
+            let _ = fake.send_to(&buf[..n], from);
+            a.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let env = Env::new();
+    let secret = env.enrolled_user("alice");
+    let d = server(&env, "forged", "append", fake_port);
+    let r = radclient_with(
+        d.port,
+        NAS_SECRET,
+        "auth",
+        &[
+            "User-Name = \"alice\"".into(),
+            format!("User-Password = \"primary-pw,{}\"", code(&secret)),
+            "Message-Authenticator = 0x00".into(),
+        ],
+        8.0,
+        1,
+    );
+    r.expect("Access-Reject");
+    assert_eq!(
+        r.attr("Reply-Message"),
+        Some("\"password check unavailable, try again later\"")
+    );
+    assert!(
+        answered.load(Ordering::SeqCst) >= 1,
+        "the fake primary was asked"
+    );
+    assert!(d.log().contains("primary unreachable"), "{}", d.log());
 }
