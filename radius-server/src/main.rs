@@ -60,24 +60,27 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let settings =
         Settings::from_config(&config).with_context(|| format!("{}", args.config.display()))?;
-    for c in &settings.clients {
-        if c.primary.is_none() && c.mode != twostep_config::RadiusMode::OtpOnly {
-            tracing::warn!(
-                client = %c.name,
-                "primary = \"none\": the password part is not checked by twostep-radiusd, only the code"
-            );
-        }
-    }
+    let warnings = settings.warnings();
     if args.check {
         twostep_common::client::RegistryClient::for_host(&settings.registry)
             .with_context(|| format!("{}: [registry]", args.config.display()))?;
+        for w in &warnings {
+            println!("{}: warning: {w}", args.config.display());
+        }
+        let noted = match warnings.len() {
+            0 => String::new(),
+            n => format!(", {n} warnings above"),
+        };
         println!(
-            "{}: OK ({} clients, listen {})",
+            "{}: OK ({} clients, listen {}{noted})",
             args.config.display(),
             settings.clients.len(),
             settings.listen
         );
         return Ok(());
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

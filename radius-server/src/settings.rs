@@ -152,8 +152,15 @@ impl Settings {
                 primary,
             });
         }
-        // Most specific network first, so lookups take the best match.
-        clients.sort_by_key(|c| std::cmp::Reverse(c.network.prefix_len()));
+        for (i, c) in clients.iter().enumerate() {
+            if let Some(other) = clients[..i].iter().find(|o| o.network == c.network) {
+                return Err(Error::Config(format!(
+                    "[[radius.client]] {:?}: address {} is also client {:?}'s; one client per network",
+                    c.name, c.network, other.name
+                )));
+            }
+        }
+        most_specific_first(&mut clients);
         let state_key = StateKey::load(&radius.state_key_file)?;
         Ok(Self {
             listen: radius.listen,
@@ -167,16 +174,149 @@ impl Settings {
     }
 }
 
+/// Shortest shared secret, in octets, that draws no warning: RFC 2865 §3
+/// asks for at least 16 octets; shorter ones can be found offline from one
+/// captured request.
+pub const MIN_SECRET_LEN: usize = 16;
+
+impl Settings {
+    /// What works but weakens the setup, one sentence each with the fix, for
+    /// the startup log and `--check`: shared secrets shorter than
+    /// [`MIN_SECRET_LEN`], legacy clients and upstreams (no
+    /// Message-Authenticator required), clients with `primary = "none"`
+    /// outside `otp-only`, and networks that lie inside another client's
+    /// (saying which client wins). Empty when there is nothing to say.
+    pub fn warnings(&self) -> Vec<String> {
+        client_warnings(&self.clients)
+    }
+}
+
+/// [`Settings::warnings`] for `clients`, ordered most specific network first
+/// (as [`Settings::clients`]).
+pub fn client_warnings(clients: &[Client]) -> Vec<String> {
+    let mut out = Vec::new();
+    let short = |what: &str, s: &Secret| {
+        let n = s.expose().len();
+        (n < MIN_SECRET_LEN).then(|| {
+            format!(
+                "{what}: shared secret is {n} characters, use at least {MIN_SECRET_LEN} (RFC 2865 §3), e.g. `openssl rand -base64 24`"
+            )
+        })
+    };
+    let mut upstreams: Vec<&Arc<Upstream>> = Vec::new();
+    for c in clients {
+        let what = format!("client {:?}", c.name);
+        out.extend(short(&what, &c.secret));
+        if !c.require_message_authenticator {
+            out.push(format!(
+                "{what}: require_message_authenticator = false: legacy NAS, Access-Requests without Message-Authenticator (RFC 3579 §3.2) are accepted; set it to true once the NAS sends it"
+            ));
+        }
+        if c.primary.is_none() && c.mode != RadiusMode::OtpOnly {
+            out.push(format!(
+                "{what}: primary = \"none\": the password part is not checked by twostep-radiusd, only the code"
+            ));
+        }
+        if let Some(up) = &c.primary {
+            if !upstreams.iter().any(|u| Arc::ptr_eq(u, up)) {
+                upstreams.push(up);
+            }
+        }
+    }
+    for up in upstreams {
+        let what = format!("upstream {:?}", up.name);
+        out.extend(short(&what, &up.secret));
+        if !up.require_message_authenticator {
+            out.push(format!(
+                "{what}: require_message_authenticator = false: its answers are accepted without Message-Authenticator (RFC 3579 §3.2, CVE-2024-3596); set it to true once the server sends it"
+            ));
+        }
+    }
+    for (i, inner) in clients.iter().enumerate() {
+        for outer in &clients[i + 1..] {
+            if outer.network.contains(&inner.network) {
+                out.push(format!(
+                    "client {:?} ({}) lies inside client {:?} ({}): requests from {} go to {:?}, the most specific network",
+                    inner.name, inner.network, outer.name, outer.network, inner.network, inner.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Orders clients longest prefix first (stable), so [`find_client`]'s first
+/// match is the most specific network whatever the order in the file.
+fn most_specific_first(clients: &mut [Client]) {
+    clients.sort_by_key(|c| std::cmp::Reverse(c.network.prefix_len()));
+}
+
 fn read_secret(path: &Path, what: &str) -> Result<Secret, Error> {
     read_secret_file(path).map_err(|e| Error::Config(format!("{what}: secret_file: {e}")))
 }
 
-/// The client whose network holds `ip` (most specific first); IPv4-mapped
-/// IPv6 sources match IPv4 networks.
+/// The client whose network holds `ip`: the first in `clients`, which
+/// [`Settings::from_config`] orders most specific network (longest prefix)
+/// first, so 127.0.0.2/32 wins over 127.0.0.0/8 whatever the file order.
+/// IPv4-mapped IPv6 sources match IPv4 networks.
 pub fn find_client(clients: &[Client], ip: IpAddr) -> Option<&Client> {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     };
     clients.iter().find(|c| c.network.contains(&ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(name: &str, net: &str, secret: &str, require: bool) -> Client {
+        Client {
+            name: name.into(),
+            network: net.parse().unwrap(),
+            secret: Secret::new(secret.as_bytes().to_vec()),
+            mode: RadiusMode::OtpOnly,
+            delimiter: ",".into(),
+            require_message_authenticator: require,
+            primary: None,
+        }
+    }
+
+    #[test]
+    fn a_good_client_draws_no_warning() {
+        let c = [client("vpn", "10.0.0.0/8", "sixteen-octets!!", true)];
+        assert_eq!(client_warnings(&c), Vec::<String>::new());
+    }
+
+    #[test]
+    fn short_secrets_legacy_clients_and_overlaps_are_named() {
+        let c = [
+            client("one", "127.0.0.2/32", "abcde", true),
+            client("legacy", "10.1.0.0/16", "a-long-enough-secret", false),
+            client("all", "127.0.0.0/8", "a-long-enough-secret", true),
+        ];
+        let w = client_warnings(&c);
+        assert_eq!(w.len(), 3, "{w:#?}");
+        assert!(w[0].starts_with("client \"one\": shared secret is 5 characters, use at least 16"));
+        assert!(w[1].starts_with("client \"legacy\": require_message_authenticator = false"));
+        assert_eq!(
+            w[2],
+            "client \"one\" (127.0.0.2/32) lies inside client \"all\" (127.0.0.0/8): requests from 127.0.0.2/32 go to \"one\", the most specific network"
+        );
+    }
+
+    #[test]
+    fn most_specific_network_wins() {
+        let mut c = vec![
+            client("all", "127.0.0.0/8", "s", true),
+            client("one", "127.0.0.2/32", "s", true),
+        ];
+        most_specific_first(&mut c);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(find_client(&c, ip("127.0.0.2")).unwrap().name, "one");
+        assert_eq!(find_client(&c, ip("127.0.0.3")).unwrap().name, "all");
+        assert_eq!(find_client(&c, ip("::ffff:127.0.0.2")).unwrap().name, "one");
+        assert!(find_client(&c, ip("10.0.0.1")).is_none());
+    }
 }

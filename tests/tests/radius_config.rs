@@ -148,3 +148,68 @@ fn fatal_errors_are_one_line_even_with_backtraces_on() {
     let line = one_line_failure(&["--config".as_ref(), cfg.as_os_str()], "nosecret");
     assert!(line.contains("gone.secret"), "{line}");
 }
+
+#[test]
+fn check_warns_about_short_secrets_legacy_clients_and_overlaps() {
+    let env = Env::new();
+    let short = env.secret_file("short.secret", "abcde");
+    let good = env.secret_file("nas.secret", SECRET);
+    // The wide network first in the file: the /32 still wins.
+    let body = format!(
+        "{}{}",
+        client_toml(
+            "all",
+            "127.0.0.0/8",
+            &good,
+            "otp-only",
+            "require_message_authenticator = false"
+        ),
+        client_toml("one", "127.0.0.2/32", &short, "otp-only", ""),
+    );
+    let cfg = env.config("warn", free_udp_port(), &body);
+    let (ok, out, err) = run(&["--config".as_ref(), cfg.as_os_str(), "--check".as_ref()]);
+    assert!(ok, "{err}");
+    let warnings: Vec<&str> = out.lines().filter(|l| l.contains(": warning: ")).collect();
+    assert_eq!(warnings.len(), 3, "{out}");
+    assert!(
+        out.contains("client \"one\": shared secret is 5 characters, use at least 16"),
+        "{out}"
+    );
+    assert!(
+        out.contains("client \"all\": require_message_authenticator = false"),
+        "{out}"
+    );
+    assert!(
+        out.contains("client \"one\" (127.0.0.2/32) lies inside client \"all\" (127.0.0.0/8): requests from 127.0.0.2/32 go to \"one\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("OK (2 clients") && out.contains("3 warnings"),
+        "{out}"
+    );
+
+    // At startup the same sentences go to the log as warnings.
+    let port = free_udp_port();
+    let cfg = env.config("warn-run", port, &body);
+    let d = Radiusd::start(&cfg, port, &env.dir.path().join("warn-run.log"));
+    let log = d.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("shared secret is 5 characters")),
+        "{log}"
+    );
+
+    // The same network twice is refused: one of them could never match.
+    let twice = format!(
+        "{}{}",
+        client_toml("a", "10.0.0.0/8", &good, "otp-only", ""),
+        client_toml("b", "10.0.0.0/8", &good, "otp-only", ""),
+    );
+    let cfg = env.config("twice", free_udp_port(), &twice);
+    let (ok, _, err) = run(&["--config".as_ref(), cfg.as_os_str(), "--check".as_ref()]);
+    assert!(!ok);
+    assert!(
+        err.contains("\"b\": address 10.0.0.0/8 is also client \"a\"'s"),
+        "{err}"
+    );
+}
