@@ -420,3 +420,98 @@ fn module_named_but_not_installed() {
     // No [registry]: a warning, not a failure.
     line(&out, "warn", &["registry:", "no [registry] table"]);
 }
+
+#[test]
+fn valid_pam_spellings_pass() {
+    let f = Fixture::new();
+    f.good_pam();
+    // Upper-case type and control, a continued line with blanks after the
+    // backslash and a comment line inside it (Linux-PAM accepts all three).
+    f.pam(
+        "sshd",
+        "AUTH REQUIRED pam_unix.so\n\
+         Auth  Required \\  \n\
+         # the second factor\n\
+         \tpam_twostep.so\n",
+    );
+    // As quickstart.sh writes .state/pam.d/twostep-demo: the cargo-built
+    // library by absolute path.
+    let lib = bin("libpam_twostep.so");
+    f.pam(
+        "twostep-demo",
+        &format!(
+            "auth     required  {} config={}\naccount  required  pam_permit.so\n",
+            lib.display(),
+            // The same file as --config, spelled differently: no warning.
+            f.dir.path().join(".").join("twostep.toml").display()
+        ),
+    );
+    let config = f.config("version = 1\n");
+    let (code, out) = f.doctor(
+        &config,
+        &f.sshd_config(GOOD_SSHD),
+        &["--pam-service", "sshd", "--pam-service", "twostep-demo"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("FAIL"), "{out}");
+    line(
+        &out,
+        "ok",
+        &["pam sshd:", "pam_twostep.so runs at", "sshd:2"],
+    );
+    line(
+        &out,
+        "ok",
+        &[
+            "pam twostep-demo:",
+            "pam_twostep.so runs at",
+            "twostep-demo:1",
+        ],
+    );
+    line(
+        &out,
+        "ok",
+        &["pam module:", &format!("{} is installed", lib.display())],
+    );
+}
+
+#[test]
+fn module_dir_with_the_cargo_name() {
+    let f = Fixture::new();
+    f.good_pam();
+    // --pam-module-dir target/release: cargo's name, not the installed one.
+    std::fs::rename(
+        f.module_dir().join("pam_twostep.so"),
+        f.module_dir().join("libpam_twostep.so"),
+    )
+    .unwrap();
+    let config = f.config("version = 1\n");
+    let (code, out) = f.doctor(&config, &f.sshd_config(GOOD_SSHD), &[]);
+    assert_eq!(code, 0, "{out}");
+    let l = line(
+        &out,
+        "warn",
+        &[
+            "pam module:",
+            "libpam_twostep.so exists",
+            "names pam_twostep.so",
+        ],
+    );
+    assert!(l.contains("fix: install it under that name"), "{l}");
+    // A stack naming libpam_twostep.so finds it there.
+    f.pam(
+        "sshd",
+        "auth required pam_unix.so\nauth required libpam_twostep.so\n",
+    );
+    f.pam(
+        "sudo",
+        "auth required pam_unix.so\nauth required libpam_twostep.so\n",
+    );
+    let (code, out) = f.doctor(&config, &f.sshd_config(GOOD_SSHD), &[]);
+    assert_eq!(code, 0, "{out}");
+    line(
+        &out,
+        "ok",
+        &["pam module:", "libpam_twostep.so is installed"],
+    );
+}

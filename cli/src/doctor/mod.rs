@@ -65,7 +65,9 @@ pub struct DoctorArgs {
     /// PAM services whose auth stack must run the module (repeatable).
     #[arg(long = "pam-service", value_name = "NAME", default_values_t = ["sshd".to_owned(), "sudo".to_owned()])]
     pub pam_services: Vec<String>,
-    /// Directory holding pam_twostep.so [default: the multiarch PAM module dir].
+    /// Directory PAM loads modules named without a path from (holding
+    /// pam_twostep.so, or libpam_twostep.so as cargo builds it) [default:
+    /// the multiarch PAM module dir].
     #[arg(long, value_name = "DIR")]
     pub pam_module_dir: Option<PathBuf>,
     /// The sshd binary, run as `sshd -T` to read its effective settings.
@@ -623,7 +625,8 @@ fn check_radius(c: &Config) -> Vec<Finding> {
 
 fn check_pam(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut wants_module: Option<String> = None;
+    // Every distinct module path named, checked once each below.
+    let mut wants_modules: Vec<String> = Vec::new();
     for service in &args.pam_services {
         let check = format!("pam {service}");
         match pam::load_auth_stack(&pam::Disk, &args.pam_dir, service) {
@@ -638,8 +641,10 @@ fn check_pam(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
                 "correct the PAM file; a broken file locks everybody out of this service",
             )),
             Ok(stack) => {
-                if let Some(l) = stack.iter().find(|l| l.is_twostep()) {
-                    wants_module.get_or_insert_with(|| l.module.clone());
+                for l in stack.iter().filter(|l| l.is_twostep()) {
+                    if !wants_modules.contains(&l.module) {
+                        wants_modules.push(l.module.clone());
+                    }
                 }
                 // The module reads config=PATH when given: say so when that
                 // is not the file checked here.
@@ -648,7 +653,7 @@ fn check_pam(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
                         .args
                         .iter()
                         .filter_map(|a| a.strip_prefix("config="))
-                        .find(|p| Path::new(p) != config_path);
+                        .find(|p| !same_file(Path::new(p), config_path));
                     if let Some(p) = other {
                         out.push(Finding::new(
                             Status::Warn,
@@ -693,10 +698,19 @@ fn check_pam(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
             }
         }
     }
-    if let Some(module) = wants_module {
+    for module in wants_modules {
         out.push(check_module_file(args, &module));
     }
     out
+}
+
+/// Whether `a` and `b` name the same file (`.state/x.toml` and
+/// `/work/.state/x.toml`); literal comparison when either does not exist.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 fn check_module_file(args: &DoctorArgs, module: &str) -> Finding {
@@ -711,22 +725,51 @@ fn check_module_file(args: &DoctorArgs, module: &str) -> Finding {
             .map(|d| d.join(module))
             .collect()
     };
-    match candidates.iter().find(|p| p.is_file()) {
-        Some(p) => Finding::ok(check, format!("{} is installed", p.display())),
-        None => Finding::new(
-            Status::Fail,
+    if let Some(p) = candidates.iter().find(|p| p.is_file()) {
+        return Finding::ok(check, format!("{} is installed", p.display()));
+    }
+    // The same module under its other name (cargo builds libpam_twostep.so,
+    // the package installs pam_twostep.so): there, but PAM will not load
+    // it under the name the stack uses.
+    let other = candidates.iter().find_map(|p| {
+        let name = p.file_name()?.to_str()?;
+        pam::MODULE_NAMES
+            .iter()
+            .filter(|n| **n != name)
+            .map(|n| p.with_file_name(n))
+            .find(|q| q.is_file())
+            .map(|q| (p, q))
+    });
+    if let Some((wanted, found)) = other {
+        return Finding::new(
+            Status::Warn,
             check,
             format!(
-                "{module} is named in the PAM stack but not installed ({}): PAM fails every login of that service",
-                candidates
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "{} exists, but the PAM stack names {module}: PAM looks for {}",
+                found.display(),
+                wanted.display()
             ),
-            "apt-get install libpam-twostep",
-        ),
+            format!(
+                "install it under that name (`install -m 0644 {} {}`) or name {} in the stack",
+                found.display(),
+                wanted.display(),
+                found.display()
+            ),
+        );
     }
+    Finding::new(
+        Status::Fail,
+        check,
+        format!(
+            "{module} is named in the PAM stack but not installed ({}): PAM fails every login of that service",
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        "apt-get install libpam-twostep",
+    )
 }
 
 // ---- sshd ------------------------------------------------------------------

@@ -18,8 +18,51 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The module file name looked for.
+/// The module file name looked for (as the Debian package installs it).
 pub const MODULE: &str = "pam_twostep.so";
+
+/// Every file name the module goes by: the installed name and the name
+/// cargo builds (`target/release/libpam_twostep.so`).
+pub const MODULE_NAMES: [&str; 2] = [MODULE, "libpam_twostep.so"];
+
+/// The return-value names a `[value=action]` control may use (Linux-PAM
+/// `_pam_token_returns`, plus `default`). Linux-PAM compares them case
+/// sensitively and treats a control with an unknown name as all `bad`.
+const RETURN_NAMES: [&str; 33] = [
+    "success",
+    "open_err",
+    "symbol_err",
+    "service_err",
+    "system_err",
+    "buf_err",
+    "perm_denied",
+    "auth_err",
+    "cred_insufficient",
+    "authinfo_unavail",
+    "user_unknown",
+    "maxtries",
+    "new_authtok_reqd",
+    "acct_expired",
+    "session_err",
+    "cred_unavail",
+    "cred_expired",
+    "cred_err",
+    "no_module_data",
+    "conv_err",
+    "authtok_err",
+    "authtok_recover_err",
+    "authtok_lock_busy",
+    "authtok_disable_aging",
+    "try_again",
+    "ignore",
+    "abort",
+    "authtok_expired",
+    "module_unknown",
+    "bad_item",
+    "conv_again",
+    "incomplete",
+    "default",
+];
 
 /// Depth limit for nested includes (Linux-PAM stops at a similar depth).
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -171,9 +214,10 @@ impl AuthLine {
         self.module.rsplit('/').next().unwrap_or(&self.module)
     }
 
-    /// Whether this line loads `pam_twostep.so`.
+    /// Whether this line loads the module (`pam_twostep.so` or
+    /// `libpam_twostep.so`, by any path).
     pub fn is_twostep(&self) -> bool {
-        self.module_name() == MODULE
+        MODULE_NAMES.contains(&self.module_name())
     }
 
     fn outcomes(&self) -> &'static [Ret] {
@@ -295,22 +339,32 @@ fn resolve(dir: &Path, name: &str) -> PathBuf {
     }
 }
 
-/// Logical lines: `#` comments removed, `\` continuations joined.
+/// Logical lines as Linux-PAM assembles them (`_pam_assemble_line`):
+/// everything from `#` on is a comment and ends the line; a `\\` last on a
+/// line (trailing blanks allowed) continues it on the next line that is
+/// not blank or a comment. Each comes with its first line's number.
 fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut start = 0;
     for (i, raw) in text.lines().enumerate() {
+        let content = raw.trim_start_matches([' ', '\t']);
+        if content.is_empty() || content.starts_with('#') {
+            // Blank and comment-only lines do not end a continued line.
+            continue;
+        }
         if cur.is_empty() {
             start = i + 1;
         }
-        let no_comment = raw.split('#').next().unwrap_or("");
-        if let Some(body) = no_comment.strip_suffix('\\') {
+        if let Some((before, _comment)) = content.split_once('#') {
+            cur.push_str(before);
+        } else if let Some(body) = content.trim_end_matches([' ', '\t']).strip_suffix('\\') {
             cur.push_str(body);
             cur.push(' ');
             continue;
+        } else {
+            cur.push_str(content);
         }
-        cur.push_str(no_comment);
         if !cur.trim().is_empty() {
             out.push((start, cur.trim().to_owned()));
         }
@@ -346,9 +400,11 @@ fn load_text(
             include(files, dir, name, at, depth, out)?;
             continue;
         }
+        // Linux-PAM compares the type and the control keywords case
+        // insensitively; the `[...]` contents case sensitively.
         let (ty, rest) = split_word(&body);
         let ty = ty.strip_prefix('-').unwrap_or(ty);
-        if ty != "auth" {
+        if !ty.eq_ignore_ascii_case("auth") {
             continue;
         }
         let (control, rest) = if rest.starts_with('[') {
@@ -367,7 +423,8 @@ fn load_text(
                 message: "auth line without a module".into(),
             });
         }
-        let control = match control {
+        let keyword = control.to_ascii_lowercase();
+        let control = match keyword.as_str() {
             "include" | "substack" => {
                 include(files, dir, module, at, depth, out)?;
                 continue;
@@ -376,14 +433,16 @@ fn load_text(
             "requisite" => Control::Requisite,
             "sufficient" => Control::Sufficient,
             "optional" => Control::Optional,
-            c if c.starts_with('[') => parse_brackets(c).map_err(|message| LoadError::Syntax {
-                at: at.clone(),
-                message,
-            })?,
-            other => {
+            c if c.starts_with('[') => {
+                parse_brackets(control).map_err(|message| LoadError::Syntax {
+                    at: at.clone(),
+                    message,
+                })?
+            }
+            _ => {
                 return Err(LoadError::Syntax {
                     at,
-                    message: format!("unknown control {other:?}"),
+                    message: format!("unknown control {control:?}"),
                 })
             }
         };
@@ -434,11 +493,28 @@ fn split_word(s: &str) -> (&str, &str) {
 
 fn parse_brackets(c: &str) -> Result<Control, String> {
     let inner = &c[1..c.len() - 1];
+    // Linux-PAM allows blanks around `=`: `[success = ok]`.
+    let mut joined = String::with_capacity(inner.len());
+    for part in inner.split('=') {
+        if !joined.is_empty() {
+            joined.push('=');
+        }
+        joined.push_str(if joined.is_empty() {
+            part.trim_end()
+        } else {
+            part.trim()
+        });
+    }
     let mut pairs = Vec::new();
-    for item in inner.split_whitespace() {
+    for item in joined.split_whitespace() {
         let (k, v) = item
             .split_once('=')
             .ok_or_else(|| format!("control item {item:?} is not value=action"))?;
+        if !RETURN_NAMES.contains(&k) {
+            return Err(format!(
+                "control value {k:?} is not a PAM result name (Linux-PAM then treats every result of the line as bad)"
+            ));
+        }
         let a = match v {
             "ignore" => Action::Ignore,
             "ok" => Action::Ok,

@@ -271,3 +271,71 @@ fn bracket_defaults_follow_linux_pam() {
     assert_eq!(Control::Sufficient.action(Ret::Success), Action::Done);
     assert_eq!(Control::Requisite.action(Ret::AuthErr), Action::Die);
 }
+
+#[test]
+fn type_and_control_keywords_are_case_insensitive() {
+    // Linux-PAM compares both with strcasecmp.
+    let sshd = "AUTH REQUIRED pam_unix.so\nAuth Requisite pam_twostep.so\n";
+    let s = stack(&[("sshd", sshd)], "sshd").unwrap();
+    assert_eq!(s.len(), 2);
+    assert_eq!(s[1].control, Control::Requisite);
+    assert!(s[1].is_twostep());
+    assert_eq!(analyse(&s), vec![]);
+    let sshd = "auth SubStack common-auth\n-Auth OPTIONAL pam_cap.so\n";
+    let common = "auth required pam_unix.so\nAUTH required pam_twostep.so\n";
+    let s = stack(&[("sshd", sshd), ("common-auth", common)], "sshd").unwrap();
+    assert_eq!(s.len(), 3);
+    assert_eq!(analyse(&s), vec![]);
+}
+
+#[test]
+fn continuations_follow_linux_pam() {
+    // Blanks after the backslash; a blank and a comment-only line inside
+    // the continued line do not end it; `#` ends it.
+    let sshd = "auth required pam_unix.so\n\
+                auth   required \\  \n\
+                \n\
+                # the second factor\n\
+                \t pam_twostep.so \\\t\n\
+                config=/etc/twostep/twostep.toml # a comment \\\n\
+                auth required pam_permit.so\n";
+    let s = stack(&[("sshd", sshd)], "sshd").unwrap();
+    assert_eq!(s.len(), 3, "{s:?}");
+    assert!(s[1].is_twostep());
+    assert_eq!(s[1].origin.line, 2);
+    assert_eq!(s[1].args, vec!["config=/etc/twostep/twostep.toml"]);
+    assert_eq!(s[2].module, "pam_permit.so");
+    assert_eq!(s[2].origin.line, 7);
+    assert_eq!(analyse(&s), vec![]);
+}
+
+#[test]
+fn cargo_built_module_name_by_absolute_path() {
+    // As quickstart.sh writes it.
+    let demo = "auth     required  /work/target/release/libpam_twostep.so config=/work/.state/twostep.toml\n\
+                account  required  pam_permit.so\n";
+    let s = stack(&[("twostep-demo", demo)], "twostep-demo").unwrap();
+    assert!(s[0].is_twostep());
+    assert_eq!(analyse(&s), vec![]);
+    let s = stack(&[("x", "auth required libpam_twostep.so\n")], "x").unwrap();
+    assert!(s[0].is_twostep());
+    let s = stack(&[("x", "auth required pam_twostep.so.bak\n")], "x").unwrap();
+    assert!(!s[0].is_twostep());
+}
+
+#[test]
+fn bracket_syntax_follows_linux_pam() {
+    let c = parse_brackets("[success = ok  default= bad]").unwrap();
+    assert_eq!(
+        c,
+        Control::Brackets(vec![
+            ("success".into(), Action::Ok),
+            ("default".into(), Action::Bad)
+        ])
+    );
+    // Names inside brackets are case sensitive; unknown names are errors.
+    let e = parse_brackets("[SUCCESS=ok default=bad]").unwrap_err();
+    assert!(e.contains("\"SUCCESS\" is not a PAM result name"), "{e}");
+    let e = parse_brackets("[sucess=ok]").unwrap_err();
+    assert!(e.contains("\"sucess\""), "{e}");
+}
