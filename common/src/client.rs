@@ -26,10 +26,20 @@ pub enum ClientError {
     /// The registry URL or settings are unusable.
     #[error("registry client setup: {0}")]
     Setup(String),
-    /// The registry could not be reached in time (connect refused, DNS,
-    /// TLS failure, timeout) or answered 5xx. The fail mode applies.
+    /// No HTTP answer came from the registry in time (connect refused,
+    /// DNS, TLS failure, timeout). The only error the fail mode applies to.
     #[error("registry unreachable: {0}")]
     Unreachable(String),
+    /// The registry answered but is failing (HTTP 5xx, e.g. 503 when its
+    /// database is full or read-only). It may have judged the code already,
+    /// so the fail mode does not apply: front ends fail closed.
+    #[error("registry failed ({status}): {message}")]
+    Server {
+        /// HTTP status (500-599).
+        status: u16,
+        /// The registry's message, or the start of the body.
+        message: String,
+    },
     /// The registry refused our credential (401) or the host is revoked (403).
     /// A configuration problem: the fail mode does not apply.
     #[error("registry refused the credential ({status}): {message}")]
@@ -55,7 +65,8 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Whether the configured fail mode applies (the registry is down or unreachable).
+    /// Whether the configured fail mode applies: no answer came from the
+    /// registry. False for every answer, 5xx included ([`ClientError::Server`]).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Self::Unreachable(_))
     }
@@ -221,10 +232,10 @@ impl RegistryClient {
             |b| (b.error, b.message),
         );
         if status.is_server_error() {
-            return Err(ClientError::Unreachable(format!(
-                "{} answered {status}: {message}",
-                self.base
-            )));
+            return Err(ClientError::Server {
+                status: status.as_u16(),
+                message,
+            });
         }
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(ClientError::Refused {
@@ -471,6 +482,65 @@ mod tests {
             "alice%20smith%40example.com"
         );
         assert_eq!(seg("../x"), "..%2Fx");
+    }
+
+    /// A one-connection HTTP responder on 127.0.0.1 that sends `head`
+    /// then `body` (once, or forever when `repeat`); returns its URL.
+    async fn responder(head: String, body: Vec<u8>, repeat: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            if s.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            loop {
+                if s.write_all(&body).await.is_err() || !repeat {
+                    return;
+                }
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn server_error_is_not_unreachable() {
+        let body = br#"{"error":"storage_full","message":"database storage is full"}"#;
+        let head = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let url = responder(head, body.to_vec(), false).await;
+        let c = RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
+        let e = c
+            .verify(&VerifyRequest {
+                username: "alice".into(),
+                code: "000000".into(),
+                context: Default::default(),
+            })
+            .await
+            .unwrap_err();
+        assert!(!e.is_unreachable(), "a 5xx answer is not unreachable: {e}");
+        match &e {
+            ClientError::Server { status, message } => {
+                assert_eq!(*status, 503);
+                assert_eq!(message, "database storage is full");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            e.to_string(),
+            "registry failed (503): database storage is full"
+        );
     }
 
     #[tokio::test]

@@ -12,6 +12,17 @@
 //! | `not_enrolled` / `unknown_user`, policy `ignore` | `Ignore` | `PAM_IGNORE` | (RADIUS has no "ignore": Access-Reject) |
 //! | registry unreachable, fail mode `closed` | `Unavailable` | `PAM_AUTHINFO_UNAVAIL` | Access-Reject |
 //! | registry unreachable, fail mode `open` | `FailOpen` | `PAM_SUCCESS`, logged at warning | Access-Accept, logged at warning |
+//! | registry answered 5xx, any fail mode | `Unavailable` | `PAM_AUTHINFO_UNAVAIL` | Access-Reject |
+//! | credential refused (401/403), other 4xx, malformed answer, any fail mode | `Unavailable` | `PAM_AUTHINFO_UNAVAIL` | Access-Reject |
+//!
+//! "Unreachable" means no HTTP answer came at all: connect refused, DNS or
+//! TLS failure, timeout ([`ClientError::is_unreachable`]). A registry that
+//! answers 5xx is up but failing (its database full or read-only, say); it
+//! may already have judged the code wrong, so the fail mode never turns such
+//! an answer into a login ([`ClientError::Server`]).
+//!
+//! [`ClientError::is_unreachable`]: crate::client::ClientError::is_unreachable
+//! [`ClientError::Server`]: crate::client::ClientError::Server
 
 use crate::api::VerifyResult;
 use twostep_config::{FailMode, UnenrolledPolicy};
@@ -83,7 +94,8 @@ pub fn from_result(result: VerifyResult, unenrolled: UnenrolledPolicy) -> Decisi
     }
 }
 
-/// Decides when the registry could not be reached.
+/// Decides when no answer came from the registry (only then: a 5xx answer
+/// is [`Decision::Unavailable`] whatever the fail mode).
 pub fn unreachable(fail_mode: FailMode) -> Decision {
     match fail_mode {
         FailMode::Closed => Decision::Unavailable,

@@ -623,3 +623,69 @@ fn writable_config_fails_closed_even_when_open() {
         "{log}"
     );
 }
+
+/// A registry that answers but fails (503: its database is on a full disk,
+/// so it cannot record the failure it just judged) is not "unreachable":
+/// `fail_mode = "open"` must not turn its answer into a login.
+#[test]
+fn failing_registry_is_not_fail_open() {
+    use twostep_e2e::{Registry, RegistryOptions};
+    // The database lives on a 4 MiB tmpfs in the registry's own mount
+    // namespace; the test fills it through /proc/PID/root.
+    let dbdir = tempfile::tempdir().expect("temp dir");
+    let reg = Registry::start_opts(RegistryOptions {
+        database_url: Some(format!(
+            "sqlite://{}",
+            dbdir.path().join("registry.db").display()
+        )),
+        wrapper: [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=4m,mode=0700 tmpfs \"$0\" && exec \"$@\"",
+            &dbdir.path().display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..RegistryOptions::default()
+    });
+    let f = Fixture::with_registry(reg);
+    let secret = f.enrolled("alice");
+    f.config("open", "", "fail_mode = \"open\"\nmax_tries = 1\n");
+    f.service("open", "auth required TWOSTEP CONFIG(open)\n");
+
+    // Healthy: a wrong code is refused.
+    let r = f.auth("open", "alice", None, &lines(&[&wrong_code(&secret)]));
+    r.expect(false, "PAM_MAXTRIES");
+
+    let inside = std::path::Path::new("/proc")
+        .join(f.reg.pid().expect("registry pid").to_string())
+        .join("root")
+        .join(dbdir.path().strip_prefix("/").expect("absolute"));
+    let filler = inside.join("filler");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        while file.write_all(&[0u8]).is_ok() {}
+    }
+
+    // Full: the registry answers 503; the module fails closed.
+    let r = f.auth("open", "alice", None, &lines(&[&wrong_code(&secret)]));
+    r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+    let log = r.module_log().join("\n");
+    assert!(
+        log.contains("503") && !log.contains("fail-open"),
+        "logged as a failing registry, not fail-open: {log}"
+    );
+
+    // Space again: the right code works.
+    std::fs::remove_file(&filler).expect("remove filler");
+    let r = f.auth("open", "alice", None, &lines(&[&code(&secret)]));
+    r.expect(true, "PAM_SUCCESS");
+}
