@@ -89,6 +89,17 @@ pub struct RegistryClient {
     credential: Secret,
 }
 
+/// Largest answer read from the registry for host calls (registrations,
+/// verify, health), in bytes: 64 KiB, far above any real answer. A longer
+/// answer is refused as [`ClientError::Protocol`] without reading it all, so
+/// a broken or hostile registry cannot grow the memory of the process the
+/// PAM module runs in (sshd, sudo).
+pub const MAX_HOST_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Largest answer read for admin calls (`/v1/admin/...`: user, host and
+/// audit lists), in bytes: 16 MiB, some 100 000 users.
+pub const MAX_ADMIN_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
 /// Path segment encoding: everything but unreserved characters.
 const SEGMENT: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -212,10 +223,12 @@ impl RegistryClient {
         if status == StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Unreachable(format!("{}: {}", self.base, error_chain(&e))))?;
+        let cap = if path.starts_with("/v1/admin/") {
+            MAX_ADMIN_ANSWER_BYTES
+        } else {
+            MAX_HOST_ANSWER_BYTES
+        };
+        let bytes = self.read_capped(resp, path, cap).await?;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map(Some)
@@ -248,6 +261,39 @@ impl RegistryClient {
             code,
             message,
         })
+    }
+
+    /// The body of `resp`, read chunk by chunk and refused as soon as it
+    /// passes `cap` bytes (reqwest's `bytes()` has no limit).
+    async fn read_capped(
+        &self,
+        mut resp: reqwest::Response,
+        path: &str,
+        cap: usize,
+    ) -> Result<Vec<u8>, ClientError> {
+        let too_large = || {
+            ClientError::Protocol(format!(
+                "{path}: the answer is larger than {cap} bytes; refused"
+            ))
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX))
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{}: {}", self.base, error_chain(&e))))?
+        {
+            if body.len() + chunk.len() > cap {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -485,11 +531,19 @@ mod tests {
     }
 
     /// A one-connection HTTP responder on 127.0.0.1 that sends `head`
-    /// then `body` (once, or forever when `repeat`); returns its URL.
-    async fn responder(head: String, body: Vec<u8>, repeat: bool) -> String {
+    /// then `body` (once, or forever when `repeat`); returns its URL and
+    /// the count of body bytes the client took.
+    async fn responder(
+        head: String,
+        body: Vec<u8>,
+        repeat: bool,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = sent.clone();
         tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
             let mut req = Vec::new();
@@ -507,9 +561,10 @@ mod tests {
                 if s.write_all(&body).await.is_err() || !repeat {
                     return;
                 }
+                counter.fetch_add(body.len(), Ordering::Relaxed);
             }
         });
-        url
+        (url, sent)
     }
 
     #[tokio::test]
@@ -519,7 +574,7 @@ mod tests {
             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         );
-        let url = responder(head, body.to_vec(), false).await;
+        let (url, _) = responder(head, body.to_vec(), false).await;
         let c = RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
         let e = c
             .verify(&VerifyRequest {
@@ -540,6 +595,49 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "registry failed (503): database storage is full"
+        );
+    }
+
+    /// An endless answer is cut off just past the cap, long before the
+    /// request timeout, instead of being buffered whole.
+    #[tokio::test]
+    async fn endless_answer_is_refused_past_the_cap() {
+        let head =
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n["
+                .to_owned();
+        let (url, sent) = responder(head, b"{\"name\":\"x\"},".repeat(1024), true).await;
+        let mut c = cfg(&url);
+        c.timeout = 30;
+        let client = RegistryClient::new(&c, Secret::new(b"k".to_vec())).unwrap();
+        let start = std::time::Instant::now();
+        let e = client
+            .registrations("alice")
+            .await
+            .expect_err("an endless answer must fail");
+        let took = start.elapsed();
+        match &e {
+            ClientError::Protocol(m) => assert!(m.contains("larger than 65536 bytes"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!e.is_unreachable());
+        assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+        // What the client read (and held) is bounded by the cap plus what
+        // the kernel buffers hold: far from the endless stream.
+        let taken = sent.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(taken < 16 * 1024 * 1024, "{taken} bytes taken");
+
+        // A declared length over the cap is refused before reading.
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            MAX_ADMIN_ANSWER_BYTES + 1
+        );
+        let (url, _) = responder(head, b"[".to_vec(), false).await;
+        let client = RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
+        let e = client.list_users().await.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("larger than {MAX_ADMIN_ANSWER_BYTES} bytes")),
+            "{e}"
         );
     }
 
