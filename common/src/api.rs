@@ -342,13 +342,22 @@ pub struct VerifyResponse {
 }
 
 /// Checks a username: 1 to [`MAX_USERNAME_BYTES`] bytes, no control
-/// characters, no `/`, not only whitespace.
+/// characters, no `/`, no whitespace at either end, and in Unicode
+/// Normalization Form C (UAX #15), so that `" demo"`, `"demo "` and the
+/// decomposed spelling of `"Jörg"` cannot become users distinct from
+/// `"demo"` and `"Jörg"`.
 ///
 /// # Errors
 /// A one-line reason.
 pub fn validate_username(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.trim().is_empty() {
         return Err("username is empty");
+    }
+    if name.trim() != name {
+        return Err("username has whitespace at its start or end");
+    }
+    if !unicode_normalization::is_nfc(name) {
+        return Err("username is not in Unicode NFC (composed) form; normalise it to NFC first");
     }
     if name.len() > MAX_USERNAME_BYTES {
         return Err("username is longer than 256 bytes");
@@ -407,6 +416,18 @@ mod tests {
         assert!(validate_username("a/b").is_err());
         assert!(validate_username("a\nb").is_err());
         assert!(validate_username(&"x".repeat(257)).is_err());
+        // Lookalikes of "demo" and "Jörg".
+        assert_eq!(
+            validate_username(" demo"),
+            Err("username has whitespace at its start or end")
+        );
+        assert!(validate_username("demo ").is_err());
+        assert!(validate_username("demo\u{a0}").is_err());
+        assert!(validate_username("J\u{f6}rg").is_ok());
+        assert_eq!(
+            validate_username("Jo\u{308}rg"),
+            Err("username is not in Unicode NFC (composed) form; normalise it to NFC first")
+        );
     }
 
     #[test]

@@ -75,3 +75,50 @@ fn results_for_unknown_disabled_unenrolled() {
     let r = block_on(host.verify(&req("bob", &code))).unwrap();
     assert_eq!(r.result, VerifyResult::Disabled);
 }
+
+/// Usernames that look like another user's are refused on create and on
+/// every lookup, by the admin and the host routes alike.
+#[test]
+fn lookalike_usernames_are_refused() {
+    use twostep_common::api::CreateUser;
+    let reg = Registry::start();
+    reg.add_user("demo");
+    reg.add_user("J\u{f6}rg");
+    let admin = reg.admin_client();
+    let key = reg.add_host("web-names", HostKind::Ssh);
+    let host = reg.host_client(&key);
+    for (name, why) in [
+        (" demo", "whitespace at its start or end"),
+        ("demo ", "whitespace at its start or end"),
+        ("demo\u{a0}", "whitespace at its start or end"),
+        ("Jo\u{308}rg", "not in Unicode NFC"),
+    ] {
+        let create = block_on(admin.create_user(&CreateUser {
+            username: name.into(),
+            display_name: None,
+        }))
+        .unwrap_err();
+        let lookup = block_on(admin.user(name)).unwrap_err();
+        let verify = block_on(host.verify(&req(name, "123456"))).unwrap_err();
+        let regs = block_on(host.registrations(name)).unwrap_err();
+        for e in [create, lookup, verify, regs] {
+            match &e {
+                twostep_common::client::ClientError::Api {
+                    status: 400,
+                    code,
+                    message,
+                } => assert!(
+                    code == "invalid_username" && message.contains(why),
+                    "{name:?}: {e}"
+                ),
+                other => panic!("{name:?}: {other:?}"),
+            }
+        }
+    }
+    let names: Vec<String> = block_on(admin.list_users())
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
