@@ -151,6 +151,55 @@ pub async fn open(url: &str) -> Result<(AnyPool, Backend), StartupError> {
     Ok((pool, backend))
 }
 
+/// For `twostep-api --check`: connects to an existing database without
+/// creating, migrating or writing anything (SQLite read-only). `Ok(None)`
+/// when the SQLite file does not exist yet; the URL is parsed either way.
+///
+/// # Errors
+/// [`StartupError::Database`] when the URL does not parse or the database
+/// cannot be reached within [`STARTUP_TIMEOUT`].
+pub async fn open_existing(url: &str) -> Result<Option<(AnyPool, Backend)>, StartupError> {
+    sqlx::any::install_default_drivers();
+    let backend = backend_of(url)?;
+    let err = |message: String| StartupError::Database {
+        url: redact_url(url),
+        message,
+    };
+    let connect_url = match backend {
+        Backend::Sqlite => {
+            let (path, _) = sqlite_url(url);
+            let ro = if url.contains('?') {
+                format!("{url}&mode=ro")
+            } else {
+                format!("{url}?mode=ro")
+            };
+            AnyConnectOptions::from_str(&ro).map_err(|e| err(e.to_string()))?;
+            match path {
+                Some(p) if p.exists() => ro,
+                _ => return Ok(None),
+            }
+        }
+        Backend::Postgres => url.to_owned(),
+    };
+    let options = AnyConnectOptions::from_str(&connect_url).map_err(|e| err(e.to_string()))?;
+    let pool = tokio::time::timeout(
+        STARTUP_TIMEOUT,
+        AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options),
+    )
+    .await
+    .map_err(|_| {
+        err(format!(
+            "no connection within {} s",
+            STARTUP_TIMEOUT.as_secs()
+        ))
+    })?
+    .map_err(|e| err(twostep_common::error_chain(&e)))?;
+    Ok(Some((pool, backend)))
+}
+
 /// One schema change, with its SQL per backend.
 ///
 /// (sqlx's migrator wants one migration directory per database type and,

@@ -8,12 +8,21 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Example:\n  twostep-api --config /etc/twostep/twostep.toml\n\nLog filter: RUST_LOG (default info)."
+    after_help = "Examples:\n  \
+        twostep-api --config /etc/twostep/twostep.toml\n  \
+        twostep-api --config /etc/twostep/twostep.toml --check   # before a (re)start\n\n\
+        --check reads the config, the TLS, secret key and admin token files and the\n\
+        database (read-only), creates nothing, and exits 0 after an OK line.\n\
+        Log filter: RUST_LOG (default info)."
 )]
 struct Args {
     /// Configuration file (its [api] table).
     #[arg(long, value_name = "FILE", default_value = twostep_config::DEFAULT_CONFIG_PATH)]
     config: PathBuf,
+    /// Check the configuration, key, token and TLS files and the database
+    /// without creating or changing anything, then exit.
+    #[arg(long)]
+    check: bool,
 }
 
 fn main() -> ExitCode {
@@ -51,6 +60,24 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.check {
+        let report = rt.block_on(twostep_api::server::check(api))?;
+        let file = args.config.display();
+        for note in &report.notes {
+            println!("{file}: note: {note}");
+        }
+        println!(
+            "{file}: OK (listen {} {}, database {} {})",
+            api.listen,
+            report.transport,
+            match report.backend {
+                twostep_api::db::Backend::Sqlite => "SQLite",
+                twostep_api::db::Backend::Postgres => "PostgreSQL",
+            },
+            twostep_api::db::redact_url(&api.database),
+        );
+        return Ok(());
+    }
     rt.block_on(twostep_api::server::run(api))?;
     Ok(())
 }

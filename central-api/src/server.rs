@@ -45,6 +45,108 @@ pub async fn prepare(
     )))
 }
 
+/// What `twostep-api --check` found: everything [`prepare`] would refuse is
+/// an error; the rest is described here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// `"HTTPS"` or `"plain HTTP"`.
+    pub transport: &'static str,
+    /// Which database the URL names.
+    pub backend: crate::db::Backend,
+    /// One sentence each: files to be created at first start, a database
+    /// without the schema yet.
+    pub notes: Vec<String>,
+}
+
+/// Checks `[api]` as [`run`] would, without creating, binding or writing
+/// anything: the listen rule, the TLS key's owner and mode and that the
+/// certificate and key load, the secret key and admin token files (owner,
+/// mode, contents) when they exist, the database URL, and, when the database
+/// exists, that the secret key decrypts a stored TOTP secret.
+///
+/// # Errors
+/// The [`StartupError`] that [`run`] would stop with.
+pub async fn check(api: &ApiConfig) -> Result<CheckReport, StartupError> {
+    let mut notes = Vec::new();
+    check_listen(api)?;
+    let transport = match (&api.tls_cert_file, &api.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            twostep_config::check_secret_file(key)?;
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| {
+                    StartupError::Listen(format!(
+                        "TLS certificate {} / key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?;
+            "HTTPS"
+        }
+        _ => "plain HTTP",
+    };
+    let absent = |what: &str, path: &std::path::Path| {
+        format!(
+            "{what} {} does not exist: twostep-api creates it (mode 0600) at first start",
+            path.display()
+        )
+    };
+    let secrets = if api.secret_key_file.exists() {
+        Some(SecretBox::load_or_create(&api.secret_key_file)?)
+    } else {
+        notes.push(absent("secret key file", &api.secret_key_file));
+        None
+    };
+    if api.admin_token_file.exists() {
+        AdminToken::load_or_create(&api.admin_token_file)?;
+    } else {
+        notes.push(absent("admin token file", &api.admin_token_file));
+    }
+    let backend = crate::db::backend_of(&api.database)?;
+    match crate::db::open_existing(&api.database).await? {
+        None => notes.push(format!(
+            "database {} does not exist: twostep-api creates it at first start",
+            crate::db::redact_url(&api.database)
+        )),
+        Some((pool, _)) => {
+            let has_schema = sqlx::query("SELECT 1 FROM methods LIMIT 1")
+                .fetch_optional(&pool)
+                .await
+                .is_ok();
+            if !has_schema {
+                notes.push(format!(
+                    "database {} has no twostep tables yet: twostep-api creates them at first start",
+                    crate::db::redact_url(&api.database)
+                ));
+            } else if let Some(secrets) = &secrets {
+                check_key_matches(&pool, secrets, &api.secret_key_file, &api.database).await?;
+            } else {
+                let sealed =
+                    sqlx::query("SELECT id FROM methods WHERE secret_sealed IS NOT NULL LIMIT 1")
+                        .fetch_optional(&pool)
+                        .await
+                        .map_err(|e| StartupError::Database {
+                            url: crate::db::redact_url(&api.database),
+                            message: twostep_common::error_chain(&e),
+                        })?;
+                if sealed.is_some() {
+                    return Err(StartupError::File {
+                        path: api.secret_key_file.clone(),
+                        message: "does not exist, but the database holds TOTP secrets sealed with a key: restore that key file (a new one would not decrypt them)".into(),
+                    });
+                }
+            }
+            pool.close().await;
+        }
+    }
+    Ok(CheckReport {
+        transport,
+        backend,
+        notes,
+    })
+}
+
 /// Refuses to start when the key file does not decrypt a stored secret
 /// (a replaced or mixed-up key file), instead of failing every verification.
 async fn check_key_matches(

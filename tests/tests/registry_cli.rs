@@ -290,3 +290,149 @@ fn api_fatal_errors_are_one_line_even_with_backtraces_on() {
     );
     assert!(!dir.path().join("secret.key").exists());
 }
+
+#[test]
+fn api_check_validates_without_creating_anything() {
+    // A fresh setup: OK, with notes about what the first start creates.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let cfg = dir.path().join("fresh.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[api]\nlisten = \"127.0.0.1:1\"\ndatabase = \"sqlite://{d}/db/r.db\"\nsecret_key_file = \"{d}/keys/secret.key\"\nadmin_token_file = \"{d}/keys/admin.token\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = api(&["--config".as_ref(), cfg.as_os_str(), "--check".as_ref()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!(
+            "{}: OK (listen 127.0.0.1:1 plain HTTP, database SQLite",
+            cfg.display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches(": note: ").count(), 3, "{stdout}");
+    assert!(stdout.contains("secret.key does not exist"), "{stdout}");
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["fresh.toml"], "--check created nothing");
+
+    // A registry in use: OK while it runs and after it stopped, with the
+    // key checked against a stored secret.
+    let mut reg = Registry::start();
+    reg.add_user("kim");
+    reg.enrol_totp("kim");
+    let check = |reg: &Registry| {
+        api(&[
+            "--config".as_ref(),
+            reg.config_path.as_os_str(),
+            "--check".as_ref(),
+        ])
+    };
+    let out = check(&reg);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    reg.stop();
+    let db = reg.dir.path().join("registry.db");
+    let before = std::fs::read(&db).unwrap();
+    let out = check(&reg);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("note:"), "{stdout}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the database is not written"
+    );
+
+    // A key that does not decrypt the stored secrets.
+    let key = reg.dir.path().join("secret.key");
+    let good = std::fs::read(&key).unwrap();
+    std::fs::write(&key, [0x42u8; 32]).unwrap();
+    let args = [
+        "--config".as_ref(),
+        reg.config_path.as_os_str(),
+        "--check".as_ref(),
+    ];
+    let line = api_fails_with_one_line(&args, "secret.key");
+    assert!(line.contains("does not decrypt"), "{line}");
+    // A key others can read.
+    std::fs::write(&key, &good).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let line = api_fails_with_one_line(&args, "secret.key");
+    assert!(line.contains("chmod 600"), "{line}");
+    // No key at all, but secrets sealed with one in the database.
+    std::fs::remove_file(&key).unwrap();
+    let line = api_fails_with_one_line(&args, "secret.key");
+    assert!(line.contains("restore that key file"), "{line}");
+    assert!(!key.exists(), "--check created no key");
+    // A database URL that does not parse.
+    let bad = reg.dir.path().join("bad-db.toml");
+    let text = std::fs::read_to_string(&reg.config_path)
+        .unwrap()
+        .replace(&reg.database_url, "mysql://localhost/x");
+    std::fs::write(&bad, text).unwrap();
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+    api_fails_with_one_line(
+        &["--config".as_ref(), bad.as_os_str(), "--check".as_ref()],
+        "mysql://localhost/x",
+    );
+}
+
+#[test]
+fn api_help_shows_check() {
+    let out = Command::new(bin("twostep-api"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && help.contains("--check")
+            && help.contains("twostep-api --config /etc/twostep/twostep.toml --check"),
+        "{help}"
+    );
+}
+
+#[test]
+fn api_check_on_postgres_checks_the_key_against_stored_secrets() {
+    let mut reg = Registry::start_with(Some(&twostep_e2e::fresh_postgres_database()), "");
+    reg.add_user("kim");
+    reg.enrol_totp("kim");
+    reg.stop();
+    let args = [
+        "--config".as_ref(),
+        reg.config_path.as_os_str(),
+        "--check".as_ref(),
+    ];
+    let out = api(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(": OK (") && stdout.contains("PostgreSQL"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("note:"), "{stdout}");
+    std::fs::write(reg.dir.path().join("secret.key"), [0x42u8; 32]).unwrap();
+    let line = api_fails_with_one_line(&args, "secret.key");
+    assert!(line.contains("does not decrypt"), "{line}");
+}
