@@ -3,6 +3,8 @@
 //! configs, a real registry, key files with wrong owner and mode, weak
 //! RADIUS secrets. Checks each finding line and the exit status.
 
+mod pam_support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -514,4 +516,80 @@ fn module_dir_with_the_cargo_name() {
         "ok",
         &["pam module:", "libpam_twostep.so is installed"],
     );
+}
+
+/// Runs `stack` (`TWOSTEP` is the built module reading this fixture's
+/// config, whose registry is down) through the real Linux-PAM with
+/// pamtester, and through doctor. Returns (pamtester authenticated, the
+/// doctor line for the service).
+fn real_pam_and_doctor(stack: &str) -> (bool, String) {
+    let f = Fixture::new();
+    let key = f.path("host.key");
+    write_secret(&key, &format!("{}\n", "0".repeat(64)));
+    let config = f.config(&format!(
+        "version = 1\n[registry]\nurl = \"http://127.0.0.1:{}\"\napi_key_file = {key:?}\nconnect_timeout = 1\ntimeout = 2\n",
+        free_tcp_port()
+    ));
+    let text = stack.replace(
+        "TWOSTEP",
+        &format!(
+            "{} config={}",
+            bin("libpam_twostep.so").display(),
+            config.display()
+        ),
+    );
+    f.pam("svc", &text);
+    let run = pam_support::pamtester(&f.pam_dir(), "svc", "demo", None, "123456\n", &[]);
+    assert_eq!(
+        run.module_result().as_deref(),
+        Some("PAM_AUTHINFO_UNAVAIL"),
+        "{run:#?}"
+    );
+    let (_, out) = f.doctor(
+        &config,
+        &f.sshd_config(GOOD_SSHD),
+        &["--pam-service", "svc", "--no-sshd"],
+    );
+    let l = out
+        .lines()
+        .filter(|l| l.contains("pam svc:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (run.ok, l)
+}
+
+/// Finding 4a: with the registry down, the real Linux-PAM authenticates
+/// exactly when doctor says a failure of the module is ignored.
+#[test]
+fn doctor_agrees_with_linux_pam_on_an_unreachable_registry() {
+    // authinfo_unavail=ignore: fail-open in disguise.
+    let (ok, l) = real_pam_and_doctor(
+        "auth required pam_permit.so\nauth [success=ok authinfo_unavail=ignore default=bad] TWOSTEP\n",
+    );
+    assert!(ok, "Linux-PAM authenticates");
+    assert!(l.starts_with("FAIL"), "{l}");
+    assert!(
+        l.contains("registry unreachable (PAM_AUTHINFO_UNAVAIL) is ignored: fail-open in disguise"),
+        "{l}"
+    );
+    assert!(
+        l.contains("change `authinfo_unavail=ignore` to `bad`"),
+        "{l}"
+    );
+    // A jump on that result past pam_deny.so.
+    let (ok, l) = real_pam_and_doctor(
+        "auth required pam_permit.so\nauth [success=ok authinfo_unavail=1 default=bad] TWOSTEP\n\
+         auth requisite pam_deny.so\nauth required pam_permit.so\n",
+    );
+    assert!(ok, "Linux-PAM authenticates");
+    assert!(l.starts_with("FAIL"), "{l}");
+    assert!(l.contains("(PAM_AUTHINFO_UNAVAIL) is a jump of 1"), "{l}");
+    // `ok` on the failure keeps it as the stack's status: not a bypass.
+    for control in ["required", "[success=ok authinfo_unavail=ok default=bad]"] {
+        let (ok, l) = real_pam_and_doctor(&format!(
+            "auth required pam_permit.so\nauth {control} TWOSTEP\n"
+        ));
+        assert!(!ok, "Linux-PAM refuses with {control}");
+        assert!(l.starts_with("ok"), "{control}: {l}");
+    }
 }

@@ -104,25 +104,89 @@ pub enum Action {
     Jump(u32),
 }
 
-/// A module result the analysis distinguishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ret {
-    /// `PAM_SUCCESS`.
-    Success,
-    /// `PAM_AUTH_ERR` (any failure).
-    AuthErr,
-    /// `PAM_IGNORE`.
-    Ignore,
-}
+/// A module result, by its Linux-PAM control name (`auth_err` for
+/// `PAM_AUTH_ERR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ret(&'static str);
 
 impl Ret {
-    fn key(self) -> &'static str {
+    /// `PAM_SUCCESS`.
+    pub const SUCCESS: Ret = Ret("success");
+    /// `PAM_AUTH_ERR`.
+    pub const AUTH_ERR: Ret = Ret("auth_err");
+    /// `PAM_IGNORE`.
+    pub const IGNORE: Ret = Ret("ignore");
+
+    /// The name used in `[value=action]` controls.
+    pub fn key(self) -> &'static str {
+        self.0
+    }
+
+    /// The C name: `PAM_AUTHINFO_UNAVAIL`.
+    pub fn pam_name(self) -> String {
+        format!("PAM_{}", self.0.to_ascii_uppercase())
+    }
+
+    /// What this result of `pam_twostep.so` means ("registry unreachable").
+    pub fn meaning(self) -> &'static str {
+        TWOSTEP_RESULTS
+            .iter()
+            .find(|(r, _)| *r == self)
+            .map_or("a failure", |(_, m)| m)
+    }
+
+    fn category(self) -> Category {
         match self {
-            Ret::Success => "success",
-            Ret::AuthErr => "auth_err",
-            Ret::Ignore => "ignore",
+            Ret::SUCCESS => Category::Success,
+            Ret::IGNORE => Category::Ignore,
+            _ => Category::Failure,
         }
     }
+}
+
+impl fmt::Display for Ret {
+    /// `registry unreachable (PAM_AUTHINFO_UNAVAIL)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.meaning(), self.pam_name())
+    }
+}
+
+/// Every result `pam_twostep.so` can return from `pam_sm_authenticate`
+/// (pam-module's `to_pam`, its panic guard and, for safety, the error
+/// codes a PAM module may return on resource failures), failures in the
+/// order they are worth naming, with what each means.
+pub const TWOSTEP_RESULTS: [(Ret, &str); 14] = [
+    (Ret::SUCCESS, "a right code"),
+    (Ret::IGNORE, "an exempt user"),
+    (Ret::AUTH_ERR, "a wrong code"),
+    (Ret("authinfo_unavail"), "registry unreachable"),
+    (Ret("perm_denied"), "a locked, disabled or unenrolled user"),
+    (Ret("maxtries"), "too many wrong codes"),
+    (Ret("conv_err"), "no code typed"),
+    (Ret("user_unknown"), "an empty user name"),
+    (Ret("abort"), "a crash in the module"),
+    (Ret("service_err"), "an internal error"),
+    (Ret("system_err"), "a system error"),
+    (Ret("buf_err"), "out of memory"),
+    (Ret("module_unknown"), "the module failing to load"),
+    (Ret("open_err"), "the module file missing"),
+];
+
+/// How a result moves the dispatcher, apart from the action: success,
+/// `PAM_IGNORE` (never counts), anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Category {
+    Success,
+    Ignore,
+    Failure,
+}
+
+/// The results of one line that the dispatcher treats alike (same action,
+/// same category): one of them stands for all in the search.
+#[derive(Debug, Clone)]
+struct Class {
+    action: Action,
+    members: Vec<Ret>,
 }
 
 /// The control field of an `auth` line.
@@ -141,27 +205,62 @@ pub enum Control {
 }
 
 impl Control {
-    /// The action taken for `ret`, per `pam.conf(5)`.
+    /// The action taken for `ret`, as Linux-PAM sets it up
+    /// (`_pam_parse_conf_file`): the four keywords are bracket controls
+    /// with `new_authtok_reqd` like `success`; in brackets the last
+    /// `value=` of a result wins, then the first `default=`, then `bad`.
     pub fn action(&self, ret: Ret) -> Action {
-        match (self, ret) {
-            (Control::Required, Ret::Success) => Action::Ok,
-            (Control::Required, Ret::Ignore) => Action::Ignore,
-            (Control::Required, Ret::AuthErr) => Action::Bad,
-            (Control::Requisite, Ret::Success) => Action::Ok,
-            (Control::Requisite, Ret::Ignore) => Action::Ignore,
-            (Control::Requisite, Ret::AuthErr) => Action::Die,
-            (Control::Sufficient, Ret::Success) => Action::Done,
-            (Control::Sufficient, _) => Action::Ignore,
-            (Control::Optional, Ret::Success) => Action::Ok,
-            (Control::Optional, _) => Action::Ignore,
-            (Control::Brackets(pairs), ret) => {
+        let r = ret.key();
+        let like_success = r == "success" || r == "new_authtok_reqd";
+        match self {
+            Control::Required if like_success => Action::Ok,
+            Control::Requisite if like_success => Action::Ok,
+            Control::Optional if like_success => Action::Ok,
+            Control::Sufficient if like_success => Action::Done,
+            Control::Required | Control::Requisite if r == "ignore" => Action::Ignore,
+            Control::Required => Action::Bad,
+            Control::Requisite => Action::Die,
+            Control::Optional | Control::Sufficient => Action::Ignore,
+            Control::Brackets(pairs) => {
                 let find = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, a)| *a);
-                // Unlisted values without a `default=` are `bad` in Linux-PAM.
-                find(ret.key())
+                pairs
+                    .iter()
+                    .rev()
+                    .find(|(key, _)| key == r)
+                    .map(|(_, a)| *a)
                     .or_else(|| find("default"))
                     .unwrap_or(Action::Bad)
             }
         }
+    }
+
+    /// The `value=action` item that decides `ret` (`default=ignore`), for
+    /// bracket controls.
+    fn item_for(&self, ret: Ret) -> Option<String> {
+        let Control::Brackets(pairs) = self else {
+            return None;
+        };
+        let r = ret.key();
+        let key = if pairs.iter().any(|(k, _)| k == r) {
+            r
+        } else if pairs.iter().any(|(k, _)| k == "default") {
+            "default"
+        } else {
+            return None;
+        };
+        Some(format!("{key}={}", action_word(self.action(ret))))
+    }
+}
+
+fn action_word(a: Action) -> String {
+    match a {
+        Action::Ignore => "ignore".to_owned(),
+        Action::Ok => "ok".to_owned(),
+        Action::Bad => "bad".to_owned(),
+        Action::Die => "die".to_owned(),
+        Action::Done => "done".to_owned(),
+        Action::Reset => "reset".to_owned(),
+        Action::Jump(n) => n.to_string(),
     }
 }
 
@@ -178,16 +277,7 @@ impl fmt::Display for Control {
                     if i > 0 {
                         f.write_str(" ")?;
                     }
-                    let a = match a {
-                        Action::Ignore => "ignore".to_owned(),
-                        Action::Ok => "ok".to_owned(),
-                        Action::Bad => "bad".to_owned(),
-                        Action::Die => "die".to_owned(),
-                        Action::Done => "done".to_owned(),
-                        Action::Reset => "reset".to_owned(),
-                        Action::Jump(n) => n.to_string(),
-                    };
-                    write!(f, "{k}={a}")?;
+                    write!(f, "{k}={}", action_word(*a))?;
                 }
                 f.write_str("]")
             }
@@ -220,12 +310,42 @@ impl AuthLine {
         MODULE_NAMES.contains(&self.module_name())
     }
 
-    fn outcomes(&self) -> &'static [Ret] {
+    /// The results this line's module can return: pam_permit.so always
+    /// succeeds, pam_deny.so always fails, the module returns
+    /// [`TWOSTEP_RESULTS`], any other module any result.
+    fn results(&self) -> Vec<Ret> {
         match self.module_name() {
-            "pam_permit.so" => &[Ret::Success],
-            "pam_deny.so" => &[Ret::AuthErr],
-            _ => &[Ret::Success, Ret::AuthErr, Ret::Ignore],
+            "pam_permit.so" => vec![Ret::SUCCESS],
+            "pam_deny.so" => vec![Ret::AUTH_ERR],
+            _ if self.is_twostep() => TWOSTEP_RESULTS.iter().map(|(r, _)| *r).collect(),
+            _ => RETURN_NAMES
+                .iter()
+                .filter(|n| **n != "default")
+                .map(|n| Ret(n))
+                .collect(),
         }
+    }
+
+    /// [`Self::results`] grouped by what the dispatcher does with them.
+    fn classes(&self) -> Vec<Class> {
+        let mut out: Vec<(Category, Class)> = Vec::new();
+        for r in self.results() {
+            let action = self.control.action(r);
+            match out
+                .iter_mut()
+                .find(|(c, cl)| *c == r.category() && cl.action == action)
+            {
+                Some((_, cl)) => cl.members.push(r),
+                None => out.push((
+                    r.category(),
+                    Class {
+                        action,
+                        members: vec![r],
+                    },
+                )),
+            }
+        }
+        out.into_iter().map(|(_, c)| c).collect()
     }
 }
 
@@ -532,6 +652,18 @@ fn parse_brackets(c: &str) -> Result<Control, String> {
     Ok(Control::Brackets(pairs))
 }
 
+/// How a failure of the module ends in a successful stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// The module's control maps the results to `ignore`; these are its
+    /// `value=action` items (`authinfo_unavail=ignore`), empty for a keyword.
+    Ignored(Vec<String>),
+    /// The module's control maps the results to a jump of N lines.
+    Jump(u32),
+    /// Another way (not expected with Linux-PAM's rules).
+    Other,
+}
+
 /// What is wrong with the placement of `pam_twostep.so`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -539,13 +671,19 @@ pub enum Problem {
     Absent,
     /// Marked `optional`: a failed second factor is ignored.
     Optional(Origin),
-    /// A failure of the module does not fail the stack (e.g. `sufficient`,
-    /// `[default=ignore]` without a following `pam_deny.so`).
+    /// Failure results of the module still end in an authenticated login
+    /// (e.g. `sufficient`, `authinfo_unavail=ignore`, `[default=ignore]`
+    /// without a following `pam_deny.so`).
     FailureIgnored {
         /// The module's line.
         at: Origin,
         /// Its control.
         control: String,
+        /// The failure results that authenticate, in [`TWOSTEP_RESULTS`]
+        /// order.
+        results: Vec<Ret>,
+        /// How they get through.
+        via: Via,
     },
     /// A `sufficient` line (or `done` action) before the module ends the
     /// stack successfully before it runs.
@@ -597,10 +735,12 @@ impl Problem {
                 format!("{MODULE} is marked optional at {at}: a wrong code is ignored"),
                 format!("change `optional` to `required` at {at}"),
             ),
-            Problem::FailureIgnored { at, control } => (
-                format!("{MODULE} at {at} has control `{control}`: a wrong code does not fail the stack"),
-                format!("use `required` at {at} (or follow it with `auth requisite pam_deny.so`)"),
-            ),
+            Problem::FailureIgnored {
+                at,
+                control,
+                results,
+                via,
+            } => describe_failure(at, control, results, via),
             Problem::AfterSufficient { at, module, control } => (
                 format!("{MODULE} comes after `{control} {module}` at {at}: when that succeeds the stack returns before the second factor"),
                 format!("put {MODULE} before {at}, or change `{control}` there to `required`"),
@@ -629,6 +769,60 @@ impl Problem {
     }
 }
 
+/// "a wrong code (PAM_AUTH_ERR), registry unreachable
+/// (PAM_AUTHINFO_UNAVAIL) and 3 other failures".
+fn list_results(results: &[Ret]) -> String {
+    const SHOWN: usize = 3;
+    let names: Vec<String> = results.iter().take(SHOWN).map(Ret::to_string).collect();
+    let rest = results.len().saturating_sub(SHOWN);
+    match (names.len(), rest) {
+        (_, 0) if names.len() > 1 => {
+            let (last, first) = names.split_last().expect("two or more");
+            format!("{} and {last}", first.join(", "))
+        }
+        (_, 0) => names.concat(),
+        (_, 1) => format!("{} and 1 other failure", names.join(", ")),
+        (_, n) => format!("{} and {n} other failures", names.join(", ")),
+    }
+}
+
+fn describe_failure(at: &Origin, control: &str, results: &[Ret], via: &Via) -> (String, String) {
+    let list = list_results(results);
+    let verb = if results.len() == 1 { "is" } else { "are" };
+    let why = if results.contains(&Ret::AUTH_ERR) {
+        "a wrong code does not fail the stack"
+    } else if results.contains(&Ret("authinfo_unavail")) {
+        "fail-open in disguise"
+    } else {
+        "the login still succeeds"
+    };
+    match via {
+        Via::Ignored(items) if !items.is_empty() => (
+            format!("{MODULE} at {at} has control `{control}`: {list} {verb} ignored: {why}"),
+            format!(
+                "at {at} change {} to `bad` (or use `required`)",
+                items
+                    .iter()
+                    .map(|i| format!("`{i}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        Via::Ignored(_) => (
+            format!("{MODULE} at {at} has control `{control}`: {list} {verb} ignored: {why}"),
+            format!("use `required` at {at}"),
+        ),
+        Via::Jump(n) => (
+            format!("{MODULE} at {at} has control `{control}`: {list} {verb} a jump of {n} and the login still succeeds: {why}"),
+            format!("at {at} map those results to `bad` (or use `required`)"),
+        ),
+        Via::Other => (
+            format!("{MODULE} at {at} has control `{control}`: {list} still {} in: {why}", if results.len() == 1 { "logs" } else { "log" }),
+            format!("use `required` at {at}"),
+        ),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Impression {
     Undef,
@@ -641,23 +835,33 @@ struct State {
     impression: Impression,
     status_ok: bool,
     twostep_ran: bool,
-    twostep_failed: bool,
+    /// The first failure of the module on this path: line and class.
+    twostep_failed: Option<(usize, usize)>,
     ended_by: Option<usize>,
     skipped_by: Option<(usize, usize)>,
-    results: Vec<(usize, Ret)>,
+    /// Line and class of each result on this path.
+    results: Vec<(usize, usize)>,
 }
 
 #[derive(Debug, Clone)]
 struct PathEnd {
     success: bool,
     twostep_ran: bool,
-    twostep_failed: bool,
+    twostep_failed: Option<(usize, usize)>,
     ended_by: Option<usize>,
     skipped_by: Option<(usize, usize)>,
-    results: Vec<(usize, Ret)>,
+    results: Vec<(usize, usize)>,
 }
 
-fn explore(stack: &[AuthLine], i: usize, st: State, out: &mut Vec<PathEnd>) -> bool {
+/// Follows Linux-PAM's `_pam_dispatch_aux` from line `i` for every class of
+/// results of every line; `false` when [`MAX_PATHS`] was reached.
+fn explore(
+    stack: &[AuthLine],
+    classes: &[Vec<Class>],
+    i: usize,
+    st: State,
+    out: &mut Vec<PathEnd>,
+) -> bool {
     if out.len() >= MAX_PATHS {
         return false;
     }
@@ -666,16 +870,19 @@ fn explore(stack: &[AuthLine], i: usize, st: State, out: &mut Vec<PathEnd>) -> b
         return true;
     }
     let line = &stack[i];
-    for &ret in line.outcomes() {
+    for (c, class) in classes[i].iter().enumerate() {
+        let ret = class.members[0];
         let mut s = st.clone();
-        s.results.push((i, ret));
+        s.results.push((i, c));
         if line.is_twostep() {
             s.twostep_ran = true;
-            s.twostep_failed |= ret == Ret::AuthErr;
+            if ret.category() == Category::Failure && s.twostep_failed.is_none() {
+                s.twostep_failed = Some((i, c));
+            }
         }
         let mut next = i + 1;
         let mut stop = false;
-        match line.control.action(ret) {
+        match class.action {
             Action::Ignore => {}
             Action::Reset => {
                 s.impression = Impression::Undef;
@@ -684,10 +891,10 @@ fn explore(stack: &[AuthLine], i: usize, st: State, out: &mut Vec<PathEnd>) -> b
             a @ (Action::Ok | Action::Done) => {
                 if (s.impression == Impression::Undef
                     || (s.impression == Impression::Positive && s.status_ok))
-                    && ret != Ret::Ignore
+                    && ret != Ret::IGNORE
                 {
                     s.impression = Impression::Positive;
-                    s.status_ok = ret == Ret::Success;
+                    s.status_ok = ret == Ret::SUCCESS;
                 }
                 if a == Action::Done && s.impression != Impression::Negative {
                     s.ended_by = Some(i);
@@ -723,7 +930,7 @@ fn explore(stack: &[AuthLine], i: usize, st: State, out: &mut Vec<PathEnd>) -> b
             out.push(finish(s));
             true
         } else {
-            explore(stack, next, s, out)
+            explore(stack, classes, next, s, out)
         };
         if !cont {
             return false;
@@ -743,16 +950,16 @@ fn finish(s: State) -> PathEnd {
     }
 }
 
-fn describe_path(stack: &[AuthLine], results: &[(usize, Ret)]) -> String {
+fn describe_path(stack: &[AuthLine], classes: &[Vec<Class>], results: &[(usize, usize)]) -> String {
     let parts: Vec<String> = results
         .iter()
-        .map(|(i, r)| {
-            let r = match r {
-                Ret::Success => "succeeds",
-                Ret::AuthErr => "fails",
-                Ret::Ignore => "is ignored",
+        .map(|&(i, c)| {
+            let r = match classes[i][c].members[0].category() {
+                Category::Success => "succeeds",
+                Category::Failure => "fails",
+                Category::Ignore => "is ignored",
             };
-            format!("{} ({}) {r}", stack[*i].module_name(), stack[*i].origin)
+            format!("{} ({}) {r}", stack[i].module_name(), stack[i].origin)
         })
         .collect();
     parts.join(", ")
@@ -771,17 +978,18 @@ pub fn analyse(stack: &[AuthLine]) -> Vec<Problem> {
             problems.push(Problem::Optional(l.origin.clone()));
         }
     }
+    let classes: Vec<Vec<Class>> = stack.iter().map(AuthLine::classes).collect();
     let mut paths = Vec::new();
     let start = State {
         impression: Impression::Undef,
         status_ok: false,
         twostep_ran: false,
-        twostep_failed: false,
+        twostep_failed: None,
         ended_by: None,
         skipped_by: None,
         results: Vec::new(),
     };
-    if !explore(stack, 0, start, &mut paths) {
+    if !explore(stack, &classes, 0, start, &mut paths) {
         problems.push(Problem::TooComplex);
         return problems;
     }
@@ -815,28 +1023,55 @@ pub fn analyse(stack: &[AuthLine]) -> Vec<Problem> {
             }
         } else {
             Problem::Bypass {
-                path: describe_path(stack, &p.results),
+                path: describe_path(stack, &classes, &p.results),
             }
         };
         problems.push(problem);
     }
-    // A failed second factor that still authenticates.
-    if paths.iter().any(|p| p.success && p.twostep_failed) {
-        let l = paths
-            .iter()
-            .find(|p| p.success && p.twostep_failed)
-            .and_then(|p| {
-                p.results
-                    .iter()
-                    .find(|(i, r)| stack[*i].is_twostep() && *r == Ret::AuthErr)
-            })
-            .map_or(&stack[first], |(i, _)| &stack[*i]);
-        if l.control != Control::Optional {
-            problems.push(Problem::FailureIgnored {
-                at: l.origin.clone(),
-                control: l.control.to_string(),
-            });
+    // Failures of the module that still authenticate: per module line and
+    // way through, every failure result concerned.
+    let mut failures: Vec<(usize, Via, Vec<Ret>)> = Vec::new();
+    for p in paths.iter().filter(|p| p.success) {
+        let Some((i, c)) = p.twostep_failed else {
+            continue;
+        };
+        let line = &stack[i];
+        if line.control == Control::Optional {
+            continue; // reported as Problem::Optional
         }
+        let class = &classes[i][c];
+        let via = match class.action {
+            Action::Ignore => Via::Ignored(
+                class
+                    .members
+                    .iter()
+                    .filter_map(|r| line.control.item_for(*r))
+                    .fold(Vec::new(), |mut v, item| {
+                        if !v.contains(&item) {
+                            v.push(item);
+                        }
+                        v
+                    }),
+            ),
+            Action::Jump(n) => Via::Jump(n),
+            _ => Via::Other,
+        };
+        match failures.iter_mut().find(|(j, v, _)| *j == i && *v == via) {
+            Some((_, _, rs)) => rs.extend(class.members.iter().copied()),
+            None => failures.push((i, via, class.members.clone())),
+        }
+    }
+    failures.sort_by_key(|(i, _, _)| *i);
+    for (i, via, mut results) in failures {
+        let rank = |r: &Ret| TWOSTEP_RESULTS.iter().position(|(t, _)| t == r);
+        results.sort_by_key(rank);
+        results.dedup();
+        problems.push(Problem::FailureIgnored {
+            at: stack[i].origin.clone(),
+            control: stack[i].control.to_string(),
+            results,
+            via,
+        });
     }
     problems
 }

@@ -16,6 +16,15 @@ fn debian_common_auth(primary_extra: &str, additional: &str) -> String {
     )
 }
 
+/// Every failure result of the module, in report order.
+fn every_failure() -> Vec<Ret> {
+    TWOSTEP_RESULTS
+        .iter()
+        .map(|(r, _)| *r)
+        .filter(|r| *r != Ret::SUCCESS && *r != Ret::IGNORE)
+        .collect()
+}
+
 fn stack(files: &[(&str, &str)], service: &str) -> Result<Vec<AuthLine>, LoadError> {
     let map: HashMap<PathBuf, String> = files
         .iter()
@@ -135,9 +144,19 @@ fn sufficient_twostep_ignores_failure() {
                 file: "/pam/sshd".into(),
                 line: 2
             },
-            control: "sufficient".into()
+            control: "sufficient".into(),
+            results: every_failure(),
+            via: Via::Ignored(vec![]),
         }]
     );
+    let (what, fix) = p[0].describe();
+    assert_eq!(
+        what,
+        "pam_twostep.so at /pam/sshd:2 has control `sufficient`: a wrong code (PAM_AUTH_ERR), \
+         registry unreachable (PAM_AUTHINFO_UNAVAIL), a locked, disabled or unenrolled user \
+         (PAM_PERM_DENIED) and 9 other failures are ignored: a wrong code does not fail the stack"
+    );
+    assert_eq!(fix, "use `required` at /pam/sshd:2");
 }
 
 #[test]
@@ -264,12 +283,12 @@ fn load_errors() {
 #[test]
 fn bracket_defaults_follow_linux_pam() {
     let c = parse_brackets("[success=1 default=ignore]").unwrap();
-    assert_eq!(c.action(Ret::Success), Action::Jump(1));
-    assert_eq!(c.action(Ret::AuthErr), Action::Ignore);
+    assert_eq!(c.action(Ret::SUCCESS), Action::Jump(1));
+    assert_eq!(c.action(Ret::AUTH_ERR), Action::Ignore);
     let c = parse_brackets("[success=ok]").unwrap();
-    assert_eq!(c.action(Ret::AuthErr), Action::Bad);
-    assert_eq!(Control::Sufficient.action(Ret::Success), Action::Done);
-    assert_eq!(Control::Requisite.action(Ret::AuthErr), Action::Die);
+    assert_eq!(c.action(Ret::AUTH_ERR), Action::Bad);
+    assert_eq!(Control::Sufficient.action(Ret::SUCCESS), Action::Done);
+    assert_eq!(Control::Requisite.action(Ret::AUTH_ERR), Action::Die);
 }
 
 #[test]
@@ -338,4 +357,100 @@ fn bracket_syntax_follows_linux_pam() {
     assert!(e.contains("\"SUCCESS\" is not a PAM result name"), "{e}");
     let e = parse_brackets("[sucess=ok]").unwrap_err();
     assert!(e.contains("\"sucess\""), "{e}");
+}
+
+/// Finding 4a: controls that map some failure results of the module to
+/// ignore, found whichever result it is.
+#[test]
+fn every_result_of_the_module_is_considered() {
+    let fail = |control: &str| {
+        let sshd = format!("auth required pam_unix.so\nauth {control} pam_twostep.so\n");
+        problems(&[("sshd", &sshd)])
+    };
+    let p = fail("[success=ok authinfo_unavail=ignore default=bad]");
+    assert_eq!(
+        p,
+        vec![Problem::FailureIgnored {
+            at: Origin {
+                file: "/pam/sshd".into(),
+                line: 2
+            },
+            control: "[success=ok authinfo_unavail=ignore default=bad]".into(),
+            results: vec![Ret("authinfo_unavail")],
+            via: Via::Ignored(vec!["authinfo_unavail=ignore".into()]),
+        }]
+    );
+    let (what, fix) = p[0].describe();
+    assert!(
+        what.ends_with(
+            "registry unreachable (PAM_AUTHINFO_UNAVAIL) is ignored: fail-open in disguise"
+        ),
+        "{what}"
+    );
+    assert_eq!(
+        fix,
+        "at /pam/sshd:2 change `authinfo_unavail=ignore` to `bad` (or use `required`)"
+    );
+    // One result at a time, each named.
+    for (key, name) in [
+        ("perm_denied", "PAM_PERM_DENIED"),
+        ("maxtries", "PAM_MAXTRIES"),
+        ("conv_err", "PAM_CONV_ERR"),
+        ("user_unknown", "PAM_USER_UNKNOWN"),
+        ("abort", "PAM_ABORT"),
+        ("service_err", "PAM_SERVICE_ERR"),
+        ("buf_err", "PAM_BUF_ERR"),
+        ("system_err", "PAM_SYSTEM_ERR"),
+    ] {
+        let p = fail(&format!("[success=ok {key}=ignore default=bad]"));
+        assert_eq!(p.len(), 1, "{key}: {p:?}");
+        let (what, _) = p[0].describe();
+        assert!(what.contains(&format!("({name}) is ignored")), "{what}");
+    }
+    // default=ignore catches every failure not listed.
+    let p = fail("[success=ok auth_err=bad default=ignore]");
+    let Problem::FailureIgnored { results, via, .. } = &p[0] else {
+        panic!("{p:?}")
+    };
+    assert!(!results.contains(&Ret::AUTH_ERR));
+    assert!(results.contains(&Ret("authinfo_unavail")));
+    assert_eq!(via, &Via::Ignored(vec!["default=ignore".into()]));
+    // A jump on failure past pam_deny.so.
+    let sshd = "auth required pam_unix.so\n\
+                auth [success=ok authinfo_unavail=1 default=bad] pam_twostep.so\n\
+                auth requisite pam_deny.so\n\
+                auth required pam_permit.so\n";
+    let p = problems(&[("sshd", sshd)]);
+    assert!(
+        matches!(&p[..], [Problem::FailureIgnored { via: Via::Jump(1), results, .. }] if results == &vec![Ret("authinfo_unavail")]),
+        "{p:?}"
+    );
+    // ok/done on a failure records it: the stack fails (Linux-PAM keeps the
+    // failure as the status), so these are safe.
+    assert_eq!(fail("[success=ok new_authtok_reqd=ok default=bad]"), vec![]);
+    assert_eq!(fail("[success=ok authinfo_unavail=ok default=bad]"), vec![]);
+    assert_eq!(
+        fail("[success=ok authinfo_unavail=done default=bad]"),
+        vec![]
+    );
+    assert_eq!(fail("[success=ok ignore=ignore default=die]"), vec![]);
+    // PAM_IGNORE (an exempt user) may pass: that is policy, not a bypass.
+    assert_eq!(fail("[success=ok ignore=ignore default=bad]"), vec![]);
+    assert_eq!(fail("required"), vec![]);
+}
+
+#[test]
+fn keyword_controls_follow_linux_pam() {
+    let nar = Ret("new_authtok_reqd");
+    assert_eq!(Control::Required.action(nar), Action::Ok);
+    assert_eq!(Control::Requisite.action(nar), Action::Ok);
+    assert_eq!(Control::Sufficient.action(nar), Action::Done);
+    assert_eq!(Control::Optional.action(Ret::IGNORE), Action::Ignore);
+    assert_eq!(Control::Required.action(Ret::IGNORE), Action::Ignore);
+    assert_eq!(Control::Required.action(Ret("abort")), Action::Bad);
+    assert_eq!(Control::Requisite.action(Ret("conv_err")), Action::Die);
+    // In brackets the last value= wins, then the first default=.
+    let c = parse_brackets("[default=ignore success=ok default=bad success=done]").unwrap();
+    assert_eq!(c.action(Ret::SUCCESS), Action::Done);
+    assert_eq!(c.action(Ret::AUTH_ERR), Action::Ignore);
 }
