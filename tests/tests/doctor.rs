@@ -593,3 +593,22 @@ fn doctor_agrees_with_linux_pam_on_an_unreachable_registry() {
         assert!(l.starts_with("ok"), "{control}: {l}");
     }
 }
+
+/// Finding 6: a later line's reset is named with its effect, not the
+/// module's `required`.
+#[test]
+fn later_reset_is_named_and_linux_pam_agrees() {
+    let (ok, l) = real_pam_and_doctor(
+        "auth required pam_permit.so\nauth required TWOSTEP\n\
+         auth [default=reset] pam_permit.so\nauth optional pam_permit.so\n",
+    );
+    assert!(ok, "Linux-PAM authenticates");
+    assert!(l.starts_with("FAIL"), "{l}");
+    assert!(
+        l.contains("`[default=reset] pam_permit.so` at ")
+            && l.contains("svc:3 resets the stack after pam_twostep.so at "),
+        "{l}"
+    );
+    assert!(l.contains("fix: remove the `reset`"), "{l}");
+    assert!(!l.contains("use `required`"), "{l}");
+}

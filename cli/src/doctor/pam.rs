@@ -5,10 +5,13 @@
 //! [`analyse`] then runs Linux-PAM's dispatch rules (`_pam_dispatch_aux`:
 //! impression, `ok`/`done`/`bad`/`die`/`ignore`/`reset`/jumps, the four
 //! historical keywords as their bracket equivalents) over every combination
-//! of module results — `PAM_SUCCESS`, `PAM_AUTH_ERR`, `PAM_IGNORE`, with
-//! `pam_permit.so` always succeeding and `pam_deny.so` always failing — and
-//! reports each way a user could end authenticated without a passed second
-//! factor.
+//! of module results — every result `pam_twostep.so` can return
+//! ([`TWOSTEP_RESULTS`]), every PAM result for other modules (results a
+//! line treats alike are explored once), `pam_permit.so` always
+//! succeeding and `pam_deny.so` always failing — and reports each way a
+//! user could end authenticated without a passed second factor: no run of
+//! the module, or a failure result of it (a wrong code, the registry
+//! unreachable, ...) that is ignored, jumped over or reset by a later line.
 //!
 //! Approximation: a `substack` is inlined like `include`, so `done`/`die`
 //! and jumps inside it are treated as acting on the whole stack. Debian's
@@ -660,6 +663,16 @@ pub enum Via {
     Ignored(Vec<String>),
     /// The module's control maps the results to a jump of N lines.
     Jump(u32),
+    /// A later line's `reset` forgets the recorded failure and a line after
+    /// it succeeds.
+    Reset {
+        /// The resetting line.
+        at: Origin,
+        /// Its module.
+        module: String,
+        /// Its control.
+        control: String,
+    },
     /// Another way (not expected with Linux-PAM's rules).
     Other,
 }
@@ -816,6 +829,14 @@ fn describe_failure(at: &Origin, control: &str, results: &[Ret], via: &Via) -> (
             format!("{MODULE} at {at} has control `{control}`: {list} {verb} a jump of {n} and the login still succeeds: {why}"),
             format!("at {at} map those results to `bad` (or use `required`)"),
         ),
+        Via::Reset {
+            at: reset_at,
+            module,
+            control: reset_control,
+        } => (
+            format!("`{reset_control} {module}` at {reset_at} resets the stack after {MODULE} at {at} failed: {list} {verb} forgotten and a later line logs the user in: {why}"),
+            format!("remove the `reset` from `{reset_control}` at {reset_at}, or move {MODULE} after {reset_at}"),
+        ),
         Via::Other => (
             format!("{MODULE} at {at} has control `{control}`: {list} still {} in: {why}", if results.len() == 1 { "logs" } else { "log" }),
             format!("use `required` at {at}"),
@@ -837,6 +858,8 @@ struct State {
     twostep_ran: bool,
     /// The first failure of the module on this path: line and class.
     twostep_failed: Option<(usize, usize)>,
+    /// The first line that reset the stack after that failure.
+    reset_after_failure: Option<usize>,
     ended_by: Option<usize>,
     skipped_by: Option<(usize, usize)>,
     /// Line and class of each result on this path.
@@ -848,6 +871,7 @@ struct PathEnd {
     success: bool,
     twostep_ran: bool,
     twostep_failed: Option<(usize, usize)>,
+    reset_after_failure: Option<usize>,
     ended_by: Option<usize>,
     skipped_by: Option<(usize, usize)>,
     results: Vec<(usize, usize)>,
@@ -887,6 +911,9 @@ fn explore(
             Action::Reset => {
                 s.impression = Impression::Undef;
                 s.status_ok = false;
+                if s.twostep_failed.is_some_and(|(t, _)| t != i) {
+                    s.reset_after_failure.get_or_insert(i);
+                }
             }
             a @ (Action::Ok | Action::Done) => {
                 if (s.impression == Impression::Undef
@@ -944,6 +971,7 @@ fn finish(s: State) -> PathEnd {
         success: s.impression == Impression::Positive && s.status_ok,
         twostep_ran: s.twostep_ran,
         twostep_failed: s.twostep_failed,
+        reset_after_failure: s.reset_after_failure,
         ended_by: s.ended_by,
         skipped_by: s.skipped_by,
         results: s.results,
@@ -985,6 +1013,7 @@ pub fn analyse(stack: &[AuthLine]) -> Vec<Problem> {
         status_ok: false,
         twostep_ran: false,
         twostep_failed: None,
+        reset_after_failure: None,
         ended_by: None,
         skipped_by: None,
         results: Vec::new(),
@@ -1054,7 +1083,14 @@ pub fn analyse(stack: &[AuthLine]) -> Vec<Problem> {
                     }),
             ),
             Action::Jump(n) => Via::Jump(n),
-            _ => Via::Other,
+            _ => match p.reset_after_failure {
+                Some(k) => Via::Reset {
+                    at: stack[k].origin.clone(),
+                    module: stack[k].module_name().to_owned(),
+                    control: stack[k].control.to_string(),
+                },
+                None => Via::Other,
+            },
         };
         match failures.iter_mut().find(|(j, v, _)| *j == i && *v == via) {
             Some((_, _, rs)) => rs.extend(class.members.iter().copied()),

@@ -454,3 +454,50 @@ fn keyword_controls_follow_linux_pam() {
     assert_eq!(c.action(Ret::SUCCESS), Action::Done);
     assert_eq!(c.action(Ret::AUTH_ERR), Action::Ignore);
 }
+
+/// Finding 6: a later `reset` is named, not the module's own control.
+#[test]
+fn later_reset_is_named() {
+    let common = debian_common_auth(
+        "",
+        "auth required pam_twostep.so\nauth [default=reset] pam_permit.so\n",
+    );
+    let p = problems(&[
+        ("sshd", SSHD),
+        ("common-auth", &common),
+        ("common-account", ""),
+    ]);
+    assert_eq!(p.len(), 1, "{p:?}");
+    let Problem::FailureIgnored { at, via, .. } = &p[0] else {
+        panic!("{p:?}")
+    };
+    assert_eq!(at.line, 7);
+    assert_eq!(
+        via,
+        &Via::Reset {
+            at: Origin {
+                file: "/pam/common-auth".into(),
+                line: 8
+            },
+            module: "pam_permit.so".into(),
+            control: "[default=reset]".into(),
+        }
+    );
+    let (what, fix) = p[0].describe();
+    assert!(
+        what.starts_with(
+            "`[default=reset] pam_permit.so` at /pam/common-auth:8 resets the stack after \
+             pam_twostep.so at /pam/common-auth:7 failed: a wrong code (PAM_AUTH_ERR)"
+        ),
+        "{what}"
+    );
+    assert!(!fix.contains("use `required`"), "{fix}");
+    assert_eq!(
+        fix,
+        "remove the `reset` from `[default=reset]` at /pam/common-auth:8, \
+         or move pam_twostep.so after /pam/common-auth:8"
+    );
+    // A reset with nothing succeeding after it fails the stack: fine.
+    let sshd = "auth required pam_unix.so\nauth required pam_twostep.so\nauth [default=reset] pam_permit.so\n";
+    assert_eq!(problems(&[("sshd", sshd)]), vec![Problem::NeverSucceeds]);
+}
