@@ -13,7 +13,8 @@
 //! `FILE:LINE:COL: message` ([`ConfigError::Parse`]). Secrets are never in the
 //! file itself: `*_file` keys name files that [`read_secret_file`] refuses when
 //! they are group- or world-accessible or owned by someone other than root or
-//! the running user.
+//! the running user. The file itself is refused by [`check_config_file`] when
+//! anyone else could change it.
 //!
 //! A commented example lives in `packaging/twostep.toml`.
 
@@ -193,7 +194,10 @@ fn default_request_timeout() -> u64 {
     5
 }
 
-/// What happens when the registry cannot be reached.
+/// What happens when the registry cannot be reached: no HTTP answer came
+/// (connection refused, DNS or TLS failure, timeout). A registry that
+/// answers 5xx is failing, not unreachable, and is always treated as
+/// `Closed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FailMode {
@@ -407,7 +411,7 @@ impl Config {
     /// [`ConfigError::Unsafe`] when someone else could change the file,
     /// [`ConfigError::Io`] when the file cannot be read, [`ConfigError::Parse`]
     /// (`FILE:LINE:COL: message`) for syntax, unknown keys, wrong types or
-    /// values, [`ConfigError::Invalid`] for rules spanning several keys.
+    /// values and for rules spanning several keys (placed at the first key).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         check_config_file(path)?;
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
