@@ -11,9 +11,12 @@
 #   6. prints the pamtester command to try the PAM module by hand.
 #
 # Ctrl-C stops everything. Each run starts from a fresh ./.state/ (a new
-# secret: delete the old "twostep" entry in your phone's app first).
+# secret: delete the old "twostep" entry in your phone's app first). One run
+# at a time: a second one, while the first still runs, stops with a message
+# and touches nothing (the lock is ./.state.lock, held with flock(1)).
 # Environment: TWOSTEP_RADIUS_PORT (default 1812), TWOSTEP_API_PORT
-# (default 8443; a free port is picked when that one is taken).
+# (default 8443, and a free port is picked when that one is taken; a port
+# given here must be free).
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$PWD
@@ -24,6 +27,18 @@ user=demo
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
+
+# ---- one run at a time -------------------------------------------------------
+# The lock lives beside .state (which each run deletes and recreates) and is
+# held on fd 9 until this script exits; the servers and cargo do not inherit
+# it. Opened for appending so a refused run does not truncate the pid in it.
+lock=$root/.state.lock
+exec 9>>"$lock"
+if ! flock -n 9; then
+  other=$(head -n 1 "$lock" 2>/dev/null || true)
+  die "another quickstart.sh is running (pid ${other:-unknown}); stop it with Ctrl-C first"
+fi
+printf '%s\n' "$$" > "$lock"
 
 # ---- what this needs ---------------------------------------------------------
 command -v cargo >/dev/null || die "cargo not found: install Rust first (https://rustup.rs: curl --proto '=https' -sSf https://sh.rustup.rs | sh), then run ./quickstart.sh again"
@@ -60,15 +75,19 @@ Stop that server, or run twostep-radiusd on another port:
     TWOSTEP_RADIUS_PORT=11812 ./quickstart.sh"
 fi
 if port_in_use tcp "$api_port"; then
+  [ -z "${TWOSTEP_API_PORT:-}" ] || die "TCP port $api_port (TWOSTEP_API_PORT) is already in use (see: ss -tlpn 'sport = :$api_port'); pick another, or unset it to let quickstart choose"
   for _ in $(seq 100); do
     api_port=$(( 20000 + RANDOM % 30000 ))
     port_in_use tcp "$api_port" || break
   done
+  if port_in_use tcp "$api_port"; then
+    die "found no free TCP port for twostep-api; set TWOSTEP_API_PORT to a free one"
+  fi
 fi
 
 # ---- build -------------------------------------------------------------------
 say "Building (cargo build --release)"
-cargo build --release -p twostep-api -p twostep-radius -p twostep-cli -p pam_twostep
+cargo build --release -p twostep-api -p twostep-radius -p twostep-cli -p pam_twostep 9>&-
 release="${CARGO_TARGET_DIR:-$root/target}/release"
 twostep() { "$release/twostep" --config "$state/twostep.toml" "$@"; }
 
@@ -143,7 +162,7 @@ $(tail -n 20 "$state"/*.log)"
 }
 
 say "Starting the registry: twostep-api on 127.0.0.1:$api_port (log: .state/api.log)"
-"$release/twostep-api" --config "$state/twostep.toml" >"$state/api.log" 2>&1 &
+"$release/twostep-api" --config "$state/twostep.toml" >"$state/api.log" 2>&1 9>&- &
 pids+=($!)
 wait_for 20 "twostep-api" twostep user list
 
@@ -151,7 +170,7 @@ twostep host add "quickstart-pam" --kind ssh --key-file "$state/pam-host.key" >/
 twostep host add "quickstart-radius" --kind radius --key-file "$state/radius-host.key" >/dev/null
 
 say "Starting twostep-radiusd on 127.0.0.1:$radius_port/udp (log: .state/radiusd.log)"
-"$release/twostep-radiusd" --config "$state/radiusd.toml" >"$state/radiusd.log" 2>&1 &
+"$release/twostep-radiusd" --config "$state/radiusd.toml" >"$state/radiusd.log" 2>&1 9>&- &
 pids+=($!)
 wait_for 20 "twostep-radiusd" grep -q "listening on" "$state/radiusd.log"
 
