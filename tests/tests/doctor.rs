@@ -612,3 +612,57 @@ fn later_reset_is_named_and_linux_pam_agrees() {
     assert!(l.contains("fix: remove the `reset`"), "{l}");
     assert!(!l.contains("use `required`"), "{l}");
 }
+
+/// Findings 4c and 4d: group names checked against this host (NSS), and
+/// exemptions that cover everybody.
+#[test]
+fn exemptions_that_cover_everybody_or_nobody() {
+    let f = Fixture::new();
+    f.good_pam();
+    let config = f.config(
+        "version = 1\n[pam]\n\
+         require_groups = [\"wheel-typo\"]\n\
+         exempt_groups = [\"users\", \"no-such-group-xyz\", \"root\"]\n\
+         exempt_networks = [\"0.0.0.0/0\", \"::/0\", \"10.0.0.0/6\", \"192.0.2.0/24\"]\n",
+    );
+    let (code, out) = f.doctor(&config, &f.sshd_config(GOOD_SSHD), &[]);
+    assert_eq!(code, 1, "{out}");
+    let l = line(
+        &out,
+        "FAIL",
+        &["policy:", "require_groups names group \"wheel-typo\""],
+    );
+    assert!(l.contains("nobody is asked for a code"), "{l}");
+    assert!(
+        l.contains("fix: correct the name (`getent group wheel-typo`"),
+        "{l}"
+    );
+    line(
+        &out,
+        "warn",
+        &["policy:", "\"users\" (gid 100) is meant for every user"],
+    );
+    line(
+        &out,
+        "warn",
+        &["policy:", "\"no-such-group-xyz\", which does not exist"],
+    );
+    line(
+        &out,
+        "ok",
+        &["policy:", "exempt_groups group \"root\" exists"],
+    );
+    let l = line(
+        &out,
+        "FAIL",
+        &["policy:", "0.0.0.0/0 exempts every IPv4 address"],
+    );
+    assert!(l.contains("fix: remove 0.0.0.0/0"), "{l}");
+    line(
+        &out,
+        "FAIL",
+        &["policy:", "::/0 exempts every IPv6 address"],
+    );
+    line(&out, "warn", &["policy:", "10.0.0.0/6 is very wide"]);
+    line(&out, "ok", &["policy:", "exempt_networks 192.0.2.0/24"]);
+}

@@ -139,6 +139,7 @@ pub fn collect(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
     };
     if let Some(c) = &config {
         out.extend(check_policy(c));
+        out.extend(check_exemptions(&c.pam, &SystemGroups::load()));
         out.extend(check_files(c));
         out.extend(check_registry(c));
         out.extend(check_radius(c));
@@ -188,6 +189,198 @@ fn check_policy(c: &Config) -> Vec<Finding> {
             "[radius] fail_mode = \"open\": while the registry is unreachable, VPN logins pass without a second factor",
             "set fail_mode = \"closed\" (the default)",
         ));
+    }
+    out
+}
+
+// ---- exemptions ------------------------------------------------------------
+
+/// Narrowest IPv4 prefix in `exempt_networks` that passes without a warning.
+pub const MIN_EXEMPT_PREFIX_V4: u8 = 8;
+/// Narrowest IPv6 prefix in `exempt_networks` that passes without a warning.
+pub const MIN_EXEMPT_PREFIX_V6: u8 = 16;
+/// A group that is the primary group of this many regular users or more is
+/// "everybody's group" (Debian's `users`, gid 100, is one by design).
+pub const MANY_USERS: usize = 2;
+/// gid of Debian's `users` group, meant for every human user.
+const USERS_GID: u32 = 100;
+
+/// A group as NSS reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Its gid.
+    pub gid: u32,
+    /// Its supplementary members (user names).
+    pub members: Vec<String>,
+}
+
+/// A regular (human) user: name and primary gid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegularUser {
+    /// Login name.
+    pub name: String,
+    /// Primary gid.
+    pub gid: u32,
+}
+
+/// What the exemption checks need to know about the system.
+pub trait Groups {
+    /// The group `name`, `None` when it does not exist.
+    fn group(&self, name: &str) -> Option<GroupInfo>;
+    /// Regular users (uid in login.defs' UID_MIN..=UID_MAX).
+    fn regular_users(&self) -> Vec<RegularUser>;
+}
+
+/// This host: groups through NSS (getgrnam, as the PAM module resolves
+/// them), regular users from /etc/passwd (NSS user enumeration is often
+/// off for directory services; local users are the ones at risk here).
+pub struct SystemGroups {
+    users: Vec<RegularUser>,
+}
+
+impl SystemGroups {
+    /// Reads /etc/login.defs and /etc/passwd.
+    pub fn load() -> Self {
+        let defs = std::fs::read_to_string("/etc/login.defs").unwrap_or_default();
+        let def = |key: &str, default: u32| {
+            defs.lines()
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace();
+                    (w.next() == Some(key)).then(|| w.next()?.parse().ok())?
+                })
+                .next_back()
+                .unwrap_or(default)
+        };
+        let (min, max) = (def("UID_MIN", 1000), def("UID_MAX", 60000));
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let users = passwd
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                let uid: u32 = f.get(2)?.parse().ok()?;
+                let gid: u32 = f.get(3)?.parse().ok()?;
+                (min..=max).contains(&uid).then(|| RegularUser {
+                    name: f[0].to_owned(),
+                    gid,
+                })
+            })
+            .collect();
+        Self { users }
+    }
+}
+
+impl Groups for SystemGroups {
+    fn group(&self, name: &str) -> Option<GroupInfo> {
+        nix::unistd::Group::from_name(name)
+            .ok()
+            .flatten()
+            .map(|g| GroupInfo {
+                gid: g.gid.as_raw(),
+                members: g.mem,
+            })
+    }
+
+    fn regular_users(&self) -> Vec<RegularUser> {
+        self.users.clone()
+    }
+}
+
+/// `[pam]` require/exempt groups and networks against this system: a
+/// require group that does not exist asks nobody for a code; exempt
+/// groups that hold everybody and networks that cover everything exempt
+/// everybody.
+pub fn check_exemptions(pam: &twostep_config::PamConfig, sys: &dyn Groups) -> Vec<Finding> {
+    let check = "policy";
+    let mut out = Vec::new();
+    let missing: Vec<&String> = pam
+        .require_groups
+        .iter()
+        .filter(|g| sys.group(g).is_none())
+        .collect();
+    for g in &missing {
+        let effect = if missing.len() == pam.require_groups.len() {
+            "no group listed exists, so nobody is asked for a code"
+        } else {
+            "its intended members are not asked for a code"
+        };
+        out.push(Finding::new(
+            Status::Fail,
+            check,
+            format!("[pam] require_groups names group {g:?}, which does not exist on this host: {effect}"),
+            format!("correct the name (`getent group {g}` must print it) or create the group"),
+        ));
+    }
+    for g in pam.require_groups.iter().filter(|g| !missing.contains(g)) {
+        out.push(Finding::ok(
+            check,
+            format!("[pam] require_groups group {g:?} exists"),
+        ));
+    }
+    let users = sys.regular_users();
+    for g in &pam.exempt_groups {
+        let Some(info) = sys.group(g) else {
+            out.push(Finding::new(
+                Status::Warn,
+                check,
+                format!("[pam] exempt_groups names group {g:?}, which does not exist on this host: it exempts nobody"),
+                format!("correct the name (`getent group {g}` must print it) or remove it"),
+            ));
+            continue;
+        };
+        let primary = users.iter().filter(|u| u.gid == info.gid).count();
+        let everyone = !users.is_empty()
+            && users
+                .iter()
+                .all(|u| u.gid == info.gid || info.members.contains(&u.name));
+        let why = if info.gid == USERS_GID || g == "users" {
+            Some(format!("{g:?} (gid {}) is meant for every user", info.gid))
+        } else if everyone {
+            Some(format!(
+                "{g:?} holds every regular user of this host ({})",
+                users.len()
+            ))
+        } else if primary >= MANY_USERS {
+            Some(format!("{g:?} is the primary group of {primary} users"))
+        } else {
+            None
+        };
+        match why {
+            Some(why) => out.push(Finding::new(
+                Status::Warn,
+                check,
+                format!("[pam] exempt_groups: {why}: they all log in without a second factor"),
+                "exempt a dedicated group (e.g. twostep-exempt) holding only the accounts that must skip the code",
+            )),
+            None => out.push(Finding::ok(
+                check,
+                format!("[pam] exempt_groups group {g:?} exists"),
+            )),
+        }
+    }
+    for net in &pam.exempt_networks {
+        let v4 = net.addr().is_ipv4();
+        let min = if v4 {
+            MIN_EXEMPT_PREFIX_V4
+        } else {
+            MIN_EXEMPT_PREFIX_V6
+        };
+        if net.prefix_len() == 0 {
+            out.push(Finding::new(
+                Status::Fail,
+                check,
+                format!("[pam] exempt_networks {net} exempts every {} address: nobody logging in over the network is asked for a code", if v4 { "IPv4" } else { "IPv6" }),
+                format!("remove {net}; list only the admin networks that may skip the code"),
+            ));
+        } else if net.prefix_len() < min {
+            out.push(Finding::new(
+                Status::Warn,
+                check,
+                format!("[pam] exempt_networks {net} is very wide (prefix shorter than /{min}): logins from all of it skip the second factor"),
+                format!("narrow {net} to the admin networks that may skip the code"),
+            ));
+        } else {
+            out.push(Finding::ok(check, format!("[pam] exempt_networks {net}")));
+        }
     }
     out
 }
@@ -863,6 +1056,133 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> std::io::Result<(bool, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct FakeGroups {
+        groups: Vec<(&'static str, u32, Vec<&'static str>)>,
+        users: Vec<(&'static str, u32)>,
+    }
+
+    impl Groups for FakeGroups {
+        fn group(&self, name: &str) -> Option<GroupInfo> {
+            self.groups
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .map(|(_, gid, m)| GroupInfo {
+                    gid: *gid,
+                    members: m.iter().map(|s| (*s).to_owned()).collect(),
+                })
+        }
+        fn regular_users(&self) -> Vec<RegularUser> {
+            self.users
+                .iter()
+                .map(|(n, g)| RegularUser {
+                    name: (*n).to_owned(),
+                    gid: *g,
+                })
+                .collect()
+        }
+    }
+
+    fn host() -> FakeGroups {
+        FakeGroups {
+            groups: vec![
+                ("users", 100, vec![]),
+                ("wheel", 10, vec!["alice"]),
+                ("staff", 50, vec![]),
+                ("alice", 1000, vec![]),
+                ("bob", 1001, vec![]),
+                ("everyone", 2000, vec!["alice", "bob", "carol", "dave"]),
+            ],
+            users: vec![("alice", 1000), ("bob", 1001), ("carol", 50), ("dave", 50)],
+        }
+    }
+
+    fn exemptions(pam: &str) -> Vec<Finding> {
+        check_exemptions(
+            &config(&format!("version = 1\n[pam]\n{pam}\n")).pam,
+            &host(),
+        )
+    }
+
+    #[test]
+    fn require_group_that_does_not_exist_fails() {
+        let f = exemptions("require_groups = [\"wheel-typo\"]");
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].status, Status::Fail);
+        assert!(
+            f[0].message
+                .contains("\"wheel-typo\", which does not exist")
+                && f[0].message.contains("nobody is asked for a code"),
+            "{}",
+            f[0].message
+        );
+        let f = exemptions("require_groups = [\"wheel\", \"wheel-typo\"]");
+        assert_eq!(f[0].status, Status::Fail);
+        assert!(
+            f[0].message.contains("intended members"),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(f[1].status, Status::Ok);
+        assert_eq!(exemptions("")[..], []);
+    }
+
+    #[test]
+    fn exempt_groups_missing_or_for_everybody_warn() {
+        let f = exemptions(
+            "exempt_groups = [\"nogroup-typo\", \"users\", \"staff\", \"everyone\", \"wheel\"]",
+        );
+        let st: Vec<Status> = f.iter().map(|f| f.status).collect();
+        assert_eq!(
+            st,
+            vec![
+                Status::Warn,
+                Status::Warn,
+                Status::Warn,
+                Status::Warn,
+                Status::Ok
+            ]
+        );
+        assert!(f[0].message.contains("does not exist"), "{}", f[0].message);
+        assert!(f[1].message.contains("gid 100"), "{}", f[1].message);
+        assert!(
+            f[2].message.contains("primary group of 2 users"),
+            "{}",
+            f[2].message
+        );
+        assert!(
+            f[3].message.contains("every regular user of this host (4)"),
+            "{}",
+            f[3].message
+        );
+    }
+
+    #[test]
+    fn exempt_networks_that_cover_everything() {
+        let f = exemptions(
+            "exempt_networks = [\"0.0.0.0/0\", \"::/0\", \"10.0.0.0/7\", \"2001::/15\", \"10.0.0.0/8\", \"fd00::/16\"]",
+        );
+        let st: Vec<Status> = f.iter().map(|f| f.status).collect();
+        assert_eq!(
+            st,
+            vec![
+                Status::Fail,
+                Status::Fail,
+                Status::Warn,
+                Status::Warn,
+                Status::Ok,
+                Status::Ok
+            ]
+        );
+        assert!(
+            f[0].message
+                .contains("0.0.0.0/0 exempts every IPv4 address"),
+            "{}",
+            f[0].message
+        );
+        assert!(f[1].message.contains("::/0 exempts every IPv6 address"));
+        assert!(f[2].message.contains("very wide"));
+    }
 
     fn config(text: &str) -> Config {
         Config::parse(text, Path::new("t.toml")).expect("valid")
