@@ -436,3 +436,38 @@ fn api_check_on_postgres_checks_the_key_against_stored_secrets() {
     let line = api_fails_with_one_line(&args, "secret.key");
     assert!(line.contains("does not decrypt"), "{line}");
 }
+
+#[test]
+fn api_check_loads_the_tls_certificate_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    twostep_e2e::write_secret(&key_path, &cert.key_pair.serialize_pem());
+    let cfg = dir.path().join("tls.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[api]\nlisten = \"0.0.0.0:1\"\ndatabase = \"sqlite://{d}/r.db\"\nsecret_key_file = \"{d}/secret.key\"\nadmin_token_file = \"{d}/admin.token\"\ntls_cert_file = \"{d}/cert.pem\"\ntls_key_file = \"{d}/key.pem\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let args = ["--config".as_ref(), cfg.as_os_str(), "--check".as_ref()];
+    let out = api(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("OK (listen 0.0.0.0:1 HTTPS"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A certificate file that holds no certificate.
+    std::fs::write(&cert_path, "not a certificate\n").unwrap();
+    api_fails_with_one_line(&args, "cert.pem");
+    // A key others can read.
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    api_fails_with_one_line(&args, "key.pem");
+}
