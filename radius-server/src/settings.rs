@@ -90,14 +90,9 @@ impl Settings {
                 "[registry] needs api_key_file (the key printed by `twostep host add NAME --kind radius`)".into(),
             ));
         }
-        let mut upstreams = Vec::new();
+        // Names are unique: twostep_config refuses duplicates at their line.
+        let mut upstreams: Vec<Arc<Upstream>> = Vec::new();
         for u in &radius.upstreams {
-            if upstreams.iter().any(|x: &Arc<Upstream>| x.name == u.name) {
-                return Err(Error::Config(format!(
-                    "[[radius.upstream]] name {:?} is used twice",
-                    u.name
-                )));
-            }
             if u.timeout == 0 {
                 return Err(Error::Config(format!(
                     "[[radius.upstream]] {:?}: timeout must be at least 1 second",
@@ -115,12 +110,6 @@ impl Settings {
         }
         let mut clients = Vec::new();
         for c in &radius.clients {
-            if clients.iter().any(|x: &Client| x.name == c.name) {
-                return Err(Error::Config(format!(
-                    "[[radius.client]] name {:?} is used twice",
-                    c.name
-                )));
-            }
             let primary = match c.primary.as_str() {
                 "none" => None,
                 name => Some(
