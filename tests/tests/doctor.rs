@@ -666,3 +666,81 @@ fn exemptions_that_cover_everybody_or_nobody() {
     line(&out, "warn", &["policy:", "10.0.0.0/6 is very wide"]);
     line(&out, "ok", &["policy:", "exempt_networks 192.0.2.0/24"]);
 }
+
+/// Finding 4b: Match blocks, in the file and in an Include, that `sshd -T`
+/// alone never applies.
+#[test]
+fn match_blocks_are_read_from_the_files() {
+    let f = Fixture::new();
+    f.good_pam();
+    let config = f.config("version = 1\n");
+    let sshd_config = f.sshd_config(GOOD_SSHD);
+    let dropins = f.path("sshd_config.d");
+    std::fs::create_dir(&dropins).unwrap();
+    std::fs::write(
+        dropins.join("50-admins.conf"),
+        "# admins\nMatch User alice\n    AuthenticationMethods publickey,keyboard-interactive\n",
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&sshd_config).unwrap();
+    text = format!("Include {}/*.conf\n{text}", dropins.display());
+    text.push_str(
+        "Match Address 127.0.0.0/8\n    AuthenticationMethods publickey\n\
+         Match User nobody\n    X11Forwarding no\n",
+    );
+    std::fs::write(&sshd_config, &text).unwrap();
+    let match_line = text
+        .lines()
+        .position(|l| l.starts_with("Match Address"))
+        .unwrap()
+        + 1;
+    let (code, out) = f.doctor(&config, &sshd_config, &[]);
+    assert_eq!(code, 1, "{out}");
+    // The global settings are fine ...
+    line(
+        &out,
+        "ok",
+        &[
+            "sshd:",
+            "AuthenticationMethods publickey,keyboard-interactive",
+        ],
+    );
+    // ... the Match block is not.
+    let l = line(
+        &out,
+        "FAIL",
+        &[
+            "sshd:",
+            &format!(
+                "Match block at {}:{match_line} (`Match Address 127.0.0.0/8`) sets AuthenticationMethods publickey",
+                sshd_config.display()
+            ),
+            "list publickey never reaches keyboard-interactive",
+        ],
+    );
+    let probe = l
+        .split("check with `")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+        .unwrap_or_else(|| panic!("no probe in {l}"));
+    // The command doctor suggests shows the block's effect in real sshd.
+    let args: Vec<&str> = probe.split_whitespace().collect();
+    let shown = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l == "authenticationmethods publickey"),
+        "{probe}:\n{shown}"
+    );
+    let l = line(
+        &out,
+        "warn",
+        &[
+            "sshd:",
+            "50-admins.conf:2 (`Match User alice`) sets AuthenticationMethods publickey,keyboard-interactive",
+        ],
+    );
+    assert!(l.contains("user=alice"), "{l}");
+    assert!(!out.contains("Match User nobody"), "{out}");
+}

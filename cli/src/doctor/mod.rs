@@ -4,8 +4,10 @@
 //! Checks: the config file (`FILE:LINE:COL` errors); owner and mode of every
 //! `*_file` key; the registry's health and whether it accepts this host's
 //! API key; where `pam_twostep.so` sits in the `auth` stacks of
-//! `/etc/pam.d/sshd` and `/etc/pam.d/sudo` ([`pam`]); sshd's effective
-//! configuration from `sshd -T` ([`sshd`]); RADIUS clients with weak shared
+//! `/etc/pam.d/sshd` and `/etc/pam.d/sudo` ([`pam`]); `[pam]` require and
+//! exempt groups and networks against this host; sshd's effective
+//! configuration from `sshd -T`, and the `Match` blocks of its files, which
+//! `sshd -T` alone never applies ([`sshd`]); RADIUS clients with weak shared
 //! secrets or without Message-Authenticator.
 //!
 //! Exit status: 0 when no check failed (warnings allowed), 1 otherwise.
@@ -73,7 +75,8 @@ pub struct DoctorArgs {
     /// The sshd binary, run as `sshd -T` to read its effective settings.
     #[arg(long, value_name = "PATH", default_value = "/usr/sbin/sshd")]
     pub sshd: PathBuf,
-    /// sshd configuration file to check (`sshd -T -f FILE`) [default: sshd's own].
+    /// sshd configuration file to check (`sshd -T -f FILE`; its Match blocks
+    /// and Includes are read too) [default: /etc/ssh/sshd_config].
     #[arg(long, value_name = "FILE")]
     pub sshd_config: Option<PathBuf>,
     /// Skip the sshd checks (a RADIUS-only or registry-only machine).
@@ -980,6 +983,14 @@ fn check_sshd(args: &DoctorArgs, deadline: u64) -> Vec<Finding> {
     if let Some(f) = &args.sshd_config {
         cmd.arg("-f").arg(f);
     }
+    let sshd_cmd = format!(
+        "{}{}",
+        args.sshd.display(),
+        args.sshd_config
+            .as_ref()
+            .map(|f| format!(" -f {}", f.display()))
+            .unwrap_or_default()
+    );
     let shown = format!(
         "{} -T{}",
         args.sshd.display(),
@@ -988,8 +999,12 @@ fn check_sshd(args: &DoctorArgs, deadline: u64) -> Vec<Finding> {
             .map(|f| format!(" -f {}", f.display()))
             .unwrap_or_default()
     );
-    match run_bounded(&mut cmd, SSHD_TIMEOUT) {
-        Ok((true, stdout, _)) => sshd::analyse(&sshd::SshdSettings::parse(&stdout), deadline),
+    let mut global = sshd::SshdSettings::default();
+    let mut out = match run_bounded(&mut cmd, SSHD_TIMEOUT) {
+        Ok((true, stdout, _)) => {
+            global = sshd::SshdSettings::parse(&stdout);
+            sshd::analyse(&global, deadline)
+        }
         Ok((false, _, stderr)) => {
             let first = stderr.lines().next().unwrap_or("no message");
             let fix = if first.contains("privilege separation directory") {
@@ -1010,7 +1025,22 @@ fn check_sshd(args: &DoctorArgs, deadline: u64) -> Vec<Finding> {
             format!("`{shown}`: {e}"),
             "run doctor as root, or pass --no-sshd",
         )],
+    };
+    // `sshd -T` without -C applies no Match block: read them from the files.
+    let file = args
+        .sshd_config
+        .clone()
+        .unwrap_or_else(|| Path::new(sshd::SSH_DIR).join("sshd_config"));
+    match sshd::match_blocks(&file, Path::new(sshd::SSH_DIR)) {
+        Ok(blocks) => out.extend(sshd::analyse_match_blocks(&global, &blocks, &sshd_cmd)),
+        Err(e) => out.push(Finding::new(
+            Status::Warn,
+            check,
+            format!("cannot read the Match blocks: {e}"),
+            "run doctor as root",
+        )),
     }
+    out
 }
 
 /// Runs `cmd`, killing it after `limit`; (exit success, stdout, stderr).
