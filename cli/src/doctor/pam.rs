@@ -330,17 +330,22 @@ impl AuthLine {
     }
 
     /// [`Self::results`] grouped by what the dispatcher does with them.
+    /// The category matters to `ok`/`done` (only a success counts) and, for
+    /// the module, to the report; elsewhere the action alone decides.
     fn classes(&self) -> Vec<Class> {
-        let mut out: Vec<(Category, Class)> = Vec::new();
+        let twostep = self.is_twostep();
+        let mut out: Vec<(Option<Category>, Class)> = Vec::new();
         for r in self.results() {
             let action = self.control.action(r);
+            let cat =
+                (twostep || matches!(action, Action::Ok | Action::Done)).then(|| r.category());
             match out
                 .iter_mut()
-                .find(|(c, cl)| *c == r.category() && cl.action == action)
+                .find(|(c, cl)| *c == cat && cl.action == action)
             {
                 Some((_, cl)) => cl.members.push(r),
                 None => out.push((
-                    r.category(),
+                    cat,
                     Class {
                         action,
                         members: vec![r],

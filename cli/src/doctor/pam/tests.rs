@@ -501,3 +501,26 @@ fn later_reset_is_named() {
     let sshd = "auth required pam_unix.so\nauth required pam_twostep.so\nauth [default=reset] pam_permit.so\n";
     assert_eq!(problems(&[("sshd", sshd)]), vec![Problem::NeverSucceeds]);
 }
+
+/// A Red Hat style password-auth with the code asked first: every result
+/// of every module explored, no problem, no "too complex".
+#[test]
+fn red_hat_password_auth_with_code_first() {
+    let pw = "auth required pam_env.so\n\
+              auth required pam_faildelay.so delay=2000000\n\
+              auth [default=1 ignore=ignore success=ok] pam_usertype.so isregular\n\
+              auth [default=1 ignore=ignore success=ok] pam_localuser.so\n\
+              auth sufficient pam_unix.so nullok\n\
+              auth [default=1 ignore=ignore success=ok] pam_usertype.so isregular\n\
+              auth sufficient pam_sss.so forward_pass\n\
+              auth required pam_deny.so\n";
+    let sshd = "auth required pam_sepermit.so\nauth required pam_twostep.so\nauth substack password-auth\nauth include postlogin\n";
+    let started = std::time::Instant::now();
+    let p = problems(&[
+        ("sshd", sshd),
+        ("password-auth", pw),
+        ("postlogin", "auth optional pam_faillock.so authsucc\n"),
+    ]);
+    assert_eq!(p, vec![]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
