@@ -744,3 +744,27 @@ fn match_blocks_are_read_from_the_files() {
     assert!(l.contains("user=alice"), "{l}");
     assert!(!out.contains("Match User nobody"), "{out}");
 }
+
+/// A module named but missing fails every login, even on a `-auth` line
+/// (the dash only silences the log): doctor says so, Linux-PAM agrees.
+#[test]
+fn missing_module_fails_closed_even_with_dash_auth() {
+    let f = Fixture::new();
+    f.good_pam();
+    f.pam(
+        "sshd",
+        "auth required pam_permit.so\n-auth required /nonexistent/pam_twostep.so\n",
+    );
+    let config = f.config("version = 1\n");
+    let (code, out) = f.doctor(&config, &f.sshd_config(GOOD_SSHD), &[]);
+    assert_eq!(code, 1, "{out}");
+    let l = line(
+        &out,
+        "FAIL",
+        &["pam module:", "/nonexistent/pam_twostep.so is named"],
+    );
+    assert!(l.contains("PAM fails every login of that service"), "{l}");
+    let run = pam_support::pamtester(&f.pam_dir(), "sshd", "demo", None, "", &[]);
+    assert!(!run.ok, "{run:#?}");
+    assert_eq!(run.pam_line(), "pamtester: Module is unknown", "{run:#?}");
+}
