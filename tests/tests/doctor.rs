@@ -192,6 +192,20 @@ fn config_error_is_placed_and_fails() {
 }
 
 #[test]
+fn config_others_can_change_fails_with_the_chmod() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    f.good_pam();
+    let config = f.config("version = 1\n");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, out) = f.doctor(&config, &f.sshd_config(GOOD_SSHD), &[]);
+    assert_eq!(code, 1, "{out}");
+    let l = line(&out, "FAIL", &["config:"]);
+    assert!(l.contains("chmod go-w"), "{l}");
+    assert!(l.contains("-- fix: run the chown/chmod named above"), "{l}");
+}
+
+#[test]
 fn each_broken_piece_is_reported_with_its_fix() {
     let f = Fixture::new();
     // PAM: optional in common-auth (sshd and sudo both include it) ...

@@ -134,6 +134,7 @@ pub fn collect(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
                     "create {} (example: /usr/share/doc/twostep/examples/twostep.toml) or pass --config FILE",
                     config_path.display()
                 ),
+                ConfigError::Unsafe { .. } => "run the chown/chmod named above: every twostep component refuses a configuration others can change".into(),
                 _ => "correct the line and column named; /usr/share/doc/twostep/examples/twostep.toml documents every key".into(),
             };
             out.push(Finding::new(Status::Fail, "config", e.to_string(), fix));
