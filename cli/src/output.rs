@@ -1,7 +1,29 @@
 //! Plain-text rendering of registry answers.
 
+use std::borrow::Cow;
 use std::time::{Duration, UNIX_EPOCH};
 use twostep_common::api::{AuditEvent, Host, HostKind, Method, User};
+
+/// `s` with control characters escaped (`\u{1b}`), so text that came from
+/// hosts or admins (audit details, labels, names) cannot drive the
+/// terminal it is printed on.
+pub fn text(s: &str) -> Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        Cow::Owned(
+            s.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(s)
+    }
+}
 
 /// Unix seconds as RFC 3339 UTC (`2026-11-29T09:30:00Z`).
 pub fn time(unix: i64) -> String {
@@ -36,7 +58,7 @@ pub fn users(list: &[User]) -> String {
         };
         s.push_str(&format!(
             "{:<24} {:<10} {:>7}  {}\n",
-            u.username,
+            text(&u.username),
             status,
             u.methods.len(),
             time(u.created_at)
@@ -53,15 +75,15 @@ pub fn method_row(m: &Method) -> String {
         "totp",
         if m.is_default { "default" } else { "" },
         time(m.created_at),
-        m.label
+        text(&m.label)
     )
 }
 
 /// One user in detail.
 pub fn user(u: &User) -> String {
-    let mut s = format!("username:     {}\n", u.username);
+    let mut s = format!("username:     {}\n", text(&u.username));
     if let Some(d) = &u.display_name {
-        s.push_str(&format!("display name: {d}\n"));
+        s.push_str(&format!("display name: {}\n", text(d)));
     }
     s.push_str(&format!("status:       {}\n", user_status(u)));
     s.push_str(&format!("created:      {}\n", time(u.created_at)));
@@ -97,7 +119,7 @@ pub fn hosts(list: &[Host]) -> String {
             .map_or_else(|| "active".to_owned(), |t| format!("revoked {}", time(t)));
         s.push_str(&format!(
             "{:<24} {:<7} {:<21} {}\n",
-            h.name,
+            text(&h.name),
             host_kind(h.kind),
             time(h.created_at),
             status
@@ -110,7 +132,12 @@ pub fn hosts(list: &[Host]) -> String {
 pub fn audit(events: &[AuditEvent]) -> String {
     let mut s = String::new();
     for e in events.iter().rev() {
-        s.push_str(&format!("{} {:<16} {:<14}", time(e.at), e.actor, e.action));
+        s.push_str(&format!(
+            "{} {:<16} {:<14}",
+            time(e.at),
+            text(&e.actor),
+            text(&e.action)
+        ));
         for (k, v) in [
             ("user", &e.username),
             ("host", &e.host),
@@ -122,9 +149,35 @@ pub fn audit(events: &[AuditEvent]) -> String {
             }
         }
         if let Some(d) = &e.detail {
-            s.push_str(&format!(" ({d})"));
+            s.push_str(&format!(" ({})", text(d)));
         }
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(text("plain Jörg"), "plain Jörg");
+        assert_eq!(text("x\u{1b}[31mred\n"), "x\\u{1b}[31mred\\n");
+        let e = AuditEvent {
+            id: 1,
+            at: 0,
+            actor: "host:h\u{7}".into(),
+            action: "verify".into(),
+            username: Some("alice".into()),
+            host: None,
+            remote_addr: None,
+            result: Some("reject".into()),
+            detail: Some("service=x\u{1b}[31mred".into()),
+        };
+        let line = audit(&[e]);
+        assert!(!line.contains('\u{1b}'), "{line:?}");
+        assert!(!line.contains('\u{7}'), "{line:?}");
+        assert!(line.contains("service=x\\u{1b}[31mred"), "{line:?}");
+    }
 }

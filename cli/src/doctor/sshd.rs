@@ -94,8 +94,11 @@ pub fn analyse(s: &SshdSettings, deadline_secs: u64) -> Vec<Finding> {
     out
 }
 
+/// Whether `method` is keyboard-interactive through PAM: plain, or with the
+/// `pam` submethod. Other submethods (`bsdauth`) never call PAM, so the
+/// module is never asked (on Linux such logins cannot complete at all).
 fn is_kbd(method: &str) -> bool {
-    method == "keyboard-interactive" || method.starts_with("keyboard-interactive:")
+    method == "keyboard-interactive" || method == "keyboard-interactive:pam"
 }
 
 fn authentication_methods(s: &SshdSettings) -> Finding {
@@ -152,7 +155,7 @@ fn authentication_methods(s: &SshdSettings) -> Finding {
             Status::Fail,
             check,
             format!(
-                "AuthenticationMethods list {} never reaches keyboard-interactive: those logins skip the second factor",
+                "AuthenticationMethods list {} never reaches keyboard-interactive through PAM: those logins skip the second factor or cannot complete",
                 missing.join(" and ")
             ),
             fix,
@@ -575,6 +578,25 @@ mod tests {
         assert_eq!(f[0].status, Status::Fail);
         assert!(f[0].message.starts_with("UsePAM is no"));
         assert!(f[0].fix.as_deref().unwrap().contains("UsePAM yes"));
+    }
+
+    #[test]
+    fn keyboard_interactive_without_pam_is_a_failure() {
+        let s = with(&[
+            ("kbdinteractiveauthentication", "yes"),
+            (
+                "authenticationmethods",
+                "publickey,keyboard-interactive:bsdauth",
+            ),
+        ]);
+        let f = analyse(&s, 17);
+        assert_eq!(f[2].status, Status::Fail, "{}", f[2].message);
+        assert!(
+            f[2].message
+                .contains("publickey,keyboard-interactive:bsdauth never reaches keyboard-interactive through PAM"),
+            "{}",
+            f[2].message
+        );
     }
 
     #[test]
