@@ -106,6 +106,33 @@ impl SecretBox {
     }
 }
 
+/// The constant sealed as the database's key check value.
+const KEY_CHECK_PLAINTEXT: &[u8] = b"twostep secret key check";
+/// Associated data of the key check value.
+const KEY_CHECK_AAD: &[u8] = b"twostep/key-check/v1";
+
+impl SecretBox {
+    /// The key check value: a fixed constant sealed with this key (random
+    /// nonce), hex. It reveals nothing about the key; only the same key
+    /// opens it (see [`SecretBox::matches_check_value`]).
+    ///
+    /// # Errors
+    /// Only if the AEAD refuses (it does not for these sizes).
+    pub fn key_check_value(&self) -> Result<String, String> {
+        self.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD)
+            .map(hex::encode)
+    }
+
+    /// Whether `value` (from [`SecretBox::key_check_value`], possibly of
+    /// another node) was sealed with this key.
+    pub fn matches_check_value(&self, value: &str) -> bool {
+        hex::decode(value.trim())
+            .ok()
+            .and_then(|b| self.open(&b, KEY_CHECK_AAD).ok())
+            .is_some_and(|p| p.as_slice() == KEY_CHECK_PLAINTEXT)
+    }
+}
+
 /// Creates `path` exclusively with mode 0600 holding `contents`; creates a
 /// missing parent directory with mode 0700.
 ///
@@ -210,6 +237,18 @@ mod tests {
         assert!(other.open(&s, &totp_aad(1, 2)).is_err());
         // Two seals of the same secret differ (random nonce).
         assert_ne!(s, b.seal(b"secret bytes", &totp_aad(1, 2)).unwrap());
+    }
+
+    #[test]
+    fn key_check_value_only_matches_its_key() {
+        let a = SecretBox::new(&[1u8; KEY_BYTES]);
+        let b = SecretBox::new(&[2u8; KEY_BYTES]);
+        let v = a.key_check_value().unwrap();
+        assert!(a.matches_check_value(&v));
+        assert!(!b.matches_check_value(&v));
+        assert!(!a.matches_check_value("zz"));
+        assert!(!a.matches_check_value(""));
+        assert_ne!(v, a.key_check_value().unwrap());
     }
 
     #[test]

@@ -28,6 +28,14 @@ pub enum StartupError {
         /// What went wrong.
         message: String,
     },
+    /// The database holds a key check value the secret key file does not
+    /// match (or the key file is missing): the nodes of one registry have
+    /// different keys.
+    #[error("{url} was set up with another secret key: copy secret_key_file from the first registry node to every node")]
+    KeyMismatch {
+        /// The database URL with any password removed.
+        url: String,
+    },
     /// The listen address or TLS setup is refused or unusable.
     #[error("{0}")]
     Listen(String),

@@ -36,13 +36,105 @@ pub async fn prepare(
     if let Some(key) = &api.tls_key_file {
         twostep_config::check_secret_file(key)?;
     }
-    let secrets = SecretBox::load_or_create(&api.secret_key_file)?;
-    let admin = AdminToken::load_or_create(&api.admin_token_file)?;
     let (pool, backend) = crate::db::open(&api.database).await?;
-    check_key_matches(&pool, &secrets, &api.secret_key_file, &api.database).await?;
-    Ok(Arc::new(AppState::new(
-        api, pool, backend, secrets, admin, clock,
-    )))
+    // Files created by this start are removed again when it fails before
+    // the key check value names their key, so a retry starts clean.
+    let mut created = Vec::new();
+    match open_keys(api, &pool, &mut created).await {
+        Ok((secrets, admin)) => Ok(Arc::new(AppState::new(
+            api, pool, backend, secrets, admin, clock,
+        ))),
+        Err(e) => {
+            for path in created.iter().filter(|p| p.exists()) {
+                if let Err(re) = std::fs::remove_file(path) {
+                    tracing::warn!(path = %path.display(), error = %re, "could not remove a file this failed start created");
+                }
+            }
+            pool.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// The stored key check value, `None` when absent (or, read-only, when the
+/// settings table does not exist yet).
+async fn stored_key_check(pool: &sqlx::AnyPool, url: &str) -> Result<Option<String>, StartupError> {
+    let has_table = sqlx::query("SELECT 1 FROM settings LIMIT 1")
+        .fetch_optional(pool)
+        .await
+        .is_ok();
+    if !has_table {
+        return Ok(None);
+    }
+    let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE name = $1")
+        .bind(crate::db::KEY_CHECK_SETTING)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| StartupError::Database {
+            url: crate::db::redact_url(url),
+            message: twostep_common::error_chain(&e),
+        })?;
+    Ok(row.map(|(v,)| v))
+}
+
+/// Loads (or, on a database without a key check value, creates) the secret
+/// key and the admin token, pushing each file it creates onto `created`,
+/// and makes sure the database's key check value matches the key: written
+/// when absent (insert-if-absent, then read back, so of two nodes starting
+/// together on a new database exactly one key wins and the other refuses).
+async fn open_keys(
+    api: &ApiConfig,
+    pool: &sqlx::AnyPool,
+    created: &mut Vec<std::path::PathBuf>,
+) -> Result<(SecretBox, AdminToken), StartupError> {
+    let url = &api.database;
+    let mismatch = || StartupError::KeyMismatch {
+        url: crate::db::redact_url(url),
+    };
+    let db_err = |e: sqlx::Error| StartupError::Database {
+        url: crate::db::redact_url(url),
+        message: twostep_common::error_chain(&e),
+    };
+    let stored = stored_key_check(pool, url).await?;
+    if stored.is_some() && !api.secret_key_file.exists() {
+        return Err(mismatch());
+    }
+    if !api.secret_key_file.exists() {
+        created.push(api.secret_key_file.clone());
+    }
+    let secrets = SecretBox::load_or_create(&api.secret_key_file)?;
+    if !api.admin_token_file.exists() {
+        created.push(api.admin_token_file.clone());
+    }
+    let admin = AdminToken::load_or_create(&api.admin_token_file)?;
+    match stored {
+        Some(value) if secrets.matches_check_value(&value) => {}
+        Some(_) => return Err(mismatch()),
+        None => {
+            // A database from before the key check value: the key must
+            // open a stored secret before it is recorded as the key.
+            check_key_matches(pool, &secrets, &api.secret_key_file, url).await?;
+            let value = secrets.key_check_value().map_err(|m| StartupError::File {
+                path: api.secret_key_file.clone(),
+                message: m,
+            })?;
+            sqlx::query(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(crate::db::KEY_CHECK_SETTING)
+            .bind(value)
+            .execute(pool)
+            .await
+            .map_err(db_err)?;
+            match stored_key_check(pool, url).await? {
+                Some(v) if secrets.matches_check_value(&v) => {
+                    tracing::info!("recorded the secret key's check value in the database");
+                }
+                _ => return Err(mismatch()),
+            }
+        }
+    }
+    Ok((secrets, admin))
 }
 
 /// What `twostep-api --check` found: everything [`prepare`] would refuse is
@@ -62,7 +154,9 @@ pub struct CheckReport {
 /// anything: the listen rule, the TLS key's owner and mode and that the
 /// certificate and key load, the secret key and admin token files (owner,
 /// mode, contents) when they exist, the database URL, and, when the database
-/// exists, that the secret key decrypts a stored TOTP secret.
+/// exists, that the secret key matches its key check value (refused, as at
+/// startup, when the key file is missing then), or on a database from before
+/// the check value, that the key decrypts a stored TOTP secret.
 ///
 /// # Errors
 /// The [`StartupError`] that [`run`] would stop with.
@@ -114,7 +208,18 @@ pub async fn check(api: &ApiConfig) -> Result<CheckReport, StartupError> {
                 .fetch_optional(&pool)
                 .await
                 .is_ok();
-            if !has_schema {
+            let stored = stored_key_check(&pool, &api.database).await?;
+            if let Some(value) = &stored {
+                if !secrets
+                    .as_ref()
+                    .is_some_and(|s| s.matches_check_value(value))
+                {
+                    pool.close().await;
+                    return Err(StartupError::KeyMismatch {
+                        url: crate::db::redact_url(&api.database),
+                    });
+                }
+            } else if !has_schema {
                 notes.push(format!(
                     "database {} has no twostep tables yet: twostep-api creates them at first start",
                     crate::db::redact_url(&api.database)

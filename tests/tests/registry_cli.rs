@@ -364,7 +364,7 @@ fn api_check_validates_without_creating_anything() {
         "the database is not written"
     );
 
-    // A key that does not decrypt the stored secrets.
+    // A key that does not match the database's key check value.
     let key = reg.dir.path().join("secret.key");
     let good = std::fs::read(&key).unwrap();
     std::fs::write(&key, [0x42u8; 32]).unwrap();
@@ -373,17 +373,17 @@ fn api_check_validates_without_creating_anything() {
         reg.config_path.as_os_str(),
         "--check".as_ref(),
     ];
-    let line = api_fails_with_one_line(&args, "secret.key");
-    assert!(line.contains("does not decrypt"), "{line}");
+    let line = api_fails_with_one_line(&args, "registry.db");
+    assert!(line.contains(KEY_MISMATCH), "{line}");
     // A key others can read.
     std::fs::write(&key, &good).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let line = api_fails_with_one_line(&args, "secret.key");
     assert!(line.contains("chmod 600"), "{line}");
-    // No key at all, but secrets sealed with one in the database.
+    // No key at all, but a database set up with one.
     std::fs::remove_file(&key).unwrap();
-    let line = api_fails_with_one_line(&args, "secret.key");
-    assert!(line.contains("restore that key file"), "{line}");
+    let line = api_fails_with_one_line(&args, "registry.db");
+    assert!(line.contains(KEY_MISMATCH), "{line}");
     assert!(!key.exists(), "--check created no key");
     // A database URL that does not parse.
     let bad = reg.dir.path().join("bad-db.toml");
@@ -433,9 +433,12 @@ fn api_check_on_postgres_checks_the_key_against_stored_secrets() {
     );
     assert!(!stdout.contains("note:"), "{stdout}");
     std::fs::write(reg.dir.path().join("secret.key"), [0x42u8; 32]).unwrap();
-    let line = api_fails_with_one_line(&args, "secret.key");
-    assert!(line.contains("does not decrypt"), "{line}");
+    let line = api_fails_with_one_line(&args, "postgres://");
+    assert!(line.contains(KEY_MISMATCH), "{line}");
 }
+
+/// How `twostep-api` refuses a key file that is not the database's.
+const KEY_MISMATCH: &str = "was set up with another secret key: copy secret_key_file from the first registry node to every node";
 
 #[test]
 fn api_check_loads_the_tls_certificate_and_key() {

@@ -79,17 +79,20 @@ fn https_with_private_ca() {
     )))
     .unwrap();
     assert_eq!(r.result, VerifyResult::Accept);
-    // Without the CA file the certificate is not trusted: unreachable.
+    // Without the CA file the certificate is not trusted: a TLS failure,
+    // never "unreachable" (the fail mode must not apply to it).
     let mut cfg = reg.client_config(Some(&key));
     cfg.ca_file = None;
     let c = RegistryClient::for_host(&cfg).unwrap();
     let err = block_on(c.health()).unwrap_err();
-    assert!(err.is_unreachable(), "{err}");
-    // Plain HTTP to the HTTPS port does not work either.
+    assert!(matches!(err, ClientError::Tls(_)), "{err:?}");
+    assert!(!err.is_unreachable(), "{err}");
+    // Plain HTTP to the HTTPS port does not work either; something answered
+    // (not HTTP), so it is not "unreachable" either.
     let mut cfg = reg.client_config(Some(&key));
     cfg.url = reg.url.replace("https://", "http://");
     let err = block_on(RegistryClient::for_host(&cfg).unwrap().health()).unwrap_err();
-    assert!(err.is_unreachable(), "{err}");
+    assert!(!err.is_unreachable(), "{err:?}");
 }
 
 #[test]
@@ -370,8 +373,222 @@ fn wrong_secret_key_file_is_refused_at_startup() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(KEY_MISMATCH), "{err}");
+}
+
+/// The line a node with another node's database but not its key prints.
+const KEY_MISMATCH: &str = "was set up with another secret key: copy secret_key_file from the first registry node to every node";
+
+/// One registry node in its own directory (config, key and token files
+/// created by the node itself), on a shared database.
+struct Node {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    port: u16,
+}
+
+impl Node {
+    fn new(db: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_tcp_port();
+        let config = dir.path().join("twostep.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 1\n[api]\nlisten = \"127.0.0.1:{port}\"\ndatabase = {db:?}\nsecret_key_file = {:?}\nadmin_token_file = {:?}\n",
+                dir.path().join("secret.key").display().to_string(),
+                dir.path().join("admin.token").display().to_string(),
+            ),
+        )
+        .unwrap();
+        Node { dir, config, port }
+    }
+
+    fn spawn(&self) -> std::process::Child {
+        let log = std::fs::File::create(self.dir.path().join("api.log")).unwrap();
+        Command::new(bin("twostep-api"))
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("api.log")).unwrap_or_default()
+    }
+
+    /// `Ok` once the node listens (it binds only after its checks), `Err`
+    /// with its log when it exits first; bounded.
+    fn outcome(&self, child: &mut std::process::Child) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(!status.success(), "exited 0 at startup: {}", self.log());
+                return Err(self.log());
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no outcome within 15 s: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn check(&self) -> std::process::Output {
+        twostep_e2e::wait_bounded(
+            Command::new(bin("twostep-api"))
+                .arg("--config")
+                .arg(&self.config)
+                .arg("--check")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+            Duration::from_secs(20),
+        )
+    }
+}
+
+fn stop(child: std::process::Child) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on our own child's pid; no memory involved.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    twostep_e2e::wait_bounded(child, Duration::from_secs(10)).status
+}
+
+/// Two fresh nodes started together on one new database: exactly one key
+/// wins; the other refuses with the fix and leaves no files behind; with
+/// the winner's key copied it starts.
+fn two_fresh_nodes_share_one_key(db: &str) {
+    let a = Node::new(db);
+    let b = Node::new(db);
+    let (mut ca, mut cb) = (a.spawn(), b.spawn());
+    let (ra, rb) = (a.outcome(&mut ca), b.outcome(&mut cb));
+    let (winner, mut wchild, loser, err) = match (ra, rb) {
+        (Ok(()), Err(e)) => (&a, ca, &b, e),
+        (Err(e), Ok(())) => (&b, cb, &a, e),
+        (ra, rb) => panic!("exactly one node must start: A {ra:?}, B {rb:?}"),
+    };
+    let line = err
+        .lines()
+        .find(|l| l.contains(KEY_MISMATCH))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.starts_with("twostep-api: "), "{line}");
+    for f in ["secret.key", "admin.token"] {
+        assert!(
+            !loser.dir.path().join(f).exists(),
+            "the failed start left {f} behind"
+        );
+    }
+    // --check: the database's check value, not just the first method.
+    let out = loser.check();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(KEY_MISMATCH));
+    assert!(!loser.dir.path().join("secret.key").exists());
+    // Another key file of its own is refused the same way, and kept.
+    twostep_e2e::write_secret(&loser.dir.path().join("secret.key"), "");
+    std::fs::write(loser.dir.path().join("secret.key"), [0x42u8; 32]).unwrap();
+    let out = loser.check();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(KEY_MISMATCH));
+    let mut c = loser.spawn();
+    assert!(loser.outcome(&mut c).unwrap_err().contains(KEY_MISMATCH));
+    assert!(loser.dir.path().join("secret.key").exists());
+    // The winner's key: both check OK and run side by side.
+    let key = std::fs::read(winner.dir.path().join("secret.key")).unwrap();
+    std::fs::write(loser.dir.path().join("secret.key"), key).unwrap();
+    for n in [winner, loser] {
+        let out = n.check();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut c = loser.spawn();
+    loser.outcome(&mut c).unwrap();
+    assert!(stop(c).success());
     assert!(
-        err.contains("secret.key") && err.contains("does not decrypt"),
-        "{err}"
+        wchild.try_wait().unwrap().is_none(),
+        "the first node kept running"
     );
+    assert!(stop(wchild).success());
+}
+
+#[test]
+fn two_fresh_nodes_on_one_sqlite_file_share_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("shared.db").display());
+    two_fresh_nodes_share_one_key(&db);
+}
+
+#[test]
+fn two_fresh_nodes_on_one_postgres_database_share_one_key() {
+    two_fresh_nodes_share_one_key(&twostep_e2e::fresh_postgres_database());
+}
+
+/// Runs `sql` on the SQLite file `db` with the sqlite3 shell.
+fn sqlite3(db: &Path, sql: &str) -> String {
+    let out = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn database_without_key_check_value_gets_one_after_the_key_opens_a_secret() {
+    let mut reg = Registry::start();
+    reg.add_user("kim");
+    reg.enrol_totp("kim");
+    reg.stop();
+    let db = reg.dir.path().join("registry.db");
+    // As a registry from before the key check value left it.
+    sqlite3(&db, "DELETE FROM settings");
+    let key = reg.dir.path().join("secret.key");
+    let good = std::fs::read(&key).unwrap();
+    std::fs::write(&key, [0x42u8; 32]).unwrap();
+    let out = Command::new(bin("twostep-api"))
+        .arg("--config")
+        .arg(&reg.config_path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not decrypt"), "{err}");
+    assert_eq!(sqlite3(&db, "SELECT count(*) FROM settings"), "0");
+    std::fs::write(&key, good).unwrap();
+    reg.restart();
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*) FROM settings WHERE name = 'key_check'"
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn missing_key_file_on_a_set_up_database_is_refused_not_created() {
+    let mut reg = Registry::start();
+    reg.stop();
+    let key = reg.dir.path().join("secret.key");
+    std::fs::remove_file(&key).unwrap();
+    let out = Command::new(bin("twostep-api"))
+        .arg("--config")
+        .arg(&reg.config_path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(KEY_MISMATCH));
+    assert!(!key.exists(), "no new key file next to a set-up database");
 }
