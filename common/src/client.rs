@@ -26,10 +26,24 @@ pub enum ClientError {
     /// The registry URL or settings are unusable.
     #[error("registry client setup: {0}")]
     Setup(String),
-    /// No HTTP answer came from the registry in time (connect refused,
-    /// DNS, TLS failure, timeout). The only error the fail mode applies to.
+    /// No HTTP answer came from the registry in time: the connection was
+    /// refused or the network unreachable, the name did not resolve, or a
+    /// connect or request timeout passed. The only error the fail mode
+    /// applies to.
     #[error("registry unreachable: {0}")]
     Unreachable(String),
+    /// The TLS handshake with the registry failed: its certificate is not
+    /// signed by a trusted CA (`ca_file`), is not valid for the URL's host
+    /// name, has expired, or either side sent a TLS alert (found as a
+    /// `rustls::Error` among the causes). Someone may be intercepting the
+    /// connection, so the fail mode does not apply: front ends fail closed.
+    #[error("registry TLS failure: {0}")]
+    Tls(String),
+    /// A connection was made but broke before a complete HTTP answer
+    /// (reset, closed early, not HTTP). The registry may have acted on the
+    /// request already, so the fail mode does not apply.
+    #[error("registry connection failed: {0}")]
+    Transport(String),
     /// The registry answered but is failing (HTTP 5xx, e.g. 503 when its
     /// database is full or read-only). It may have judged the code already,
     /// so the fail mode does not apply: front ends fail closed.
@@ -65,8 +79,11 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Whether the configured fail mode applies: no answer came from the
-    /// registry. False for every answer, 5xx included ([`ClientError::Server`]).
+    /// Whether the configured fail mode applies: the registry could not be
+    /// reached at all ([`ClientError::Unreachable`]). False for every
+    /// answer, 5xx included ([`ClientError::Server`]), for a failed TLS
+    /// handshake ([`ClientError::Tls`]) and for a connection that broke
+    /// mid-request ([`ClientError::Transport`]).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Self::Unreachable(_))
     }
@@ -78,6 +95,22 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// Whether a client keeps idle connections to the registry between calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pooling {
+    /// Keep idle keep-alive connections for the next call (reqwest's
+    /// default): for long-running processes whose runtime keeps running
+    /// (twostep-radiusd, the CLI), which notice when the registry closes one.
+    #[default]
+    KeepAlive,
+    /// Close each connection once its answer is read; every call opens a
+    /// new one. For the PAM module: its runtime is not polled while the
+    /// user is at the prompt, so a connection kept across the prompt may
+    /// have been closed by the registry (a restart) without the client
+    /// knowing, and the verify after the prompt would fail on it.
+    PerCall,
 }
 
 /// A client of the registry's REST API, holding one credential (a host API
@@ -112,12 +145,25 @@ fn seg(s: &str) -> String {
 }
 
 impl RegistryClient {
-    /// A client using `credential` with the settings of `[registry]`.
+    /// A client using `credential` with the settings of `[registry]`,
+    /// keeping idle connections ([`Pooling::KeepAlive`]).
     ///
     /// # Errors
     /// [`ClientError::Setup`] for an unusable URL (plain `http://` to a
     /// non-loopback host without `allow_plain_http`), proxy or CA file.
     pub fn new(cfg: &RegistryClientConfig, credential: Secret) -> Result<Self, ClientError> {
+        Self::with_pooling(cfg, credential, Pooling::KeepAlive)
+    }
+
+    /// As [`RegistryClient::new`], with the given connection [`Pooling`].
+    ///
+    /// # Errors
+    /// As [`RegistryClient::new`].
+    pub fn with_pooling(
+        cfg: &RegistryClientConfig,
+        credential: Secret,
+        pooling: Pooling,
+    ) -> Result<Self, ClientError> {
         let url = reqwest::Url::parse(&cfg.url)
             .map_err(|e| ClientError::Setup(format!("registry url {:?}: {e}", cfg.url)))?;
         match url.scheme() {
@@ -140,6 +186,9 @@ impl RegistryClient {
             .connect_timeout(Duration::from_secs(cfg.connect_timeout))
             .timeout(Duration::from_secs(cfg.timeout))
             .user_agent(concat!("twostep/", env!("CARGO_PKG_VERSION")));
+        if pooling == Pooling::PerCall {
+            builder = builder.pool_max_idle_per_host(0);
+        }
         if let Some(proxy) = &cfg.proxy {
             let p = reqwest::Proxy::all(proxy)
                 .map_err(|e| ClientError::Setup(format!("proxy {proxy:?}: {e}")))?;
@@ -184,10 +233,22 @@ impl RegistryClient {
     /// [`ClientError::Setup`] when no key file is configured, [`ClientError::Config`]
     /// when it is unsafe or unreadable, and as [`RegistryClient::new`].
     pub fn for_host(cfg: &RegistryClientConfig) -> Result<Self, ClientError> {
+        Self::for_host_with(cfg, Pooling::KeepAlive)
+    }
+
+    /// As [`RegistryClient::for_host`], with the given connection [`Pooling`]
+    /// (the PAM module uses [`Pooling::PerCall`]).
+    ///
+    /// # Errors
+    /// As [`RegistryClient::for_host`].
+    pub fn for_host_with(
+        cfg: &RegistryClientConfig,
+        pooling: Pooling,
+    ) -> Result<Self, ClientError> {
         let path = cfg.api_key_file.as_deref().ok_or_else(|| {
             ClientError::Setup("[registry] has no api_key_file for this host".into())
         })?;
-        Self::new(cfg, read_secret_file(path)?)
+        Self::with_pooling(cfg, read_secret_file(path)?, pooling)
     }
 
     /// An admin client with the token from `token_file`.
@@ -215,10 +276,7 @@ impl RegistryClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable(format!("{}: {}", self.base, error_chain(&e))))?;
+        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
         let status = resp.status();
         if status == StatusCode::NO_CONTENT {
             return Ok(None);
@@ -283,17 +341,31 @@ impl RegistryClient {
             return Err(too_large());
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| ClientError::Unreachable(format!("{}: {}", self.base, error_chain(&e))))?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(&e))? {
             if body.len() + chunk.len() > cap {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
         Ok(body)
+    }
+
+    /// Sorts a failed request: TLS failures first (reqwest reports a
+    /// failed handshake as a connect error too), then what counts as
+    /// unreachable, then everything else that broke mid-request.
+    fn transport_error(&self, e: &reqwest::Error) -> ClientError {
+        let why = format!("{}: {}", self.base, error_chain(e));
+        if tls_cause(e).is_some() {
+            ClientError::Tls(why)
+        } else if e.is_connect() || e.is_timeout() {
+            ClientError::Unreachable(why)
+        } else if e.is_builder() {
+            ClientError::Setup(why)
+        } else if e.is_redirect() {
+            ClientError::Protocol(why)
+        } else {
+            ClientError::Transport(why)
+        }
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -480,6 +552,29 @@ impl RegistryClient {
     }
 }
 
+/// The `rustls::Error` among the causes of `e`, if any: each error of the
+/// source chain is tried, and so is the error inside each `std::io::Error`
+/// (tokio-rustls wraps rustls errors in one, and `io::Error::source` skips
+/// over what it wraps).
+fn tls_cause<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    let mut cur: Option<&'e (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            if let Some(t) = tls_cause(inner) {
+                return Some(t);
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
 fn is_loopback_host(url: &reqwest::Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(a)) => a.is_loopback(),
@@ -639,6 +734,174 @@ mod tests {
                 .contains(&format!("larger than {MAX_ADMIN_ANSWER_BYTES} bytes")),
             "{e}"
         );
+    }
+
+    /// A PEM file holding `pem` in the temp dir, named after `name` and
+    /// this process.
+    fn pem_file(name: &str, pem: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!(
+            "twostep-client-test-{}-{name}.pem",
+            std::process::id()
+        ));
+        std::fs::write(&p, pem).unwrap();
+        p
+    }
+
+    /// A TLS server on 127.0.0.1 presenting `cert`: each connection that
+    /// completes the handshake gets one `503` answer with a JSON error
+    /// body. Returns its port. Every read is bounded (5 s).
+    fn tls_server(cert: &rcgen::CertifiedKey) -> u16 {
+        use std::io::{Read, Write};
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der());
+        let config = std::sync::Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert.cert.der().clone()], key.into())
+                .unwrap(),
+        );
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { return };
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = br#"{"error":"storage_full","message":"database storage is full"}"#;
+                let _ = write!(
+                    tls,
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = tls.write_all(body);
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        port
+    }
+
+    fn tls_client(port: u16, ca_pem: &str, name: &str) -> RegistryClient {
+        let mut c = cfg(&format!("https://127.0.0.1:{port}"));
+        c.ca_file = Some(pem_file(name, ca_pem));
+        c.timeout = 10;
+        RegistryClient::new(&c, Secret::new(b"k".to_vec())).unwrap()
+    }
+
+    /// A certificate not signed by the CA in `ca_file` (someone else's
+    /// certificate, an interception) is a TLS failure, never "unreachable":
+    /// fail_mode = "open" must not turn it into a login.
+    #[tokio::test]
+    async fn untrusted_certificate_is_tls_not_unreachable() {
+        let server = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        // Another CA with its own name (rcgen's default subject would make
+        // it look like the server's issuer with a bad signature).
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "another CA");
+        let other_ca = params
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let port = tls_server(&server);
+
+        // Control: with the server's own certificate as the CA, the
+        // handshake passes and its answer arrives.
+        let trusting = tls_client(port, &server.cert.pem(), "own-ca");
+        let e = trusting.health().await.unwrap_err();
+        assert!(
+            matches!(e, ClientError::Server { status: 503, .. }),
+            "{e:?}"
+        );
+
+        let c = tls_client(port, &other_ca.pem(), "other-ca");
+        let e = c.health().await.unwrap_err();
+        assert!(!e.is_unreachable(), "{e}");
+        match &e {
+            ClientError::Tls(m) => {
+                assert!(m.contains("invalid peer certificate: UnknownIssuer"), "{m}");
+                assert!(m.starts_with(&format!("https://127.0.0.1:{port}: ")), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(e.to_string().starts_with("registry TLS failure: "), "{e}");
+        // verify, the call that lets a user in, the same way.
+        let e = c
+            .verify(&VerifyRequest {
+                username: "alice".into(),
+                code: "000000".into(),
+                context: Default::default(),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Tls(_)), "{e:?}");
+    }
+
+    /// A trusted certificate for another name is a TLS failure too.
+    #[tokio::test]
+    async fn certificate_for_another_name_is_tls() {
+        let server = rcgen::generate_simple_self_signed(vec!["registry.example".into()]).unwrap();
+        let port = tls_server(&server);
+        let c = tls_client(port, &server.cert.pem(), "wrong-name");
+        let e = c.health().await.unwrap_err();
+        assert!(!e.is_unreachable(), "{e}");
+        match &e {
+            ClientError::Tls(m) => assert!(
+                m.contains(
+                    "invalid peer certificate: certificate not valid for name \"127.0.0.1\""
+                ),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A registry that takes the request and closes the connection without
+    /// an answer may have acted on it: not "unreachable".
+    #[tokio::test]
+    async fn connection_closed_before_the_answer_is_not_unreachable() {
+        use tokio::io::AsyncReadExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            // Dropped: closed with the request unanswered.
+        });
+        let c = RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
+        let e = c.health().await.unwrap_err();
+        assert!(!e.is_unreachable(), "{e}");
+        assert!(matches!(e, ClientError::Transport(_)), "{e:?}");
+    }
+
+    /// A registry that accepts the connection and never answers: the
+    /// request timeout (1 s) makes it unreachable.
+    #[tokio::test]
+    async fn silent_registry_times_out_as_unreachable() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            drop(s);
+        });
+        let c = RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
+        let start = std::time::Instant::now();
+        let e = c.health().await.unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(e.is_unreachable(), "{e:?}");
     }
 
     #[tokio::test]

@@ -13,16 +13,28 @@
 //! | registry unreachable, fail mode `closed` | `Unavailable` | `PAM_AUTHINFO_UNAVAIL` | Access-Reject |
 //! | registry unreachable, fail mode `open` | `FailOpen` | `PAM_SUCCESS`, logged at warning | Access-Accept, logged at warning |
 //! | registry answered 5xx, any fail mode | `Unavailable` | `PAM_AUTHINFO_UNAVAIL` | Access-Reject |
+//! | TLS failure (untrusted or expired certificate, wrong name, alert), any fail mode | `Unavailable` | `PAM_AUTHINFO_UNAVAIL`, logged at error | Access-Reject |
+//! | connection broke mid-request (reset, closed before the answer), any fail mode | `Unavailable` | `PAM_AUTHINFO_UNAVAIL` | Access-Reject |
 //! | credential refused (401/403), other 4xx, malformed answer, any fail mode | `Unavailable` | `PAM_AUTHINFO_UNAVAIL` | Access-Reject |
 //!
-//! "Unreachable" means no HTTP answer came at all: connect refused, DNS or
-//! TLS failure, timeout ([`ClientError::is_unreachable`]). A registry that
-//! answers 5xx is up but failing (its database full or read-only, say); it
-//! may already have judged the code wrong, so the fail mode never turns such
-//! an answer into a login ([`ClientError::Server`]).
+//! "Unreachable" means the registry could not be reached at all: connection
+//! refused or network unreachable, a name that does not resolve, a connect
+//! or request timeout ([`ClientError::is_unreachable`]). Nothing else is:
+//!
+//! - a registry that answers 5xx is up but failing (its database full or
+//!   read-only, say); it may already have judged the code wrong, so the fail
+//!   mode never turns such an answer into a login ([`ClientError::Server`]);
+//! - a failed TLS handshake (a certificate from a CA not in `ca_file`, for
+//!   another name, expired; a TLS alert) is what an interception looks like:
+//!   whoever could present any certificate would otherwise skip the second
+//!   factor under `fail_mode = "open"` ([`ClientError::Tls`]);
+//! - a connection that broke after the request went out may have been acted
+//!   on, like a 5xx ([`ClientError::Transport`]).
 //!
 //! [`ClientError::is_unreachable`]: crate::client::ClientError::is_unreachable
 //! [`ClientError::Server`]: crate::client::ClientError::Server
+//! [`ClientError::Tls`]: crate::client::ClientError::Tls
+//! [`ClientError::Transport`]: crate::client::ClientError::Transport
 
 use crate::api::VerifyResult;
 use twostep_config::{FailMode, UnenrolledPolicy};
@@ -60,7 +72,8 @@ pub enum Decision {
     Denied(DenyReason),
     /// Unenrolled user under policy `ignore`: step aside.
     Ignore,
-    /// Registry unreachable and fail mode `closed`.
+    /// Registry unreachable and fail mode `closed`; or any other failed
+    /// registry call (5xx, TLS, refused credential...), whatever the fail mode.
     Unavailable,
     /// Registry unreachable and fail mode `open`: let through, log a warning.
     FailOpen,
@@ -94,8 +107,9 @@ pub fn from_result(result: VerifyResult, unenrolled: UnenrolledPolicy) -> Decisi
     }
 }
 
-/// Decides when no answer came from the registry (only then: a 5xx answer
-/// is [`Decision::Unavailable`] whatever the fail mode).
+/// Decides when the registry could not be reached (only then: a 5xx
+/// answer, a TLS failure or a broken connection is
+/// [`Decision::Unavailable`] whatever the fail mode).
 pub fn unreachable(fail_mode: FailMode) -> Decision {
     match fail_mode {
         FailMode::Closed => Decision::Unavailable,

@@ -194,9 +194,10 @@ fn default_request_timeout() -> u64 {
     5
 }
 
-/// What happens when the registry cannot be reached: no HTTP answer came
-/// (connection refused, DNS or TLS failure, timeout). A registry that
-/// answers 5xx is failing, not unreachable, and is always treated as
+/// What happens when the registry cannot be reached: connection refused or
+/// network unreachable, DNS failure, timeout. Nothing else is unreachable:
+/// a TLS failure (untrusted or expired certificate, wrong name), a
+/// connection broken mid-request or a 5xx answer is always treated as
 /// `Closed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

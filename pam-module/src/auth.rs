@@ -7,7 +7,8 @@
 //!    the fail mode);
 //! 3. local exemptions (groups, source networks): `PAM_IGNORE`;
 //! 4. the host API key (must be root-owned, mode 0600) and the registry
-//!    client, on a current-thread tokio runtime owned by this call;
+//!    client, on a current-thread tokio runtime owned by this call; one
+//!    connection per registry call, none kept across the prompt;
 //! 5. the user's registrations: locked, disabled, unknown or unenrolled
 //!    users are settled without a prompt;
 //! 6. up to `max_tries` prompts, each code verified by the registry;
@@ -17,7 +18,7 @@
 use crate::args::{Args, FirstPass};
 use std::time::{Duration, Instant};
 use twostep_common::api::{AuthContext, VerifyRequest};
-use twostep_common::client::{ClientError, RegistryClient};
+use twostep_common::client::{ClientError, Pooling, RegistryClient};
 use twostep_common::decision::{self, Decision};
 use twostep_common::policy::{self, Answer, Budget, CodeLoop, Next, Outcome};
 use twostep_config::{Config, FailMode};
@@ -209,7 +210,10 @@ fn run(io: &mut dyn PamIo, args: &Args, who: &Who) -> (PamCode, Level, String) {
         return (PamCode::Ignore, Level::Info, ex.reason());
     }
 
-    let client = match RegistryClient::for_host(&registry) {
+    // No idle connection is kept across the prompt: this call's runtime is
+    // not polled while the user types, so it would not notice the registry
+    // closing it (a restart) and the verify would fail on it.
+    let client = match RegistryClient::for_host_with(&registry, Pooling::PerCall) {
         Ok(c) => c,
         // A key file with the wrong owner or mode lands here, with the file
         // and the reason in the message. Never subject to the fail mode.
@@ -271,7 +275,8 @@ fn user_groups(user: &str) -> Vec<String> {
 enum CallError {
     /// Unreachable or past the deadline: the fail mode applies.
     Unreachable(String),
-    /// Refused credential, bad answer, setup: never the fail mode.
+    /// TLS failure, connection broken mid-request, 5xx, refused
+    /// credential, bad answer, setup: never the fail mode.
     Other(String),
 }
 
@@ -315,6 +320,11 @@ impl Session<'_> {
                 left.as_secs_f32().ceil()
             ))),
             Ok(Err(e)) if e.is_unreachable() => Err(CallError::Unreachable(e.to_string())),
+            // Logged at error level with the cause, saying why an admin's
+            // fail_mode = "open" did not let the user in.
+            Ok(Err(e @ ClientError::Tls(_))) => Err(CallError::Other(format!(
+                "{e} (fail_mode does not apply to TLS failures)"
+            ))),
             Ok(Err(e)) => Err(CallError::Other(e.to_string())),
             Ok(Ok(v)) => Ok(v),
         }

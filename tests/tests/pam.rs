@@ -7,7 +7,7 @@ mod pam_support;
 use pam_support::*;
 use std::time::Duration;
 use twostep_common::api::UpdateUser;
-use twostep_e2e::block_on;
+use twostep_e2e::{block_on, Registry, RegistryOptions};
 
 const PROMPT: &str = "Verification code: ";
 
@@ -622,4 +622,90 @@ fn writable_config_fails_closed_even_when_open() {
         )),
         "{log}"
     );
+}
+
+/// A certificate from another CA than `ca_file`'s fails the handshake:
+/// someone may be intercepting, so `fail_mode = "open"` does not apply and
+/// the login is refused, logged as an error naming the cause.
+#[test]
+fn tls_failure_fails_closed_even_when_open() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let f = Fixture::with_registry(Registry::start_opts(RegistryOptions {
+        tls: Some((cert.cert.pem(), cert.key_pair.serialize_pem())),
+        ..RegistryOptions::default()
+    }));
+    let secret = f.enrolled("alice");
+    // The CA the host trusts: not the one that signed the registry's
+    // certificate (its own name, so the issuer is unknown).
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "twostep test other CA");
+    let other = params
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let other_ca = f.dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, other.pem()).expect("write CA");
+    let right_ca = f.reg.ca_file.clone().expect("registry CA file");
+    for (name, ca) in [("right-ca", &right_ca), ("other-ca", &other_ca)] {
+        f.config(
+            name,
+            &format!("ca_file = {:?}\n", ca.display().to_string()),
+            "fail_mode = \"open\"\n",
+        );
+        f.service(name, &format!("auth required TWOSTEP CONFIG({name})\n"));
+    }
+
+    // Control: with the registry's CA the code is checked over TLS.
+    let r = f.auth("right-ca", "alice", None, &lines(&[&code(&secret)]));
+    r.expect(true, "PAM_SUCCESS");
+    assert!(
+        r.module_log().join("\n").contains("reason=\"verified\""),
+        "{r:#?}"
+    );
+
+    let r = f.auth("other-ca", "alice", None, &lines(&["000000"]));
+    r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+    assert_eq!(r.pam_line(), AUTHINFO_UNAVAIL);
+    assert_eq!(r.prompts(PROMPT), 0, "no prompt without a trusted registry");
+    let log = r.module_log().join("\n");
+    assert!(!log.contains("fail-open"), "{log}");
+    let line = r
+        .module_log()
+        .into_iter()
+        .find(|l| l.contains("result=PAM_AUTHINFO_UNAVAIL"))
+        .expect("result line")
+        .to_owned();
+    // pam_wrapper shows the priority: 3 is LOG_ERR.
+    assert!(line.contains("SYSLOG(3)"), "{line}");
+    assert!(
+        line.contains("registry TLS failure: ")
+            && line.contains("invalid peer certificate: UnknownIssuer")
+            && line.contains("fail_mode does not apply"),
+        "{line}"
+    );
+}
+
+/// A registry restart while the user is at the prompt: the module opened a
+/// connection for the registrations lookup before the prompt; the verify
+/// after it must not go out on that connection (closed by the restart) and
+/// the right code passes.
+#[test]
+fn registry_restart_while_at_the_prompt() {
+    let mut f = Fixture::new();
+    let secret = f.enrolled("alice");
+    f.config("base", "", "");
+    f.service("base", "auth required TWOSTEP CONFIG(base)\n");
+    let svc = f.svc_dir();
+    let reg = &mut f.reg;
+    let mut pid_before = None;
+    let r = pamtester_answer_later(&svc, "base", "alice", PROMPT, || {
+        pid_before = reg.pid();
+        reg.restart();
+        code(&secret)
+    });
+    assert_ne!(pid_before, f.reg.pid(), "the registry was restarted");
+    r.expect(true, "PAM_SUCCESS");
+    assert_eq!(r.prompts(PROMPT), 1, "{r:#?}");
+    assert_eq!(r.pam_line(), SUCCESS);
 }

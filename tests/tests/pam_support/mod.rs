@@ -239,6 +239,109 @@ pub fn pamtester(
     }
 }
 
+/// Like [`pamtester`] (no rhost, no extra environment), but the prompt is
+/// answered only once `prompt` has been shown: then `at_prompt` runs and
+/// its result is written as the one answer line, then EOF. The whole run,
+/// `at_prompt` included, is bounded by [`RUN_LIMIT`].
+pub fn pamtester_answer_later(
+    svc_dir: &Path,
+    service: &str,
+    user: &str,
+    prompt: &str,
+    at_prompt: impl FnOnce() -> String,
+) -> Run {
+    use std::io::Read;
+    use std::sync::mpsc;
+    let start = Instant::now();
+    let deadline = start + RUN_LIMIT;
+    let mut child = Command::new("pamtester")
+        .args(["-v", service, user, "authenticate"])
+        .env("LD_PRELOAD", PAM_WRAPPER)
+        .env("PAM_WRAPPER", "1")
+        .env("PAM_WRAPPER_SERVICE_DIR", svc_dir)
+        .env("PAM_WRAPPER_DEBUGLEVEL", "2")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pamtester (apt-get install pamtester)");
+    let pid = child.id();
+    let kill = |why: &str| -> ! {
+        // SAFETY: kill(2) on our own child's pid; no memory involved.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+        panic!("pamtester {pid}: {why}");
+    };
+    // Both streams, chunk by chunk: (0 = stdout, 1 = stderr, bytes).
+    let (tx, rx) = mpsc::channel::<(u8, Vec<u8>)>();
+    let mut readers = Vec::new();
+    for (n, mut stream) in [
+        (
+            0u8,
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
+        ),
+        (1u8, Box::new(child.stderr.take().expect("stderr"))),
+    ] {
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(k @ 1..) = stream.read(&mut buf) {
+                if tx.send((n, buf[..k].to_vec())).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let mut out = [Vec::new(), Vec::new()];
+    let shown = |out: &[Vec<u8>; 2]| {
+        out.iter()
+            .any(|o| String::from_utf8_lossy(o).contains(prompt))
+    };
+    let mut stdin = child.stdin.take().expect("stdin");
+    while !shown(&out) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((n, b)) => out[usize::from(n)].extend_from_slice(&b),
+            Err(mpsc::RecvTimeoutError::Timeout) => kill("no prompt within RUN_LIMIT"),
+            // Both streams closed without a prompt: pamtester is done.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if shown(&out) {
+        let answer = at_prompt();
+        // pamtester may have exited already; the result says so.
+        let _ = stdin.write_all(format!("{answer}\n").as_bytes());
+    }
+    drop(stdin);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((n, b)) => out[usize::from(n)].extend_from_slice(&b),
+            Err(mpsc::RecvTimeoutError::Timeout) => kill("did not finish within RUN_LIMIT"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    for r in readers {
+        r.join().expect("reader thread");
+    }
+    // Its output is closed: it has exited or is about to.
+    let status = loop {
+        match child.try_wait().expect("wait for pamtester") {
+            Some(st) => break st,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            None => kill("did not exit within RUN_LIMIT"),
+        }
+    };
+    Run {
+        ok: status.success(),
+        stdout: String::from_utf8_lossy(&out[0]).into_owned(),
+        stderr: String::from_utf8_lossy(&out[1]).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
 pub use twostep_e2e::wait_bounded;
 
 /// A TCP listener on 127.0.0.1 that accepts connections and never answers:
