@@ -290,27 +290,67 @@ async fn check_key_matches(
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {},
-                _ = i.recv() => {},
-            }
-        }
-        _ => std::future::pending::<()>().await,
+/// SIGTERM and SIGINT, installed before anything else so that a signal
+/// arriving during startup is not met by the default action (exit by signal).
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+    }
+}
+
+async fn shutdown_signal(mut stop: StopSignals) {
+    stop.recv().await;
     tracing::info!("shutting down");
 }
 
-/// Runs the registry until SIGTERM or SIGINT, with the system clock.
+/// The warning logged for each SIGHUP.
+pub const SIGHUP_WARNING: &str =
+    "SIGHUP: reloading the configuration is not supported; restart the service to apply changes";
+
+/// Handles SIGHUP (whose default action ends the process, which systemd's
+/// `Restart=on-failure` takes for a clean stop) by logging
+/// [`SIGHUP_WARNING`] and carrying on.
+///
+/// # Errors
+/// When the signal handler cannot be installed.
+pub fn warn_on_sighup() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::warn!("{SIGHUP_WARNING}");
+        }
+    });
+    Ok(())
+}
+
+/// Runs the registry until SIGTERM or SIGINT, with the system clock; a
+/// SIGHUP only logs [`SIGHUP_WARNING`].
 ///
 /// # Errors
 /// [`StartupError`] when it cannot start; I/O errors of the server loop.
 pub async fn run(api: &ApiConfig) -> Result<(), StartupError> {
+    let signal_err = |e: std::io::Error| StartupError::Listen(format!("signal handlers: {e}"));
+    let stop = StopSignals::install().map_err(signal_err)?;
+    warn_on_sighup().map_err(signal_err)?;
+    // A stop signal during startup is acted on once serving (startup is
+    // bounded by db::STARTUP_TIMEOUT): prepare is not cut off halfway.
     let state = prepare(api, Arc::new(SystemClock)).await?;
     let backend = state.backend;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -336,7 +376,7 @@ pub async fn run(api: &ApiConfig) -> Result<(), StartupError> {
             let handle = axum_server::Handle::new();
             let h2 = handle.clone();
             tokio::spawn(async move {
-                shutdown_signal().await;
+                shutdown_signal(stop).await;
                 h2.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
             });
             tracing::info!(listen = %api.listen, ?backend, "twostep-api listening (HTTPS)");
@@ -349,7 +389,7 @@ pub async fn run(api: &ApiConfig) -> Result<(), StartupError> {
         _ => {
             tracing::info!(listen = %api.listen, ?backend, "twostep-api listening (plain HTTP)");
             axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(shutdown_signal(stop))
                 .await
                 .map_err(|e| StartupError::Listen(format!("server: {e}")))
         }

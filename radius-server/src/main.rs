@@ -87,6 +87,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        // Installed before binding: a signal that arrives while starting is
+        // handled, not met by its default action.
+        warn_on_sighup().context("installing the SIGHUP handler")?;
+        let stop = shutdown().context("installing the SIGTERM/SIGINT handlers")?;
         let clients = settings.clients.len();
         let server = Server::bind(settings).await?;
         tracing::info!(
@@ -96,7 +100,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         );
         tokio::select! {
             r = server.run() => r.map_err(anyhow::Error::from),
-            _ = shutdown() => {
+            _ = stop => {
                 tracing::info!("stopping");
                 Ok(())
             }
@@ -104,14 +108,32 @@ fn run(args: &Args) -> anyhow::Result<()> {
     })
 }
 
-async fn shutdown() {
+/// Handles SIGHUP (whose default action ends the process, which systemd's
+/// `Restart=on-failure` takes for a clean stop) with a warning: the
+/// configuration is read at start only.
+fn warn_on_sighup() -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::warn!(
+                "SIGHUP: reloading the configuration is not supported; restart the service to apply changes"
+            );
+        }
+    });
+    Ok(())
+}
+
+/// Resolves at SIGTERM or SIGINT; both handlers are installed when this
+/// returns.
+fn shutdown() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
