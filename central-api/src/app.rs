@@ -208,10 +208,18 @@ where
 
 fn require_admin(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     let token = bearer(headers)?;
-    if state.admin.matches(token) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized("wrong admin token"))
+    match state.admin.check(token) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::unauthorized("wrong admin token")),
+        // Fail closed; the detail (path, mode) goes to the log only.
+        Err(detail) => {
+            tracing::error!(error = %detail, "admin token file unusable; refusing admin requests");
+            Err(ApiError::Client {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "admin_token_unavailable",
+                message: "the registry cannot read its admin token file (see its log); admin requests are refused until it is fixed".into(),
+            })
+        }
     }
 }
 

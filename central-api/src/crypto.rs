@@ -170,23 +170,34 @@ pub fn random_token() -> Zeroizing<String> {
     Zeroizing::new(hex::encode(b.as_ref()))
 }
 
-/// The admin token, compared in constant time.
-pub struct AdminToken(Secret);
+/// The admin token, compared in constant time. One read from a file is
+/// read again at every check, so replacing the file revokes the old token
+/// at once, without a restart.
+pub struct AdminToken(TokenSource);
+
+enum TokenSource {
+    Fixed(Secret),
+    File(std::path::PathBuf),
+}
 
 impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken(<redacted>)")
+        match &self.0 {
+            TokenSource::Fixed(_) => f.write_str("AdminToken(<redacted>)"),
+            TokenSource::File(p) => write!(f, "AdminToken(file {})", p.display()),
+        }
     }
 }
 
 impl AdminToken {
-    /// Wraps a token.
+    /// A fixed token (not read from a file).
     pub fn new(token: Secret) -> Self {
-        Self(token)
+        Self(TokenSource::Fixed(token))
     }
 
-    /// Reads the admin token file, creating one (random, mode 0600) when
-    /// missing; its path (never the token) is logged.
+    /// Checks the admin token file, creating one (random, mode 0600) when
+    /// missing; its path (never the token) is logged. The file is read
+    /// again by every [`AdminToken::check`].
     ///
     /// # Errors
     /// [`StartupError`] when the file is unsafe, empty or cannot be created.
@@ -198,12 +209,26 @@ impl AdminToken {
             create_secret_file(path, &line)?;
             tracing::warn!(path = %path.display(), "created a new admin token file");
         }
-        Ok(Self(read_secret_file(path)?))
+        read_secret_file(path)?;
+        Ok(Self(TokenSource::File(path.to_owned())))
     }
 
-    /// Whether `presented` is the token, in time independent of where they differ.
-    pub fn matches(&self, presented: &[u8]) -> bool {
-        self.0.expose().ct_eq(presented).into()
+    /// Whether `presented` is the token (as the file holds it now), in time
+    /// independent of where they differ.
+    ///
+    /// # Errors
+    /// The file's problem (one line naming it) when it cannot be read or is
+    /// unsafe now ([`read_secret_file`]'s rules): no token is accepted then.
+    pub fn check(&self, presented: &[u8]) -> Result<bool, String> {
+        let current;
+        let token = match &self.0 {
+            TokenSource::Fixed(t) => t,
+            TokenSource::File(path) => {
+                current = read_secret_file(path).map_err(|e| e.to_string())?;
+                &current
+            }
+        };
+        Ok(token.expose().ct_eq(presented).into())
     }
 }
 
@@ -287,8 +312,19 @@ mod tests {
         let path = dir.path().join("admin.token");
         let t = AdminToken::load_or_create(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(t.matches(text.trim().as_bytes()));
-        assert!(!t.matches(b"wrong"));
-        assert!(!t.matches(b""));
+        assert_eq!(t.check(text.trim().as_bytes()), Ok(true));
+        assert_eq!(t.check(b"wrong"), Ok(false));
+        assert_eq!(t.check(b""), Ok(false));
+        // Replaced: the old token is refused at once, the new one accepted.
+        std::fs::remove_file(&path).unwrap();
+        create_secret_file(&path, b"new-token\n").unwrap();
+        assert_eq!(t.check(text.trim().as_bytes()), Ok(false));
+        assert_eq!(t.check(b"new-token"), Ok(true));
+        // Unsafe now: nothing is accepted.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(t.check(b"new-token").is_err());
+        std::fs::remove_file(&path).unwrap();
+        assert!(t.check(b"new-token").is_err());
     }
 }

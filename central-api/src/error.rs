@@ -47,7 +47,7 @@ pub enum ApiError {
     /// A client error with a stable code.
     #[error("{code}: {message}")]
     Client {
-        /// HTTP status (4xx).
+        /// HTTP status (4xx; 503 when the admin token file is unusable).
         status: StatusCode,
         /// [`ErrorBody::error`].
         code: &'static str,

@@ -122,3 +122,52 @@ fn lookalike_usernames_are_refused() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
+
+/// `GET /v1/admin/users` with `token`, on a fresh client (one per runtime).
+fn list_users_with(
+    reg: &Registry,
+    token: &str,
+) -> Result<Vec<twostep_common::api::User>, twostep_common::client::ClientError> {
+    let client = twostep_common::client::RegistryClient::new(
+        &reg.client_config(None),
+        twostep_config::Secret::new(token.as_bytes().to_vec()),
+    )
+    .unwrap();
+    block_on(client.list_users())
+}
+
+#[test]
+fn replacing_the_admin_token_file_revokes_the_old_token_at_once() {
+    use std::os::unix::fs::PermissionsExt;
+    use twostep_common::client::ClientError;
+    let reg = Registry::start();
+    let path = reg.admin_token_file();
+    let old = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+    list_users_with(&reg, &old).unwrap();
+    // Rotate as an admin would: a new 0600 file renamed over the old one.
+    let new = "rotated-admin-token-0123456789abcdef";
+    let tmp = reg.dir.path().join("admin.token.new");
+    twostep_e2e::write_secret(&tmp, &format!("{new}\n"));
+    std::fs::rename(&tmp, &path).unwrap();
+    match list_users_with(&reg, &old) {
+        Err(ClientError::Refused { status: 401, .. }) => {}
+        other => panic!("old token after rotation: {other:?}"),
+    }
+    list_users_with(&reg, new).unwrap();
+    // A token file others can read: refused (503), never accepted.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for t in [new, old.as_str()] {
+        match list_users_with(&reg, t) {
+            Err(ClientError::Server {
+                status: 503,
+                message,
+            }) => {
+                assert!(message.contains("admin token file"), "{message}");
+            }
+            other => panic!("unsafe token file: {other:?}"),
+        }
+    }
+    assert!(reg.log().contains("admin token file unusable"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    list_users_with(&reg, new).unwrap();
+}
