@@ -24,6 +24,60 @@ pub fn check_listen(api: &ApiConfig) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// Warn when the TLS certificate expires within this many days.
+pub const CERT_WARN_DAYS: i64 = 14;
+
+/// Where the TLS certificate's validity stands now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertValidity {
+    /// Valid for more than [`CERT_WARN_DAYS`] days.
+    Valid,
+    /// Valid, but expires within [`CERT_WARN_DAYS`] days.
+    ExpiresSoon(String),
+    /// Past its notAfter, or before its notBefore (RFC 5280 §4.1.2.5).
+    Invalid(String),
+}
+
+/// Reads the validity period (RFC 5280 §4.1.2.5) of the first certificate
+/// in the PEM file `cert` (the leaf, as rustls sends it) and compares it
+/// with `now` (seconds since the Unix epoch).
+///
+/// # Errors
+/// [`StartupError::Listen`] naming the file when it holds no parsable
+/// certificate.
+pub fn cert_validity(cert: &std::path::Path, now: i64) -> Result<CertValidity, StartupError> {
+    let fail = |m: String| StartupError::Listen(format!("TLS certificate {}: {m}", cert.display()));
+    let bytes = std::fs::read(cert).map_err(|e| fail(e.to_string()))?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
+        .map_err(|e| fail(format!("no PEM certificate: {e}")))?;
+    let x509 = pem
+        .parse_x509()
+        .map_err(|e| fail(format!("not an X.509 certificate: {e}")))?;
+    let validity = x509.validity();
+    let (from, until) = (validity.not_before, validity.not_after);
+    let path = cert.display();
+    Ok(if now < from.timestamp() {
+        CertValidity::Invalid(format!(
+            "TLS certificate {path} is not valid before {from} (check the clock)"
+        ))
+    } else if now > until.timestamp() {
+        CertValidity::Invalid(format!("TLS certificate {path} expired on {until}"))
+    } else if until.timestamp() - now < CERT_WARN_DAYS * 86_400 {
+        CertValidity::ExpiresSoon(format!(
+            "TLS certificate {path} expires on {until}, in {} days: renew it",
+            (until.timestamp() - now) / 86_400
+        ))
+    } else {
+        CertValidity::Valid
+    })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Opens everything `[api]` names and returns the state, using `clock`.
 ///
 /// # Errors
@@ -152,7 +206,8 @@ pub struct CheckReport {
 
 /// Checks `[api]` as [`run`] would, without creating, binding or writing
 /// anything: the listen rule, the TLS key's owner and mode and that the
-/// certificate and key load, the secret key and admin token files (owner,
+/// certificate and key load and that the certificate is within its validity
+/// period (a note when it ends within [`CERT_WARN_DAYS`] days), the secret key and admin token files (owner,
 /// mode, contents) when they exist, the database URL, and, when the database
 /// exists, that the secret key matches its key check value (refused, as at
 /// startup, when the key file is missing then), or on a database from before
@@ -176,6 +231,11 @@ pub async fn check(api: &ApiConfig) -> Result<CheckReport, StartupError> {
                         key.display()
                     ))
                 })?;
+            match cert_validity(cert, unix_now())? {
+                CertValidity::Valid => {}
+                CertValidity::ExpiresSoon(m) => notes.push(m),
+                CertValidity::Invalid(m) => return Err(StartupError::Listen(m)),
+            }
             "HTTPS"
         }
         _ => "plain HTTP",
@@ -370,6 +430,17 @@ pub async fn run(api: &ApiConfig) -> Result<(), StartupError> {
                         key.display()
                     ))
                 })?;
+            // An expired (or not yet valid) certificate is logged as an
+            // error but does not stop the start: refusing would turn a
+            // routine restart of a fleet into an outage of every node, and
+            // clients refuse the certificate anyway. `--check` fails on it.
+            match cert_validity(cert, unix_now())? {
+                CertValidity::Valid => {}
+                CertValidity::ExpiresSoon(m) => tracing::warn!("{m}"),
+                CertValidity::Invalid(m) => {
+                    tracing::error!("{m}; clients will refuse it: replace it and restart");
+                }
+            }
             let std_listener = listener
                 .into_std()
                 .map_err(|e| StartupError::Listen(format!("listener: {e}")))?;

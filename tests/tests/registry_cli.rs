@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 use twostep_common::api::{AuthContext, VerifyRequest, VerifyResult};
 use twostep_common::client::ClientError;
-use twostep_e2e::{bin, block_on, now, oathtool_code, Registry};
+use twostep_e2e::{bin, block_on, free_tcp_port, now, oathtool_code, Registry};
 
 fn twostep(reg: &Registry, args: &[&str]) -> Output {
     Command::new(bin("twostep"))
@@ -473,4 +473,121 @@ fn api_check_loads_the_tls_certificate_and_key() {
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
     api_fails_with_one_line(&args, "key.pem");
+}
+
+/// A self-signed certificate for 127.0.0.1 valid from `from` to `until`
+/// (`YYYY-MM-DD`), and its key, PEM.
+fn cert_valid(from: &str, until: &str) -> (String, String) {
+    let ymd = |d: &str| {
+        let p: Vec<i32> = d.split('-').map(|x| x.parse().unwrap()).collect();
+        rcgen::date_time_ymd(p[0], p[1] as u8, p[2] as u8)
+    };
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
+    params.not_before = ymd(from);
+    params.not_after = ymd(until);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// `date -u -d OFFSET +%F`: a date relative to today.
+fn date_in(offset: &str) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", offset, "+%F"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn api_check_fails_on_an_expired_or_not_yet_valid_certificate_and_warns_before_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    let cfg = dir.path().join("tls.toml");
+    let port = free_tcp_port();
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[api]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"sqlite://{d}/r.db\"\nsecret_key_file = \"{d}/secret.key\"\nadmin_token_file = \"{d}/admin.token\"\ntls_cert_file = \"{d}/cert.pem\"\ntls_key_file = \"{d}/key.pem\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let use_cert = |(cert, key): (String, String)| {
+        std::fs::write(&cert_path, cert).unwrap();
+        let _ = std::fs::remove_file(&key_path);
+        twostep_e2e::write_secret(&key_path, &key);
+    };
+    let args = ["--config".as_ref(), cfg.as_os_str(), "--check".as_ref()];
+
+    use_cert(cert_valid("2020-01-01", "2021-01-01"));
+    let line = api_fails_with_one_line(&args, "cert.pem");
+    assert!(
+        line.contains("expired on") && line.contains("2021"),
+        "{line}"
+    );
+
+    use_cert(cert_valid("2090-01-01", "2091-01-01"));
+    let line = api_fails_with_one_line(&args, "cert.pem");
+    assert!(
+        line.contains("not valid before") && line.contains("2090"),
+        "{line}"
+    );
+
+    use_cert(cert_valid("2020-01-01", &date_in("+7 days")));
+    let out = api(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let note = stdout
+        .lines()
+        .find(|l| l.contains("note: TLS certificate"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        note.contains("expires on") && note.contains("renew it"),
+        "{note}"
+    );
+
+    use_cert(cert_valid("2020-01-01", &date_in("+60 days")));
+    let out = api(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !stdout.contains("TLS certificate"),
+        "{stdout}"
+    );
+
+    // At startup an expired certificate is logged as an error; the
+    // registry still starts (documented in README).
+    use_cert(cert_valid("2020-01-01", "2021-01-01"));
+    let log = dir.path().join("api.log");
+    let child = Command::new(bin("twostep-api"))
+        .arg("--config")
+        .arg(&cfg)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("listening") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // SAFETY: kill(2) on our own child's pid; no memory involved.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    twostep_e2e::wait_bounded(child, std::time::Duration::from_secs(10));
+    let line = text
+        .lines()
+        .find(|l| l.contains("expired on"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("ERROR") && line.contains("cert.pem"),
+        "{line}"
+    );
 }
