@@ -1,6 +1,7 @@
 //! The `twostep` admin command line against a real registry.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::{Command, Output};
 use twostep_common::api::{AuthContext, VerifyRequest, VerifyResult};
 use twostep_common::client::ClientError;
@@ -590,4 +591,29 @@ fn api_check_fails_on_an_expired_or_not_yet_valid_certificate_and_warns_before_e
         line.contains("ERROR") && line.contains("cert.pem"),
         "{line}"
     );
+}
+
+#[test]
+fn readme_tells_how_to_check_a_packaged_install_and_share_the_key() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let section = |title: &str| -> String {
+        let start = readme.find(title).unwrap_or_else(|| panic!("no {title}"));
+        let rest = &readme[start + title.len()..];
+        let end = rest.find("\n## ").unwrap_or(rest.len());
+        // Words as one line: prose wraps anywhere.
+        rest[..end].split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let check = "runuser -u twostep -- twostep-api --config /etc/twostep/twostep.toml --check";
+    for title in ["## The registry and the admin CLI", "## Debian packages"] {
+        let text = section(title);
+        assert!(text.contains(check), "{title}: no {check:?}");
+        assert!(
+            text.contains("secret.key") && text.contains("0600"),
+            "{title}: how to copy the key"
+        );
+    }
+    // The error the README quotes is the one twostep-api prints.
+    assert!(section("## The registry and the admin CLI").contains(KEY_MISMATCH));
 }
