@@ -593,3 +593,21 @@ pub fn wait_bounded(
         }
     }
 }
+
+/// A [`RegistryOptions::wrapper`] that runs the registry in its own mount
+/// namespace with a `size_mib` MiB tmpfs (mode 0700) mounted over `dir`:
+/// a small disk the test can fill through `/proc/PID/root`, never touching
+/// the real filesystem.
+pub fn tmpfs_wrapper(dir: &Path, size_mib: u32) -> Vec<String> {
+    vec![
+        "unshare".into(),
+        "--mount".into(),
+        "--propagation".into(),
+        "private".into(),
+        "--".into(),
+        "sh".into(),
+        "-c".into(),
+        format!("mount -t tmpfs -o size={size_mib}m,mode=0700 tmpfs \"$0\" && exec \"$@\""),
+        dir.display().to_string(),
+    ]
+}

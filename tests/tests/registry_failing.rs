@@ -28,19 +28,7 @@ impl FullDisk {
                 "sqlite://{}",
                 dbdir.path().join("registry.db").display()
             )),
-            wrapper: [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "sh",
-                "-c",
-                "mount -t tmpfs -o size=4m,mode=0700 tmpfs \"$0\" && exec \"$@\"",
-                &dbdir.path().display().to_string(),
-            ]
-            .map(String::from)
-            .to_vec(),
+            wrapper: twostep_e2e::tmpfs_wrapper(dbdir.path(), 4),
             ..RegistryOptions::default()
         });
         // The tmpfs as the registry sees it, through /proc/PID/root.

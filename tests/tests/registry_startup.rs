@@ -257,19 +257,7 @@ fn full_disk_answers_503_and_writes_nothing() {
     let dbpath = dbdir.path().join("registry.db");
     let reg = Registry::start_opts(RegistryOptions {
         database_url: Some(format!("sqlite://{}", dbpath.display())),
-        wrapper: [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "sh",
-            "-c",
-            "mount -t tmpfs -o size=4m,mode=0700 tmpfs \"$0\" && exec \"$@\"",
-            &dbdir.path().display().to_string(),
-        ]
-        .map(String::from)
-        .to_vec(),
+        wrapper: twostep_e2e::tmpfs_wrapper(dbdir.path(), 4),
         ..RegistryOptions::default()
     });
     reg.add_user("fred");
