@@ -171,6 +171,20 @@ pub struct Audit<'a> {
     pub detail: Option<String>,
 }
 
+impl<'a> Audit<'a> {
+    /// A successful admin action from `remote_addr`; set the other fields
+    /// with struct update syntax.
+    pub fn admin_ok(action: &'a str, remote_addr: Option<&'a str>) -> Self {
+        Self {
+            actor: "admin",
+            action,
+            remote_addr,
+            result: Some("ok"),
+            ..Self::default()
+        }
+    }
+}
+
 /// Writes `a` to the audit table through `exec` and logs it.
 pub(crate) async fn write_audit<'e, E>(exec: E, at: i64, a: &Audit<'_>) -> Result<(), sqlx::Error>
 where
@@ -404,12 +418,8 @@ async fn create_user(
         &mut *tx,
         now,
         &Audit {
-            actor: "admin",
-            action: "user.create",
             username: Some(&req.username),
-            remote_addr: peer.as_deref(),
-            result: Some("ok"),
-            ..Audit::default()
+            ..Audit::admin_ok("user.create", peer.as_deref())
         },
     )
     .await?;
@@ -483,12 +493,8 @@ async fn admin_user_change(
         &mut *tx,
         now,
         &Audit {
-            actor: "admin",
-            action,
             username: Some(username),
-            remote_addr: peer.as_deref(),
-            result: Some("ok"),
-            ..Audit::default()
+            ..Audit::admin_ok(action, peer.as_deref())
         },
     )
     .await?;
@@ -612,13 +618,9 @@ async fn enrol_totp(
         &mut *tx,
         now,
         &Audit {
-            actor: "admin",
-            action: "totp.enrol",
             username: Some(&username),
-            remote_addr: peer.as_deref(),
-            result: Some("ok"),
             detail: Some(format!("method {method_id}")),
-            ..Audit::default()
+            ..Audit::admin_ok("totp.enrol", peer.as_deref())
         },
     )
     .await?;
@@ -677,13 +679,9 @@ async fn delete_method(
         &mut *tx,
         now,
         &Audit {
-            actor: "admin",
-            action: "method.delete",
             username: Some(&username),
-            remote_addr: peer.as_deref(),
-            result: Some("ok"),
             detail: Some(format!("method {id}")),
-            ..Audit::default()
+            ..Audit::admin_ok("method.delete", peer.as_deref())
         },
     )
     .await?;
@@ -723,13 +721,9 @@ async fn reset_methods(
         &mut *tx,
         now,
         &Audit {
-            actor: "admin",
-            action: "method.reset",
             username: Some(&username),
-            remote_addr: peer.as_deref(),
-            result: Some("ok"),
             detail: Some(format!("{n} methods deleted")),
-            ..Audit::default()
+            ..Audit::admin_ok("method.reset", peer.as_deref())
         },
     )
     .await?;
@@ -796,13 +790,9 @@ async fn create_host(
         &mut *tx,
         now,
         &Audit {
-            actor: "admin",
-            action: "host.create",
             host: Some(&req.name),
-            remote_addr: peer.as_deref(),
-            result: Some("ok"),
             detail: Some(format!("kind {}", kind_str(req.kind))),
-            ..Audit::default()
+            ..Audit::admin_ok("host.create", peer.as_deref())
         },
     )
     .await?;
@@ -854,12 +844,8 @@ async fn revoke_host(
         &mut *tx,
         now,
         &Audit {
-            actor: "admin",
-            action: "host.revoke",
             host: Some(&name),
-            remote_addr: peer.as_deref(),
-            result: Some("ok"),
-            ..Audit::default()
+            ..Audit::admin_ok("host.revoke", peer.as_deref())
         },
     )
     .await?;
