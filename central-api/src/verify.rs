@@ -23,10 +23,7 @@ use crate::crypto::totp_aad;
 use crate::error::ApiError;
 use sqlx::{Any, Row, Transaction};
 use twostep_common::api::{validate_username, VerifyRequest, VerifyResponse, VerifyResult};
-use twostep_common::totp::{self, TotpCheck, TotpParams};
-
-/// Digits of the codes the registry issues (RFC 4226 §5.3).
-pub const CODE_DIGITS: u32 = 6;
+use twostep_common::totp::{self, TotpCheck, TotpParams, CODE_DIGITS};
 
 /// Verifies `req` for the host named `host` and records the outcome (audit
 /// table and log).
@@ -41,7 +38,7 @@ pub async fn verify(
     req: &VerifyRequest,
 ) -> Result<VerifyResponse, ApiError> {
     validate_username(&req.username).map_err(|m| ApiError::bad_request("invalid_username", m))?;
-    if !totp::is_well_formed(&req.code, CODE_DIGITS) {
+    if !totp::is_code_format(&req.code) {
         return Err(ApiError::bad_request(
             "invalid_code_format",
             format!("the code must be exactly {CODE_DIGITS} ASCII digits"),

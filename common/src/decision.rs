@@ -36,7 +36,7 @@
 //! [`ClientError::Tls`]: crate::client::ClientError::Tls
 //! [`ClientError::Transport`]: crate::client::ClientError::Transport
 
-use crate::api::VerifyResult;
+use crate::api::{Registrations, UserStatus, VerifyResult};
 use twostep_config::{FailMode, UnenrolledPolicy};
 
 /// Why a user is refused outright (no retry helps).
@@ -107,6 +107,27 @@ pub fn from_result(result: VerifyResult, unenrolled: UnenrolledPolicy) -> Decisi
     }
 }
 
+/// What the registrations lookup settles before any prompt (PAM) or
+/// Access-Challenge (RADIUS): `None` when the
+/// user is active with at least one method (go on and prompt), otherwise the
+/// final decision (locked or disabled: denied; unknown or no method: the
+/// `unenrolled` policy). `reg` is `None` for a user the registry does not know.
+pub fn from_registrations(
+    reg: Option<&Registrations>,
+    unenrolled: UnenrolledPolicy,
+) -> Option<Decision> {
+    let as_result = match reg {
+        None => VerifyResult::UnknownUser,
+        Some(r) => match r.status {
+            UserStatus::Locked => VerifyResult::Locked,
+            UserStatus::Disabled => VerifyResult::Disabled,
+            UserStatus::Active if r.methods.is_empty() => VerifyResult::NotEnrolled,
+            UserStatus::Active => return None,
+        },
+    };
+    Some(from_result(as_result, unenrolled))
+}
+
 /// Decides when the registry could not be reached (only then: a 5xx
 /// answer, a TLS failure or a broken connection is
 /// [`Decision::Unavailable`] whatever the fail mode).
@@ -120,6 +141,7 @@ pub fn unreachable(fail_mode: FailMode) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{Method, MethodKind};
 
     #[test]
     fn only_accept_verifies() {
@@ -160,5 +182,51 @@ mod tests {
     fn fail_mode() {
         assert_eq!(unreachable(FailMode::Closed), Decision::Unavailable);
         assert_eq!(unreachable(FailMode::Open), Decision::FailOpen);
+    }
+    fn reg(status: UserStatus, methods: usize) -> Registrations {
+        Registrations {
+            username: "alice".into(),
+            status,
+            methods: (0..methods)
+                .map(|i| Method {
+                    id: i as i64,
+                    kind: MethodKind::Totp,
+                    label: "app".into(),
+                    is_default: i == 0,
+                    created_at: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn registrations_before_prompt() {
+        use UnenrolledPolicy::{Deny, Ignore};
+        assert_eq!(
+            from_registrations(Some(&reg(UserStatus::Active, 1)), Deny),
+            None
+        );
+        assert_eq!(
+            from_registrations(Some(&reg(UserStatus::Active, 0)), Deny),
+            Some(Decision::Denied(DenyReason::NotEnrolled))
+        );
+        assert_eq!(
+            from_registrations(Some(&reg(UserStatus::Active, 0)), Ignore),
+            Some(Decision::Ignore)
+        );
+        assert_eq!(from_registrations(None, Ignore), Some(Decision::Ignore));
+        assert_eq!(
+            from_registrations(None, Deny),
+            Some(Decision::Denied(DenyReason::NotEnrolled))
+        );
+        // Locked and disabled users are refused even under `ignore`.
+        assert_eq!(
+            from_registrations(Some(&reg(UserStatus::Locked, 1)), Ignore),
+            Some(Decision::Denied(DenyReason::Locked))
+        );
+        assert_eq!(
+            from_registrations(Some(&reg(UserStatus::Disabled, 0)), Ignore),
+            Some(Decision::Denied(DenyReason::Disabled))
+        );
     }
 }

@@ -8,21 +8,15 @@
 //! behaviour can be checked without a PAM stack; the PAM glue only performs
 //! the I/O these types ask for.
 
-use crate::api::{Registrations, UserStatus, VerifyResult};
+use crate::api::VerifyResult;
+pub use crate::decision::from_registrations;
 use crate::decision::{self, Decision};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::time::Duration;
 use twostep_config::{PamConfig, UnenrolledPolicy};
 
-/// Digits in a code (RFC 6238 §5.3 with `Digit = 6`, as the registry issues them).
-pub const CODE_DIGITS: usize = 6;
-
-/// Whether `s` has the shape of a code: exactly [`CODE_DIGITS`] ASCII digits.
-/// Anything else is a wrong try that never reaches the registry.
-pub fn is_code_format(s: &str) -> bool {
-    s.len() == CODE_DIGITS && s.bytes().all(|b| b.is_ascii_digit())
-}
+pub use crate::totp::{is_code_format, CODE_DIGITS};
 
 /// Splits a `forward_pass` answer `PASSWORDCODE` into `(password, code)`.
 ///
@@ -31,7 +25,7 @@ pub fn is_code_format(s: &str) -> bool {
 /// removed, so a password may itself end in `,` or a space). The password may
 /// be empty. Returns `None` when the answer does not end in a code.
 pub fn split_forward_pass(answer: &str) -> Option<(&str, &str)> {
-    let cut = answer.len().checked_sub(CODE_DIGITS)?;
+    let cut = answer.len().checked_sub(CODE_DIGITS as usize)?;
     if !answer.is_char_boundary(cut) {
         return None;
     }
@@ -99,26 +93,6 @@ pub fn exemption(cfg: &PamConfig, groups: &[String], rhost: Option<&str>) -> Opt
 /// when not, the module does not look them up.
 pub fn needs_groups(cfg: &PamConfig) -> bool {
     !cfg.require_groups.is_empty() || !cfg.exempt_groups.is_empty()
-}
-
-/// What the registrations lookup settles before any prompt: `None` when the
-/// user is active with at least one method (go on and prompt), otherwise the
-/// final decision (locked or disabled: denied; unknown or no method: the
-/// `unenrolled` policy). `reg` is `None` for a user the registry does not know.
-pub fn from_registrations(
-    reg: Option<&Registrations>,
-    unenrolled: UnenrolledPolicy,
-) -> Option<Decision> {
-    let as_result = match reg {
-        None => VerifyResult::UnknownUser,
-        Some(r) => match r.status {
-            UserStatus::Locked => VerifyResult::Locked,
-            UserStatus::Disabled => VerifyResult::Disabled,
-            UserStatus::Active if r.methods.is_empty() => VerifyResult::NotEnrolled,
-            UserStatus::Active => return None,
-        },
-    };
-    Some(decision::from_result(as_result, unenrolled))
 }
 
 /// The end of an authentication attempt.
@@ -242,7 +216,6 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Method, MethodKind};
     use crate::decision::DenyReason;
 
     #[test]
@@ -338,53 +311,6 @@ mod tests {
         assert_eq!(exemption(&c, &["admins".into()], None), None);
         assert!(needs_groups(&c));
         assert!(!needs_groups(&PamConfig::default()));
-    }
-
-    fn reg(status: UserStatus, methods: usize) -> Registrations {
-        Registrations {
-            username: "alice".into(),
-            status,
-            methods: (0..methods)
-                .map(|i| Method {
-                    id: i as i64,
-                    kind: MethodKind::Totp,
-                    label: "app".into(),
-                    is_default: i == 0,
-                    created_at: 0,
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn registrations_before_prompt() {
-        use UnenrolledPolicy::{Deny, Ignore};
-        assert_eq!(
-            from_registrations(Some(&reg(UserStatus::Active, 1)), Deny),
-            None
-        );
-        assert_eq!(
-            from_registrations(Some(&reg(UserStatus::Active, 0)), Deny),
-            Some(Decision::Denied(DenyReason::NotEnrolled))
-        );
-        assert_eq!(
-            from_registrations(Some(&reg(UserStatus::Active, 0)), Ignore),
-            Some(Decision::Ignore)
-        );
-        assert_eq!(from_registrations(None, Ignore), Some(Decision::Ignore));
-        assert_eq!(
-            from_registrations(None, Deny),
-            Some(Decision::Denied(DenyReason::NotEnrolled))
-        );
-        // Locked and disabled users are refused even under `ignore`.
-        assert_eq!(
-            from_registrations(Some(&reg(UserStatus::Locked, 1)), Ignore),
-            Some(Decision::Denied(DenyReason::Locked))
-        );
-        assert_eq!(
-            from_registrations(Some(&reg(UserStatus::Disabled, 0)), Ignore),
-            Some(Decision::Denied(DenyReason::Disabled))
-        );
     }
 
     #[test]

@@ -56,9 +56,20 @@ pub enum TotpCheck {
     NoMatch,
 }
 
+/// Digits in the codes the registry issues and every front end asks for
+/// (RFC 4226 §5.3 with `Digit = 6`).
+pub const CODE_DIGITS: u32 = 6;
+
 /// Whether `code` has the shape of a code: exactly `digits` ASCII digits.
 pub fn is_well_formed(code: &str, digits: u32) -> bool {
     code.len() == digits as usize && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `s` has the shape of a code as the registry issues them: exactly
+/// [`CODE_DIGITS`] ASCII digits. Front ends refuse anything else as a wrong
+/// try without asking the registry; the registry refuses it with a 400.
+pub fn is_code_format(s: &str) -> bool {
+    is_well_formed(s, CODE_DIGITS)
 }
 
 /// The code for time step `step`.
