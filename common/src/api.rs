@@ -103,6 +103,9 @@ pub struct User {
 pub enum MethodKind {
     /// Time-based one-time codes (RFC 6238).
     Totp,
+    /// Sign-in notifications to a device that approves or denies
+    /// ([`crate::push`]).
+    Push,
 }
 
 /// A registered verification method (a registration). Never carries a secret.

@@ -7,6 +7,7 @@
 //!   they cannot drift.
 //! - [`client`]: the registry client (reqwest, rustls) for hosts and the CLI.
 //! - [`decision`]: how a registry answer becomes a front end's answer.
+//! - [`push`]: push approvals' wire types and the bytes a device signs.
 //! - [`policy`]: the PAM module's local policy and prompt loop, free of PAM.
 //!
 //! Nothing here knows about PAM, RADIUS or HTTP servers.
@@ -15,6 +16,7 @@ pub mod api;
 pub mod client;
 pub mod decision;
 pub mod policy;
+pub mod push;
 pub mod totp;
 
 /// An error and its causes on one line, newlines folded, each cause once
