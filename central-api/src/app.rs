@@ -55,6 +55,8 @@ pub struct AppState {
     pub lockout: LockoutConfig,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// The Security info pages' settings.
+    pub portal: crate::portal::Settings,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
             skew_steps: api.totp.skew_steps,
             lockout: api.lockout.clone(),
             max_body_bytes: api.max_body_bytes,
+            portal: crate::portal::Settings::from_api(api),
         }
     }
 
@@ -96,6 +99,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/admin/users", &["get", "post"]),
     ("/v1/admin/users/{username}", &["get", "patch", "delete"]),
     ("/v1/admin/users/{username}/unlock", &["post"]),
+    ("/v1/admin/users/{username}/password", &["put"]),
+    ("/v1/admin/users/{username}/invite", &["post"]),
     ("/v1/admin/users/{username}/methods/totp", &["post"]),
     ("/v1/admin/users/{username}/methods/{id}", &["delete"]),
     ("/v1/admin/users/{username}/methods", &["delete"]),
@@ -118,6 +123,14 @@ pub fn router(state: Shared) -> Router {
             get(show_user).patch(update_user).delete(delete_user),
         )
         .route("/v1/admin/users/{username}/unlock", post(unlock_user))
+        .route(
+            "/v1/admin/users/{username}/password",
+            axum::routing::put(crate::portal::admin::set_password),
+        )
+        .route(
+            "/v1/admin/users/{username}/invite",
+            post(crate::portal::admin::invite),
+        )
         .route("/v1/admin/users/{username}/methods/totp", post(enrol_totp))
         .route(
             "/v1/admin/users/{username}/methods/{id}",
@@ -132,6 +145,10 @@ pub fn router(state: Shared) -> Router {
             get(registrations),
         )
         .route("/v1/host/verify", post(verify))
+        .nest_service(
+            twostep_common::portal::PORTAL_PATH,
+            crate::portal::router(state.clone()),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -690,7 +707,10 @@ async fn delete_method(
 }
 
 /// Makes the oldest remaining method the default when none is.
-async fn promote_default(tx: &mut sqlx::Transaction<'_, Any>, uid: i64) -> Result<(), sqlx::Error> {
+pub(crate) async fn promote_default(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    uid: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE methods SET is_default = 1
          WHERE id = (SELECT MIN(id) FROM methods WHERE user_id = $1)

@@ -276,6 +276,41 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         statements: &["CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)"],
     },
+    // Version 3: the Security info pages (crate::portal): each user's page
+    // password (Argon2id, PHC string), a `disabled` flag on methods (a lost
+    // push device), page sessions (only a SHA-256 of the session id is
+    // kept), one-time setup links (SHA-256 of the token) and sign-in
+    // failure counts per username and per address.
+    Migration {
+        version: 3,
+        statements: &[
+            "ALTER TABLE users ADD COLUMN password_hash TEXT",
+            "ALTER TABLE methods ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0",
+            "CREATE TABLE portal_sessions (
+            id_hash TEXT PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            stage TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            last_seen_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            factor_at BIGINT,
+            set_password BIGINT NOT NULL DEFAULT 0,
+            flow_sealed TEXT,
+            remote_addr TEXT)",
+            "CREATE INDEX portal_sessions_user ON portal_sessions(user_id)",
+            "CREATE TABLE portal_invites (
+            token_hash TEXT PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            used_at BIGINT)",
+            "CREATE INDEX portal_invites_user ON portal_invites(user_id)",
+            "CREATE TABLE portal_throttle (
+            name TEXT PRIMARY KEY,
+            window_start BIGINT NOT NULL,
+            failures BIGINT NOT NULL)",
+        ],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in

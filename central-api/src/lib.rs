@@ -8,9 +8,10 @@
 //! - [`verify`]: the replay-safe, race-free verification and lockout;
 //! - [`db`]: connection and schema migrations for both databases;
 //! - [`crypto`]: at-rest encryption of TOTP secrets, tokens and API keys;
-//! - [`clock`]: the injectable clock.
+//! - [`clock`]: the injectable clock;
+//! - [`portal`]: the Security info pages under `/my/`.
 //!
-//! Not here yet: push challenges and the Security info portal.
+//! Not here yet: push challenges.
 
 pub mod app;
 pub mod clock;
@@ -19,6 +20,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod portal;
 pub mod server;
 pub mod verify;
 
