@@ -15,6 +15,8 @@ use std::process::ExitCode;
 const AFTER_HELP: &str = "\
 Examples:
   twostep user add alice --display-name 'Alice Smith'
+  twostep user invite alice            # one-time link to the Security info page (24 h)
+  twostep user passwd alice            # set alice's Security info page password
   twostep enrol alice                  # prints the otpauth URI, the key and a QR code
   twostep host add web1 --kind ssh --key-file /etc/twostep/host.key
   twostep host add vpn1 --kind radius
@@ -77,7 +79,7 @@ macro_rules! commands {
 }
 
 commands! {
-    /// Manage users: add, list, show, disable, enable, delete, unlock, reset.
+    /// Manage users: add, list, show, passwd, invite, disable, enable, delete, unlock, reset.
     #[command(subcommand)]
     User(admin::UserCmd),
     /// Enrol a TOTP authenticator app for a user (shows the secret once).
