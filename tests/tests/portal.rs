@@ -97,10 +97,25 @@ fn screenshot_dir() -> PathBuf {
 /// (390×844).
 async fn shot(c: &Client, name: &str) {
     for (w, h, tag) in [(390, 844, "phone"), (1366, 900, "laptop")] {
+        // The window is larger than the page's viewport by the browser's
+        // own frame: size it so that the viewport is w×h.
         c.set_window_size(w, h).await.expect("window size");
-        let png = c.screenshot().await.expect("screenshot");
+        let mut png = c.screenshot().await.expect("screenshot");
+        let (pw, ph) = png_size(&png);
+        if (pw, ph) != (w, h) {
+            c.set_window_size(2 * w - pw, 2 * h - ph)
+                .await
+                .expect("window size");
+            png = c.screenshot().await.expect("screenshot");
+        }
         std::fs::write(screenshot_dir().join(format!("{name}-{tag}.png")), png).expect("write png");
     }
+}
+
+/// Width and height of a PNG image (its IHDR chunk).
+fn png_size(png: &[u8]) -> (u32, u32) {
+    let be = |i: usize| u32::from_be_bytes(png[i..i + 4].try_into().expect("4 bytes"));
+    (be(16), be(20))
 }
 
 async fn text(c: &Client) -> String {
@@ -656,13 +671,72 @@ fn back_from_the_qr_step_and_abandon_saves_nothing() {
         assert!(text(&c).await.contains("Scan the QR code"));
         click(&c, "Back").await;
         c.goto(&format!("{}/my/", reg.url)).await.expect("goto");
-        c.close().await.expect("close");
     });
     // carol's working method is untouched and still the default.
     let user = twostep_e2e::block_on(reg.admin_client().user("carol")).expect("carol");
     assert_eq!(user.methods.len(), 1);
     assert!(user.methods[0].is_default);
     assert_eq!(user.methods[0].id, carol.method.id);
+
+    // Devices: a push device (as the push side registers them) is
+    // disabled, enabled again and removed; the default can be changed.
+    let db = reg.dir.path().join("registry.db");
+    let sql = |q: &str| {
+        let out = Command::new("sqlite3")
+            .arg(&db)
+            .arg(q)
+            .output()
+            .expect("sqlite3");
+        assert!(out.status.success(), "{q}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    sql("INSERT INTO methods (user_id, kind, label, is_default, created_at)
+         SELECT id, 'push', 'Carol''s phone', 0, strftime('%s','now') FROM users WHERE username = 'carol'");
+    let phone = "SELECT disabled FROM methods WHERE kind = 'push'";
+    rt.block_on(async {
+        c.goto(&format!("{}/my/devices", reg.url))
+            .await
+            .expect("goto");
+        assert!(text(&c).await.contains("Carol's phone"));
+        shot(&c, "21-devices").await;
+        click(&c, "Disable lost device Carol's phone").await;
+        assert!(text(&c).await.contains("The device is disabled"));
+    });
+    assert_eq!(sql(phone), "1");
+    rt.block_on(async {
+        shot(&c, "22-device-disabled").await;
+        click(&c, "Enable Carol's phone").await;
+    });
+    assert_eq!(sql(phone), "0");
+    rt.block_on(async {
+        c.goto(&format!("{}/my/security-info/default", reg.url))
+            .await
+            .expect("goto");
+        shot(&c, "23-change-default").await;
+        c.find(Locator::Css("input[name=method_id]:not(:checked)"))
+            .await
+            .expect("the other method")
+            .click()
+            .await
+            .expect("choose");
+        click(&c, "Confirm").await;
+        let t = text(&c).await;
+        assert!(
+            t.contains("Default sign-in method: Authenticator app – notification"),
+            "{t}"
+        );
+        c.goto(&format!("{}/my/devices", reg.url))
+            .await
+            .expect("goto");
+        click(&c, "Remove Carol's phone").await;
+        click(&c, "Remove").await;
+        assert!(text(&c).await.contains("The device was removed."));
+        c.close().await.expect("close");
+    });
+    assert_eq!(sql("SELECT COUNT(*) FROM methods WHERE kind = 'push'"), "0");
+    let user = twostep_e2e::block_on(reg.admin_client().user("carol")).expect("carol");
+    assert_eq!(user.methods.len(), 1);
+    assert!(user.methods[0].is_default, "the app is the default again");
 }
 
 // ---- escaping, CSRF, rate limit, same answer ---------------------------------------

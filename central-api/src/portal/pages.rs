@@ -14,7 +14,7 @@ pub mod icons {
     /// A house.
     pub const OVERVIEW: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M12 3 2 11.5h3V21h5.5v-6h3v6H19v-9.5h3z"/></svg>"#;
     /// A key.
-    pub const KEY: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M7.5 9a4.5 4.5 0 1 1 4.36 5.63L10.5 16H9v1.5H7.5V19H5v-2.5l4.37-4.37A4.5 4.5 0 0 1 7.5 9m4.5-2a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3"/></svg>"#;
+    pub const KEY: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" fill-rule="evenodd" d="M7 7a5 5 0 1 0 4.58 7H15v3h3v-3h2v-4h-8.42A5 5 0 0 0 7 7m0 3a2 2 0 1 1 0 4 2 2 0 0 1 0-4"/></svg>"#;
     /// A phone and a laptop.
     pub const DEVICES: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M3 5h13v2H5v8h7v4H1v-2h2zm11 4h7a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1h-7a1 1 0 0 1-1-1V10a1 1 0 0 1 1-1m1 2v7h5v-7z"/></svg>"#;
     /// A padlock.

@@ -19,10 +19,13 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// `"4 May 2026"`.
+/// `"4 May 2026"`, with no-break spaces so a date never wraps.
 pub fn date(unix: i64) -> String {
     let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
-    format!("{d} {} {y}", MONTHS[(m as usize).saturating_sub(1) % 12])
+    format!(
+        "{d}\u{a0}{}\u{a0}{y}",
+        MONTHS[(m as usize).saturating_sub(1) % 12]
+    )
 }
 
 /// `"4 May 2026, 14:03 UTC"`.
@@ -42,9 +45,10 @@ mod tests {
 
     #[test]
     fn known_dates() {
-        assert_eq!(date(0), "1 Jan 1970");
-        assert_eq!(date_time(1_700_000_025), "14 Nov 2023, 22:13 UTC");
-        assert_eq!(date(951_782_400), "29 Feb 2000");
-        assert_eq!(date(-86_400), "31 Dec 1969");
+        let plain = |s: String| s.replace('\u{a0}', " ");
+        assert_eq!(plain(date(0)), "1 Jan 1970");
+        assert_eq!(plain(date_time(1_700_000_025)), "14 Nov 2023, 22:13 UTC");
+        assert_eq!(plain(date(951_782_400)), "29 Feb 2000");
+        assert_eq!(plain(date(-86_400)), "31 Dec 1969");
     }
 }
