@@ -15,11 +15,13 @@
 //! they are group- or world-accessible or owned by someone other than root or
 //! the running user ([`secret_file_problem`] is that rule, for `twostep
 //! doctor` too). The file itself is refused by [`check_config_file`] when
-//! anyone else could change it.
+//! anyone else could change it. [`radius::warnings`] lists what works in
+//! `[radius]` but weakens the setup.
 //!
 //! A commented example lives in `packaging/twostep.toml`.
 
 mod error;
+pub mod radius;
 mod secret;
 
 pub use error::ConfigError;
