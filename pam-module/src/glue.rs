@@ -22,6 +22,11 @@
 //! would break stacks where this module decided authentication);
 //! `account`, `password`, `session`: `PAM_IGNORE` (no opinion, the rest of
 //! the stack decides).
+//!
+//! The crate denies `unsafe_code` (`Cargo.toml` `[lints]`); this module is
+//! the one exception, and every `unsafe` block in it carries a `// SAFETY:`
+//! comment (`clippy::undocumented_unsafe_blocks`, denied in `lib.rs`).
+#![allow(unsafe_code)]
 
 use crate::auth::{self, PamIo};
 use crate::flow::{Level, PamCode};

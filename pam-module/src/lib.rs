@@ -1,3 +1,4 @@
+#![deny(clippy::undocumented_unsafe_blocks)]
 //! `pam_twostep.so`: the twostep second factor for SSH, console login and
 //! sudo.
 //!
