@@ -243,7 +243,7 @@ impl Authenticator {
                 Some(e),
             );
         }
-        if e.api_code() == Some("invalid_code_format") {
+        if e.api_code() == Some(twostep_common::api::ApiErrorCode::InvalidCodeFormat) {
             return self.decide(client, user, Decision::WrongCode, attrs, None);
         }
         match e {
