@@ -161,3 +161,46 @@ pub(crate) async fn load_user(state: &AppState, username: &str) -> ApiResult<Use
     let methods = methods_of(&state.pool, row.id).await?;
     Ok(row.into_user(state.now(), methods))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(disabled: bool, locked_until: Option<i64>) -> UserRow {
+        UserRow {
+            id: 1,
+            username: "alice".into(),
+            display_name: None,
+            disabled,
+            created_at: 0,
+            locked_until,
+        }
+    }
+
+    #[test]
+    fn standing_disabled_first_then_a_running_lockout() {
+        let now = 1_000;
+        assert_eq!(user(false, None).standing(now), Standing::Active);
+        assert_eq!(
+            user(false, Some(now + 1)).standing(now),
+            Standing::Locked { until: now + 1 }
+        );
+        // A lockout ending now or before is over.
+        assert_eq!(user(false, Some(now)).standing(now), Standing::Active);
+        assert_eq!(user(true, Some(now + 1)).standing(now), Standing::Disabled);
+        assert_eq!(Standing::Locked { until: now }.status(), UserStatus::Locked);
+        // Admins see the same lockout end.
+        assert_eq!(
+            user(false, Some(now + 1))
+                .into_user(now, Vec::new())
+                .locked_until,
+            Some(now + 1)
+        );
+        assert_eq!(
+            user(false, Some(now))
+                .into_user(now, Vec::new())
+                .locked_until,
+            None
+        );
+    }
+}
