@@ -205,7 +205,7 @@ impl End {
         }
     }
 
-    /// The end of a decision (DESIGN.md "PAM results").
+    /// The end of a decision (ARCHITECTURE.md "PAM result mapping").
     pub fn decided(d: Decision) -> Self {
         let (code, level) = map_decision(d);
         Self::new(code, level, d.as_str())
@@ -225,7 +225,7 @@ impl End {
     }
 }
 
-/// The PAM code and log level of a decision (DESIGN.md "PAM results").
+/// The PAM code and log level of a decision (ARCHITECTURE.md "PAM result mapping").
 pub fn map_decision(d: Decision) -> (PamCode, Level) {
     match d {
         Decision::Verified => (PamCode::Success, Level::Info),

@@ -17,7 +17,7 @@
 //! keeps that guard effective). [`guarded`] adds a log line naming the
 //! panic before the bindings' guard turns it into `PAM_ABORT`.
 //!
-//! Results: `auth` as in DESIGN.md "PAM results"; `setcred` always
+//! Results: `auth` as in ARCHITECTURE.md "PAM result mapping"; `setcred` always
 //! `PAM_SUCCESS` (the module grants no credentials, and a failing setcred
 //! would break stacks where this module decided authentication);
 //! `account`, `password`, `session`: `PAM_IGNORE` (no opinion, the rest of

@@ -5,7 +5,7 @@
 //! A thin PAM front end over the core in `twostep-common`: the `auth` hook
 //! asks the registry for the user's registrations, prompts for a code with
 //! echo off, and answers with the PAM result the registry's verdict maps to
-//! (see [`flow`] and DESIGN.md "PAM results"). Policy (exemptions, the tries
+//! (see [`flow`] and ARCHITECTURE.md "PAM result mapping"). Policy (exemptions, the tries
 //! loop, the password+code split) lives in `twostep_common::policy`.
 //!
 //! - [`args`]: module arguments (`config=`, `debug`, `forward_pass`,
