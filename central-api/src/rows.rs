@@ -27,6 +27,8 @@ pub(crate) fn method_from_row(row: &AnyRow) -> Result<Method, sqlx::Error> {
         label: row.try_get("label")?,
         is_default: row.try_get::<i64, _>("is_default")? != 0,
         created_at: row.try_get("created_at")?,
+        last_used_at: None,
+        disabled: false,
     })
 }
 

@@ -182,6 +182,8 @@ fn registrations(status: UserStatus, methods: usize) -> Option<Registrations> {
                 label: "phone".into(),
                 is_default: i == 0,
                 created_at: 0,
+                last_used_at: None,
+                disabled: false,
             })
             .collect(),
     })

@@ -103,6 +103,8 @@ pub fn enrolled(user: &str) -> Registrations {
             label: "phone".into(),
             is_default: true,
             created_at: 0,
+            last_used_at: None,
+            disabled: false,
         }],
     }
 }
