@@ -487,6 +487,29 @@ pub struct Registrations {
     pub methods: Vec<Method>,
 }
 
+impl Registrations {
+    /// The methods that can verify now: every method not disabled by an
+    /// admin (a lost device). A user with none is not enrolled.
+    pub fn usable(&self) -> impl Iterator<Item = &Method> {
+        self.methods.iter().filter(|m| !m.disabled)
+    }
+
+    /// Whether a usable method takes a typed code (an authenticator app).
+    pub fn has_code_method(&self) -> bool {
+        self.usable().any(|m| m.kind == MethodKind::Totp)
+    }
+
+    /// The usable push devices, default first.
+    pub fn push_devices(&self) -> Vec<&Method> {
+        let mut v: Vec<&Method> = self
+            .usable()
+            .filter(|m| m.kind == MethodKind::Push)
+            .collect();
+        v.sort_by_key(|m| !m.is_default);
+        v
+    }
+}
+
 /// Where an authentication comes from; recorded in the audit table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
