@@ -4,18 +4,22 @@
 //! variables are ignored: sudo keeps the caller's environment); every
 //! request bounded by the configured connect and total timeouts.
 
+#[cfg(test)]
+use crate::api::paths::encode_segment as seg;
+use crate::api::paths::{self, fill};
 use crate::api::{
-    AuditEvent, CreateHost, CreateUser, EnrolTotp, ErrorBody, Health, Host, HostCreated,
-    Registrations, TotpEnrolment, UpdateUser, User, VerifyRequest, VerifyResponse, HEALTH_PATH,
+    ApiErrorCode, AuditEvent, CreateHost, CreateUser, EnrolTotp, ErrorBody, Health, Host,
+    HostCreated, Registrations, TotpEnrolment, UpdateUser, User, VerifyRequest, VerifyResponse,
 };
 use crate::error_chain;
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::{Method as HttpMethod, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
 use twostep_config::{read_secret_file, ConfigError, RegistryClientConfig, Secret};
+
+mod push;
 
 /// Errors from talking to the registry.
 #[derive(Debug, thiserror::Error)]
@@ -88,10 +92,12 @@ impl ClientError {
         matches!(self, Self::Unreachable(_))
     }
 
-    /// The error code of an [`ClientError::Api`] answer.
-    pub fn api_code(&self) -> Option<&str> {
+    /// The error code of an [`ClientError::Api`] answer;
+    /// [`ApiErrorCode::Other`] for a code this version does not know (or an
+    /// answer without an [`ErrorBody`]).
+    pub fn api_code(&self) -> Option<ApiErrorCode> {
         match self {
-            Self::Api { code, .. } => Some(code),
+            Self::Api { code, .. } => Some(ApiErrorCode::from_wire(code)),
             _ => None,
         }
     }
@@ -132,17 +138,6 @@ pub const MAX_HOST_ANSWER_BYTES: usize = 64 * 1024;
 /// Largest answer read for admin calls (`/v1/admin/...`: user, host and
 /// audit lists), in bytes: 16 MiB, some 100 000 users.
 pub const MAX_ADMIN_ANSWER_BYTES: usize = 16 * 1024 * 1024;
-
-/// Path segment encoding: everything but unreserved characters.
-const SEGMENT: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-fn seg(s: &str) -> String {
-    utf8_percent_encode(s, SEGMENT).to_string()
-}
 
 impl RegistryClient {
     /// A client using `credential` with the settings of `[registry]`,
@@ -265,14 +260,30 @@ impl RegistryClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<Option<T>, ClientError> {
+        self.send_timed(method, path, body, None).await
+    }
+
+    /// As `send`, with a request deadline of `timeout` instead of the
+    /// client's (long-polls), and no `Authorization` header when the
+    /// credential is empty (a device's signed requests).
+    async fn send_timed<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: HttpMethod,
+        path: &str,
+        body: Option<&B>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<T>, ClientError> {
         let token = self
             .credential
             .expose_str()
             .ok_or_else(|| ClientError::Setup("credential file is not UTF-8 text".into()))?;
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -281,7 +292,7 @@ impl RegistryClient {
         if status == StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        let cap = if path.starts_with("/v1/admin/") {
+        let cap = if path.starts_with(paths::ADMIN_PREFIX) {
             MAX_ADMIN_ANSWER_BYTES
         } else {
             MAX_HOST_ANSWER_BYTES
@@ -395,7 +406,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn health(&self) -> Result<Health, ClientError> {
-        self.get(HEALTH_PATH).await
+        self.get(paths::HEALTH).await
     }
 
     // ---- host calls -------------------------------------------------------
@@ -409,11 +420,11 @@ impl RegistryClient {
         username: &str,
     ) -> Result<Option<Registrations>, ClientError> {
         match self
-            .get(&format!("/v1/host/users/{}/registrations", seg(username)))
+            .get(&fill(paths::HOST_REGISTRATIONS, &[username]))
             .await
         {
             Ok(r) => Ok(Some(r)),
-            Err(e) if e.api_code() == Some("unknown_user") => Ok(None),
+            Err(e) if e.api_code() == Some(ApiErrorCode::UnknownUser) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -423,7 +434,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; a malformed code is `Api { code: "invalid_code_format" }`.
     pub async fn verify(&self, req: &VerifyRequest) -> Result<VerifyResponse, ClientError> {
-        self.post("/v1/host/verify", req).await
+        self.post(paths::HOST_VERIFY, req).await
     }
 
     // ---- admin calls ------------------------------------------------------
@@ -433,7 +444,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; `Api { status: 409 }` when the user exists.
     pub async fn create_user(&self, req: &CreateUser) -> Result<User, ClientError> {
-        self.post("/v1/admin/users", req).await
+        self.post(paths::USERS, req).await
     }
 
     /// Lists users.
@@ -441,7 +452,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn list_users(&self) -> Result<Vec<User>, ClientError> {
-        self.get("/v1/admin/users").await
+        self.get(paths::USERS).await
     }
 
     /// One user.
@@ -449,8 +460,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; `Api { status: 404 }` for an unknown user.
     pub async fn user(&self, username: &str) -> Result<User, ClientError> {
-        self.get(&format!("/v1/admin/users/{}", seg(username)))
-            .await
+        self.get(&fill(paths::USER, &[username])).await
     }
 
     /// Changes a user (disable / enable).
@@ -460,7 +470,7 @@ impl RegistryClient {
     pub async fn update_user(&self, username: &str, req: &UpdateUser) -> Result<User, ClientError> {
         self.send(
             HttpMethod::PATCH,
-            &format!("/v1/admin/users/{}", seg(username)),
+            &fill(paths::USER, &[username]),
             Some(req),
         )
         .await?
@@ -472,8 +482,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn delete_user(&self, username: &str) -> Result<(), ClientError> {
-        self.delete(&format!("/v1/admin/users/{}", seg(username)))
-            .await
+        self.delete(&fill(paths::USER, &[username])).await
     }
 
     /// Clears a user's lockout and failure count.
@@ -481,8 +490,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn unlock_user(&self, username: &str) -> Result<User, ClientError> {
-        self.post(&format!("/v1/admin/users/{}/unlock", seg(username)), &())
-            .await
+        self.post(&fill(paths::USER_UNLOCK, &[username]), &()).await
     }
 
     /// Enrols a TOTP method; the answer holds the secret, this once.
@@ -494,11 +502,7 @@ impl RegistryClient {
         username: &str,
         req: &EnrolTotp,
     ) -> Result<TotpEnrolment, ClientError> {
-        self.post(
-            &format!("/v1/admin/users/{}/methods/totp", seg(username)),
-            req,
-        )
-        .await
+        self.post(&fill(paths::USER_TOTP, &[username]), req).await
     }
 
     /// Deletes one method.
@@ -506,7 +510,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn delete_method(&self, username: &str, id: i64) -> Result<(), ClientError> {
-        self.delete(&format!("/v1/admin/users/{}/methods/{id}", seg(username)))
+        self.delete(&fill(paths::USER_METHOD, &[username, &id.to_string()]))
             .await
     }
 
@@ -515,8 +519,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn reset_methods(&self, username: &str) -> Result<(), ClientError> {
-        self.delete(&format!("/v1/admin/users/{}/methods", seg(username)))
-            .await
+        self.delete(&fill(paths::USER_METHODS, &[username])).await
     }
 
     /// Adds a host; the answer holds its API key, this once.
@@ -524,7 +527,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; `Api { status: 409 }` when the name is taken.
     pub async fn create_host(&self, req: &CreateHost) -> Result<HostCreated, ClientError> {
-        self.post("/v1/admin/hosts", req).await
+        self.post(paths::HOSTS, req).await
     }
 
     /// Lists hosts.
@@ -532,7 +535,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn list_hosts(&self) -> Result<Vec<Host>, ClientError> {
-        self.get("/v1/admin/hosts").await
+        self.get(paths::HOSTS).await
     }
 
     /// Revokes a host's API key.
@@ -540,7 +543,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn revoke_host(&self, name: &str) -> Result<(), ClientError> {
-        self.delete(&format!("/v1/admin/hosts/{}", seg(name))).await
+        self.delete(&fill(paths::HOST, &[name])).await
     }
 
     /// Sets a user's Security info page password (ends their page sessions).
@@ -555,7 +558,7 @@ impl RegistryClient {
     ) -> Result<(), ClientError> {
         self.send::<_, serde_json::Value>(
             HttpMethod::PUT,
-            &format!("/v1/admin/users/{}/password", seg(username)),
+            &fill(paths::USER_PASSWORD, &[username]),
             Some(req),
         )
         .await
@@ -568,7 +571,7 @@ impl RegistryClient {
     /// See [`ClientError`].
     pub async fn invite(&self, username: &str) -> Result<crate::portal::Invite, ClientError> {
         self.post(
-            &format!("/v1/admin/users/{}/invite", seg(username)),
+            &fill(paths::USER_INVITE, &[username]),
             &crate::portal::CreateInvite::default(),
         )
         .await
@@ -579,7 +582,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEvent>, ClientError> {
-        self.get(&format!("/v1/admin/audit?limit={limit}")).await
+        self.get(&format!("{}?limit={limit}", paths::AUDIT)).await
     }
 }
 

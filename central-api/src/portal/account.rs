@@ -279,7 +279,7 @@ async fn delete_method(
     if deleted.is_none() {
         return Err(not_found());
     }
-    crate::app::promote_default(&mut tx, s.user_id).await?;
+    crate::routes::methods::promote_default(&mut tx, s.user_id).await?;
     audit(
         &mut *tx,
         p,

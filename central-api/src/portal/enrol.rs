@@ -250,8 +250,8 @@ async fn show(
         ));
         page.qr_svg = super::qr::svg(&uri, "QR code to scan with your authenticator app")
             .ok_or_else(|| {
-                Exit::Error(ApiError::bad_request(
-                    "qr",
+                Exit::Error(ApiError::new(
+                    twostep_common::api::ApiErrorCode::InvalidField,
                     "the account name is too long for a QR code",
                 ))
             })?;
@@ -380,8 +380,8 @@ async fn save(
             .await?
             .try_get("n")?;
     let label = match existing {
-        0 => crate::app::DEFAULT_TOTP_LABEL.to_owned(),
-        n => format!("{} {}", crate::app::DEFAULT_TOTP_LABEL, n + 1),
+        0 => crate::routes::methods::DEFAULT_TOTP_LABEL.to_owned(),
+        n => format!("{} {}", crate::routes::methods::DEFAULT_TOTP_LABEL, n + 1),
     };
     let row = sqlx::query(
         "INSERT INTO methods (user_id, kind, label, is_default, created_at, digits, step_seconds, last_step)

@@ -30,14 +30,15 @@ pub mod signin;
 pub mod throttle;
 pub mod time;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
+use twostep_common::api::ApiErrorCode;
 use twostep_config::ApiConfig;
 
 /// How long a second factor counts as fresh for opening Security info and
@@ -179,16 +180,15 @@ impl IntoResponse for Exit {
 
 /// 403 for a form without the right CSRF token.
 pub fn forbidden() -> Exit {
-    Exit::Error(ApiError::Client {
-        status: StatusCode::FORBIDDEN,
-        code: "csrf",
-        message: "missing or wrong form token".into(),
-    })
+    Exit::Error(ApiError::new(
+        ApiErrorCode::FormExpired,
+        "missing or wrong form token",
+    ))
 }
 
 /// 404 page.
 pub fn not_found() -> Exit {
-    Exit::Error(ApiError::not_found("not_found", "no such page"))
+    Exit::Error(ApiError::new(ApiErrorCode::NotFound, "no such page"))
 }
 
 /// The stylesheet, compiled in.

@@ -135,11 +135,10 @@ pub fn render<T: Template>(t: &T) -> Result<Response, Exit> {
 /// 500 when the template fails to render.
 pub fn render_status<T: Template>(status: StatusCode, t: &T) -> Result<Response, Exit> {
     let html = t.render().map_err(|e| {
-        Exit::Error(ApiError::Client {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "render_failed",
-            message: format!("page template: {e}"),
-        })
+        Exit::Error(ApiError::new(
+            twostep_common::api::ApiErrorCode::Internal,
+            format!("page template: {e}"),
+        ))
     })?;
     Ok((status, Html(html)).into_response())
 }

@@ -8,15 +8,13 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
-use axum::http::StatusCode;
 use zeroize::Zeroizing;
 
 fn internal(what: &str) -> ApiError {
-    ApiError::Client {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "password_hash",
-        message: format!("password hashing failed: {what}"),
-    }
+    ApiError::new(
+        twostep_common::api::ApiErrorCode::Internal,
+        format!("password hashing failed: {what}"),
+    )
 }
 
 /// The PHC string of `password` with a new random salt.

@@ -12,8 +12,8 @@
 //! on any node, with nothing more stored.
 
 use super::{forbidden, Exit, Portal};
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use twostep_common::api::ApiErrorCode;
 use zeroize::Zeroizing;
 
 /// Name of the `settings` row holding the sealed page key.
@@ -295,15 +296,12 @@ impl<T: DeserializeOwned> FromRequest<Arc<Portal>> for CsrfForm<T> {
             .filter_map(|n| cookie(req.headers(), n))
             .collect();
         let body = axum::body::Bytes::from_request(req, p).await.map_err(|e| {
-            Exit::Error(ApiError::Client {
-                status: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                } else {
-                    StatusCode::BAD_REQUEST
-                },
-                code: "bad_form",
-                message: "the form body could not be read".into(),
-            })
+            let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiErrorCode::BodyTooLarge
+            } else {
+                ApiErrorCode::InvalidField
+            };
+            Exit::Error(ApiError::new(code, "the form body could not be read"))
         })?;
         let token = serde_urlencoded::from_bytes::<CsrfField>(&body)
             .map(|f| f.csrf)
@@ -314,7 +312,12 @@ impl<T: DeserializeOwned> FromRequest<Arc<Portal>> for CsrfForm<T> {
         }
         serde_urlencoded::from_bytes::<T>(&body)
             .map(Self)
-            .map_err(|_| Exit::Error(ApiError::bad_request("bad_form", "unexpected form fields")))
+            .map_err(|_| {
+                Exit::Error(ApiError::new(
+                    ApiErrorCode::InvalidField,
+                    "unexpected form fields",
+                ))
+            })
     }
 }
 
@@ -471,7 +474,7 @@ pub async fn rotate(
     .await?
     .rows_affected();
     if n == 0 {
-        return Err(ApiError::not_found("session_ended", "the session ended"));
+        return Err(ApiError::new(ApiErrorCode::NotFound, "the session ended"));
     }
     Ok((cookie_for(p, &id), new_hash))
 }

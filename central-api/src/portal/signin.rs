@@ -12,7 +12,7 @@ use super::pages::{
 use super::session::{self, CsrfForm, NewSession, Session, Stage, Visit};
 use super::throttle::Keys;
 use super::{Exit, PageResult, Portal, FRESH_FACTOR_SECS};
-use crate::app::Audit;
+use crate::audit::Audit;
 use crate::error::ApiError;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -76,7 +76,7 @@ pub(crate) async fn audit<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    crate::app::write_audit(
+    crate::audit::write_audit(
         exec,
         p.now(),
         &Audit {
