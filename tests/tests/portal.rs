@@ -160,6 +160,14 @@ async fn fill(c: &Client, id: &str, value: &str) {
     e.send_keys(value).await.expect("type");
 }
 
+async fn session_cookie(c: &Client) -> String {
+    c.get_named_cookie("twostep-session")
+        .await
+        .expect("session cookie")
+        .value()
+        .to_owned()
+}
+
 async fn path(c: &Client) -> String {
     c.current_url().await.expect("url").path().to_owned()
 }
@@ -521,8 +529,19 @@ fn invite_to_authenticator_app_to_ssh_and_vpn_then_sign_out_everywhere() {
         assert_eq!(path(&b).await, "/my/sign-in/code");
         assert!(text(&b).await.contains("Enter code"));
         shot(&b, "09-enter-code").await;
+        let before = session_cookie(&b).await;
         fill(&b, "code", &sign_in_code).await;
         click(&b, "Verify").await;
+        // The session id changed with the second factor; the old one is dead.
+        let after = session_cookie(&b).await;
+        assert_ne!(before, after);
+        let old = Web::new(&reg.url, None);
+        old.jar
+            .lock()
+            .unwrap()
+            .insert("twostep-session".into(), before);
+        let r = old.get("/my/").await;
+        assert!(r.body.contains("Your session ended"), "{}", r.body);
         let t = text(&b).await;
         assert!(
             t.contains("Alice Charon") && t.contains("UPDATE INFO"),

@@ -193,18 +193,35 @@ pub async fn default_submit(
     if n == 0 {
         return Err(not_found());
     }
+    commit_method_change(tx, &p, s, "method.default", id, v.peer.as_deref()).await?;
+    Err(Exit::Redirect("/my/security-info?done=default".into()))
+}
+
+/// Writes the audit record of `action` on method `id` of `s`'s user and
+/// commits `tx`.
+///
+/// # Errors
+/// Database errors (nothing is changed then).
+pub(crate) async fn commit_method_change(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    p: &Portal,
+    s: &Session,
+    action: &str,
+    id: i64,
+    peer: Option<&str>,
+) -> Result<(), Exit> {
     audit(
         &mut *tx,
-        &p,
+        p,
         &s.username,
-        "method.default",
+        action,
         "ok",
-        v.peer.as_deref(),
+        peer,
         Some(format!("method {id}")),
     )
     .await?;
     tx.commit().await?;
-    Err(Exit::Redirect("/my/security-info?done=default".into()))
+    Ok(())
 }
 
 /// What deleting the last method means, said before it happens.
@@ -280,17 +297,7 @@ async fn delete_method(
         return Err(not_found());
     }
     crate::routes::methods::promote_default(&mut tx, s.user_id).await?;
-    audit(
-        &mut *tx,
-        p,
-        &s.username,
-        action,
-        "ok",
-        peer,
-        Some(format!("method {id}")),
-    )
-    .await?;
-    tx.commit().await?;
+    commit_method_change(tx, p, s, action, id, peer).await?;
     Ok(())
 }
 
@@ -363,17 +370,7 @@ async fn set_device_disabled(
     } else {
         "device.enable"
     };
-    audit(
-        &mut *tx,
-        p,
-        &s.username,
-        action,
-        "ok",
-        peer,
-        Some(format!("method {id}")),
-    )
-    .await?;
-    tx.commit().await?;
+    commit_method_change(tx, p, s, action, id, peer).await?;
     Ok(())
 }
 

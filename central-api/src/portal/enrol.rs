@@ -17,9 +17,10 @@
 //! with *Resend notification* and a live wait), dispatched in
 //! [`step_page`] and [`step_submit`] by the flow's kind.
 
+use super::account::commit_method_change;
 use super::pages::{render, AddMethodPage, Chrome, FlowPage};
 use super::session::{self, CsrfForm, Session, Visit};
-use super::signin::{audit, csrf_of, fresh, query, Params};
+use super::signin::{csrf_of, fresh, query, Params};
 use super::{Exit, PageResult, Portal};
 use crate::crypto::totp_aad;
 use crate::error::ApiError;
@@ -409,16 +410,6 @@ async fn save(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    audit(
-        &mut *tx,
-        p,
-        &s.username,
-        "totp.enrol",
-        "ok",
-        peer,
-        Some(format!("method {id}")),
-    )
-    .await?;
-    tx.commit().await?;
+    commit_method_change(tx, p, s, "totp.enrol", id, peer).await?;
     Ok(())
 }

@@ -531,3 +531,46 @@ pub async fn set_flow(p: &Portal, id_hash: &str, sealed: Option<&str>) -> Result
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_token_belongs_to_its_cookie_and_key() {
+        let key = PageKey(Zeroizing::new([7u8; 32]));
+        let other_key = PageKey(Zeroizing::new([8u8; 32]));
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let t = key.csrf(&a);
+        assert_eq!(t.len(), 64);
+        assert!(key.check_csrf(&a, &t));
+        assert!(!key.check_csrf(&b, &t));
+        assert!(!other_key.check_csrf(&a, &t));
+        assert!(!key.check_csrf(&a, ""));
+        assert!(!key.check_csrf(&a, "not hex"));
+        assert!(!key.check_csrf(&a, &t[..62]));
+    }
+
+    #[test]
+    fn cookies_are_parsed_strictly_and_set_with_every_flag() {
+        let mut h = HeaderMap::new();
+        let id = "c".repeat(64);
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("x=1; twostep-session={id}")).unwrap(),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("twostep-pre=short"));
+        assert_eq!(cookie(&h, "twostep-session"), Some(id));
+        assert_eq!(cookie(&h, "twostep-pre"), None, "not our shape");
+        let set = set_cookie("__Host-twostep-session", "v", 60, true);
+        assert_eq!(
+            set.to_str().unwrap(),
+            "__Host-twostep-session=v; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
+        );
+        assert!(!set_cookie("twostep-session", "v", 0, false)
+            .to_str()
+            .unwrap()
+            .contains("Secure"));
+    }
+}

@@ -15,7 +15,7 @@ use super::{Exit, PageResult, Portal, FRESH_FACTOR_SECS};
 use crate::audit::Audit;
 use crate::error::ApiError;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sqlx::Row;
@@ -197,6 +197,19 @@ async fn next_step(p: &Portal, user_id: i64) -> Result<SignInStep, ApiError> {
     })
 }
 
+/// Ends the visitor's session, if any, and starts `new` with a new id;
+/// the `Set-Cookie` value.
+async fn replace_session(
+    p: &Portal,
+    v: &Visit,
+    new: NewSession<'_>,
+) -> Result<HeaderValue, ApiError> {
+    if let Some(old) = &v.session {
+        session::delete(p, &old.id_hash).await?;
+    }
+    session::create(p, new).await
+}
+
 /// `POST /my/sign-in`: username and password.
 pub async fn sign_in(
     State(p): State<Arc<Portal>>,
@@ -319,11 +332,9 @@ pub async fn sign_in(
         None,
     )
     .await?;
-    if let Some(old) = &v.session {
-        session::delete(&p, &old.id_hash).await?;
-    }
-    let cookie = session::create(
+    let cookie = replace_session(
         &p,
+        &v,
         NewSession {
             user_id: uid,
             stage,
@@ -592,13 +603,11 @@ pub async fn invite_accept(
         None,
     )
     .await?;
-    if let Some(old) = &v.session {
-        session::delete(&p, &old.id_hash).await?;
-    }
     // The link, made by an admin for this user, stands in for the second
     // factor of this session's first minutes.
-    let cookie = session::create(
+    let cookie = replace_session(
         &p,
+        &v,
         NewSession {
             user_id: uid,
             stage: Stage::SignedIn,
@@ -776,4 +785,26 @@ pub async fn signed_out_home(p: &Portal, v: &Visit, done: Option<&str>) -> PageR
         _ => None,
     };
     sign_in_page(p, v, StatusCode::OK, None, notice, "").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_one_of_the_pages_own_paths() {
+        assert_eq!(safe_next(Some("/my/security-info")), "/my/security-info");
+        assert_eq!(safe_next(Some("/my/devices/3/remove")), "/my/devices/3/remove");
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/my/",
+            "/my/../v1/admin",
+            "/my/x?next=y",
+            "/v1/admin/users",
+            "/my/\\evil",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/my/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/my/");
+    }
 }
