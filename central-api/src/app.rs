@@ -313,14 +313,19 @@ fn check_text(what: &str, s: &str) -> ApiResult<()> {
 // ---- rows ---------------------------------------------------------------------
 
 fn method_from_row(row: &AnyRow) -> Result<Method, sqlx::Error> {
-    // Only TOTP methods exist so far; `kind` is stored for the kinds to come.
-    let _kind: String = row.try_get("kind")?;
+    let kind: String = row.try_get("kind")?;
     Ok(Method {
         id: row.try_get("id")?,
-        kind: MethodKind::Totp,
+        kind: if kind == "push" {
+            MethodKind::Push
+        } else {
+            MethodKind::Totp
+        },
         label: row.try_get("label")?,
         is_default: row.try_get::<i64, _>("is_default")? != 0,
         created_at: row.try_get("created_at")?,
+        last_used_at: None,
+        disabled: false,
     })
 }
 

@@ -121,6 +121,14 @@ pub struct Method {
     pub is_default: bool,
     /// Unix seconds of registration.
     pub created_at: i64,
+    /// Unix seconds of the last use: the last accepted code or answered
+    /// push; `None` when never used.
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
+    /// Disabled by an admin (a lost device): it verifies nothing and gets
+    /// no push until enabled again.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// `POST /v1/admin/users/{username}/methods/totp`.

@@ -17,6 +17,8 @@ use std::path::Path;
 use std::time::Duration;
 use twostep_config::{read_secret_file, ConfigError, RegistryClientConfig, Secret};
 
+mod push;
+
 /// Errors from talking to the registry.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -265,14 +267,30 @@ impl RegistryClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<Option<T>, ClientError> {
+        self.send_timed(method, path, body, None).await
+    }
+
+    /// As `send`, with a request deadline of `timeout` instead of the
+    /// client's (long-polls), and no `Authorization` header when the
+    /// credential is empty (a device's signed requests).
+    async fn send_timed<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: HttpMethod,
+        path: &str,
+        body: Option<&B>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<T>, ClientError> {
         let token = self
             .credential
             .expose_str()
             .ok_or_else(|| ClientError::Setup("credential file is not UTF-8 text".into()))?;
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }

@@ -194,6 +194,8 @@ mod tests {
                     label: "app".into(),
                     is_default: i == 0,
                     created_at: 0,
+                    last_used_at: None,
+                    disabled: false,
                 })
                 .collect(),
         }

@@ -362,6 +362,245 @@ pub fn answer_message(
     .into_bytes()
 }
 
+/// Base64url without padding (RFC 4648 §5), the encoding of keys,
+/// signatures, nonces and challenge ids on the wire.
+pub fn b64url(bytes: &[u8]) -> String {
+    data_encoding::BASE64URL_NOPAD.encode(bytes)
+}
+
+/// `n` random bytes from the operating system, base64url without padding:
+/// nonces and challenge ids.
+pub fn random_token(n: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    b64url(&buf)
+}
+
+/// Bytes of random in a poll's nonce (128 bits).
+pub const NONCE_BYTES: usize = 16;
+
+/// A device's Ed25519 key pair (RFC 8032 §5.1). The private half never
+/// leaves the device; `Debug` shows only the public key.
+#[derive(Clone)]
+pub struct DeviceKey(ed25519_dalek::SigningKey);
+
+impl std::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceKey")
+            .field("public_key", &self.public_key())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceKey {
+    /// A new key pair from the operating system's random source.
+    pub fn generate() -> Self {
+        Self(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+
+    /// The key pair whose 32-byte secret key (RFC 8032 §5.1.5) is `secret`.
+    pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
+        Self(ed25519_dalek::SigningKey::from_bytes(secret))
+    }
+
+    /// The key pair from [`DeviceKey::secret_base64url`]'s text.
+    ///
+    /// # Errors
+    /// A one-line reason when the text is not 32 bytes of base64url.
+    pub fn from_secret_base64url(text: &str) -> Result<Self, &'static str> {
+        let bytes = zeroize::Zeroizing::new(
+            data_encoding::BASE64URL_NOPAD
+                .decode(text.trim().as_bytes())
+                .map_err(|_| "device secret key is not base64url")?,
+        );
+        let secret: &[u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| "device secret key is not 32 bytes")?;
+        Ok(Self::from_secret_bytes(secret))
+    }
+
+    /// The 32-byte secret key, base64url, for the device's own key file.
+    pub fn secret_base64url(&self) -> zeroize::Zeroizing<String> {
+        zeroize::Zeroizing::new(b64url(self.0.as_bytes()))
+    }
+
+    /// The public key, base64url without padding, as sent in [`ActivateDevice`].
+    pub fn public_key(&self) -> String {
+        b64url(self.0.verifying_key().as_bytes())
+    }
+
+    fn sign(&self, message: &[u8]) -> String {
+        use ed25519_dalek::Signer;
+        b64url(&self.0.sign(message).to_bytes())
+    }
+
+    /// A signed poll of device `device_id` at `timestamp` (Unix seconds)
+    /// with a fresh random nonce, held open up to `wait` seconds.
+    pub fn sign_poll(&self, device_id: i64, timestamp: i64, wait: u64) -> DevicePoll {
+        let nonce = random_token(NONCE_BYTES);
+        DevicePoll {
+            device_id,
+            timestamp,
+            signature: self.sign(&poll_message(device_id, timestamp, &nonce)),
+            nonce,
+            wait,
+        }
+    }
+
+    /// A signed answer of device `device_id` to `challenge` (as polled).
+    pub fn sign_answer(
+        &self,
+        device_id: i64,
+        challenge: &PendingChallenge,
+        decision: Decision,
+        number: Option<u8>,
+    ) -> DeviceAnswer {
+        DeviceAnswer {
+            device_id,
+            challenge_id: challenge.challenge_id.clone(),
+            nonce: challenge.nonce.clone(),
+            decision,
+            number,
+            signature: self.sign(&answer_message(
+                device_id,
+                &challenge.challenge_id,
+                &challenge.nonce,
+                decision,
+                number,
+            )),
+        }
+    }
+}
+
+/// Parses a stored public key: base64url without padding, 32 bytes, a
+/// valid Ed25519 point (RFC 8032 §5.1.3).
+///
+/// # Errors
+/// A one-line reason.
+pub fn parse_public_key(public_key: &str) -> Result<ed25519_dalek::VerifyingKey, &'static str> {
+    let bytes = data_encoding::BASE64URL_NOPAD
+        .decode(public_key.as_bytes())
+        .map_err(|_| "public key is not base64url without padding")?;
+    let bytes: [u8; PUBLIC_KEY_BYTES] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| "public key is not 32 bytes")?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| "public key is not an Ed25519 point")
+}
+
+/// Checks `signature` (base64url, 64 bytes) over `message` against the
+/// base64url `public_key`, in the strict form of RFC 8032 §5.1.7 (no
+/// small-order keys, canonical `S`).
+///
+/// # Errors
+/// A one-line reason; `"signature does not verify"` for a well-formed
+/// signature that does not match.
+pub fn verify_signature(
+    public_key: &str,
+    message: &[u8],
+    signature: &str,
+) -> Result<(), &'static str> {
+    let key = parse_public_key(public_key)?;
+    let sig = data_encoding::BASE64URL_NOPAD
+        .decode(signature.as_bytes())
+        .map_err(|_| "signature is not base64url without padding")?;
+    let sig: [u8; SIGNATURE_BYTES] = sig
+        .as_slice()
+        .try_into()
+        .map_err(|_| "signature is not 64 bytes")?;
+    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig))
+        .map_err(|_| "signature does not verify")
+}
+
+/// [`verify_signature`] of a poll over [`poll_message`].
+///
+/// # Errors
+/// As [`verify_signature`].
+pub fn verify_poll(public_key: &str, poll: &DevicePoll) -> Result<(), &'static str> {
+    verify_signature(
+        public_key,
+        &poll_message(poll.device_id, poll.timestamp, &poll.nonce),
+        &poll.signature,
+    )
+}
+
+/// [`verify_signature`] of an answer over [`answer_message`].
+///
+/// # Errors
+/// As [`verify_signature`].
+pub fn verify_answer(public_key: &str, answer: &DeviceAnswer) -> Result<(), &'static str> {
+    verify_signature(
+        public_key,
+        &answer_message(
+            answer.device_id,
+            &answer.challenge_id,
+            &answer.nonce,
+            answer.decision,
+            answer.number,
+        ),
+        &answer.signature,
+    )
+}
+
+/// An activation URI: `twostep-activate://activate?registry=URL&code=CODE&user=NAME`,
+/// each value percent-encoded.
+pub fn activation_uri(registry_url: &str, code: &str, username: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+    format!(
+        "{ACTIVATION_SCHEME}://activate?registry={}&code={}&user={}",
+        enc(registry_url),
+        enc(code),
+        enc(username)
+    )
+}
+
+/// The parts of an activation URI.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ActivationUri {
+    /// The registry's base URL.
+    pub registry: String,
+    /// The one-time activation code.
+    pub code: String,
+    /// The user it is for.
+    pub username: String,
+}
+
+impl std::fmt::Debug for ActivationUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivationUri")
+            .field("registry", &self.registry)
+            .field("code", &"<redacted>")
+            .field("username", &self.username)
+            .finish()
+    }
+}
+
+/// Parses an [`activation_uri`].
+///
+/// # Errors
+/// A one-line reason: another scheme, or a missing part.
+pub fn parse_activation_uri(uri: &str) -> Result<ActivationUri, &'static str> {
+    let u = url::Url::parse(uri).map_err(|_| "not a URI")?;
+    if u.scheme() != ACTIVATION_SCHEME {
+        return Err("not a twostep-activate:// URI");
+    }
+    let get = |name: &str| {
+        u.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| !v.is_empty())
+    };
+    Ok(ActivationUri {
+        registry: get("registry").ok_or("the activation URI has no registry")?,
+        code: get("code").ok_or("the activation URI has no code")?,
+        username: get("user").ok_or("the activation URI has no user")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +619,129 @@ mod tests {
             answer_message(7, "c", "n", Decision::Approve, None),
             answer_message(7, "c", "n", Decision::Deny, None)
         );
+    }
+
+    fn challenge() -> PendingChallenge {
+        PendingChallenge {
+            challenge_id: "c1".into(),
+            nonce: "n1".into(),
+            username: "alice".into(),
+            context: PushContext::default(),
+            created_at: 0,
+            expires_at: 60,
+            number_matching: true,
+        }
+    }
+
+    #[test]
+    fn poll_sign_verify_round_trip() {
+        let k = DeviceKey::generate();
+        let p = k.sign_poll(7, 1_700_000_000, 30);
+        assert_eq!(verify_poll(&k.public_key(), &p), Ok(()));
+        // Every signed field is bound.
+        let mut q = p.clone();
+        q.device_id = 8;
+        assert_eq!(
+            verify_poll(&k.public_key(), &q),
+            Err("signature does not verify")
+        );
+        let mut q = p.clone();
+        q.timestamp += 1;
+        assert!(verify_poll(&k.public_key(), &q).is_err());
+        let mut q = p.clone();
+        q.nonce = random_token(NONCE_BYTES);
+        assert!(verify_poll(&k.public_key(), &q).is_err());
+        // Another device's key does not verify it.
+        assert!(verify_poll(&DeviceKey::generate().public_key(), &p).is_err());
+        // Two polls never share a nonce.
+        assert_ne!(p.nonce, k.sign_poll(7, 1_700_000_000, 30).nonce);
+    }
+
+    #[test]
+    fn answer_sign_verify_round_trip_and_tampering() {
+        let k = DeviceKey::generate();
+        let pk = k.public_key();
+        let a = k.sign_answer(7, &challenge(), Decision::Approve, Some(42));
+        assert_eq!(verify_answer(&pk, &a), Ok(()));
+        let tampered: [fn(&mut DeviceAnswer); 6] = [
+            |a| a.number = Some(43),
+            |a| a.number = None,
+            |a| a.decision = Decision::Deny,
+            |a| a.nonce = "n2".into(),
+            |a| a.challenge_id = "c2".into(),
+            |a| a.device_id = 8,
+        ];
+        for (i, change) in tampered.iter().enumerate() {
+            let mut b = a.clone();
+            change(&mut b);
+            assert_eq!(
+                verify_answer(&pk, &b),
+                Err("signature does not verify"),
+                "change {i}"
+            );
+        }
+        let d = k.sign_answer(7, &challenge(), Decision::Fraud, None);
+        assert_eq!(verify_answer(&pk, &d), Ok(()));
+    }
+
+    #[test]
+    fn malformed_keys_and_signatures_are_refused() {
+        let k = DeviceKey::generate();
+        let a = k.sign_answer(1, &challenge(), Decision::Deny, None);
+        assert_eq!(
+            verify_signature("not base64!", b"", &a.signature),
+            Err("public key is not base64url without padding")
+        );
+        assert_eq!(
+            verify_signature(&b64url(&[1u8; 31]), b"", &a.signature),
+            Err("public key is not 32 bytes")
+        );
+        assert_eq!(
+            verify_signature(&k.public_key(), b"", &b64url(&[0u8; 63])),
+            Err("signature is not 64 bytes")
+        );
+        // The secret key survives its text form.
+        let again = DeviceKey::from_secret_base64url(&k.secret_base64url()).unwrap();
+        assert_eq!(again.public_key(), k.public_key());
+        assert!(!format!("{k:?}").contains(k.secret_base64url().as_str()));
+    }
+
+    /// RFC 8032 §7.1, TEST 1: the empty message.
+    #[test]
+    fn rfc8032_test_1() {
+        let hex = |s: &str| data_encoding::HEXLOWER.decode(s.as_bytes()).unwrap();
+        let secret: [u8; 32] =
+            hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+                .try_into()
+                .unwrap();
+        let public = hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        let signature = hex(
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        );
+        let k = DeviceKey::from_secret_bytes(&secret);
+        assert_eq!(k.public_key(), b64url(&public));
+        assert_eq!(k.sign(b""), b64url(&signature));
+        assert_eq!(
+            verify_signature(&b64url(&public), b"", &b64url(&signature)),
+            Ok(())
+        );
+        assert!(verify_signature(&b64url(&public), b"x", &b64url(&signature)).is_err());
+    }
+
+    #[test]
+    fn activation_uri_round_trip() {
+        let uri = activation_uri(
+            "https://reg.example:8443",
+            "ABC234",
+            "alice smith@example.com",
+        );
+        assert!(uri.starts_with("twostep-activate://activate?registry=https%3A%2F%2Freg"));
+        let p = parse_activation_uri(&uri).unwrap();
+        assert_eq!(p.registry, "https://reg.example:8443");
+        assert_eq!(p.code, "ABC234");
+        assert_eq!(p.username, "alice smith@example.com");
+        assert!(parse_activation_uri("otpauth://totp/x?secret=A").is_err());
+        assert!(!format!("{p:?}").contains("ABC234"));
     }
 
     #[test]
