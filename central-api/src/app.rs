@@ -55,6 +55,8 @@ pub struct AppState {
     pub lockout: LockoutConfig,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Push approvals: settings and the wake-ups of waiting requests.
+    pub push: crate::push::PushState,
 }
 
 impl AppState {
@@ -77,15 +79,16 @@ impl AppState {
             skew_steps: api.totp.skew_steps,
             lockout: api.lockout.clone(),
             max_body_bytes: api.max_body_bytes,
+            push: crate::push::PushState::new(api, backend),
         }
     }
 
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         i64::try_from(self.clock.now()).unwrap_or(i64::MAX)
     }
 }
 
-type Shared = Arc<AppState>;
+pub(crate) type Shared = Arc<AppState>;
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Every path the router serves, with its methods; the OpenAPI document
@@ -104,6 +107,14 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/admin/audit", &["get"]),
     ("/v1/host/users/{username}/registrations", &["get"]),
     ("/v1/host/verify", &["post"]),
+    ("/v1/admin/users/{username}/methods/push", &["post"]),
+    ("/v1/admin/methods/{id}/disable", &["post"]),
+    ("/v1/admin/methods/{id}/enable", &["post"]),
+    ("/v1/device/activate", &["post"]),
+    ("/v1/device/poll", &["post"]),
+    ("/v1/device/answer", &["post"]),
+    ("/v1/host/push", &["post"]),
+    ("/v1/host/push/{id}", &["get", "delete"]),
 ];
 
 /// The router over `state`.
@@ -132,6 +143,7 @@ pub fn router(state: Shared) -> Router {
             get(registrations),
         )
         .route("/v1/host/verify", post(verify))
+        .merge(crate::push::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -288,11 +300,11 @@ impl FromRequestParts<Shared> for HostAuth {
 
 // ---- validation ---------------------------------------------------------------
 
-fn check_username(name: &str) -> ApiResult<()> {
+pub(crate) fn check_username(name: &str) -> ApiResult<()> {
     validate_username(name).map_err(|m| ApiError::bad_request("invalid_username", m))
 }
 
-fn check_text(what: &str, s: &str) -> ApiResult<()> {
+pub(crate) fn check_text(what: &str, s: &str) -> ApiResult<()> {
     if s.trim().is_empty() {
         return Err(ApiError::bad_request(
             "invalid_field",
@@ -312,7 +324,7 @@ fn check_text(what: &str, s: &str) -> ApiResult<()> {
 
 // ---- rows ---------------------------------------------------------------------
 
-fn method_from_row(row: &AnyRow) -> Result<Method, sqlx::Error> {
+pub(crate) fn method_from_row(row: &AnyRow) -> Result<Method, sqlx::Error> {
     let kind: String = row.try_get("kind")?;
     Ok(Method {
         id: row.try_get("id")?,
@@ -324,12 +336,13 @@ fn method_from_row(row: &AnyRow) -> Result<Method, sqlx::Error> {
         label: row.try_get("label")?,
         is_default: row.try_get::<i64, _>("is_default")? != 0,
         created_at: row.try_get("created_at")?,
-        last_used_at: None,
-        disabled: false,
+        last_used_at: row.try_get("last_used_at")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
     })
 }
 
-const METHOD_COLUMNS: &str = "id, user_id, kind, label, is_default, created_at";
+pub(crate) const METHOD_COLUMNS: &str =
+    "id, user_id, kind, label, is_default, created_at, last_used_at, disabled";
 const USER_COLUMNS: &str = "id, username, display_name, disabled, created_at, locked_until";
 
 fn user_from_row(row: &AnyRow, now: i64, methods: Vec<Method>) -> Result<User, sqlx::Error> {
@@ -561,7 +574,8 @@ async fn unlock_user(
         &state,
         &peer,
         &username,
-        "UPDATE users SET locked_until = NULL, failure_count = 0, failure_window_start = NULL
+        "UPDATE users SET locked_until = NULL, failure_count = 0, failure_window_start = NULL,
+                          push_blocked_at = NULL
          WHERE username = $1 RETURNING id",
         None,
         "user.unlock",
@@ -648,7 +662,7 @@ async fn enrol_totp(
     ))
 }
 
-async fn user_id(state: &AppState, username: &str) -> ApiResult<i64> {
+pub(crate) async fn user_id(state: &AppState, username: &str) -> ApiResult<i64> {
     check_username(username)?;
     let row = sqlx::query("SELECT id FROM users WHERE username = $1")
         .bind(username)
@@ -667,19 +681,25 @@ async fn delete_method(
     let uid = user_id(&state, &username).await?;
     let now = state.now();
     let mut tx = state.pool.begin().await?;
-    let deleted = sqlx::query("DELETE FROM methods WHERE id = $1 AND user_id = $2 RETURNING id")
-        .bind(id)
-        .bind(uid)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if deleted.is_none() {
+    let deleted =
+        sqlx::query("DELETE FROM methods WHERE id = $1 AND user_id = $2 RETURNING id, kind")
+            .bind(id)
+            .bind(uid)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(deleted) = deleted else {
         return Err(ApiError::not_found(
             "unknown_method",
             format!("user {username:?} has no method {id}"),
         ));
-    }
+    };
     promote_default(&mut tx, uid).await?;
     let peer = peer.text();
+    let cancelled = if deleted.try_get::<String, _>("kind")? == "push" {
+        crate::push::cancel_open(&state, &mut tx, uid, peer.as_deref(), "device deleted").await?
+    } else {
+        Vec::new()
+    };
     write_audit(
         &mut *tx,
         now,
@@ -691,6 +711,7 @@ async fn delete_method(
     )
     .await?;
     tx.commit().await?;
+    state.push.hub.finished(&cancelled);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -722,6 +743,8 @@ async fn reset_methods(
         .await?
         .rows_affected();
     let peer = peer.text();
+    let cancelled =
+        crate::push::cancel_open(&state, &mut tx, uid, peer.as_deref(), "methods reset").await?;
     write_audit(
         &mut *tx,
         now,
@@ -733,6 +756,7 @@ async fn reset_methods(
     )
     .await?;
     tx.commit().await?;
+    state.push.hub.finished(&cancelled);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -19,9 +19,14 @@
 //! A commented example lives in `packaging/twostep.toml`.
 
 mod error;
+mod push;
 mod secret;
 
 pub use error::ConfigError;
+pub use push::{
+    render_webhook_body, PushConfig, WebhookHeader, WebhookHeaderFile, DEFAULT_WEBHOOK_BODY,
+    MAX_CHALLENGE_LIFETIME,
+};
 pub use secret::{check_config_file, check_secret_file, read_secret_file, Secret};
 
 use ipnet::IpNet;
@@ -88,6 +93,9 @@ pub struct ApiConfig {
     /// Failure counting and lockout.
     #[serde(default)]
     pub lockout: LockoutConfig,
+    /// Push approvals.
+    #[serde(default)]
+    pub push: PushConfig,
 }
 
 fn default_issuer() -> String {
@@ -475,6 +483,7 @@ impl Config {
             if api.totp.skew_steps > 10 {
                 return Err(at("skew_steps", "skew_steps must be at most 10".into()));
             }
+            api.push.validate(path, text)?;
         }
         if let Some(reg) = &self.registry {
             if !(reg.url.starts_with("https://") || reg.url.starts_with("http://")) {

@@ -1,0 +1,139 @@
+//! Push approvals in the registry (wire types and route table in
+//! [`twostep_common::push`]).
+//!
+//! - [`activation`]: one-time activation codes and device registration;
+//! - [`challenge`]: hosts start, wait for and cancel challenges; admins
+//!   disable and enable methods (which cancels open challenges);
+//! - [`device`]: a device's signed, long-polled poll and its answer;
+//! - [`notify`]: wake-ups of waiting long-polls, across processes on
+//!   PostgreSQL (LISTEN/NOTIFY);
+//! - [`webhook`]: the optional wake-up call to a site's relay.
+//!
+//! A challenge row moves from `pending` to one final state in exactly one
+//! statement whose `WHERE` requires `status = 'pending'` and an unexpired
+//! row (`expires_at > now`); an expired row stays `pending` in storage
+//! until it is next looked at, which turns it into `expired` (and audits
+//! that) in the same kind of statement. A final state is handed to the
+//! host that started the challenge once (`collected`).
+
+pub mod activation;
+pub mod challenge;
+pub mod device;
+pub mod notify;
+pub mod openapi;
+pub mod webhook;
+
+pub use challenge::cancel_open;
+pub use notify::{PushEvent, PushHub};
+
+use crate::app::Shared;
+use crate::db::Backend;
+use crate::error::ApiError;
+use axum::routing::{get, post};
+use axum::Router;
+use twostep_common::push::PushResult;
+use twostep_config::{ApiConfig, PushConfig};
+
+/// Longest value of a [`twostep_common::push::PushContext`] field, in characters.
+pub const MAX_CONTEXT_CHARS: usize = 256;
+
+/// Push settings and the event hub of one registry process.
+#[derive(Debug)]
+pub struct PushState {
+    /// `[api.push]`.
+    pub config: PushConfig,
+    /// Base URL put in activation URIs.
+    pub public_url: String,
+    /// Wake-ups of long-polls.
+    pub hub: PushHub,
+    /// The wake-up webhook, when configured.
+    pub webhook: webhook::Webhook,
+}
+
+impl PushState {
+    /// From `[api]` (its `push` table, `listen` and TLS settings for the
+    /// default public URL, `database` for the PostgreSQL listener).
+    pub fn new(api: &ApiConfig, backend: Backend) -> Self {
+        Self {
+            config: api.push.clone(),
+            public_url: public_url(api),
+            hub: PushHub::new(backend, &api.database),
+            webhook: webhook::Webhook::new(&api.push),
+        }
+    }
+}
+
+/// `[api.push] public_url`, or `https://LISTEN` (`http` without a
+/// certificate), an unspecified address replaced by loopback.
+fn public_url(api: &ApiConfig) -> String {
+    if let Some(u) = &api.push.public_url {
+        return u.trim_end_matches('/').to_owned();
+    }
+    let scheme = if api.tls_cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut addr = api.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    format!("{scheme}://{addr}")
+}
+
+/// The push routes, merged into [`crate::app::router`].
+pub(crate) fn routes() -> Router<Shared> {
+    Router::new()
+        .route(
+            "/v1/admin/users/{username}/methods/push",
+            post(activation::create),
+        )
+        .route(
+            "/v1/admin/methods/{id}/disable",
+            post(challenge::disable_method),
+        )
+        .route(
+            "/v1/admin/methods/{id}/enable",
+            post(challenge::enable_method),
+        )
+        .route("/v1/device/activate", post(activation::activate))
+        .route("/v1/device/poll", post(device::poll))
+        .route("/v1/device/answer", post(device::answer))
+        .route("/v1/host/push", post(challenge::start))
+        .route(
+            "/v1/host/push/{id}",
+            get(challenge::outcome).delete(challenge::cancel),
+        )
+}
+
+/// The state stored in `push_challenges.status`.
+pub(crate) fn result_of(status: &str) -> PushResult {
+    match status {
+        "approved" => PushResult::Approved,
+        "denied" => PushResult::Denied,
+        "fraud" => PushResult::Fraud,
+        "wrong_number" => PushResult::WrongNumber,
+        "expired" => PushResult::Expired,
+        "cancelled" => PushResult::Cancelled,
+        _ => PushResult::Pending,
+    }
+}
+
+/// Refuses a context field that is too long or has control characters.
+pub(crate) fn check_context_field(what: &str, value: Option<&str>) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v.chars().count() > MAX_CONTEXT_CHARS || v.chars().any(char::is_control) => {
+            Err(ApiError::bad_request(
+                "invalid_field",
+                format!(
+                    "context.{what} must be at most {MAX_CONTEXT_CHARS} characters without control characters"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
