@@ -549,7 +549,13 @@ pub fn verify_answer(public_key: &str, answer: &DeviceAnswer) -> Result<(), &'st
 /// each value percent-encoded.
 pub fn activation_uri(registry_url: &str, code: &str, username: &str) -> String {
     use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+    // Everything but RFC 3986 unreserved characters.
+    const VALUE: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let enc = |s: &str| utf8_percent_encode(s, VALUE).to_string();
     format!(
         "{ACTIVATION_SCHEME}://activate?registry={}&code={}&user={}",
         enc(registry_url),
