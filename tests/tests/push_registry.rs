@@ -369,3 +369,98 @@ fn final_states_and_limits_on_postgres() {
         }
     });
 }
+
+/// Runs `twostep --config REG ARGS...`, which must succeed; its stdout.
+fn twostep_cli(reg: &Registry, args: &[&str]) -> String {
+    let out = std::process::Command::new(twostep_e2e::bin("twostep"))
+        .arg("--config")
+        .arg(&reg.config_path)
+        .args(args)
+        .output()
+        .expect("run twostep");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "twostep {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// `twostep enrol --push`, `method disable|enable`, `user unlock` for
+/// the fraud block.
+#[test]
+fn admin_cli_push_commands() {
+    let reg = Registry::start();
+    reg.add_user("dora");
+    let key = reg.add_host("web1", HostKind::Ssh);
+    let out = twostep_cli(
+        &reg,
+        &["enrol", "dora", "--push", "--label", "Dora's phone"],
+    );
+    assert!(
+        out.contains("push device activation for dora; expires "),
+        "{out}"
+    );
+    assert!(out.contains("(in 10 minutes)"), "{out}");
+    assert!(
+        out.contains('\u{2580}') || out.contains('\u{2584}'),
+        "a QR code: {out}"
+    );
+    let uri = out
+        .lines()
+        .find_map(|l| l.strip_prefix("uri: "))
+        .expect("uri line")
+        .to_owned();
+    let parsed = parse_activation_uri(&uri).unwrap();
+    assert_eq!(parsed.registry, reg.url);
+    let quiet = twostep_cli(&reg, &["enrol", "dora", "--push", "--no-qr"]);
+    assert!(!quiet.contains('\u{2580}') && !quiet.contains('\u{2584}'));
+    runtime().block_on(async {
+        let client = RegistryClient::for_device(&parsed.registry, None).unwrap();
+        let dk = DeviceKey::generate();
+        let done = client
+            .activate(&ActivateDevice {
+                code: parsed.code.clone(),
+                device_name: "pixel".into(),
+                public_key: dk.public_key(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(done.label, "Dora's phone");
+        let dev = TestDevice {
+            key: dk,
+            id: done.device_id,
+            client,
+        };
+        let show = twostep_cli(&reg, &["user", "show", "dora"]);
+        assert!(
+            show.contains("push") && show.contains("Dora's phone") && show.contains("never"),
+            "{show}"
+        );
+        let id = dev.id.to_string();
+        assert_eq!(
+            twostep_cli(&reg, &["method", "disable", &id]).trim(),
+            format!("disabled method {id} (\"Dora's phone\")")
+        );
+        assert!(twostep_cli(&reg, &["user", "show", "dora"]).contains("(disabled)"));
+        let host = reg.host_client(&key);
+        assert_eq!(
+            host.start_push(&start_req("dora")).await.unwrap().result,
+            StartResult::NotEnrolled
+        );
+        twostep_cli(&reg, &["method", "enable", &id]);
+        host.start_push(&start_req("dora")).await.unwrap();
+        let list = dev.poll(0).await;
+        dev.answer(&list[0], Decision::Fraud, None).await.unwrap();
+        assert_eq!(
+            host.start_push(&start_req("dora")).await.unwrap().result,
+            StartResult::Blocked
+        );
+        twostep_cli(&reg, &["user", "unlock", "dora"]);
+        assert_eq!(
+            host.start_push(&start_req("dora")).await.unwrap().result,
+            StartResult::Sent
+        );
+    });
+}
