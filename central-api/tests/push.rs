@@ -691,16 +691,7 @@ async fn webhook_receives_the_ids_and_never_a_secret() {
     let (port, got) = one_request_server().await;
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("relay.token");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&token)
-            .unwrap();
-        std::io::Write::write_all(&mut f, b"Bearer relay-secret\n").unwrap();
-    }
+    support::write_secret(&token, "Bearer relay-secret\n");
     let app = TestApp::new(&format!(
         "[api.push]\nwebhook_url = \"http://127.0.0.1:{port}/wake\"\nwebhook_headers = {{ \"X-Site\" = \"lab\", Authorization = {{ value_file = {:?} }} }}\n",
         token.display().to_string()

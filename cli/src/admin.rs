@@ -43,21 +43,8 @@ pub fn client_settings(global: &Global) -> anyhow::Result<(RegistryClientConfig,
             global.config.display()
         )
     })?;
-    let scheme = if api.tls_cert_file.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let mut addr = api.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
     let reg = RegistryClientConfig {
-        url: format!("{scheme}://{addr}"),
+        url: api.local_url(),
         api_key_file: None,
         admin_token_file: Some(token.clone()),
         ca_file: None,

@@ -9,7 +9,7 @@ use twostep_common::api::{HostKind, MethodKind};
 use twostep_common::client::{ClientError, RegistryClient};
 use twostep_common::push::{
     parse_activation_uri, ActivateDevice, CreateActivation, Decision, DeviceKey, PendingChallenge,
-    PushContext, PushResult, StartPush, StartResult,
+    PushContext, PushResult, StartPush, StartResult, StartedChallenge,
 };
 use twostep_e2e::{fresh_postgres_database, Registry};
 
@@ -93,6 +93,21 @@ fn start_req(user: &str) -> StartPush {
     }
 }
 
+/// Starts a push for `user` that must be sent.
+async fn sent(host: &RegistryClient, user: &str) -> StartedChallenge {
+    let started = host.start_push(&start_req(user)).await.expect("start_push");
+    assert_eq!(started.result, StartResult::Sent);
+    started.challenge.expect("a sent push has its challenge")
+}
+
+/// What starting a push for `user` answers.
+async fn start_result(host: &RegistryClient, user: &str) -> StartResult {
+    host.start_push(&start_req(user))
+        .await
+        .expect("start_push")
+        .result
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -172,19 +187,9 @@ fn push_flow_through_the_client_on_sqlite() {
         assert_eq!(e.api_code(), Some("challenge_closed"), "{e}");
 
         // A host cancels; disabling the device cancels too.
-        let ch = host
-            .start_push(&start_req("alice"))
-            .await
-            .unwrap()
-            .challenge
-            .unwrap();
+        let ch = sent(&host, "alice").await;
         host.cancel_push(&ch.challenge_id).await.unwrap();
-        let ch = host
-            .start_push(&start_req("alice"))
-            .await
-            .unwrap()
-            .challenge
-            .unwrap();
+        let ch = sent(&host, "alice").await;
         let m = admin.disable_method(dev.id).await.unwrap();
         assert!(m.disabled);
         assert_eq!(
@@ -235,12 +240,7 @@ fn two_registry_processes_on_one_postgres_wake_each_other() {
             (Instant::now(), list, dev)
         });
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let ch = host_b
-            .start_push(&start_req("bob"))
-            .await
-            .unwrap()
-            .challenge
-            .expect("sent");
+        let ch = sent(&host_b, "bob").await;
         let created = Instant::now();
         let (woken, list, dev) = poll.await.unwrap();
         assert_eq!(list.len(), 1, "{list:?}");
@@ -288,12 +288,7 @@ fn final_states_and_limits_on_postgres() {
         let host = reg.host_client(&key);
         let dev = TestDevice::activate(&admin, "carol", &reg.url).await;
         // No answer: expired once the lifetime (1 s) is over.
-        let ch = host
-            .start_push(&start_req("carol"))
-            .await
-            .unwrap()
-            .challenge
-            .unwrap();
+        let ch = sent(&host, "carol").await;
         let list = dev.poll(0).await;
         assert_eq!(
             host.push_outcome(&ch.challenge_id, Duration::from_secs(5))
@@ -308,30 +303,17 @@ fn final_states_and_limits_on_postgres() {
             .unwrap_err();
         assert_eq!(e.api_code(), Some("challenge_expired"), "{e}");
         // Fraud blocks; unlock clears it.
-        let ch = host
-            .start_push(&start_req("carol"))
-            .await
-            .unwrap()
-            .challenge
-            .unwrap();
+        let ch = sent(&host, "carol").await;
         let list = dev.poll(5).await;
         assert_eq!(list[0].challenge_id, ch.challenge_id);
         assert_eq!(
             dev.answer(&list[0], Decision::Fraud, None).await.unwrap(),
             PushResult::Fraud
         );
-        assert_eq!(
-            host.start_push(&start_req("carol")).await.unwrap().result,
-            StartResult::Blocked
-        );
+        assert_eq!(start_result(&host, "carol").await, StartResult::Blocked);
         admin.unlock_user("carol").await.unwrap();
         // Disabled mid-wait: the host sees `cancelled` at once.
-        let ch = host
-            .start_push(&start_req("carol"))
-            .await
-            .unwrap()
-            .challenge
-            .unwrap();
+        let ch = sent(&host, "carol").await;
         let id = ch.challenge_id.clone();
         let wait =
             tokio::spawn(
@@ -345,14 +327,8 @@ fn final_states_and_limits_on_postgres() {
         assert!(t.elapsed() < Duration::from_secs(1));
         admin.enable_method(dev.id).await.unwrap();
         // Four sent in the window: the fifth is refused.
-        assert_eq!(
-            host.start_push(&start_req("carol")).await.unwrap().result,
-            StartResult::Sent
-        );
-        assert_eq!(
-            host.start_push(&start_req("carol")).await.unwrap().result,
-            StartResult::RateLimited
-        );
+        assert_eq!(start_result(&host, "carol").await, StartResult::Sent);
+        assert_eq!(start_result(&host, "carol").await, StartResult::RateLimited);
         let audit = admin.audit(200).await.unwrap();
         for word in [
             "push_sent",
@@ -445,22 +421,13 @@ fn admin_cli_push_commands() {
         );
         assert!(twostep_cli(&reg, &["user", "show", "dora"]).contains("(disabled)"));
         let host = reg.host_client(&key);
-        assert_eq!(
-            host.start_push(&start_req("dora")).await.unwrap().result,
-            StartResult::NotEnrolled
-        );
+        assert_eq!(start_result(&host, "dora").await, StartResult::NotEnrolled);
         twostep_cli(&reg, &["method", "enable", &id]);
-        host.start_push(&start_req("dora")).await.unwrap();
+        sent(&host, "dora").await;
         let list = dev.poll(0).await;
         dev.answer(&list[0], Decision::Fraud, None).await.unwrap();
-        assert_eq!(
-            host.start_push(&start_req("dora")).await.unwrap().result,
-            StartResult::Blocked
-        );
+        assert_eq!(start_result(&host, "dora").await, StartResult::Blocked);
         twostep_cli(&reg, &["user", "unlock", "dora"]);
-        assert_eq!(
-            host.start_push(&start_req("dora")).await.unwrap().result,
-            StartResult::Sent
-        );
+        assert_eq!(start_result(&host, "dora").await, StartResult::Sent);
     });
 }

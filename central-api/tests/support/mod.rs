@@ -15,6 +15,19 @@ use twostep_common::api::ErrorBody;
 /// The admin token of every [`TestApp`].
 pub const ADMIN: &str = "test-admin-token-0123456789";
 
+/// Writes `text` to a new file at `path` with mode 0600.
+pub fn write_secret(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
 /// The router over a fresh SQLite registry in a temp dir, with a fixed clock.
 pub struct TestApp {
     pub dir: tempfile::TempDir,
@@ -26,17 +39,7 @@ impl TestApp {
     pub async fn new(extra_api: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("admin.token");
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&token)
-                .unwrap();
-            writeln!(f, "{ADMIN}").unwrap();
-        }
+        write_secret(&token, &format!("{ADMIN}\n"));
         let text = format!(
             "version = 1\n[api]\nlisten = \"127.0.0.1:1\"\ndatabase = \"sqlite://{}/registry.db\"\nsecret_key_file = \"{}/secret.key\"\nadmin_token_file = \"{}\"\n{extra_api}\n",
             dir.path().display(),
