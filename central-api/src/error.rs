@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::path::PathBuf;
-use twostep_common::api::ErrorBody;
+use twostep_common::api::{ApiErrorCode, ErrorBody};
 
 /// Why `twostep-api` cannot start. `Display` is one line for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -44,13 +44,13 @@ pub enum StartupError {
 /// An error answer: HTTP status and [`ErrorBody`].
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// A client error with a stable code.
+    /// A client error with a stable code; the HTTP status is the code's
+    /// ([`ApiErrorCode::http_status`]: 4xx, 503 when the admin token file
+    /// is unusable).
     #[error("{code}: {message}")]
     Client {
-        /// HTTP status (4xx; 503 when the admin token file is unusable).
-        status: StatusCode,
         /// [`ErrorBody::error`].
-        code: &'static str,
+        code: ApiErrorCode,
         /// [`ErrorBody::message`].
         message: String,
     },
@@ -63,10 +63,9 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// 400 with `code`.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    /// An answer with `code` (and its status) and `message`.
+    pub fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
         Self::Client {
-            status: StatusCode::BAD_REQUEST,
             code,
             message: message.into(),
         }
@@ -74,72 +73,47 @@ impl ApiError {
 
     /// 401 `unauthorized`.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::Client {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-            message: message.into(),
-        }
-    }
-
-    /// 404 with `code`.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Client {
-            status: StatusCode::NOT_FOUND,
-            code,
-            message: message.into(),
-        }
+        Self::new(ApiErrorCode::Unauthorized, message)
     }
 
     /// 404 `unknown_user`.
     pub fn unknown_user(username: &str) -> Self {
-        Self::not_found("unknown_user", format!("no user {username:?}"))
-    }
-
-    /// 409 with `code`.
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Client {
-            status: StatusCode::CONFLICT,
-            code,
-            message: message.into(),
-        }
+        Self::new(ApiErrorCode::UnknownUser, format!("no user {username:?}"))
     }
 
     /// Status, code and message of the answer.
-    pub fn parts(&self) -> (StatusCode, &'static str, String) {
-        match self {
-            Self::Client {
-                status,
-                code,
-                message,
-            } => (*status, code, message.clone()),
+    pub fn parts(&self) -> (StatusCode, ApiErrorCode, String) {
+        let (code, message) = match self {
+            Self::Client { code, message } => (*code, message.clone()),
             Self::Db(e) => classify_db_error(e),
             Self::Secret(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "secret_unreadable",
+                ApiErrorCode::SecretUnreadable,
                 "a stored secret cannot be decrypted with the configured key file".into(),
             ),
-        }
+        };
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, code, message)
     }
 }
 
+/// Whether `e` is the database refusing a second row with the same unique
+/// key (a name that exists).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
 /// What a database error means for the client.
-fn classify_db_error(e: &sqlx::Error) -> (StatusCode, &'static str, String) {
-    let unavailable = |m: &str| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
-            m.to_owned(),
-        )
-    };
+fn classify_db_error(e: &sqlx::Error) -> (ApiErrorCode, String) {
+    let unavailable = |m: &str| (ApiErrorCode::StorageUnavailable, m.to_owned());
+    if is_unique_violation(e) {
+        return (
+            ApiErrorCode::Exists,
+            "an entry with that name already exists".into(),
+        );
+    }
     match e {
         sqlx::Error::Database(db) => {
-            if db.kind() == sqlx::error::ErrorKind::UniqueViolation {
-                return (
-                    StatusCode::CONFLICT,
-                    "exists",
-                    "an entry with that name already exists".into(),
-                );
-            }
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             // SQLite primary result codes (extended code & 0xff) and
             // PostgreSQL SQLSTATEs for read-only and full storage.
@@ -164,10 +138,26 @@ impl IntoResponse for ApiError {
         (
             status,
             Json(ErrorBody {
-                error: code.to_owned(),
+                error: code.as_str().to_owned(),
                 message,
             }),
         )
             .into_response()
+    }
+}
+
+/// `result`, with a unique violation (the name exists) answered as `code`
+/// and `message()`.
+///
+/// # Errors
+/// `code` for a unique violation; other database errors as [`ApiError::Db`].
+pub(crate) fn exists_as<T>(
+    result: Result<T, sqlx::Error>,
+    code: ApiErrorCode,
+    message: impl FnOnce() -> String,
+) -> Result<T, ApiError> {
+    match result {
+        Err(e) if is_unique_violation(&e) => Err(ApiError::new(code, message())),
+        other => Ok(other?),
     }
 }

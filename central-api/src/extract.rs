@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
+use twostep_common::api::ApiErrorCode;
 
 /// A JSON body; malformed JSON is 400 `malformed_json`, a body over the
 /// limit 413 `body_too_large`.
@@ -26,11 +27,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 fn json_rejection(rej: &JsonRejection) -> ApiError {
     if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::Client {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "body_too_large",
-            message: "the request body is larger than the registry accepts (max_body_bytes)".into(),
-        };
+        return ApiError::new(
+            ApiErrorCode::BodyTooLarge,
+            "the request body is larger than the registry accepts (max_body_bytes)",
+        );
     }
     let message = match rej {
         JsonRejection::MissingJsonContentType(_) => {
@@ -38,7 +38,7 @@ fn json_rejection(rej: &JsonRejection) -> ApiError {
         }
         other => other.body_text(),
     };
-    ApiError::bad_request("malformed_json", message)
+    ApiError::new(ApiErrorCode::MalformedJson, message)
 }
 
 /// Path parameters; undecodable segments are 400 `invalid_path`.
@@ -51,7 +51,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathArg
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Self(v))
-            .map_err(|rej| ApiError::bad_request("invalid_path", rej.body_text()))
+            .map_err(|rej| ApiError::new(ApiErrorCode::InvalidPath, rej.body_text()))
     }
 }
 
@@ -65,7 +65,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Self(v))
-            .map_err(|rej| ApiError::bad_request("invalid_query", rej.body_text()))
+            .map_err(|rej| ApiError::new(ApiErrorCode::InvalidQuery, rej.body_text()))
     }
 }
 

@@ -4,7 +4,14 @@
 //! [`twostep_common::api`]) on SQLite or PostgreSQL.
 //!
 //! - [`server`]: startup (key and token files, database, HTTP or HTTPS);
-//! - [`app`]: router and handlers;
+//! - [`app`]: the router, assembled from [`routes`], one module per
+//!   resource (users, methods, hosts, audit, host-facing, public);
+//! - [`state`]: what every request needs ([`AppState`]);
+//! - [`auth`]: the admin token and host API key extractors;
+//! - [`audit`]: audit records and `AdminChange`, the one transaction of
+//!   every admin change;
+//! - `rows`: users and methods as stored, and the user's status rule;
+//! - `validate`: checks of names and labels;
 //! - [`verify`]: the replay-safe, race-free verification and lockout;
 //! - [`db`]: connection and schema migrations for both databases;
 //! - [`crypto`]: at-rest encryption of TOTP secrets, tokens and API keys;
@@ -15,6 +22,8 @@
 //! Not here yet: the Security info portal.
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod clock;
 pub mod crypto;
 pub mod db;
@@ -22,7 +31,12 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod push;
+pub mod routes;
+mod rows;
 pub mod server;
+pub mod state;
+mod validate;
 pub mod verify;
 
 pub use error::{ApiError, StartupError};
+pub use state::AppState;

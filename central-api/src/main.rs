@@ -30,10 +30,7 @@ fn main() -> ExitCode {
     twostep_docgen::handle_hidden(<Args as clap::CommandFactory>::command);
     let args = Args::parse();
     // Files the registry creates (database, WAL, keys, token) are private.
-    // SAFETY: umask(2) only sets the process file mode creation mask.
-    unsafe {
-        libc::umask(0o077);
-    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -1,8 +1,10 @@
 //! The OpenAPI 3.0 document served at `/v1/openapi.json`, written by hand
-//! from the wire types in [`twostep_common::api`]; a test checks that it
-//! describes every route of [`crate::app::ROUTES`] and nothing else.
+//! from the wire types and paths in [`twostep_common::api`]; a test checks
+//! that it describes every route the router serves and nothing else.
 
+use crate::routes::audit::{DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
 use serde_json::{json, Map, Value};
+use twostep_common::api::{paths, ApiErrorCode};
 
 pub(crate) fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -25,10 +27,10 @@ fn errors(codes: &[(&str, &str)]) -> Map<String, Value> {
         .collect()
 }
 
+/// One operation: what the document says about a path and method.
 pub(crate) struct Op<'a> {
     pub(crate) summary: &'a str,
     pub(crate) auth: Option<&'a str>,
-    pub(crate) params: &'a [&'a str],
     pub(crate) body: Option<&'a str>,
     pub(crate) ok: (&'a str, Option<Value>),
     pub(crate) errs: &'a [(&'a str, &'a str)],
@@ -42,7 +44,17 @@ pub(crate) const E409: (&str, &str) = ("409", "already exists");
 pub(crate) const E413: (&str, &str) = ("413", "body larger than max_body_bytes");
 pub(crate) const E503: (&str, &str) = ("503", "the database is unavailable, read-only or full");
 
-pub(crate) fn op(o: &Op<'_>) -> Value {
+/// The names of the `{...}` parameters of a path template, in order.
+fn path_params(template: &str) -> Vec<&str> {
+    template
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .collect()
+}
+
+/// The operation object of `o` as `method` on `path`; its path parameters
+/// are those of the template.
+fn op(path: &str, method: &str, o: &Op<'_>) -> Value {
     let mut responses = Map::new();
     let (status, schema) = &o.ok;
     let mut ok = json!({ "description": "success" });
@@ -55,11 +67,10 @@ pub(crate) fn op(o: &Op<'_>) -> Value {
     if let Some(a) = o.auth {
         v["security"] = json!([{ a: [] }]);
     }
-    let mut params: Vec<Value> = o
-        .params
-        .iter()
+    let mut params: Vec<Value> = path_params(path)
+        .into_iter()
         .map(|p| {
-            let schema = if *p == "id" {
+            let schema = if p == "id" {
                 json!({"type": "integer", "format": "int64"})
             } else {
                 json!({"type": "string"})
@@ -67,10 +78,12 @@ pub(crate) fn op(o: &Op<'_>) -> Value {
             json!({ "name": p, "in": "path", "required": true, "schema": schema })
         })
         .collect();
-    if o.summary.starts_with("Audit") {
-        params.push(json!({ "name": "limit", "in": "query", "required": false,
-            "description": "newest N events (default 100, at most 10000)",
-            "schema": {"type": "integer", "minimum": 0} }));
+    match (path, method) {
+        (paths::AUDIT, "get") => params.push(json!({ "name": "limit", "in": "query", "required": false,
+            "description": format!("newest N events (default {DEFAULT_AUDIT_LIMIT}, at most {MAX_AUDIT_LIMIT})"),
+            "schema": {"type": "integer", "minimum": 0} })),
+        (paths::HOST_PUSH_CHALLENGE, "get") => params.push(crate::push::openapi::wait_param()),
+        _ => {}
     }
     if !params.is_empty() {
         v["parameters"] = Value::Array(params);
@@ -85,74 +98,66 @@ pub(crate) fn array_of(name: &str) -> Value {
     json!({ "type": "array", "items": schema_ref(name) })
 }
 
-fn paths() -> Value {
+/// Every documented operation: path, method (lower case) and what it does.
+#[rustfmt::skip]
+fn operations() -> Vec<(&'static str, &'static str, Op<'static>)> {
     let admin = Some("admin");
     let host = Some("host");
     let std_admin = &[E401, E503][..];
-    json!({
-        "/v1/health": { "get": op(&Op { summary: "Health: the database answers", auth: None, params: &[],
-            body: None, ok: ("200", Some(schema_ref("Health"))), errs: &[E503] }) },
-        "/v1/openapi.json": { "get": op(&Op { summary: "This document", auth: None, params: &[],
-            body: None, ok: ("200", Some(json!({"type": "object"}))), errs: &[] }) },
-        "/v1/admin/users": {
-            "get": op(&Op { summary: "List users", auth: admin, params: &[], body: None,
-                ok: ("200", Some(array_of("User"))), errs: std_admin }),
-            "post": op(&Op { summary: "Add a user", auth: admin, params: &[], body: Some("CreateUser"),
-                ok: ("201", Some(schema_ref("User"))), errs: &[E400, E401, E409, E413, E503] }),
-        },
-        "/v1/admin/users/{username}": {
-            "get": op(&Op { summary: "Show a user", auth: admin, params: &["username"], body: None,
-                ok: ("200", Some(schema_ref("User"))), errs: &[E400, E401, E404, E503] }),
-            "patch": op(&Op { summary: "Disable or enable a user", auth: admin, params: &["username"],
-                body: Some("UpdateUser"), ok: ("200", Some(schema_ref("User"))),
-                errs: &[E400, E401, E404, E413, E503] }),
-            "delete": op(&Op { summary: "Delete a user and their methods", auth: admin,
-                params: &["username"], body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
-        },
-        "/v1/admin/users/{username}/unlock": {
-            "post": op(&Op { summary: "Clear a lockout and the failure count", auth: admin,
-                params: &["username"], body: None, ok: ("200", Some(schema_ref("User"))),
-                errs: &[E400, E401, E404, E503] }),
-        },
-        "/v1/admin/users/{username}/methods/totp": {
-            "post": op(&Op { summary: "Enrol a TOTP method; the answer holds the secret, once",
-                auth: admin, params: &["username"], body: Some("EnrolTotp"),
-                ok: ("201", Some(schema_ref("TotpEnrolment"))), errs: &[E400, E401, E404, E413, E503] }),
-        },
-        "/v1/admin/users/{username}/methods/{id}": {
-            "delete": op(&Op { summary: "Delete one method", auth: admin, params: &["username", "id"],
-                body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
-        },
-        "/v1/admin/users/{username}/methods": {
-            "delete": op(&Op { summary: "Delete all of a user's methods (reset)", auth: admin,
-                params: &["username"], body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
-        },
-        "/v1/admin/hosts": {
-            "get": op(&Op { summary: "List hosts", auth: admin, params: &[], body: None,
-                ok: ("200", Some(array_of("Host"))), errs: std_admin }),
-            "post": op(&Op { summary: "Add a host; the answer holds its API key, once", auth: admin,
-                params: &[], body: Some("CreateHost"), ok: ("201", Some(schema_ref("HostCreated"))),
-                errs: &[E400, E401, E409, E413, E503] }),
-        },
-        "/v1/admin/hosts/{name}": {
-            "delete": op(&Op { summary: "Revoke a host's API key", auth: admin, params: &["name"],
-                body: None, ok: ("204", None), errs: &[E401, E404, E503] }),
-        },
-        "/v1/admin/audit": {
-            "get": op(&Op { summary: "Audit events, newest first", auth: admin, params: &[], body: None,
-                ok: ("200", Some(array_of("AuditEvent"))), errs: &[E400, E401, E503] }),
-        },
-        "/v1/host/users/{username}/registrations": {
-            "get": op(&Op { summary: "A user's registrations (never secrets)", auth: host,
-                params: &["username"], body: None, ok: ("200", Some(schema_ref("Registrations"))),
-                errs: &[E400, E401, E403, E404, E503] }),
-        },
-        "/v1/host/verify": {
-            "post": op(&Op { summary: "Verify (and on accept consume) a code", auth: host, params: &[],
-                body: Some("VerifyRequest"), ok: ("200", Some(schema_ref("VerifyResponse"))),
-                errs: &[E400, E401, E403, E413, E503] }),
-        },
-    })
+    vec![
+        (paths::HEALTH, "get", Op { summary: "Health: the database answers", auth: None,
+            body: None, ok: ("200", Some(schema_ref("Health"))), errs: &[E503] }),
+        (paths::OPENAPI, "get", Op { summary: "This document", auth: None,
+            body: None, ok: ("200", Some(json!({"type": "object"}))), errs: &[] }),
+        (paths::USERS, "get", Op { summary: "List users", auth: admin, body: None,
+            ok: ("200", Some(array_of("User"))), errs: std_admin }),
+        (paths::USERS, "post", Op { summary: "Add a user", auth: admin, body: Some("CreateUser"),
+            ok: ("201", Some(schema_ref("User"))), errs: &[E400, E401, E409, E413, E503] }),
+        (paths::USER, "get", Op { summary: "Show a user", auth: admin, body: None,
+            ok: ("200", Some(schema_ref("User"))), errs: &[E400, E401, E404, E503] }),
+        (paths::USER, "patch", Op { summary: "Disable or enable a user", auth: admin,
+            body: Some("UpdateUser"), ok: ("200", Some(schema_ref("User"))),
+            errs: &[E400, E401, E404, E413, E503] }),
+        (paths::USER, "delete", Op { summary: "Delete a user and their methods", auth: admin,
+            body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
+        (paths::USER_UNLOCK, "post", Op { summary: "Clear a lockout and the failure count",
+            auth: admin, body: None, ok: ("200", Some(schema_ref("User"))),
+            errs: &[E400, E401, E404, E503] }),
+        (paths::USER_TOTP, "post", Op { summary: "Enrol a TOTP method; the answer holds the secret, once",
+            auth: admin, body: Some("EnrolTotp"),
+            ok: ("201", Some(schema_ref("TotpEnrolment"))), errs: &[E400, E401, E404, E413, E503] }),
+        (paths::USER_METHOD, "delete", Op { summary: "Delete one method", auth: admin,
+            body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
+        (paths::USER_METHODS, "delete", Op { summary: "Delete all of a user's methods (reset)",
+            auth: admin, body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
+        (paths::HOSTS, "get", Op { summary: "List hosts", auth: admin, body: None,
+            ok: ("200", Some(array_of("Host"))), errs: std_admin }),
+        (paths::HOSTS, "post", Op { summary: "Add a host; the answer holds its API key, once",
+            auth: admin, body: Some("CreateHost"), ok: ("201", Some(schema_ref("HostCreated"))),
+            errs: &[E400, E401, E409, E413, E503] }),
+        (paths::HOST, "delete", Op { summary: "Revoke a host's API key", auth: admin,
+            body: None, ok: ("204", None), errs: &[E401, E404, E503] }),
+        (paths::AUDIT, "get", Op { summary: "Audit events, newest first", auth: admin, body: None,
+            ok: ("200", Some(array_of("AuditEvent"))), errs: &[E400, E401, E503] }),
+        (paths::HOST_REGISTRATIONS, "get", Op { summary: "A user's registrations (never secrets)",
+            auth: host, body: None, ok: ("200", Some(schema_ref("Registrations"))),
+            errs: &[E400, E401, E403, E404, E503] }),
+        (paths::HOST_VERIFY, "post", Op { summary: "Verify (and on accept consume) a code",
+            auth: host, body: Some("VerifyRequest"), ok: ("200", Some(schema_ref("VerifyResponse"))),
+            errs: &[E400, E401, E403, E413, E503] }),
+    ]
+}
+
+fn paths_object() -> Value {
+    let mut out = Map::new();
+    for (path, method, o) in operations()
+        .into_iter()
+        .chain(crate::push::openapi::operations())
+    {
+        let item = out.entry(path).or_insert_with(|| json!({}));
+        item[method] = op(path, method, &o);
+    }
+    Value::Object(out)
 }
 
 pub(crate) fn string() -> Value {
@@ -174,7 +179,7 @@ fn schemas() -> Value {
     let host_kind = json!({"type": "string", "enum": ["ssh", "radius"]});
     json!({
         "ErrorBody": object(&["error", "message"], json!({
-            "error": { "type": "string", "description": "stable code, e.g. unknown_user, invalid_code_format, unauthorized, host_revoked, storage_unavailable" },
+            "error": { "type": "string", "description": error_code_description() },
             "message": string() })),
         "Health": object(&["status", "version"], json!({ "status": string(), "version": string() })),
         "CreateUser": object(&["username"], json!({
@@ -229,6 +234,16 @@ fn merged(mut a: Value, b: Value) -> Value {
     a
 }
 
+/// The description of [`twostep_common::api::ErrorBody::error`]: its
+/// codes, each with its HTTP status.
+fn error_code_description() -> String {
+    let codes: Vec<String> = ApiErrorCode::ALL
+        .iter()
+        .map(|c| format!("{c} ({})", c.http_status()))
+        .collect();
+    format!("stable code, one of: {}", codes.join(", "))
+}
+
 /// The document.
 pub fn document() -> Value {
     json!({
@@ -236,9 +251,9 @@ pub fn document() -> Value {
         "info": {
             "title": "twostep registry",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Users, verification methods, hosts, code verification and audit. Times are Unix seconds (UTC). Every error is an ErrorBody."
+            "description": "Users, verification methods, hosts, code verification, push approvals and audit. Times are Unix seconds (UTC). Every error is an ErrorBody."
         },
-        "paths": merged(paths(), crate::push::openapi::paths()),
+        "paths": paths_object(),
         "components": {
             "schemas": merged(schemas(), crate::push::openapi::schemas()),
             "securitySchemes": {
@@ -247,4 +262,51 @@ pub fn document() -> Value {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The document describes exactly the (path, method) pairs the router
+    /// serves, each path parameter of a template once.
+    #[test]
+    fn document_matches_the_router() {
+        let doc = document();
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (path.clone(), m.clone()))
+            })
+            .collect();
+        let served: BTreeSet<(String, String)> = crate::app::served()
+            .into_iter()
+            .map(|(p, m)| (p.to_owned(), m.to_owned()))
+            .collect();
+        assert_eq!(documented, served);
+        for (path, method) in &served {
+            let names: Vec<&str> = doc["paths"][path][method]["parameters"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| p["name"].as_str().unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert_eq!(names, path_params(path), "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn path_params_in_order() {
+        assert_eq!(path_params(paths::USER_METHOD), ["username", "id"]);
+        assert!(path_params(paths::HOST_VERIFY).is_empty());
+    }
 }

@@ -1,10 +1,11 @@
 //! Startup: config checks, key and token files, database, listener (plain
 //! HTTP on loopback or HTTPS with rustls), graceful shutdown.
 
-use crate::app::{router, AppState};
+use crate::app::router;
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::{AdminToken, SecretBox};
 use crate::error::StartupError;
+use crate::state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use twostep_config::ApiConfig;

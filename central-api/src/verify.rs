@@ -18,11 +18,14 @@
 //! (first statement a write, so SQLite takes its lock up front; on
 //! PostgreSQL rows are always locked methods first, then users).
 
-use crate::app::{verdict, AppState, Audit};
+use crate::audit::{write_audit, Audit};
 use crate::crypto::totp_aad;
 use crate::error::ApiError;
+use crate::rows::{Standing, UserRow};
+use crate::state::AppState;
+use crate::validate::check_username;
 use sqlx::{Any, Row, Transaction};
-use twostep_common::api::{validate_username, VerifyRequest, VerifyResponse, VerifyResult};
+use twostep_common::api::{ApiErrorCode, VerifyRequest, VerifyResponse, VerifyResult};
 use twostep_common::totp::{self, TotpCheck, TotpParams, CODE_DIGITS};
 
 /// Verifies `req` for the host named `host` and records the outcome (audit
@@ -37,10 +40,10 @@ pub async fn verify(
     host: &str,
     req: &VerifyRequest,
 ) -> Result<VerifyResponse, ApiError> {
-    validate_username(&req.username).map_err(|m| ApiError::bad_request("invalid_username", m))?;
+    check_username(&req.username)?;
     if !totp::is_code_format(&req.code) {
-        return Err(ApiError::bad_request(
-            "invalid_code_format",
+        return Err(ApiError::new(
+            ApiErrorCode::InvalidCodeFormat,
             format!("the code must be exactly {CODE_DIGITS} ASCII digits"),
         ));
     }
@@ -75,7 +78,7 @@ pub async fn verify(
         result: Some(resp.result.as_str()),
         detail: (!detail.is_empty()).then(|| detail.join(" ")),
     };
-    crate::app::write_audit(&mut *tx, now, &record).await?;
+    write_audit(&mut *tx, now, &record).await?;
     if let Some(until) = lockout {
         let record = Audit {
             action: "lockout",
@@ -86,7 +89,7 @@ pub async fn verify(
             )),
             ..record
         };
-        crate::app::write_audit(&mut *tx, now, &record).await?;
+        write_audit(&mut *tx, now, &record).await?;
     }
     tx.commit().await?;
     if let Some(until) = lockout {
@@ -127,22 +130,14 @@ async fn plan(
     now_u: u64,
     now: i64,
 ) -> Result<Plan, ApiError> {
-    let Some(user) =
-        sqlx::query("SELECT id, disabled, locked_until FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&state.pool)
-            .await?
-    else {
+    let Some(user) = UserRow::find(&state.pool, username).await? else {
         return Ok(Plan::Answer(verdict(VerifyResult::UnknownUser)));
     };
-    let uid: i64 = user.try_get("id")?;
-    if user.try_get::<i64, _>("disabled")? != 0 {
-        return Ok(Plan::Answer(verdict(VerifyResult::Disabled)));
-    }
-    if let Some(until) = user.try_get::<Option<i64>, _>("locked_until")? {
-        if until > now {
-            return Ok(Plan::Answer(locked(until)));
-        }
+    let uid = user.id;
+    match user.standing(now) {
+        Standing::Disabled => return Ok(Plan::Answer(verdict(VerifyResult::Disabled))),
+        Standing::Locked { until } => return Ok(Plan::Answer(locked(until))),
+        Standing::Active => {}
     }
     let methods = sqlx::query(
         "SELECT id, secret_sealed, digits, step_seconds, last_step FROM methods
@@ -248,6 +243,16 @@ async fn apply(
     record_failure(state, tx, uid, now).await
 }
 
+/// The answer `result`, with no method and no lockout time.
+fn verdict(result: VerifyResult) -> VerifyResponse {
+    VerifyResponse {
+        result,
+        method_id: None,
+        locked_until: None,
+    }
+}
+
+/// The answer `locked` until `until` (Unix seconds).
 fn locked(until: i64) -> VerifyResponse {
     VerifyResponse {
         result: VerifyResult::Locked,

@@ -5,39 +5,138 @@
 //! Unix seconds (UTC). The OpenAPI document served at [`OPENAPI_PATH`]
 //! describes the same shapes.
 //!
-//! | method | path | who | body → answer |
+//! | method | path ([`paths`]) | who | body → answer |
 //! |---|---|---|---|
-//! | GET | `/v1/health` | anyone | → [`Health`] |
-//! | GET | `/v1/openapi.json` | anyone | → OpenAPI 3.0 document |
-//! | POST | `/v1/admin/users` | admin | [`CreateUser`] → 201 [`User`] |
+//! | GET | `/v1/health` ([`paths::HEALTH`]) | anyone | → [`Health`] |
+//! | GET | `/v1/openapi.json` ([`paths::OPENAPI`]) | anyone | → OpenAPI 3.0 document |
+//! | POST | `/v1/admin/users` ([`paths::USERS`]) | admin | [`CreateUser`] → 201 [`User`] |
 //! | GET | `/v1/admin/users` | admin | → `[User]` |
-//! | GET | `/v1/admin/users/{username}` | admin | → [`User`] |
+//! | GET | `/v1/admin/users/{username}` ([`paths::USER`]) | admin | → [`User`] |
 //! | PATCH | `/v1/admin/users/{username}` | admin | [`UpdateUser`] → [`User`] |
 //! | DELETE | `/v1/admin/users/{username}` | admin | → 204 |
-//! | POST | `/v1/admin/users/{username}/unlock` | admin | → [`User`] |
-//! | POST | `/v1/admin/users/{username}/methods/totp` | admin | [`EnrolTotp`] → 201 [`TotpEnrolment`] |
-//! | DELETE | `/v1/admin/users/{username}/methods/{id}` | admin | → 204 |
-//! | DELETE | `/v1/admin/users/{username}/methods` | admin | → 204 (reset: all methods) |
-//! | POST | `/v1/admin/hosts` | admin | [`CreateHost`] → 201 [`HostCreated`] |
+//! | POST | `/v1/admin/users/{username}/unlock` ([`paths::USER_UNLOCK`]) | admin | → [`User`] |
+//! | POST | `/v1/admin/users/{username}/methods/totp` ([`paths::USER_TOTP`]) | admin | [`EnrolTotp`] → 201 [`TotpEnrolment`] |
+//! | DELETE | `/v1/admin/users/{username}/methods/{id}` ([`paths::USER_METHOD`]) | admin | → 204 |
+//! | DELETE | `/v1/admin/users/{username}/methods` ([`paths::USER_METHODS`]) | admin | → 204 (reset: all methods) |
+//! | POST | `/v1/admin/hosts` ([`paths::HOSTS`]) | admin | [`CreateHost`] → 201 [`HostCreated`] |
 //! | GET | `/v1/admin/hosts` | admin | → `[Host]` |
-//! | DELETE | `/v1/admin/hosts/{name}` | admin | → 204 (revoke) |
-//! | GET | `/v1/admin/audit?limit=N` | admin | → `[AuditEvent]`, newest first |
-//! | GET | `/v1/host/users/{username}/registrations` | host | → [`Registrations`] |
-//! | POST | `/v1/host/verify` | host | [`VerifyRequest`] → [`VerifyResponse`] |
+//! | DELETE | `/v1/admin/hosts/{name}` ([`paths::HOST`]) | admin | → 204 (revoke) |
+//! | GET | `/v1/admin/audit?limit=N` ([`paths::AUDIT`]) | admin | → `[AuditEvent]`, newest first |
+//! | GET | `/v1/host/users/{username}/registrations` ([`paths::HOST_REGISTRATIONS`]) | host | → [`Registrations`] |
+//! | POST | `/v1/host/verify` ([`paths::HOST_VERIFY`]) | host | [`VerifyRequest`] → [`VerifyResponse`] |
+//!
+//! The push routes (device activation, challenges, device poll and answer,
+//! method disable / enable) are listed in [`crate::push`].
 //!
 //! Admins authenticate with `Authorization: Bearer ADMIN_TOKEN`, hosts with
 //! `Authorization: Bearer HOST_API_KEY`. Every error is a JSON [`ErrorBody`]
-//! with a fitting HTTP status (400 malformed, 401 no/wrong credential,
-//! 403 revoked host, 404 unknown, 409 exists, 413 too large, 503 storage
-//! unavailable). Path segments are percent-encoded.
+//! whose code is an [`ApiErrorCode`], with the HTTP status that code comes
+//! with ([`ApiErrorCode::http_status`]: 400 malformed, 401 no/wrong
+//! credential or device signature, 403 revoked host or disabled device, 404
+//! unknown, 409 exists or used, 410 expired, 413 too large, 503 storage
+//! unavailable). Path segments are percent-encoded
+//! ([`paths::fill`]).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Path of the health check.
-pub const HEALTH_PATH: &str = "/v1/health";
-/// Path of the OpenAPI document.
-pub const OPENAPI_PATH: &str = "/v1/openapi.json";
+/// The API's paths as route templates: `{name}` stands for one path
+/// segment, filled in (percent-encoded) by [`paths::fill`]. The registry's
+/// router, its OpenAPI document and the client all use these.
+pub mod paths {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+    /// `GET`: health check.
+    pub const HEALTH: &str = "/v1/health";
+    /// `GET`: the OpenAPI document.
+    pub const OPENAPI: &str = "/v1/openapi.json";
+    /// `GET` list, `POST` create users.
+    pub const USERS: &str = "/v1/admin/users";
+    /// `GET` show, `PATCH` change, `DELETE` delete one user.
+    pub const USER: &str = "/v1/admin/users/{username}";
+    /// `POST`: clear a user's lockout and failure count.
+    pub const USER_UNLOCK: &str = "/v1/admin/users/{username}/unlock";
+    /// `POST`: enrol a TOTP method.
+    pub const USER_TOTP: &str = "/v1/admin/users/{username}/methods/totp";
+    /// `DELETE`: one method of a user.
+    pub const USER_METHOD: &str = "/v1/admin/users/{username}/methods/{id}";
+    /// `DELETE`: all methods of a user (reset).
+    pub const USER_METHODS: &str = "/v1/admin/users/{username}/methods";
+    /// `GET` list, `POST` create hosts.
+    pub const HOSTS: &str = "/v1/admin/hosts";
+    /// `DELETE`: revoke a host's API key.
+    pub const HOST: &str = "/v1/admin/hosts/{name}";
+    /// `GET`: audit events, newest first (query `limit`).
+    pub const AUDIT: &str = "/v1/admin/audit";
+    /// `GET`: a user's registrations, for hosts.
+    pub const HOST_REGISTRATIONS: &str = "/v1/host/users/{username}/registrations";
+    /// `POST`: verify a code, for hosts.
+    pub const HOST_VERIFY: &str = "/v1/host/verify";
+
+    /// `POST`: create a one-time push device activation for a user.
+    pub const USER_PUSH: &str = "/v1/admin/users/{username}/methods/push";
+    /// `POST`: disable a method (a lost device).
+    pub const METHOD_DISABLE: &str = "/v1/admin/methods/{id}/disable";
+    /// `POST`: enable a disabled method again.
+    pub const METHOD_ENABLE: &str = "/v1/admin/methods/{id}/enable";
+    /// `POST`: a device registers its public key with an activation code.
+    pub const DEVICE_ACTIVATE: &str = "/v1/device/activate";
+    /// `POST`: a device's signed long-poll for its open challenges.
+    pub const DEVICE_POLL: &str = "/v1/device/poll";
+    /// `POST`: a device's signed answer to a challenge.
+    pub const DEVICE_ANSWER: &str = "/v1/device/answer";
+    /// `POST`: start a push challenge, for hosts.
+    pub const HOST_PUSH: &str = "/v1/host/push";
+    /// `GET` (long-poll, query `wait`) the state of, `DELETE` cancel, a
+    /// push challenge the host started.
+    pub const HOST_PUSH_CHALLENGE: &str = "/v1/host/push/{challenge_id}";
+
+    /// Start of every path that takes the admin token.
+    pub const ADMIN_PREFIX: &str = "/v1/admin/";
+
+    /// Path segment encoding: everything but RFC 3986 unreserved characters.
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+
+    /// `s` percent-encoded as one path segment (RFC 3986 §3.3): every
+    /// byte but the unreserved characters, so `/`, `?`, `%` and spaces in
+    /// a username cannot change the path.
+    pub fn encode_segment(s: &str) -> String {
+        utf8_percent_encode(s, SEGMENT).to_string()
+    }
+
+    /// `template` with its `{...}` parameters replaced, in order, by
+    /// `params`, each encoded with [`encode_segment`]: `fill(USER_METHOD,
+    /// &["alice smith", "3"])` is `/v1/admin/users/alice%20smith/methods/3`.
+    /// Parameters beyond those given stay as they are and extra `params`
+    /// are ignored (the registry then answers 404 or 400).
+    pub fn fill(template: &str, params: &[&str]) -> String {
+        let mut out = String::with_capacity(template.len() + 16);
+        let mut rest = template;
+        let mut params = params.iter();
+        while let Some(open) = rest.find('{') {
+            let Some(len) = rest[open..].find('}') else {
+                break;
+            };
+            let Some(value) = params.next() else {
+                break;
+            };
+            out.push_str(&rest[..open]);
+            out.push_str(&encode_segment(value));
+            rest = &rest[open + len + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// Path of the health check ([`paths::HEALTH`]).
+pub const HEALTH_PATH: &str = paths::HEALTH;
+/// Path of the OpenAPI document ([`paths::OPENAPI`]).
+pub const OPENAPI_PATH: &str = paths::OPENAPI;
 
 /// Longest accepted username, in bytes.
 pub const MAX_USERNAME_BYTES: usize = 256;
@@ -45,10 +144,240 @@ pub const MAX_USERNAME_BYTES: usize = 256;
 /// Every error answer: a stable machine code and one line for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// Stable code, e.g. `"unknown_user"`, `"invalid_code_format"`, `"unauthorized"`.
+    /// Stable code, an [`ApiErrorCode`] in snake_case, e.g. `"unknown_user"`,
+    /// `"invalid_code_format"`, `"unauthorized"`; kept as text so that a
+    /// code this version does not know still reads
+    /// ([`ApiErrorCode::from_wire`]).
     pub error: String,
     /// Human-readable explanation.
     pub message: String,
+}
+
+/// The stable error codes of [`ErrorBody::error`], in snake_case on the
+/// wire, each with one HTTP status ([`ApiErrorCode::http_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiErrorCode {
+    /// 400: the body is not JSON of the expected shape.
+    MalformedJson,
+    /// 400: a path parameter does not decode (e.g. a method id that is
+    /// not a number).
+    InvalidPath,
+    /// 400: a query parameter does not decode.
+    InvalidQuery,
+    /// 400: the username breaks [`validate_username`].
+    InvalidUsername,
+    /// 400: a label or display name is empty, too long or has control
+    /// characters.
+    InvalidField,
+    /// 400: the host name breaks the username rules.
+    InvalidHostName,
+    /// 400: the code is not exactly the method's digits.
+    InvalidCodeFormat,
+    /// 400: a device's public key is not an Ed25519 key in base64url.
+    InvalidPublicKey,
+    /// 400: a device's nonce is empty or too long.
+    InvalidNonce,
+    /// 400: approving this challenge needs the number shown at the login.
+    NumberRequired,
+    /// 400: the answer's nonce is not the challenge's.
+    NonceMismatch,
+    /// 401: no credential, not a bearer credential, or a wrong one.
+    Unauthorized,
+    /// 401: no push device with that id.
+    UnknownDevice,
+    /// 401: the device's signature does not verify with its key.
+    BadSignature,
+    /// 401: the device's timestamp is out of the registry's window.
+    ClockSkew,
+    /// 401: the device's nonce was used before.
+    ReplayedNonce,
+    /// 403: the host's API key has been revoked.
+    HostRevoked,
+    /// 403: the push device (or its user) is disabled.
+    DeviceDisabled,
+    /// 404: no such route.
+    NotFound,
+    /// 404: no such user.
+    UnknownUser,
+    /// 404: the user has no such method.
+    UnknownMethod,
+    /// 404: no such host.
+    UnknownHost,
+    /// 404: no such device activation code.
+    UnknownActivation,
+    /// 404: no such challenge for this device's user or this host (or
+    /// its result was handed out already).
+    UnknownChallenge,
+    /// 405: the route does not take this HTTP method.
+    MethodNotAllowed,
+    /// 409: a user of that name exists.
+    UserExists,
+    /// 409: a host of that name exists.
+    HostExists,
+    /// 409: another entry of that name exists.
+    Exists,
+    /// 409: the activation code was used already.
+    ActivationUsed,
+    /// 409: the challenge is closed already (answered, cancelled).
+    ChallengeClosed,
+    /// 410: the activation code has expired.
+    ActivationExpired,
+    /// 410: the challenge has expired.
+    ChallengeExpired,
+    /// 413: the body is larger than the registry's `max_body_bytes`.
+    BodyTooLarge,
+    /// 500: a stored secret does not decrypt with the registry's key file.
+    SecretUnreadable,
+    /// 503: the registry cannot read its admin token file.
+    AdminTokenUnavailable,
+    /// 503: the database is unavailable, busy, read-only or full.
+    StorageUnavailable,
+    /// A code this version does not know (from an older or newer
+    /// registry); never sent by this registry.
+    #[serde(other)]
+    Other,
+}
+
+impl ApiErrorCode {
+    /// Every code the registry sends (all but [`ApiErrorCode::Other`]).
+    pub const ALL: &'static [Self] = &[
+        Self::MalformedJson,
+        Self::InvalidPath,
+        Self::InvalidQuery,
+        Self::InvalidUsername,
+        Self::InvalidField,
+        Self::InvalidHostName,
+        Self::InvalidCodeFormat,
+        Self::InvalidPublicKey,
+        Self::InvalidNonce,
+        Self::NumberRequired,
+        Self::NonceMismatch,
+        Self::Unauthorized,
+        Self::UnknownDevice,
+        Self::BadSignature,
+        Self::ClockSkew,
+        Self::ReplayedNonce,
+        Self::HostRevoked,
+        Self::DeviceDisabled,
+        Self::NotFound,
+        Self::UnknownUser,
+        Self::UnknownMethod,
+        Self::UnknownHost,
+        Self::UnknownActivation,
+        Self::UnknownChallenge,
+        Self::MethodNotAllowed,
+        Self::UserExists,
+        Self::HostExists,
+        Self::Exists,
+        Self::ActivationUsed,
+        Self::ChallengeClosed,
+        Self::ActivationExpired,
+        Self::ChallengeExpired,
+        Self::BodyTooLarge,
+        Self::SecretUnreadable,
+        Self::AdminTokenUnavailable,
+        Self::StorageUnavailable,
+    ];
+
+    /// The snake_case wire name (`"other"` for [`ApiErrorCode::Other`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "malformed_json",
+            Self::InvalidPath => "invalid_path",
+            Self::InvalidQuery => "invalid_query",
+            Self::InvalidUsername => "invalid_username",
+            Self::InvalidField => "invalid_field",
+            Self::InvalidHostName => "invalid_host_name",
+            Self::InvalidCodeFormat => "invalid_code_format",
+            Self::InvalidPublicKey => "invalid_public_key",
+            Self::InvalidNonce => "invalid_nonce",
+            Self::NumberRequired => "number_required",
+            Self::NonceMismatch => "nonce_mismatch",
+            Self::Unauthorized => "unauthorized",
+            Self::UnknownDevice => "unknown_device",
+            Self::BadSignature => "bad_signature",
+            Self::ClockSkew => "clock_skew",
+            Self::ReplayedNonce => "replayed_nonce",
+            Self::HostRevoked => "host_revoked",
+            Self::DeviceDisabled => "device_disabled",
+            Self::NotFound => "not_found",
+            Self::UnknownUser => "unknown_user",
+            Self::UnknownMethod => "unknown_method",
+            Self::UnknownHost => "unknown_host",
+            Self::UnknownActivation => "unknown_activation",
+            Self::UnknownChallenge => "unknown_challenge",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UserExists => "user_exists",
+            Self::HostExists => "host_exists",
+            Self::Exists => "exists",
+            Self::ActivationUsed => "activation_used",
+            Self::ChallengeClosed => "challenge_closed",
+            Self::ActivationExpired => "activation_expired",
+            Self::ChallengeExpired => "challenge_expired",
+            Self::BodyTooLarge => "body_too_large",
+            Self::SecretUnreadable => "secret_unreadable",
+            Self::AdminTokenUnavailable => "admin_token_unavailable",
+            Self::StorageUnavailable => "storage_unavailable",
+            Self::Other => "other",
+        }
+    }
+
+    /// The code named `wire`; [`ApiErrorCode::Other`] for a name this
+    /// version does not know.
+    pub fn from_wire(wire: &str) -> Self {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == wire)
+            .unwrap_or(Self::Other)
+    }
+
+    /// The HTTP status the registry answers with this code (RFC 9110 §15);
+    /// 500 for [`ApiErrorCode::Other`].
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::MalformedJson
+            | Self::InvalidPath
+            | Self::InvalidQuery
+            | Self::InvalidUsername
+            | Self::InvalidField
+            | Self::InvalidHostName
+            | Self::InvalidCodeFormat
+            | Self::InvalidPublicKey
+            | Self::InvalidNonce
+            | Self::NumberRequired
+            | Self::NonceMismatch => 400,
+            Self::Unauthorized
+            | Self::UnknownDevice
+            | Self::BadSignature
+            | Self::ClockSkew
+            | Self::ReplayedNonce => 401,
+            Self::HostRevoked | Self::DeviceDisabled => 403,
+            Self::NotFound
+            | Self::UnknownUser
+            | Self::UnknownMethod
+            | Self::UnknownHost
+            | Self::UnknownActivation
+            | Self::UnknownChallenge => 404,
+            Self::MethodNotAllowed => 405,
+            Self::UserExists
+            | Self::HostExists
+            | Self::Exists
+            | Self::ActivationUsed
+            | Self::ChallengeClosed => 409,
+            Self::ActivationExpired | Self::ChallengeExpired => 410,
+            Self::BodyTooLarge => 413,
+            Self::SecretUnreadable | Self::Other => 500,
+            Self::AdminTokenUnavailable | Self::StorageUnavailable => 503,
+        }
+    }
+}
+
+impl fmt::Display for ApiErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `GET /v1/health`.
@@ -259,6 +588,29 @@ pub struct Registrations {
     pub methods: Vec<Method>,
 }
 
+impl Registrations {
+    /// The methods that can verify now: every method not disabled by an
+    /// admin (a lost device). A user with none is not enrolled.
+    pub fn usable(&self) -> impl Iterator<Item = &Method> {
+        self.methods.iter().filter(|m| !m.disabled)
+    }
+
+    /// Whether a usable method takes a typed code (an authenticator app).
+    pub fn has_code_method(&self) -> bool {
+        self.usable().any(|m| m.kind == MethodKind::Totp)
+    }
+
+    /// The usable push devices, default first.
+    pub fn push_devices(&self) -> Vec<&Method> {
+        let mut v: Vec<&Method> = self
+            .usable()
+            .filter(|m| m.kind == MethodKind::Push)
+            .collect();
+        v.sort_by_key(|m| !m.is_default);
+        v
+    }
+}
+
 /// Where an authentication comes from; recorded in the audit table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -439,6 +791,71 @@ mod tests {
             validate_username("Jo\u{308}rg"),
             Err("username is not in Unicode NFC (composed) form; normalise it to NFC first")
         );
+    }
+
+    #[test]
+    fn error_code_wire_names() {
+        for &c in ApiErrorCode::ALL {
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+            assert_eq!(serde_json::from_str::<ApiErrorCode>(&json).unwrap(), c);
+            assert_eq!(ApiErrorCode::from_wire(c.as_str()), c);
+        }
+        // The strings the registry has always sent.
+        assert_eq!(
+            ApiErrorCode::InvalidCodeFormat.as_str(),
+            "invalid_code_format"
+        );
+        assert_eq!(ApiErrorCode::InvalidUsername.as_str(), "invalid_username");
+        assert_eq!(
+            ApiErrorCode::StorageUnavailable.as_str(),
+            "storage_unavailable"
+        );
+        assert_eq!(ApiErrorCode::InvalidCodeFormat.http_status(), 400);
+        assert_eq!(ApiErrorCode::HostRevoked.http_status(), 403);
+        // The push refusals keep the strings and statuses devices see.
+        assert_eq!(ApiErrorCode::BadSignature.as_str(), "bad_signature");
+        assert_eq!(ApiErrorCode::BadSignature.http_status(), 401);
+        assert_eq!(ApiErrorCode::DeviceDisabled.as_str(), "device_disabled");
+        assert_eq!(ApiErrorCode::DeviceDisabled.http_status(), 403);
+        assert_eq!(ApiErrorCode::ChallengeExpired.http_status(), 410);
+        assert_eq!(ApiErrorCode::ActivationUsed.http_status(), 409);
+        // A code from a newer registry still reads.
+        assert_eq!(
+            serde_json::from_str::<ApiErrorCode>("\"push_timeout\"").unwrap(),
+            ApiErrorCode::Other
+        );
+        assert_eq!(ApiErrorCode::from_wire("push_timeout"), ApiErrorCode::Other);
+    }
+
+    #[test]
+    fn paths_are_filled_and_encoded() {
+        assert_eq!(
+            paths::fill(paths::USER_METHOD, &["alice smith@example.com", "3"]),
+            "/v1/admin/users/alice%20smith%40example.com/methods/3"
+        );
+        assert_eq!(
+            paths::fill(paths::HOST_REGISTRATIONS, &["../x"]),
+            "/v1/host/users/..%2Fx/registrations"
+        );
+        assert_eq!(
+            paths::fill(paths::USER, &["a?b%c"]),
+            "/v1/admin/users/a%3Fb%25c"
+        );
+        assert_eq!(
+            paths::fill(paths::HOST, &["{name}"]),
+            "/v1/admin/hosts/%7Bname%7D"
+        );
+        assert_eq!(paths::fill(paths::HOST_VERIFY, &[]), paths::HOST_VERIFY);
+        assert_eq!(
+            paths::fill(paths::HOST_PUSH_CHALLENGE, &["Ab-_9"]),
+            "/v1/host/push/Ab-_9"
+        );
+        assert_eq!(
+            paths::fill(paths::METHOD_DISABLE, &["7"]),
+            "/v1/admin/methods/7/disable"
+        );
+        assert_eq!(paths::fill(paths::USER, &[]), paths::USER);
     }
 
     #[test]

@@ -4,12 +4,14 @@
 //! variables are ignored: sudo keeps the caller's environment); every
 //! request bounded by the configured connect and total timeouts.
 
+#[cfg(test)]
+use crate::api::paths::encode_segment as seg;
+use crate::api::paths::{self, fill};
 use crate::api::{
-    AuditEvent, CreateHost, CreateUser, EnrolTotp, ErrorBody, Health, Host, HostCreated,
-    Registrations, TotpEnrolment, UpdateUser, User, VerifyRequest, VerifyResponse, HEALTH_PATH,
+    ApiErrorCode, AuditEvent, CreateHost, CreateUser, EnrolTotp, ErrorBody, Health, Host,
+    HostCreated, Registrations, TotpEnrolment, UpdateUser, User, VerifyRequest, VerifyResponse,
 };
 use crate::error_chain;
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::{Method as HttpMethod, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -56,12 +58,16 @@ pub enum ClientError {
         /// The registry's message, or the start of the body.
         message: String,
     },
-    /// The registry refused our credential (401) or the host is revoked (403).
+    /// The registry refused our credential (401) or the host is revoked (403);
+    /// for a push device, its signature or the device itself (disabled).
     /// A configuration problem: the fail mode does not apply.
     #[error("registry refused the credential ({status}): {message}")]
     Refused {
         /// HTTP status.
         status: u16,
+        /// [`ErrorBody::error`] (`http_error` for an answer without an
+        /// [`ErrorBody`]).
+        code: String,
         /// The registry's message.
         message: String,
     },
@@ -90,10 +96,14 @@ impl ClientError {
         matches!(self, Self::Unreachable(_))
     }
 
-    /// The error code of an [`ClientError::Api`] answer.
-    pub fn api_code(&self) -> Option<&str> {
+    /// The error code of an [`ClientError::Api`] or
+    /// [`ClientError::Refused`] answer; [`ApiErrorCode::Other`] for a code
+    /// this version does not know (or an answer without an [`ErrorBody`]).
+    pub fn api_code(&self) -> Option<ApiErrorCode> {
         match self {
-            Self::Api { code, .. } => Some(code),
+            Self::Api { code, .. } | Self::Refused { code, .. } => {
+                Some(ApiErrorCode::from_wire(code))
+            }
             _ => None,
         }
     }
@@ -134,17 +144,6 @@ pub const MAX_HOST_ANSWER_BYTES: usize = 64 * 1024;
 /// Largest answer read for admin calls (`/v1/admin/...`: user, host and
 /// audit lists), in bytes: 16 MiB, some 100 000 users.
 pub const MAX_ADMIN_ANSWER_BYTES: usize = 16 * 1024 * 1024;
-
-/// Path segment encoding: everything but unreserved characters.
-const SEGMENT: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-fn seg(s: &str) -> String {
-    utf8_percent_encode(s, SEGMENT).to_string()
-}
 
 impl RegistryClient {
     /// A client using `credential` with the settings of `[registry]`,
@@ -299,7 +298,7 @@ impl RegistryClient {
         if status == StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        let cap = if path.starts_with("/v1/admin/") {
+        let cap = if path.starts_with(paths::ADMIN_PREFIX) {
             MAX_ADMIN_ANSWER_BYTES
         } else {
             MAX_HOST_ANSWER_BYTES
@@ -329,6 +328,7 @@ impl RegistryClient {
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(ClientError::Refused {
                 status: status.as_u16(),
+                code,
                 message,
             });
         }
@@ -413,7 +413,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn health(&self) -> Result<Health, ClientError> {
-        self.get(HEALTH_PATH).await
+        self.get(paths::HEALTH).await
     }
 
     // ---- host calls -------------------------------------------------------
@@ -427,11 +427,11 @@ impl RegistryClient {
         username: &str,
     ) -> Result<Option<Registrations>, ClientError> {
         match self
-            .get(&format!("/v1/host/users/{}/registrations", seg(username)))
+            .get(&fill(paths::HOST_REGISTRATIONS, &[username]))
             .await
         {
             Ok(r) => Ok(Some(r)),
-            Err(e) if e.api_code() == Some("unknown_user") => Ok(None),
+            Err(e) if e.api_code() == Some(ApiErrorCode::UnknownUser) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -441,7 +441,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; a malformed code is `Api { code: "invalid_code_format" }`.
     pub async fn verify(&self, req: &VerifyRequest) -> Result<VerifyResponse, ClientError> {
-        self.post("/v1/host/verify", req).await
+        self.post(paths::HOST_VERIFY, req).await
     }
 
     // ---- admin calls ------------------------------------------------------
@@ -451,7 +451,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; `Api { status: 409 }` when the user exists.
     pub async fn create_user(&self, req: &CreateUser) -> Result<User, ClientError> {
-        self.post("/v1/admin/users", req).await
+        self.post(paths::USERS, req).await
     }
 
     /// Lists users.
@@ -459,7 +459,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn list_users(&self) -> Result<Vec<User>, ClientError> {
-        self.get("/v1/admin/users").await
+        self.get(paths::USERS).await
     }
 
     /// One user.
@@ -467,8 +467,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; `Api { status: 404 }` for an unknown user.
     pub async fn user(&self, username: &str) -> Result<User, ClientError> {
-        self.get(&format!("/v1/admin/users/{}", seg(username)))
-            .await
+        self.get(&fill(paths::USER, &[username])).await
     }
 
     /// Changes a user (disable / enable).
@@ -478,7 +477,7 @@ impl RegistryClient {
     pub async fn update_user(&self, username: &str, req: &UpdateUser) -> Result<User, ClientError> {
         self.send(
             HttpMethod::PATCH,
-            &format!("/v1/admin/users/{}", seg(username)),
+            &fill(paths::USER, &[username]),
             Some(req),
         )
         .await?
@@ -490,8 +489,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn delete_user(&self, username: &str) -> Result<(), ClientError> {
-        self.delete(&format!("/v1/admin/users/{}", seg(username)))
-            .await
+        self.delete(&fill(paths::USER, &[username])).await
     }
 
     /// Clears a user's lockout and failure count.
@@ -499,8 +497,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn unlock_user(&self, username: &str) -> Result<User, ClientError> {
-        self.post(&format!("/v1/admin/users/{}/unlock", seg(username)), &())
-            .await
+        self.post(&fill(paths::USER_UNLOCK, &[username]), &()).await
     }
 
     /// Enrols a TOTP method; the answer holds the secret, this once.
@@ -512,11 +509,7 @@ impl RegistryClient {
         username: &str,
         req: &EnrolTotp,
     ) -> Result<TotpEnrolment, ClientError> {
-        self.post(
-            &format!("/v1/admin/users/{}/methods/totp", seg(username)),
-            req,
-        )
-        .await
+        self.post(&fill(paths::USER_TOTP, &[username]), req).await
     }
 
     /// Deletes one method.
@@ -524,7 +517,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn delete_method(&self, username: &str, id: i64) -> Result<(), ClientError> {
-        self.delete(&format!("/v1/admin/users/{}/methods/{id}", seg(username)))
+        self.delete(&fill(paths::USER_METHOD, &[username, &id.to_string()]))
             .await
     }
 
@@ -533,8 +526,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn reset_methods(&self, username: &str) -> Result<(), ClientError> {
-        self.delete(&format!("/v1/admin/users/{}/methods", seg(username)))
-            .await
+        self.delete(&fill(paths::USER_METHODS, &[username])).await
     }
 
     /// Adds a host; the answer holds its API key, this once.
@@ -542,7 +534,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; `Api { status: 409 }` when the name is taken.
     pub async fn create_host(&self, req: &CreateHost) -> Result<HostCreated, ClientError> {
-        self.post("/v1/admin/hosts", req).await
+        self.post(paths::HOSTS, req).await
     }
 
     /// Lists hosts.
@@ -550,7 +542,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn list_hosts(&self) -> Result<Vec<Host>, ClientError> {
-        self.get("/v1/admin/hosts").await
+        self.get(paths::HOSTS).await
     }
 
     /// Revokes a host's API key.
@@ -558,7 +550,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn revoke_host(&self, name: &str) -> Result<(), ClientError> {
-        self.delete(&format!("/v1/admin/hosts/{}", seg(name))).await
+        self.delete(&fill(paths::HOST, &[name])).await
     }
 
     /// The newest `limit` audit events.
@@ -566,7 +558,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEvent>, ClientError> {
-        self.get(&format!("/v1/admin/audit?limit={limit}")).await
+        self.get(&format!("{}?limit={limit}", paths::AUDIT)).await
     }
 }
 
@@ -680,15 +672,21 @@ mod tests {
         (url, sent)
     }
 
-    #[tokio::test]
-    async fn server_error_is_not_unreachable() {
-        let body = br#"{"error":"storage_full","message":"database storage is full"}"#;
+    /// A client of a responder that answers once with `status` (e.g.
+    /// `503 Service Unavailable`) and the JSON `body`.
+    async fn client_answered(status: &str, body: &[u8]) -> RegistryClient {
         let head = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         );
         let (url, _) = responder(head, body.to_vec(), false).await;
-        let c = RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
+        RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn server_error_is_not_unreachable() {
+        let body = br#"{"error":"storage_full","message":"database storage is full"}"#;
+        let c = client_answered("503 Service Unavailable", body).await;
         let e = c
             .verify(&VerifyRequest {
                 username: "alice".into(),
@@ -708,6 +706,24 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "registry failed (503): database storage is full"
+        );
+    }
+
+    /// A 401 or 403 is `Refused` and keeps its code: a push device
+    /// learns why it was refused.
+    #[tokio::test]
+    async fn refusal_keeps_its_code() {
+        let body = br#"{"error":"device_disabled","message":"this device is disabled"}"#;
+        let c = client_answered("403 Forbidden", body).await;
+        let e = c.health().await.unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Refused { status: 403, message, .. } if message == "this device is disabled"),
+            "{e:?}"
+        );
+        assert_eq!(e.api_code(), Some(ApiErrorCode::DeviceDisabled));
+        assert_eq!(
+            e.to_string(),
+            "registry refused the credential (403): this device is disabled"
         );
     }
 

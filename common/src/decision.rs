@@ -121,7 +121,7 @@ pub fn from_registrations(
         Some(r) => match r.status {
             UserStatus::Locked => VerifyResult::Locked,
             UserStatus::Disabled => VerifyResult::Disabled,
-            UserStatus::Active if r.methods.is_empty() => VerifyResult::NotEnrolled,
+            UserStatus::Active if r.usable().next().is_none() => VerifyResult::NotEnrolled,
             UserStatus::Active => return None,
         },
     };
@@ -230,5 +230,22 @@ mod tests {
             from_registrations(Some(&reg(UserStatus::Disabled, 0)), Ignore),
             Some(Decision::Denied(DenyReason::Disabled))
         );
+    }
+
+    #[test]
+    fn only_disabled_methods_is_not_enrolled() {
+        let mut r = reg(UserStatus::Active, 2);
+        for m in &mut r.methods {
+            m.disabled = true;
+        }
+        assert_eq!(
+            from_registrations(Some(&r), UnenrolledPolicy::Deny),
+            Some(Decision::Denied(DenyReason::NotEnrolled))
+        );
+        r.methods[1].disabled = false;
+        r.methods[1].kind = MethodKind::Push;
+        assert_eq!(from_registrations(Some(&r), UnenrolledPolicy::Deny), None);
+        assert!(!r.has_code_method());
+        assert_eq!(r.push_devices().len(), 1);
     }
 }

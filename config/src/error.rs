@@ -43,7 +43,7 @@ pub enum ConfigError {
         /// What is wrong, with the fix (`chown`/`chmod` command).
         reason: String,
     },
-    /// A secret file is unsafe or unusable (wrong owner, mode, empty).
+    /// A secret file is refused or unusable (wrong owner, mode, empty).
     #[error("{}: {reason}", path.display())]
     Secret {
         /// The file.

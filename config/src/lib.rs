@@ -13,13 +13,16 @@
 //! `FILE:LINE:COL: message` ([`ConfigError::Parse`]). Secrets are never in the
 //! file itself: `*_file` keys name files that [`read_secret_file`] refuses when
 //! they are group- or world-accessible or owned by someone other than root or
-//! the running user. The file itself is refused by [`check_config_file`] when
-//! anyone else could change it.
+//! the running user ([`secret_file_problem`] is that rule, for `twostep
+//! doctor` too). The file itself is refused by [`check_config_file`] when
+//! anyone else could change it. [`radius::warnings`] lists what works in
+//! `[radius]` but weakens the setup.
 //!
 //! A commented example lives in `packaging/twostep.toml`.
 
 mod error;
 mod push;
+pub mod radius;
 mod secret;
 
 pub use error::ConfigError;
@@ -27,7 +30,10 @@ pub use push::{
     render_webhook_body, PushConfig, WebhookHeader, WebhookHeaderFile, DEFAULT_WEBHOOK_BODY,
     MAX_CHALLENGE_LIFETIME,
 };
-pub use secret::{check_config_file, check_secret_file, read_secret_file, Secret};
+pub use secret::{
+    check_config_file, check_secret_file, read_secret_file, secret_file_problem, Secret,
+    SecretFileProblem,
+};
 
 use ipnet::IpNet;
 use serde::Deserialize;

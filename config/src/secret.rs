@@ -1,5 +1,6 @@
 use crate::ConfigError;
 use std::fmt;
+use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use zeroize::Zeroizing;
@@ -15,6 +16,19 @@ impl Secret {
     /// Wraps bytes as a secret.
     pub fn new(bytes: Vec<u8>) -> Self {
         Self(Zeroizing::new(bytes))
+    }
+
+    /// The secret held in the contents of a `*_file`: surrounding ASCII
+    /// whitespace (a trailing newline) removed, `raw` wiped. The result is
+    /// empty for a file of whitespace only.
+    pub fn from_file_contents(raw: Vec<u8>) -> Self {
+        let raw = Zeroizing::new(raw);
+        let start = raw.iter().position(|b| !b.is_ascii_whitespace());
+        let end = raw.iter().rposition(|b| !b.is_ascii_whitespace());
+        match (start, end) {
+            (Some(s), Some(e)) => Self::new(raw[s..=e].to_vec()),
+            _ => Self::new(Vec::new()),
+        }
     }
 
     /// The raw bytes.
@@ -52,20 +66,19 @@ pub fn check_config_file(path: &Path) -> Result<(), ConfigError> {
         path: path.to_owned(),
         error,
     };
-    let unsafe_ = |reason: String| ConfigError::Unsafe {
+    let refused = |reason: String| ConfigError::Unsafe {
         path: path.to_owned(),
         reason,
     };
     let real = std::fs::canonicalize(path).map_err(io)?;
     let meta = std::fs::metadata(&real).map_err(io)?;
     if !meta.is_file() {
-        return Err(unsafe_("not a regular file".into()));
+        return Err(refused("not a regular file".into()));
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = nix::unistd::geteuid().as_raw();
     let trusted = |uid: u32| uid == 0 || uid == euid;
     if !trusted(meta.uid()) {
-        return Err(unsafe_(format!(
+        return Err(refused(format!(
             "owned by uid {}, must be owned by root or uid {euid} (fix: chown root {})",
             meta.uid(),
             real.display()
@@ -73,7 +86,7 @@ pub fn check_config_file(path: &Path) -> Result<(), ConfigError> {
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
-        return Err(unsafe_(format!(
+        return Err(refused(format!(
             "mode {mode:04o} lets group or others change it (fix: chmod go-w {})",
             real.display()
         )));
@@ -84,7 +97,7 @@ pub fn check_config_file(path: &Path) -> Result<(), ConfigError> {
             error,
         })?;
         if !trusted(meta.uid()) {
-            return Err(unsafe_(format!(
+            return Err(refused(format!(
                 "directory {} is owned by uid {}, must be owned by root or uid {euid} (fix: chown root {})",
                 dir.display(),
                 meta.uid(),
@@ -93,7 +106,7 @@ pub fn check_config_file(path: &Path) -> Result<(), ConfigError> {
         }
         let mode = meta.mode() & 0o7777;
         if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-            return Err(unsafe_(format!(
+            return Err(refused(format!(
                 "directory {} has mode {mode:04o}: group or others can replace the file (fix: chmod go-w {})",
                 dir.display(),
                 dir.display()
@@ -103,8 +116,71 @@ pub fn check_config_file(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Checks that `path` is a regular file owned by root or by the running
-/// user, with no group or world permission bits (mode `0600` or stricter).
+/// Why a secret file is refused: the rule that [`check_secret_file`]
+/// enforces for the daemons and that `twostep doctor` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretFileProblem {
+    /// Not a regular file (a directory, a device, a FIFO).
+    NotRegularFile,
+    /// Owned by `uid`, which is neither root nor a user that reads the file.
+    Owner {
+        /// The file's owner.
+        uid: u32,
+    },
+    /// Group or others have some permission (`mode & 0o077 != 0`).
+    Mode {
+        /// The permission bits (`st_mode & 0o7777`).
+        mode: u32,
+    },
+    /// The file holds nothing (or, read by [`read_secret_file`], only
+    /// whitespace).
+    Empty,
+}
+
+impl SecretFileProblem {
+    /// The reason given by [`ConfigError::Secret`] for the file at `path`,
+    /// with its fix; `reader` is the uid that reads it.
+    fn reason(self, path: &Path, reader: u32) -> String {
+        match self {
+            Self::NotRegularFile => "not a regular file".into(),
+            Self::Owner { uid } => format!(
+                "owned by uid {uid}, must be owned by root or uid {reader} (fix: chown root {})",
+                path.display()
+            ),
+            Self::Mode { mode } => format!(
+                "mode {mode:04o} gives access to group or others (fix: chmod 600 {})",
+                path.display()
+            ),
+            Self::Empty => "the file is empty".into(),
+        }
+    }
+}
+
+/// The secret-file rule on `meta`, the metadata of a `*_file` (symbolic
+/// links followed), without reading the secret: a regular file, owned by
+/// root or by one of `readers` (the uids of the services that read it),
+/// with no group or world permission bits (mode `0600` or stricter), and
+/// not empty. The first rule broken, or `None` when the file passes.
+pub fn secret_file_problem(meta: &Metadata, readers: &[u32]) -> Option<SecretFileProblem> {
+    if !meta.is_file() {
+        return Some(SecretFileProblem::NotRegularFile);
+    }
+    if meta.uid() != 0 && !readers.contains(&meta.uid()) {
+        return Some(SecretFileProblem::Owner { uid: meta.uid() });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Some(SecretFileProblem::Mode { mode });
+    }
+    if meta.len() == 0 {
+        return Some(SecretFileProblem::Empty);
+    }
+    None
+}
+
+/// Checks [`secret_file_problem`] for `path` read by the running user
+/// (effective uid): a regular file owned by root or by that user, with no
+/// group or world permission bits (mode `0600` or stricter), not empty.
 ///
 /// # Errors
 /// [`ConfigError::Io`] when the file cannot be inspected,
@@ -114,55 +190,34 @@ pub fn check_secret_file(path: &Path) -> Result<(), ConfigError> {
         path: path.to_owned(),
         error,
     })?;
-    if !meta.is_file() {
-        return Err(ConfigError::Secret {
+    let euid = nix::unistd::geteuid().as_raw();
+    match secret_file_problem(&meta, &[euid]) {
+        None => Ok(()),
+        Some(problem) => Err(ConfigError::Secret {
             path: path.to_owned(),
-            reason: "not a regular file".into(),
-        });
+            reason: problem.reason(path, euid),
+        }),
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if meta.uid() != 0 && meta.uid() != euid {
-        return Err(ConfigError::Secret {
-            path: path.to_owned(),
-            reason: format!(
-                "owned by uid {}, must be owned by root or uid {euid} (fix: chown root {})",
-                meta.uid(),
-                path.display()
-            ),
-        });
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(ConfigError::Secret {
-            path: path.to_owned(),
-            reason: format!(
-                "mode {mode:04o} gives access to group or others (fix: chmod 600 {})",
-                path.display()
-            ),
-        });
-    }
-    Ok(())
 }
 
 /// Reads a secret file after [`check_secret_file`]. Surrounding whitespace
-/// (a trailing newline) is removed.
+/// (a trailing newline) is removed ([`Secret::from_file_contents`]).
 ///
 /// # Errors
-/// As [`check_secret_file`]; [`ConfigError::Secret`] when the file is empty.
+/// As [`check_secret_file`]; [`ConfigError::Secret`] when the file holds
+/// only whitespace.
 pub fn read_secret_file(path: &Path) -> Result<Secret, ConfigError> {
     check_secret_file(path)?;
-    let raw = Zeroizing::new(std::fs::read(path).map_err(|error| ConfigError::Io {
+    let raw = std::fs::read(path).map_err(|error| ConfigError::Io {
         path: path.to_owned(),
         error,
-    })?);
-    let start = raw.iter().position(|b| !b.is_ascii_whitespace());
-    let end = raw.iter().rposition(|b| !b.is_ascii_whitespace());
-    match (start, end) {
-        (Some(s), Some(e)) => Ok(Secret::new(raw[s..=e].to_vec())),
-        _ => Err(ConfigError::Secret {
+    })?;
+    let secret = Secret::from_file_contents(raw);
+    if secret.expose().is_empty() {
+        return Err(ConfigError::Secret {
             path: path.to_owned(),
-            reason: "the file is empty".into(),
-        }),
+            reason: SecretFileProblem::Empty.reason(path, 0),
+        });
     }
+    Ok(secret)
 }

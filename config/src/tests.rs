@@ -206,8 +206,7 @@ fn config_file_must_be_changeable_only_by_root_or_us() {
     set(&p, 0o644).unwrap();
 
     // Owners: only when run as root can the test give files away.
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if nix::unistd::geteuid().is_root() {
         chown(&p, Some(65534), None).unwrap();
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(

@@ -17,15 +17,21 @@
 //! keeps that guard effective). [`guarded`] adds a log line naming the
 //! panic before the bindings' guard turns it into `PAM_ABORT`.
 //!
-//! Results: `auth` as in DESIGN.md "PAM results"; `setcred` always
+//! Results: `auth` as in ARCHITECTURE.md "PAM result mapping"; `setcred` always
 //! `PAM_SUCCESS` (the module grants no credentials, and a failing setcred
 //! would break stacks where this module decided authentication);
 //! `account`, `password`, `session`: `PAM_IGNORE` (no opinion, the rest of
 //! the stack decides).
+//!
+//! The crate denies `unsafe_code` (`Cargo.toml` `[lints]`); this module is
+//! the one exception, and every `unsafe` block in it carries a `// SAFETY:`
+//! comment (`clippy::undocumented_unsafe_blocks`, denied in `lib.rs`).
+#![allow(unsafe_code)]
 
-use crate::auth::{self, Level, PamCode, PamIo};
+use crate::auth::{self, PamIo};
+use crate::flow::{Level, PamCode};
 use libc::{c_char, c_int};
-use pam::constants::{PamFlag, PamResultCode, PAM_PROMPT_ECHO_OFF};
+use pam::constants::{PamFlag, PamResultCode, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON};
 use pam::conv::Conv;
 use pam::items::{AuthTok, RHost, Service, Tty};
 use pam::module::{PamHandle, PamHooks};
@@ -167,13 +173,18 @@ impl PamIo for Handle<'_> {
         }
     }
 
-    fn prompt_echo_off(&mut self, prompt: &str) -> Result<Option<Zeroizing<String>>, PamCode> {
+    fn prompt(&mut self, text: &str, echo_on: bool) -> Result<Option<Zeroizing<String>>, PamCode> {
         let conv = match self.0.get_item::<Conv>() {
             Ok(Some(c)) => c,
             Ok(None) => return Err(PamCode::ConvErr),
             Err(e) => return Err(from_pam(e)),
         };
-        let answer = conv.send(PAM_PROMPT_ECHO_OFF, prompt).map_err(from_pam)?;
+        let style = if echo_on {
+            PAM_PROMPT_ECHO_ON
+        } else {
+            PAM_PROMPT_ECHO_OFF
+        };
+        let answer = conv.send(style, text).map_err(from_pam)?;
         Ok(answer.map(|a| Zeroizing::new(String::from_utf8_lossy(a.as_bytes()).into_owned())))
     }
 
@@ -196,11 +207,11 @@ impl PamIo for Handle<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::tests::Scripted;
+    use crate::tests::Conversation;
 
     /// A handle whose first PAM call panics, standing in for any bug inside
     /// the flow (the registry client, the runtime, the policy).
-    struct Exploding(Scripted);
+    struct Exploding(Conversation);
 
     impl PamIo for Exploding {
         fn user(&mut self) -> Result<String, PamCode> {
@@ -221,8 +232,8 @@ mod tests {
         fn set_authtok(&mut self, v: &str) -> Result<(), PamCode> {
             self.0.set_authtok(v)
         }
-        fn prompt_echo_off(&mut self, p: &str) -> Result<Option<Zeroizing<String>>, PamCode> {
-            self.0.prompt_echo_off(p)
+        fn prompt(&mut self, p: &str, echo_on: bool) -> Result<Option<Zeroizing<String>>, PamCode> {
+            self.0.prompt(p, echo_on)
         }
         fn log(&self, level: Level, message: &str) {
             self.0.log(level, message);
@@ -234,7 +245,7 @@ mod tests {
     /// back as `PAM_ABORT` with one log line, and this process lives on.
     #[test]
     fn panic_in_hook_becomes_pam_abort() {
-        let mut io = Exploding(Scripted::default());
+        let mut io = Exploding(Conversation::default());
         // A zero-sized handle needs no memory behind it: the closure never
         // hands it to libpam, it only has to be non-null and aligned.
         let pamh = std::ptr::NonNull::<PamHandle>::dangling().as_ptr();

@@ -1,15 +1,21 @@
+#![deny(clippy::undocumented_unsafe_blocks)]
 //! `pam_twostep.so`: the twostep second factor for SSH, console login and
 //! sudo.
 //!
 //! A thin PAM front end over the core in `twostep-common`: the `auth` hook
 //! asks the registry for the user's registrations, prompts for a code with
 //! echo off, and answers with the PAM result the registry's verdict maps to
-//! (see [`auth`] and DESIGN.md "PAM results"). Policy (exemptions, the tries
+//! (see [`flow`] and ARCHITECTURE.md "PAM result mapping"). Policy (exemptions, the tries
 //! loop, the password+code split) lives in `twostep_common::policy`.
 //!
 //! - [`args`]: module arguments (`config=`, `debug`, `forward_pass`,
 //!   `try_first_pass`, `use_first_pass`).
-//! - [`auth`]: the `auth` flow, written against [`auth::PamIo`].
+//! - [`flow`]: the `auth` flow as a step machine that does no I/O: it
+//!   says what to do next (look up, prompt, verify, set PAM_AUTHTOK,
+//!   done) and is fed the results; the module's only decisions.
+//! - [`auth`]: the driver: reads the configuration and PAM items,
+//!   performs the flow's actions through [`auth::PamIo`] and
+//!   [`auth::Registry`] (the registry client on a current-thread runtime).
 //! - `glue`: the only FFI; the `pam_sm_*` symbols, pam-bindings, libpam
 //!   declarations, each `unsafe` with its `// SAFETY:` note.
 //!
@@ -18,6 +24,9 @@
 
 pub mod args;
 pub mod auth;
+pub mod flow;
 mod glue;
+#[cfg(test)]
+mod tests;
 
 pub use glue::Twostep;

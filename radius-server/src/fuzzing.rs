@@ -1,39 +1,219 @@
-//! The synchronous packet-handling path in one call, for the malformed
-//! packet corpus (`tests/malformed.rs`) and the fuzz target
-//! (`fuzz/fuzz_targets/packet.rs`): classification, Message-Authenticator,
-//! request parsing with password decoding, State opening and reply
-//! assembly. Registry and primary calls are left out (they are I/O).
+//! The whole packet-handling path in one synchronous call, for the
+//! malformed-packet corpus (`tests/malformed.rs`), the flow's scripted tests
+//! (`tests/flow.rs`) and the fuzz target (`fuzz/fuzz_targets/packet.rs`):
+//! classification, Message-Authenticator, the real login flow
+//! ([`crate::flow`]) with request parsing, password decoding, State opening
+//! and sealing, and reply assembly. Where the server would ask the primary
+//! or the registry, a [`Script`] answers.
 
 use ipnet::IpNet;
 use std::net::SocketAddr;
-use twostep_config::{RadiusMode, Secret};
+use std::sync::Arc;
+use std::time::Duration;
+use twostep_common::api::{
+    Method, MethodKind, Registrations, UserStatus, VerifyRequest, VerifyResponse, VerifyResult,
+};
+use twostep_config::{FailMode, RadiusMode, Secret};
 
+use crate::flow::{Action, Env, Event, Login, RegistryFailure, Verdict};
 use crate::inbound::{classify, Inbound};
-use crate::request::{self, Step};
-use crate::settings::Client;
-use crate::state::{self, StateKey};
-use crate::wire::{self, attr, code, RawAttr};
+use crate::settings::{Client, Upstream};
+use crate::state::{StateKey, UsedStates};
+use crate::upstream::PrimaryResult;
+use crate::wire::{self, attr, code, RawAttr, RawPacket};
 
 /// Shared secret of the [`clients`].
 pub const SECRET: &[u8] = b"fuzzing-secret";
 
+/// The time [`exercise`] runs at (Unix s).
+pub const NOW: u64 = 1_700_000_000;
+
+/// Challenge State lifetime of [`exercise`].
+pub const STATE_LIFETIME: Duration = Duration::from_secs(120);
+
+/// The State key of [`exercise`].
+pub fn state_key() -> StateKey {
+    StateKey::from_bytes(&[7; 32])
+}
+
+/// An upstream that is never contacted (a [`Script`] answers for it).
+pub fn scripted_upstream() -> Arc<Upstream> {
+    Arc::new(Upstream {
+        name: "primary".into(),
+        address: SocketAddr::from(([127, 0, 0, 1], 9)),
+        secret: Secret::new(b"upstream-secret".to_vec()),
+        timeout: Duration::from_secs(1),
+        retries: 0,
+        require_message_authenticator: true,
+    })
+}
+
 /// Three clients: 127.0.0.1 `otp-only` requiring Message-Authenticator,
-/// 127.0.0.2 legacy `append`, 127.0.0.3 legacy `challenge`.
+/// 127.0.0.2 legacy `append` with a primary ([`scripted_upstream`]),
+/// 127.0.0.3 legacy `challenge` without one.
 pub fn clients() -> Vec<Client> {
-    let c = |name: &str, net: &str, mode, require| Client {
+    let c = |name: &str, net: &str, mode, require, primary| Client {
         name: name.into(),
         network: net.parse::<IpNet>().expect("valid network"),
         secret: Secret::new(SECRET.to_vec()),
         mode,
         delimiter: ",".into(),
         require_message_authenticator: require,
-        primary: None,
+        primary,
     };
     vec![
-        c("strict", "127.0.0.1/32", RadiusMode::OtpOnly, true),
-        c("append", "127.0.0.2/32", RadiusMode::Append, false),
-        c("challenge", "127.0.0.3/32", RadiusMode::Challenge, false),
+        c("strict", "127.0.0.1/32", RadiusMode::OtpOnly, true, None),
+        c(
+            "append",
+            "127.0.0.2/32",
+            RadiusMode::Append,
+            false,
+            Some(scripted_upstream()),
+        ),
+        c(
+            "challenge",
+            "127.0.0.3/32",
+            RadiusMode::Challenge,
+            false,
+            None,
+        ),
     ]
+}
+
+/// The answers the outside world gives a login, whatever is asked and
+/// however often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// The primary's verdict on any password.
+    pub primary: PrimaryResult,
+    /// The registrations lookup.
+    pub registrations: Result<Option<Registrations>, RegistryFailure>,
+    /// The registry's verify.
+    pub verify: Result<VerifyResponse, RegistryFailure>,
+}
+
+/// Registrations of an active user with one authenticator app.
+pub fn enrolled(user: &str) -> Registrations {
+    Registrations {
+        username: user.into(),
+        status: UserStatus::Active,
+        methods: vec![Method {
+            id: 1,
+            kind: MethodKind::Totp,
+            label: "phone".into(),
+            is_default: true,
+            created_at: 0,
+            last_used_at: None,
+            disabled: false,
+        }],
+    }
+}
+
+/// A verify answer with `result` only.
+pub fn verdict_of(result: VerifyResult) -> VerifyResponse {
+    VerifyResponse {
+        result,
+        method_id: None,
+        locked_until: None,
+    }
+}
+
+impl Script {
+    /// The primary accepts (with a Class attribute), the user is enrolled,
+    /// the registry refuses the code.
+    pub fn wrong_code() -> Self {
+        Self {
+            primary: PrimaryResult::Accept(vec![RawAttr {
+                typ: attr::CLASS,
+                value: b"scripted".to_vec(),
+            }]),
+            registrations: Ok(Some(enrolled("alice"))),
+            verify: Ok(verdict_of(VerifyResult::Reject)),
+        }
+    }
+
+    /// Every registry call unreachable (the primary accepts).
+    pub fn registry_down() -> Self {
+        let down = RegistryFailure::Unreachable("registry unreachable: scripted".into());
+        Self {
+            registrations: Err(down.clone()),
+            verify: Err(down),
+            ..Self::wrong_code()
+        }
+    }
+}
+
+/// An action the scripted driver answered, with what it carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// [`Action::AskPrimary`].
+    Primary {
+        /// The upstream's name.
+        upstream: String,
+        /// User-Name sent.
+        user: String,
+        /// Password sent.
+        password: Vec<u8>,
+    },
+    /// [`Action::LookUp`].
+    LookUp {
+        /// User-Name looked up.
+        user: String,
+    },
+    /// [`Action::Verify`].
+    Verify(VerifyRequest),
+}
+
+/// Most actions one login may take before its reply; more is a flow bug.
+const MAX_ACTIONS: usize = 16;
+
+/// Drives the login of `packet` to its verdict as [`crate::auth`] does,
+/// with `script` answering at `now`, and records a spent State in `used`.
+/// Returns the verdict and what was asked, in order.
+///
+/// # Panics
+/// When the flow takes more than 16 actions (a flow bug).
+pub fn drive(
+    env: Env<'_>,
+    packet: &RawPacket,
+    used: &mut UsedStates,
+    now: u64,
+    script: &Script,
+) -> (Verdict, Vec<Asked>) {
+    let (mut login, mut action) = Login::start(env, packet, used, now);
+    let mut asked = Vec::new();
+    for _ in 0..MAX_ACTIONS {
+        let event = match action {
+            Action::AskPrimary {
+                upstream,
+                user,
+                password,
+            } => {
+                asked.push(Asked::Primary {
+                    upstream: upstream.name.clone(),
+                    user,
+                    password: password.to_vec(),
+                });
+                Event::Primary(script.primary.clone())
+            }
+            Action::LookUp { user } => {
+                asked.push(Asked::LookUp { user });
+                Event::Registrations(script.registrations.clone())
+            }
+            Action::Verify(req) => {
+                asked.push(Asked::Verify(req));
+                Event::Verified(script.verify.clone())
+            }
+            Action::Reply(verdict) => {
+                if let Some(spent) = &verdict.spent_state {
+                    used.insert(&spent.state, spent.expires_at, now);
+                }
+                return (verdict, asked);
+            }
+        };
+        action = login.resume(event, now);
+    }
+    panic!("the flow took more than {MAX_ACTIONS} actions: {asked:?}");
 }
 
 /// What the synchronous path did with a datagram.
@@ -41,16 +221,34 @@ pub fn clients() -> Vec<Client> {
 pub enum Outcome {
     /// Source unknown.
     UnknownSource,
-    /// Dropped without an answer (malformed, Message-Authenticator).
+    /// Dropped without an answer (malformed, Message-Authenticator, a
+    /// reply too large to encode).
     Dropped(String),
-    /// Answered (Status-Server, or an Access-Reject standing in for the
-    /// registry's answer) with these bytes.
+    /// Answered (Status-Server, or the flow's reply) with these bytes.
     Answered(Vec<u8>),
 }
 
-/// Runs one datagram from `source` through the synchronous path. Must
-/// never panic, whatever the bytes.
+/// Runs one datagram from `source` through the whole path with
+/// [`Script::wrong_code`] and fail mode closed, at [`NOW`]. Must never
+/// panic, whatever the bytes.
 pub fn exercise(clients: &[Client], datagram: &[u8], source: SocketAddr) -> Outcome {
+    exercise_scripted(
+        clients,
+        datagram,
+        source,
+        &Script::wrong_code(),
+        FailMode::Closed,
+    )
+}
+
+/// [`exercise`] with another script and fail mode.
+pub fn exercise_scripted(
+    clients: &[Client],
+    datagram: &[u8],
+    source: SocketAddr,
+    script: &Script,
+    fail_mode: FailMode,
+) -> Outcome {
     match classify(datagram, source, clients) {
         Inbound::UnknownSource => Outcome::UnknownSource,
         Inbound::Drop { reason, .. } => Outcome::Dropped(reason),
@@ -61,21 +259,19 @@ pub fn exercise(clients: &[Client], datagram: &[u8], source: SocketAddr) -> Outc
             client.secret.expose(),
         )),
         Inbound::AccessRequest { client, packet } => {
-            let message = match request::parse(client, &packet) {
-                Err(r) => r.message.unwrap_or("refused").to_owned(),
-                Ok(req) => {
-                    if let Step::Code { state: Some(s), .. } = &req.step {
-                        let key = StateKey::from_bytes(&[7; 32]);
-                        let _ = state::open(&key, &client.name, req.user.as_bytes(), 0, s);
-                    }
-                    "code refused".to_owned()
-                }
+            let key = state_key();
+            let env = Env {
+                client,
+                state_key: &key,
+                state_lifetime: STATE_LIFETIME,
+                fail_mode,
             };
-            let attrs = wire::reply_messages(&message);
+            let mut used = UsedStates::default();
+            let (verdict, _) = drive(env, &packet, &mut used, NOW, script);
             answered(wire::build_reply(
                 &packet,
-                code::ACCESS_REJECT,
-                &attrs,
+                verdict.reply.code,
+                &verdict.reply.attrs,
                 client.secret.expose(),
             ))
         }

@@ -13,12 +13,17 @@
 //! - [`request`]: what a checked Access-Request asks (user, password, code,
 //!   State, context).
 //! - [`cache`]: duplicate detection and the reply cache (RFC 5080 §2.2.2).
-//! - [`state`]: the sealed challenge State (XChaCha20-Poly1305).
+//! - [`flow`]: the login of one Access-Request as a step machine: it says
+//!   what to ask (primary, registrations, verify) and, given the answers
+//!   and the time, what to reply.
+//! - [`state`]: the sealed challenge State (XChaCha20-Poly1305), with the
+//!   kind of answer it awaits.
 //! - [`ratelimit`]: rate-limited logging.
 //!
 //! The I/O sits at the edges: [`upstream`] (PAP proxy to the primary
-//! server), [`auth`] (registry and primary calls for one request) and
-//! [`server`] (the UDP loop, in-flight bound, cache).
+//! server), [`auth`] (the driver that performs the flow's actions: primary
+//! and registry calls, the clock) and [`server`] (the UDP loop, in-flight
+//! bound, cache).
 //!
 //! Not supported: CHAP, MS-CHAP and EAP (answered with Access-Reject),
 //! accounting, RADIUS over TLS/TCP, push approval (the registry offers codes).
@@ -27,6 +32,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inbound;
@@ -53,7 +59,8 @@ pub enum Error {
     /// A packet could not be encoded.
     #[error("cannot encode packet: {0}")]
     Encode(String),
-    /// The upstream attributes do not fit in a State attribute.
+    /// The upstream attributes (and the challenge's own data) do not fit
+    /// in a State attribute.
     #[error("upstream reply attributes take {0} octets, more than a State can carry ({max})", max = state::MAX_SEALED_ATTRS_LEN)]
     StateTooLarge(usize),
     /// The configuration is unusable.

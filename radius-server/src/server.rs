@@ -10,8 +10,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 use twostep_common::client::RegistryClient;
 
-use crate::auth::{Authenticator, Reply};
+use crate::auth::Authenticator;
 use crate::cache::{Lookup, ReplyCache, RequestKey};
+use crate::flow::Reply;
 use crate::inbound::{classify, DropKind, Inbound};
 use crate::ratelimit::LogLimiter;
 use crate::settings::{Client, Settings};

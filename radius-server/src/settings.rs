@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use twostep_config::radius::Warning;
 use twostep_config::{read_secret_file, Config, FailMode, RadiusMode, Secret};
 
 use crate::state::StateKey;
@@ -71,6 +72,9 @@ pub struct Settings {
     pub fail_mode: FailMode,
     /// `[registry]`.
     pub registry: twostep_config::RegistryClientConfig,
+    /// [`twostep_config::radius::warnings`] for `[radius]` and the secrets
+    /// read.
+    warnings: Vec<Warning>,
 }
 
 impl Settings {
@@ -149,6 +153,23 @@ impl Settings {
                 )));
             }
         }
+        // `clients` and `upstreams` are still in the file's order here.
+        let lengths: Vec<(&Path, usize)> = radius
+            .clients
+            .iter()
+            .map(|c| c.secret_file.as_path())
+            .zip(clients.iter().map(|c| c.secret.expose().len()))
+            .chain(
+                radius
+                    .upstreams
+                    .iter()
+                    .map(|u| u.secret_file.as_path())
+                    .zip(upstreams.iter().map(|u| u.secret.expose().len())),
+            )
+            .collect();
+        let warnings = twostep_config::radius::warnings(radius, |path| {
+            lengths.iter().find(|(p, _)| *p == path).map(|(_, n)| *n)
+        });
         most_specific_first(&mut clients);
         let state_key = StateKey::load(&radius.state_key_file)?;
         Ok(Self {
@@ -159,79 +180,20 @@ impl Settings {
             max_in_flight: radius.max_in_flight,
             fail_mode: radius.fail_mode,
             registry,
+            warnings,
         })
     }
 }
-
-/// Shortest shared secret, in octets, that draws no warning: RFC 2865 §3
-/// asks for at least 16 octets; shorter ones can be found offline from one
-/// captured request.
-pub const MIN_SECRET_LEN: usize = 16;
 
 impl Settings {
     /// What works but weakens the setup, one sentence each with the fix, for
-    /// the startup log and `--check`: shared secrets shorter than
-    /// [`MIN_SECRET_LEN`], legacy clients and upstreams (no
-    /// Message-Authenticator required), clients with `primary = "none"`
-    /// outside `otp-only`, and networks that lie inside another client's
-    /// (saying which client wins). Empty when there is nothing to say.
+    /// the startup log and `--check`: [`twostep_config::radius::warnings`]
+    /// (short shared secrets, legacy clients and upstreams, unchecked
+    /// passwords, networks inside another client's). Empty when there is
+    /// nothing to say.
     pub fn warnings(&self) -> Vec<String> {
-        client_warnings(&self.clients)
+        self.warnings.iter().map(ToString::to_string).collect()
     }
-}
-
-/// [`Settings::warnings`] for `clients`, ordered most specific network first
-/// (as [`Settings::clients`]).
-pub fn client_warnings(clients: &[Client]) -> Vec<String> {
-    let mut out = Vec::new();
-    let short = |what: &str, s: &Secret| {
-        let n = s.expose().len();
-        (n < MIN_SECRET_LEN).then(|| {
-            format!(
-                "{what}: shared secret is {n} characters, use at least {MIN_SECRET_LEN} (RFC 2865 §3), e.g. `openssl rand -base64 24`"
-            )
-        })
-    };
-    let mut upstreams: Vec<&Arc<Upstream>> = Vec::new();
-    for c in clients {
-        let what = format!("client {:?}", c.name);
-        out.extend(short(&what, &c.secret));
-        if !c.require_message_authenticator {
-            out.push(format!(
-                "{what}: require_message_authenticator = false: legacy NAS, Access-Requests without Message-Authenticator (RFC 3579 §3.2) are accepted; set it to true once the NAS sends it"
-            ));
-        }
-        if c.primary.is_none() && c.mode != RadiusMode::OtpOnly {
-            out.push(format!(
-                "{what}: primary = \"none\": the password part is not checked by twostep-radiusd, only the code"
-            ));
-        }
-        if let Some(up) = &c.primary {
-            if !upstreams.iter().any(|u| Arc::ptr_eq(u, up)) {
-                upstreams.push(up);
-            }
-        }
-    }
-    for up in upstreams {
-        let what = format!("upstream {:?}", up.name);
-        out.extend(short(&what, &up.secret));
-        if !up.require_message_authenticator {
-            out.push(format!(
-                "{what}: require_message_authenticator = false: its answers are accepted without Message-Authenticator (RFC 3579 §3.2, CVE-2024-3596); set it to true once the server sends it"
-            ));
-        }
-    }
-    for (i, inner) in clients.iter().enumerate() {
-        for outer in &clients[i + 1..] {
-            if outer.network.contains(&inner.network) {
-                out.push(format!(
-                    "client {:?} ({}) lies inside client {:?} ({}): requests from {} go to {:?}, the most specific network",
-                    inner.name, inner.network, outer.name, outer.network, inner.network, inner.name
-                ));
-            }
-        }
-    }
-    out
 }
 
 /// Orders clients longest prefix first (stable), so [`find_client`]'s first
@@ -270,29 +232,6 @@ mod tests {
             require_message_authenticator: require,
             primary: None,
         }
-    }
-
-    #[test]
-    fn a_good_client_draws_no_warning() {
-        let c = [client("vpn", "10.0.0.0/8", "sixteen-octets!!", true)];
-        assert_eq!(client_warnings(&c), Vec::<String>::new());
-    }
-
-    #[test]
-    fn short_secrets_legacy_clients_and_overlaps_are_named() {
-        let c = [
-            client("one", "127.0.0.2/32", "abcde", true),
-            client("legacy", "10.1.0.0/16", "a-long-enough-secret", false),
-            client("all", "127.0.0.0/8", "a-long-enough-secret", true),
-        ];
-        let w = client_warnings(&c);
-        assert_eq!(w.len(), 3, "{w:#?}");
-        assert!(w[0].starts_with("client \"one\": shared secret is 5 characters, use at least 16"));
-        assert!(w[1].starts_with("client \"legacy\": require_message_authenticator = false"));
-        assert_eq!(
-            w[2],
-            "client \"one\" (127.0.0.2/32) lies inside client \"all\" (127.0.0.0/8): requests from 127.0.0.2/32 go to \"one\", the most specific network"
-        );
     }
 
     #[test]

@@ -1,25 +1,37 @@
 //! Sealed challenge State (RFC 2865 §5.24).
 //!
-//! In `challenge` mode the first Access-Request is answered with an
-//! Access-Challenge whose State attribute carries everything the second
-//! request needs, sealed with XChaCha20-Poly1305 under a key every server of
-//! a pool shares (`[radius].state_key_file`). Any server holding the key can
-//! finish a challenge another began; the server keeps nothing.
+//! When the flow answers with an Access-Challenge ([`crate::flow`]), the
+//! State attribute carries everything the next Access-Request needs, sealed
+//! with XChaCha20-Poly1305 under a key every server of a pool shares
+//! (`[radius].state_key_file`). Any server holding the key can finish a
+//! challenge another began; the server keeps nothing.
 //!
-//! Layout of the State value (at most 253 octets):
+//! Layout of the State value (at most 253 octets), version 2:
 //!
 //! ```text
-//! version (1) = 1 | nonce (24, random) | ciphertext (n) | tag (16)
-//! plaintext  = primary (1: 0 none, 1 upstream accepted) | expiry (8, Unix s, BE)
+//! version (1) = 2 | nonce (24, random) | ciphertext (n) | tag (16)
+//! plaintext  = awaiting (1) | expiry (8, Unix s, BE) | primary (1: 0 none, 1 upstream accepted)
+//!              | len(data) (1) | data (awaiting-specific)
 //!              | attributes of the upstream Access-Accept, RADIUS-encoded
-//! associated = "twostep-radius-state-1" | len(client) (2) | client | len(user) (2) | user
+//! associated = "twostep-radius-state-2" | len(client) (2) | client | len(user) (2) | user
 //! ```
 //!
+//! `awaiting` names what the next request answers ([`Awaiting`]): 1 for a
+//! code typed at the prompt (no data). A new kind of challenge (a push
+//! result carrying its challenge id, a text-message code) is a new tag and
+//! its data, in the same layout; a server that meets a tag it does not know
+//! refuses the State ([`StateError::UnknownKind`]). A new layout takes a new
+//! version octet and a new label in the associated data.
+//!
+//! Version 1 States (`primary | expiry | attributes`, label
+//! `"twostep-radius-state-1"`, always awaiting a code) still open, so a pool
+//! can be upgraded one server at a time while challenges are in flight.
+//!
 //! User and client are bound as associated data: a State presented for
-//! another user or by another client does not open. The primary password is
-//! never stored.
+//! another user or by another client does not open. The version is bound
+//! by the label. The primary password is never stored.
 
-use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::aead::{self, Aead};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use std::path::Path;
@@ -27,15 +39,23 @@ use std::path::Path;
 use crate::wire::RawAttr;
 use crate::Error;
 
-const VERSION: u8 = 1;
+/// The layout written by [`seal`].
+const VERSION: u8 = 2;
+/// The first layout, still read by [`open`].
+const VERSION_1: u8 = 1;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
-const AAD_LABEL: &[u8] = b"twostep-radius-state-1";
+const AAD_LABEL: &[u8] = b"twostep-radius-state-2";
+const AAD_LABEL_1: &[u8] = b"twostep-radius-state-1";
+/// Plaintext before the awaiting-specific data: awaiting, expiry,
+/// primary, len(data).
+const HEADER_LEN: usize = 1 + 8 + 1 + 1;
 /// Largest State value (an attribute value), in octets.
 pub const MAX_STATE_LEN: usize = 253;
-/// Room left for the upstream attributes inside a State, in octets
-/// (RADIUS-encoded, 2 octets of header each).
-pub const MAX_SEALED_ATTRS_LEN: usize = MAX_STATE_LEN - 1 - NONCE_LEN - TAG_LEN - 1 - 8;
+/// Room left in a State for the awaiting-specific data plus the upstream
+/// attributes (RADIUS-encoded, 2 octets of header each), in octets. All of
+/// it goes to the attributes when awaiting a code.
+pub const MAX_SEALED_ATTRS_LEN: usize = MAX_STATE_LEN - 1 - NONCE_LEN - TAG_LEN - HEADER_LEN;
 
 /// The key that seals State: 32 octets, stored as 64 hex digits in a
 /// root-only file.
@@ -99,9 +119,45 @@ pub enum Primary {
     UpstreamAccepted,
 }
 
-/// What an opened State holds.
+/// What a challenge State waits for: the kind of answer the next
+/// Access-Request brings. Sealed as a tag octet and kind-specific data.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Opened {
+pub enum Awaiting {
+    /// The code from the authenticator app, typed at the Access-Challenge
+    /// prompt (tag 1, no data).
+    Code,
+}
+
+impl Awaiting {
+    const CODE: u8 = 1;
+
+    fn tag(&self) -> u8 {
+        match self {
+            Self::Code => Self::CODE,
+        }
+    }
+
+    /// The kind-specific data, at most [`MAX_SEALED_ATTRS_LEN`] octets.
+    fn data(&self) -> Vec<u8> {
+        match self {
+            Self::Code => Vec::new(),
+        }
+    }
+
+    fn from_parts(tag: u8, data: &[u8]) -> Result<Self, StateError> {
+        match (tag, data) {
+            (Self::CODE, []) => Ok(Self::Code),
+            (Self::CODE, _) => Err(StateError::DoesNotOpen),
+            (other, _) => Err(StateError::UnknownKind(other)),
+        }
+    }
+}
+
+/// What a State carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contents {
+    /// What the next Access-Request answers.
+    pub awaiting: Awaiting,
     /// The primary result.
     pub primary: Primary,
     /// Unix seconds after which the State is refused.
@@ -119,11 +175,15 @@ pub enum StateError {
     /// Opened but past its expiry.
     #[error("State expired")]
     Expired,
+    /// Opened, but awaits a kind of answer this server does not know
+    /// (sealed by a newer server of the pool).
+    #[error("State awaits an answer of kind {0}, unknown to this server (a newer twostep-radiusd in the pool?)")]
+    UnknownKind(u8),
 }
 
-fn aad(client: &str, user: &[u8]) -> Vec<u8> {
-    let mut a = Vec::with_capacity(AAD_LABEL.len() + 4 + client.len() + user.len());
-    a.extend_from_slice(AAD_LABEL);
+fn aad(label: &[u8], client: &str, user: &[u8]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(label.len() + 4 + client.len() + user.len());
+    a.extend_from_slice(label);
     a.extend_from_slice(&(client.len() as u16).to_be_bytes());
     a.extend_from_slice(client.as_bytes());
     a.extend_from_slice(&(user.len() as u16).to_be_bytes());
@@ -131,43 +191,56 @@ fn aad(client: &str, user: &[u8]) -> Vec<u8> {
     a
 }
 
-/// Seals a State for `user` at `client`, valid until `expires_at` (Unix s).
+fn primary_octet(p: Primary) -> u8 {
+    match p {
+        Primary::None => 0,
+        Primary::UpstreamAccepted => 1,
+    }
+}
+
+fn primary_of(octet: u8) -> Result<Primary, StateError> {
+    match octet {
+        0 => Ok(Primary::None),
+        1 => Ok(Primary::UpstreamAccepted),
+        _ => Err(StateError::DoesNotOpen),
+    }
+}
+
+/// Seals `contents` as a State for `user` at `client`.
 ///
 /// # Errors
-/// [`Error::StateTooLarge`] when the attributes need more than
-/// [`MAX_SEALED_ATTRS_LEN`] octets.
+/// [`Error::StateTooLarge`] when the awaiting-specific data and the
+/// attributes need more than [`MAX_SEALED_ATTRS_LEN`] octets.
 pub fn seal(
     key: &StateKey,
     client: &str,
     user: &[u8],
-    expires_at: u64,
-    primary: Primary,
-    attrs: &[RawAttr],
+    contents: &Contents,
 ) -> Result<Vec<u8>, Error> {
+    let data = contents.awaiting.data();
+    let attr_len: usize = contents.attrs.iter().map(|a| a.value.len() + 2).sum();
+    if data.len() + attr_len > MAX_SEALED_ATTRS_LEN {
+        return Err(Error::StateTooLarge(data.len() + attr_len));
+    }
     let mut plain = Vec::with_capacity(MAX_STATE_LEN);
-    plain.push(match primary {
-        Primary::None => 0,
-        Primary::UpstreamAccepted => 1,
-    });
-    plain.extend_from_slice(&expires_at.to_be_bytes());
-    let mut attr_len = 0;
-    for a in attrs {
-        attr_len += a.value.len() + 2;
+    plain.push(contents.awaiting.tag());
+    plain.extend_from_slice(&contents.expires_at.to_be_bytes());
+    plain.push(primary_octet(contents.primary));
+    plain.push(data.len() as u8);
+    plain.extend_from_slice(&data);
+    for a in &contents.attrs {
         plain.push(a.typ);
         plain.push((a.value.len() + 2) as u8);
         plain.extend_from_slice(&a.value);
     }
-    if attr_len > MAX_SEALED_ATTRS_LEN {
-        return Err(Error::StateTooLarge(attr_len));
-    }
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let aad = aad(client, user);
+    let aad = aad(AAD_LABEL, client, user);
     let ct = key
         .0
         .encrypt(
             &XNonce::from(nonce),
-            Payload {
+            aead::Payload {
                 msg: &plain,
                 aad: &aad,
             },
@@ -184,62 +257,95 @@ pub fn seal(
 /// Opens a State presented by `client` for `user` at `now` (Unix s).
 ///
 /// # Errors
-/// [`StateError::DoesNotOpen`] or [`StateError::Expired`].
+/// [`StateError::DoesNotOpen`], [`StateError::Expired`] or
+/// [`StateError::UnknownKind`].
 pub fn open(
     key: &StateKey,
     client: &str,
     user: &[u8],
     now: u64,
     state: &[u8],
-) -> Result<Opened, StateError> {
-    if state.len() < 1 + NONCE_LEN + TAG_LEN + 9 || state[0] != VERSION {
+) -> Result<Contents, StateError> {
+    let (label, min_plain) = match state.first() {
+        Some(&VERSION) => (AAD_LABEL, HEADER_LEN),
+        Some(&VERSION_1) => (AAD_LABEL_1, 9),
+        _ => return Err(StateError::DoesNotOpen),
+    };
+    if state.len() < 1 + NONCE_LEN + TAG_LEN + min_plain {
         return Err(StateError::DoesNotOpen);
     }
     let nonce: [u8; NONCE_LEN] = state[1..1 + NONCE_LEN]
         .try_into()
         .map_err(|_| StateError::DoesNotOpen)?;
-    let aad = aad(client, user);
+    let aad = aad(label, client, user);
     let plain = key
         .0
         .decrypt(
             &XNonce::from(nonce),
-            Payload {
+            aead::Payload {
                 msg: &state[1 + NONCE_LEN..],
                 aad: &aad,
             },
         )
         .map_err(|_| StateError::DoesNotOpen)?;
-    let primary = match plain[0] {
-        0 => Primary::None,
-        1 => Primary::UpstreamAccepted,
-        _ => return Err(StateError::DoesNotOpen),
+    let (awaiting, primary, expires_at, attrs) = if state[0] == VERSION {
+        let data_end = HEADER_LEN + usize::from(plain[HEADER_LEN - 1]);
+        let data = plain
+            .get(HEADER_LEN..data_end)
+            .ok_or(StateError::DoesNotOpen)?;
+        (
+            Some((plain[0], data)),
+            primary_of(plain[9])?,
+            be_u64(&plain[1..9])?,
+            &plain[data_end..],
+        )
+    } else {
+        (
+            None,
+            primary_of(plain[0])?,
+            be_u64(&plain[1..9])?,
+            &plain[9..],
+        )
     };
-    let expires_at = u64::from_be_bytes(
-        plain[1..9]
-            .try_into()
-            .map_err(|_| StateError::DoesNotOpen)?,
-    );
     if now > expires_at {
         return Err(StateError::Expired);
     }
+    let awaiting = match awaiting {
+        Some((tag, data)) => Awaiting::from_parts(tag, data)?,
+        None => Awaiting::Code,
+    };
+    Ok(Contents {
+        awaiting,
+        primary,
+        expires_at,
+        attrs: decode_attrs(attrs)?,
+    })
+}
+
+fn be_u64(b: &[u8]) -> Result<u64, StateError> {
+    Ok(u64::from_be_bytes(
+        b.try_into().map_err(|_| StateError::DoesNotOpen)?,
+    ))
+}
+
+fn decode_attrs(mut b: &[u8]) -> Result<Vec<RawAttr>, StateError> {
     let mut attrs = Vec::new();
-    let mut i = 9;
-    while i < plain.len() {
-        let len = usize::from(*plain.get(i + 1).ok_or(StateError::DoesNotOpen)?);
-        if len < 2 || i + len > plain.len() {
+    while let [typ, len, ..] = *b {
+        let len = usize::from(len);
+        if len < 2 || len > b.len() {
             return Err(StateError::DoesNotOpen);
         }
         attrs.push(RawAttr {
-            typ: plain[i],
-            value: plain[i + 2..i + len].to_vec(),
+            typ,
+            value: b[2..len].to_vec(),
         });
-        i += len;
+        b = &b[len..];
     }
-    Ok(Opened {
-        primary,
-        expires_at,
-        attrs,
-    })
+    if b.is_empty() {
+        Ok(attrs)
+    } else {
+        Err(StateError::DoesNotOpen)
+    }
 }
 
 /// States that already completed a login on this server, so a State is
@@ -298,6 +404,15 @@ mod tests {
         }
     }
 
+    fn code_state(primary: Primary, expires_at: u64, attrs: Vec<RawAttr>) -> Contents {
+        Contents {
+            awaiting: Awaiting::Code,
+            primary,
+            expires_at,
+            attrs,
+        }
+    }
+
     #[test]
     fn round_trip() {
         let attrs = vec![
@@ -307,29 +422,23 @@ mod tests {
                 value: b"std.acl".to_vec(),
             },
         ];
-        let s = seal(
-            &key(1),
-            "gw",
-            b"alice",
-            1000,
-            Primary::UpstreamAccepted,
-            &attrs,
-        )
-        .unwrap();
+        let c = code_state(Primary::UpstreamAccepted, 1000, attrs);
+        let s = seal(&key(1), "gw", b"alice", &c).unwrap();
         assert!(s.len() <= MAX_STATE_LEN);
-        let o = open(&key(1), "gw", b"alice", 999, &s).unwrap();
-        assert_eq!(o.primary, Primary::UpstreamAccepted);
-        assert_eq!(o.attrs, attrs);
-        assert_eq!(o.expires_at, 1000);
-        assert_eq!(
-            open(&key(1), "gw", b"alice", 1000, &s).unwrap().attrs,
-            attrs
-        );
+        assert_eq!(s[0], 2, "version");
+        assert_eq!(open(&key(1), "gw", b"alice", 999, &s), Ok(c.clone()));
+        assert_eq!(open(&key(1), "gw", b"alice", 1000, &s), Ok(c));
     }
 
     #[test]
     fn refused_for_other_user_client_key_or_time() {
-        let s = seal(&key(1), "gw", b"alice", 1000, Primary::None, &[]).unwrap();
+        let s = seal(
+            &key(1),
+            "gw",
+            b"alice",
+            &code_state(Primary::None, 1000, vec![]),
+        )
+        .unwrap();
         assert_eq!(
             open(&key(1), "gw", b"bob", 0, &s),
             Err(StateError::DoesNotOpen)
@@ -355,12 +464,84 @@ mod tests {
                 "octet {i}"
             );
         }
+        // Version 2 relabelled as version 1 (and back) does not open.
+        let mut t = s.clone();
+        t[0] = 1;
+        assert_eq!(
+            open(&key(1), "gw", b"alice", 0, &t),
+            Err(StateError::DoesNotOpen)
+        );
         assert_eq!(
             open(&key(1), "gw", b"alice", 0, b""),
             Err(StateError::DoesNotOpen)
         );
         assert_eq!(
             open(&key(1), "gw", b"alice", 0, &s[..40]),
+            Err(StateError::DoesNotOpen)
+        );
+    }
+
+    /// Seals a plaintext by hand under `version` and `label`, as another
+    /// (older or newer) server would.
+    fn seal_raw(version: u8, label: &[u8], plain: &[u8]) -> Vec<u8> {
+        let nonce = [3u8; NONCE_LEN];
+        let ct = key(1)
+            .0
+            .encrypt(
+                &XNonce::from(nonce),
+                aead::Payload {
+                    msg: plain,
+                    aad: &aad(label, "gw", b"alice"),
+                },
+            )
+            .unwrap();
+        [&[version][..], &nonce, &ct].concat()
+    }
+
+    #[test]
+    fn version_1_states_still_open_as_awaiting_a_code() {
+        let mut plain = vec![1];
+        plain.extend_from_slice(&500u64.to_be_bytes());
+        plain.extend_from_slice(&[25, 4, b'c', b'1']);
+        let s = seal_raw(1, AAD_LABEL_1, &plain);
+        assert_eq!(
+            open(&key(1), "gw", b"alice", 400, &s),
+            Ok(code_state(
+                Primary::UpstreamAccepted,
+                500,
+                vec![class(b"c1")]
+            ))
+        );
+        assert_eq!(
+            open(&key(1), "gw", b"alice", 501, &s),
+            Err(StateError::Expired)
+        );
+    }
+
+    #[test]
+    fn unknown_kind_is_refused_by_name() {
+        let mut plain = vec![9];
+        plain.extend_from_slice(&500u64.to_be_bytes());
+        plain.extend_from_slice(&[0, 3, b'a', b'b', b'c']);
+        let s = seal_raw(2, AAD_LABEL, &plain);
+        assert_eq!(
+            open(&key(1), "gw", b"alice", 0, &s),
+            Err(StateError::UnknownKind(9))
+        );
+        // Awaiting a code carries no data; data there is not ours.
+        plain[0] = 1;
+        let s = seal_raw(2, AAD_LABEL, &plain);
+        assert_eq!(
+            open(&key(1), "gw", b"alice", 0, &s),
+            Err(StateError::DoesNotOpen)
+        );
+        // Data longer than the plaintext.
+        let mut plain = vec![1];
+        plain.extend_from_slice(&500u64.to_be_bytes());
+        plain.extend_from_slice(&[0, 40]);
+        let s = seal_raw(2, AAD_LABEL, &plain);
+        assert_eq!(
+            open(&key(1), "gw", b"alice", 0, &s),
             Err(StateError::DoesNotOpen)
         );
     }
@@ -379,21 +560,24 @@ mod tests {
 
     #[test]
     fn nonces_differ() {
-        let a = seal(&key(1), "gw", b"alice", 1000, Primary::None, &[]).unwrap();
-        let b = seal(&key(1), "gw", b"alice", 1000, Primary::None, &[]).unwrap();
+        let c = code_state(Primary::None, 1000, vec![]);
+        let a = seal(&key(1), "gw", b"alice", &c).unwrap();
+        let b = seal(&key(1), "gw", b"alice", &c).unwrap();
         assert_ne!(a, b);
     }
 
     #[test]
     fn too_many_attributes_are_refused() {
-        let big = [class(&[b'x'; 210])];
+        let big = code_state(Primary::UpstreamAccepted, 1, vec![class(&[b'x'; 210])]);
         assert!(matches!(
-            seal(&key(1), "gw", b"alice", 1, Primary::UpstreamAccepted, &big),
+            seal(&key(1), "gw", b"alice", &big),
             Err(Error::StateTooLarge(212))
         ));
-        let fits = [class(&vec![b'x'; MAX_SEALED_ATTRS_LEN - 2])];
-        let s = seal(&key(1), "gw", b"alice", 1, Primary::UpstreamAccepted, &fits).unwrap();
+        let fits = vec![class(&[b'x'; MAX_SEALED_ATTRS_LEN - 2])];
+        let fits = code_state(Primary::UpstreamAccepted, 1, fits);
+        let s = seal(&key(1), "gw", b"alice", &fits).unwrap();
         assert_eq!(s.len(), MAX_STATE_LEN);
+        assert_eq!(open(&key(1), "gw", b"alice", 0, &s), Ok(fits));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! other, and each side is woken within a second.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use twostep_common::api::{HostKind, MethodKind};
+use twostep_common::api::{ApiErrorCode, HostKind, MethodKind};
 use twostep_common::client::{ClientError, RegistryClient};
 use twostep_common::push::{
     parse_activation_uri, ActivateDevice, CreateActivation, Decision, DeviceKey, PendingChallenge,
@@ -173,18 +173,18 @@ fn push_flow_through_the_client_on_sqlite() {
             .push_outcome(&ch.challenge_id, Duration::ZERO)
             .await
             .unwrap_err();
-        assert_eq!(e.api_code(), Some("unknown_challenge"), "{e}");
+        assert_eq!(e.api_code(), Some(ApiErrorCode::UnknownChallenge), "{e}");
         let e = other
             .push_outcome(&ch.challenge_id, Duration::ZERO)
             .await
             .unwrap_err();
-        assert_eq!(e.api_code(), Some("unknown_challenge"), "{e}");
+        assert_eq!(e.api_code(), Some(ApiErrorCode::UnknownChallenge), "{e}");
         // A replayed answer is refused.
         let e = dev
             .answer(&list[0], Decision::Approve, ch.number)
             .await
             .unwrap_err();
-        assert_eq!(e.api_code(), Some("challenge_closed"), "{e}");
+        assert_eq!(e.api_code(), Some(ApiErrorCode::ChallengeClosed), "{e}");
 
         // A host cancels; disabling the device cancels too.
         let ch = sent(&host, "alice").await;
@@ -206,6 +206,10 @@ fn push_flow_through_the_client_on_sqlite() {
         assert!(
             matches!(e, Err(ClientError::Refused { status: 403, .. })),
             "{e:?}"
+        );
+        assert_eq!(
+            e.unwrap_err().api_code(),
+            Some(ApiErrorCode::DeviceDisabled)
         );
         assert!(!admin.enable_method(dev.id).await.unwrap().disabled);
         // A code for this push-only user is wrong, never "not enrolled".
@@ -301,7 +305,7 @@ fn final_states_and_limits_on_postgres() {
             .answer(&list[0], Decision::Deny, None)
             .await
             .unwrap_err();
-        assert_eq!(e.api_code(), Some("challenge_expired"), "{e}");
+        assert_eq!(e.api_code(), Some(ApiErrorCode::ChallengeExpired), "{e}");
         // Fraud blocks; unlock clears it.
         let ch = sent(&host, "carol").await;
         let list = dev.poll(5).await;

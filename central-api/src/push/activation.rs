@@ -4,14 +4,19 @@
 //! method of kind `push`. The code is consumed by one statement whose
 //! `WHERE` requires it unused and unexpired, so it works once.
 
-use crate::app::{check_text, check_username, method_from_row, write_audit, Audit, Shared};
+use crate::audit::{write_audit, AdminChange, Audit, Subject};
+use crate::auth::AdminAuth;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathArgs, Peer};
+use crate::rows::{method_from_row, METHOD_COLUMNS};
+use crate::state::{AppState, Shared};
+use crate::validate::{check_text, check_username};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use twostep_common::api::ApiErrorCode;
 use twostep_common::push::{
     activation_uri, parse_public_key, ActivateDevice, Activation, CreateActivation, DeviceActivated,
 };
@@ -37,7 +42,7 @@ fn code_hash(code: &str) -> String {
 /// `POST /v1/admin/users/{username}/methods/push`.
 pub(crate) async fn create(
     State(state): State<Shared>,
-    _admin: crate::app::AdminAuth,
+    _admin: AdminAuth,
     peer: Peer,
     PathArgs(username): PathArgs<String>,
     JsonBody(req): JsonBody<CreateActivation>,
@@ -52,10 +57,10 @@ pub(crate) async fn create(
         rand::rngs::OsRng.fill_bytes(&mut raw);
         data_encoding::BASE32_NOPAD.encode(&raw)
     };
-    let now = state.now();
+    let mut change = AdminChange::begin(&state, &peer).await?;
+    let now = change.now();
     let lifetime = i64::try_from(state.push.config.activation_lifetime).unwrap_or(600);
     let expires_at = now.saturating_add(lifetime);
-    let mut tx = state.pool.begin().await?;
     sqlx::query(
         "INSERT INTO push_activations (code_hash, user_id, label, created_at, expires_at)
          SELECT $1, u.id, $2, $3, $4 FROM users u WHERE u.username = $5
@@ -66,25 +71,19 @@ pub(crate) async fn create(
     .bind(now)
     .bind(expires_at)
     .bind(&username)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(change.conn())
     .await?
     .ok_or_else(|| ApiError::unknown_user(&username))?;
     sqlx::query("DELETE FROM push_activations WHERE expires_at < $1")
         .bind(now.saturating_sub(KEEP_SECONDS))
-        .execute(&mut *tx)
+        .execute(change.conn())
         .await?;
-    let peer = peer.text();
-    write_audit(
-        &mut *tx,
-        now,
-        &Audit {
-            username: Some(&username),
-            detail: Some(format!("expires at {expires_at}")),
-            ..Audit::admin_ok("push.activation", peer.as_deref())
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    change
+        .commit(
+            "push.activation",
+            Subject::user(&username).detail(format!("expires at {expires_at}")),
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(Activation {
@@ -104,7 +103,7 @@ pub(crate) async fn activate(
 ) -> Result<(StatusCode, Json<DeviceActivated>), ApiError> {
     check_text("device_name", &req.device_name)?;
     parse_public_key(&req.public_key)
-        .map_err(|m| ApiError::bad_request("invalid_public_key", m))?;
+        .map_err(|m| ApiError::new(ApiErrorCode::InvalidPublicKey, m))?;
     let hash = code_hash(&req.code);
     let now = state.now();
     let peer = peer.text();
@@ -131,8 +130,7 @@ pub(crate) async fn activate(
          SELECT $1, 'push', $2,
                 CASE WHEN EXISTS (SELECT 1 FROM methods m WHERE m.user_id = $1) THEN 0 ELSE 1 END,
                 $3, $4
-         RETURNING {}",
-        crate::app::METHOD_COLUMNS
+         RETURNING {METHOD_COLUMNS}"
     ))
     .bind(uid)
     .bind(&label)
@@ -173,7 +171,7 @@ pub(crate) async fn activate(
 /// Why the code with `hash` was not accepted (audited when it names a
 /// user): 409 used, 410 expired, 404 unknown.
 async fn refusal(
-    state: &crate::app::AppState,
+    state: &AppState,
     hash: &str,
     now: i64,
     peer: Option<&str>,
@@ -186,22 +184,24 @@ async fn refusal(
     .fetch_optional(&state.pool)
     .await?;
     let Some(row) = row else {
-        return Ok(ApiError::not_found(
-            "unknown_activation",
+        return Ok(ApiError::new(
+            ApiErrorCode::UnknownActivation,
             "no such activation code",
         ));
     };
     let err = if row.try_get::<Option<i64>, _>("used_at")?.is_some() {
-        ApiError::conflict("activation_used", "this activation code was used already")
+        ApiError::new(
+            ApiErrorCode::ActivationUsed,
+            "this activation code was used already",
+        )
     } else {
-        ApiError::Client {
-            status: StatusCode::GONE,
-            code: "activation_expired",
-            message: format!(
+        ApiError::new(
+            ApiErrorCode::ActivationExpired,
+            format!(
                 "this activation code expired at {}; create a new one",
                 row.try_get::<i64, _>("expires_at")?
             ),
-        }
+        )
     };
     let username: String = row.try_get("username")?;
     let (_, code, _) = err.parts();
@@ -213,7 +213,7 @@ async fn refusal(
             action: "push.activate",
             username: Some(&username),
             remote_addr: peer,
-            result: Some(code),
+            result: Some(code.as_str()),
             ..Audit::default()
         },
     )

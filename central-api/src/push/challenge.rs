@@ -4,20 +4,21 @@
 //! the user's open challenges at once.
 
 use super::notify::{self, PushEvent};
-use crate::app::{
-    check_username, method_from_row, write_audit, AdminAuth, AppState, Audit, HostAuth, Shared,
-    METHOD_COLUMNS,
-};
+use crate::audit::{write_audit, AdminChange, Audit, Subject};
+use crate::auth::{AdminAuth, HostAuth};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathArgs, Peer, QueryArgs};
+use crate::rows::{method_from_row, METHOD_COLUMNS};
+use crate::state::{AppState, Shared};
+use crate::validate::check_username;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 use std::time::Duration;
 use tokio::time::Instant;
-use twostep_common::api::Method;
+use twostep_common::api::{ApiErrorCode, Method, MethodKind};
 use twostep_common::push::{
     random_token, PushOutcome, PushResult, PushStarted, StartPush, StartResult, StartedChallenge,
     MAX_WAIT_SECS,
@@ -28,12 +29,12 @@ pub const ID_BYTES: usize = 16;
 
 /// The name of user `uid`, if it still exists.
 pub(crate) async fn username_of(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     uid: i64,
 ) -> Result<Option<String>, sqlx::Error> {
     sqlx::query("SELECT username FROM users WHERE id = $1")
         .bind(uid)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(conn)
         .await?
         .map(|r| r.try_get("username"))
         .transpose()
@@ -42,7 +43,7 @@ pub(crate) async fn username_of(
 /// Audits `result` of `action` on the challenge in `row` (its `user_id`
 /// and `context` columns) as done for `host`, the host that started it.
 async fn audit_for_host(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     now: i64,
     host: &str,
     row: &sqlx::any::AnyRow,
@@ -50,12 +51,12 @@ async fn audit_for_host(
     result: PushResult,
     detail: String,
 ) -> Result<(), ApiError> {
-    let username = username_of(tx, row.try_get("user_id")?).await?;
+    let username = username_of(conn, row.try_get("user_id")?).await?;
     let context: twostep_common::push::PushContext =
         serde_json::from_str(&row.try_get::<String, _>("context")?).unwrap_or_default();
     let actor = format!("host:{host}");
     write_audit(
-        &mut **tx,
+        conn,
         now,
         &Audit {
             actor: &actor,
@@ -117,15 +118,15 @@ pub(crate) async fn expire_due(state: &AppState, due: Due<'_>) -> Result<(), Api
     Ok(())
 }
 
-/// Cancels the open challenges of user `uid` in `tx` (a device disabled or
-/// deleted, methods reset) and audits each; returns their ids, for
-/// [`super::PushHub::finished`] after the commit.
+/// Cancels the open challenges of user `uid` in the transaction on `conn`
+/// (a device disabled or deleted, methods reset) and audits each; returns
+/// their ids, for [`super::PushHub::finished`] after the commit.
 ///
 /// # Errors
 /// The database's.
 pub async fn cancel_open(
     state: &AppState,
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     uid: i64,
     peer: Option<&str>,
     why: &str,
@@ -138,14 +139,14 @@ pub async fn cancel_open(
     )
     .bind(uid)
     .bind(now)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *conn)
     .await?;
-    let username = username_of(tx, uid).await?;
+    let username = username_of(conn, uid).await?;
     let mut ids = Vec::with_capacity(rows.len());
     for r in rows {
         let id: String = r.try_get("id")?;
         write_audit(
-            &mut **tx,
+            &mut *conn,
             now,
             &Audit {
                 actor: "admin",
@@ -161,7 +162,7 @@ pub async fn cancel_open(
         let event = PushEvent::Finished {
             challenge_id: id.clone(),
         };
-        state.push.hub.announce(tx, &event).await?;
+        state.push.hub.announce(conn, &event).await?;
         ids.push(id);
     }
     Ok(ids)
@@ -359,8 +360,8 @@ pub(crate) struct WaitQuery {
 }
 
 fn unknown_challenge() -> ApiError {
-    ApiError::not_found(
-        "unknown_challenge",
+    ApiError::new(
+        ApiErrorCode::UnknownChallenge,
         "no such challenge for this host (or its result was handed out already)",
     )
 }
@@ -488,43 +489,46 @@ async fn set_disabled(
     id: i64,
     disabled: bool,
 ) -> Result<Method, ApiError> {
-    let now = state.now();
-    let peer = peer.text();
-    let mut tx = state.pool.begin().await?;
+    let mut change = AdminChange::begin(state, peer).await?;
     let row = sqlx::query(&format!(
         "UPDATE methods SET disabled = $2 WHERE id = $1 RETURNING {METHOD_COLUMNS}"
     ))
     .bind(id)
     .bind(i64::from(disabled))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(change.conn())
     .await?
-    .ok_or_else(|| ApiError::not_found("unknown_method", format!("no method {id}")))?;
+    .ok_or_else(|| ApiError::new(ApiErrorCode::UnknownMethod, format!("no method {id}")))?;
     let method = method_from_row(&row)?;
     let uid: i64 = row.try_get("user_id")?;
-    let cancelled = if disabled && method.kind == twostep_common::api::MethodKind::Push {
-        cancel_open(state, &mut tx, uid, peer.as_deref(), "device disabled").await?
+    let cancelled = if disabled && method.kind == MethodKind::Push {
+        let peer = peer.text();
+        cancel_open(
+            state,
+            change.conn(),
+            uid,
+            peer.as_deref(),
+            "device disabled",
+        )
+        .await?
     } else {
         Vec::new()
     };
-    let username = username_of(&mut tx, uid).await?;
-    write_audit(
-        &mut *tx,
-        now,
-        &Audit {
-            username: username.as_deref(),
-            detail: Some(format!("method {id}")),
-            ..Audit::admin_ok(
-                if disabled {
-                    "method.disable"
-                } else {
-                    "method.enable"
-                },
-                peer.as_deref(),
-            )
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let username = username_of(change.conn(), uid).await?;
+    let action = if disabled {
+        "method.disable"
+    } else {
+        "method.enable"
+    };
+    change
+        .commit(
+            action,
+            Subject {
+                username: username.as_deref(),
+                ..Subject::default()
+            }
+            .detail(format!("method {id}")),
+        )
+        .await?;
     state.push.hub.finished(&cancelled);
     Ok(method)
 }

@@ -14,15 +14,16 @@
 
 use super::challenge::expire_due;
 use super::notify::{self, PushEvent};
-use crate::app::{write_audit, AppState, Audit, Shared};
-use crate::error::ApiError;
+use crate::audit::{write_audit, Audit};
+use crate::error::{is_unique_violation, ApiError};
 use crate::extract::{JsonBody, Peer};
+use crate::state::{AppState, Shared};
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use sqlx::Row;
 use std::time::Duration;
 use tokio::time::Instant;
+use twostep_common::api::ApiErrorCode;
 use twostep_common::push::{
     verify_answer, verify_poll, AnswerAccepted, Decision, DeviceAnswer, DevicePoll,
     PendingChallenge, PendingChallenges, PushContext, MAX_CLOCK_SKEW_SECS, MAX_WAIT_SECS,
@@ -41,14 +42,6 @@ struct Device {
     disabled: bool,
 }
 
-fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::Client {
-        status,
-        code,
-        message: message.into(),
-    }
-}
-
 /// The device with id `id`; 401 `unknown_device` when there is none.
 async fn load_device(state: &AppState, id: i64) -> Result<Device, ApiError> {
     let row = sqlx::query(
@@ -59,7 +52,7 @@ async fn load_device(state: &AppState, id: i64) -> Result<Device, ApiError> {
     .bind(id)
     .fetch_optional(&state.pool)
     .await?
-    .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "unknown_device", "no such device"))?;
+    .ok_or_else(|| ApiError::new(ApiErrorCode::UnknownDevice, "no such device"))?;
     Ok(Device {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
@@ -80,6 +73,7 @@ async fn audit_refusal(
     err: ApiError,
 ) -> ApiError {
     let (_, code, _) = err.parts();
+    let code = code.as_str();
     let actor = format!("device:{}", dev.id);
     let record = Audit {
         actor: &actor,
@@ -97,9 +91,8 @@ async fn audit_refusal(
 }
 
 fn disabled_error() -> ApiError {
-    refused(
-        StatusCode::FORBIDDEN,
-        "device_disabled",
+    ApiError::new(
+        ApiErrorCode::DeviceDisabled,
         "this device (or its user) is disabled",
     )
 }
@@ -113,18 +106,16 @@ async fn authenticate_poll(
     let dev = load_device(state, req.device_id).await?;
     let fail = |err| audit_refusal(state, &dev, "push.poll", peer, None, err);
     if verify_poll(&dev.public_key, req).is_err() {
-        return Err(fail(refused(
-            StatusCode::UNAUTHORIZED,
-            "bad_signature",
+        return Err(fail(ApiError::new(
+            ApiErrorCode::BadSignature,
             "the poll's signature does not verify with this device's key",
         ))
         .await);
     }
     let now = state.now();
     if (now - req.timestamp).abs() > MAX_CLOCK_SKEW_SECS {
-        return Err(fail(refused(
-            StatusCode::UNAUTHORIZED,
-            "clock_skew",
+        return Err(fail(ApiError::new(
+            ApiErrorCode::ClockSkew,
             format!(
                 "the poll's timestamp {} is more than {MAX_CLOCK_SKEW_SECS} s from the registry's clock ({now}); set the device's clock",
                 req.timestamp
@@ -133,8 +124,8 @@ async fn authenticate_poll(
         .await);
     }
     if req.nonce.is_empty() || req.nonce.chars().count() > MAX_NONCE_CHARS {
-        return Err(fail(ApiError::bad_request(
-            "invalid_nonce",
+        return Err(fail(ApiError::new(
+            ApiErrorCode::InvalidNonce,
             format!("the nonce must be 1 to {MAX_NONCE_CHARS} characters"),
         ))
         .await);
@@ -149,11 +140,10 @@ async fn authenticate_poll(
     .execute(&mut *tx)
     .await;
     match inserted {
-        Err(sqlx::Error::Database(d)) if d.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+        Err(e) if is_unique_violation(&e) => {
             drop(tx);
-            return Err(fail(refused(
-                StatusCode::UNAUTHORIZED,
-                "replayed_nonce",
+            return Err(fail(ApiError::new(
+                ApiErrorCode::ReplayedNonce,
                 "this poll's nonce was used before",
             ))
             .await);
@@ -240,9 +230,8 @@ pub(crate) async fn answer(
     let detail = Some(format!("challenge {}", req.challenge_id));
     let fail = |err| audit_refusal(&state, &dev, "push.answer", peer, detail.clone(), err);
     if verify_answer(&dev.public_key, &req).is_err() {
-        return Err(fail(refused(
-            StatusCode::UNAUTHORIZED,
-            "bad_signature",
+        return Err(fail(ApiError::new(
+            ApiErrorCode::BadSignature,
             "the answer's signature does not verify with this device's key",
         ))
         .await);
@@ -259,8 +248,8 @@ pub(crate) async fn answer(
         .fetch_optional(&state.pool)
         .await?;
         if needs.is_some() {
-            return Err(fail(ApiError::bad_request(
-                "number_required",
+            return Err(fail(ApiError::new(
+                ApiErrorCode::NumberRequired,
                 "approving this challenge needs the number shown at the login",
             ))
             .await);
@@ -357,8 +346,8 @@ async fn why_not_answered(
             .fetch_optional(&state.pool)
             .await?;
     let unknown = || {
-        ApiError::not_found(
-            "unknown_challenge",
+        ApiError::new(
+            ApiErrorCode::UnknownChallenge,
             "no such challenge for this device's user",
         )
     };
@@ -368,10 +357,11 @@ async fn why_not_answered(
     }
     let status: String = row.try_get("status")?;
     let expires_at: i64 = row.try_get("expires_at")?;
-    let expired = || ApiError::Client {
-        status: StatusCode::GONE,
-        code: "challenge_expired",
-        message: format!("the challenge expired at {expires_at}"),
+    let expired = || {
+        ApiError::new(
+            ApiErrorCode::ChallengeExpired,
+            format!("the challenge expired at {expires_at}"),
+        )
     };
     if status == "pending" && expires_at <= now {
         expire_due(state, super::challenge::Due::Challenge(&req.challenge_id)).await?;
@@ -381,14 +371,14 @@ async fn why_not_answered(
         return Ok(expired());
     }
     if status != "pending" {
-        return Ok(ApiError::conflict(
-            "challenge_closed",
+        return Ok(ApiError::new(
+            ApiErrorCode::ChallengeClosed,
             format!("the challenge is closed already ({status})"),
         ));
     }
     if row.try_get::<String, _>("nonce")? != req.nonce {
-        return Ok(ApiError::bad_request(
-            "nonce_mismatch",
+        return Ok(ApiError::new(
+            ApiErrorCode::NonceMismatch,
             "the answer's nonce is not the challenge's",
         ));
     }

@@ -26,11 +26,10 @@ pub mod webhook;
 pub use challenge::cancel_open;
 pub use notify::{PushEvent, PushHub};
 
-use crate::app::Shared;
+use crate::app::Routes;
 use crate::db::Backend;
 use crate::error::ApiError;
-use axum::routing::{get, post};
-use axum::Router;
+use twostep_common::api::{paths, ApiErrorCode};
 use twostep_common::push::PushResult;
 use twostep_config::{ApiConfig, PushConfig};
 
@@ -71,29 +70,19 @@ fn public_url(api: &ApiConfig) -> String {
         .map_or_else(|| api.local_url(), |u| u.trim_end_matches('/').to_owned())
 }
 
-/// The push routes, merged into [`crate::app::router`].
-pub(crate) fn routes() -> Router<Shared> {
-    Router::new()
-        .route(
-            "/v1/admin/users/{username}/methods/push",
-            post(activation::create),
-        )
-        .route(
-            "/v1/admin/methods/{id}/disable",
-            post(challenge::disable_method),
-        )
-        .route(
-            "/v1/admin/methods/{id}/enable",
-            post(challenge::enable_method),
-        )
-        .route("/v1/device/activate", post(activation::activate))
-        .route("/v1/device/poll", post(device::poll))
-        .route("/v1/device/answer", post(device::answer))
-        .route("/v1/host/push", post(challenge::start))
-        .route(
-            "/v1/host/push/{id}",
-            get(challenge::outcome).delete(challenge::cancel),
-        )
+/// The push routes ([`paths::USER_PUSH`], [`paths::METHOD_DISABLE`],
+/// [`paths::METHOD_ENABLE`], `paths::DEVICE_*`, [`paths::HOST_PUSH`] and
+/// [`paths::HOST_PUSH_CHALLENGE`]), one resource of [`crate::app`].
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.post(paths::USER_PUSH, activation::create)
+        .post(paths::METHOD_DISABLE, challenge::disable_method)
+        .post(paths::METHOD_ENABLE, challenge::enable_method)
+        .post(paths::DEVICE_ACTIVATE, activation::activate)
+        .post(paths::DEVICE_POLL, device::poll)
+        .post(paths::DEVICE_ANSWER, device::answer)
+        .post(paths::HOST_PUSH, challenge::start)
+        .get(paths::HOST_PUSH_CHALLENGE, challenge::outcome)
+        .delete(paths::HOST_PUSH_CHALLENGE, challenge::cancel)
 }
 
 /// The state stored in `push_challenges.status`.
@@ -113,8 +102,8 @@ pub(crate) fn result_of(status: &str) -> PushResult {
 pub(crate) fn check_context_field(what: &str, value: Option<&str>) -> Result<(), ApiError> {
     match value {
         Some(v) if v.chars().count() > MAX_CONTEXT_CHARS || v.chars().any(char::is_control) => {
-            Err(ApiError::bad_request(
-                "invalid_field",
+            Err(ApiError::new(
+                ApiErrorCode::InvalidField,
                 format!(
                     "context.{what} must be at most {MAX_CONTEXT_CHARS} characters without control characters"
                 ),

@@ -12,7 +12,7 @@
 //! bounded by its deadline.
 
 use crate::db::Backend;
-use sqlx::{Any, Transaction};
+use sqlx::AnyConnection;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -115,14 +115,15 @@ impl PushHub {
         }
     }
 
-    /// On PostgreSQL, sends `event` to every registry process when `tx`
-    /// commits (`pg_notify`); nothing on SQLite, which has one process.
+    /// On PostgreSQL, sends `event` to every registry process when the
+    /// transaction on `conn` commits (`pg_notify`); nothing on SQLite,
+    /// which has one process.
     ///
     /// # Errors
     /// The database's.
     pub async fn announce(
         &self,
-        tx: &mut Transaction<'_, Any>,
+        conn: &mut AnyConnection,
         event: &PushEvent,
     ) -> Result<(), sqlx::Error> {
         if self.backend == Backend::Postgres {
@@ -131,7 +132,7 @@ impl PushHub {
             sqlx::query("SELECT 1 AS sent FROM pg_notify($1, $2)")
                 .bind(CHANNEL)
                 .bind(event.payload())
-                .execute(&mut **tx)
+                .execute(conn)
                 .await?;
         }
         Ok(())

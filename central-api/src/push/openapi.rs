@@ -2,87 +2,80 @@
 //! ([`crate::openapi`]), from the wire types in [`twostep_common::push`].
 
 use crate::openapi::{
-    array_of, int64, nullable, object, op, schema_ref, string, Op, E400, E401, E403, E404, E409,
-    E413, E503,
+    array_of, int64, nullable, object, schema_ref, string, Op, E400, E401, E403, E404, E409, E413,
+    E503,
 };
 use serde_json::{json, Value};
+use twostep_common::api::paths;
+use twostep_common::push::MAX_WAIT_SECS;
 
 const E410: (&str, &str) = ("410", "the activation code or challenge has expired");
 
-/// A path parameter `id` that is a string (a challenge id).
-fn challenge_id_param() -> Value {
-    json!({ "name": "id", "in": "path", "required": true, "schema": string(),
-        "description": "the challenge's id" })
+/// The refusals of a device's signed poll.
+const DEVICE_ERRS: &[(&str, &str)] = &[
+    E400,
+    (
+        "401",
+        "unknown device, bad signature, replayed nonce or timestamp out of the ±60 s window",
+    ),
+    ("403", "the device or its user is disabled"),
+    E413,
+    E503,
+];
+
+/// The query parameter `wait` of [`paths::HOST_PUSH_CHALLENGE`].
+pub(crate) fn wait_param() -> Value {
+    json!({ "name": "wait", "in": "query", "required": false,
+        "description": format!("seconds to wait for an answer (0 to {MAX_WAIT_SECS}, default 0)"),
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_SECS} })
 }
 
-/// The push paths.
-pub(crate) fn paths() -> Value {
+/// The push operations: path, method (lower case) and what it does.
+#[rustfmt::skip]
+pub(crate) fn operations() -> Vec<(&'static str, &'static str, Op<'static>)> {
     let admin = Some("admin");
     let host = Some("host");
-    let mut outcome = op(&Op {
-        summary: "A challenge's state, waiting up to `wait` seconds (at most 30) for the answer; a final state is handed out once",
-        auth: host,
-        params: &[],
-        body: None,
-        ok: ("200", Some(schema_ref("PushOutcome"))),
-        errs: &[E400, E401, E403, ("404", "unknown challenge, another host's, or its result was handed out already"), E503],
-    });
-    outcome["parameters"] = json!([challenge_id_param(), { "name": "wait", "in": "query", "required": false,
-        "description": "seconds to wait for an answer (0 to 30, default 0)",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 30} }]);
-    let mut cancel = op(&Op {
-        summary: "Cancel a challenge this host started (the login was abandoned)",
-        auth: host,
-        params: &[],
-        body: None,
-        ok: ("204", None),
-        errs: &[E401, E403, E404, E503],
-    });
-    cancel["parameters"] = json!([challenge_id_param()]);
-    let device_errs = &[
-        E400,
-        (
-            "401",
-            "unknown device, bad signature, replayed nonce or timestamp out of the ±60 s window",
-        ),
-        ("403", "the device or its user is disabled"),
-        E413,
-        E503,
-    ][..];
-    json!({
-        "/v1/admin/users/{username}/methods/push": { "post": op(&Op {
+    vec![
+        (paths::USER_PUSH, "post", Op {
             summary: "Create a one-time device activation; the answer holds the code, once",
-            auth: admin, params: &["username"], body: Some("CreateActivation"),
-            ok: ("201", Some(schema_ref("Activation"))), errs: &[E400, E401, E404, E413, E503] }) },
-        "/v1/admin/methods/{id}/disable": { "post": op(&Op {
+            auth: admin, body: Some("CreateActivation"),
+            ok: ("201", Some(schema_ref("Activation"))), errs: &[E400, E401, E404, E413, E503] }),
+        (paths::METHOD_DISABLE, "post", Op {
             summary: "Disable a method (a lost device); the user's open challenges are cancelled",
-            auth: admin, params: &["id"], body: None,
-            ok: ("200", Some(schema_ref("Method"))), errs: &[E400, E401, E404, E503] }) },
-        "/v1/admin/methods/{id}/enable": { "post": op(&Op {
-            summary: "Enable a disabled method again", auth: admin, params: &["id"], body: None,
-            ok: ("200", Some(schema_ref("Method"))), errs: &[E400, E401, E404, E503] }) },
-        "/v1/device/activate": { "post": op(&Op {
+            auth: admin, body: None,
+            ok: ("200", Some(schema_ref("Method"))), errs: &[E400, E401, E404, E503] }),
+        (paths::METHOD_ENABLE, "post", Op {
+            summary: "Enable a disabled method again", auth: admin, body: None,
+            ok: ("200", Some(schema_ref("Method"))), errs: &[E400, E401, E404, E503] }),
+        (paths::DEVICE_ACTIVATE, "post", Op {
             summary: "Register a device's public key with an activation code",
-            auth: None, params: &[], body: Some("ActivateDevice"),
+            auth: None, body: Some("ActivateDevice"),
             ok: ("201", Some(schema_ref("DeviceActivated"))),
-            errs: &[E400, ("404", "unknown activation code"), ("409", "the activation code was used already"), E410, E413, E503] }) },
-        "/v1/device/poll": { "post": op(&Op {
+            errs: &[E400, ("404", "unknown activation code"), ("409", "the activation code was used already"), E410, E413, E503] }),
+        (paths::DEVICE_POLL, "post", Op {
             summary: "A device's open challenges (signed; held open up to `wait` seconds until one is created)",
-            auth: None, params: &[], body: Some("DevicePoll"),
-            ok: ("200", Some(schema_ref("PendingChallenges"))), errs: device_errs }) },
-        "/v1/device/answer": { "post": op(&Op {
+            auth: None, body: Some("DevicePoll"),
+            ok: ("200", Some(schema_ref("PendingChallenges"))), errs: DEVICE_ERRS }),
+        (paths::DEVICE_ANSWER, "post", Op {
             summary: "A device's signed answer to a challenge",
-            auth: None, params: &[], body: Some("DeviceAnswer"),
+            auth: None, body: Some("DeviceAnswer"),
             ok: ("200", Some(schema_ref("AnswerAccepted"))),
             errs: &[E400, ("401", "unknown device or bad signature"), ("403", "the device or its user is disabled"),
                 ("404", "no such challenge for this device's user"), (E409.0, "the challenge is closed already (answered, cancelled)"),
-                E410, E413, E503] }) },
-        "/v1/host/push": { "post": op(&Op {
+                E410, E413, E503] }),
+        (paths::HOST_PUSH, "post", Op {
             summary: "Start a push challenge for a user (refusals are results: rate_limited, blocked, not_enrolled...)",
-            auth: host, params: &[], body: Some("StartPush"),
-            ok: ("200", Some(schema_ref("PushStarted"))), errs: &[E400, E401, E403, E413, E503] }) },
-        "/v1/host/push/{id}": { "get": outcome, "delete": cancel },
-    })
+            auth: host, body: Some("StartPush"),
+            ok: ("200", Some(schema_ref("PushStarted"))), errs: &[E400, E401, E403, E413, E503] }),
+        (paths::HOST_PUSH_CHALLENGE, "get", Op {
+            summary: "A challenge's state, waiting up to `wait` seconds (at most 30) for the answer; a final state is handed out once",
+            auth: host, body: None,
+            ok: ("200", Some(schema_ref("PushOutcome"))),
+            errs: &[E400, E401, E403, ("404", "unknown challenge, another host's, or its result was handed out already"), E503] }),
+        (paths::HOST_PUSH_CHALLENGE, "delete", Op {
+            summary: "Cancel a challenge this host started (the login was abandoned)",
+            auth: host, body: None, ok: ("204", None), errs: &[E401, E403, E404, E503] }),
+    ]
 }
 
 /// The push schemas.

@@ -1,6 +1,7 @@
 //! Findings and how they are printed.
 
 use std::fmt;
+use std::process::ExitCode;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -9,7 +10,7 @@ pub enum Status {
     Ok,
     /// Works, but weaker or riskier than it should be.
     Warn,
-    /// Broken or unsafe: `twostep doctor` exits non-zero.
+    /// Broken or insecure: `twostep doctor` exits non-zero.
     Fail,
 }
 
@@ -71,6 +72,29 @@ impl fmt::Display for Finding {
             (Some(fix), Status::Warn | Status::Fail) => write!(f, " -- fix: {fix}"),
             _ => Ok(()),
         }
+    }
+}
+
+/// Prints one line per finding and a summary; the exit status is 1 when a
+/// check failed, success otherwise (warnings allowed).
+pub fn print(findings: &[Finding]) -> ExitCode {
+    for f in findings {
+        println!("{f}");
+    }
+    let fails = findings.iter().filter(|f| f.status == Status::Fail).count();
+    let warns = findings.iter().filter(|f| f.status == Status::Warn).count();
+    if fails == 0 && warns == 0 {
+        println!("all {} checks passed", findings.len());
+    } else {
+        println!(
+            "{fails} failed, {warns} warnings, {} checks",
+            findings.len()
+        );
+    }
+    if fails > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -11,768 +11,128 @@
 //! `sshd -T` without `-C` applies no `Match` block, so [`match_blocks`]
 //! reads them from the configuration files (following `Include`) and
 //! [`analyse_match_blocks`] checks each block's values over the global ones.
+//!
+//! [`effective`] judges the global settings, [`match_block`] the `Match`
+//! blocks; [`check_sshd`] runs `sshd -T` and gathers both.
+
+pub mod effective;
+pub mod match_block;
+
+pub use effective::{analyse, SshdSettings};
+pub use match_block::{analyse_match_blocks, match_blocks, SSH_DIR};
 
 use super::report::{Finding, Status};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use super::DoctorArgs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-/// Seconds a user is expected to need to read the phone and type a code,
-/// on top of the module's own deadline.
-pub const TYPING_MARGIN_SECS: u64 = 30;
+/// How long `sshd -T` may take.
+const SSHD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The settings of `sshd -T`: keyword → values (repeatable keywords keep
-/// every value, in order).
-#[derive(Debug, Default, Clone)]
-pub struct SshdSettings(HashMap<String, Vec<String>>);
-
-impl SshdSettings {
-    /// Parses `sshd -T` output.
-    pub fn parse(text: &str) -> Self {
-        let mut map: HashMap<String, Vec<String>> = HashMap::new();
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (k, v) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-            map.entry(k.to_ascii_lowercase())
-                .or_default()
-                .push(v.trim().to_owned());
+/// Findings for sshd: its effective settings from `sshd -T` (`-f` with
+/// `--sshd-config`) against `deadline`, the module's deadline in seconds,
+/// and every `Match` block of its files.
+pub fn check_sshd(args: &DoctorArgs, deadline: u64) -> Vec<Finding> {
+    let check = "sshd";
+    if !args.sshd.exists() {
+        return vec![Finding::ok(
+            check,
+            format!("{} is not installed; skipped", args.sshd.display()),
+        )];
+    }
+    let mut cmd = Command::new(&args.sshd);
+    cmd.arg("-T");
+    if let Some(f) = &args.sshd_config {
+        cmd.arg("-f").arg(f);
+    }
+    let with_file = args
+        .sshd_config
+        .as_ref()
+        .map(|f| format!(" -f {}", f.display()))
+        .unwrap_or_default();
+    let sshd_cmd = format!("{}{with_file}", args.sshd.display());
+    let shown = format!("{} -T{with_file}", args.sshd.display());
+    let mut global = SshdSettings::default();
+    let mut out = match run_bounded(&mut cmd, SSHD_TIMEOUT) {
+        Ok((true, stdout, _)) => {
+            global = SshdSettings::parse(&stdout);
+            analyse(&global, deadline)
         }
-        Self(map)
-    }
-
-    /// The first value of `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.first()).map(String::as_str)
-    }
-
-    fn yes(&self, key: &str) -> bool {
-        self.get(key) == Some("yes")
-    }
-}
-
-const DROPIN: &str = "/etc/ssh/sshd_config.d/twostep.conf";
-
-/// Checks `s` against what the module needs; `deadline_secs` is the module's
-/// total deadline (`[pam].total_timeout` plus the registry connect timeout).
-pub fn analyse(s: &SshdSettings, deadline_secs: u64) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let check = "sshd";
-    if s.yes("usepam") {
-        out.push(Finding::ok(check, "UsePAM yes"));
-    } else {
-        out.push(Finding::new(
-            Status::Fail,
-            check,
-            format!(
-                "UsePAM is {}: sshd never runs the PAM stack, so no second factor is asked",
-                s.get("usepam").unwrap_or("unset")
-            ),
-            format!("set `UsePAM yes` in {DROPIN} and reload sshd"),
-        ));
-    }
-    // OpenSSH before 8.7 called it ChallengeResponseAuthentication.
-    let kbd = s
-        .get("kbdinteractiveauthentication")
-        .or_else(|| s.get("challengeresponseauthentication"));
-    if kbd == Some("yes") {
-        out.push(Finding::ok(check, "KbdInteractiveAuthentication yes"));
-    } else {
-        out.push(Finding::new(
-            Status::Fail,
-            check,
-            format!(
-                "KbdInteractiveAuthentication is {}: sshd cannot prompt for the code",
-                kbd.unwrap_or("unset")
-            ),
-            format!("set `KbdInteractiveAuthentication yes` in {DROPIN} and reload sshd"),
-        ));
-    }
-    out.push(authentication_methods(s));
-    out.push(login_grace_time(s, deadline_secs));
-    out
-}
-
-/// Whether `method` is keyboard-interactive through PAM: plain, or with the
-/// `pam` submethod. Other submethods (`bsdauth`) never call PAM, so the
-/// module is never asked (on Linux such logins cannot complete at all).
-fn is_kbd(method: &str) -> bool {
-    method == "keyboard-interactive" || method == "keyboard-interactive:pam"
-}
-
-fn authentication_methods(s: &SshdSettings) -> Finding {
-    let check = "sshd";
-    let fix = format!(
-        "set `AuthenticationMethods publickey,keyboard-interactive` (or `keyboard-interactive`) in {DROPIN}"
-    );
-    let value = s.get("authenticationmethods").unwrap_or("any");
-    if value == "any" {
-        // Every enabled method alone logs in.
-        let bypassing: Vec<&str> = [
-            ("pubkeyauthentication", "publickey"),
-            ("hostbasedauthentication", "hostbased"),
-            ("gssapiauthentication", "gssapi-with-mic"),
-        ]
-        .into_iter()
-        .filter(|(k, _)| s.yes(k))
-        .map(|(_, m)| m)
-        .collect();
-        if !bypassing.is_empty() {
-            return Finding::new(
+        Ok((false, _, stderr)) => {
+            let first = stderr.lines().next().unwrap_or("no message");
+            let fix = if first.contains("privilege separation directory") {
+                "create it: `install -d -m 0755 /run/sshd` (ssh.service does this when it starts)"
+            } else {
+                "correct the sshd configuration (`sshd -t` shows the error)"
+            };
+            vec![Finding::new(
                 Status::Fail,
                 check,
-                format!(
-                    "AuthenticationMethods any: {} alone logs in without keyboard-interactive, so without a second factor",
-                    bypassing.join(", ")
-                ),
+                format!("`{shown}` failed: {first}"),
                 fix,
-            );
+            )]
         }
-        if s.yes("passwordauthentication") {
-            return Finding::new(
-                Status::Warn,
-                check,
-                "AuthenticationMethods any with PasswordAuthentication yes: password logins bypass the code prompt (sshd answers PAM's prompts with the password)".to_owned(),
-                format!("set `PasswordAuthentication no` in {DROPIN}"),
-            );
-        }
-        return Finding::ok(
-            check,
-            "only keyboard-interactive is enabled (AuthenticationMethods any)",
-        );
-    }
-    let lists: Vec<&str> = value.split_whitespace().collect();
-    let missing: Vec<&str> = lists
-        .iter()
-        .copied()
-        .filter(|l| !l.split(',').any(is_kbd))
-        .collect();
-    if missing.is_empty() {
-        Finding::ok(check, format!("AuthenticationMethods {value}"))
-    } else {
-        Finding::new(
+        Err(e) => vec![Finding::new(
             Status::Fail,
             check,
-            format!(
-                "AuthenticationMethods list {} never reaches keyboard-interactive through PAM: those logins skip the second factor or cannot complete",
-                missing.join(" and ")
-            ),
-            fix,
-        )
-    }
-}
-
-fn login_grace_time(s: &SshdSettings, deadline: u64) -> Finding {
-    let check = "sshd";
-    let fix = format!(
-        "set `LoginGraceTime {}` or more in {DROPIN}, or lower [pam].total_timeout",
-        deadline + TYPING_MARGIN_SECS
-    );
-    let Some(raw) = s.get("logingracetime") else {
-        return Finding::ok(check, "LoginGraceTime not reported (default 120 s)");
+            format!("`{shown}`: {e}"),
+            "run doctor as root, or pass --no-sshd",
+        )],
     };
-    let Ok(grace) = raw.parse::<u64>() else {
-        return Finding::new(
+    // `sshd -T` without -C applies no Match block: read them from the files.
+    let file = args
+        .sshd_config
+        .clone()
+        .unwrap_or_else(|| Path::new(SSH_DIR).join("sshd_config"));
+    match match_blocks(&file, Path::new(SSH_DIR)) {
+        Ok(blocks) => out.extend(analyse_match_blocks(&global, &blocks, &sshd_cmd)),
+        Err(e) => out.push(Finding::new(
             Status::Warn,
             check,
-            format!("LoginGraceTime {raw:?} is not a number of seconds"),
-            fix,
-        );
-    };
-    if grace == 0 {
-        Finding::ok(check, "LoginGraceTime 0 (no limit)")
-    } else if grace < deadline {
-        Finding::new(
-            Status::Fail,
-            check,
-            format!(
-                "LoginGraceTime {grace} s is shorter than the module's deadline of {deadline} s: sshd drops slow logins before the registry answers"
-            ),
-            fix,
-        )
-    } else if grace < deadline + TYPING_MARGIN_SECS {
-        Finding::new(
-            Status::Warn,
-            check,
-            format!(
-                "LoginGraceTime {grace} s leaves less than {TYPING_MARGIN_SECS} s to type the code after the module's {deadline} s deadline"
-            ),
-            fix,
-        )
-    } else {
-        Finding::ok(
-            check,
-            format!("LoginGraceTime {grace} s covers the module's {deadline} s deadline"),
-        )
-    }
-}
-
-// ---- Match blocks ----------------------------------------------------------
-
-/// Keywords of a `Match` block that change whether sshd asks for the code.
-const MATCH_KEYWORDS: [&str; 5] = [
-    "authenticationmethods",
-    "kbdinteractiveauthentication",
-    "challengeresponseauthentication",
-    "usepam",
-    "passwordauthentication",
-];
-
-/// Where sshd looks for `Include` files named without a path.
-pub const SSH_DIR: &str = "/etc/ssh";
-
-/// Include nesting sshd accepts (OpenSSH `SERVCONF_MAX_DEPTH`).
-const MAX_INCLUDE_DEPTH: usize = 16;
-
-/// A `Match` block of an sshd configuration file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MatchBlock {
-    /// The file holding the `Match` line.
-    pub file: PathBuf,
-    /// Its 1-based line number.
-    pub line: usize,
-    /// The criteria as written (`User root`, `Address 10.0.0.0/8`).
-    pub criteria: String,
-    /// The block's settings: keyword in lower case, value as written.
-    pub settings: Vec<(String, String)>,
-}
-
-impl MatchBlock {
-    fn at(&self) -> String {
-        format!("{}:{}", self.file.display(), self.line)
-    }
-}
-
-/// Keyword (lower case) and the rest of an sshd_config line (`Key value`,
-/// `Key=value`); `None` for blank and comment lines.
-fn split_line(raw: &str) -> Option<(String, String)> {
-    let line = raw.trim();
-    if line.is_empty() || line.starts_with('#') {
-        return None;
-    }
-    let end = line
-        .find(|c: char| c.is_whitespace() || c == '=')
-        .unwrap_or(line.len());
-    let key = line[..end].to_ascii_lowercase();
-    let mut rest = line[end..].trim_start();
-    if let Some(r) = rest.strip_prefix('=') {
-        rest = r.trim_start();
-    }
-    // A comment after the arguments (OpenSSH 8.7 and later).
-    let rest = match rest.find(" #").or_else(|| rest.find("\t#")) {
-        Some(i) => rest[..i].trim_end(),
-        None => rest,
-    };
-    Some((key, rest.to_owned()))
-}
-
-/// Arguments, double quotes grouping.
-fn words(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut any = false;
-    for c in s.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                any = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if any {
-                    out.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            c => {
-                cur.push(c);
-                any = true;
-            }
-        }
-    }
-    if any {
-        out.push(cur);
+            format!("cannot read the Match blocks: {e}"),
+            "run doctor as root",
+        )),
     }
     out
 }
 
-/// Every `Match` block of `path` and the files it includes (`Include`,
-/// globs, relative names under `ssh_dir`), in the order sshd reads them. A
-/// block ends at the next `Match` or at the end of its file, as in sshd.
-///
-/// # Errors
-/// `FILE: message` for a file that cannot be read, `FILE:LINE: message`
-/// for an Include nested too deep or a bad pattern.
-pub fn match_blocks(path: &Path, ssh_dir: &Path) -> Result<Vec<MatchBlock>, String> {
-    let mut out = Vec::new();
-    scan_file(path, ssh_dir, 0, &mut out)?;
-    Ok(out)
-}
-
-fn scan_file(
-    path: &Path,
-    ssh_dir: &Path,
-    depth: usize,
-    out: &mut Vec<MatchBlock>,
-) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // The open block of this file, as an index into `out`.
-    let mut open: Option<usize> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let Some((key, rest)) = split_line(raw) else {
-            continue;
-        };
-        let at = format!("{}:{}", path.display(), i + 1);
-        match key.as_str() {
-            "match" => {
-                out.push(MatchBlock {
-                    file: path.to_owned(),
-                    line: i + 1,
-                    criteria: rest,
-                    settings: Vec::new(),
-                });
-                open = Some(out.len() - 1);
-            }
-            "include" => {
-                if depth + 1 >= MAX_INCLUDE_DEPTH {
-                    return Err(format!("{at}: Include nested too deep (a loop?)"));
-                }
-                for pattern in words(&rest) {
-                    let full = if pattern.starts_with('/') {
-                        PathBuf::from(&pattern)
-                    } else {
-                        ssh_dir.join(&pattern)
-                    };
-                    let paths = glob::glob(&full.to_string_lossy())
-                        .map_err(|e| format!("{at}: Include {pattern}: {e}"))?;
-                    // glob yields names in sorted order, as sshd includes them.
-                    for p in paths.flatten() {
-                        scan_file(&p, ssh_dir, depth + 1, out)?;
-                        // Settings of an included file outside its own Match
-                        // blocks belong to the block the Include sits in.
-                        if let Some(b) = open {
-                            let inherited = settings_outside_match(&p);
-                            out[b].settings.extend(inherited);
-                        }
-                    }
-                }
-            }
-            _ => {
-                if let Some(b) = open {
-                    out[b].settings.push((key, rest));
-                }
-            }
+/// Runs `cmd`, killing it after `limit`; (exit success, stdout, stderr).
+fn run_bounded(cmd: &mut Command, limit: Duration) -> std::io::Result<(bool, String, String)> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
         }
-    }
-    Ok(())
-}
-
-/// The settings of `path` before its first `Match` line.
-fn settings_outside_match(path: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(split_line)
-        .take_while(|(k, _)| k != "match")
-        .filter(|(k, _)| k != "include")
-        .collect()
-}
-
-/// A connection spec for `sshd -T -C` that the block's criteria match
-/// where they are plain (`User alice` gives `user=alice`), `root`,
-/// `localhost` and `127.0.0.1` otherwise.
-pub fn probe_spec(criteria: &str) -> String {
-    let w = words(criteria);
-    let mut user = "root".to_owned();
-    let mut host = "localhost".to_owned();
-    let mut addr = "127.0.0.1".to_owned();
-    let mut extra = Vec::new();
-    let plain = |v: &str| {
-        v.split(',')
-            .find(|x| !x.starts_with('!') && !x.contains(['*', '?']))
-            .map(str::to_owned)
-    };
-    for pair in w.chunks(2) {
-        let [k, v] = pair else { continue };
-        match k.to_ascii_lowercase().as_str() {
-            "user" => user = plain(v).unwrap_or(user),
-            "host" => host = plain(v).unwrap_or(host),
-            "address" => addr = plain(v).map(|a| host_in(&a)).unwrap_or(addr),
-            "localaddress" => {
-                if let Some(a) = plain(v) {
-                    extra.push(format!("laddr={}", host_in(&a)));
-                }
-            }
-            "localport" => {
-                if let Some(p) = plain(v) {
-                    extra.push(format!("lport={p}"));
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut spec = format!("user={user},host={host},addr={addr}");
-    for e in extra {
-        spec.push(',');
-        spec.push_str(&e);
-    }
-    spec
-}
-
-/// A host address inside `cidr` (`127.0.0.0/8` gives `127.0.0.1`); the
-/// text itself when it is not an address.
-fn host_in(cidr: &str) -> String {
-    use std::net::IpAddr;
-    let (a, len) = cidr.split_once('/').unwrap_or((cidr, ""));
-    let len: Option<u32> = len.parse().ok();
-    match a.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) if len.is_some_and(|l| l < 32) => {
-            std::net::Ipv4Addr::from(u32::from(v4) | 1).to_string()
-        }
-        Ok(IpAddr::V6(v6)) if len.is_some_and(|l| l < 128) => {
-            std::net::Ipv6Addr::from(u128::from(v6) | 1).to_string()
-        }
-        Ok(ip) => ip.to_string(),
-        Err(_) => a.to_owned(),
-    }
-}
-
-/// One finding per `Match` block that changes a setting the second factor
-/// depends on: FAIL when, with the block's values over the global ones
-/// (`global`, from `sshd -T`), its AuthenticationMethods lets a login skip
-/// keyboard-interactive; a warning otherwise, since `sshd -T` without `-C`
-/// never shows what the block does. `sshd_cmd` is how to run sshd
-/// (`/usr/sbin/sshd -f FILE`), for the fix.
-pub fn analyse_match_blocks(
-    global: &SshdSettings,
-    blocks: &[MatchBlock],
-    sshd_cmd: &str,
-) -> Vec<Finding> {
-    let check = "sshd";
-    let mut out = Vec::new();
-    for b in blocks {
-        let set: Vec<&(String, String)> = b
-            .settings
-            .iter()
-            .filter(|(k, _)| MATCH_KEYWORDS.contains(&k.as_str()))
-            .collect();
-        if set.is_empty() {
-            continue;
-        }
-        // The block's first value of each keyword wins over the global one.
-        let mut merged = global.clone();
-        for (k, v) in b.settings.iter().rev() {
-            merged.0.insert(k.clone(), vec![v.to_ascii_lowercase()]);
-        }
-        let probe = format!("check with `{sshd_cmd} -T -C {}`", probe_spec(&b.criteria));
-        let what = format!(
-            "Match block at {} (`Match {}`) sets {}",
-            b.at(),
-            b.criteria,
-            set.iter()
-                .map(|(k, v)| format!("{} {v}", canonical(k)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let methods = authentication_methods(&merged);
-        if set.iter().any(|(k, _)| k == "authenticationmethods") && methods.status == Status::Fail {
-            out.push(Finding::new(
-                Status::Fail,
-                check,
-                format!("{what}: for the connections it matches, {}", methods.message),
-                format!(
-                    "in that block set `AuthenticationMethods publickey,keyboard-interactive` (or remove it); {probe}"
-                ),
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", limit.as_secs()),
             ));
-            continue;
         }
-        // UsePAM, KbdInteractiveAuthentication, AuthenticationMethods.
-        let mut notes: Vec<String> = analyse(&merged, 0)
-            .into_iter()
-            .take(3)
-            .filter(|f| f.status != Status::Ok)
-            .map(|f| f.message)
-            .collect();
-        if set.iter().any(|(k, _)| k == "usepam") {
-            notes.push("UsePAM is not allowed in a Match block (sshd refuses the file)".into());
-        }
-        let what = if notes.is_empty() {
-            format!("{what}: `sshd -T` without -C does not show what it changes")
-        } else {
-            format!(
-                "{what}: for the connections it matches, {}",
-                notes.join("; ")
-            )
-        };
-        out.push(Finding::new(Status::Warn, check, what, probe));
-    }
-    out
-}
-
-/// The sshd_config spelling of a lower-case keyword.
-fn canonical(key: &str) -> &str {
-    match key {
-        "authenticationmethods" => "AuthenticationMethods",
-        "kbdinteractiveauthentication" => "KbdInteractiveAuthentication",
-        "challengeresponseauthentication" => "ChallengeResponseAuthentication",
-        "usepam" => "UsePAM",
-        "passwordauthentication" => "PasswordAuthentication",
-        other => other,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The relevant part of Debian 12's `sshd -T` with its stock config.
-    const DEBIAN: &str = "port 22\naddressfamily any\nusepam yes\nlogingracetime 120\n\
-        pubkeyauthentication yes\npasswordauthentication yes\nkbdinteractiveauthentication no\n\
-        hostbasedauthentication no\ngssapiauthentication no\nauthenticationmethods any\n";
-
-    fn with(overrides: &[(&str, &str)]) -> SshdSettings {
-        let mut text = String::new();
-        for line in DEBIAN.lines() {
-            let k = line.split(' ').next().unwrap();
-            match overrides.iter().find(|(o, _)| *o == k) {
-                Some((o, v)) => text.push_str(&format!("{o} {v}\n")),
-                None => text.push_str(&format!("{line}\n")),
-            }
-        }
-        SshdSettings::parse(&text)
-    }
-
-    fn statuses(f: &[Finding]) -> Vec<Status> {
-        f.iter().map(|f| f.status).collect()
-    }
-
-    #[test]
-    fn good_config() {
-        let s = with(&[
-            ("kbdinteractiveauthentication", "yes"),
-            ("authenticationmethods", "publickey,keyboard-interactive"),
-        ]);
-        let f = analyse(&s, 17);
-        assert_eq!(statuses(&f), vec![Status::Ok; 4], "{f:?}");
-    }
-
-    #[test]
-    fn stock_debian_fails_kbd_and_methods() {
-        let f = analyse(&with(&[]), 17);
-        assert_eq!(
-            statuses(&f),
-            vec![Status::Ok, Status::Fail, Status::Fail, Status::Ok]
-        );
-        assert!(f[1].message.contains("KbdInteractiveAuthentication is no"));
-        assert!(f[2].message.contains("publickey alone"), "{}", f[2].message);
-        assert!(f[2]
-            .fix
-            .as_deref()
-            .unwrap()
-            .contains("publickey,keyboard-interactive"));
-    }
-
-    #[test]
-    fn usepam_no() {
-        let f = analyse(&with(&[("usepam", "no")]), 17);
-        assert_eq!(f[0].status, Status::Fail);
-        assert!(f[0].message.starts_with("UsePAM is no"));
-        assert!(f[0].fix.as_deref().unwrap().contains("UsePAM yes"));
-    }
-
-    #[test]
-    fn keyboard_interactive_without_pam_is_a_failure() {
-        let s = with(&[
-            ("kbdinteractiveauthentication", "yes"),
-            (
-                "authenticationmethods",
-                "publickey,keyboard-interactive:bsdauth",
-            ),
-        ]);
-        let f = analyse(&s, 17);
-        assert_eq!(f[2].status, Status::Fail, "{}", f[2].message);
-        assert!(
-            f[2].message
-                .contains("publickey,keyboard-interactive:bsdauth never reaches keyboard-interactive through PAM"),
-            "{}",
-            f[2].message
-        );
-    }
-
-    #[test]
-    fn method_lists() {
-        let s = with(&[
-            ("kbdinteractiveauthentication", "yes"),
-            (
-                "authenticationmethods",
-                "publickey,keyboard-interactive:pam password",
-            ),
-        ]);
-        let f = analyse(&s, 17);
-        assert_eq!(f[2].status, Status::Fail);
-        assert!(
-            f[2].message.contains("list password never reaches"),
-            "{}",
-            f[2].message
-        );
-        let s = with(&[
-            ("kbdinteractiveauthentication", "yes"),
-            (
-                "authenticationmethods",
-                "publickey,password publickey,keyboard-interactive",
-            ),
-        ]);
-        assert!(analyse(&s, 17)[2].message.contains("publickey,password"));
-        // `any` with only keyboard-interactive enabled is fine; password alone is a warning.
-        let s = with(&[
-            ("kbdinteractiveauthentication", "yes"),
-            ("pubkeyauthentication", "no"),
-            ("passwordauthentication", "no"),
-        ]);
-        assert_eq!(analyse(&s, 17)[2].status, Status::Ok);
-        let s = with(&[
-            ("kbdinteractiveauthentication", "yes"),
-            ("pubkeyauthentication", "no"),
-        ]);
-        assert_eq!(analyse(&s, 17)[2].status, Status::Warn);
-    }
-
-    #[test]
-    fn grace_time() {
-        let g = |v: &str| analyse(&with(&[("logingracetime", v)]), 17)[3].clone();
-        assert_eq!(g("10").status, Status::Fail);
-        assert!(g("10")
-            .message
-            .contains("shorter than the module's deadline of 17 s"));
-        assert!(g("10").fix.unwrap().contains("LoginGraceTime 47"));
-        assert_eq!(g("17").status, Status::Warn);
-        assert_eq!(g("47").status, Status::Ok);
-        assert_eq!(g("0").status, Status::Ok);
-    }
-
-    #[test]
-    fn old_openssh_keyword() {
-        let s = SshdSettings::parse("usepam yes\nchallengeresponseauthentication yes\n");
-        assert_eq!(analyse(&s, 17)[1].status, Status::Ok);
-    }
-}
-
-#[cfg(test)]
-mod match_tests {
-    use super::*;
-
-    fn good_global() -> SshdSettings {
-        SshdSettings::parse(
-            "usepam yes\nkbdinteractiveauthentication yes\npubkeyauthentication yes\n\
-             passwordauthentication no\nauthenticationmethods publickey,keyboard-interactive\n",
-        )
-    }
-
-    fn block(criteria: &str, settings: &[(&str, &str)]) -> MatchBlock {
-        MatchBlock {
-            file: "/etc/ssh/sshd_config".into(),
-            line: 40,
-            criteria: criteria.into(),
-            settings: settings
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn lines_and_words() {
-        assert_eq!(
-            split_line("  AuthenticationMethods=publickey # admins"),
-            Some(("authenticationmethods".into(), "publickey".into()))
-        );
-        assert_eq!(
-            split_line("Match User root Address 10.0.0.0/8"),
-            Some(("match".into(), "User root Address 10.0.0.0/8".into()))
-        );
-        assert_eq!(split_line("   # comment"), None);
-        assert_eq!(
-            words("\"/etc/ssh/my dir/*.conf\" other.conf"),
-            vec!["/etc/ssh/my dir/*.conf", "other.conf"]
-        );
-    }
-
-    #[test]
-    fn probe_spec_from_criteria() {
-        assert_eq!(
-            probe_spec("User root"),
-            "user=root,host=localhost,addr=127.0.0.1"
-        );
-        assert_eq!(
-            probe_spec("Address 10.1.0.0/16,!10.1.2.0/24 User !bob,alice"),
-            "user=alice,host=localhost,addr=10.1.0.1"
-        );
-        assert_eq!(
-            probe_spec("user deploy* LocalPort 2222"),
-            "user=root,host=localhost,addr=127.0.0.1,lport=2222"
-        );
-    }
-
-    #[test]
-    fn methods_without_keyboard_interactive_fail_with_the_block() {
-        let f = analyse_match_blocks(
-            &good_global(),
-            &[block(
-                "Address 127.0.0.0/8",
-                &[("authenticationmethods", "publickey")],
-            )],
-            "/usr/sbin/sshd",
-        );
-        assert_eq!(f.len(), 1);
-        assert_eq!(f[0].status, Status::Fail);
-        assert!(
-            f[0].message.starts_with(
-                "Match block at /etc/ssh/sshd_config:40 (`Match Address 127.0.0.0/8`) sets AuthenticationMethods publickey: "
-            ) && f[0].message.contains("list publickey never reaches keyboard-interactive"),
-            "{}",
-            f[0].message
-        );
-        assert!(
-            f[0].fix.as_deref().unwrap().contains(
-                "check with `/usr/sbin/sshd -T -C user=root,host=localhost,addr=127.0.0.1`"
-            ),
-            "{:?}",
-            f[0].fix
-        );
-        // `any` with publickey enabled is the same bypass.
-        let f = analyse_match_blocks(
-            &good_global(),
-            &[block("User root", &[("authenticationmethods", "any")])],
-            "sshd",
-        );
-        assert_eq!(f[0].status, Status::Fail);
-        assert!(f[0].message.contains("publickey alone"), "{}", f[0].message);
-    }
-
-    #[test]
-    fn other_blocks_warn_and_unrelated_blocks_are_skipped() {
-        let blocks = [
-            block(
-                "User alice",
-                &[("authenticationmethods", "publickey,keyboard-interactive")],
-            ),
-            block("Group sftp", &[("kbdinteractiveauthentication", "no")]),
-            block("User bob", &[("x11forwarding", "no")]),
-        ];
-        let f = analyse_match_blocks(&good_global(), &blocks, "sshd");
-        assert_eq!(f.len(), 2, "{f:?}");
-        assert_eq!(f[0].status, Status::Warn);
-        assert!(
-            f[0].message.contains("without -C does not show"),
-            "{}",
-            f[0].message
-        );
-        assert!(f[0].fix.as_deref().unwrap().contains("user=alice"));
-        assert_eq!(f[1].status, Status::Warn);
-        assert!(
-            f[1].message.contains("KbdInteractiveAuthentication is no"),
-            "{}",
-            f[1].message
-        );
-    }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    Ok((status.success(), out, err))
 }

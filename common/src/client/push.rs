@@ -3,7 +3,8 @@
 //! disable or enable methods; devices activate, poll and answer with
 //! signed requests and no bearer credential.
 
-use super::{seg, ClientError, RegistryClient};
+use super::{ClientError, RegistryClient};
+use crate::api::paths::{self, fill};
 use crate::api::Method;
 use crate::push::{
     ActivateDevice, Activation, AnswerAccepted, CreateActivation, DeviceActivated, DeviceAnswer,
@@ -16,21 +17,21 @@ use twostep_config::{RegistryClientConfig, Secret};
 
 /// Time a long-poll's HTTP request is given beyond the wait it asks for,
 /// for the answer to travel back: 5 s.
-pub(super) const LONG_POLL_MARGIN: Duration = Duration::from_secs(5);
+pub const LONG_POLL_MARGIN: Duration = Duration::from_secs(5);
 
 /// Connect timeout of a device's client, in seconds.
-pub(super) const DEVICE_CONNECT_TIMEOUT_SECS: u64 = 5;
+pub const DEVICE_CONNECT_TIMEOUT_SECS: u64 = 5;
 
 /// Request deadline of a device's calls other than the poll, in seconds.
-pub(super) const DEVICE_TIMEOUT_SECS: u64 = 10;
+pub const DEVICE_TIMEOUT_SECS: u64 = 10;
 
 impl RegistryClient {
     /// A client for a push device: no bearer credential (its requests are
     /// signed), the registry at `url` (plain `http://` only to a loopback
     /// host), the CA certificates in `ca_file` trusted instead of the
     /// system roots when given; connect timeout
-    /// (5 s), request deadline
-    /// (10 s) (a poll gets its wait on top).
+    /// [`DEVICE_CONNECT_TIMEOUT_SECS`], request deadline
+    /// [`DEVICE_TIMEOUT_SECS`] (a poll gets its wait on top).
     ///
     /// # Errors
     /// As [`RegistryClient::new`].
@@ -70,12 +71,12 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn start_push(&self, req: &StartPush) -> Result<PushStarted, ClientError> {
-        self.post("/v1/host/push", req).await
+        self.post(paths::HOST_PUSH, req).await
     }
 
     /// The state of a challenge this host started, waiting up to `wait`
     /// (at most [`MAX_WAIT_SECS`]) for an answer; the HTTP request gets
-    /// 5 s more. `pending` when the wait ran out. A final
+    /// [`LONG_POLL_MARGIN`] more. `pending` when the wait ran out. A final
     /// state is handed out once.
     ///
     /// # Errors
@@ -90,7 +91,10 @@ impl RegistryClient {
         let secs = wait.min(Duration::from_secs(MAX_WAIT_SECS)).as_secs();
         self.long_poll::<(), _>(
             HttpMethod::GET,
-            &format!("/v1/host/push/{}?wait={secs}", seg(challenge_id)),
+            &format!(
+                "{}?wait={secs}",
+                fill(paths::HOST_PUSH_CHALLENGE, &[challenge_id])
+            ),
             None,
             wait,
         )
@@ -102,7 +106,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; 404 `unknown_challenge` as for [`RegistryClient::push_outcome`].
     pub async fn cancel_push(&self, challenge_id: &str) -> Result<(), ClientError> {
-        self.delete(&format!("/v1/host/push/{}", seg(challenge_id)))
+        self.delete(&fill(paths::HOST_PUSH_CHALLENGE, &[challenge_id]))
             .await
     }
 
@@ -118,11 +122,7 @@ impl RegistryClient {
         username: &str,
         req: &CreateActivation,
     ) -> Result<Activation, ClientError> {
-        self.post(
-            &format!("/v1/admin/users/{}/methods/push", seg(username)),
-            req,
-        )
-        .await
+        self.post(&fill(paths::USER_PUSH, &[username]), req).await
     }
 
     /// Disables a method (a lost device); the user's open challenges sent
@@ -131,7 +131,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; 404 `unknown_method`.
     pub async fn disable_method(&self, id: i64) -> Result<Method, ClientError> {
-        self.post(&format!("/v1/admin/methods/{id}/disable"), &())
+        self.post(&fill(paths::METHOD_DISABLE, &[&id.to_string()]), &())
             .await
     }
 
@@ -140,7 +140,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; 404 `unknown_method`.
     pub async fn enable_method(&self, id: i64) -> Result<Method, ClientError> {
-        self.post(&format!("/v1/admin/methods/{id}/enable"), &())
+        self.post(&fill(paths::METHOD_ENABLE, &[&id.to_string()]), &())
             .await
     }
 
@@ -152,21 +152,22 @@ impl RegistryClient {
     /// See [`ClientError`]; `Api` 404 `unknown_activation`, 409
     /// `activation_used`, 410 `activation_expired`, 400 `invalid_public_key`.
     pub async fn activate(&self, req: &ActivateDevice) -> Result<DeviceActivated, ClientError> {
-        self.post("/v1/device/activate", req).await
+        self.post(paths::DEVICE_ACTIVATE, req).await
     }
 
     /// The device's open challenges, waiting up to `poll.wait` seconds (at
     /// most [`MAX_WAIT_SECS`]) for one to be created; the HTTP request gets
-    /// 5 s more.
+    /// [`LONG_POLL_MARGIN`] more.
     ///
     /// # Errors
     /// See [`ClientError`]; a bad signature, unknown device, replayed nonce
     /// or timestamp out of the window is `Refused { status: 401 }`, a
-    /// disabled device `Refused { status: 403 }`.
+    /// disabled device `Refused { status: 403 }`, each with its code
+    /// ([`ClientError::api_code`]).
     pub async fn poll(&self, poll: &DevicePoll) -> Result<PendingChallenges, ClientError> {
         self.long_poll(
             HttpMethod::POST,
-            "/v1/device/poll",
+            paths::DEVICE_POLL,
             Some(poll),
             Duration::from_secs(poll.wait),
         )
@@ -181,6 +182,6 @@ impl RegistryClient {
     /// (also another user's), 409 `challenge_closed` (answered, cancelled:
     /// a replay), 410 `challenge_expired`, 400 `number_required`.
     pub async fn answer(&self, answer: &DeviceAnswer) -> Result<AnswerAccepted, ClientError> {
-        self.post("/v1/device/answer", answer).await
+        self.post(paths::DEVICE_ANSWER, answer).await
     }
 }

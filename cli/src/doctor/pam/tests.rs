@@ -1,4 +1,8 @@
+use super::describe::Via;
+use super::parse::parse_brackets;
 use super::*;
+use std::collections::HashMap;
+use std::path::Path;
 
 /// Debian 12's common-auth as pam-auth-update writes it, with `extra` in
 /// the Additional block (after pam_permit.so).

@@ -1,0 +1,212 @@
+//! Users and methods as read from the database, and the one rule for a
+//! user's status ([`UserRow::standing`]) that hosts' registrations and
+//! verification share.
+
+use crate::error::ApiError;
+use crate::state::{ApiResult, AppState};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+use twostep_common::api::{Method, MethodKind, User, UserStatus};
+
+/// The columns [`method_from_row`] reads.
+pub(crate) const METHOD_COLUMNS: &str =
+    "id, user_id, kind, label, is_default, created_at, last_used_at, disabled";
+/// The columns [`UserRow::from_row`] reads.
+pub(crate) const USER_COLUMNS: &str =
+    "id, username, display_name, disabled, created_at, locked_until";
+
+/// A method from a row of [`METHOD_COLUMNS`].
+///
+/// # Errors
+/// The database's, for a missing or mistyped column.
+pub(crate) fn method_from_row(row: &AnyRow) -> Result<Method, sqlx::Error> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Method {
+        id: row.try_get("id")?,
+        kind: if kind == "push" {
+            MethodKind::Push
+        } else {
+            MethodKind::Totp
+        },
+        label: row.try_get("label")?,
+        is_default: row.try_get::<i64, _>("is_default")? != 0,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+    })
+}
+
+/// Whether a user can pass a second factor now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Neither disabled nor locked.
+    Active,
+    /// Disabled by an admin (whether or not also locked).
+    Disabled,
+    /// Locked out after too many failures, until `until` (Unix seconds).
+    Locked {
+        /// End of the lockout, in Unix seconds.
+        until: i64,
+    },
+}
+
+impl Standing {
+    /// The status hosts see.
+    pub(crate) fn status(self) -> UserStatus {
+        match self {
+            Self::Active => UserStatus::Active,
+            Self::Disabled => UserStatus::Disabled,
+            Self::Locked { .. } => UserStatus::Locked,
+        }
+    }
+}
+
+/// A row of the `users` table ([`USER_COLUMNS`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UserRow {
+    /// Row id.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Full name, if given.
+    pub display_name: Option<String>,
+    /// Disabled by an admin.
+    pub disabled: bool,
+    /// Unix seconds of creation.
+    pub created_at: i64,
+    /// End of the last lockout as stored, in Unix seconds; may be past.
+    pub locked_until: Option<i64>,
+}
+
+impl UserRow {
+    /// The user from a row of [`USER_COLUMNS`].
+    ///
+    /// # Errors
+    /// The database's, for a missing or mistyped column.
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            username: row.try_get("username")?,
+            display_name: row.try_get("display_name")?,
+            disabled: row.try_get::<i64, _>("disabled")? != 0,
+            created_at: row.try_get("created_at")?,
+            locked_until: row.try_get("locked_until")?,
+        })
+    }
+
+    /// The user named `username`, if any.
+    ///
+    /// # Errors
+    /// The database's.
+    pub(crate) async fn find(pool: &AnyPool, username: &str) -> Result<Option<Self>, sqlx::Error> {
+        sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(Self::from_row)
+        .transpose()
+    }
+
+    /// The user's standing at `now` (Unix seconds): disabled first, then
+    /// locked while `locked_until` is in the future, else active.
+    pub(crate) fn standing(&self, now: i64) -> Standing {
+        if self.disabled {
+            return Standing::Disabled;
+        }
+        match self.lock_end(now) {
+            Some(until) => Standing::Locked { until },
+            None => Standing::Active,
+        }
+    }
+
+    /// The end of a lockout still running at `now`.
+    fn lock_end(&self, now: i64) -> Option<i64> {
+        self.locked_until.filter(|&t| t > now)
+    }
+
+    /// The user as admins see them at `now`, with `methods`.
+    pub(crate) fn into_user(self, now: i64, methods: Vec<Method>) -> User {
+        User {
+            locked_until: self.lock_end(now),
+            username: self.username,
+            display_name: self.display_name,
+            disabled: self.disabled,
+            created_at: self.created_at,
+            methods,
+        }
+    }
+}
+
+/// The methods of the user with row id `user_id`, oldest first.
+///
+/// # Errors
+/// The database's.
+pub(crate) async fn methods_of(pool: &AnyPool, user_id: i64) -> Result<Vec<Method>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {METHOD_COLUMNS} FROM methods WHERE user_id = $1 ORDER BY id"
+    ))
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(method_from_row)
+    .collect()
+}
+
+/// The user named `username` with their methods, as admins see them.
+///
+/// # Errors
+/// 404 `unknown_user`; 503 when the database fails.
+pub(crate) async fn load_user(state: &AppState, username: &str) -> ApiResult<User> {
+    let row = UserRow::find(&state.pool, username)
+        .await?
+        .ok_or_else(|| ApiError::unknown_user(username))?;
+    let methods = methods_of(&state.pool, row.id).await?;
+    Ok(row.into_user(state.now(), methods))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(disabled: bool, locked_until: Option<i64>) -> UserRow {
+        UserRow {
+            id: 1,
+            username: "alice".into(),
+            display_name: None,
+            disabled,
+            created_at: 0,
+            locked_until,
+        }
+    }
+
+    #[test]
+    fn standing_disabled_first_then_a_running_lockout() {
+        let now = 1_000;
+        assert_eq!(user(false, None).standing(now), Standing::Active);
+        assert_eq!(
+            user(false, Some(now + 1)).standing(now),
+            Standing::Locked { until: now + 1 }
+        );
+        // A lockout ending now or before is over.
+        assert_eq!(user(false, Some(now)).standing(now), Standing::Active);
+        assert_eq!(user(true, Some(now + 1)).standing(now), Standing::Disabled);
+        assert_eq!(Standing::Locked { until: now }.status(), UserStatus::Locked);
+        // Admins see the same lockout end.
+        assert_eq!(
+            user(false, Some(now + 1))
+                .into_user(now, Vec::new())
+                .locked_until,
+            Some(now + 1)
+        );
+        assert_eq!(
+            user(false, Some(now))
+                .into_user(now, Vec::new())
+                .locked_until,
+            None
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! The registry: does it answer, and does it accept this host's API key.
+
+use super::report::{Finding, Status};
+use twostep_common::client::{ClientError, RegistryClient};
+use twostep_config::{Config, Secret};
+
+/// Username asked about to test the host key; any answer but 401/403 means
+/// the key is accepted.
+pub const PROBE_USER: &str = "twostep-doctor-probe";
+
+/// The registry's health, then the host key (a registrations query for
+/// [`PROBE_USER`]).
+pub fn check_registry(c: &Config) -> Vec<Finding> {
+    let check = "registry";
+    let Some(reg) = &c.registry else {
+        return vec![Finding::new(
+            Status::Warn,
+            check,
+            "the config has no [registry] table: pam_twostep.so and twostep-radiusd cannot reach the registry",
+            "add [registry] with url and api_key_file",
+        )];
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return vec![Finding::new(
+                Status::Fail,
+                check,
+                format!("cannot start the async runtime: {e}"),
+                "check the process limits",
+            )]
+        }
+    };
+    let mut out = Vec::new();
+    let anon = match RegistryClient::new(reg, Secret::new(b"none".to_vec())) {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![Finding::new(
+                Status::Fail,
+                check,
+                e.to_string(),
+                "correct [registry] url, ca_file or proxy",
+            )]
+        }
+    };
+    match rt.block_on(anon.health()) {
+        Ok(h) if h.status == "ok" => out.push(Finding::ok(
+            check,
+            format!("{} answers, version {}", reg.url, h.version),
+        )),
+        Ok(h) => out.push(Finding::new(
+            Status::Fail,
+            check,
+            format!("{} reports status {:?}", reg.url, h.status),
+            "check the registry's log and its database (journalctl -u twostep-api)",
+        )),
+        Err(e) => {
+            out.push(Finding::new(
+                Status::Fail,
+                check,
+                e.to_string(),
+                format!(
+                    "start the registry (systemctl start twostep-api) or correct [registry] url = {:?}; check firewalls and, for https, ca_file",
+                    reg.url
+                ),
+            ));
+            return out;
+        }
+    }
+    let Some(key_file) = &reg.api_key_file else {
+        out.push(Finding::new(
+            Status::Warn,
+            check,
+            "[registry] has no api_key_file: this host cannot ask the registry",
+            "run `twostep host add NAME` on the registry and write the key to a root-only file named by api_key_file",
+        ));
+        return out;
+    };
+    let client = match RegistryClient::for_host(reg) {
+        Ok(c) => c,
+        // Owner and mode problems are reported by the file checks.
+        Err(ClientError::Config(_)) => return out,
+        Err(e) => {
+            out.push(Finding::new(
+                Status::Fail,
+                check,
+                e.to_string(),
+                "correct [registry]",
+            ));
+            return out;
+        }
+    };
+    let fix_key = format!(
+        "run `twostep host add NAME` on the registry and write the key printed to {} (mode 0600)",
+        key_file.display()
+    );
+    match rt.block_on(client.registrations(PROBE_USER)) {
+        Ok(_) => out.push(Finding::ok(
+            check,
+            format!(
+                "the registry accepts the host key in {}",
+                key_file.display()
+            ),
+        )),
+        Err(ClientError::Refused {
+            status: 403,
+            message,
+            ..
+        }) => out.push(Finding::new(
+            Status::Fail,
+            check,
+            format!(
+                "the host key in {} is revoked: {message}",
+                key_file.display()
+            ),
+            fix_key,
+        )),
+        Err(ClientError::Refused {
+            status, message, ..
+        }) => out.push(Finding::new(
+            Status::Fail,
+            check,
+            format!(
+                "the registry refused the host key in {} ({status}): {message}",
+                key_file.display()
+            ),
+            fix_key,
+        )),
+        Err(e) => out.push(Finding::new(
+            Status::Fail,
+            check,
+            format!("asking the registry with the host key: {e}"),
+            "check the registry's log (journalctl -u twostep-api)",
+        )),
+    }
+    out
+}

@@ -1,0 +1,1044 @@
+//! Scripted tests of the `auth` flow through its driver: a scripted
+//! conversation (answers in order, prompts recorded) and a scripted
+//! registry (answers in order, requests recorded) share a clock that only
+//! they move, so deadlines are tested without sleeping. No socket, no
+//! libpam, no registry process.
+
+use crate::args::Args;
+use crate::auth::{drive, PamIo, Registry};
+use crate::flow::{
+    map_decision, Action, CallError, End, Event, Flow, Inputs, Level, PamCode, Typed, Who,
+};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use twostep_common::api::{
+    AuthContext, Method, MethodKind, Registrations, UserStatus, VerifyRequest, VerifyResponse,
+    VerifyResult,
+};
+use twostep_common::decision::{Decision, DenyReason};
+use twostep_common::policy::Outcome;
+use twostep_config::{FailMode, PamConfig, UnenrolledPolicy};
+use zeroize::Zeroizing;
+
+/// A shared test clock.
+type Clock = Rc<Cell<Instant>>;
+
+fn advance(clock: &Clock, by: Duration) {
+    clock.set(clock.get() + by);
+}
+
+/// A scripted PAM handle: PAM items, answers to prompts (each after some
+/// time at the prompt), and a record of what the module did.
+pub(crate) struct Conversation {
+    pub who: Who,
+    pub authtok: Option<String>,
+    pub answers: VecDeque<(Duration, Result<Option<String>, PamCode>)>,
+    pub prompts: Vec<(String, bool)>,
+    pub authtok_set: Option<String>,
+    pub set_authtok_result: Result<(), PamCode>,
+    pub logs: RefCell<Vec<(Level, String)>>,
+    pub clock: Clock,
+}
+
+impl Default for Conversation {
+    fn default() -> Self {
+        Self {
+            who: Who {
+                user: "alice".into(),
+                service: Some("sshd".into()),
+                rhost: Some("192.0.2.9".into()),
+                tty: None,
+            },
+            authtok: None,
+            answers: VecDeque::new(),
+            prompts: Vec::new(),
+            authtok_set: None,
+            set_authtok_result: Ok(()),
+            logs: RefCell::default(),
+            clock: Rc::new(Cell::new(Instant::now())),
+        }
+    }
+}
+
+impl PamIo for Conversation {
+    fn user(&mut self) -> Result<String, PamCode> {
+        Ok(self.who.user.clone())
+    }
+    fn service(&self) -> Option<String> {
+        self.who.service.clone()
+    }
+    fn rhost(&self) -> Option<String> {
+        self.who.rhost.clone()
+    }
+    fn tty(&self) -> Option<String> {
+        self.who.tty.clone()
+    }
+    fn authtok(&self) -> Option<Zeroizing<String>> {
+        self.authtok.clone().map(Zeroizing::new)
+    }
+    fn set_authtok(&mut self, value: &str) -> Result<(), PamCode> {
+        self.set_authtok_result?;
+        self.authtok_set = Some(value.to_owned());
+        Ok(())
+    }
+    /// With no answer left, the application gives none (`Ok(None)`).
+    fn prompt(&mut self, text: &str, echo_on: bool) -> Result<Option<Zeroizing<String>>, PamCode> {
+        self.prompts.push((text.to_owned(), echo_on));
+        let (think, answer) = self
+            .answers
+            .pop_front()
+            .unwrap_or((Duration::ZERO, Ok(None)));
+        advance(&self.clock, think);
+        answer.map(|a| a.map(Zeroizing::new))
+    }
+    fn log(&self, level: Level, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_owned()));
+    }
+}
+
+/// One scripted registry answer.
+enum Reply {
+    Registrations(Result<Option<Registrations>, CallError>),
+    Verdict(Result<VerifyResponse, CallError>),
+}
+
+/// One recorded registry request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    LookUp {
+        user: String,
+        within: Duration,
+    },
+    Verify {
+        user: String,
+        code: String,
+        context: AuthContext,
+        within: Duration,
+    },
+}
+
+/// A scripted registry: each answer takes its time on the shared clock. A
+/// request with no answer scripted for it fails the test.
+struct ScriptedRegistry {
+    replies: VecDeque<(Duration, Reply)>,
+    calls: Vec<Call>,
+    clock: Clock,
+}
+
+impl ScriptedRegistry {
+    fn next(&mut self, call: Call) -> Reply {
+        self.calls.push(call.clone());
+        let (took, reply) = self
+            .replies
+            .pop_front()
+            .unwrap_or_else(|| panic!("no registry answer scripted for {call:?}"));
+        advance(&self.clock, took);
+        reply
+    }
+}
+
+impl Registry for ScriptedRegistry {
+    fn registrations(
+        &mut self,
+        user: &str,
+        within: Duration,
+    ) -> Result<Option<Registrations>, CallError> {
+        match self.next(Call::LookUp {
+            user: user.into(),
+            within,
+        }) {
+            Reply::Registrations(r) => r,
+            Reply::Verdict(_) => panic!("a verdict scripted where a lookup came"),
+        }
+    }
+
+    fn verify(
+        &mut self,
+        request: &VerifyRequest,
+        within: Duration,
+    ) -> Result<VerifyResponse, CallError> {
+        match self.next(Call::Verify {
+            user: request.username.clone(),
+            code: request.code.clone(),
+            context: request.context.clone(),
+            within,
+        }) {
+            Reply::Verdict(r) => r,
+            Reply::Registrations(_) => panic!("a lookup scripted where a verify came"),
+        }
+    }
+}
+
+fn registrations(status: UserStatus, methods: usize) -> Option<Registrations> {
+    Some(Registrations {
+        username: "alice".into(),
+        status,
+        methods: (0..methods)
+            .map(|i| Method {
+                id: i as i64 + 1,
+                kind: MethodKind::Totp,
+                label: "phone".into(),
+                is_default: i == 0,
+                created_at: 0,
+                last_used_at: None,
+                disabled: false,
+            })
+            .collect(),
+    })
+}
+
+fn enrolled() -> Reply {
+    Reply::Registrations(Ok(registrations(UserStatus::Active, 1)))
+}
+
+fn verdict(result: VerifyResult) -> Reply {
+    Reply::Verdict(Ok(VerifyResponse {
+        result,
+        method_id: (result == VerifyResult::Accept).then_some(1),
+        locked_until: None,
+    }))
+}
+
+const REFUSED: &str = "registry unreachable: connection refused";
+
+fn unreachable() -> CallError {
+    CallError::Unreachable(REFUSED.into())
+}
+
+/// One scripted hook call.
+struct Case {
+    args: Vec<&'static str>,
+    pam: PamConfig,
+    groups: Vec<String>,
+    io: Conversation,
+    replies: VecDeque<(Duration, Reply)>,
+}
+
+/// What it did.
+struct Ran {
+    end: End,
+    /// The hook's final log line.
+    line: String,
+    prompts: Vec<(String, bool)>,
+    calls: Vec<Call>,
+    /// Lines logged during the flow (debug), the final line not included.
+    logs: Vec<(Level, String)>,
+    authtok_set: Option<String>,
+}
+
+fn case() -> Case {
+    Case {
+        args: Vec::new(),
+        pam: PamConfig::default(),
+        groups: Vec::new(),
+        io: Conversation::default(),
+        replies: VecDeque::new(),
+    }
+}
+
+impl Case {
+    fn arg(mut self, a: &'static str) -> Self {
+        self.args.push(a);
+        self
+    }
+    fn pam(mut self, f: impl FnOnce(&mut PamConfig)) -> Self {
+        f(&mut self.pam);
+        self
+    }
+    fn groups(mut self, g: &[&str]) -> Self {
+        self.groups = g.iter().map(|g| (*g).to_owned()).collect();
+        self
+    }
+    fn authtok(mut self, t: &str) -> Self {
+        self.io.authtok = Some(t.into());
+        self
+    }
+    fn answer(self, a: &str) -> Self {
+        self.answer_after(Duration::ZERO, a)
+    }
+    fn answer_after(mut self, think: Duration, a: &str) -> Self {
+        self.io.answers.push_back((think, Ok(Some(a.into()))));
+        self
+    }
+    fn conversation_error(mut self) -> Self {
+        self.io
+            .answers
+            .push_back((Duration::ZERO, Err(PamCode::ConvErr)));
+        self
+    }
+    /// An enrolled user, then the registry's verdicts on the codes, in order.
+    fn enrolled_then(self, verdicts: &[VerifyResult]) -> Self {
+        verdicts
+            .iter()
+            .fold(self.reply(enrolled()), |c, v| c.reply(verdict(*v)))
+    }
+    fn reply(self, r: Reply) -> Self {
+        self.reply_after(Duration::ZERO, r)
+    }
+    fn reply_after(mut self, took: Duration, r: Reply) -> Self {
+        self.replies.push_back((took, r));
+        self
+    }
+
+    fn run(self) -> Ran {
+        let Case {
+            args,
+            pam,
+            groups,
+            mut io,
+            replies,
+        } = self;
+        let args = Args::parse(args);
+        let clock = io.clock.clone();
+        // As the driver reads it: only for try_first_pass / use_first_pass.
+        let authtok = match args.first_pass {
+            crate::args::FirstPass::Prompt => None,
+            _ => io.authtok().map(Typed::from),
+        };
+        let mut flow = Flow::new(Inputs {
+            who: io.who.clone(),
+            host: Some("host1".into()),
+            groups,
+            authtok,
+            args,
+            pam,
+        });
+        let mut registry = ScriptedRegistry {
+            replies,
+            calls: Vec::new(),
+            clock: clock.clone(),
+        };
+        let end = drive(&mut io, &mut registry, &mut flow, &mut || clock.get());
+        assert!(
+            registry.replies.is_empty(),
+            "{} registry answers left unused",
+            registry.replies.len()
+        );
+        assert!(
+            io.answers.is_empty(),
+            "{} answers left unused",
+            io.answers.len()
+        );
+        Ran {
+            line: io.who.line(&end),
+            end,
+            prompts: io.prompts,
+            calls: registry.calls,
+            logs: io.logs.into_inner(),
+            authtok_set: io.authtok_set,
+        }
+    }
+}
+
+fn line(result: &str, reason: &str) -> String {
+    format!("user=\"alice\" service=\"sshd\" rhost=\"192.0.2.9\" result={result} reason={reason:?}")
+}
+
+fn end(code: PamCode, level: Level, reason: &str) -> End {
+    End::new(code, level, reason)
+}
+
+const PROMPT: (&str, bool) = ("Verification code: ", false);
+const FULL: Duration = Duration::from_secs(15);
+
+fn prompts(n: usize) -> Vec<(String, bool)> {
+    vec![(PROMPT.0.to_owned(), PROMPT.1); n]
+}
+
+fn lookup(within: Duration) -> Call {
+    Call::LookUp {
+        user: "alice".into(),
+        within,
+    }
+}
+
+fn verify(code: &str, within: Duration) -> Call {
+    Call::Verify {
+        user: "alice".into(),
+        code: code.into(),
+        context: AuthContext {
+            service: Some("sshd".into()),
+            host: Some("host1".into()),
+            remote_addr: Some("192.0.2.9".into()),
+            tty: None,
+        },
+        within,
+    }
+}
+
+// ---- the code loop ---------------------------------------------------------
+
+#[test]
+fn right_code() {
+    let r = case()
+        .answer("123456")
+        .enrolled_then(&[VerifyResult::Accept])
+        .run();
+    assert_eq!(r.end, end(PamCode::Success, Level::Info, "verified"));
+    assert_eq!(r.line, line("PAM_SUCCESS", "verified"));
+    assert_eq!(r.prompts, prompts(1));
+    assert_eq!(r.calls, vec![lookup(FULL), verify("123456", FULL)]);
+    assert!(r.logs.is_empty(), "{:?}", r.logs);
+    assert_eq!(r.authtok_set, None);
+}
+
+#[test]
+fn wrong_code_then_right() {
+    let r = case()
+        .answer("111111")
+        .answer("222222")
+        .enrolled_then(&[VerifyResult::Reject, VerifyResult::Accept])
+        .run();
+    assert_eq!(r.end, end(PamCode::Success, Level::Info, "verified"));
+    assert_eq!(r.prompts, prompts(2));
+    assert_eq!(
+        r.calls,
+        vec![lookup(FULL), verify("111111", FULL), verify("222222", FULL)]
+    );
+}
+
+/// An answer that is not a code counts as a wrong try and is never sent.
+#[test]
+fn malformed_answer_never_reaches_the_registry() {
+    let r = case()
+        .arg("debug")
+        .answer("12345")
+        .answer("12345a")
+        .answer("123456")
+        .enrolled_then(&[VerifyResult::Accept])
+        .run();
+    assert_eq!(r.end, end(PamCode::Success, Level::Info, "verified"));
+    assert_eq!(r.calls, vec![lookup(FULL), verify("123456", FULL)]);
+    assert_eq!(
+        r.logs,
+        vec![
+            (Level::Debug, "user has a method; asking for a code".into()),
+            (Level::Debug, "try 1: \"not a code\"".into()),
+            (Level::Debug, "try 2: \"not a code\"".into()),
+            (Level::Debug, "try 3: \"accept\"".into()),
+        ]
+    );
+}
+
+#[test]
+fn max_tries() {
+    let r = case()
+        .answer("000001")
+        .answer("000002")
+        .answer("000003")
+        .enrolled_then(&[
+            VerifyResult::Reject,
+            VerifyResult::Reject,
+            VerifyResult::Reject,
+        ])
+        .run();
+    assert_eq!(
+        r.end,
+        end(PamCode::MaxTries, Level::Notice, "too many wrong codes")
+    );
+    assert_eq!(r.line, line("PAM_MAXTRIES", "too many wrong codes"));
+    assert_eq!(r.prompts, prompts(3));
+    assert_eq!(r.calls.len(), 4);
+
+    // max_tries counts malformed answers too; a custom prompt is used.
+    let r = case()
+        .pam(|p| {
+            p.max_tries = 2;
+            p.prompt = "Code: ".into();
+        })
+        .answer("nope")
+        .answer("")
+        .reply(enrolled())
+        .run();
+    assert_eq!(r.end.code, PamCode::MaxTries);
+    assert_eq!(r.prompts, vec![("Code: ".to_owned(), false); 2]);
+    assert_eq!(r.calls, vec![lookup(FULL)]);
+}
+
+// ---- registrations and final verdicts ---------------------------------------
+
+#[test]
+fn locked_or_disabled_is_denied_without_a_prompt() {
+    for (status, reason) in [
+        (UserStatus::Locked, "account locked"),
+        (UserStatus::Disabled, "account disabled"),
+    ] {
+        for unenrolled in [UnenrolledPolicy::Deny, UnenrolledPolicy::Ignore] {
+            let r = case()
+                .pam(|p| p.unenrolled = unenrolled)
+                .reply(Reply::Registrations(Ok(registrations(status, 1))))
+                .run();
+            assert_eq!(r.end, end(PamCode::PermDenied, Level::Notice, reason));
+            assert_eq!(r.line, line("PAM_PERM_DENIED", reason));
+            assert!(r.prompts.is_empty());
+        }
+    }
+}
+
+/// The registry's verdict on a code can also say locked or disabled (the
+/// lockout reached meanwhile): denied, no further prompt.
+#[test]
+fn locked_or_disabled_verdict_is_denied() {
+    for (result, reason) in [
+        (VerifyResult::Locked, "account locked"),
+        (VerifyResult::Disabled, "account disabled"),
+    ] {
+        let r = case()
+            .answer("111111")
+            .reply(enrolled())
+            .reply(verdict(result))
+            .run();
+        assert_eq!(r.end, end(PamCode::PermDenied, Level::Notice, reason));
+        assert_eq!(r.prompts, prompts(1));
+    }
+}
+
+#[test]
+fn unknown_and_unenrolled_follow_the_policy() {
+    let unknown = || Reply::Registrations(Ok(None));
+    let no_method = || Reply::Registrations(Ok(registrations(UserStatus::Active, 0)));
+    for reply in [unknown(), no_method()] {
+        let r = case().reply(reply).run();
+        assert_eq!(
+            r.end,
+            end(
+                PamCode::PermDenied,
+                Level::Notice,
+                "second factor not set up"
+            )
+        );
+        assert_eq!(r.line, line("PAM_PERM_DENIED", "second factor not set up"));
+        assert!(r.prompts.is_empty());
+    }
+    for reply in [unknown(), no_method()] {
+        let r = case()
+            .pam(|p| p.unenrolled = UnenrolledPolicy::Ignore)
+            .reply(reply)
+            .run();
+        assert_eq!(
+            r.end,
+            end(PamCode::Ignore, Level::Info, "ignored (not enrolled)")
+        );
+        assert_eq!(r.line, line("PAM_IGNORE", "ignored (not enrolled)"));
+        assert!(r.prompts.is_empty());
+    }
+    // A verdict of not_enrolled (the method removed meanwhile) as well.
+    let r = case()
+        .pam(|p| p.unenrolled = UnenrolledPolicy::Ignore)
+        .answer("123456")
+        .enrolled_then(&[VerifyResult::NotEnrolled])
+        .run();
+    assert_eq!(r.end.code, PamCode::Ignore);
+}
+
+#[test]
+fn exempt_users_never_reach_the_registry() {
+    let r = case()
+        .pam(|p| p.exempt_groups = vec!["ops".into()])
+        .groups(&["users", "ops"])
+        .run();
+    assert_eq!(
+        r.end,
+        end(PamCode::Ignore, Level::Info, "exempt: member of group ops")
+    );
+    assert_eq!(r.line, line("PAM_IGNORE", "exempt: member of group ops"));
+    assert!(r.calls.is_empty() && r.prompts.is_empty());
+
+    let r = case()
+        .pam(|p| p.exempt_networks = vec!["192.0.2.0/24".parse().unwrap()])
+        .run();
+    assert_eq!(
+        r.end,
+        end(
+            PamCode::Ignore,
+            Level::Info,
+            "exempt: rhost in 192.0.2.0/24"
+        )
+    );
+    assert!(r.calls.is_empty() && r.prompts.is_empty());
+
+    let r = case()
+        .pam(|p| p.require_groups = vec!["admins".into()])
+        .groups(&["users"])
+        .run();
+    assert_eq!(
+        r.end,
+        end(
+            PamCode::Ignore,
+            Level::Info,
+            "exempt: in no require_groups group"
+        )
+    );
+    assert!(r.calls.is_empty());
+
+    // In a required group: asked as usual.
+    let r = case()
+        .pam(|p| p.require_groups = vec!["admins".into()])
+        .groups(&["admins"])
+        .reply(Reply::Registrations(Ok(None)))
+        .run();
+    assert_eq!(r.end.code, PamCode::PermDenied);
+    assert_eq!(r.calls, vec![lookup(FULL)]);
+}
+
+// ---- registry failures -----------------------------------------------------
+
+/// What each fail mode makes of an unreachable registry: the code and the
+/// start of the reason (logged at warning level).
+const UNREACHABLE: [(FailMode, PamCode, &str); 2] = [
+    (
+        FailMode::Closed,
+        PamCode::AuthinfoUnavail,
+        "registry unavailable",
+    ),
+    (
+        FailMode::Open,
+        PamCode::Success,
+        "registry unavailable, fail-open",
+    ),
+];
+
+fn fail_mode(mode: FailMode) -> impl FnOnce(&mut PamConfig) {
+    move |p| p.fail_mode = mode
+}
+
+#[test]
+fn unreachable_at_lookup_follows_the_fail_mode() {
+    let r = case().reply(Reply::Registrations(Err(unreachable()))).run();
+    let reason = format!("registry unavailable: {REFUSED}");
+    assert_eq!(
+        r.end,
+        end(PamCode::AuthinfoUnavail, Level::Warning, &reason)
+    );
+    assert_eq!(r.line, line("PAM_AUTHINFO_UNAVAIL", &reason));
+    assert!(r.prompts.is_empty());
+
+    let r = case()
+        .pam(fail_mode(FailMode::Open))
+        .reply(Reply::Registrations(Err(unreachable())))
+        .run();
+    let reason = format!("registry unavailable, fail-open: {REFUSED}");
+    assert_eq!(r.end, end(PamCode::Success, Level::Warning, &reason));
+    assert_eq!(r.line, line("PAM_SUCCESS", &reason));
+    assert!(r.prompts.is_empty());
+}
+
+#[test]
+fn unreachable_at_verify_follows_the_fail_mode() {
+    for (mode, code, reason) in UNREACHABLE {
+        let r = case()
+            .pam(fail_mode(mode))
+            .answer("123456")
+            .reply(enrolled())
+            .reply(Reply::Verdict(Err(unreachable())))
+            .run();
+        let reason = format!("{reason}: {REFUSED}");
+        assert_eq!(r.end, end(code, Level::Warning, &reason));
+        assert_eq!(r.line, line(code.name(), &reason));
+        assert_eq!(r.prompts, prompts(1));
+        assert_eq!(r.calls, vec![lookup(FULL), verify("123456", FULL)]);
+    }
+}
+
+/// A 5xx, a TLS failure, a broken connection or any other failed call
+/// fails closed whatever the fail mode, at lookup and at verify.
+#[test]
+fn other_failures_ignore_the_fail_mode() {
+    let errors = [
+        "registry failed (503): database is read-only",
+        "registry TLS failure: invalid peer certificate: UnknownIssuer \
+         (fail_mode does not apply to TLS failures)",
+        "registry connection failed: connection reset",
+        "registry refused the credential (401): unknown key",
+    ];
+    for mode in [FailMode::Closed, FailMode::Open] {
+        for why in errors {
+            let r = case()
+                .pam(fail_mode(mode))
+                .reply(Reply::Registrations(Err(CallError::Other(why.into()))))
+                .run();
+            assert_eq!(r.end, end(PamCode::AuthinfoUnavail, Level::Error, why));
+            assert_eq!(r.line, line("PAM_AUTHINFO_UNAVAIL", why));
+            assert!(r.prompts.is_empty());
+
+            let r = case()
+                .pam(fail_mode(mode))
+                .arg("forward_pass")
+                .answer("pw123456")
+                .reply(enrolled())
+                .reply(Reply::Verdict(Err(CallError::Other(why.into()))))
+                .run();
+            assert_eq!(r.end, end(PamCode::AuthinfoUnavail, Level::Error, why));
+            assert_eq!(r.authtok_set, None);
+        }
+    }
+}
+
+/// `total_timeout` is spent by registry calls only: time at the prompt is
+/// free, each call gets what is left, and once nothing is left no call is
+/// made and the fail mode decides.
+#[test]
+fn total_timeout_budget() {
+    let s = Duration::from_secs;
+    for (mode, code, reason) in UNREACHABLE {
+        let r = case()
+            .pam(|p| {
+                p.total_timeout = 5;
+                p.fail_mode = mode;
+            })
+            .reply_after(s(2), enrolled())
+            .answer_after(s(60), "111111")
+            .reply_after(s(3), verdict(VerifyResult::Reject))
+            .answer_after(s(60), "222222")
+            .run();
+        let reason = format!("{reason}: total_timeout used up before the registry answered");
+        assert_eq!(r.end, end(code, Level::Warning, &reason));
+        assert_eq!(r.line, line(code.name(), &reason));
+        assert_eq!(r.calls, vec![lookup(s(5)), verify("111111", s(3))]);
+        assert_eq!(r.prompts, prompts(2));
+    }
+
+    // A budget used up by the lookup: the prompt still comes (as it
+    // always has), but the code is never sent.
+    let r = case()
+        .pam(|p| p.total_timeout = 5)
+        .reply_after(s(7), enrolled())
+        .answer("123456")
+        .run();
+    assert_eq!(r.end.code, PamCode::AuthinfoUnavail);
+    assert_eq!(r.calls, vec![lookup(s(5))]);
+
+    // total_timeout = 0: not even the lookup.
+    let r = case().pam(|p| p.total_timeout = 0).run();
+    assert_eq!(
+        r.end,
+        end(
+            PamCode::AuthinfoUnavail,
+            Level::Warning,
+            "registry unavailable: total_timeout used up before the registry answered"
+        )
+    );
+    assert!(r.calls.is_empty());
+}
+
+// ---- forward_pass, try_first_pass, use_first_pass --------------------------
+
+const FORWARD_PROMPT: &str = "Password and verification code: ";
+
+#[test]
+fn forward_pass_sets_the_password_on_success_only() {
+    let r = case()
+        .arg("forward_pass")
+        .answer("hunter2123456")
+        .enrolled_then(&[VerifyResult::Accept])
+        .run();
+    assert_eq!(r.end, end(PamCode::Success, Level::Info, "verified"));
+    assert_eq!(r.prompts, vec![(FORWARD_PROMPT.to_owned(), false)]);
+    assert_eq!(r.calls[1], verify("123456", FULL));
+    assert_eq!(r.authtok_set.as_deref(), Some("hunter2"));
+
+    // Wrong codes: the password is never handed on.
+    let r = case()
+        .arg("forward_pass")
+        .pam(|p| p.max_tries = 2)
+        .answer("hunter2000000")
+        .answer("hunter2")
+        .enrolled_then(&[VerifyResult::Reject])
+        .run();
+    assert_eq!(r.end.code, PamCode::MaxTries);
+    assert_eq!(r.calls, vec![lookup(FULL), verify("000000", FULL)]);
+    assert_eq!(r.authtok_set, None);
+
+    // Locked: not handed on either.
+    let r = case()
+        .arg("forward_pass")
+        .answer("hunter2123456")
+        .enrolled_then(&[VerifyResult::Locked])
+        .run();
+    assert_eq!(r.end.code, PamCode::PermDenied);
+    assert_eq!(r.authtok_set, None);
+}
+
+/// Fail-open at verify hands the password on (the next module still
+/// checks it); fail-open at lookup has no password to hand on.
+#[test]
+fn forward_pass_fail_open() {
+    let r = case()
+        .arg("forward_pass")
+        .pam(fail_mode(FailMode::Open))
+        .answer("pw,123456")
+        .reply(enrolled())
+        .reply(Reply::Verdict(Err(unreachable())))
+        .run();
+    assert_eq!(r.end.code, PamCode::Success);
+    assert_eq!(r.end.level, Level::Warning);
+    assert_eq!(r.authtok_set.as_deref(), Some("pw,"));
+
+    let r = case()
+        .arg("forward_pass")
+        .pam(fail_mode(FailMode::Open))
+        .reply(Reply::Registrations(Err(unreachable())))
+        .run();
+    assert_eq!(r.end.code, PamCode::Success);
+    assert!(r.prompts.is_empty());
+    assert_eq!(r.authtok_set, None);
+
+    // Fail-closed at verify: nothing handed on.
+    let r = case()
+        .arg("forward_pass")
+        .answer("pw,123456")
+        .reply(enrolled())
+        .reply(Reply::Verdict(Err(unreachable())))
+        .run();
+    assert_eq!(r.end.code, PamCode::AuthinfoUnavail);
+    assert_eq!(r.authtok_set, None);
+}
+
+#[test]
+fn forward_pass_cannot_set_authtok() {
+    let mut c = case()
+        .arg("forward_pass")
+        .answer("hunter2123456")
+        .enrolled_then(&[VerifyResult::Accept]);
+    c.io.set_authtok_result = Err(PamCode::BufErr);
+    let r = c.run();
+    assert_eq!(
+        r.end,
+        end(PamCode::BufErr, Level::Error, "cannot set PAM_AUTHTOK")
+    );
+    assert_eq!(r.line, line("PAM_BUF_ERR", "cannot set PAM_AUTHTOK"));
+}
+
+#[test]
+fn try_first_pass() {
+    // A code in PAM_AUTHTOK: no prompt.
+    let r = case()
+        .arg("try_first_pass")
+        .arg("debug")
+        .authtok("123456")
+        .enrolled_then(&[VerifyResult::Accept])
+        .run();
+    assert_eq!(r.end.code, PamCode::Success);
+    assert!(r.prompts.is_empty());
+    assert_eq!(r.calls[1], verify("123456", FULL));
+    assert_eq!(
+        r.logs.last(),
+        Some(&(Level::Debug, "try 1 (PAM_AUTHTOK): \"accept\"".into()))
+    );
+
+    // PAM_AUTHTOK absent, or not shaped like a code (an earlier module's
+    // password): prompt, and the password costs no try.
+    for authtok in [None, Some("s3cret")] {
+        let mut c = case()
+            .arg("try_first_pass")
+            .pam(|p| p.max_tries = 1)
+            .answer("123456")
+            .enrolled_then(&[VerifyResult::Accept]);
+        c.io.authtok = authtok.map(Into::into);
+        let r = c.run();
+        assert_eq!(r.end.code, PamCode::Success, "{authtok:?}");
+        assert_eq!(r.prompts, prompts(1));
+        assert_eq!(r.calls, vec![lookup(FULL), verify("123456", FULL)]);
+    }
+
+    // A wrong code in PAM_AUTHTOK is a try; then prompt.
+    let r = case()
+        .arg("try_first_pass")
+        .authtok("000000")
+        .answer("123456")
+        .enrolled_then(&[VerifyResult::Reject, VerifyResult::Accept])
+        .run();
+    assert_eq!(r.end.code, PamCode::Success);
+    assert_eq!(r.prompts, prompts(1));
+    assert_eq!(
+        r.calls,
+        vec![lookup(FULL), verify("000000", FULL), verify("123456", FULL)]
+    );
+
+    // With forward_pass: PAM_AUTHTOK is PASSWORDCODE.
+    let r = case()
+        .arg("forward_pass")
+        .arg("try_first_pass")
+        .authtok("pw123456")
+        .enrolled_then(&[VerifyResult::Accept])
+        .run();
+    assert_eq!(r.end.code, PamCode::Success);
+    assert!(r.prompts.is_empty());
+    assert_eq!(r.authtok_set.as_deref(), Some("pw"));
+}
+
+#[test]
+fn use_first_pass() {
+    // PAM_AUTHTOK absent: refused after the lookup, never prompted.
+    let r = case().arg("use_first_pass").reply(enrolled()).run();
+    let reason = "use_first_pass: PAM_AUTHTOK is not set";
+    assert_eq!(r.end, end(PamCode::AuthErr, Level::Notice, reason));
+    assert_eq!(r.line, line("PAM_AUTH_ERR", reason));
+    assert!(r.prompts.is_empty());
+    assert_eq!(r.calls, vec![lookup(FULL)]);
+
+    let r = case()
+        .arg("use_first_pass")
+        .authtok("123456")
+        .enrolled_then(&[VerifyResult::Accept])
+        .run();
+    assert_eq!(r.end.code, PamCode::Success);
+    assert!(r.prompts.is_empty());
+
+    // A wrong or malformed PAM_AUTHTOK: refused, never prompted.
+    let r = case()
+        .arg("use_first_pass")
+        .authtok("000000")
+        .enrolled_then(&[VerifyResult::Reject])
+        .run();
+    assert_eq!(r.end, end(PamCode::AuthErr, Level::Notice, "code refused"));
+    assert!(r.prompts.is_empty());
+    let r = case()
+        .arg("use_first_pass")
+        .authtok("s3cret")
+        .reply(enrolled())
+        .run();
+    assert_eq!(r.end, end(PamCode::AuthErr, Level::Notice, "code refused"));
+    assert_eq!(r.calls, vec![lookup(FULL)]);
+
+    // An unknown user under ignore is settled before PAM_AUTHTOK matters.
+    let r = case()
+        .arg("use_first_pass")
+        .pam(|p| p.unenrolled = UnenrolledPolicy::Ignore)
+        .reply(Reply::Registrations(Ok(None)))
+        .run();
+    assert_eq!(r.end.code, PamCode::Ignore);
+}
+
+// ---- the conversation ------------------------------------------------------
+
+#[test]
+fn conversation_error_before_any_code() {
+    let r = case().conversation_error().reply(enrolled()).run();
+    assert_eq!(
+        r.end,
+        end(PamCode::ConvErr, Level::Notice, "no answer to the prompt")
+    );
+    assert_eq!(r.line, line("PAM_CONV_ERR", "no answer to the prompt"));
+    assert_eq!(r.calls, vec![lookup(FULL)]);
+
+    // No answer at all (the application returned none).
+    let r = case().reply(enrolled()).run();
+    assert_eq!(r.end.code, PamCode::ConvErr);
+    assert_eq!(r.prompts, prompts(1));
+}
+
+#[test]
+fn conversation_error_after_a_wrong_code() {
+    let r = case()
+        .answer("000000")
+        .conversation_error()
+        .enrolled_then(&[VerifyResult::Reject])
+        .run();
+    assert_eq!(r.end, end(PamCode::AuthErr, Level::Notice, "code refused"));
+    assert_eq!(r.line, line("PAM_AUTH_ERR", "code refused"));
+    assert_eq!(r.prompts, prompts(2));
+}
+
+// ---- the machine itself ----------------------------------------------------
+
+fn flow(pam: PamConfig) -> Flow {
+    Flow::new(Inputs {
+        who: Conversation::default().who,
+        host: None,
+        groups: Vec::new(),
+        authtok: None,
+        args: Args::parse(["debug"]),
+        pam,
+    })
+}
+
+/// An event that does not answer the last action fails closed, and a
+/// finished flow keeps its end.
+#[test]
+fn out_of_order_events_fail_closed() {
+    let t = Instant::now();
+    let mut f = flow(PamConfig::default());
+    assert_eq!(f.state_name(), "Start");
+    assert!(matches!(f.step(t, Event::Start), Action::LookUp { .. }));
+    assert_eq!(f.state_name(), "LookingUp");
+    let internal = end(
+        PamCode::SystemErr,
+        Level::Error,
+        "internal error: event Verdict in state LookingUp",
+    );
+    match f.step(t, Event::Verdict(Err(unreachable()))) {
+        Action::Done(e) => assert_eq!(e, internal),
+        other => panic!("{other:?}"),
+    }
+    match f.step(t, Event::Start) {
+        Action::Done(e) => assert_eq!(e, internal),
+        other => panic!("{other:?}"),
+    }
+
+    // Skipping a pending log line is out of order too.
+    let mut f = flow(PamConfig::default());
+    f.step(t, Event::Start);
+    let a = f.step(
+        t,
+        Event::Registrations(Ok(registrations(UserStatus::Active, 1))),
+    );
+    assert!(matches!(a, Action::Log { .. }), "{a:?}");
+    match f.step(t, Event::Answer(Ok(None))) {
+        Action::Done(e) => {
+            assert_eq!(e.code, PamCode::SystemErr);
+            assert_eq!(e.reason, "internal error: event Answer in state CodeAnswer");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Secrets never show in an action's or event's debug output.
+#[test]
+fn debug_output_is_redacted() {
+    let a = Action::SetAuthtok(Typed::from(Zeroizing::new("hunter2".to_owned())));
+    assert_eq!(format!("{a:?}"), "SetAuthtok(Typed(<redacted>))");
+    let e = Event::Answer(Ok(Some(Typed::from(Zeroizing::new("123456".to_owned())))));
+    assert!(!format!("{e:?}").contains("123456"));
+    let t = Instant::now();
+    let mut f = flow(PamConfig::default());
+    f.step(t, Event::Start);
+    f.step(
+        t,
+        Event::Registrations(Ok(registrations(UserStatus::Active, 1))),
+    );
+    f.step(t, Event::Logged);
+    let v = f.step(
+        t,
+        Event::Answer(Ok(Some(Typed::from(Zeroizing::new("123456".to_owned()))))),
+    );
+    let text = format!("{v:?}");
+    assert!(text.starts_with("Verify"), "{text}");
+    assert!(!text.contains("123456"), "{text}");
+}
+
+#[test]
+fn design_pam_results() {
+    assert_eq!(map_decision(Decision::Verified).0, PamCode::Success);
+    assert_eq!(map_decision(Decision::WrongCode).0, PamCode::AuthErr);
+    for r in [
+        DenyReason::Locked,
+        DenyReason::Disabled,
+        DenyReason::NotEnrolled,
+    ] {
+        assert_eq!(map_decision(Decision::Denied(r)).0, PamCode::PermDenied);
+    }
+    assert_eq!(map_decision(Decision::Ignore).0, PamCode::Ignore);
+    assert_eq!(
+        map_decision(Decision::Unavailable).0,
+        PamCode::AuthinfoUnavail
+    );
+    assert_eq!(
+        map_decision(Decision::FailOpen),
+        (PamCode::Success, Level::Warning)
+    );
+    assert_eq!(End::from_outcome(Outcome::MaxTries).code, PamCode::MaxTries);
+    assert_eq!(End::from_outcome(Outcome::NoAnswer).code, PamCode::ConvErr);
+}
