@@ -278,12 +278,15 @@ fn two_registry_processes_on_one_postgres_wake_each_other() {
 
 /// The statements of every final state, on PostgreSQL: expiry, fraud and
 /// its block, unlock, the rate limit, disabling a device mid-wait.
+/// Expiry is stored in whole seconds, so a challenge lives between
+/// `challenge_lifetime - 1` and `challenge_lifetime` seconds: 3 leaves
+/// the steps that must beat it (answer, disable) 2 s.
 #[test]
 fn final_states_and_limits_on_postgres() {
     let url = fresh_postgres_database();
     let reg = Registry::start_with(
         Some(&url),
-        "[api.push]\nchallenge_lifetime = 1\nmax_challenges = 4\n",
+        "[api.push]\nchallenge_lifetime = 3\nmax_challenges = 4\n",
     );
     reg.add_user("carol");
     let key = reg.add_host("vpn1", HostKind::Radius);
@@ -291,7 +294,7 @@ fn final_states_and_limits_on_postgres() {
         let admin = reg.admin_client();
         let host = reg.host_client(&key);
         let dev = TestDevice::activate(&admin, "carol", &reg.url).await;
-        // No answer: expired once the lifetime (1 s) is over.
+        // No answer: expired once the lifetime (3 s) is over.
         let ch = sent(&host, "carol").await;
         let list = dev.poll(0).await;
         assert_eq!(
