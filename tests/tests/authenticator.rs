@@ -3,7 +3,7 @@
 //! push device activated from an activation URI answers a host's
 //! challenges: the right number approves, a wrong one is `wrong_number`,
 //! deny denies, fraud blocks the next push; `watch` asks and answers
-//! interactively and stops cleanly on Ctrl-C.
+//! interactively, survives a registry restart and stops cleanly on Ctrl-C.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -317,7 +317,7 @@ fn push_approve_wrong_number_deny_fraud() {
     assert_eq!(next.result, StartResult::Blocked);
 }
 
-/// Reads a child's stdout on a thread, so the test can wait for a text
+/// Reads a child's output on a thread, so the test can wait for a text
 /// (a prompt has no newline) with a deadline.
 struct Screen {
     rx: mpsc::Receiver<Vec<u8>>,
@@ -361,8 +361,8 @@ impl Screen {
 }
 
 #[test]
-fn watch_asks_for_the_number_and_stops_on_ctrl_c() {
-    let s = push_setup();
+fn watch_asks_for_the_number_reconnects_and_stops_on_ctrl_c() {
+    let mut s = push_setup();
     let mut child = Command::new(bin("twostep"))
         .arg("authenticator")
         .arg("--accounts")
@@ -375,6 +375,7 @@ fn watch_asks_for_the_number_and_stops_on_ctrl_c() {
         .expect("run twostep authenticator watch");
     let mut stdin = child.stdin.take().unwrap();
     let mut screen = Screen::new(child.stdout.take().unwrap());
+    let mut errors = Screen::new(child.stderr.take().unwrap());
     screen.wait_for("Ctrl-C stops.");
 
     // Right number: approved, and the host sees it.
@@ -403,11 +404,25 @@ fn watch_asks_for_the_number_and_stops_on_ctrl_c() {
     screen.wait_for("denied: the login is refused");
     assert_eq!(s.outcome(&c), PushResult::Denied);
 
+    // The registry goes away: one line per failed poll, retried with
+    // backoff; once it is back, requests arrive again.
+    s.reg.stop();
+    let line = errors.wait_for("retrying in 1 s\n");
+    assert!(line.contains(&s.reg.url), "{line}");
+    errors.wait_for("retrying in 2 s\n");
+    s.reg.restart();
+    let c = s.start();
+    screen.wait_for("to skip: ");
+    writeln!(stdin, "{}", c.number.unwrap()).unwrap();
+    screen.wait_for("approved: the login goes on");
+    assert_eq!(s.outcome(&c), PushResult::Approved);
+
     // Ctrl-C: a clean exit, status 0.
     // SAFETY: kill(2) on our own child's pid; no memory involved.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
     let out = wait_bounded(child, Duration::from_secs(10));
-    exited(&out, 0, "stopped");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    errors.wait_for("stopped\n");
 }
