@@ -17,6 +17,8 @@ const AFTER_HELP: &str = "\
 Examples:
   twostep user add alice --display-name 'Alice Smith'
   twostep enrol alice                  # prints the otpauth URI, the key and a QR code
+  twostep enrol alice --push           # a one-time device activation URI and QR code
+  twostep method disable 7             # a lost device: no more pushes, open ones cancelled
   twostep host add web1 --kind ssh --key-file /etc/twostep/host.key
   twostep host add vpn1 --kind radius
   twostep user unlock alice
@@ -81,9 +83,9 @@ commands! {
     /// Manage users: add, list, show, disable, enable, delete, unlock, reset.
     #[command(subcommand)]
     User(admin::UserCmd),
-    /// Enrol a TOTP authenticator app for a user (shows the secret once).
+    /// Enrol a TOTP authenticator app for a user (shows the secret once), or with --push a push device.
     Enrol(admin::EnrolArgs),
-    /// Manage a user's verification methods.
+    /// Manage verification methods: delete, disable, enable.
     #[command(subcommand)]
     Method(admin::MethodCmd),
     /// Manage hosts (SSH servers, RADIUS servers) and their API keys.

@@ -23,7 +23,17 @@
 //! reached once (one atomic update whose `WHERE` requires `pending` and an
 //! unexpired row), and handed to the host that started it once.
 //!
+//! Refusals are [`ErrorBody`] answers with these codes: 401
+//! `unknown_device`, `bad_signature`, `clock_skew`, `replayed_nonce`; 403
+//! `device_disabled`; 400 `number_required`, `nonce_mismatch`,
+//! `invalid_public_key`; 404 `unknown_activation`, `unknown_challenge`
+//! (also another user's challenge, another host's, or a result handed out
+//! already); 409 `activation_used`, `challenge_closed` (a second answer, a
+//! replay); 410 `activation_expired`, `challenge_expired`. Each refusal of
+//! a known device is audited with its code.
+//!
 //! [`MethodKind::Push`]: crate::api::MethodKind
+//! [`ErrorBody`]: crate::api::ErrorBody
 //! [`Method`]: crate::api::Method
 
 use serde::{Deserialize, Serialize};
@@ -549,7 +559,13 @@ pub fn verify_answer(public_key: &str, answer: &DeviceAnswer) -> Result<(), &'st
 /// each value percent-encoded.
 pub fn activation_uri(registry_url: &str, code: &str, username: &str) -> String {
     use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+    // Everything but RFC 3986 unreserved characters.
+    const VALUE: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let enc = |s: &str| utf8_percent_encode(s, VALUE).to_string();
     format!(
         "{ACTIVATION_SCHEME}://activate?registry={}&code={}&user={}",
         enc(registry_url),

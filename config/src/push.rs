@@ -119,6 +119,28 @@ fn default_webhook_timeout() -> u64 {
     5
 }
 
+impl crate::ApiConfig {
+    /// The URL of this registry as seen from the machine it runs on:
+    /// `https://LISTEN` with a certificate, `http://LISTEN` without, an
+    /// unspecified address (`0.0.0.0`, `::`) replaced by loopback.
+    pub fn local_url(&self) -> String {
+        let scheme = if self.tls_cert_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        format!("{scheme}://{addr}")
+    }
+}
+
 /// Replaces the placeholders of a webhook body `template`: each value is
 /// JSON-string escaped (without quotes), so a username cannot break out of
 /// the string it is placed in.

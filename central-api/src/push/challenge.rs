@@ -39,6 +39,38 @@ pub(crate) async fn username_of(
         .transpose()
 }
 
+/// Audits `result` of `action` on the challenge in `row` (its `user_id`
+/// and `context` columns) as done for `host`, the host that started it.
+async fn audit_for_host(
+    tx: &mut Transaction<'_, Any>,
+    now: i64,
+    host: &str,
+    row: &sqlx::any::AnyRow,
+    action: &str,
+    result: PushResult,
+    detail: String,
+) -> Result<(), ApiError> {
+    let username = username_of(tx, row.try_get("user_id")?).await?;
+    let context: twostep_common::push::PushContext =
+        serde_json::from_str(&row.try_get::<String, _>("context")?).unwrap_or_default();
+    let actor = format!("host:{host}");
+    write_audit(
+        &mut **tx,
+        now,
+        &Audit {
+            actor: &actor,
+            action,
+            username: username.as_deref(),
+            host: Some(context.host.as_deref().unwrap_or(host)),
+            remote_addr: context.remote_addr.as_deref(),
+            result: Some(result.as_str()),
+            detail: Some(detail),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// The challenges [`expire_due`] looks at.
 pub(crate) enum Due<'a> {
     /// One challenge.
@@ -69,22 +101,15 @@ pub(crate) async fn expire_due(state: &AppState, due: Due<'_>) -> Result<(), Api
     for r in &rows {
         let id: String = r.try_get("id")?;
         let host: String = r.try_get("host")?;
-        let username = username_of(&mut tx, r.try_get("user_id")?).await?;
-        let context: twostep_common::push::PushContext =
-            serde_json::from_str(&r.try_get::<String, _>("context")?).unwrap_or_default();
-        let actor = format!("host:{host}");
-        write_audit(
-            &mut *tx,
+        let detail = format!("challenge {id}");
+        audit_for_host(
+            &mut tx,
             now,
-            &Audit {
-                actor: &actor,
-                action: "push.expire",
-                username: username.as_deref(),
-                host: Some(context.host.as_deref().unwrap_or(&host)),
-                remote_addr: context.remote_addr.as_deref(),
-                result: Some(PushResult::Expired.as_str()),
-                detail: Some(format!("challenge {id}")),
-            },
+            &host,
+            r,
+            "push.expire",
+            PushResult::Expired,
+            detail,
         )
         .await?;
     }
@@ -425,24 +450,9 @@ pub(crate) async fn cancel(
             .map(|_| StatusCode::NO_CONTENT)
             .ok_or_else(unknown_challenge);
     };
-    let username = username_of(&mut tx, row.try_get("user_id")?).await?;
-    let context: twostep_common::push::PushContext =
-        serde_json::from_str(&row.try_get::<String, _>("context")?).unwrap_or_default();
-    let actor = format!("host:{host}");
-    write_audit(
-        &mut *tx,
-        now,
-        &Audit {
-            actor: &actor,
-            action: "push.cancel",
-            username: username.as_deref(),
-            host: Some(context.host.as_deref().unwrap_or(&host)),
-            remote_addr: context.remote_addr.as_deref(),
-            result: Some(PushResult::Cancelled.as_str()),
-            detail: Some(format!("challenge {id}: cancelled by the host")),
-        },
-    )
-    .await?;
+    let detail = format!("challenge {id}: cancelled by the host");
+    let cancelled = PushResult::Cancelled;
+    audit_for_host(&mut tx, now, &host, &row, "push.cancel", cancelled, detail).await?;
     let event = PushEvent::Finished {
         challenge_id: id.clone(),
     };

@@ -63,26 +63,12 @@ impl PushState {
     }
 }
 
-/// `[api.push] public_url`, or `https://LISTEN` (`http` without a
-/// certificate), an unspecified address replaced by loopback.
+/// `[api.push] public_url`, or [`ApiConfig::local_url`].
 fn public_url(api: &ApiConfig) -> String {
-    if let Some(u) = &api.push.public_url {
-        return u.trim_end_matches('/').to_owned();
-    }
-    let scheme = if api.tls_cert_file.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let mut addr = api.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    format!("{scheme}://{addr}")
+    api.push
+        .public_url
+        .as_ref()
+        .map_or_else(|| api.local_url(), |u| u.trim_end_matches('/').to_owned())
 }
 
 /// The push routes, merged into [`crate::app::router`].

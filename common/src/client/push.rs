@@ -16,21 +16,21 @@ use twostep_config::{RegistryClientConfig, Secret};
 
 /// Time a long-poll's HTTP request is given beyond the wait it asks for,
 /// for the answer to travel back: 5 s.
-pub const LONG_POLL_MARGIN: Duration = Duration::from_secs(5);
+pub(super) const LONG_POLL_MARGIN: Duration = Duration::from_secs(5);
 
 /// Connect timeout of a device's client, in seconds.
-pub const DEVICE_CONNECT_TIMEOUT_SECS: u64 = 5;
+pub(super) const DEVICE_CONNECT_TIMEOUT_SECS: u64 = 5;
 
 /// Request deadline of a device's calls other than the poll, in seconds.
-pub const DEVICE_TIMEOUT_SECS: u64 = 10;
+pub(super) const DEVICE_TIMEOUT_SECS: u64 = 10;
 
 impl RegistryClient {
     /// A client for a push device: no bearer credential (its requests are
     /// signed), the registry at `url` (plain `http://` only to a loopback
     /// host), the CA certificates in `ca_file` trusted instead of the
     /// system roots when given; connect timeout
-    /// [`DEVICE_CONNECT_TIMEOUT_SECS`], request deadline
-    /// [`DEVICE_TIMEOUT_SECS`] (a poll gets its wait on top).
+    /// (5 s), request deadline
+    /// (10 s) (a poll gets its wait on top).
     ///
     /// # Errors
     /// As [`RegistryClient::new`].
@@ -75,7 +75,7 @@ impl RegistryClient {
 
     /// The state of a challenge this host started, waiting up to `wait`
     /// (at most [`MAX_WAIT_SECS`]) for an answer; the HTTP request gets
-    /// [`LONG_POLL_MARGIN`] more. `pending` when the wait ran out. A final
+    /// 5 s more. `pending` when the wait ran out. A final
     /// state is handed out once.
     ///
     /// # Errors
@@ -157,7 +157,7 @@ impl RegistryClient {
 
     /// The device's open challenges, waiting up to `poll.wait` seconds (at
     /// most [`MAX_WAIT_SECS`]) for one to be created; the HTTP request gets
-    /// [`LONG_POLL_MARGIN`] more.
+    /// 5 s more.
     ///
     /// # Errors
     /// See [`ClientError`]; a bad signature, unknown device, replayed nonce
