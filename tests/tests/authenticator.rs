@@ -13,8 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use twostep_common::api::{HostKind, VerifyRequest, VerifyResult};
 use twostep_common::push::{
-    CreateActivation, PendingChallenge, PushContext, PushResult, StartPush, StartResult,
-    StartedChallenge,
+    PendingChallenge, PushContext, PushResult, StartPush, StartResult, StartedChallenge,
 };
 use twostep_e2e::{bin, block_on, now, oathtool_code, wait_bounded, Registry};
 
@@ -71,6 +70,28 @@ fn exited(out: &Output, status: i32, words: &str) {
     );
 }
 
+/// `twostep enrol ARGS...` against `reg`; its output.
+fn enrol(reg: &Registry, args: &[&str]) -> String {
+    let out = Command::new(bin("twostep"))
+        .arg("--config")
+        .arg(&reg.config_path)
+        .arg("enrol")
+        .args(args)
+        .output()
+        .expect("run twostep enrol");
+    assert!(out.status.success(), "{}", show(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The rest of the line of `text` that starts with `name`.
+fn field(text: &str, name: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} line in {text}"))
+        .trim()
+        .to_owned()
+}
+
 fn accounts_file() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("twostep").join("authenticator.json");
@@ -82,23 +103,8 @@ fn codes_match_oathtool_for_an_enrolled_account() {
     let reg = Registry::start();
     reg.add_user("alice");
     let key = reg.add_host("web1", HostKind::Ssh);
-    let enrol = Command::new(bin("twostep"))
-        .arg("--config")
-        .arg(&reg.config_path)
-        .args(["enrol", "alice", "--no-qr"])
-        .output()
-        .expect("run twostep enrol");
-    assert!(enrol.status.success(), "{}", show(&enrol));
-    let enrol = String::from_utf8(enrol.stdout).unwrap();
-    let line = |name: &str| {
-        enrol
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} line in {enrol}"))
-            .trim()
-            .to_owned()
-    };
-    let (uri, secret) = (line("uri:"), line("secret:"));
+    let enrol = enrol(&reg, &["alice", "--no-qr"]);
+    let (uri, secret) = (field(&enrol, "uri:"), field(&enrol, "secret:"));
 
     let (_dir, accounts) = accounts_file();
     let added = ok(&accounts, &["add", &uri]);
@@ -172,26 +178,21 @@ struct PushSetup {
     host_key: PathBuf,
     _dir: tempfile::TempDir,
     accounts: PathBuf,
+    /// The device's id (its push method's id).
+    device_id: i64,
 }
 
 fn push_setup() -> PushSetup {
     let reg = Registry::start_with(None, "[api.push]\nmax_challenges = 50\n");
     reg.add_user("alice");
     let host_key = reg.add_host("web1", HostKind::Ssh);
-    let activation = block_on(
-        reg.admin_client()
-            .create_activation("alice", &CreateActivation::default()),
-    )
-    .unwrap();
+    let uri = field(&enrol(&reg, &["alice", "--push", "--no-qr"]), "uri:");
     let (dir, accounts) = accounts_file();
-    let added = ok(
-        &accounts,
-        &["add", &activation.activation_uri, "--name", "e2e laptop"],
-    );
+    let added = ok(&accounts, &["add", &uri, "--name", "e2e laptop"]);
     assert!(added.starts_with("activated push device "), "{added}");
     assert!(added.contains("for alice at http://127.0.0.1:"), "{added}");
     // The code works once.
-    let again = authenticator(&accounts, &["add", &activation.activation_uri]);
+    let again = authenticator(&accounts, &["add", &uri]);
     exited(&again, 1, "used already");
     let list = ok(&accounts, &["list"]);
     assert!(
@@ -205,11 +206,13 @@ fn push_setup() -> PushSetup {
     let v: serde_json::Value = serde_json::from_str(&file).unwrap();
     let secret_key = v["accounts"][0]["secret_key"].as_str().unwrap().to_owned();
     assert!(!list.contains(&secret_key) && !added.contains(&secret_key));
+    let device_id = v["accounts"][0]["device_id"].as_i64().unwrap();
     PushSetup {
         reg,
         host_key,
         _dir: dir,
         accounts,
+        device_id,
     }
 }
 
@@ -315,6 +318,10 @@ fn push_approve_wrong_number_deny_fraud() {
     }))
     .unwrap();
     assert_eq!(next.result, StartResult::Blocked);
+
+    // A disabled device's signed polls are refused: a clear error, status 1.
+    block_on(s.reg.admin_client().disable_method(s.device_id)).unwrap();
+    exited(&authenticator(a, &["pending"]), 1, "disabled");
 }
 
 /// Reads a child's output on a thread, so the test can wait for a text
