@@ -5,6 +5,7 @@
 //! there (`Name(module::ArgsType),`) plus its `impl Run`.
 
 mod admin;
+mod authenticator;
 mod doctor;
 mod output;
 
@@ -94,6 +95,8 @@ commands! {
     Audit(admin::AuditArgs),
     /// Check the configuration, key files, registry, PAM stacks, sshd and RADIUS clients.
     Doctor(doctor::DoctorArgs),
+    /// Reference authenticator: TOTP codes and push sign-in requests (approve, deny, report fraud).
+    Authenticator(authenticator::AuthenticatorArgs),
 }
 
 fn main() -> ExitCode {
