@@ -1,5 +1,5 @@
-//! What every request needs: the database, the keys, the clock and the
-//! settings of `[api]`.
+//! What every request needs: the database, the keys, the clock, the
+//! settings of `[api]` and the push wake-ups.
 
 use crate::clock::Clock;
 use crate::crypto::{AdminToken, SecretBox};
@@ -32,6 +32,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The Security info pages' settings.
     pub portal: crate::portal::Settings,
+    /// Push approvals: settings and the wake-ups of waiting requests.
+    pub push: crate::push::PushState,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             lockout: api.lockout.clone(),
             max_body_bytes: api.max_body_bytes,
             portal: crate::portal::Settings::from_api(api),
+            push: crate::push::PushState::new(api, backend),
         }
     }
 

@@ -21,10 +21,15 @@
 //! A commented example lives in `packaging/twostep.toml`.
 
 mod error;
+mod push;
 pub mod radius;
 mod secret;
 
 pub use error::ConfigError;
+pub use push::{
+    render_webhook_body, PushConfig, WebhookHeader, WebhookHeaderFile, DEFAULT_WEBHOOK_BODY,
+    MAX_CHALLENGE_LIFETIME,
+};
 pub use secret::{
     check_config_file, check_secret_file, read_secret_file, secret_file_problem, Secret,
     SecretFileProblem,
@@ -97,6 +102,9 @@ pub struct ApiConfig {
     /// The Security info web pages under `/my/`.
     #[serde(default)]
     pub portal: PortalConfig,
+    /// Push approvals.
+    #[serde(default)]
+    pub push: PushConfig,
 }
 
 /// `[api.portal]`: the Security info pages users sign in to under `/my/`.
@@ -545,6 +553,7 @@ impl Config {
                     ));
                 }
             }
+            api.push.validate(path, text)?;
         }
         if let Some(reg) = &self.registry {
             if !(reg.url.starts_with("https://") || reg.url.starts_with("http://")) {

@@ -32,7 +32,8 @@ pub struct MethodInfo {
     pub is_default: bool,
     /// Unix seconds of registration.
     pub created_at: i64,
-    /// Unix seconds of the last accepted code (TOTP), if any.
+    /// Unix seconds of the last sign-in it passed (code accepted, push
+    /// approved), if any.
     pub last_used: Option<i64>,
     /// Disabled (a lost device).
     pub disabled: bool,
@@ -69,7 +70,7 @@ impl MethodInfo {
 /// Database errors.
 pub async fn methods(p: &Portal, user_id: i64) -> Result<Vec<MethodInfo>, Exit> {
     let rows = sqlx::query(
-        "SELECT id, kind, label, is_default, created_at, last_step, step_seconds, disabled
+        "SELECT id, kind, label, is_default, created_at, last_used_at, disabled
          FROM methods WHERE user_id = $1 ORDER BY id",
     )
     .bind(user_id)
@@ -77,16 +78,13 @@ pub async fn methods(p: &Portal, user_id: i64) -> Result<Vec<MethodInfo>, Exit> 
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let step: Option<i64> = r.try_get("last_step")?;
-        let step_seconds: i64 = r.try_get("step_seconds")?;
         out.push(MethodInfo {
             id: r.try_get("id")?,
             kind: r.try_get("kind")?,
             label: r.try_get("label")?,
             is_default: r.try_get::<i64, _>("is_default")? != 0,
             created_at: r.try_get("created_at")?,
-            // The start of the last accepted time step.
-            last_used: step.map(|s| s.saturating_mul(step_seconds)),
+            last_used: r.try_get("last_used_at")?,
             disabled: r.try_get::<i64, _>("disabled")? != 0,
         });
     }
@@ -297,7 +295,14 @@ async fn delete_method(
         return Err(not_found());
     }
     crate::routes::methods::promote_default(&mut tx, s.user_id).await?;
+    let cancelled = if kind == Some("push") {
+        crate::push::challenge::cancel_open(&p.app, &mut tx, s.user_id, peer, "device removed")
+            .await?
+    } else {
+        Vec::new()
+    };
     commit_method_change(tx, p, s, action, id, peer).await?;
+    p.app.push.hub.finished(&cancelled);
     Ok(())
 }
 
@@ -342,9 +347,8 @@ pub async fn devices(State(p): State<Arc<Portal>>, v: Visit, RawQuery(q): RawQue
     render(&page)
 }
 
-/// Disables or enables push device `id` of `s`'s user. Push plugs in
-/// here: disabling must also cancel the device's open challenges in the
-/// same transaction.
+/// Disables or enables push device `id` of `s`'s user; disabling cancels
+/// the user's open push challenges in the same transaction.
 async fn set_device_disabled(
     p: &Portal,
     s: &Session,
@@ -365,12 +369,20 @@ async fn set_device_disabled(
     if n == 0 {
         return Err(not_found());
     }
+    // Open sign-in requests die with the device: none can be approved on it.
+    let cancelled = if disabled {
+        crate::push::challenge::cancel_open(&p.app, &mut tx, s.user_id, peer, "device disabled")
+            .await?
+    } else {
+        Vec::new()
+    };
     let action = if disabled {
         "device.disable"
     } else {
         "device.enable"
     };
     commit_method_change(tx, p, s, action, id, peer).await?;
+    p.app.push.hub.finished(&cancelled);
     Ok(())
 }
 

@@ -560,7 +560,10 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_str(&format!("x=1; twostep-session={id}")).unwrap(),
         );
-        h.append(header::COOKIE, HeaderValue::from_static("twostep-pre=short"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("twostep-pre=short"),
+        );
         assert_eq!(cookie(&h, "twostep-session"), Some(id));
         assert_eq!(cookie(&h, "twostep-pre"), None, "not our shape");
         let set = set_cookie("__Host-twostep-session", "v", 60, true);

@@ -794,7 +794,10 @@ mod tests {
     #[test]
     fn next_is_one_of_the_pages_own_paths() {
         assert_eq!(safe_next(Some("/my/security-info")), "/my/security-info");
-        assert_eq!(safe_next(Some("/my/devices/3/remove")), "/my/devices/3/remove");
+        assert_eq!(
+            safe_next(Some("/my/devices/3/remove")),
+            "/my/devices/3/remove"
+        );
         for bad in [
             "https://evil.example/",
             "//evil.example/my/",
