@@ -387,13 +387,16 @@ impl Registry for Remote<'_> {
     }
 }
 
-/// One long-poll for a push outcome ending by `wait`: the registry is
-/// asked to hold the request `wait` rounded up to whole seconds (at most
-/// [`MAX_WAIT_SECS`]), and the call is cut at `wait`, which then counts as
-/// no answer yet ([`PushResult::Pending`]), never as an unreachable
-/// registry: a deadline reached during a wait is not a reason for the
-/// fail mode. Rounding up means a last fraction of a second is one poll,
-/// not a stream of zero-second polls.
+/// One long-poll for a push outcome ending by `wait`. The call is cut at
+/// `wait`, which then counts as no answer yet ([`PushResult::Pending`]),
+/// never as an unreachable registry: a deadline reached during a wait is
+/// no reason for the fail mode. The registry is asked to hold the request
+/// for whole seconds (at most [`MAX_WAIT_SECS`]): `wait` rounded up, less
+/// one second when that leaves at least one, so that its "pending" arrives
+/// before the cut and a final state it hands out (once) is not lost; the
+/// last poll of a budget asks for at least one second and is cut, so a
+/// fraction of a second left is one poll, not a stream of zero-second
+/// polls.
 fn long_poll<F, Fut>(
     rt: &tokio::runtime::Runtime,
     wait: Duration,
@@ -403,7 +406,8 @@ where
     F: FnOnce(Duration) -> Fut,
     Fut: std::future::Future<Output = Result<twostep_common::push::PushOutcome, ClientError>>,
 {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = if whole >= 2 { whole - 1 } else { whole };
     let ask = Duration::from_secs(secs.min(MAX_WAIT_SECS));
     match rt.block_on(async { tokio::time::timeout(wait, poll(ask)).await }) {
         Err(_) => Ok(PushResult::Pending),
@@ -575,8 +579,9 @@ mod tests {
     }
 
     /// A push long-poll past its wait is a pending push, never an
-    /// unreachable registry; the registry is asked for whole seconds,
-    /// rounded up; its answer and its failures pass through.
+    /// unreachable registry; the registry is asked for whole seconds that
+    /// end before the cut (at least one); its answer and its failures pass
+    /// through.
     #[test]
     fn long_poll_deadline_is_pending() {
         use twostep_common::push::PushOutcome;
@@ -609,6 +614,14 @@ mod tests {
                 "registry unreachable: connection refused".into()
             ))
         );
-        assert_eq!(asked.get(), Duration::from_secs(3));
+        assert_eq!(asked.get(), Duration::from_secs(2));
+        let r = long_poll(&rt, Duration::from_millis(1500), |ask| {
+            asked.set(ask);
+            std::future::ready(Ok(PushOutcome {
+                result: PushResult::Pending,
+            }))
+        });
+        assert_eq!(r, Ok(PushResult::Pending));
+        assert_eq!(asked.get(), Duration::from_secs(1));
     }
 }
