@@ -309,6 +309,25 @@ pub struct PamConfig {
     /// excluded. Default 15, well under sshd's LoginGraceTime (120 s).
     #[serde(default = "default_pam_total_timeout")]
     pub total_timeout: u64,
+    /// Whether a user with a push device is offered a push. Default
+    /// `prompt`.
+    #[serde(default)]
+    pub push: PamPush,
+}
+
+/// `[pam] push`: how the module offers a push to a user with a push device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PamPush {
+    /// The first prompt offers it: `Verification code, or press Enter for a
+    /// push: ` (a push-only user: press Enter to send one). The default.
+    #[default]
+    Prompt,
+    /// Send the push at once, without the first prompt; the number to
+    /// type on the device still comes in a prompt.
+    Auto,
+    /// Never offer a push; codes only.
+    Off,
 }
 
 impl Default for PamConfig {
@@ -323,6 +342,7 @@ impl Default for PamConfig {
             unenrolled: UnenrolledPolicy::default(),
             fail_mode: FailMode::default(),
             total_timeout: default_pam_total_timeout(),
+            push: PamPush::default(),
         }
     }
 }

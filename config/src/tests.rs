@@ -338,3 +338,21 @@ fn radius_delimiter_and_duplicate_names_are_refused() {
         "got {e}"
     );
 }
+
+#[test]
+fn pam_push_values() {
+    assert_eq!(parse("version = 1\n").unwrap().pam.push, PamPush::Prompt);
+    for (word, value) in [
+        ("prompt", PamPush::Prompt),
+        ("auto", PamPush::Auto),
+        ("off", PamPush::Off),
+    ] {
+        let c = parse(&format!("version = 1\n[pam]\npush = \"{word}\"\n")).unwrap();
+        assert_eq!(c.pam.push, value, "{word}");
+    }
+    let e = parse("version = 1\n[pam]\npush = \"yes\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(":3:8: "), "got {e}");
+    assert!(e.contains("unknown variant `yes`"), "got {e}");
+}

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use twostep_common::api::{Registrations, VerifyRequest, VerifyResponse};
 use twostep_common::client::{ClientError, Pooling, RegistryClient};
 use twostep_common::policy;
+use twostep_common::push::{PushResult, PushStarted, StartPush, MAX_WAIT_SECS};
 use twostep_config::{Config, RegistryClientConfig};
 use zeroize::Zeroizing;
 
@@ -84,6 +85,32 @@ pub trait Registry {
         request: &VerifyRequest,
         within: Duration,
     ) -> Result<VerifyResponse, CallError>;
+    /// Starts a push challenge; a refusal (rate limited, blocked...) is an
+    /// `Ok` answer saying why.
+    ///
+    /// # Errors
+    /// As [`Registry::registrations`].
+    fn start_push(
+        &mut self,
+        request: &StartPush,
+        within: Duration,
+    ) -> Result<PushStarted, CallError>;
+    /// The state of a challenge this host started, after waiting up to
+    /// `wait` (at most [`MAX_WAIT_SECS`]) for the device's answer:
+    /// [`PushResult::Pending`] when `wait` ran out, whether the registry
+    /// said so or the deadline came first.
+    ///
+    /// # Errors
+    /// [`CallError::Unreachable`] when the registry could not be reached,
+    /// [`CallError::Other`] for every other failure (a challenge unknown
+    /// to the registry, a final state handed out already).
+    fn push_outcome(&mut self, challenge_id: &str, wait: Duration)
+        -> Result<PushResult, CallError>;
+    /// Cancels a challenge this host started.
+    ///
+    /// # Errors
+    /// As [`Registry::registrations`].
+    fn cancel_push(&mut self, challenge_id: &str, within: Duration) -> Result<(), CallError>;
 }
 
 /// The `auth` hook: `pam_sm_authenticate`.
@@ -223,6 +250,16 @@ pub fn drive(
                 Event::Verdict(registry.verify(request.request(), within))
             }
             Action::SetAuthtok(password) => Event::AuthtokSet(io.set_authtok(password.expose())),
+            Action::StartPush { request, within } => {
+                Event::PushStarted(registry.start_push(&request, within))
+            }
+            Action::AwaitPush { challenge_id, wait } => {
+                Event::PushOutcome(registry.push_outcome(&challenge_id, wait))
+            }
+            Action::CancelPush {
+                challenge_id,
+                within,
+            } => Event::PushCancelled(registry.cancel_push(&challenge_id, within)),
             Action::Done(end) => return end,
         };
     }
@@ -321,6 +358,60 @@ impl Registry for Remote<'_> {
         let rt = self.rt;
         let client = self.client()?;
         bounded(rt, within, client.verify(request))
+    }
+
+    fn start_push(
+        &mut self,
+        request: &StartPush,
+        within: Duration,
+    ) -> Result<PushStarted, CallError> {
+        let rt = self.rt;
+        let client = self.client()?;
+        bounded(rt, within, client.start_push(request))
+    }
+
+    fn push_outcome(
+        &mut self,
+        challenge_id: &str,
+        wait: Duration,
+    ) -> Result<PushResult, CallError> {
+        let rt = self.rt;
+        let client = self.client()?;
+        long_poll(rt, wait, |ask| client.push_outcome(challenge_id, ask))
+    }
+
+    fn cancel_push(&mut self, challenge_id: &str, within: Duration) -> Result<(), CallError> {
+        let rt = self.rt;
+        let client = self.client()?;
+        bounded(rt, within, client.cancel_push(challenge_id))
+    }
+}
+
+/// One long-poll for a push outcome ending by `wait`. The call is cut at
+/// `wait`, which then counts as no answer yet ([`PushResult::Pending`]),
+/// never as an unreachable registry: a deadline reached during a wait is
+/// no reason for the fail mode. The registry is asked to hold the request
+/// for whole seconds (at most [`MAX_WAIT_SECS`]): `wait` rounded up, less
+/// one second when that leaves at least one, so that its "pending" arrives
+/// before the cut and a final state it hands out (once) is not lost; the
+/// last poll of a budget asks for at least one second and is cut, so a
+/// fraction of a second left is one poll, not a stream of zero-second
+/// polls.
+fn long_poll<F, Fut>(
+    rt: &tokio::runtime::Runtime,
+    wait: Duration,
+    poll: F,
+) -> Result<PushResult, CallError>
+where
+    F: FnOnce(Duration) -> Fut,
+    Fut: std::future::Future<Output = Result<twostep_common::push::PushOutcome, ClientError>>,
+{
+    let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = if whole >= 2 { whole - 1 } else { whole };
+    let ask = Duration::from_secs(secs.min(MAX_WAIT_SECS));
+    match rt.block_on(async { tokio::time::timeout(wait, poll(ask)).await }) {
+        Err(_) => Ok(PushResult::Pending),
+        Ok(r) => r.map(|o| o.result).map_err(call_error),
     }
 }
 
@@ -486,5 +577,52 @@ mod tests {
                 "registry did not answer within total_timeout (1 s)".into()
             ))
         );
+    }
+
+    /// A push long-poll past its wait is a pending push, never an
+    /// unreachable registry; the registry is asked for whole seconds that
+    /// end before the cut (at least one); its answer and its failures pass
+    /// through.
+    #[test]
+    fn long_poll_deadline_is_pending() {
+        use twostep_common::push::PushOutcome;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let asked = std::cell::Cell::new(Duration::ZERO);
+        let r = long_poll(&rt, Duration::from_millis(10), |ask| {
+            asked.set(ask);
+            std::future::pending::<Result<PushOutcome, ClientError>>()
+        });
+        assert_eq!(r, Ok(PushResult::Pending));
+        assert_eq!(asked.get(), Duration::from_secs(1));
+        let r = long_poll(&rt, Duration::from_secs(45), |ask| {
+            asked.set(ask);
+            std::future::ready(Ok(PushOutcome {
+                result: PushResult::Approved,
+            }))
+        });
+        assert_eq!(r, Ok(PushResult::Approved));
+        assert_eq!(asked.get(), Duration::from_secs(MAX_WAIT_SECS));
+        let r = long_poll(&rt, Duration::from_millis(2500), |ask| {
+            asked.set(ask);
+            std::future::ready(Err(ClientError::Unreachable("connection refused".into())))
+        });
+        assert_eq!(
+            r,
+            Err(CallError::Unreachable(
+                "registry unreachable: connection refused".into()
+            ))
+        );
+        assert_eq!(asked.get(), Duration::from_secs(2));
+        let r = long_poll(&rt, Duration::from_millis(1500), |ask| {
+            asked.set(ask);
+            std::future::ready(Ok(PushOutcome {
+                result: PushResult::Pending,
+            }))
+        });
+        assert_eq!(r, Ok(PushResult::Pending));
+        assert_eq!(asked.get(), Duration::from_secs(1));
     }
 }

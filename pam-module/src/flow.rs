@@ -15,13 +15,17 @@
 //! | [`Action::Prompt`] | [`Event::Answer`] |
 //! | [`Action::Verify`] | [`Event::Verdict`] |
 //! | [`Action::SetAuthtok`] | [`Event::AuthtokSet`] |
+//! | [`Action::StartPush`] | [`Event::PushStarted`] |
+//! | [`Action::AwaitPush`] | [`Event::PushOutcome`] |
+//! | [`Action::CancelPush`] | [`Event::PushCancelled`] |
 //! | [`Action::Done`] | nothing: the hook returns [`End::code`] and logs [`Who::line`] |
 //!
 //! The clock is an input: `total_timeout` ([`Budget`]) is spent by the time
 //! between a registry action and the event answering it, never by time at
-//! a prompt, and each registry action carries what is left (`within`) for
-//! the driver to bound the call with. An event that does not answer the
-//! last action ends the flow with `PAM_SYSTEM_ERR`; nothing here panics.
+//! a prompt, and each registry action carries what is left (`within`,
+//! `wait`) for the driver to bound the call with. An event that does not
+//! answer the last action ends the flow with `PAM_SYSTEM_ERR`; nothing
+//! here panics.
 //!
 //! The rules applied are `twostep_common`'s, not restated here:
 //! [`policy::exemption`], [`policy::from_registrations`],
@@ -29,37 +33,59 @@
 //! [`decision::unreachable`], and [`CodeLoop`] (which applies
 //! [`decision::from_result`]).
 //!
-//! # Adding a method (push, text message, recovery code)
+//! # Methods
 //!
-//! 1. Add the method's waits as new `State` variants, e.g.
-//!    `PushOffered` (waiting for the answer to "press Enter for a push"),
-//!    `PushStarting { since }` (challenge being created),
-//!    `PushWaiting { since, challenge }` (waiting for the device, with its
-//!    deadline in the action's `within`).
-//! 2. Add one [`Action`] per new kind of I/O (`StartChallenge`,
-//!    `AwaitChallenge { id, within }`, `Inform { text }`) and one [`Event`]
-//!    per result (`Challenge(Result<_, CallError>)`, ...); the driver
-//!    performs them through its `Registry` / `PamIo`.
+//! `Flow::begin_method` picks one from the registrations:
+//!
+//! - **code** (`CodeAnswer`, `CodeVerdict`): prompt, verify, the tries
+//!   loop; PAM_AUTHTOK first with `try_first_pass` / `use_first_pass`.
+//! - **push** (`PushOffered`, `PushStarting`, `PushNumber`, `PushWaiting`,
+//!   `PushCancelling`), for a user with a usable push device when `[pam]
+//!   push` is not `"off"` and neither `forward_pass` nor `use_first_pass`
+//!   is given. The code prompt becomes [`PUSH_OFFER_PROMPT`] (a typed code
+//!   goes the code way, Enter sends the push; a push-only user is asked to
+//!   press Enter); with `push = "auto"` the push is sent without it. The
+//!   number to type on the device comes *inside the next prompt* (OpenSSH
+//!   holds info messages back until a prompt; sudo shows only prompts);
+//!   once that prompt is answered the outcome is waited for in long-polls
+//!   of at most [`MAX_WAIT_SECS`] within what is left of `total_timeout`.
+//!   Nothing waits for a push before a prompt was answered, so a caller
+//!   without a conversation gets `PAM_CONV_ERR` at once. A conversation
+//!   that fails at the number prompt, or a budget used up while the push
+//!   is pending, cancels the challenge ([`Action::CancelPush`]) and never
+//!   lets in. A denial, a fraud report or a wrong number is final: no
+//!   second push.
+//!
+//! # Adding a method (text message, recovery code)
+//!
+//! 1. Add the method's waits as new `State` variants (the push states
+//!    are the example).
+//! 2. Add one [`Action`] per new kind of I/O and one [`Event`] per
+//!    result; the driver performs them through its `Registry` / `PamIo`.
 //! 3. Write one handler per new state and add its `(state, event)` arms
 //!    to `Flow::dispatch`.
 //! 4. Pick the method in `Flow::begin_method`, the one place a method is
-//!    chosen from the registrations. A push state that receives a typed
-//!    code instead hands it to `Flow::code_try`.
+//!    chosen from the registrations. A state that receives a typed code
+//!    instead hands it to `Flow::code_try`.
 //!
 //! Registry calls go through `Flow::call` (the budget), failed calls
 //! through `Flow::failed_call` (the fail mode), and every final result
 //! through `Flow::finish` (PAM_AUTHTOK in `forward_pass` mode), so a new
-//! method gets those rules without restating them. The code states are not
-//! touched.
+//! method gets those rules without restating them.
 
 use crate::args::{Args, FirstPass};
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
-use twostep_common::api::{AuthContext, Registrations, VerifyRequest, VerifyResponse};
+use twostep_common::api::{
+    AuthContext, Registrations, VerifyRequest, VerifyResponse, VerifyResult,
+};
 use twostep_common::decision::{self, Decision};
 use twostep_common::policy::{self, Answer, Budget, CodeLoop, Next, Outcome};
-use twostep_config::PamConfig;
+use twostep_common::push::{
+    PushContext, PushResult, PushStarted, StartPush, StartResult, StartedChallenge, MAX_WAIT_SECS,
+};
+use twostep_config::{PamConfig, PamPush};
 use zeroize::{Zeroize, Zeroizing};
 
 /// The PAM results this module returns (Linux-PAM `_pam_types.h` names).
@@ -320,9 +346,46 @@ pub enum Action {
     /// Set PAM_AUTHTOK to the password part of a `forward_pass` answer.
     /// Answer: [`Event::AuthtokSet`].
     SetAuthtok(Typed),
+    /// Ask the registry to start a push challenge, waiting at most
+    /// `within`. Answer: [`Event::PushStarted`].
+    StartPush {
+        /// The user and where the login comes from.
+        request: StartPush,
+        /// What is left of `total_timeout`; never zero.
+        within: Duration,
+    },
+    /// Wait for the device's answer to a challenge: one long-poll of the
+    /// registry lasting at most `wait`. Answer: [`Event::PushOutcome`].
+    AwaitPush {
+        /// The challenge.
+        challenge_id: String,
+        /// At most what is left of `total_timeout` and at most
+        /// [`MAX_WAIT_SECS`]; never zero.
+        wait: Duration,
+    },
+    /// Cancel a challenge the login no longer waits for, waiting at most
+    /// `within` ([`PUSH_CANCEL_TIMEOUT`], outside `total_timeout`: the
+    /// result is decided already). Answer: [`Event::PushCancelled`].
+    CancelPush {
+        /// The challenge.
+        challenge_id: String,
+        /// How long the cancel may take.
+        within: Duration,
+    },
     /// The flow is over; further steps return the same end.
     Done(End),
 }
+
+/// How long cancelling an abandoned push may take: 2 s, on top of
+/// `total_timeout` (the result no longer depends on it; the registry's
+/// expiry closes a challenge whose cancel did not get through).
+pub const PUSH_CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The first prompt for a user with a code method and a push device.
+pub const PUSH_OFFER_PROMPT: &str = "Verification code, or press Enter for a push: ";
+
+/// Characters of a device label shown in a prompt; longer ones are cut.
+const MAX_LABEL_CHARS: usize = 64;
 
 /// What happened since the last action.
 #[derive(Debug)]
@@ -341,6 +404,13 @@ pub enum Event {
     Verdict(Result<VerifyResponse, CallError>),
     /// The result of [`Action::SetAuthtok`].
     AuthtokSet(Result<(), PamCode>),
+    /// The answer to [`Action::StartPush`].
+    PushStarted(Result<PushStarted, CallError>),
+    /// The answer to [`Action::AwaitPush`]: [`PushResult::Pending`] when
+    /// the wait ran out with no answer from the device.
+    PushOutcome(Result<PushResult, CallError>),
+    /// The answer to [`Action::CancelPush`].
+    PushCancelled(Result<(), CallError>),
 }
 
 impl Event {
@@ -352,6 +422,9 @@ impl Event {
             Self::Answer(_) => "Answer",
             Self::Verdict(_) => "Verdict",
             Self::AuthtokSet(_) => "AuthtokSet",
+            Self::PushStarted(_) => "PushStarted",
+            Self::PushOutcome(_) => "PushOutcome",
+            Self::PushCancelled(_) => "PushCancelled",
         }
     }
 }
@@ -382,6 +455,32 @@ enum State {
         /// The end once it is set.
         end: End,
     },
+    /// Push: waits for the answer to the prompt that offers a push (a
+    /// code, or Enter for a push).
+    PushOffered,
+    /// Push: waits for the registry to start the challenge asked for at
+    /// `since`.
+    PushStarting {
+        /// When [`Action::StartPush`] was issued.
+        since: Instant,
+    },
+    /// Push: the number is shown; waits for Enter.
+    PushNumber {
+        /// The challenge sent.
+        challenge: StartedChallenge,
+    },
+    /// Push: waits for the outcome asked for at `since`.
+    PushWaiting {
+        /// When [`Action::AwaitPush`] was issued.
+        since: Instant,
+        /// The challenge waited for.
+        challenge_id: String,
+    },
+    /// Push: waits for an abandoned challenge to be cancelled.
+    PushCancelling {
+        /// The end once it is (or could not be) cancelled; never a success.
+        end: End,
+    },
     /// Over.
     Finished(End),
 }
@@ -394,6 +493,11 @@ impl State {
             Self::CodeAnswer => "CodeAnswer",
             Self::CodeVerdict { .. } => "CodeVerdict",
             Self::SettingAuthtok { .. } => "SettingAuthtok",
+            Self::PushOffered => "PushOffered",
+            Self::PushStarting { .. } => "PushStarting",
+            Self::PushNumber { .. } => "PushNumber",
+            Self::PushWaiting { .. } => "PushWaiting",
+            Self::PushCancelling { .. } => "PushCancelling",
             Self::Finished(_) => "Finished",
         }
     }
@@ -405,6 +509,8 @@ pub struct Flow {
     tries: CodeLoop,
     budget: Budget,
     state: State,
+    /// Set by [`Flow::begin_method`] when the user is offered a push.
+    push: Option<PushOffer>,
     /// Actions decided but not yet handed out: zero or more
     /// [`Action::Log`] followed by exactly one other action.
     outbox: VecDeque<Action>,
@@ -419,6 +525,7 @@ impl Flow {
             budget: Budget::new(Duration::from_secs(inputs.pam.total_timeout)),
             inputs,
             state: State::Start,
+            push: None,
             outbox: VecDeque::new(),
         }
     }
@@ -476,6 +583,23 @@ impl Flow {
                 Event::Verdict(v),
             ) => self.on_code_verdict(now, since, password, from_authtok, v),
             (State::SettingAuthtok { end }, Event::AuthtokSet(r)) => self.on_authtok_set(end, r),
+            (State::PushOffered, Event::Answer(a)) => self.on_push_offer_answer(now, a),
+            (State::PushStarting { since }, Event::PushStarted(r)) => {
+                self.on_push_started(now, since, r)
+            }
+            (State::PushNumber { challenge }, Event::Answer(a)) => {
+                self.on_push_number_answer(now, challenge, a)
+            }
+            (
+                State::PushWaiting {
+                    since,
+                    challenge_id,
+                },
+                Event::PushOutcome(r),
+            ) => self.on_push_outcome(now, since, challenge_id, r),
+            (State::PushCancelling { end }, Event::PushCancelled(r)) => {
+                self.on_push_cancelled(end, r)
+            }
             (state, event) => {
                 self.state = state;
                 self.internal(&event);
@@ -591,17 +715,68 @@ impl Flow {
             Ok(reg) => reg,
             Err(e) => return self.failed_call(e, None),
         };
-        match policy::from_registrations(reg.as_ref(), self.inputs.pam.unenrolled) {
-            Some(d) => self.end(End::decided(d)),
-            None => self.begin_method(now),
+        match (
+            policy::from_registrations(reg.as_ref(), self.inputs.pam.unenrolled),
+            reg,
+        ) {
+            (Some(d), _) => self.end(End::decided(d)),
+            (None, Some(reg)) => self.begin_method(now, &reg),
+            // from_registrations decides every unknown user.
+            (None, None) => self.end(End::decided(Decision::Unavailable)),
         }
     }
 
     /// The one place a method is chosen once the user is known to have
-    /// one. Today every method is a code method.
-    fn begin_method(&mut self, now: Instant) {
-        self.debug("user has a method; asking for a code".into());
-        self.code_begin(now);
+    /// one: a push when the user has a push device and this login can
+    /// show a prompt for its number ([`Flow::push_unavailable`]), codes
+    /// otherwise; with both, the code prompt offers the push.
+    fn begin_method(&mut self, now: Instant, reg: &Registrations) {
+        let has_code = reg.has_code_method();
+        let devices = reg.push_devices();
+        let unavailable = self.push_unavailable();
+        match (devices.is_empty(), unavailable) {
+            (false, None) => {
+                let labels: Vec<&str> = devices.iter().map(|m| m.label.as_str()).collect();
+                self.push = Some(PushOffer {
+                    push_only: !has_code,
+                    devices: shown_label(&labels.join(", ")),
+                });
+                if self.inputs.pam.push == PamPush::Auto {
+                    self.debug("user has a push device; push = \"auto\": sending it".into());
+                    self.push_start(now);
+                } else if has_code {
+                    self.debug("user has a method; asking for a code or Enter for a push".into());
+                    self.code_begin(now);
+                } else {
+                    self.debug("user has only push devices; offering a push".into());
+                    self.push_offer_prompt();
+                }
+            }
+            (false, Some(why)) if !has_code => self.end(End::new(
+                PamCode::PermDenied,
+                Level::Notice,
+                format!("the user has only push devices and push is not offered ({why})"),
+            )),
+            _ => {
+                self.debug("user has a method; asking for a code".into());
+                self.code_begin(now);
+            }
+        }
+    }
+
+    /// Why this login cannot offer a push, if it cannot: `push = "off"`;
+    /// `use_first_pass` never prompts, and the number needs a prompt;
+    /// `forward_pass` takes password and code in one answer.
+    fn push_unavailable(&self) -> Option<&'static str> {
+        if self.inputs.pam.push == PamPush::Off {
+            Some("push = \"off\"")
+        } else if self.inputs.args.first_pass == FirstPass::Use {
+            Some("use_first_pass")
+        } else if self.inputs.args.forward_pass {
+            Some("forward_pass")
+        } else {
+            None
+        }
     }
 
     // ---- code method ----------------------------------------------------
@@ -637,6 +812,9 @@ impl Flow {
     fn code_prompt(&mut self) {
         if self.inputs.args.first_pass == FirstPass::Use {
             return self.end(End::from_outcome(self.tries.no_more_answers()));
+        }
+        if self.push.is_some() {
+            return self.push_offer_prompt();
         }
         let text = if self.inputs.args.forward_pass {
             &self.inputs.pam.forward_pass_prompt
@@ -728,6 +906,255 @@ impl Flow {
             Err(c) => self.end(End::new(c, Level::Error, "cannot set PAM_AUTHTOK")),
         }
     }
+
+    // ---- push method ----------------------------------------------------
+
+    /// Offers a push: a code or Enter, or (push-only) Enter to send one.
+    fn push_offer_prompt(&mut self) {
+        let text = match &self.push {
+            Some(offer) if offer.push_only => {
+                format!("Press Enter to send a push to {}: ", offer.devices)
+            }
+            _ => PUSH_OFFER_PROMPT.to_owned(),
+        };
+        self.outbox.push_back(Action::Prompt {
+            text,
+            echo_on: false,
+        });
+        self.state = State::PushOffered;
+    }
+
+    /// A typed answer is a code (for a user with a code method); Enter
+    /// (or, push-only, any answer) sends the push.
+    fn on_push_offer_answer(&mut self, now: Instant, answer: Result<Option<Typed>, PamCode>) {
+        let push_only = self.push.as_ref().is_some_and(|o| o.push_only);
+        match answer {
+            Ok(Some(a)) if !push_only && !a.expose().trim().is_empty() => {
+                self.code_try(now, a, false)
+            }
+            Ok(Some(_)) => self.push_start(now),
+            // As at the code prompt: PAM_CONV_ERR before any code, a wrong
+            // code after one. No push was sent.
+            Ok(None) | Err(_) => self.end(End::from_outcome(self.tries.no_more_answers())),
+        }
+    }
+
+    fn push_start(&mut self, now: Instant) {
+        match self.call() {
+            Ok(within) => {
+                let who = &self.inputs.who;
+                let request = StartPush {
+                    username: who.user.clone(),
+                    context: PushContext {
+                        service: who.service.clone(),
+                        host: self.inputs.host.clone(),
+                        remote_addr: who.rhost.clone(),
+                        tty: who.tty.clone(),
+                        nas: None,
+                    },
+                };
+                self.state = State::PushStarting { since: now };
+                self.outbox.push_back(Action::StartPush { request, within });
+            }
+            Err(e) => self.failed_call(e, None),
+        }
+    }
+
+    fn on_push_started(&mut self, now: Instant, since: Instant, r: Result<PushStarted, CallError>) {
+        self.spend(since, now);
+        let started = match r {
+            Ok(s) => s,
+            Err(e) => return self.failed_call(e, None),
+        };
+        let refused = match (started.result, started.challenge) {
+            (StartResult::Sent, Some(challenge)) => return self.push_number_prompt(challenge),
+            (StartResult::Sent, None) => {
+                return self.end(End::new(
+                    PamCode::AuthinfoUnavail,
+                    Level::Error,
+                    "registry answered push_sent without a challenge",
+                ))
+            }
+            (StartResult::RateLimited, _) => End::new(
+                PamCode::PermDenied,
+                Level::Notice,
+                "push refused: rate limited",
+            ),
+            (StartResult::Blocked, _) => End::new(
+                PamCode::PermDenied,
+                Level::Warning,
+                "push refused: blocked since a push was reported as fraud",
+            ),
+            // The registry's view changed since the lookup (a device
+            // disabled, the user locked meanwhile): as a verdict would.
+            (
+                r @ (StartResult::NotEnrolled
+                | StartResult::UnknownUser
+                | StartResult::Locked
+                | StartResult::Disabled),
+                _,
+            ) => {
+                let as_verdict = match r {
+                    StartResult::UnknownUser => VerifyResult::UnknownUser,
+                    StartResult::Locked => VerifyResult::Locked,
+                    StartResult::Disabled => VerifyResult::Disabled,
+                    _ => VerifyResult::NotEnrolled,
+                };
+                let d = decision::from_result(as_verdict, self.inputs.pam.unenrolled);
+                let (code, level) = map_decision(d);
+                End::new(code, level, format!("push refused: {}", d.as_str()))
+            }
+        };
+        self.end(refused);
+    }
+
+    /// Shows the number inside a prompt (OpenSSH holds info messages back
+    /// until the next prompt; sudo shows only prompts).
+    fn push_number_prompt(&mut self, challenge: StartedChallenge) {
+        let device = shown_label(&challenge.device_label);
+        self.debug(format!("push sent to {device}"));
+        let text = match challenge.number {
+            Some(n) => {
+                format!("Push sent to {device}: enter {n} on your phone, then press Enter: ")
+            }
+            None => format!("Push sent to {device}: approve it on your phone, then press Enter: "),
+        };
+        self.outbox.push_back(Action::Prompt {
+            text,
+            echo_on: false,
+        });
+        self.state = State::PushNumber { challenge };
+    }
+
+    /// Any answer (its text is not used) starts the wait; a conversation
+    /// that failed or gave none cancels the challenge.
+    fn on_push_number_answer(
+        &mut self,
+        now: Instant,
+        challenge: StartedChallenge,
+        answer: Result<Option<Typed>, PamCode>,
+    ) {
+        match answer {
+            Ok(Some(_)) => self.push_wait(now, challenge.challenge_id),
+            Ok(None) | Err(_) => self.push_cancel(
+                challenge.challenge_id,
+                End::new(
+                    PamCode::ConvErr,
+                    Level::Notice,
+                    "no answer to the push prompt; push cancelled",
+                ),
+            ),
+        }
+    }
+
+    /// One more long-poll within what is left of `total_timeout`; none
+    /// left: cancelled, `PAM_AUTH_ERR`.
+    fn push_wait(&mut self, now: Instant, challenge_id: String) {
+        let left = self.budget.remaining();
+        if left.is_zero() {
+            return self.push_cancel(
+                challenge_id,
+                End::new(
+                    PamCode::AuthErr,
+                    Level::Notice,
+                    "push not answered within total_timeout; push cancelled",
+                ),
+            );
+        }
+        let wait = left.min(Duration::from_secs(MAX_WAIT_SECS));
+        self.outbox.push_back(Action::AwaitPush {
+            challenge_id: challenge_id.clone(),
+            wait,
+        });
+        self.state = State::PushWaiting {
+            since: now,
+            challenge_id,
+        };
+    }
+
+    fn on_push_outcome(
+        &mut self,
+        now: Instant,
+        since: Instant,
+        challenge_id: String,
+        r: Result<PushResult, CallError>,
+    ) {
+        self.spend(since, now);
+        let result = match r {
+            Ok(result) => result,
+            Err(e) => return self.failed_call(e, None),
+        };
+        self.debug(format!("push outcome: {}", result.as_str()));
+        let (code, level, reason) = match result {
+            PushResult::Pending => return self.push_wait(now, challenge_id),
+            PushResult::Approved => (PamCode::Success, Level::Info, "push approved"),
+            PushResult::Denied => (PamCode::PermDenied, Level::Notice, "push denied"),
+            PushResult::Fraud => (
+                PamCode::PermDenied,
+                Level::Warning,
+                "push reported as fraud",
+            ),
+            PushResult::WrongNumber => (
+                PamCode::PermDenied,
+                Level::Notice,
+                "push answered with the wrong number",
+            ),
+            PushResult::Expired => (PamCode::AuthErr, Level::Notice, "push expired"),
+            PushResult::Cancelled => (
+                PamCode::PermDenied,
+                Level::Notice,
+                "push cancelled by the registry (device disabled)",
+            ),
+        };
+        self.finish(End::new(code, level, reason), None);
+    }
+
+    /// Cancels `challenge_id`, then ends with `end` (never a success)
+    /// whether or not the cancel got through.
+    fn push_cancel(&mut self, challenge_id: String, end: End) {
+        self.outbox.push_back(Action::CancelPush {
+            challenge_id,
+            within: PUSH_CANCEL_TIMEOUT,
+        });
+        self.state = State::PushCancelling { end };
+    }
+
+    fn on_push_cancelled(&mut self, end: End, r: Result<(), CallError>) {
+        match r {
+            Ok(()) => self.end(end),
+            Err(e) => {
+                let reason = format!("{}; cancelling it failed: {e}", end.reason);
+                self.end(End::new(end.code, end.level, reason));
+            }
+        }
+    }
+}
+
+/// What [`Flow::begin_method`] found to offer.
+struct PushOffer {
+    /// The user has no code method.
+    push_only: bool,
+    /// The push devices' labels, as shown in a prompt.
+    devices: String,
+}
+
+/// A device label as shown in a prompt: control characters (a terminal
+/// escape) replaced by `?`, at most [`MAX_LABEL_CHARS`] characters, never
+/// empty.
+fn shown_label(label: &str) -> String {
+    let mut out: String = label
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(MAX_LABEL_CHARS)
+        .collect();
+    if label.trim().chars().count() > MAX_LABEL_CHARS {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out.push_str("your device");
+    }
+    out
 }
 
 /// Splits one answer into (password, code) by mode; the code is `None`

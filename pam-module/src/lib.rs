@@ -4,15 +4,18 @@
 //!
 //! A thin PAM front end over the core in `twostep-common`: the `auth` hook
 //! asks the registry for the user's registrations, prompts for a code with
-//! echo off, and answers with the PAM result the registry's verdict maps to
-//! (see [`flow`] and ARCHITECTURE.md "PAM result mapping"). Policy (exemptions, the tries
+//! echo off (or offers a push to a user with a push device, showing the
+//! number to type on the device in the next prompt), and answers with the
+//! PAM result the registry's verdict maps to (see [`flow`] and
+//! ARCHITECTURE.md "PAM result mapping"). Policy (exemptions, the tries
 //! loop, the password+code split) lives in `twostep_common::policy`.
 //!
 //! - [`args`]: module arguments (`config=`, `debug`, `forward_pass`,
 //!   `try_first_pass`, `use_first_pass`).
 //! - [`flow`]: the `auth` flow as a step machine that does no I/O: it
 //!   says what to do next (look up, prompt, verify, set PAM_AUTHTOK,
-//!   done) and is fed the results; the module's only decisions.
+//!   start, wait for or cancel a push, done) and is fed the results; the
+//!   module's only decisions.
 //! - [`auth`]: the driver: reads the configuration and PAM items,
 //!   performs the flow's actions through [`auth::PamIo`] and
 //!   [`auth::Registry`] (the registry client on a current-thread runtime).
@@ -20,7 +23,7 @@
 //!   declarations, each `unsafe` with its `// SAFETY:` note.
 //!
 //! Non-features: no password checking of its own (stack `pam_unix` for
-//! that), no push approvals yet, no global state, no threads left behind.
+//! that), no global state, no threads left behind.
 
 pub mod args;
 pub mod auth;

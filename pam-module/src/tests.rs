@@ -19,7 +19,10 @@ use twostep_common::api::{
 };
 use twostep_common::decision::{Decision, DenyReason};
 use twostep_common::policy::Outcome;
-use twostep_config::{FailMode, PamConfig, UnenrolledPolicy};
+use twostep_common::push::{
+    PushContext, PushResult, PushStarted, StartPush, StartResult, StartedChallenge,
+};
+use twostep_config::{FailMode, PamConfig, PamPush, UnenrolledPolicy};
 use zeroize::Zeroizing;
 
 /// A shared test clock.
@@ -102,6 +105,9 @@ impl PamIo for Conversation {
 enum Reply {
     Registrations(Result<Option<Registrations>, CallError>),
     Verdict(Result<VerifyResponse, CallError>),
+    Started(Result<PushStarted, CallError>),
+    Outcome(Result<PushResult, CallError>),
+    Cancelled(Result<(), CallError>),
 }
 
 /// One recorded registry request.
@@ -115,6 +121,19 @@ enum Call {
         user: String,
         code: String,
         context: AuthContext,
+        within: Duration,
+    },
+    StartPush {
+        user: String,
+        context: PushContext,
+        within: Duration,
+    },
+    AwaitPush {
+        id: String,
+        wait: Duration,
+    },
+    CancelPush {
+        id: String,
         within: Duration,
     },
 }
@@ -150,7 +169,7 @@ impl Registry for ScriptedRegistry {
             within,
         }) {
             Reply::Registrations(r) => r,
-            Reply::Verdict(_) => panic!("a verdict scripted where a lookup came"),
+            _ => panic!("another answer scripted where a lookup came"),
         }
     }
 
@@ -166,7 +185,42 @@ impl Registry for ScriptedRegistry {
             within,
         }) {
             Reply::Verdict(r) => r,
-            Reply::Registrations(_) => panic!("a lookup scripted where a verify came"),
+            _ => panic!("another answer scripted where a verify came"),
+        }
+    }
+
+    fn start_push(
+        &mut self,
+        request: &StartPush,
+        within: Duration,
+    ) -> Result<PushStarted, CallError> {
+        match self.next(Call::StartPush {
+            user: request.username.clone(),
+            context: request.context.clone(),
+            within,
+        }) {
+            Reply::Started(r) => r,
+            _ => panic!("another answer scripted where a push start came"),
+        }
+    }
+
+    fn push_outcome(&mut self, id: &str, wait: Duration) -> Result<PushResult, CallError> {
+        match self.next(Call::AwaitPush {
+            id: id.into(),
+            wait,
+        }) {
+            Reply::Outcome(r) => r,
+            _ => panic!("another answer scripted where a push wait came"),
+        }
+    }
+
+    fn cancel_push(&mut self, id: &str, within: Duration) -> Result<(), CallError> {
+        match self.next(Call::CancelPush {
+            id: id.into(),
+            within,
+        }) {
+            Reply::Cancelled(r) => r,
+            _ => panic!("another answer scripted where a push cancel came"),
         }
     }
 }
@@ -260,6 +314,10 @@ impl Case {
     }
     fn answer_after(mut self, think: Duration, a: &str) -> Self {
         self.io.answers.push_back((think, Ok(Some(a.into()))));
+        self
+    }
+    fn no_answer(mut self) -> Self {
+        self.io.answers.push_back((Duration::ZERO, Ok(None)));
         self
     }
     fn conversation_error(mut self) -> Self {
@@ -1041,4 +1099,654 @@ fn design_pam_results() {
     );
     assert_eq!(End::from_outcome(Outcome::MaxTries).code, PamCode::MaxTries);
     assert_eq!(End::from_outcome(Outcome::NoAnswer).code, PamCode::ConvErr);
+}
+
+// ---- push ------------------------------------------------------------------
+
+const OFFER: &str = "Verification code, or press Enter for a push: ";
+const NUMBER_PROMPT: &str =
+    "Push sent to Alice's phone: enter 42 on your phone, then press Enter: ";
+const ID: &str = "ch1";
+
+fn method(id: i64, kind: MethodKind, label: &str, disabled: bool) -> Method {
+    Method {
+        id,
+        kind,
+        label: label.into(),
+        is_default: id == 1,
+        created_at: 0,
+        last_used_at: None,
+        disabled,
+    }
+}
+
+fn with_methods(methods: Vec<Method>) -> Reply {
+    Reply::Registrations(Ok(Some(Registrations {
+        username: "alice".into(),
+        status: UserStatus::Active,
+        methods,
+    })))
+}
+
+/// A code method and a push device.
+fn code_and_push() -> Reply {
+    with_methods(vec![
+        method(1, MethodKind::Totp, "Authenticator app", false),
+        method(2, MethodKind::Push, "Alice's phone", false),
+    ])
+}
+
+/// Only a push device (and a disabled code method, which does not count).
+fn push_only() -> Reply {
+    with_methods(vec![
+        method(1, MethodKind::Push, "Alice's phone", false),
+        method(2, MethodKind::Totp, "Old app", true),
+    ])
+}
+
+fn sent(number: Option<u8>) -> Reply {
+    Reply::Started(Ok(PushStarted {
+        result: StartResult::Sent,
+        challenge: Some(StartedChallenge {
+            challenge_id: ID.into(),
+            number,
+            expires_at: 0,
+            device_label: "Alice's phone".into(),
+        }),
+    }))
+}
+
+fn refused(result: StartResult) -> Reply {
+    Reply::Started(Ok(PushStarted {
+        result,
+        challenge: None,
+    }))
+}
+
+fn outcome(r: PushResult) -> Reply {
+    Reply::Outcome(Ok(r))
+}
+
+fn cancelled() -> Reply {
+    Reply::Cancelled(Ok(()))
+}
+
+fn start_push(within: Duration) -> Call {
+    Call::StartPush {
+        user: "alice".into(),
+        context: PushContext {
+            service: Some("sshd".into()),
+            host: Some("host1".into()),
+            remote_addr: Some("192.0.2.9".into()),
+            tty: Some("ssh".into()),
+            nas: None,
+        },
+        within,
+    }
+}
+
+fn await_push(wait: Duration) -> Call {
+    Call::AwaitPush {
+        id: ID.into(),
+        wait,
+    }
+}
+
+fn cancel_push() -> Call {
+    Call::CancelPush {
+        id: ID.into(),
+        within: crate::flow::PUSH_CANCEL_TIMEOUT,
+    }
+}
+
+fn prompt(text: &str) -> (String, bool) {
+    (text.to_owned(), false)
+}
+
+/// A case whose PAM_TTY is set, so the push context carries it.
+fn push_case() -> Case {
+    let mut c = case();
+    c.io.who.tty = Some("ssh".into());
+    c
+}
+
+#[test]
+fn enter_sends_a_push_and_approval_lets_in() {
+    let r = push_case()
+        .arg("debug")
+        .answer("")
+        .answer_after(Duration::from_secs(40), "")
+        .reply(code_and_push())
+        .reply(sent(Some(42)))
+        .reply(outcome(PushResult::Approved))
+        .run();
+    assert_eq!(r.end, end(PamCode::Success, Level::Info, "push approved"));
+    assert_eq!(r.line, line("PAM_SUCCESS", "push approved"));
+    // The number comes inside the second prompt, never as an info message.
+    assert_eq!(r.prompts, vec![prompt(OFFER), prompt(NUMBER_PROMPT)]);
+    // 40 s at the number prompt are not counted.
+    assert_eq!(
+        r.calls,
+        vec![lookup(FULL), start_push(FULL), await_push(FULL)]
+    );
+    assert_eq!(
+        r.logs,
+        vec![
+            (
+                Level::Debug,
+                "user has a method; asking for a code or Enter for a push".into()
+            ),
+            (Level::Debug, "push sent to Alice's phone".into()),
+            (Level::Debug, "push outcome: approved".into()),
+        ]
+    );
+}
+
+/// A code typed at the push offer goes the code way; a wrong one offers
+/// the push again.
+#[test]
+fn typed_code_still_works_when_push_is_offered() {
+    let r = push_case()
+        .answer("000000")
+        .answer("123456")
+        .reply(code_and_push())
+        .reply(verdict(VerifyResult::Reject))
+        .reply(verdict(VerifyResult::Accept))
+        .run();
+    assert_eq!(r.end, end(PamCode::Success, Level::Info, "verified"));
+    assert_eq!(r.prompts, vec![prompt(OFFER), prompt(OFFER)]);
+    assert_eq!(r.calls.len(), 3);
+    assert!(matches!(&r.calls[2], Call::Verify { code, .. } if code == "123456"));
+
+    // A wrong code, then Enter: the push still comes.
+    let r = push_case()
+        .answer("000000")
+        .answer("")
+        .answer("")
+        .reply(code_and_push())
+        .reply(verdict(VerifyResult::Reject))
+        .reply(sent(Some(42)))
+        .reply(outcome(PushResult::Approved))
+        .run();
+    assert_eq!(r.end.code, PamCode::Success);
+    assert_eq!(
+        r.prompts,
+        vec![prompt(OFFER), prompt(OFFER), prompt(NUMBER_PROMPT)]
+    );
+
+    // Max tries of wrong codes at the push offer.
+    let r = push_case()
+        .pam(|p| p.max_tries = 2)
+        .answer("000000")
+        .answer("nope")
+        .reply(code_and_push())
+        .reply(verdict(VerifyResult::Reject))
+        .run();
+    assert_eq!(r.end.code, PamCode::MaxTries);
+}
+
+/// Every refusal at the device, at the start or by the registry is
+/// `PAM_PERM_DENIED` with its own reason; expiry is `PAM_AUTH_ERR`.
+#[test]
+fn push_results_map_to_pam_results() {
+    for (result, code, level, reason) in [
+        (
+            PushResult::Denied,
+            PamCode::PermDenied,
+            Level::Notice,
+            "push denied",
+        ),
+        (
+            PushResult::Fraud,
+            PamCode::PermDenied,
+            Level::Warning,
+            "push reported as fraud",
+        ),
+        (
+            PushResult::WrongNumber,
+            PamCode::PermDenied,
+            Level::Notice,
+            "push answered with the wrong number",
+        ),
+        (
+            PushResult::Cancelled,
+            PamCode::PermDenied,
+            Level::Notice,
+            "push cancelled by the registry (device disabled)",
+        ),
+        (
+            PushResult::Expired,
+            PamCode::AuthErr,
+            Level::Notice,
+            "push expired",
+        ),
+    ] {
+        let r = push_case()
+            .answer("")
+            .answer("")
+            .reply(code_and_push())
+            .reply(sent(Some(42)))
+            .reply(outcome(result))
+            .run();
+        assert_eq!(r.end, end(code, level, reason), "{result:?}");
+        assert_eq!(r.line, line(code.name(), reason));
+        // A final answer ends the login: no second push, no cancel.
+        assert_eq!(r.calls.len(), 3, "{result:?}");
+    }
+
+    for (result, level, reason) in [
+        (
+            StartResult::RateLimited,
+            Level::Notice,
+            "push refused: rate limited",
+        ),
+        (
+            StartResult::Blocked,
+            Level::Warning,
+            "push refused: blocked since a push was reported as fraud",
+        ),
+        (
+            StartResult::Locked,
+            Level::Notice,
+            "push refused: account locked",
+        ),
+        (
+            StartResult::Disabled,
+            Level::Notice,
+            "push refused: account disabled",
+        ),
+        (
+            StartResult::NotEnrolled,
+            Level::Notice,
+            "push refused: second factor not set up",
+        ),
+    ] {
+        let r = push_case()
+            .answer("")
+            .reply(code_and_push())
+            .reply(refused(result))
+            .run();
+        assert_eq!(r.end, end(PamCode::PermDenied, level, reason), "{result:?}");
+        // No number prompt: nothing was sent.
+        assert_eq!(r.prompts, vec![prompt(OFFER)]);
+    }
+
+    // The device removed meanwhile, unenrolled = "ignore": as a verdict.
+    let r = push_case()
+        .pam(|p| p.unenrolled = UnenrolledPolicy::Ignore)
+        .answer("")
+        .reply(code_and_push())
+        .reply(refused(StartResult::NotEnrolled))
+        .run();
+    assert_eq!(r.end.code, PamCode::Ignore);
+
+    // "sent" without a challenge is a bad answer.
+    let r = push_case()
+        .pam(fail_mode(FailMode::Open))
+        .answer("")
+        .reply(code_and_push())
+        .reply(Reply::Started(Ok(PushStarted {
+            result: StartResult::Sent,
+            challenge: None,
+        })))
+        .run();
+    assert_eq!(r.end.code, PamCode::AuthinfoUnavail);
+}
+
+/// The wait polls in pieces of at most 30 s within what is left of
+/// total_timeout; still pending when it is used up: cancelled, AUTH_ERR.
+#[test]
+fn budget_used_up_while_pending_cancels() {
+    let s = Duration::from_secs;
+    let r = push_case()
+        .pam(|p| p.total_timeout = 45)
+        .answer("")
+        .answer_after(s(100), "")
+        .reply_after(s(1), code_and_push())
+        .reply_after(s(2), sent(Some(42)))
+        .reply_after(s(30), outcome(PushResult::Pending))
+        .reply_after(s(12), outcome(PushResult::Pending))
+        .reply(cancelled())
+        .run();
+    let reason = "push not answered within total_timeout; push cancelled";
+    assert_eq!(r.end, end(PamCode::AuthErr, Level::Notice, reason));
+    assert_eq!(r.line, line("PAM_AUTH_ERR", reason));
+    assert_eq!(
+        r.calls,
+        vec![
+            lookup(s(45)),
+            start_push(s(44)),
+            await_push(s(30)),
+            await_push(s(12)),
+            cancel_push(),
+        ]
+    );
+
+    // An answer within a later poll still counts.
+    let r = push_case()
+        .pam(|p| p.total_timeout = 45)
+        .answer("")
+        .answer("")
+        .reply(code_and_push())
+        .reply(sent(Some(42)))
+        .reply_after(s(30), outcome(PushResult::Pending))
+        .reply_after(s(5), outcome(PushResult::Approved))
+        .run();
+    assert_eq!(r.end.code, PamCode::Success);
+    assert_eq!(r.calls[3], await_push(s(15)));
+
+    // A cancel that fails changes nothing but the reason.
+    let r = push_case()
+        .pam(|p| {
+            p.total_timeout = 5;
+            p.fail_mode = FailMode::Open;
+        })
+        .answer("")
+        .answer("")
+        .reply(code_and_push())
+        .reply(sent(Some(42)))
+        .reply_after(s(5), outcome(PushResult::Pending))
+        .reply(Reply::Cancelled(Err(unreachable())))
+        .run();
+    assert_eq!(
+        r.end,
+        end(
+            PamCode::AuthErr,
+            Level::Notice,
+            &format!(
+                "push not answered within total_timeout; push cancelled; cancelling it failed: {REFUSED}"
+            )
+        )
+    );
+
+    // The start used the whole budget: no wait at all, cancelled.
+    let r = push_case()
+        .pam(|p| p.total_timeout = 5)
+        .answer("")
+        .answer("")
+        .reply(code_and_push())
+        .reply_after(s(6), sent(Some(42)))
+        .reply(cancelled())
+        .run();
+    assert_eq!(r.end.code, PamCode::AuthErr);
+    assert_eq!(r.calls, vec![lookup(s(5)), start_push(s(5)), cancel_push()]);
+}
+
+/// A conversation that fails or gives no answer at the number prompt
+/// (Ctrl-C, a closed connection, a caller without a terminal) cancels the
+/// challenge at once and never lets in, whatever the fail mode.
+#[test]
+fn conversation_aborted_at_the_number_prompt_cancels() {
+    let script = |mode: FailMode, err: bool| {
+        let c = push_case()
+            .pam(fail_mode(mode))
+            .answer("")
+            .reply(code_and_push())
+            .reply(sent(Some(42)));
+        if err {
+            c.conversation_error()
+        } else {
+            c.no_answer()
+        }
+    };
+    for mode in [FailMode::Closed, FailMode::Open] {
+        for err in [true, false] {
+            for cancel in [Ok(()), Err(unreachable())] {
+                let failed = cancel.is_err();
+                let r = script(mode, err).reply(Reply::Cancelled(cancel)).run();
+                assert_eq!(r.end.code, PamCode::ConvErr, "{mode:?} {err} {failed}");
+                assert!(
+                    r.end
+                        .reason
+                        .starts_with("no answer to the push prompt; push cancelled"),
+                    "{}",
+                    r.end.reason
+                );
+                assert_eq!(r.prompts, vec![prompt(OFFER), prompt(NUMBER_PROMPT)]);
+                assert_eq!(
+                    r.calls,
+                    vec![lookup(FULL), start_push(FULL), cancel_push()],
+                    "never a wait"
+                );
+            }
+        }
+    }
+
+    // No conversation at the first prompt: no push is sent at all.
+    let r = push_case()
+        .conversation_error()
+        .reply(code_and_push())
+        .run();
+    assert_eq!(r.end.code, PamCode::ConvErr);
+    assert_eq!(r.calls, vec![lookup(FULL)]);
+}
+
+/// `push = "auto"` sends the push without the first prompt; the number
+/// still comes in a prompt, and a caller that cannot answer it gets an
+/// error at once, the push cancelled.
+#[test]
+fn push_auto() {
+    let r = push_case()
+        .pam(|p| p.push = PamPush::Auto)
+        .answer("")
+        .reply(code_and_push())
+        .reply(sent(Some(42)))
+        .reply(outcome(PushResult::Approved))
+        .run();
+    assert_eq!(r.end.code, PamCode::Success);
+    assert_eq!(r.prompts, vec![prompt(NUMBER_PROMPT)]);
+    assert_eq!(
+        r.calls,
+        vec![lookup(FULL), start_push(FULL), await_push(FULL)]
+    );
+
+    let r = push_case()
+        .pam(|p| p.push = PamPush::Auto)
+        .conversation_error()
+        .reply(push_only())
+        .reply(sent(Some(42)))
+        .reply(cancelled())
+        .run();
+    assert_eq!(r.end.code, PamCode::ConvErr);
+    assert_eq!(r.calls, vec![lookup(FULL), start_push(FULL), cancel_push()]);
+
+    // Without number matching.
+    let r = push_case()
+        .pam(|p| p.push = PamPush::Auto)
+        .answer("")
+        .reply(code_and_push())
+        .reply(sent(None))
+        .reply(outcome(PushResult::Denied))
+        .run();
+    assert_eq!(r.end.code, PamCode::PermDenied);
+    assert_eq!(
+        r.prompts,
+        vec![prompt(
+            "Push sent to Alice's phone: approve it on your phone, then press Enter: "
+        )]
+    );
+}
+
+/// `push = "off"`: codes only, as before push existed; a push-only user
+/// is refused without a prompt.
+#[test]
+fn push_off() {
+    let r = push_case()
+        .pam(|p| p.push = PamPush::Off)
+        .answer("")
+        .answer("123456")
+        .reply(code_and_push())
+        .reply(verdict(VerifyResult::Accept))
+        .run();
+    assert_eq!(r.end.code, PamCode::Success);
+    assert_eq!(r.prompts, prompts(2));
+    assert!(!r.calls.iter().any(|c| matches!(c, Call::StartPush { .. })));
+
+    let reason = "the user has only push devices and push is not offered (push = \"off\")";
+    let r = push_case()
+        .pam(|p| p.push = PamPush::Off)
+        .reply(push_only())
+        .run();
+    assert_eq!(r.end, end(PamCode::PermDenied, Level::Notice, reason));
+    assert!(r.prompts.is_empty());
+
+    // forward_pass and use_first_pass cannot show the number: codes only.
+    for arg in ["forward_pass", "use_first_pass"] {
+        let r = push_case().arg(arg).reply(push_only()).run();
+        assert_eq!(
+            r.end.reason,
+            format!("the user has only push devices and push is not offered ({arg})")
+        );
+        assert!(r.prompts.is_empty());
+    }
+    let r = push_case()
+        .arg("forward_pass")
+        .answer("pw123456")
+        .reply(code_and_push())
+        .reply(verdict(VerifyResult::Accept))
+        .run();
+    assert_eq!(r.prompts, vec![(FORWARD_PROMPT.to_owned(), false)]);
+    assert_eq!(r.authtok_set.as_deref(), Some("pw"));
+}
+
+/// A push-only user is asked to press Enter to send the push; whatever is
+/// typed there sends it (no code method to try).
+#[test]
+fn push_only_user() {
+    let r = push_case()
+        .answer("123456")
+        .answer("")
+        .reply(push_only())
+        .reply(sent(Some(42)))
+        .reply(outcome(PushResult::Approved))
+        .run();
+    assert_eq!(r.end.code, PamCode::Success);
+    assert_eq!(
+        r.prompts,
+        vec![
+            prompt("Press Enter to send a push to Alice's phone: "),
+            prompt(NUMBER_PROMPT)
+        ]
+    );
+    assert!(!r.calls.iter().any(|c| matches!(c, Call::Verify { .. })));
+
+    // Several devices are named together, default first; try_first_pass
+    // does not take PAM_AUTHTOK for a code.
+    let r = push_case()
+        .arg("try_first_pass")
+        .authtok("123456")
+        .reply(with_methods(vec![
+            method(3, MethodKind::Push, "Tablet", false),
+            method(1, MethodKind::Push, "Phone", false),
+        ]))
+        .run();
+    assert_eq!(r.end.code, PamCode::ConvErr);
+    assert_eq!(
+        r.prompts,
+        vec![prompt("Press Enter to send a push to Phone, Tablet: ")]
+    );
+    assert_eq!(r.calls, vec![lookup(FULL)]);
+}
+
+/// A device label is shown without control characters and cut short.
+#[test]
+fn device_labels_are_made_safe_for_a_terminal() {
+    let long = "x".repeat(100);
+    for (label, shown) in [
+        ("Evil\u{1b}[2Jphone\n", "Evil?[2Jphone"),
+        ("", "your device"),
+        (long.as_str(), &format!("{}…", "x".repeat(64))),
+    ] {
+        let r = push_case()
+            .reply(with_methods(vec![method(
+                1,
+                MethodKind::Push,
+                label,
+                false,
+            )]))
+            .run();
+        assert_eq!(
+            r.prompts,
+            vec![prompt(&format!("Press Enter to send a push to {shown}: "))]
+        );
+    }
+}
+
+/// An unreachable registry at the start follows the fail mode (the user
+/// had no second factor yet, as at verify); any other failure fails closed.
+#[test]
+fn unreachable_at_push_start_follows_the_fail_mode() {
+    for (mode, code, reason) in UNREACHABLE {
+        let r = push_case()
+            .pam(fail_mode(mode))
+            .answer("")
+            .reply(code_and_push())
+            .reply(Reply::Started(Err(unreachable())))
+            .run();
+        let reason = format!("{reason}: {REFUSED}");
+        assert_eq!(r.end, end(code, Level::Warning, &reason));
+        assert_eq!(r.prompts, vec![prompt(OFFER)]);
+    }
+    for mode in [FailMode::Closed, FailMode::Open] {
+        let why = "registry failed (503): database is read-only";
+        let r = push_case()
+            .pam(fail_mode(mode))
+            .answer("")
+            .reply(code_and_push())
+            .reply(Reply::Started(Err(CallError::Other(why.into()))))
+            .run();
+        assert_eq!(r.end, end(PamCode::AuthinfoUnavail, Level::Error, why));
+    }
+
+    // During the wait: the same rule.
+    let r = push_case()
+        .pam(fail_mode(FailMode::Closed))
+        .answer("")
+        .answer("")
+        .reply(code_and_push())
+        .reply(sent(Some(42)))
+        .reply(Reply::Outcome(Err(unreachable())))
+        .run();
+    assert_eq!(r.end.code, PamCode::AuthinfoUnavail);
+    let r = push_case()
+        .pam(fail_mode(FailMode::Open))
+        .answer("")
+        .answer("")
+        .reply(code_and_push())
+        .reply(sent(Some(42)))
+        .reply(Reply::Outcome(Err(CallError::Other(
+            "registry refused (404): unknown_challenge".into(),
+        ))))
+        .run();
+    assert_eq!(r.end.code, PamCode::AuthinfoUnavail);
+}
+
+/// Push events out of order fail closed like any other.
+#[test]
+fn push_events_out_of_order_fail_closed() {
+    let t = Instant::now();
+    let mut f = flow(PamConfig {
+        push: PamPush::Auto,
+        ..PamConfig::default()
+    });
+    f.step(t, Event::Start);
+    let Reply::Registrations(reg) = push_only() else {
+        unreachable!()
+    };
+    assert!(matches!(
+        f.step(t, Event::Registrations(reg)),
+        Action::Log { .. }
+    ));
+    assert!(matches!(f.step(t, Event::Logged), Action::StartPush { .. }));
+    assert_eq!(f.state_name(), "PushStarting");
+    match f.step(t, Event::PushOutcome(Ok(PushResult::Approved))) {
+        Action::Done(e) => {
+            assert_eq!(e.code, PamCode::SystemErr);
+            assert_eq!(
+                e.reason,
+                "internal error: event PushOutcome in state PushStarting"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -4,6 +4,8 @@
 //! output, the module's log lines and their duration.
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -250,12 +252,44 @@ pub fn pamtester_answer_later(
     prompt: &str,
     at_prompt: impl FnOnce() -> String,
 ) -> Run {
+    pamtester_script(
+        svc_dir,
+        service,
+        user,
+        None,
+        vec![(prompt, Box::new(|_: &str| Some(at_prompt())))],
+    )
+}
+
+/// What to do at one prompt of [`pamtester_script`]: given everything
+/// shown so far (stdout, then stderr), the line to type, or `None` to
+/// close the conversation (EOF, as a closed connection or Ctrl-C).
+pub type AtPrompt<'a> = Box<dyn FnOnce(&str) -> Option<String> + 'a>;
+
+/// pamtester `authenticate` under libpam-wrapper, answering the prompts as
+/// they come: for each `(text, at_prompt)` of `script` in turn it waits
+/// until `text` is shown (after where the last one was found), then
+/// writes what `at_prompt` says. After the script, stdin is closed. A
+/// script step whose text never comes (pamtester finished) ends the
+/// script. The whole run is bounded by [`RUN_LIMIT`].
+pub fn pamtester_script(
+    svc_dir: &Path,
+    service: &str,
+    user: &str,
+    rhost: Option<&str>,
+    script: Vec<(&str, AtPrompt)>,
+) -> Run {
     use std::io::Read;
     use std::sync::mpsc;
     let start = Instant::now();
     let deadline = start + RUN_LIMIT;
-    let mut child = Command::new("pamtester")
-        .args(["-v", service, user, "authenticate"])
+    let mut cmd = Command::new("pamtester");
+    cmd.arg("-v");
+    if let Some(r) = rhost {
+        cmd.arg("-I").arg(format!("rhost={r}"));
+    }
+    let mut child = cmd
+        .args([service, user, "authenticate"])
         .env("LD_PRELOAD", PAM_WRAPPER)
         .env("PAM_WRAPPER", "1")
         .env("PAM_WRAPPER_SERVICE_DIR", svc_dir)
@@ -266,22 +300,26 @@ pub fn pamtester_answer_later(
         .spawn()
         .expect("run pamtester (apt-get install pamtester)");
     let pid = child.id();
-    let kill = |why: &str| -> ! {
+    let kill = |why: &str, out: &[Vec<u8>; 2]| -> ! {
         // SAFETY: kill(2) on our own child's pid; no memory involved.
         unsafe {
             libc::kill(pid as i32, libc::SIGKILL);
         }
-        panic!("pamtester {pid}: {why}");
+        panic!(
+            "pamtester {pid}: {why}; stdout {:?}, stderr {:?}",
+            String::from_utf8_lossy(&out[0]),
+            String::from_utf8_lossy(&out[1])
+        );
     };
     // Both streams, chunk by chunk: (0 = stdout, 1 = stderr, bytes).
-    let (tx, rx) = mpsc::channel::<(u8, Vec<u8>)>();
+    let (tx, rx) = mpsc::channel::<(usize, Vec<u8>)>();
     let mut readers = Vec::new();
     for (n, mut stream) in [
         (
-            0u8,
+            0usize,
             Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
         ),
-        (1u8, Box::new(child.stderr.take().expect("stderr"))),
+        (1, Box::new(child.stderr.take().expect("stderr"))),
     ] {
         let tx = tx.clone();
         readers.push(std::thread::spawn(move || {
@@ -295,31 +333,49 @@ pub fn pamtester_answer_later(
     }
     drop(tx);
     let mut out = [Vec::new(), Vec::new()];
-    let shown = |out: &[Vec<u8>; 2]| {
-        out.iter()
-            .any(|o| String::from_utf8_lossy(o).contains(prompt))
-    };
-    let mut stdin = child.stdin.take().expect("stdin");
-    while !shown(&out) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((n, b)) => out[usize::from(n)].extend_from_slice(&b),
-            Err(mpsc::RecvTimeoutError::Timeout) => kill("no prompt within RUN_LIMIT"),
-            // Both streams closed without a prompt: pamtester is done.
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+    let mut stdin = Some(child.stdin.take().expect("stdin"));
+    // Where the search for the next prompt starts, per stream.
+    let mut from = [0usize, 0usize];
+    let mut closed = false;
+    for (prompt, at_prompt) in script {
+        let found = loop {
+            let hit = (0..2).find_map(|n| {
+                let text = String::from_utf8_lossy(&out[n][from[n]..]).into_owned();
+                text.find(prompt).map(|i| (n, from[n] + i + prompt.len()))
+            });
+            if hit.is_some() || closed {
+                break hit;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((n, b)) => out[n].extend_from_slice(&b),
+                Err(mpsc::RecvTimeoutError::Timeout) => kill("no prompt within RUN_LIMIT", &out),
+                // Both streams closed: pamtester is done.
+                Err(mpsc::RecvTimeoutError::Disconnected) => closed = true,
+            }
+        };
+        let Some((n, end)) = found else {
+            break;
+        };
+        from[n] = end;
+        let shown =
+            String::from_utf8_lossy(&out[0]).into_owned() + &String::from_utf8_lossy(&out[1]);
+        match at_prompt(&shown) {
+            Some(line) => {
+                if let Some(s) = stdin.as_mut() {
+                    // pamtester may have exited already; the result says so.
+                    let _ = s.write_all(format!("{line}\n").as_bytes());
+                }
+            }
+            None => drop(stdin.take()),
         }
-    }
-    if shown(&out) {
-        let answer = at_prompt();
-        // pamtester may have exited already; the result says so.
-        let _ = stdin.write_all(format!("{answer}\n").as_bytes());
     }
     drop(stdin);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok((n, b)) => out[usize::from(n)].extend_from_slice(&b),
-            Err(mpsc::RecvTimeoutError::Timeout) => kill("did not finish within RUN_LIMIT"),
+            Ok((n, b)) => out[n].extend_from_slice(&b),
+            Err(mpsc::RecvTimeoutError::Timeout) => kill("did not finish within RUN_LIMIT", &out),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
@@ -331,7 +387,7 @@ pub fn pamtester_answer_later(
         match child.try_wait().expect("wait for pamtester") {
             Some(st) => break st,
             None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            None => kill("did not exit within RUN_LIMIT"),
+            None => kill("did not exit within RUN_LIMIT", &out),
         }
     };
     Run {
