@@ -17,7 +17,9 @@
 //!   what to ask (primary, registrations, verify) and, given the answers
 //!   and the time, what to reply.
 //! - [`state`]: the sealed challenge State (XChaCha20-Poly1305), with the
-//!   kind of answer it awaits.
+//!   kind of answer it awaits (a code, or the result of a push).
+//! - [`pending`]: pending push logins, so that a retransmission with a new
+//!   Identifier joins the push instead of starting another.
 //! - [`ratelimit`]: rate-limited logging.
 //!
 //! The I/O sits at the edges: [`upstream`] (PAP proxy to the primary
@@ -26,7 +28,7 @@
 //! bound, cache).
 //!
 //! Not supported: CHAP, MS-CHAP and EAP (answered with Access-Reject),
-//! accounting, RADIUS over TLS/TCP, push approval (the registry offers codes).
+//! accounting, RADIUS over TLS/TCP.
 
 #![warn(missing_docs)]
 
@@ -36,6 +38,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inbound;
+pub mod pending;
 pub mod ratelimit;
 pub mod request;
 pub mod server;
