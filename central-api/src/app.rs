@@ -1,6 +1,7 @@
 //! The registry's HTTP API: the router over [`AppState`], assembled from
-//! one module per resource in [`crate::routes`]. A new resource is a new
-//! file there and one line in `RESOURCES`. The paths are those of
+//! one module per resource in [`crate::routes`] (and [`crate::push`] for
+//! push approvals). A new resource is a new file there and one line in
+//! `RESOURCES`. The paths are those of
 //! [`twostep_common::api::paths`].
 
 use crate::error::ApiError;
@@ -31,6 +32,14 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     (paths::AUDIT, &["get"]),
     (paths::HOST_REGISTRATIONS, &["get"]),
     (paths::HOST_VERIFY, &["post"]),
+    (paths::USER_PUSH, &["post"]),
+    (paths::METHOD_DISABLE, &["post"]),
+    (paths::METHOD_ENABLE, &["post"]),
+    (paths::DEVICE_ACTIVATE, &["post"]),
+    (paths::DEVICE_POLL, &["post"]),
+    (paths::DEVICE_ANSWER, &["post"]),
+    (paths::HOST_PUSH, &["post"]),
+    (paths::HOST_PUSH_CHALLENGE, &["get", "delete"]),
 ];
 
 /// Each resource's routes, added in this order.
@@ -41,6 +50,7 @@ const RESOURCES: &[fn(Routes) -> Routes] = &[
     routes::hosts::routes,
     routes::audit::routes,
     routes::host::routes,
+    crate::push::routes,
 ];
 
 /// The router over `state`: every resource's routes, JSON 404 and 405

@@ -276,6 +276,44 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         statements: &["CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)"],
     },
+    // Version 3: push approvals (crate::push). A push device is a method
+    // row with its Ed25519 public key; users get the fraud block.
+    Migration {
+        version: 3,
+        statements: &[
+            "ALTER TABLE methods ADD COLUMN public_key TEXT",
+            "ALTER TABLE methods ADD COLUMN last_used_at BIGINT",
+            "ALTER TABLE methods ADD COLUMN disabled BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE users ADD COLUMN push_blocked_at BIGINT",
+            "CREATE TABLE push_activations (
+            code_hash TEXT PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            label TEXT,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            used_at BIGINT)",
+            "CREATE TABLE push_challenges (
+            id TEXT PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            host TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            number BIGINT,
+            context TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            answered_at BIGINT,
+            answered_by BIGINT,
+            collected BIGINT NOT NULL DEFAULT 0)",
+            "CREATE INDEX push_challenges_user ON push_challenges(user_id, created_at)",
+            "CREATE TABLE push_seen_nonces (
+            method_id BIGINT NOT NULL REFERENCES methods(id) ON DELETE CASCADE,
+            nonce TEXT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            PRIMARY KEY (method_id, nonce))",
+            "CREATE INDEX push_seen_nonces_expiry ON push_seen_nonces(expires_at)",
+        ],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in

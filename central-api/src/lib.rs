@@ -15,9 +15,11 @@
 //! - [`verify`]: the replay-safe, race-free verification and lockout;
 //! - [`db`]: connection and schema migrations for both databases;
 //! - [`crypto`]: at-rest encryption of TOTP secrets, tokens and API keys;
-//! - [`clock`]: the injectable clock.
+//! - [`clock`]: the injectable clock;
+//! - [`push`]: push approvals: device activation, challenges, signed
+//!   answers, long-polls woken across processes, the webhook.
 //!
-//! Not here yet: push challenges and the Security info portal.
+//! Not here yet: the Security info portal.
 
 pub mod app;
 pub mod audit;
@@ -28,6 +30,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod push;
 pub mod routes;
 mod rows;
 pub mod server;

@@ -6,7 +6,7 @@ use crate::routes::audit::{DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
 use serde_json::{json, Map, Value};
 use twostep_common::api::{paths, ApiErrorCode};
 
-fn schema_ref(name: &str) -> Value {
+pub(crate) fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
@@ -28,21 +28,21 @@ fn errors(codes: &[(&str, &str)]) -> Map<String, Value> {
 }
 
 /// One operation: what the document says about a path and method.
-struct Op<'a> {
-    summary: &'a str,
-    auth: Option<&'a str>,
-    body: Option<&'a str>,
-    ok: (&'a str, Option<Value>),
-    errs: &'a [(&'a str, &'a str)],
+pub(crate) struct Op<'a> {
+    pub(crate) summary: &'a str,
+    pub(crate) auth: Option<&'a str>,
+    pub(crate) body: Option<&'a str>,
+    pub(crate) ok: (&'a str, Option<Value>),
+    pub(crate) errs: &'a [(&'a str, &'a str)],
 }
 
-const E400: (&str, &str) = ("400", "malformed JSON, invalid username, code or field");
-const E401: (&str, &str) = ("401", "missing or wrong credential");
-const E403: (&str, &str) = ("403", "the host has been revoked");
-const E404: (&str, &str) = ("404", "unknown user, method, host or route");
-const E409: (&str, &str) = ("409", "already exists");
-const E413: (&str, &str) = ("413", "body larger than max_body_bytes");
-const E503: (&str, &str) = ("503", "the database is unavailable, read-only or full");
+pub(crate) const E400: (&str, &str) = ("400", "malformed JSON, invalid username, code or field");
+pub(crate) const E401: (&str, &str) = ("401", "missing or wrong credential");
+pub(crate) const E403: (&str, &str) = ("403", "the host has been revoked");
+pub(crate) const E404: (&str, &str) = ("404", "unknown user, method, host or route");
+pub(crate) const E409: (&str, &str) = ("409", "already exists");
+pub(crate) const E413: (&str, &str) = ("413", "body larger than max_body_bytes");
+pub(crate) const E503: (&str, &str) = ("503", "the database is unavailable, read-only or full");
 
 /// The names of the `{...}` parameters of a path template, in order.
 fn path_params(template: &str) -> Vec<&str> {
@@ -52,9 +52,9 @@ fn path_params(template: &str) -> Vec<&str> {
         .collect()
 }
 
-/// The operation object of `o` on `path`; its path parameters are those of
-/// the template.
-fn op(path: &str, o: &Op<'_>) -> Value {
+/// The operation object of `o` as `method` on `path`; its path parameters
+/// are those of the template.
+fn op(path: &str, method: &str, o: &Op<'_>) -> Value {
     let mut responses = Map::new();
     let (status, schema) = &o.ok;
     let mut ok = json!({ "description": "success" });
@@ -78,10 +78,12 @@ fn op(path: &str, o: &Op<'_>) -> Value {
             json!({ "name": p, "in": "path", "required": true, "schema": schema })
         })
         .collect();
-    if path == paths::AUDIT {
-        params.push(json!({ "name": "limit", "in": "query", "required": false,
+    match (path, method) {
+        (paths::AUDIT, "get") => params.push(json!({ "name": "limit", "in": "query", "required": false,
             "description": format!("newest N events (default {DEFAULT_AUDIT_LIMIT}, at most {MAX_AUDIT_LIMIT})"),
-            "schema": {"type": "integer", "minimum": 0} }));
+            "schema": {"type": "integer", "minimum": 0} })),
+        (paths::HOST_PUSH_CHALLENGE, "get") => params.push(crate::push::openapi::wait_param()),
+        _ => {}
     }
     if !params.is_empty() {
         v["parameters"] = Value::Array(params);
@@ -92,7 +94,7 @@ fn op(path: &str, o: &Op<'_>) -> Value {
     v
 }
 
-fn array_of(name: &str) -> Value {
+pub(crate) fn array_of(name: &str) -> Value {
     json!({ "type": "array", "items": schema_ref(name) })
 }
 
@@ -148,29 +150,32 @@ fn operations() -> Vec<(&'static str, &'static str, Op<'static>)> {
 
 fn paths_object() -> Value {
     let mut out = Map::new();
-    for (path, method, o) in operations() {
+    for (path, method, o) in operations()
+        .into_iter()
+        .chain(crate::push::openapi::operations())
+    {
         let item = out.entry(path).or_insert_with(|| json!({}));
-        item[method] = op(path, &o);
+        item[method] = op(path, method, &o);
     }
     Value::Object(out)
 }
 
-fn string() -> Value {
+pub(crate) fn string() -> Value {
     json!({"type": "string"})
 }
-fn nullable(mut v: Value) -> Value {
+pub(crate) fn nullable(mut v: Value) -> Value {
     v["nullable"] = json!(true);
     v
 }
-fn int64() -> Value {
+pub(crate) fn int64() -> Value {
     json!({"type": "integer", "format": "int64"})
 }
-fn object(required: &[&str], props: Value) -> Value {
+pub(crate) fn object(required: &[&str], props: Value) -> Value {
     json!({ "type": "object", "required": required, "properties": props, "additionalProperties": false })
 }
 
 fn schemas() -> Value {
-    let method_kind = json!({"type": "string", "enum": ["totp"]});
+    let method_kind = json!({"type": "string", "enum": ["totp", "push"]});
     let host_kind = json!({"type": "string", "enum": ["ssh", "radius"]});
     json!({
         "ErrorBody": object(&["error", "message"], json!({
@@ -183,7 +188,8 @@ fn schemas() -> Value {
         "UpdateUser": object(&[], json!({ "disabled": nullable(json!({"type": "boolean"})) })),
         "Method": object(&["id", "kind", "label", "is_default", "created_at"], json!({
             "id": int64(), "kind": method_kind, "label": string(),
-            "is_default": {"type": "boolean"}, "created_at": int64() })),
+            "is_default": {"type": "boolean"}, "created_at": int64(),
+            "last_used_at": nullable(int64()), "disabled": {"type": "boolean"} })),
         "User": object(&["username", "display_name", "disabled", "created_at", "locked_until", "methods"], json!({
             "username": string(), "display_name": nullable(string()), "disabled": {"type": "boolean"},
             "created_at": int64(), "locked_until": nullable(int64()),
@@ -220,6 +226,14 @@ fn schemas() -> Value {
     })
 }
 
+/// `a` with the members of `b` added (both JSON objects).
+fn merged(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
 /// The description of [`twostep_common::api::ErrorBody::error`]: its
 /// codes, each with its HTTP status.
 fn error_code_description() -> String {
@@ -237,11 +251,11 @@ pub fn document() -> Value {
         "info": {
             "title": "twostep registry",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Users, verification methods, hosts, code verification and audit. Times are Unix seconds (UTC). Every error is an ErrorBody."
+            "description": "Users, verification methods, hosts, code verification, push approvals and audit. Times are Unix seconds (UTC). Every error is an ErrorBody."
         },
         "paths": paths_object(),
         "components": {
-            "schemas": schemas(),
+            "schemas": merged(schemas(), crate::push::openapi::schemas()),
             "securitySchemes": {
                 "admin": { "type": "http", "scheme": "bearer", "description": "the admin token from [api].admin_token_file" },
                 "host": { "type": "http", "scheme": "bearer", "description": "a host API key from POST /v1/admin/hosts" }

@@ -9,7 +9,8 @@ use sqlx::{AnyPool, Row};
 use twostep_common::api::{Method, MethodKind, User, UserStatus};
 
 /// The columns [`method_from_row`] reads.
-pub(crate) const METHOD_COLUMNS: &str = "id, user_id, kind, label, is_default, created_at";
+pub(crate) const METHOD_COLUMNS: &str =
+    "id, user_id, kind, label, is_default, created_at, last_used_at, disabled";
 /// The columns [`UserRow::from_row`] reads.
 pub(crate) const USER_COLUMNS: &str =
     "id, username, display_name, disabled, created_at, locked_until";
@@ -19,16 +20,19 @@ pub(crate) const USER_COLUMNS: &str =
 /// # Errors
 /// The database's, for a missing or mistyped column.
 pub(crate) fn method_from_row(row: &AnyRow) -> Result<Method, sqlx::Error> {
-    // Only TOTP methods exist so far; `kind` is stored for the kinds to come.
-    let _kind: String = row.try_get("kind")?;
+    let kind: String = row.try_get("kind")?;
     Ok(Method {
         id: row.try_get("id")?,
-        kind: MethodKind::Totp,
+        kind: if kind == "push" {
+            MethodKind::Push
+        } else {
+            MethodKind::Totp
+        },
         label: row.try_get("label")?,
         is_default: row.try_get::<i64, _>("is_default")? != 0,
         created_at: row.try_get("created_at")?,
-        last_used_at: None,
-        disabled: false,
+        last_used_at: row.try_get("last_used_at")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
     })
 }
 

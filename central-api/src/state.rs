@@ -1,5 +1,5 @@
-//! What every request needs: the database, the keys, the clock and the
-//! settings of `[api]`.
+//! What every request needs: the database, the keys, the clock, the
+//! settings of `[api]` and the push wake-ups.
 
 use crate::clock::Clock;
 use crate::crypto::{AdminToken, SecretBox};
@@ -30,6 +30,8 @@ pub struct AppState {
     pub lockout: LockoutConfig,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Push approvals: settings and the wake-ups of waiting requests.
+    pub push: crate::push::PushState,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             skew_steps: api.totp.skew_steps,
             lockout: api.lockout.clone(),
             max_body_bytes: api.max_body_bytes,
+            push: crate::push::PushState::new(api, backend),
         }
     }
 

@@ -141,14 +141,26 @@ async fn plan(
     }
     let methods = sqlx::query(
         "SELECT id, secret_sealed, digits, step_seconds, last_step FROM methods
-         WHERE user_id = $1 AND kind = 'totp' AND secret_sealed IS NOT NULL
+         WHERE user_id = $1 AND kind = 'totp' AND secret_sealed IS NOT NULL AND disabled = 0
          ORDER BY is_default DESC, id",
     )
     .bind(uid)
     .fetch_all(&state.pool)
     .await?;
     if methods.is_empty() {
-        return Ok(Plan::Answer(verdict(VerifyResult::NotEnrolled)));
+        // A user whose methods are all push devices or disabled is
+        // enrolled: a code is wrong for them, never "not enrolled" (which
+        // the `ignore` policy would let through).
+        let enrolled = sqlx::query("SELECT id FROM methods WHERE user_id = $1 LIMIT 1")
+            .bind(uid)
+            .fetch_optional(&state.pool)
+            .await?
+            .is_some();
+        return Ok(if enrolled {
+            Plan::Fail { uid }
+        } else {
+            Plan::Answer(verdict(VerifyResult::NotEnrolled))
+        });
     }
     for m in &methods {
         let id: i64 = m.try_get("id")?;
@@ -195,7 +207,7 @@ async fn apply(
             step,
         } => {
             let consumed = sqlx::query(
-                "UPDATE methods SET last_step = $1
+                "UPDATE methods SET last_step = $1, last_used_at = $4
                  WHERE id = $2 AND (last_step IS NULL OR last_step < $1)
                    AND NOT EXISTS (SELECT 1 FROM users
                                    WHERE id = $3 AND locked_until IS NOT NULL AND locked_until > $4)",

@@ -3,158 +3,12 @@
 //! (skew window against oathtool, lockout and unlock timing) without
 //! sleeping, and every bad-input answer.
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
-use http_body_util::BodyExt;
+mod support;
+
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::process::Command;
-use std::sync::Arc;
-use tower::ServiceExt;
-use twostep_api::app::{router, AppState};
-use twostep_api::clock::FixedClock;
-use twostep_common::api::ErrorBody;
-
-const ADMIN: &str = "test-admin-token-0123456789";
-
-struct TestApp {
-    dir: tempfile::TempDir,
-    state: Arc<AppState>,
-    clock: FixedClock,
-}
-
-impl TestApp {
-    async fn new(extra_api: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let token = dir.path().join("admin.token");
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&token)
-                .unwrap();
-            writeln!(f, "{ADMIN}").unwrap();
-        }
-        let text = format!(
-            "version = 1\n[api]\nlisten = \"127.0.0.1:1\"\ndatabase = \"sqlite://{}/registry.db\"\nsecret_key_file = \"{}/secret.key\"\nadmin_token_file = \"{}\"\n{extra_api}\n",
-            dir.path().display(),
-            dir.path().display(),
-            token.display()
-        );
-        let config =
-            twostep_config::Config::parse(&text, std::path::Path::new("test.toml")).unwrap();
-        let clock = FixedClock::new(1_700_000_025);
-        let state = twostep_api::server::prepare(config.api().unwrap(), Arc::new(clock.clone()))
-            .await
-            .unwrap();
-        Self { dir, state, clock }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        self.raw(method, path, token, body.map(|b| b.to_string()))
-            .await
-    }
-
-    async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<String>,
-    ) -> (StatusCode, Value) {
-        let mut b = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let req = match body {
-            Some(text) => b
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(text))
-                .unwrap(),
-            None => b.body(Body::empty()).unwrap(),
-        };
-        let resp = router(self.state.clone()).oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let v = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"))
-        };
-        if !status.is_success() {
-            // Every error is an ErrorBody.
-            serde_json::from_value::<ErrorBody>(v.clone())
-                .unwrap_or_else(|e| panic!("{status}: not an ErrorBody ({e}): {v}"));
-        }
-        (status, v)
-    }
-
-    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (s, v) = self.call(method.clone(), path, Some(ADMIN), body).await;
-        assert!(s.is_success(), "{method} {path}: {s} {v}");
-        v
-    }
-
-    /// Adds `user`, enrols TOTP, adds a host; returns (secret_base32, method id, host key).
-    async fn enrolled(&self, user: &str) -> (String, i64, String) {
-        self.admin(
-            Method::POST,
-            "/v1/admin/users",
-            Some(json!({"username": user})),
-        )
-        .await;
-        let e = self
-            .admin(
-                Method::POST,
-                &format!("/v1/admin/users/{user}/methods/totp"),
-                Some(json!({})),
-            )
-            .await;
-        let name = format!("host-{user}");
-        let h = self
-            .admin(
-                Method::POST,
-                "/v1/admin/hosts",
-                Some(json!({"name": name, "kind": "ssh"})),
-            )
-            .await;
-        (
-            e["secret_base32"].as_str().unwrap().to_owned(),
-            e["method"]["id"].as_i64().unwrap(),
-            h["api_key"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    async fn verify(&self, key: &str, user: &str, code: &str) -> Value {
-        let (s, v) = self
-            .call(
-                Method::POST,
-                "/v1/host/verify",
-                Some(key),
-                Some(json!({"username": user, "code": code,
-                            "context": {"service": "sshd", "host": "web1", "remote_addr": "192.0.2.9"}})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v
-    }
-
-    async fn result(&self, key: &str, user: &str, code: &str) -> String {
-        self.verify(key, user, code).await["result"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-}
+use support::{TestApp, ADMIN};
 
 fn oathtool(secret: &str, t: u64) -> String {
     let out = Command::new("oathtool")
@@ -655,6 +509,10 @@ async fn every_route_is_served_and_guarded() {
             let (s, v) = app.raw(method, &concrete, None, body).await;
             if path.starts_with("/v1/admin") || path.starts_with("/v1/host") {
                 assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {path}: {v}");
+            } else if path.starts_with("/v1/device") {
+                // Public, the body is the credential (signed or an
+                // activation code): a malformed one is refused.
+                assert_eq!(s, StatusCode::BAD_REQUEST, "{m} {path}: {v}");
             } else {
                 assert_eq!(s, StatusCode::OK, "{m} {path}: {v}");
             }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use twostep_common::api::{CreateHost, CreateUser, EnrolTotp, HostKind, UpdateUser};
 use twostep_common::client::RegistryClient;
+use twostep_common::push::CreateActivation;
 use twostep_config::{Config, RegistryClientConfig};
 
 /// `[registry]` from the config, or one derived from `[api].listen` when
@@ -42,21 +43,8 @@ pub fn client_settings(global: &Global) -> anyhow::Result<(RegistryClientConfig,
             global.config.display()
         )
     })?;
-    let scheme = if api.tls_cert_file.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let mut addr = api.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
     let reg = RegistryClientConfig {
-        url: format!("{scheme}://{addr}"),
+        url: api.local_url(),
         api_key_file: None,
         admin_token_file: Some(token.clone()),
         ca_file: None,
@@ -118,7 +106,8 @@ pub enum UserCmd {
         /// Login name.
         name: String,
     },
-    /// Clear a user's lockout and failure count.
+    /// Clear a user's lockout and failure count, and the push block set
+    /// by a report of fraud.
     Unlock {
         /// Login name.
         name: String,
@@ -196,14 +185,19 @@ fn set_disabled(g: &Global, name: String, disabled: bool) -> anyhow::Result<()> 
 
 // ---- enrolment and methods ----------------------------------------------------
 
-/// `twostep enrol NAME`.
+/// `twostep enrol NAME [--push]`.
 #[derive(Args)]
 pub struct EnrolArgs {
     /// Login name.
     pub name: String,
-    /// Label for the method [default: "Authenticator app"].
+    /// Label for the method [default: "Authenticator app"; with --push:
+    /// the name the device gives itself].
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
+    /// Register a push device instead of a code: print a one-time
+    /// activation URI (and QR code) for `twostep authenticator add`.
+    #[arg(long)]
+    pub push: bool,
     /// Do not draw the QR code.
     #[arg(long)]
     pub no_qr: bool,
@@ -211,6 +205,9 @@ pub struct EnrolArgs {
 
 impl Run for EnrolArgs {
     fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        if self.push {
+            return self.run_push(g);
+        }
         let name = self.name.clone();
         let label = self.label.clone();
         let e = with_admin(g, |c| async move {
@@ -240,6 +237,44 @@ impl Run for EnrolArgs {
     }
 }
 
+impl EnrolArgs {
+    /// `twostep enrol NAME --push`: a one-time device activation.
+    fn run_push(self, g: &Global) -> anyhow::Result<ExitCode> {
+        let name = self.name.clone();
+        let label = self.label.clone();
+        let a = with_admin(g, |c| async move {
+            c.create_activation(&name, &CreateActivation { label })
+                .await
+        })?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "push device activation for {}; expires {} (in {} minutes), works once",
+            a.username,
+            output::time(a.expires_at),
+            ((a.expires_at - now).max(0) + 59) / 60
+        )?;
+        if !self.no_qr {
+            writeln!(out, "Scan with the device's twostep authenticator:")?;
+            writeln!(out, "{}", qr(&a.activation_uri)?)?;
+        }
+        writeln!(
+            out,
+            "Can't scan? On the device run: twostep authenticator add 'URI'"
+        )?;
+        writeln!(out, "uri: {}", a.activation_uri)?;
+        writeln!(
+            out,
+            "Anyone with this URI can register a device for {} until it expires or is used.",
+            a.username
+        )?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
 /// `uri` as a QR code drawn with Unicode half blocks (two modules per
 /// character cell), light on dark, with the quiet zone.
 fn qr(uri: &str) -> anyhow::Result<String> {
@@ -256,6 +291,17 @@ fn qr(uri: &str) -> anyhow::Result<String> {
 /// `twostep method ...`.
 #[derive(Subcommand)]
 pub enum MethodCmd {
+    /// Disable a method (a lost device): it verifies nothing and gets no
+    /// push; the user's open push challenges are cancelled at once.
+    Disable {
+        /// Method id (`twostep user show NAME`).
+        id: i64,
+    },
+    /// Enable a disabled method again.
+    Enable {
+        /// Method id.
+        id: i64,
+    },
     /// Delete one method of a user (ids: `twostep user show NAME`).
     Delete {
         /// Login name.
@@ -274,6 +320,14 @@ impl Run for MethodCmd {
                     async move { c.delete_method(&n, id).await }
                 })?;
                 println!("deleted method {id} of {name}");
+            }
+            Self::Disable { id } => {
+                let m = with_admin(g, |c| async move { c.disable_method(id).await })?;
+                println!("disabled method {} ({:?})", m.id, m.label);
+            }
+            Self::Enable { id } => {
+                let m = with_admin(g, |c| async move { c.enable_method(id).await })?;
+                println!("enabled method {} ({:?})", m.id, m.label);
             }
         }
         Ok(ExitCode::SUCCESS)

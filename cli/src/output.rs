@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::time::{Duration, UNIX_EPOCH};
-use twostep_common::api::{AuditEvent, Host, HostKind, Method, User};
+use twostep_common::api::{AuditEvent, Host, HostKind, Method, MethodKind, User};
 
 /// `s` with control characters escaped (`\u{1b}`), so text that came from
 /// hosts or admins (audit details, labels, names) cannot drive the
@@ -70,12 +70,17 @@ pub fn users(list: &[User]) -> String {
 /// One method as a table row.
 pub fn method_row(m: &Method) -> String {
     format!(
-        "  {:>5}  {:<6} {:<8} {}  {}",
+        "  {:>5}  {:<6} {:<8} {}  {:<20}  {}{}",
         m.id,
-        "totp",
+        match m.kind {
+            MethodKind::Totp => "totp",
+            MethodKind::Push => "push",
+        },
         if m.is_default { "default" } else { "" },
         time(m.created_at),
-        text(&m.label)
+        m.last_used_at.map_or_else(|| "never".to_owned(), time),
+        text(&m.label),
+        if m.disabled { "  (disabled)" } else { "" }
     )
 }
 
@@ -90,7 +95,7 @@ pub fn user(u: &User) -> String {
     if u.methods.is_empty() {
         s.push_str("methods:      none (not enrolled)\n");
     } else {
-        s.push_str("methods:\n     ID  KIND   DEFAULT  CREATED               LABEL\n");
+        s.push_str("methods:\n     ID  KIND   DEFAULT  CREATED               LAST USED             LABEL\n");
         for m in &u.methods {
             s.push_str(&method_row(m));
             s.push('\n');

@@ -25,12 +25,16 @@
 //! | GET | `/v1/host/users/{username}/registrations` ([`paths::HOST_REGISTRATIONS`]) | host | → [`Registrations`] |
 //! | POST | `/v1/host/verify` ([`paths::HOST_VERIFY`]) | host | [`VerifyRequest`] → [`VerifyResponse`] |
 //!
+//! The push routes (device activation, challenges, device poll and answer,
+//! method disable / enable) are listed in [`crate::push`].
+//!
 //! Admins authenticate with `Authorization: Bearer ADMIN_TOKEN`, hosts with
 //! `Authorization: Bearer HOST_API_KEY`. Every error is a JSON [`ErrorBody`]
 //! whose code is an [`ApiErrorCode`], with the HTTP status that code comes
 //! with ([`ApiErrorCode::http_status`]: 400 malformed, 401 no/wrong
-//! credential, 403 revoked host, 404 unknown, 409 exists, 413 too large,
-//! 503 storage unavailable). Path segments are percent-encoded
+//! credential or device signature, 403 revoked host or disabled device, 404
+//! unknown, 409 exists or used, 410 expired, 413 too large, 503 storage
+//! unavailable). Path segments are percent-encoded
 //! ([`paths::fill`]).
 
 use serde::{Deserialize, Serialize};
@@ -68,6 +72,24 @@ pub mod paths {
     pub const HOST_REGISTRATIONS: &str = "/v1/host/users/{username}/registrations";
     /// `POST`: verify a code, for hosts.
     pub const HOST_VERIFY: &str = "/v1/host/verify";
+
+    /// `POST`: create a one-time push device activation for a user.
+    pub const USER_PUSH: &str = "/v1/admin/users/{username}/methods/push";
+    /// `POST`: disable a method (a lost device).
+    pub const METHOD_DISABLE: &str = "/v1/admin/methods/{id}/disable";
+    /// `POST`: enable a disabled method again.
+    pub const METHOD_ENABLE: &str = "/v1/admin/methods/{id}/enable";
+    /// `POST`: a device registers its public key with an activation code.
+    pub const DEVICE_ACTIVATE: &str = "/v1/device/activate";
+    /// `POST`: a device's signed long-poll for its open challenges.
+    pub const DEVICE_POLL: &str = "/v1/device/poll";
+    /// `POST`: a device's signed answer to a challenge.
+    pub const DEVICE_ANSWER: &str = "/v1/device/answer";
+    /// `POST`: start a push challenge, for hosts.
+    pub const HOST_PUSH: &str = "/v1/host/push";
+    /// `GET` (long-poll, query `wait`) the state of, `DELETE` cancel, a
+    /// push challenge the host started.
+    pub const HOST_PUSH_CHALLENGE: &str = "/v1/host/push/{challenge_id}";
 
     /// Start of every path that takes the admin token.
     pub const ADMIN_PREFIX: &str = "/v1/admin/";
@@ -152,10 +174,28 @@ pub enum ApiErrorCode {
     InvalidHostName,
     /// 400: the code is not exactly the method's digits.
     InvalidCodeFormat,
+    /// 400: a device's public key is not an Ed25519 key in base64url.
+    InvalidPublicKey,
+    /// 400: a device's nonce is empty or too long.
+    InvalidNonce,
+    /// 400: approving this challenge needs the number shown at the login.
+    NumberRequired,
+    /// 400: the answer's nonce is not the challenge's.
+    NonceMismatch,
     /// 401: no credential, not a bearer credential, or a wrong one.
     Unauthorized,
+    /// 401: no push device with that id.
+    UnknownDevice,
+    /// 401: the device's signature does not verify with its key.
+    BadSignature,
+    /// 401: the device's timestamp is out of the registry's window.
+    ClockSkew,
+    /// 401: the device's nonce was used before.
+    ReplayedNonce,
     /// 403: the host's API key has been revoked.
     HostRevoked,
+    /// 403: the push device (or its user) is disabled.
+    DeviceDisabled,
     /// 404: no such route.
     NotFound,
     /// 404: no such user.
@@ -164,6 +204,11 @@ pub enum ApiErrorCode {
     UnknownMethod,
     /// 404: no such host.
     UnknownHost,
+    /// 404: no such device activation code.
+    UnknownActivation,
+    /// 404: no such challenge for this device's user or this host (or
+    /// its result was handed out already).
+    UnknownChallenge,
     /// 405: the route does not take this HTTP method.
     MethodNotAllowed,
     /// 409: a user of that name exists.
@@ -172,6 +217,14 @@ pub enum ApiErrorCode {
     HostExists,
     /// 409: another entry of that name exists.
     Exists,
+    /// 409: the activation code was used already.
+    ActivationUsed,
+    /// 409: the challenge is closed already (answered, cancelled).
+    ChallengeClosed,
+    /// 410: the activation code has expired.
+    ActivationExpired,
+    /// 410: the challenge has expired.
+    ChallengeExpired,
     /// 413: the body is larger than the registry's `max_body_bytes`.
     BodyTooLarge,
     /// 500: a stored secret does not decrypt with the registry's key file.
@@ -196,16 +249,31 @@ impl ApiErrorCode {
         Self::InvalidField,
         Self::InvalidHostName,
         Self::InvalidCodeFormat,
+        Self::InvalidPublicKey,
+        Self::InvalidNonce,
+        Self::NumberRequired,
+        Self::NonceMismatch,
         Self::Unauthorized,
+        Self::UnknownDevice,
+        Self::BadSignature,
+        Self::ClockSkew,
+        Self::ReplayedNonce,
         Self::HostRevoked,
+        Self::DeviceDisabled,
         Self::NotFound,
         Self::UnknownUser,
         Self::UnknownMethod,
         Self::UnknownHost,
+        Self::UnknownActivation,
+        Self::UnknownChallenge,
         Self::MethodNotAllowed,
         Self::UserExists,
         Self::HostExists,
         Self::Exists,
+        Self::ActivationUsed,
+        Self::ChallengeClosed,
+        Self::ActivationExpired,
+        Self::ChallengeExpired,
         Self::BodyTooLarge,
         Self::SecretUnreadable,
         Self::AdminTokenUnavailable,
@@ -222,16 +290,31 @@ impl ApiErrorCode {
             Self::InvalidField => "invalid_field",
             Self::InvalidHostName => "invalid_host_name",
             Self::InvalidCodeFormat => "invalid_code_format",
+            Self::InvalidPublicKey => "invalid_public_key",
+            Self::InvalidNonce => "invalid_nonce",
+            Self::NumberRequired => "number_required",
+            Self::NonceMismatch => "nonce_mismatch",
             Self::Unauthorized => "unauthorized",
+            Self::UnknownDevice => "unknown_device",
+            Self::BadSignature => "bad_signature",
+            Self::ClockSkew => "clock_skew",
+            Self::ReplayedNonce => "replayed_nonce",
             Self::HostRevoked => "host_revoked",
+            Self::DeviceDisabled => "device_disabled",
             Self::NotFound => "not_found",
             Self::UnknownUser => "unknown_user",
             Self::UnknownMethod => "unknown_method",
             Self::UnknownHost => "unknown_host",
+            Self::UnknownActivation => "unknown_activation",
+            Self::UnknownChallenge => "unknown_challenge",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UserExists => "user_exists",
             Self::HostExists => "host_exists",
             Self::Exists => "exists",
+            Self::ActivationUsed => "activation_used",
+            Self::ChallengeClosed => "challenge_closed",
+            Self::ActivationExpired => "activation_expired",
+            Self::ChallengeExpired => "challenge_expired",
             Self::BodyTooLarge => "body_too_large",
             Self::SecretUnreadable => "secret_unreadable",
             Self::AdminTokenUnavailable => "admin_token_unavailable",
@@ -260,12 +343,30 @@ impl ApiErrorCode {
             | Self::InvalidUsername
             | Self::InvalidField
             | Self::InvalidHostName
-            | Self::InvalidCodeFormat => 400,
-            Self::Unauthorized => 401,
-            Self::HostRevoked => 403,
-            Self::NotFound | Self::UnknownUser | Self::UnknownMethod | Self::UnknownHost => 404,
+            | Self::InvalidCodeFormat
+            | Self::InvalidPublicKey
+            | Self::InvalidNonce
+            | Self::NumberRequired
+            | Self::NonceMismatch => 400,
+            Self::Unauthorized
+            | Self::UnknownDevice
+            | Self::BadSignature
+            | Self::ClockSkew
+            | Self::ReplayedNonce => 401,
+            Self::HostRevoked | Self::DeviceDisabled => 403,
+            Self::NotFound
+            | Self::UnknownUser
+            | Self::UnknownMethod
+            | Self::UnknownHost
+            | Self::UnknownActivation
+            | Self::UnknownChallenge => 404,
             Self::MethodNotAllowed => 405,
-            Self::UserExists | Self::HostExists | Self::Exists => 409,
+            Self::UserExists
+            | Self::HostExists
+            | Self::Exists
+            | Self::ActivationUsed
+            | Self::ChallengeClosed => 409,
+            Self::ActivationExpired | Self::ChallengeExpired => 410,
             Self::BodyTooLarge => 413,
             Self::SecretUnreadable | Self::Other => 500,
             Self::AdminTokenUnavailable | Self::StorageUnavailable => 503,
@@ -712,6 +813,13 @@ mod tests {
         );
         assert_eq!(ApiErrorCode::InvalidCodeFormat.http_status(), 400);
         assert_eq!(ApiErrorCode::HostRevoked.http_status(), 403);
+        // The push refusals keep the strings and statuses devices see.
+        assert_eq!(ApiErrorCode::BadSignature.as_str(), "bad_signature");
+        assert_eq!(ApiErrorCode::BadSignature.http_status(), 401);
+        assert_eq!(ApiErrorCode::DeviceDisabled.as_str(), "device_disabled");
+        assert_eq!(ApiErrorCode::DeviceDisabled.http_status(), 403);
+        assert_eq!(ApiErrorCode::ChallengeExpired.http_status(), 410);
+        assert_eq!(ApiErrorCode::ActivationUsed.http_status(), 409);
         // A code from a newer registry still reads.
         assert_eq!(
             serde_json::from_str::<ApiErrorCode>("\"push_timeout\"").unwrap(),
@@ -739,6 +847,14 @@ mod tests {
             "/v1/admin/hosts/%7Bname%7D"
         );
         assert_eq!(paths::fill(paths::HOST_VERIFY, &[]), paths::HOST_VERIFY);
+        assert_eq!(
+            paths::fill(paths::HOST_PUSH_CHALLENGE, &["Ab-_9"]),
+            "/v1/host/push/Ab-_9"
+        );
+        assert_eq!(
+            paths::fill(paths::METHOD_DISABLE, &["7"]),
+            "/v1/admin/methods/7/disable"
+        );
         assert_eq!(paths::fill(paths::USER, &[]), paths::USER);
     }
 

@@ -58,12 +58,16 @@ pub enum ClientError {
         /// The registry's message, or the start of the body.
         message: String,
     },
-    /// The registry refused our credential (401) or the host is revoked (403).
+    /// The registry refused our credential (401) or the host is revoked (403);
+    /// for a push device, its signature or the device itself (disabled).
     /// A configuration problem: the fail mode does not apply.
     #[error("registry refused the credential ({status}): {message}")]
     Refused {
         /// HTTP status.
         status: u16,
+        /// [`ErrorBody::error`] (`http_error` for an answer without an
+        /// [`ErrorBody`]).
+        code: String,
         /// The registry's message.
         message: String,
     },
@@ -92,12 +96,14 @@ impl ClientError {
         matches!(self, Self::Unreachable(_))
     }
 
-    /// The error code of an [`ClientError::Api`] answer;
-    /// [`ApiErrorCode::Other`] for a code this version does not know (or an
-    /// answer without an [`ErrorBody`]).
+    /// The error code of an [`ClientError::Api`] or
+    /// [`ClientError::Refused`] answer; [`ApiErrorCode::Other`] for a code
+    /// this version does not know (or an answer without an [`ErrorBody`]).
     pub fn api_code(&self) -> Option<ApiErrorCode> {
         match self {
-            Self::Api { code, .. } => Some(ApiErrorCode::from_wire(code)),
+            Self::Api { code, .. } | Self::Refused { code, .. } => {
+                Some(ApiErrorCode::from_wire(code))
+            }
             _ => None,
         }
     }
@@ -322,6 +328,7 @@ impl RegistryClient {
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(ClientError::Refused {
                 status: status.as_u16(),
+                code,
                 message,
             });
         }
@@ -665,15 +672,21 @@ mod tests {
         (url, sent)
     }
 
-    #[tokio::test]
-    async fn server_error_is_not_unreachable() {
-        let body = br#"{"error":"storage_full","message":"database storage is full"}"#;
+    /// A client of a responder that answers once with `status` (e.g.
+    /// `503 Service Unavailable`) and the JSON `body`.
+    async fn client_answered(status: &str, body: &[u8]) -> RegistryClient {
         let head = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         );
         let (url, _) = responder(head, body.to_vec(), false).await;
-        let c = RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
+        RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn server_error_is_not_unreachable() {
+        let body = br#"{"error":"storage_full","message":"database storage is full"}"#;
+        let c = client_answered("503 Service Unavailable", body).await;
         let e = c
             .verify(&VerifyRequest {
                 username: "alice".into(),
@@ -693,6 +706,24 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "registry failed (503): database storage is full"
+        );
+    }
+
+    /// A 401 or 403 is `Refused` and keeps its code: a push device
+    /// learns why it was refused.
+    #[tokio::test]
+    async fn refusal_keeps_its_code() {
+        let body = br#"{"error":"device_disabled","message":"this device is disabled"}"#;
+        let c = client_answered("403 Forbidden", body).await;
+        let e = c.health().await.unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Refused { status: 403, message, .. } if message == "this device is disabled"),
+            "{e:?}"
+        );
+        assert_eq!(e.api_code(), Some(ApiErrorCode::DeviceDisabled));
+        assert_eq!(
+            e.to_string(),
+            "registry refused the credential (403): this device is disabled"
         );
     }
 

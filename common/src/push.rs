@@ -6,24 +6,44 @@
 //! leaves the device. Every request a device makes after activation is
 //! signed, so the registry needs no device secret of its own.
 //!
-//! | method | path | who | body → answer |
+//! | method | path ([`paths`]) | who | body → answer |
 //! |---|---|---|---|
-//! | POST | `/v1/admin/users/{username}/methods/push` | admin | [`CreateActivation`] → 201 [`Activation`] |
-//! | POST | `/v1/device/activate` | anyone with the activation code | [`ActivateDevice`] → 201 [`DeviceActivated`] |
-//! | POST | `/v1/device/poll` | device (signed) | [`DevicePoll`] → [`PendingChallenges`] (long-poll) |
-//! | POST | `/v1/device/answer` | device (signed) | [`DeviceAnswer`] → [`AnswerAccepted`] |
-//! | POST | `/v1/host/push` | host | [`StartPush`] → [`PushStarted`] |
-//! | GET | `/v1/host/push/{id}?wait=SECONDS` | host that started it | → [`PushOutcome`] (long-poll) |
-//! | DELETE | `/v1/host/push/{id}` | host that started it | → 204 (cancel) |
-//! | POST | `/v1/admin/methods/{id}/disable` | admin | → [`Method`] (open challenges cancelled) |
-//! | POST | `/v1/admin/methods/{id}/enable` | admin | → [`Method`] |
+//! | POST | `/v1/admin/users/{username}/methods/push` ([`paths::USER_PUSH`]) | admin | [`CreateActivation`] → 201 [`Activation`] |
+//! | POST | `/v1/device/activate` ([`paths::DEVICE_ACTIVATE`]) | anyone with the activation code | [`ActivateDevice`] → 201 [`DeviceActivated`] |
+//! | POST | `/v1/device/poll` ([`paths::DEVICE_POLL`]) | device (signed) | [`DevicePoll`] → [`PendingChallenges`] (long-poll) |
+//! | POST | `/v1/device/answer` ([`paths::DEVICE_ANSWER`]) | device (signed) | [`DeviceAnswer`] → [`AnswerAccepted`] |
+//! | POST | `/v1/host/push` ([`paths::HOST_PUSH`]) | host | [`StartPush`] → [`PushStarted`] |
+//! | GET | `/v1/host/push/{challenge_id}?wait=SECONDS` ([`paths::HOST_PUSH_CHALLENGE`]) | host that started it | → [`PushOutcome`] (long-poll) |
+//! | DELETE | `/v1/host/push/{challenge_id}` | host that started it | → 204 (cancel) |
+//! | POST | `/v1/admin/methods/{id}/disable` ([`paths::METHOD_DISABLE`]) | admin | → [`Method`] (open challenges cancelled) |
+//! | POST | `/v1/admin/methods/{id}/enable` ([`paths::METHOD_ENABLE`]) | admin | → [`Method`] |
 //!
 //! Lifecycle of a challenge: `pending` → one of `approved`, `denied`,
 //! `fraud`, `wrong_number`, `expired`, `cancelled`. The final state is
 //! reached once (one atomic update whose `WHERE` requires `pending` and an
 //! unexpired row), and handed to the host that started it once.
 //!
+//! Refusals are [`ErrorBody`] answers with these codes, each an
+//! [`ApiErrorCode`]: 401 `unknown_device`, `bad_signature`, `clock_skew`,
+//! `replayed_nonce`; 403 `device_disabled`; 400 `number_required`,
+//! `nonce_mismatch`, `invalid_nonce`, `invalid_public_key`; 404 `unknown_activation`, `unknown_challenge`
+//! (also another user's challenge, another host's, or a result handed out
+//! already); 409 `activation_used`, `challenge_closed` (a second answer, a
+//! replay); 410 `activation_expired`, `challenge_expired`. Each refusal of
+//! a known device is audited with its code.
+//!
 //! [`MethodKind::Push`]: crate::api::MethodKind
+//! [`ErrorBody`]: crate::api::ErrorBody
+//! [`ApiErrorCode`]: crate::api::ApiErrorCode
+//! [`paths`]: crate::api::paths
+//! [`paths::USER_PUSH`]: crate::api::paths::USER_PUSH
+//! [`paths::DEVICE_ACTIVATE`]: crate::api::paths::DEVICE_ACTIVATE
+//! [`paths::DEVICE_POLL`]: crate::api::paths::DEVICE_POLL
+//! [`paths::DEVICE_ANSWER`]: crate::api::paths::DEVICE_ANSWER
+//! [`paths::HOST_PUSH`]: crate::api::paths::HOST_PUSH
+//! [`paths::HOST_PUSH_CHALLENGE`]: crate::api::paths::HOST_PUSH_CHALLENGE
+//! [`paths::METHOD_DISABLE`]: crate::api::paths::METHOD_DISABLE
+//! [`paths::METHOD_ENABLE`]: crate::api::paths::METHOD_ENABLE
 //! [`Method`]: crate::api::Method
 
 use serde::{Deserialize, Serialize};

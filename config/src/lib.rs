@@ -21,10 +21,15 @@
 //! A commented example lives in `packaging/twostep.toml`.
 
 mod error;
+mod push;
 pub mod radius;
 mod secret;
 
 pub use error::ConfigError;
+pub use push::{
+    render_webhook_body, PushConfig, WebhookHeader, WebhookHeaderFile, DEFAULT_WEBHOOK_BODY,
+    MAX_CHALLENGE_LIFETIME,
+};
 pub use secret::{
     check_config_file, check_secret_file, read_secret_file, secret_file_problem, Secret,
     SecretFileProblem,
@@ -94,6 +99,9 @@ pub struct ApiConfig {
     /// Failure counting and lockout.
     #[serde(default)]
     pub lockout: LockoutConfig,
+    /// Push approvals.
+    #[serde(default)]
+    pub push: PushConfig,
 }
 
 fn default_issuer() -> String {
@@ -501,6 +509,7 @@ impl Config {
             if api.totp.skew_steps > 10 {
                 return Err(at("skew_steps", "skew_steps must be at most 10".into()));
             }
+            api.push.validate(path, text)?;
         }
         if let Some(reg) = &self.registry {
             if !(reg.url.starts_with("https://") || reg.url.starts_with("http://")) {

@@ -458,6 +458,7 @@ mod tests {
             ClientError::Transport("connection reset".into()),
             ClientError::Refused {
                 status: 401,
+                code: "unauthorized".into(),
                 message: "unknown key".into(),
             },
             ClientError::Protocol("not JSON".into()),

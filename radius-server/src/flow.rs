@@ -1372,6 +1372,7 @@ mod tests {
             ClientError::Transport("reset".into()),
             ClientError::Refused {
                 status: 403,
+                code: "host_revoked".into(),
                 message: "host revoked".into(),
             },
             ClientError::Protocol("not JSON".into()),

@@ -597,6 +597,7 @@ fn registry_5xx_tls_and_other_failures_reject_whatever_the_fail_mode() {
             RegistryFailure::from(&ClientError::Transport("connection reset".into())),
             RegistryFailure::from(&ClientError::Refused {
                 status: 403,
+                code: "host_revoked".into(),
                 message: "host revoked".into(),
             }),
             RegistryFailure::from(&ClientError::Protocol("not JSON".into())),

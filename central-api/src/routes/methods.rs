@@ -1,5 +1,6 @@
 //! Admin: a user's verification methods (TOTP enrolment, delete one,
-//! reset all).
+//! reset all). Deleting a push device or resetting cancels the user's
+//! open push challenges ([`crate::push::cancel_open`]).
 
 use crate::app::Routes;
 use crate::audit::{AdminChange, Subject};
@@ -120,24 +121,39 @@ async fn delete_method(
 ) -> ApiResult<StatusCode> {
     let uid = user_id(&state, &username).await?;
     let mut change = AdminChange::begin(&state, &peer).await?;
-    let deleted = sqlx::query("DELETE FROM methods WHERE id = $1 AND user_id = $2 RETURNING id")
-        .bind(id)
-        .bind(uid)
-        .fetch_optional(change.conn())
-        .await?;
-    if deleted.is_none() {
+    let deleted =
+        sqlx::query("DELETE FROM methods WHERE id = $1 AND user_id = $2 RETURNING id, kind")
+            .bind(id)
+            .bind(uid)
+            .fetch_optional(change.conn())
+            .await?;
+    let Some(deleted) = deleted else {
         return Err(ApiError::new(
             ApiErrorCode::UnknownMethod,
             format!("user {username:?} has no method {id}"),
         ));
-    }
+    };
     promote_default(change.conn(), uid).await?;
+    let cancelled = if deleted.try_get::<String, _>("kind")? == "push" {
+        let peer = peer.text();
+        crate::push::cancel_open(
+            &state,
+            change.conn(),
+            uid,
+            peer.as_deref(),
+            "device deleted",
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
     change
         .commit(
             "method.delete",
             Subject::user(&username).detail(format!("method {id}")),
         )
         .await?;
+    state.push.hub.finished(&cancelled);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -167,11 +183,16 @@ async fn reset_methods(
         .execute(change.conn())
         .await?
         .rows_affected();
+    let peer = peer.text();
+    let cancelled =
+        crate::push::cancel_open(&state, change.conn(), uid, peer.as_deref(), "methods reset")
+            .await?;
     change
         .commit(
             "method.reset",
             Subject::user(&username).detail(format!("{n} methods deleted")),
         )
         .await?;
+    state.push.hub.finished(&cancelled);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -172,7 +172,8 @@ async fn unlock_user(
         &state,
         &peer,
         &username,
-        "UPDATE users SET locked_until = NULL, failure_count = 0, failure_window_start = NULL
+        "UPDATE users SET locked_until = NULL, failure_count = 0, failure_window_start = NULL,
+                          push_blocked_at = NULL
          WHERE username = $1 RETURNING id",
         None,
         "user.unlock",

@@ -108,6 +108,7 @@ pub fn check_registry(c: &Config) -> Vec<Finding> {
         Err(ClientError::Refused {
             status: 403,
             message,
+            ..
         }) => out.push(Finding::new(
             Status::Fail,
             check,
@@ -117,7 +118,9 @@ pub fn check_registry(c: &Config) -> Vec<Finding> {
             ),
             fix_key,
         )),
-        Err(ClientError::Refused { status, message }) => out.push(Finding::new(
+        Err(ClientError::Refused {
+            status, message, ..
+        }) => out.push(Finding::new(
             Status::Fail,
             check,
             format!(

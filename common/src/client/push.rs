@@ -4,7 +4,7 @@
 //! signed requests and no bearer credential.
 
 use super::{ClientError, RegistryClient};
-use crate::api::paths::encode_segment as seg;
+use crate::api::paths::{self, fill};
 use crate::api::Method;
 use crate::push::{
     ActivateDevice, Activation, AnswerAccepted, CreateActivation, DeviceActivated, DeviceAnswer,
@@ -71,7 +71,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`].
     pub async fn start_push(&self, req: &StartPush) -> Result<PushStarted, ClientError> {
-        self.post("/v1/host/push", req).await
+        self.post(paths::HOST_PUSH, req).await
     }
 
     /// The state of a challenge this host started, waiting up to `wait`
@@ -91,7 +91,10 @@ impl RegistryClient {
         let secs = wait.min(Duration::from_secs(MAX_WAIT_SECS)).as_secs();
         self.long_poll::<(), _>(
             HttpMethod::GET,
-            &format!("/v1/host/push/{}?wait={secs}", seg(challenge_id)),
+            &format!(
+                "{}?wait={secs}",
+                fill(paths::HOST_PUSH_CHALLENGE, &[challenge_id])
+            ),
             None,
             wait,
         )
@@ -103,7 +106,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; 404 `unknown_challenge` as for [`RegistryClient::push_outcome`].
     pub async fn cancel_push(&self, challenge_id: &str) -> Result<(), ClientError> {
-        self.delete(&format!("/v1/host/push/{}", seg(challenge_id)))
+        self.delete(&fill(paths::HOST_PUSH_CHALLENGE, &[challenge_id]))
             .await
     }
 
@@ -119,11 +122,7 @@ impl RegistryClient {
         username: &str,
         req: &CreateActivation,
     ) -> Result<Activation, ClientError> {
-        self.post(
-            &format!("/v1/admin/users/{}/methods/push", seg(username)),
-            req,
-        )
-        .await
+        self.post(&fill(paths::USER_PUSH, &[username]), req).await
     }
 
     /// Disables a method (a lost device); the user's open challenges sent
@@ -132,7 +131,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; 404 `unknown_method`.
     pub async fn disable_method(&self, id: i64) -> Result<Method, ClientError> {
-        self.post(&format!("/v1/admin/methods/{id}/disable"), &())
+        self.post(&fill(paths::METHOD_DISABLE, &[&id.to_string()]), &())
             .await
     }
 
@@ -141,7 +140,7 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; 404 `unknown_method`.
     pub async fn enable_method(&self, id: i64) -> Result<Method, ClientError> {
-        self.post(&format!("/v1/admin/methods/{id}/enable"), &())
+        self.post(&fill(paths::METHOD_ENABLE, &[&id.to_string()]), &())
             .await
     }
 
@@ -153,7 +152,7 @@ impl RegistryClient {
     /// See [`ClientError`]; `Api` 404 `unknown_activation`, 409
     /// `activation_used`, 410 `activation_expired`, 400 `invalid_public_key`.
     pub async fn activate(&self, req: &ActivateDevice) -> Result<DeviceActivated, ClientError> {
-        self.post("/v1/device/activate", req).await
+        self.post(paths::DEVICE_ACTIVATE, req).await
     }
 
     /// The device's open challenges, waiting up to `poll.wait` seconds (at
@@ -163,11 +162,12 @@ impl RegistryClient {
     /// # Errors
     /// See [`ClientError`]; a bad signature, unknown device, replayed nonce
     /// or timestamp out of the window is `Refused { status: 401 }`, a
-    /// disabled device `Refused { status: 403 }`.
+    /// disabled device `Refused { status: 403 }`, each with its code
+    /// ([`ClientError::api_code`]).
     pub async fn poll(&self, poll: &DevicePoll) -> Result<PendingChallenges, ClientError> {
         self.long_poll(
             HttpMethod::POST,
-            "/v1/device/poll",
+            paths::DEVICE_POLL,
             Some(poll),
             Duration::from_secs(poll.wait),
         )
@@ -182,6 +182,6 @@ impl RegistryClient {
     /// (also another user's), 409 `challenge_closed` (answered, cancelled:
     /// a replay), 410 `challenge_expired`, 400 `number_required`.
     pub async fn answer(&self, answer: &DeviceAnswer) -> Result<AnswerAccepted, ClientError> {
-        self.post("/v1/device/answer", answer).await
+        self.post(paths::DEVICE_ANSWER, answer).await
     }
 }

@@ -1,0 +1,238 @@
+//! Device activation: an admin creates a one-time code (128 bits, kept as
+//! its SHA-256, valid `[api.push] activation_lifetime` seconds); the
+//! device sends it with its name and Ed25519 public key and becomes a
+//! method of kind `push`. The code is consumed by one statement whose
+//! `WHERE` requires it unused and unexpired, so it works once.
+
+use crate::audit::{write_audit, AdminChange, Audit, Subject};
+use crate::auth::AdminAuth;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathArgs, Peer};
+use crate::rows::{method_from_row, METHOD_COLUMNS};
+use crate::state::{AppState, Shared};
+use crate::validate::{check_text, check_username};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use twostep_common::api::ApiErrorCode;
+use twostep_common::push::{
+    activation_uri, parse_public_key, ActivateDevice, Activation, CreateActivation, DeviceActivated,
+};
+
+/// Random bytes of an activation code (128 bits).
+pub const CODE_BYTES: usize = 16;
+
+/// How long used and expired activations are kept (to tell "used" and
+/// "expired" apart from "unknown"), in seconds: one day.
+const KEEP_SECONDS: i64 = 86_400;
+
+/// The stored form of a code: SHA-256, hex, of its canonical text
+/// (upper case, without spaces or dashes a person may have typed).
+fn code_hash(code: &str) -> String {
+    let canonical: String = code
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-'))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// `POST /v1/admin/users/{username}/methods/push`.
+pub(crate) async fn create(
+    State(state): State<Shared>,
+    _admin: AdminAuth,
+    peer: Peer,
+    PathArgs(username): PathArgs<String>,
+    JsonBody(req): JsonBody<CreateActivation>,
+) -> Result<(StatusCode, Json<Activation>), ApiError> {
+    check_username(&username)?;
+    if let Some(l) = &req.label {
+        check_text("label", l)?;
+    }
+    let code = {
+        use rand::RngCore;
+        let mut raw = [0u8; CODE_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        data_encoding::BASE32_NOPAD.encode(&raw)
+    };
+    let mut change = AdminChange::begin(&state, &peer).await?;
+    let now = change.now();
+    let lifetime = i64::try_from(state.push.config.activation_lifetime).unwrap_or(600);
+    let expires_at = now.saturating_add(lifetime);
+    sqlx::query(
+        "INSERT INTO push_activations (code_hash, user_id, label, created_at, expires_at)
+         SELECT $1, u.id, $2, $3, $4 FROM users u WHERE u.username = $5
+         RETURNING user_id",
+    )
+    .bind(code_hash(&code))
+    .bind(req.label.as_deref())
+    .bind(now)
+    .bind(expires_at)
+    .bind(&username)
+    .fetch_optional(change.conn())
+    .await?
+    .ok_or_else(|| ApiError::unknown_user(&username))?;
+    sqlx::query("DELETE FROM push_activations WHERE expires_at < $1")
+        .bind(now.saturating_sub(KEEP_SECONDS))
+        .execute(change.conn())
+        .await?;
+    change
+        .commit(
+            "push.activation",
+            Subject::user(&username).detail(format!("expires at {expires_at}")),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Activation {
+            activation_uri: activation_uri(&state.push.public_url, &code, &username),
+            username,
+            code,
+            expires_at,
+        }),
+    ))
+}
+
+/// `POST /v1/device/activate`.
+pub(crate) async fn activate(
+    State(state): State<Shared>,
+    peer: Peer,
+    JsonBody(req): JsonBody<ActivateDevice>,
+) -> Result<(StatusCode, Json<DeviceActivated>), ApiError> {
+    check_text("device_name", &req.device_name)?;
+    parse_public_key(&req.public_key)
+        .map_err(|m| ApiError::new(ApiErrorCode::InvalidPublicKey, m))?;
+    let hash = code_hash(&req.code);
+    let now = state.now();
+    let peer = peer.text();
+    let mut tx = state.pool.begin().await?;
+    let used = sqlx::query(
+        "UPDATE push_activations SET used_at = $2
+         WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2
+         RETURNING user_id, label",
+    )
+    .bind(&hash)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(used) = used else {
+        tx.rollback().await?;
+        return Err(refusal(&state, &hash, now, peer.as_deref()).await?);
+    };
+    let uid: i64 = used.try_get("user_id")?;
+    let label = used
+        .try_get::<Option<String>, _>("label")?
+        .unwrap_or_else(|| req.device_name.clone());
+    let row = sqlx::query(&format!(
+        "INSERT INTO methods (user_id, kind, label, is_default, created_at, public_key)
+         SELECT $1, 'push', $2,
+                CASE WHEN EXISTS (SELECT 1 FROM methods m WHERE m.user_id = $1) THEN 0 ELSE 1 END,
+                $3, $4
+         RETURNING {METHOD_COLUMNS}"
+    ))
+    .bind(uid)
+    .bind(&label)
+    .bind(now)
+    .bind(&req.public_key)
+    .fetch_one(&mut *tx)
+    .await?;
+    let method = method_from_row(&row)?;
+    let username = super::challenge::username_of(&mut tx, uid)
+        .await?
+        .unwrap_or_default();
+    let actor = format!("device:{}", method.id);
+    write_audit(
+        &mut *tx,
+        now,
+        &Audit {
+            actor: &actor,
+            action: "push.activate",
+            username: Some(&username),
+            remote_addr: peer.as_deref(),
+            result: Some("ok"),
+            detail: Some(format!("device {} {:?}", method.id, req.device_name)),
+            ..Audit::default()
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(DeviceActivated {
+            device_id: method.id,
+            username,
+            label: method.label,
+        }),
+    ))
+}
+
+/// Why the code with `hash` was not accepted (audited when it names a
+/// user): 409 used, 410 expired, 404 unknown.
+async fn refusal(
+    state: &AppState,
+    hash: &str,
+    now: i64,
+    peer: Option<&str>,
+) -> Result<ApiError, ApiError> {
+    let row = sqlx::query(
+        "SELECT a.used_at, a.expires_at, u.username FROM push_activations a
+         JOIN users u ON u.id = a.user_id WHERE a.code_hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(ApiError::new(
+            ApiErrorCode::UnknownActivation,
+            "no such activation code",
+        ));
+    };
+    let err = if row.try_get::<Option<i64>, _>("used_at")?.is_some() {
+        ApiError::new(
+            ApiErrorCode::ActivationUsed,
+            "this activation code was used already",
+        )
+    } else {
+        ApiError::new(
+            ApiErrorCode::ActivationExpired,
+            format!(
+                "this activation code expired at {}; create a new one",
+                row.try_get::<i64, _>("expires_at")?
+            ),
+        )
+    };
+    let username: String = row.try_get("username")?;
+    let (_, code, _) = err.parts();
+    write_audit(
+        &state.pool,
+        now,
+        &Audit {
+            actor: "device",
+            action: "push.activate",
+            username: Some(&username),
+            remote_addr: peer,
+            result: Some(code.as_str()),
+            ..Audit::default()
+        },
+    )
+    .await?;
+    Ok(err)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn typed_codes_match_their_canonical_form() {
+        assert_eq!(
+            super::code_hash("abcd-efgh ij"),
+            super::code_hash("ABCDEFGHIJ")
+        );
+        assert_ne!(
+            super::code_hash("ABCDEFGHIJ"),
+            super::code_hash("ABCDEFGHIK")
+        );
+        assert_eq!(super::code_hash("A").len(), 64);
+    }
+}

@@ -1,0 +1,534 @@
+//! Challenges from the host's side: start (with the abuse limits), the
+//! long-polled outcome handed out once to the host that started it,
+//! cancel; and the admin's disable / enable of a method, which cancels
+//! the user's open challenges at once.
+
+use super::notify::{self, PushEvent};
+use crate::audit::{write_audit, AdminChange, Audit, Subject};
+use crate::auth::{AdminAuth, HostAuth};
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathArgs, Peer, QueryArgs};
+use crate::rows::{method_from_row, METHOD_COLUMNS};
+use crate::state::{AppState, Shared};
+use crate::validate::check_username;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use sqlx::{Any, AnyConnection, Row, Transaction};
+use std::time::Duration;
+use tokio::time::Instant;
+use twostep_common::api::{ApiErrorCode, Method, MethodKind};
+use twostep_common::push::{
+    random_token, PushOutcome, PushResult, PushStarted, StartPush, StartResult, StartedChallenge,
+    MAX_WAIT_SECS,
+};
+
+/// Random bytes of a challenge id and of its nonce (128 bits each).
+pub const ID_BYTES: usize = 16;
+
+/// The name of user `uid`, if it still exists.
+pub(crate) async fn username_of(
+    conn: &mut AnyConnection,
+    uid: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query("SELECT username FROM users WHERE id = $1")
+        .bind(uid)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get("username"))
+        .transpose()
+}
+
+/// Audits `result` of `action` on the challenge in `row` (its `user_id`
+/// and `context` columns) as done for `host`, the host that started it.
+async fn audit_for_host(
+    conn: &mut AnyConnection,
+    now: i64,
+    host: &str,
+    row: &sqlx::any::AnyRow,
+    action: &str,
+    result: PushResult,
+    detail: String,
+) -> Result<(), ApiError> {
+    let username = username_of(conn, row.try_get("user_id")?).await?;
+    let context: twostep_common::push::PushContext =
+        serde_json::from_str(&row.try_get::<String, _>("context")?).unwrap_or_default();
+    let actor = format!("host:{host}");
+    write_audit(
+        conn,
+        now,
+        &Audit {
+            actor: &actor,
+            action,
+            username: username.as_deref(),
+            host: Some(context.host.as_deref().unwrap_or(host)),
+            remote_addr: context.remote_addr.as_deref(),
+            result: Some(result.as_str()),
+            detail: Some(detail),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The challenges [`expire_due`] looks at.
+pub(crate) enum Due<'a> {
+    /// One challenge.
+    Challenge(&'a str),
+    /// Every challenge of a user (row id).
+    User(i64),
+}
+
+/// Turns the matching challenges that are `pending` past their expiry
+/// into `expired` and audits each once (the statement that changes the
+/// row is the one that decides the audit).
+pub(crate) async fn expire_due(state: &AppState, due: Due<'_>) -> Result<(), ApiError> {
+    let now = state.now();
+    let sql = |column: &str| {
+        format!(
+            "UPDATE push_challenges SET status = 'expired'
+             WHERE {column} = $1 AND status = 'pending' AND expires_at <= $2
+             RETURNING id, user_id, host, context"
+        )
+    };
+    let (by_id, by_user) = (sql("id"), sql("user_id"));
+    let q = match due {
+        Due::Challenge(id) => sqlx::query(&by_id).bind(id.to_owned()),
+        Due::User(uid) => sqlx::query(&by_user).bind(uid),
+    };
+    let mut tx = state.pool.begin().await?;
+    let rows = q.bind(now).fetch_all(&mut *tx).await?;
+    for r in &rows {
+        let id: String = r.try_get("id")?;
+        let host: String = r.try_get("host")?;
+        let detail = format!("challenge {id}");
+        audit_for_host(
+            &mut tx,
+            now,
+            &host,
+            r,
+            "push.expire",
+            PushResult::Expired,
+            detail,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Cancels the open challenges of user `uid` in the transaction on `conn`
+/// (a device disabled or deleted, methods reset) and audits each; returns
+/// their ids, for [`super::PushHub::finished`] after the commit.
+///
+/// # Errors
+/// The database's.
+pub async fn cancel_open(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    uid: i64,
+    peer: Option<&str>,
+    why: &str,
+) -> Result<Vec<String>, ApiError> {
+    let now = state.now();
+    let rows = sqlx::query(
+        "UPDATE push_challenges SET status = 'cancelled', answered_at = $2
+         WHERE user_id = $1 AND status = 'pending' AND expires_at > $2
+         RETURNING id",
+    )
+    .bind(uid)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    let username = username_of(conn, uid).await?;
+    let mut ids = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: String = r.try_get("id")?;
+        write_audit(
+            &mut *conn,
+            now,
+            &Audit {
+                actor: "admin",
+                action: "push.cancel",
+                username: username.as_deref(),
+                remote_addr: peer,
+                result: Some(PushResult::Cancelled.as_str()),
+                detail: Some(format!("challenge {id}: {why}")),
+                ..Audit::default()
+            },
+        )
+        .await?;
+        let event = PushEvent::Finished {
+            challenge_id: id.clone(),
+        };
+        state.push.hub.announce(conn, &event).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// What a start decided, with the new challenge when sent.
+struct Started {
+    result: StartResult,
+    uid: Option<i64>,
+    challenge: Option<StartedChallenge>,
+    devices: Vec<i64>,
+}
+
+/// `POST /v1/host/push`.
+pub(crate) async fn start(
+    State(state): State<Shared>,
+    HostAuth(host): HostAuth,
+    JsonBody(req): JsonBody<StartPush>,
+) -> Result<Json<PushStarted>, ApiError> {
+    check_username(&req.username)?;
+    let ctx = &req.context;
+    for (what, v) in [
+        ("service", &ctx.service),
+        ("host", &ctx.host),
+        ("remote_addr", &ctx.remote_addr),
+        ("tty", &ctx.tty),
+        ("nas", &ctx.nas),
+    ] {
+        super::check_context_field(what, v.as_deref())?;
+    }
+    let now = state.now();
+    if let Some(row) = sqlx::query("SELECT id FROM users WHERE username = $1")
+        .bind(&req.username)
+        .fetch_optional(&state.pool)
+        .await?
+    {
+        // Expired challenges of this user get their audit record first.
+        expire_due(&state, Due::User(row.try_get("id")?)).await?;
+    }
+    let mut tx = state.pool.begin().await?;
+    let started = decide(&state, &mut tx, &host, &req, now).await?;
+    let actor = format!("host:{host}");
+    let mut detail = Vec::new();
+    if let Some(s) = &ctx.service {
+        detail.push(format!("service={s}"));
+    }
+    if let Some(n) = &ctx.nas {
+        detail.push(format!("nas={n}"));
+    }
+    if let Some(c) = &started.challenge {
+        detail.push(format!("challenge={}", c.challenge_id));
+        let ids: Vec<String> = started.devices.iter().map(i64::to_string).collect();
+        detail.push(format!("devices={}", ids.join(",")));
+    }
+    write_audit(
+        &mut *tx,
+        now,
+        &Audit {
+            actor: &actor,
+            action: "push.start",
+            username: Some(&req.username),
+            host: Some(ctx.host.as_deref().unwrap_or(&host)),
+            remote_addr: ctx.remote_addr.as_deref(),
+            result: Some(started.result.as_str()),
+            detail: (!detail.is_empty()).then(|| detail.join(" ")),
+        },
+    )
+    .await?;
+    let event = started.uid.map(|user_id| PushEvent::Created { user_id });
+    if let (Some(e), Some(_)) = (&event, &started.challenge) {
+        state.push.hub.announce(&mut tx, e).await?;
+    }
+    tx.commit().await?;
+    if let (Some(e), Some(c)) = (event, &started.challenge) {
+        state.push.hub.publish(e);
+        state
+            .push
+            .webhook
+            .fire(&req.username, &started.devices, &c.challenge_id);
+    }
+    Ok(Json(PushStarted {
+        result: started.result,
+        challenge: started.challenge,
+    }))
+}
+
+/// Checks the user and the limits and, when all pass, creates the
+/// challenge; the first statement locks the user's row, so concurrent
+/// starts for one user are counted one after the other.
+async fn decide(
+    state: &AppState,
+    tx: &mut Transaction<'_, Any>,
+    host: &str,
+    req: &StartPush,
+    now: i64,
+) -> Result<Started, ApiError> {
+    let refused = |result, uid| Started {
+        result,
+        uid,
+        challenge: None,
+        devices: Vec::new(),
+    };
+    let Some(user) = sqlx::query(
+        "UPDATE users SET push_blocked_at = push_blocked_at WHERE username = $1
+         RETURNING id, disabled, locked_until, push_blocked_at",
+    )
+    .bind(&req.username)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(refused(StartResult::UnknownUser, None));
+    };
+    let uid: i64 = user.try_get("id")?;
+    if user.try_get::<i64, _>("disabled")? != 0 {
+        return Ok(refused(StartResult::Disabled, Some(uid)));
+    }
+    if user
+        .try_get::<Option<i64>, _>("locked_until")?
+        .is_some_and(|t| t > now)
+    {
+        return Ok(refused(StartResult::Locked, Some(uid)));
+    }
+    if user.try_get::<Option<i64>, _>("push_blocked_at")?.is_some() {
+        return Ok(refused(StartResult::Blocked, Some(uid)));
+    }
+    let devices = sqlx::query(
+        "SELECT id, label FROM methods
+         WHERE user_id = $1 AND kind = 'push' AND disabled = 0 AND public_key IS NOT NULL
+         ORDER BY is_default DESC, id",
+    )
+    .bind(uid)
+    .fetch_all(&mut **tx)
+    .await?;
+    if devices.is_empty() {
+        return Ok(refused(StartResult::NotEnrolled, Some(uid)));
+    }
+    let cfg = &state.push.config;
+    let window = i64::try_from(cfg.rate_window).unwrap_or(i64::MAX);
+    let recent: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM push_challenges WHERE user_id = $1 AND created_at > $2",
+    )
+    .bind(uid)
+    .bind(now.saturating_sub(window))
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("n")?;
+    if recent >= i64::from(cfg.max_challenges) {
+        return Ok(refused(StartResult::RateLimited, Some(uid)));
+    }
+    let id = random_token(ID_BYTES);
+    let nonce = random_token(ID_BYTES);
+    let number = cfg.number_matching.then(|| {
+        use rand::Rng;
+        rand::rngs::OsRng.gen_range(10u8..=99)
+    });
+    let expires_at = now.saturating_add(i64::try_from(cfg.challenge_lifetime).unwrap_or(60));
+    let context = serde_json::to_string(&req.context).unwrap_or_else(|_| "{}".into());
+    sqlx::query(
+        "INSERT INTO push_challenges (id, user_id, host, nonce, number, context, status, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
+    )
+    .bind(&id)
+    .bind(uid)
+    .bind(host)
+    .bind(&nonce)
+    .bind(number.map(i64::from))
+    .bind(&context)
+    .bind(now)
+    .bind(expires_at)
+    .execute(&mut **tx)
+    .await?;
+    let mut labels = Vec::new();
+    let mut ids = Vec::new();
+    for d in &devices {
+        ids.push(d.try_get::<i64, _>("id")?);
+        labels.push(d.try_get::<String, _>("label")?);
+    }
+    Ok(Started {
+        result: StartResult::Sent,
+        uid: Some(uid),
+        challenge: Some(StartedChallenge {
+            challenge_id: id,
+            number,
+            expires_at,
+            device_label: labels.join(", "),
+        }),
+        devices: ids,
+    })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct WaitQuery {
+    #[serde(default)]
+    wait: u64,
+}
+
+fn unknown_challenge() -> ApiError {
+    ApiError::new(
+        ApiErrorCode::UnknownChallenge,
+        "no such challenge for this host (or its result was handed out already)",
+    )
+}
+
+/// `GET /v1/host/push/{id}?wait=SECONDS`.
+pub(crate) async fn outcome(
+    State(state): State<Shared>,
+    HostAuth(host): HostAuth,
+    PathArgs(id): PathArgs<String>,
+    QueryArgs(q): QueryArgs<WaitQuery>,
+) -> Result<Json<PushOutcome>, ApiError> {
+    let until = Instant::now() + Duration::from_secs(q.wait.min(MAX_WAIT_SECS));
+    let mut rx = state.push.hub.subscribe();
+    loop {
+        expire_due(&state, Due::Challenge(&id)).await?;
+        let collected = sqlx::query(
+            "UPDATE push_challenges SET collected = 1
+             WHERE id = $1 AND host = $2 AND collected = 0 AND status <> 'pending'
+             RETURNING status",
+        )
+        .bind(&id)
+        .bind(&host)
+        .fetch_optional(&state.pool)
+        .await?;
+        if let Some(row) = collected {
+            let status: String = row.try_get("status")?;
+            return Ok(Json(PushOutcome {
+                result: super::result_of(&status),
+            }));
+        }
+        let pending = sqlx::query(
+            "SELECT expires_at FROM push_challenges WHERE id = $1 AND host = $2 AND collected = 0",
+        )
+        .bind(&id)
+        .bind(&host)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(unknown_challenge)?;
+        let now = Instant::now();
+        if now >= until {
+            return Ok(Json(PushOutcome {
+                result: PushResult::Pending,
+            }));
+        }
+        let left = pending.try_get::<i64, _>("expires_at")? - state.now();
+        let wake = until.min(now + Duration::from_secs(u64::try_from(left).unwrap_or(0)));
+        notify::wait(
+            &mut rx,
+            wake,
+            |e| matches!(e, PushEvent::Finished { challenge_id } if *challenge_id == id),
+        )
+        .await;
+    }
+}
+
+/// `DELETE /v1/host/push/{id}`: cancels the challenge if still open;
+/// either way its result is no longer handed out.
+pub(crate) async fn cancel(
+    State(state): State<Shared>,
+    HostAuth(host): HostAuth,
+    PathArgs(id): PathArgs<String>,
+) -> Result<StatusCode, ApiError> {
+    expire_due(&state, Due::Challenge(&id)).await?;
+    let now = state.now();
+    let mut tx = state.pool.begin().await?;
+    let cancelled = sqlx::query(
+        "UPDATE push_challenges SET status = 'cancelled', answered_at = $3, collected = 1
+         WHERE id = $1 AND host = $2 AND collected = 0 AND status = 'pending' AND expires_at > $3
+         RETURNING context, user_id",
+    )
+    .bind(&id)
+    .bind(&host)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = cancelled else {
+        let closed = sqlx::query(
+            "UPDATE push_challenges SET collected = 1 WHERE id = $1 AND host = $2 AND collected = 0
+             RETURNING id",
+        )
+        .bind(&id)
+        .bind(&host)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return closed
+            .map(|_| StatusCode::NO_CONTENT)
+            .ok_or_else(unknown_challenge);
+    };
+    let detail = format!("challenge {id}: cancelled by the host");
+    let cancelled = PushResult::Cancelled;
+    audit_for_host(&mut tx, now, &host, &row, "push.cancel", cancelled, detail).await?;
+    let event = PushEvent::Finished {
+        challenge_id: id.clone(),
+    };
+    state.push.hub.announce(&mut tx, &event).await?;
+    tx.commit().await?;
+    state.push.hub.publish(event);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/admin/methods/{id}/disable`.
+pub(crate) async fn disable_method(
+    State(state): State<Shared>,
+    _admin: AdminAuth,
+    peer: Peer,
+    PathArgs(id): PathArgs<i64>,
+) -> Result<Json<Method>, ApiError> {
+    set_disabled(&state, &peer, id, true).await.map(Json)
+}
+
+/// `POST /v1/admin/methods/{id}/enable`.
+pub(crate) async fn enable_method(
+    State(state): State<Shared>,
+    _admin: AdminAuth,
+    peer: Peer,
+    PathArgs(id): PathArgs<i64>,
+) -> Result<Json<Method>, ApiError> {
+    set_disabled(&state, &peer, id, false).await.map(Json)
+}
+
+async fn set_disabled(
+    state: &AppState,
+    peer: &Peer,
+    id: i64,
+    disabled: bool,
+) -> Result<Method, ApiError> {
+    let mut change = AdminChange::begin(state, peer).await?;
+    let row = sqlx::query(&format!(
+        "UPDATE methods SET disabled = $2 WHERE id = $1 RETURNING {METHOD_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(i64::from(disabled))
+    .fetch_optional(change.conn())
+    .await?
+    .ok_or_else(|| ApiError::new(ApiErrorCode::UnknownMethod, format!("no method {id}")))?;
+    let method = method_from_row(&row)?;
+    let uid: i64 = row.try_get("user_id")?;
+    let cancelled = if disabled && method.kind == MethodKind::Push {
+        let peer = peer.text();
+        cancel_open(
+            state,
+            change.conn(),
+            uid,
+            peer.as_deref(),
+            "device disabled",
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    let username = username_of(change.conn(), uid).await?;
+    let action = if disabled {
+        "method.disable"
+    } else {
+        "method.enable"
+    };
+    change
+        .commit(
+            action,
+            Subject {
+                username: username.as_deref(),
+                ..Subject::default()
+            }
+            .detail(format!("method {id}")),
+        )
+        .await?;
+    state.push.hub.finished(&cancelled);
+    Ok(method)
+}
