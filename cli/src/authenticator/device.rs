@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
+use twostep_common::api::ApiErrorCode;
 use twostep_common::client::{ClientError, RegistryClient};
 use twostep_common::push::{
     ActivateDevice, ActivationUri, Decision, DeviceKey, PendingChallenge, PushContext, PushResult,
@@ -135,9 +136,9 @@ pub async fn activate(
         })
         .await
         .map_err(|e| match e.api_code() {
-            Some("unknown_activation") => anyhow!("the registry does not know this activation code (mistyped, or for another registry)"),
-            Some("activation_used") => anyhow!("this activation code was used already: ask an admin for a new one"),
-            Some("activation_expired") => anyhow!("this activation code has expired: ask an admin for a new one"),
+            Some(ApiErrorCode::UnknownActivation) => anyhow!("the registry does not know this activation code (mistyped, or for another registry)"),
+            Some(ApiErrorCode::ActivationUsed) => anyhow!("this activation code was used already: ask an admin for a new one"),
+            Some(ApiErrorCode::ActivationExpired) => anyhow!("this activation code has expired: ask an admin for a new one"),
             _ => anyhow::Error::new(e),
         })
         .with_context(|| format!("activation at {}", uri.registry))?;
@@ -224,11 +225,11 @@ pub fn result_message(result: PushResult, username: &str) -> String {
 /// A refused answer as one line for the device's user.
 pub fn answer_error(e: &ClientError) -> String {
     match e.api_code() {
-        Some("challenge_closed") => {
+        Some(ApiErrorCode::ChallengeClosed) => {
             "this request was answered or cancelled already (another device, or the login was abandoned)".into()
         }
-        Some("challenge_expired") => "this request expired before the answer arrived".into(),
-        Some("unknown_challenge") => "the registry no longer knows this request".into(),
+        Some(ApiErrorCode::ChallengeExpired) => "this request expired before the answer arrived".into(),
+        Some(ApiErrorCode::UnknownChallenge) => "the registry no longer knows this request".into(),
         _ => twostep_common::error_chain(e),
     }
 }

@@ -117,6 +117,7 @@ async fn poll_loop(device: Arc<Device>, tx: mpsc::Sender<Incoming>) {
             Err(ClientError::Refused {
                 status: 403,
                 message,
+                ..
             }) => {
                 eprintln!(
                     "twostep: {name}: {}; this account gets no more sign-in requests",
