@@ -761,6 +761,15 @@ fn lead() -> Asked {
     Asked::Join(Joined::Lead)
 }
 
+/// What `pw,push` in append mode asks before the push is started, then `more`.
+fn pushing(more: &[Asked]) -> Vec<Asked> {
+    [
+        vec![primary_of("alice", "pw"), lead(), start_of("alice")],
+        more.to_vec(),
+    ]
+    .concat()
+}
+
 fn wait_of(wait: u64) -> Asked {
     Asked::AwaitPush {
         challenge_id: CHALLENGE_ID.into(),
@@ -809,10 +818,7 @@ fn ended() -> Option<PushMark> {
 /// `password,push` in append mode with a primary: the number challenge.
 fn append_pushed(s: &mut Server, script: &Script) -> Vec<u8> {
     let (v, asked) = s.run(&request("alice", "pw,push", None), script);
-    assert_eq!(
-        asked,
-        vec![primary_of("alice", "pw"), lead(), start_of("alice")]
-    );
+    assert_eq!(asked, pushing(&[]));
     assert_eq!(
         v.log.text,
         format!("Access-Challenge: push sent, challenge {CHALLENGE_ID}, number shown")
@@ -858,17 +864,7 @@ fn append_push_without_a_number_holds_the_request_until_the_answer() {
     let (v, asked) = s.run(&request("alice", "pw,push", None), &script);
     assert_eq!(v.reply, Reply::accept(class()));
     // 30 s, 30 s, then the 2 s left before the challenge's end (and grace).
-    assert_eq!(
-        asked,
-        vec![
-            primary_of("alice", "pw"),
-            lead(),
-            start_of("alice"),
-            wait_of(30),
-            wait_of(30),
-            wait_of(2),
-        ]
-    );
+    assert_eq!(asked, pushing(&[wait_of(30), wait_of(30), wait_of(2)]));
     assert_eq!(v.push, ended());
     assert_eq!(v.spent_state, None, "no State answered");
 }
@@ -909,15 +905,7 @@ fn a_client_that_cannot_show_the_number_never_drops_number_matching() {
         &pushed(Some(42), &[PushResult::Approved]),
     );
     assert_eq!(v.reply, reject(NUMBER_NOT_SHOWN));
-    assert_eq!(
-        asked,
-        vec![
-            primary_of("alice", "pw"),
-            lead(),
-            start_of("alice"),
-            cancel()
-        ]
-    );
+    assert_eq!(asked, pushing(&[cancel()]));
     assert_eq!(v.log.level, Level::WARN);
     assert_eq!(
         v.log.text,
@@ -1097,10 +1085,7 @@ fn every_refused_start_is_a_reject_saying_which() {
         };
         let (v, asked) = s.run(&request("alice", "pw,push", None), &script);
         assert_eq!(v.reply, reject(message), "{result:?}");
-        assert_eq!(
-            asked,
-            vec![primary_of("alice", "pw"), lead(), start_of("alice")]
-        );
+        assert_eq!(asked, pushing(&[]));
         assert_eq!(
             v.log.text,
             format!("Access-Reject: push not sent: {}", result.as_str())

@@ -12,7 +12,7 @@ mod radius_support;
 
 use radius_support::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use twostep_e2e::{bin, block_on};
 
@@ -35,11 +35,9 @@ struct Push {
     device_id: i64,
 }
 
-/// `twostep ARGS...` with the registry's configuration; its output.
-fn twostep(reg_config: &Path, args: &[&str]) -> Output {
+/// `twostep ARGS...` (bounded by [`RUN_LIMIT`]); its output.
+fn twostep(args: &[&str]) -> Output {
     let child = Command::new(bin("twostep"))
-        .arg("--config")
-        .arg(reg_config)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -47,6 +45,12 @@ fn twostep(reg_config: &Path, args: &[&str]) -> Output {
         .spawn()
         .expect("run twostep");
     wait_bounded(child, RUN_LIMIT)
+}
+
+/// `twostep --config REG_CONFIG ARGS...`: an admin command.
+fn admin(reg_config: &Path, args: &[&str]) -> Output {
+    let config = reg_config.to_str().expect("UTF-8 path");
+    twostep(&[&["--config", config], args].concat())
 }
 
 fn show(out: &Output) -> String {
@@ -71,7 +75,7 @@ impl Push {
         );
         let d = env.radiusd("push", &body);
         let totp = env.enrolled_user("alice");
-        let out = twostep(
+        let out = admin(
             &env.reg.config_path,
             &["enrol", "alice", "--push", "--no-qr"],
         );
@@ -103,20 +107,8 @@ impl Push {
 
     /// `twostep authenticator ARGS...` with alice's device.
     fn device(&self, args: &[&str]) -> Output {
-        wait_bounded(self.device_child(args), RUN_LIMIT)
-    }
-
-    fn device_child(&self, args: &[&str]) -> Child {
-        Command::new(bin("twostep"))
-            .arg("authenticator")
-            .arg("--accounts")
-            .arg(&self.accounts)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run twostep authenticator")
+        let accounts = self.accounts.to_str().expect("UTF-8 path");
+        twostep(&[&["authenticator", "--accounts", accounts], args].concat())
     }
 
     /// The device answers the pending request: `args` as `approve
@@ -360,7 +352,7 @@ fn a_device_disabled_mid_wait_is_a_reject() {
         })
     };
     std::thread::sleep(Duration::from_secs(1));
-    let out = twostep(
+    let out = admin(
         &p.env.reg.config_path,
         &["method", "disable", &p.device_id.to_string()],
     );
@@ -532,6 +524,30 @@ async fn exchange(
     None
 }
 
+/// [`exchange`] for each datagram, 20 every 10 ms.
+async fn exchange_all(
+    port: u16,
+    datagrams: impl Iterator<Item = Vec<u8>>,
+    every: Duration,
+    within: Duration,
+    replied: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<tokio::task::JoinHandle<Option<twostep_radius::wire::RawPacket>>> {
+    let mut tasks = Vec::new();
+    for (i, d) in datagrams.enumerate() {
+        tasks.push(tokio::spawn(exchange(
+            port,
+            d,
+            every,
+            within,
+            replied.clone(),
+        )));
+        if i % 20 == 19 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    tasks
+}
+
 fn access_request(id: u8, user: &str, password: &str, state: Option<&[u8]>) -> Vec<u8> {
     use twostep_radius::wire::{attr, build_access_request, RawAttr};
     let mut attrs = vec![
@@ -583,21 +599,9 @@ fn a_thousand_pending_pushes_leave_code_logins_answered() {
         // Access-Challenge with its number and State.
         let idle = rss_kib(pid);
         let t = Instant::now();
+        let starts = (0..PENDING).map(|i| access_request(1, "alice", &format!("pw{i},push"), None));
         let started = Arc::new(AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for i in 0..PENDING {
-            let d = access_request(1, "alice", &format!("pw{i},push"), None);
-            tasks.push(tokio::spawn(exchange(
-                port,
-                d,
-                Duration::from_secs(2),
-                Duration::from_secs(90),
-                started.clone(),
-            )));
-            if i % 20 == 19 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
+        let tasks = exchange_all(port, starts, Duration::from_secs(2), Duration::from_secs(90), &started).await;
         let mut states = Vec::with_capacity(PENDING);
         for task in tasks {
             let r = task.await.unwrap().expect("an answer to every push login");
@@ -612,21 +616,9 @@ fn a_thousand_pending_pushes_leave_code_logins_answered() {
         );
 
         // 1,000 requests collecting their results, all left pending.
+        let collects = states.iter().map(|st| access_request(2, "alice", "ok", Some(st)));
         let collected = Arc::new(AtomicUsize::new(0));
-        let mut waiting = Vec::new();
-        for (i, state) in states.iter().enumerate() {
-            let d = access_request(2, "alice", "ok", Some(state));
-            waiting.push(tokio::spawn(exchange(
-                port,
-                d,
-                Duration::from_secs(3),
-                Duration::from_secs(25),
-                collected.clone(),
-            )));
-            if i % 20 == 19 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
+        let waiting = exchange_all(port, collects, Duration::from_secs(3), Duration::from_secs(25), &collected).await;
         // Each waits on the registry with a long-poll of its own.
         let deadline = Instant::now() + Duration::from_secs(15);
         while connections_to(registry_port) < PENDING && Instant::now() < deadline {
