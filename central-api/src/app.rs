@@ -24,6 +24,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     (paths::USERS, &["get", "post"]),
     (paths::USER, &["get", "patch", "delete"]),
     (paths::USER_UNLOCK, &["post"]),
+    (paths::USER_PASSWORD, &["put"]),
+    (paths::USER_INVITE, &["post"]),
     (paths::USER_TOTP, &["post"]),
     (paths::USER_METHOD, &["delete"]),
     (paths::USER_METHODS, &["delete"]),
@@ -50,6 +52,7 @@ const RESOURCES: &[fn(Routes) -> Routes] = &[
     routes::hosts::routes,
     routes::audit::routes,
     routes::host::routes,
+    crate::portal::admin::routes,
     crate::push::routes,
 ];
 
@@ -59,6 +62,10 @@ pub fn router(state: Shared) -> Router {
     let limit = state.max_body_bytes;
     build()
         .router
+        .nest_service(
+            twostep_common::portal::PORTAL_PATH,
+            crate::portal::router(state.clone()),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -101,6 +108,7 @@ async fn method_not_allowed() -> ApiError {
 enum Verb {
     Get,
     Post,
+    Put,
     Patch,
     Delete,
 }
@@ -110,6 +118,7 @@ impl Verb {
         match self {
             Self::Get => MethodFilter::GET,
             Self::Post => MethodFilter::POST,
+            Self::Put => MethodFilter::PUT,
             Self::Patch => MethodFilter::PATCH,
             Self::Delete => MethodFilter::DELETE,
         }
@@ -120,6 +129,7 @@ impl Verb {
         match self {
             Self::Get => "get",
             Self::Post => "post",
+            Self::Put => "put",
             Self::Patch => "patch",
             Self::Delete => "delete",
         }
@@ -161,6 +171,15 @@ impl Routes {
         T: 'static,
     {
         self.on(Verb::Post, path, handler)
+    }
+
+    /// `PUT path` answered by `handler`.
+    pub(crate) fn put<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, Shared>,
+        T: 'static,
+    {
+        self.on(Verb::Put, path, handler)
     }
 
     /// `PATCH path` answered by `handler`.

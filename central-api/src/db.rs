@@ -314,6 +314,39 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX push_seen_nonces_expiry ON push_seen_nonces(expires_at)",
         ],
     },
+    // Version 4: the Security info pages (crate::portal): each user's page
+    // password (Argon2id, PHC string), page sessions (only a SHA-256 of the
+    // session id is kept), one-time setup links (SHA-256 of the token) and
+    // sign-in failure counts per username and per address.
+    Migration {
+        version: 4,
+        statements: &[
+            "ALTER TABLE users ADD COLUMN password_hash TEXT",
+            "CREATE TABLE portal_sessions (
+            id_hash TEXT PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            stage TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            last_seen_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            factor_at BIGINT,
+            set_password BIGINT NOT NULL DEFAULT 0,
+            flow_sealed TEXT,
+            remote_addr TEXT)",
+            "CREATE INDEX portal_sessions_user ON portal_sessions(user_id)",
+            "CREATE TABLE portal_invites (
+            token_hash TEXT PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            used_at BIGINT)",
+            "CREATE INDEX portal_invites_user ON portal_invites(user_id)",
+            "CREATE TABLE portal_throttle (
+            name TEXT PRIMARY KEY,
+            window_start BIGINT NOT NULL,
+            failures BIGINT NOT NULL)",
+        ],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in

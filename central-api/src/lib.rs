@@ -16,10 +16,9 @@
 //! - [`db`]: connection and schema migrations for both databases;
 //! - [`crypto`]: at-rest encryption of TOTP secrets, tokens and API keys;
 //! - [`clock`]: the injectable clock;
+//! - [`portal`]: the Security info pages under `/my/`;
 //! - [`push`]: push approvals: device activation, challenges, signed
 //!   answers, long-polls woken across processes, the webhook.
-//!
-//! Not here yet: the Security info portal.
 
 pub mod app;
 pub mod audit;
@@ -30,6 +29,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod portal;
 pub mod push;
 pub mod routes;
 mod rows;

@@ -123,6 +123,12 @@ fn operations() -> Vec<(&'static str, &'static str, Op<'static>)> {
         (paths::USER_UNLOCK, "post", Op { summary: "Clear a lockout and the failure count",
             auth: admin, body: None, ok: ("200", Some(schema_ref("User"))),
             errs: &[E400, E401, E404, E503] }),
+        (paths::USER_PASSWORD, "put", Op { summary: "Set the Security info page password (Argon2id); ends the user's page sessions",
+            auth: admin, body: Some("SetPassword"), ok: ("204", None),
+            errs: &[E400, E401, E404, E413, E503] }),
+        (paths::USER_INVITE, "post", Op { summary: "A one-time setup link for the Security info page (24 h); the answer holds it, once",
+            auth: admin, body: Some("CreateInvite"), ok: ("201", Some(schema_ref("Invite"))),
+            errs: &[E400, E401, E404, E413, E503] }),
         (paths::USER_TOTP, "post", Op { summary: "Enrol a TOTP method; the answer holds the secret, once",
             auth: admin, body: Some("EnrolTotp"),
             ok: ("201", Some(schema_ref("TotpEnrolment"))), errs: &[E400, E401, E404, E413, E503] }),
@@ -199,6 +205,15 @@ fn schemas() -> Value {
             "method": schema_ref("Method"),
             "secret_base32": { "type": "string", "description": "RFC 4648 base32, no padding; shown once" },
             "otpauth_uri": { "type": "string", "description": "otpauth://totp/ISSUER:ACCOUNT?secret=...&issuer=...&algorithm=SHA1&digits=6&period=30" } })),
+        "SetPassword": object(&["password"], json!({
+            "password": { "type": "string", "minLength": twostep_common::portal::MIN_PASSWORD_CHARS,
+                "description": "at least 12 characters, not containing the username or name" } })),
+        "CreateInvite": object(&[], json!({})),
+        "Invite": object(&["username", "path", "expires_at"], json!({
+            "username": string(),
+            "path": { "type": "string", "description": "/my/invite/TOKEN; shown once, the registry keeps its SHA-256" },
+            "url": nullable(json!({ "type": "string", "description": "the whole link when [api.portal] public_url is set" })),
+            "expires_at": int64() })),
         "CreateHost": object(&["name", "kind"], json!({ "name": string(), "kind": host_kind.clone() })),
         "Host": object(&["name", "kind", "created_at", "revoked_at"], json!({
             "name": string(), "kind": host_kind, "created_at": int64(), "revoked_at": nullable(int64()) })),

@@ -30,6 +30,8 @@ pub struct AppState {
     pub lockout: LockoutConfig,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// The Security info pages' settings.
+    pub portal: crate::portal::Settings,
     /// Push approvals: settings and the wake-ups of waiting requests.
     pub push: crate::push::PushState,
 }
@@ -54,6 +56,7 @@ impl AppState {
             skew_steps: api.totp.skew_steps,
             lockout: api.lockout.clone(),
             max_body_bytes: api.max_body_bytes,
+            portal: crate::portal::Settings::from_api(api),
             push: crate::push::PushState::new(api, backend),
         }
     }

@@ -40,6 +40,21 @@ pub async fn verify(
     host: &str,
     req: &VerifyRequest,
 ) -> Result<VerifyResponse, ApiError> {
+    verify_as(state, &format!("host:{host}"), Some(host), req).await
+}
+
+/// [`verify`] on behalf of `actor` (the audit record's actor: `host:NAME`,
+/// or `portal` for the Security info pages' sign-in), recording
+/// `default_host` as the host when the request's context names none.
+///
+/// # Errors
+/// As [`verify`].
+pub async fn verify_as(
+    state: &AppState,
+    actor: &str,
+    default_host: Option<&str>,
+    req: &VerifyRequest,
+) -> Result<VerifyResponse, ApiError> {
     check_username(&req.username)?;
     if !totp::is_code_format(&req.code) {
         return Err(ApiError::new(
@@ -56,7 +71,6 @@ pub async fn verify(
     let mut tx = state.pool.begin().await?;
     let (resp, lockout) = apply(state, &mut tx, plan, now).await?;
 
-    let actor = format!("host:{host}");
     let ctx = &req.context;
     let mut detail = Vec::new();
     if let Some(s) = &ctx.service {
@@ -68,12 +82,12 @@ pub async fn verify(
     if let Some(id) = resp.method_id {
         detail.push(format!("method={id}"));
     }
-    let audit_host = ctx.host.as_deref().unwrap_or(host);
+    let audit_host = ctx.host.as_deref().or(default_host);
     let record = Audit {
-        actor: &actor,
+        actor,
         action: "verify",
         username: Some(&req.username),
-        host: Some(audit_host),
+        host: audit_host,
         remote_addr: ctx.remote_addr.as_deref(),
         result: Some(resp.result.as_str()),
         detail: (!detail.is_empty()).then(|| detail.join(" ")),
@@ -95,7 +109,7 @@ pub async fn verify(
     if let Some(until) = lockout {
         tracing::warn!(
             username = %req.username,
-            host = audit_host,
+            host = audit_host.unwrap_or("-"),
             locked_until = until,
             "user locked out after too many failed verifications"
         );

@@ -83,6 +83,22 @@ pub enum UserCmd {
         /// Full name.
         #[arg(long, value_name = "TEXT")]
         display_name: Option<String>,
+        /// Also set the Security info page password: asked twice on the
+        /// terminal, or one line read from standard input when it is not one.
+        #[arg(long)]
+        password_prompt: bool,
+    },
+    /// Set a user's Security info page password (asked twice on the
+    /// terminal, or one line from standard input); ends their page sessions.
+    Passwd {
+        /// Login name.
+        name: String,
+    },
+    /// Print a one-time setup link (valid 24 h, shown once) that takes the
+    /// user to "set up your security info"; earlier unused links stop working.
+    Invite {
+        /// Login name.
+        name: String,
     },
     /// List users.
     List,
@@ -122,15 +138,64 @@ pub enum UserCmd {
 impl Run for UserCmd {
     fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
         match self {
-            Self::Add { name, display_name } => {
+            Self::Add {
+                name,
+                display_name,
+                password_prompt,
+            } => {
+                // Ask first, so a mistyped password adds no user.
+                let password = if password_prompt {
+                    Some(read_new_password(&name, display_name.as_deref())?)
+                } else {
+                    None
+                };
                 let u = with_admin(g, |c| async move {
-                    c.create_user(&CreateUser {
-                        username: name,
-                        display_name,
-                    })
-                    .await
+                    let u = c
+                        .create_user(&CreateUser {
+                            username: name,
+                            display_name,
+                        })
+                        .await?;
+                    if let Some(password) = password {
+                        c.set_password(&u.username, &password).await?;
+                    }
+                    Ok(u)
                 })?;
                 println!("added user {}", u.username);
+                if password_prompt {
+                    println!("set the Security info page password of {}", u.username);
+                }
+            }
+            Self::Passwd { name } => {
+                let display_name = with_admin(g, |c| {
+                    let n = name.clone();
+                    async move { c.user(&n).await }
+                })?
+                .display_name;
+                let password = read_new_password(&name, display_name.as_deref())?;
+                with_admin(g, |c| {
+                    let n = name.clone();
+                    async move { c.set_password(&n, &password).await }
+                })?;
+                println!(
+                    "set the Security info page password of {name}; their page sessions ended"
+                );
+            }
+            Self::Invite { name } => {
+                let (cfg, _) = client_settings(g)?;
+                let invite = with_admin(g, |c| {
+                    let n = name.clone();
+                    async move { c.invite(&n).await }
+                })?;
+                let link = invite
+                    .url
+                    .clone()
+                    .unwrap_or_else(|| format!("{}{}", cfg.url.trim_end_matches('/'), invite.path));
+                eprintln!(
+                    "setup link for {name} (works once, until {}; shown only this once):",
+                    output::time(invite.expires_at)
+                );
+                println!("{link}");
             }
             Self::List => {
                 let users = with_admin(g, |c| async move { c.list_users().await })?;
@@ -181,6 +246,51 @@ fn set_disabled(g: &Global, name: String, disabled: bool) -> anyhow::Result<()> 
         u.username
     );
     Ok(())
+}
+
+/// A new page password for `name`: asked twice with echo off when standard
+/// input is a terminal, else the first line of standard input. Checked with
+/// the registry's rule before it is sent.
+fn read_new_password(
+    name: &str,
+    display_name: Option<&str>,
+) -> anyhow::Result<twostep_common::portal::SetPassword> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = prompt_hidden(&format!("New Security info password for {name}: "))?;
+        let again = prompt_hidden("Type it again: ")?;
+        if first != again {
+            bail!("the passwords do not match");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("read the password from standard input")?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    twostep_common::portal::check_password(&password, name, display_name)
+        .map_err(|m| anyhow!("password refused: {m}"))?;
+    Ok(twostep_common::portal::SetPassword { password })
+}
+
+/// Reads one line from the terminal with echo off (restored afterwards,
+/// also on error).
+fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).context("read the terminal settings")?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    quiet.local_flags.insert(LocalFlags::ECHONL);
+    eprint!("{prompt}");
+    tcsetattr(&stdin, SetArg::TCSANOW, &quiet).context("turn off echo")?;
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    tcsetattr(&stdin, SetArg::TCSANOW, &saved).context("restore the terminal")?;
+    read.context("read the password")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 // ---- enrolment and methods ----------------------------------------------------

@@ -16,6 +16,8 @@ use std::process::ExitCode;
 const AFTER_HELP: &str = "\
 Examples:
   twostep user add alice --display-name 'Alice Smith'
+  twostep user invite alice            # one-time link to the Security info page (24 h)
+  twostep user passwd alice            # set alice's Security info page password
   twostep enrol alice                  # prints the otpauth URI, the key and a QR code
   twostep enrol alice --push           # a one-time device activation URI and QR code
   twostep method disable 7             # a lost device: no more pushes, open ones cancelled
@@ -80,7 +82,7 @@ macro_rules! commands {
 }
 
 commands! {
-    /// Manage users: add, list, show, disable, enable, delete, unlock, reset.
+    /// Manage users: add, list, show, passwd, invite, disable, enable, delete, unlock, reset.
     #[command(subcommand)]
     User(admin::UserCmd),
     /// Enrol a TOTP authenticator app for a user (shows the secret once), or with --push a push device.

@@ -56,6 +56,10 @@ pub mod paths {
     pub const USER: &str = "/v1/admin/users/{username}";
     /// `POST`: clear a user's lockout and failure count.
     pub const USER_UNLOCK: &str = "/v1/admin/users/{username}/unlock";
+    /// `PUT`: set a user's Security info page password.
+    pub const USER_PASSWORD: &str = "/v1/admin/users/{username}/password";
+    /// `POST`: a one-time setup link for the Security info page.
+    pub const USER_INVITE: &str = "/v1/admin/users/{username}/invite";
     /// `POST`: enrol a TOTP method.
     pub const USER_TOTP: &str = "/v1/admin/users/{username}/methods/totp";
     /// `DELETE`: one method of a user.
@@ -233,6 +237,13 @@ pub enum ApiErrorCode {
     AdminTokenUnavailable,
     /// 503: the database is unavailable, busy, read-only or full.
     StorageUnavailable,
+    /// 400: a new page password breaks [`crate::portal::check_password`].
+    WeakPassword,
+    /// 403: a Security info page form without its page's CSRF token.
+    FormExpired,
+    /// 500: the registry failed in a way that is its own fault (a page
+    /// that did not render, a password hash that could not be made).
+    Internal,
     /// A code this version does not know (from an older or newer
     /// registry); never sent by this registry.
     #[serde(other)]
@@ -278,6 +289,9 @@ impl ApiErrorCode {
         Self::SecretUnreadable,
         Self::AdminTokenUnavailable,
         Self::StorageUnavailable,
+        Self::WeakPassword,
+        Self::FormExpired,
+        Self::Internal,
     ];
 
     /// The snake_case wire name (`"other"` for [`ApiErrorCode::Other`]).
@@ -319,6 +333,9 @@ impl ApiErrorCode {
             Self::SecretUnreadable => "secret_unreadable",
             Self::AdminTokenUnavailable => "admin_token_unavailable",
             Self::StorageUnavailable => "storage_unavailable",
+            Self::WeakPassword => "weak_password",
+            Self::FormExpired => "form_expired",
+            Self::Internal => "internal",
             Self::Other => "other",
         }
     }
@@ -347,13 +364,14 @@ impl ApiErrorCode {
             | Self::InvalidPublicKey
             | Self::InvalidNonce
             | Self::NumberRequired
-            | Self::NonceMismatch => 400,
+            | Self::NonceMismatch
+            | Self::WeakPassword => 400,
             Self::Unauthorized
             | Self::UnknownDevice
             | Self::BadSignature
             | Self::ClockSkew
             | Self::ReplayedNonce => 401,
-            Self::HostRevoked | Self::DeviceDisabled => 403,
+            Self::HostRevoked | Self::DeviceDisabled | Self::FormExpired => 403,
             Self::NotFound
             | Self::UnknownUser
             | Self::UnknownMethod
@@ -368,7 +386,7 @@ impl ApiErrorCode {
             | Self::ChallengeClosed => 409,
             Self::ActivationExpired | Self::ChallengeExpired => 410,
             Self::BodyTooLarge => 413,
-            Self::SecretUnreadable | Self::Other => 500,
+            Self::SecretUnreadable | Self::Internal | Self::Other => 500,
             Self::AdminTokenUnavailable | Self::StorageUnavailable => 503,
         }
     }

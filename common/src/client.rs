@@ -553,6 +553,37 @@ impl RegistryClient {
         self.delete(&fill(paths::HOST, &[name])).await
     }
 
+    /// Sets a user's Security info page password (ends their page sessions).
+    ///
+    /// # Errors
+    /// See [`ClientError`]; `Api { code: "weak_password" }` when the
+    /// password breaks [`crate::portal::check_password`].
+    pub async fn set_password(
+        &self,
+        username: &str,
+        req: &crate::portal::SetPassword,
+    ) -> Result<(), ClientError> {
+        self.send::<_, serde_json::Value>(
+            HttpMethod::PUT,
+            &fill(paths::USER_PASSWORD, &[username]),
+            Some(req),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A new one-time setup link for a user; shown this once.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn invite(&self, username: &str) -> Result<crate::portal::Invite, ClientError> {
+        self.post(
+            &fill(paths::USER_INVITE, &[username]),
+            &crate::portal::CreateInvite::default(),
+        )
+        .await
+    }
+
     /// The newest `limit` audit events.
     ///
     /// # Errors

@@ -8,6 +8,7 @@
 //! - [`client`]: the registry client (reqwest, rustls) for hosts and the CLI.
 //! - [`decision`]: how a registry answer becomes a front end's answer.
 //! - [`push`]: push approvals' wire types and the bytes a device signs.
+//! - [`portal`]: the Security info pages' admin wire types and password rule.
 //! - [`policy`]: the PAM module's local policy and prompt loop, free of PAM.
 //!
 //! Nothing here knows about PAM, RADIUS or HTTP servers.
@@ -16,6 +17,7 @@ pub mod api;
 pub mod client;
 pub mod decision;
 pub mod policy;
+pub mod portal;
 pub mod push;
 pub mod totp;
 

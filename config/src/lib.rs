@@ -99,9 +99,52 @@ pub struct ApiConfig {
     /// Failure counting and lockout.
     #[serde(default)]
     pub lockout: LockoutConfig,
+    /// The Security info web pages under `/my/`.
+    #[serde(default)]
+    pub portal: PortalConfig,
     /// Push approvals.
     #[serde(default)]
     pub push: PushConfig,
+}
+
+/// `[api.portal]`: the Security info pages users sign in to under `/my/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    /// Serve the pages. Default `true`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Longest life of a signed-in page session, in seconds (60 to
+    /// 604800). Default 28800 (8 h).
+    #[serde(default = "default_session_lifetime")]
+    pub session_lifetime: u64,
+    /// A page session unused for this long ends, in seconds (60 to
+    /// `session_lifetime`). Default 1800 (30 min).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: u64,
+    /// The registry's address as users' browsers reach it, e.g.
+    /// `"https://registry.example.com:8443"`: the base of the setup links
+    /// `twostep user invite` prints. Default: the URL the CLI uses.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_lifetime: default_session_lifetime(),
+            idle_timeout: default_idle_timeout(),
+            public_url: None,
+        }
+    }
+}
+
+fn default_session_lifetime() -> u64 {
+    28_800
+}
+fn default_idle_timeout() -> u64 {
+    1_800
 }
 
 fn default_issuer() -> String {
@@ -508,6 +551,27 @@ impl Config {
             }
             if api.totp.skew_steps > 10 {
                 return Err(at("skew_steps", "skew_steps must be at most 10".into()));
+            }
+            let portal = &api.portal;
+            if !(60..=604_800).contains(&portal.session_lifetime) {
+                return Err(at(
+                    "session_lifetime",
+                    "session_lifetime must be between 60 and 604800 seconds".into(),
+                ));
+            }
+            if portal.idle_timeout < 60 || portal.idle_timeout > portal.session_lifetime {
+                return Err(at(
+                    "idle_timeout",
+                    "idle_timeout must be at least 60 seconds and at most session_lifetime".into(),
+                ));
+            }
+            if let Some(u) = &portal.public_url {
+                if !(u.starts_with("https://") || u.starts_with("http://")) {
+                    return Err(at(
+                        "public_url",
+                        "public_url must start with https:// or http://".into(),
+                    ));
+                }
             }
             api.push.validate(path, text)?;
         }

@@ -50,6 +50,10 @@ fn full_example_parses_with_defaults() {
     assert_eq!(api.lockout.window_seconds, 600);
     assert_eq!(api.lockout.lock_seconds, 300);
     assert_eq!(api.totp.skew_steps, 1);
+    assert!(api.portal.enabled);
+    assert_eq!(api.portal.session_lifetime, 28_800);
+    assert_eq!(api.portal.idle_timeout, 1_800);
+    assert_eq!(api.portal.public_url, None);
     assert_eq!(c.pam.max_tries, 3);
     assert_eq!(c.pam.unenrolled, UnenrolledPolicy::Ignore);
     assert_eq!(c.pam.fail_mode, FailMode::Closed);
@@ -256,6 +260,18 @@ fn nonsense_api_values_are_refused() {
         (
             "[api.lockout]\nwindow_seconds = 0\n",
             ":8:1: window_seconds must be at least 1",
+        ),
+        (
+            "[api.portal]\nsession_lifetime = 59\n",
+            ":8:1: session_lifetime must be between 60 and 604800 seconds",
+        ),
+        (
+            "[api.portal]\nsession_lifetime = 600\nidle_timeout = 601\n",
+            ":9:1: idle_timeout must be at least 60 seconds and at most session_lifetime",
+        ),
+        (
+            "[api.portal]\npublic_url = \"registry.example.com\"\n",
+            ":8:1: public_url must start with https:// or http://",
         ),
     ] {
         let e = parse(&api(extra)).unwrap_err().to_string();

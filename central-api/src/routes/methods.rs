@@ -158,7 +158,7 @@ async fn delete_method(
 }
 
 /// Makes the oldest remaining method the default when none is.
-async fn promote_default(conn: &mut AnyConnection, uid: i64) -> Result<(), sqlx::Error> {
+pub(crate) async fn promote_default(conn: &mut AnyConnection, uid: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE methods SET is_default = 1
          WHERE id = (SELECT MIN(id) FROM methods WHERE user_id = $1)

@@ -1,0 +1,593 @@
+//! The signed-in pages: My Profile overview, Security info (methods,
+//! default, delete), Devices (push devices: disable a lost one, enable,
+//! remove), Password, Privacy.
+
+use super::pages::{
+    render, Chrome, ConfirmPage, DefaultPage, DevicesPage, EventRow, MethodRow, OverviewPage,
+    PasswordPage, PrivacyPage, SecurityInfoPage,
+};
+use super::session::{self, CsrfForm, Session, Stage, Visit};
+use super::signin::{
+    audit, csrf_of, fresh, new_password_problem, query, signed_in, signed_out_home, store_password,
+    NewPasswordForm, Params,
+};
+use super::throttle::Keys;
+use super::time::{date, date_time};
+use super::{not_found, Exit, PageResult, Portal};
+use axum::extract::{Path, RawQuery, State};
+use serde::Deserialize;
+use sqlx::Row;
+use std::sync::Arc;
+
+/// One of the user's methods, as stored.
+#[derive(Debug, Clone)]
+pub struct MethodInfo {
+    /// Row id.
+    pub id: i64,
+    /// `totp` or `push`.
+    pub kind: String,
+    /// Label.
+    pub label: String,
+    /// Default method.
+    pub is_default: bool,
+    /// Unix seconds of registration.
+    pub created_at: i64,
+    /// Unix seconds of the last sign-in it passed (code accepted, push
+    /// approved), if any.
+    pub last_used: Option<i64>,
+    /// Disabled (a lost device).
+    pub disabled: bool,
+}
+
+impl MethodInfo {
+    /// "Authenticator app", and "code" or "notification".
+    pub fn kind_words(&self) -> (&'static str, &'static str) {
+        match self.kind.as_str() {
+            "totp" => ("Authenticator app", "code"),
+            "push" => ("Authenticator app", "notification"),
+            _ => ("Other method", "other"),
+        }
+    }
+
+    fn row(&self) -> MethodRow {
+        let (kind, mode) = self.kind_words();
+        MethodRow {
+            id: self.id,
+            kind,
+            mode,
+            label: self.label.clone(),
+            added: date(self.created_at),
+            last_used: self.last_used.map_or_else(|| "Never".to_owned(), date_time),
+            is_default: self.is_default,
+            disabled: self.disabled,
+        }
+    }
+}
+
+/// The user's methods, oldest first.
+///
+/// # Errors
+/// Database errors.
+pub async fn methods(p: &Portal, user_id: i64) -> Result<Vec<MethodInfo>, Exit> {
+    let rows = sqlx::query(
+        "SELECT id, kind, label, is_default, created_at, last_used_at, disabled
+         FROM methods WHERE user_id = $1 ORDER BY id",
+    )
+    .bind(user_id)
+    .fetch_all(&p.app.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(MethodInfo {
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
+            label: r.try_get("label")?,
+            is_default: r.try_get::<i64, _>("is_default")? != 0,
+            created_at: r.try_get("created_at")?,
+            last_used: r.try_get("last_used_at")?,
+            disabled: r.try_get::<i64, _>("disabled")? != 0,
+        });
+    }
+    Ok(out)
+}
+
+async fn chrome(p: &Portal, s: &Session, title: &str, nav: &'static str) -> Result<Chrome, Exit> {
+    Ok(Chrome::new(p, title, nav, csrf_of(p, s).await?, Some(s)))
+}
+
+fn parse_id(id: &str) -> Result<i64, Exit> {
+    id.parse().map_err(|_| not_found())
+}
+
+/// `GET /my/`: My Profile when signed in, else sign in.
+pub async fn overview(State(p): State<Arc<Portal>>, v: Visit, RawQuery(q): RawQuery) -> PageResult {
+    let params: Params = query(q);
+    let s = match &v.session {
+        Some(s) if s.stage == Stage::SignedIn => signed_in(&v)?,
+        Some(_) => return Err(Exit::Redirect("/my/sign-in/code".into())),
+        None => return signed_out_home(&p, &v, params.done.as_deref()).await,
+    };
+    let page = OverviewPage {
+        chrome: chrome(&p, s, "My Profile", "overview").await?,
+        name: s.name().to_owned(),
+        username: s.username.clone(),
+        initials: Chrome::new(&p, "", "", String::new(), Some(s))
+            .user
+            .map(|u| u.initials)
+            .unwrap_or_default(),
+        notice: (params.done.as_deref() == Some("password"))
+            .then_some("Your password was changed. You were signed out of every other browser."),
+    };
+    render(&page)
+}
+
+/// `GET /my/security-info`.
+pub async fn security_info(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    RawQuery(q): RawQuery,
+) -> PageResult {
+    let s = fresh(&p, &v, "/my/security-info").await?;
+    let params: Params = query(q);
+    let all = methods(&p, s.user_id).await?;
+    let default_line = all.iter().find(|m| m.is_default).map(|m| {
+        let (kind, mode) = m.kind_words();
+        format!("{kind} – {mode}")
+    });
+    let page = SecurityInfoPage {
+        chrome: chrome(&p, s, "Security info", "security").await?,
+        methods: all.iter().map(MethodInfo::row).collect(),
+        default_line,
+        notice: match params.done.as_deref() {
+            Some("added") => {
+                Some("Authenticator app added. SSH and VPN sign-ins now accept its codes.")
+            }
+            Some("deleted") => Some("The method was deleted."),
+            Some("default") => Some("Your default sign-in method was changed."),
+            _ => None,
+        },
+    };
+    render(&page)
+}
+
+/// `GET /my/security-info/default`.
+pub async fn default_page(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
+    let s = fresh(&p, &v, "/my/security-info/default").await?;
+    let all = methods(&p, s.user_id).await?;
+    if all.is_empty() {
+        return Err(Exit::Redirect("/my/security-info".into()));
+    }
+    let page = DefaultPage {
+        chrome: chrome(&p, s, "Change default method", "security").await?,
+        methods: all.iter().map(MethodInfo::row).collect(),
+    };
+    render(&page)
+}
+
+#[derive(Deserialize)]
+pub struct DefaultForm {
+    #[serde(default)]
+    method_id: String,
+}
+
+/// `POST /my/security-info/default`.
+pub async fn default_submit(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(f): CsrfForm<DefaultForm>,
+) -> PageResult {
+    let s = fresh(&p, &v, "/my/security-info/default").await?;
+    let id = parse_id(&f.method_id)?;
+    let mut tx = p.app.pool.begin().await?;
+    let n = sqlx::query(
+        "UPDATE methods SET is_default = CASE WHEN id = $1 THEN 1 ELSE 0 END
+         WHERE user_id = $2 AND EXISTS (SELECT 1 FROM methods m WHERE m.id = $1 AND m.user_id = $2)",
+    )
+    .bind(id)
+    .bind(s.user_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(not_found());
+    }
+    commit_method_change(tx, &p, s, "method.default", id, v.peer.as_deref()).await?;
+    Err(Exit::Redirect("/my/security-info?done=default".into()))
+}
+
+/// Writes the audit record of `action` on method `id` of `s`'s user and
+/// commits `tx`.
+///
+/// # Errors
+/// Database errors (nothing is changed then).
+pub(crate) async fn commit_method_change(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    p: &Portal,
+    s: &Session,
+    action: &str,
+    id: i64,
+    peer: Option<&str>,
+) -> Result<(), Exit> {
+    audit(
+        &mut *tx,
+        p,
+        &s.username,
+        action,
+        "ok",
+        peer,
+        Some(format!("method {id}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What deleting the last method means, said before it happens.
+pub const LAST_METHOD_WARNING: &str = "This is your only two-step verification method. Once it is deleted, SSH and VPN logins that require two-step verification will refuse you until you add a new method here, or your administrator sends you a new setup link.";
+
+async fn find_method(
+    p: &Portal,
+    s: &Session,
+    id: i64,
+    kind: Option<&str>,
+) -> Result<(MethodInfo, usize), Exit> {
+    let all = methods(p, s.user_id).await?;
+    let count = all.len();
+    let m = all
+        .into_iter()
+        .find(|m| m.id == id && kind.is_none_or(|k| m.kind == k))
+        .ok_or_else(not_found)?;
+    Ok((m, count))
+}
+
+/// `GET /my/security-info/methods/{id}/delete`: are you sure?
+pub async fn delete_page(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id = parse_id(&id)?;
+    let s = fresh(&p, &v, &format!("/my/security-info/methods/{id}/delete")).await?;
+    let (m, count) = find_method(&p, s, id, None).await?;
+    let (kind, mode) = m.kind_words();
+    let page = ConfirmPage {
+        chrome: chrome(&p, s, "Delete method", "security").await?,
+        heading: "Delete this method?",
+        text: format!(
+            "Delete \u{201c}{}\u{201d} ({kind} – {mode}), added {}? The app on your phone may still show codes for this account, but they will no longer be accepted.",
+            m.label,
+            date(m.created_at)
+        ),
+        warning: (count == 1).then_some(LAST_METHOD_WARNING),
+        action: format!("/my/security-info/methods/{id}/delete"),
+        button: "Delete",
+        cancel: "/my/security-info",
+    };
+    render(&page)
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Deletes method `id` of `s`'s user (of `kind` when given), promotes a
+/// new default and audits `action`, in one transaction.
+async fn delete_method(
+    p: &Portal,
+    s: &Session,
+    id: i64,
+    kind: Option<&str>,
+    action: &str,
+    peer: Option<&str>,
+) -> Result<(), Exit> {
+    let mut tx = p.app.pool.begin().await?;
+    let deleted = sqlx::query(
+        "DELETE FROM methods WHERE id = $1 AND user_id = $2 AND ($3 = '' OR kind = $3) RETURNING id",
+    )
+    .bind(id)
+    .bind(s.user_id)
+    .bind(kind.unwrap_or(""))
+    .fetch_optional(&mut *tx)
+    .await?;
+    if deleted.is_none() {
+        return Err(not_found());
+    }
+    crate::routes::methods::promote_default(&mut tx, s.user_id).await?;
+    let cancelled = if kind == Some("push") {
+        crate::push::challenge::cancel_open(&p.app, &mut tx, s.user_id, peer, "device removed")
+            .await?
+    } else {
+        Vec::new()
+    };
+    commit_method_change(tx, p, s, action, id, peer).await?;
+    p.app.push.hub.finished(&cancelled);
+    Ok(())
+}
+
+/// `POST /my/security-info/methods/{id}/delete`.
+pub async fn delete_submit(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<ConfirmForm>,
+) -> PageResult {
+    let id = parse_id(&id)?;
+    let back = format!("/my/security-info/methods/{id}/delete");
+    let s = fresh(&p, &v, &back).await?;
+    if f.confirm != "yes" {
+        return Err(Exit::Redirect(back));
+    }
+    delete_method(&p, s, id, None, "method.delete", v.peer.as_deref()).await?;
+    Err(Exit::Redirect("/my/security-info?done=deleted".into()))
+}
+
+/// `GET /my/devices`: push devices.
+pub async fn devices(State(p): State<Arc<Portal>>, v: Visit, RawQuery(q): RawQuery) -> PageResult {
+    let s = fresh(&p, &v, "/my/devices").await?;
+    let params: Params = query(q);
+    let all = methods(&p, s.user_id).await?;
+    let page = DevicesPage {
+        chrome: chrome(&p, s, "Devices", "devices").await?,
+        devices: all
+            .iter()
+            .filter(|m| m.kind == "push")
+            .map(MethodInfo::row)
+            .collect(),
+        notice: match params.done.as_deref() {
+            Some("disabled") => Some(
+                "The device is disabled: it gets no sign-in requests and its answers are refused.",
+            ),
+            Some("enabled") => Some("The device is enabled again."),
+            Some("removed") => Some("The device was removed."),
+            _ => None,
+        },
+    };
+    render(&page)
+}
+
+/// Disables or enables push device `id` of `s`'s user; disabling cancels
+/// the user's open push challenges in the same transaction.
+async fn set_device_disabled(
+    p: &Portal,
+    s: &Session,
+    id: i64,
+    disabled: bool,
+    peer: Option<&str>,
+) -> Result<(), Exit> {
+    let mut tx = p.app.pool.begin().await?;
+    let n = sqlx::query(
+        "UPDATE methods SET disabled = $3 WHERE id = $1 AND user_id = $2 AND kind = 'push'",
+    )
+    .bind(id)
+    .bind(s.user_id)
+    .bind(i64::from(disabled))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(not_found());
+    }
+    // Open sign-in requests die with the device: none can be approved on it.
+    let cancelled = if disabled {
+        crate::push::challenge::cancel_open(&p.app, &mut tx, s.user_id, peer, "device disabled")
+            .await?
+    } else {
+        Vec::new()
+    };
+    let action = if disabled {
+        "device.disable"
+    } else {
+        "device.enable"
+    };
+    commit_method_change(tx, p, s, action, id, peer).await?;
+    p.app.push.hub.finished(&cancelled);
+    Ok(())
+}
+
+/// `POST /my/devices/{id}/{disable,enable}`.
+pub async fn device_action(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    Path((id, action)): Path<(String, String)>,
+    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
+) -> PageResult {
+    let id = parse_id(&id)?;
+    let s = fresh(&p, &v, "/my/devices").await?;
+    let disabled = match action.as_str() {
+        "disable" => true,
+        "enable" => false,
+        _ => return Err(not_found()),
+    };
+    set_device_disabled(&p, s, id, disabled, v.peer.as_deref()).await?;
+    Err(Exit::Redirect(format!("/my/devices?done={action}d")))
+}
+
+/// `GET /my/devices/{id}/remove`: are you sure?
+pub async fn device_remove_page(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id = parse_id(&id)?;
+    let s = fresh(&p, &v, "/my/devices").await?;
+    let (m, count) = find_method(&p, s, id, Some("push")).await?;
+    let page = ConfirmPage {
+        chrome: chrome(&p, s, "Remove device", "devices").await?,
+        heading: "Remove this device?",
+        text: format!(
+            "Remove \u{201c}{}\u{201d}, added {}? It will no longer get sign-in requests. To use it again you would set it up anew.",
+            m.label,
+            date(m.created_at)
+        ),
+        warning: (count == 1).then_some(LAST_METHOD_WARNING),
+        action: format!("/my/devices/{id}/remove"),
+        button: "Remove",
+        cancel: "/my/devices",
+    };
+    render(&page)
+}
+
+/// `POST /my/devices/{id}/remove`.
+pub async fn device_remove(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<ConfirmForm>,
+) -> PageResult {
+    let id = parse_id(&id)?;
+    let s = fresh(&p, &v, "/my/devices").await?;
+    if f.confirm != "yes" {
+        return Err(Exit::Redirect(format!("/my/devices/{id}/remove")));
+    }
+    delete_method(&p, s, id, Some("push"), "device.remove", v.peer.as_deref()).await?;
+    Err(Exit::Redirect("/my/devices?done=removed".into()))
+}
+
+async fn password_form(p: &Portal, s: &Session, error: Option<&'static str>) -> PageResult {
+    let page = PasswordPage {
+        chrome: chrome(p, s, "Change password", "password").await?,
+        error,
+    };
+    render(&page)
+}
+
+/// `GET /my/password`.
+pub async fn password_page(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
+    let s = fresh(&p, &v, "/my/password").await?;
+    password_form(&p, s, None).await
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(flatten)]
+    new: NewPasswordForm,
+}
+
+/// `POST /my/password`: old and new password; ends the other sessions and
+/// gives this one a new id.
+pub async fn password_submit(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(f): CsrfForm<PasswordForm>,
+) -> PageResult {
+    let s = fresh(&p, &v, "/my/password").await?;
+    let keys = Keys::new(&s.username, v.peer.as_deref());
+    if p.throttled(&keys).await? {
+        return password_form(&p, s, Some(super::signin::TOO_MANY)).await;
+    }
+    let phc: Option<String> = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+        .bind(s.user_id)
+        .fetch_one(&p.app.pool)
+        .await?
+        .try_get("password_hash")?;
+    if !p
+        .verify_password(phc.as_deref(), &f.current_password)
+        .await?
+    {
+        p.count_failure(&keys).await?;
+        return password_form(&p, s, Some("Your current password is incorrect.")).await;
+    }
+    if let Some(problem) = new_password_problem(s, &f.new) {
+        return password_form(&p, s, Some(problem)).await;
+    }
+    let new_phc = p.hash_password(&f.new.new_password).await?;
+    store_password(&p, s, &new_phc, v.peer.as_deref()).await?;
+    let (cookie, _) = session::rotate(&p, s, Stage::SignedIn, None).await?;
+    Ok(super::pages::redirect_with("/my/?done=password", [cookie]))
+}
+
+fn action_words(action: &str, host: Option<&str>, detail: Option<&str>) -> String {
+    let base = match action {
+        "portal.sign_in" => "Sign-in to this page",
+        "portal.invite_used" => "Setup link used",
+        "portal.password" => "Page password set",
+        "portal.sign_out_everywhere" => "Signed out everywhere",
+        "verify" => "Code checked",
+        "lockout" => "Locked out after wrong codes",
+        "totp.enrol" => "Authenticator app added",
+        "method.delete" => "Method deleted",
+        "method.default" => "Default method changed",
+        "method.reset" => "All methods deleted by an administrator",
+        "device.disable" => "Device disabled",
+        "device.enable" => "Device enabled",
+        "device.remove" => "Device removed",
+        "user.create" => "Account created",
+        "user.password" => "Page password set by an administrator",
+        "user.invite" => "Setup link created by an administrator",
+        "user.unlock" => "Unlocked by an administrator",
+        other => other,
+    };
+    let service = detail.and_then(|d| {
+        d.split_whitespace()
+            .find_map(|w| w.strip_prefix("service="))
+    });
+    match (host, service) {
+        (Some(h), Some(svc)) => format!("{base} ({svc} on {h})"),
+        (Some(h), None) => format!("{base} ({h})"),
+        (None, Some(svc)) => format!("{base} ({svc})"),
+        (None, None) => base.to_owned(),
+    }
+}
+
+/// `GET /my/privacy`: what the registry keeps, and the newest audit
+/// records about the user.
+pub async fn privacy(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
+    let s = signed_in(&v)?;
+    let user = sqlx::query("SELECT created_at, password_hash FROM users WHERE id = $1")
+        .bind(s.user_id)
+        .fetch_one(&p.app.pool)
+        .await?;
+    let has_password = user
+        .try_get::<Option<String>, _>("password_hash")?
+        .is_some();
+    let sessions: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM portal_sessions WHERE user_id = $1 AND expires_at > $2",
+    )
+    .bind(s.user_id)
+    .bind(p.now())
+    .fetch_one(&p.app.pool)
+    .await?
+    .try_get("n")?;
+    let rows = sqlx::query(
+        "SELECT at, action, host, remote_addr, result, detail FROM audit
+         WHERE username = $1 ORDER BY id DESC LIMIT 20",
+    )
+    .bind(&s.username)
+    .fetch_all(&p.app.pool)
+    .await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for r in rows {
+        let host: Option<String> = r.try_get("host")?;
+        let detail: Option<String> = r.try_get("detail")?;
+        events.push(EventRow {
+            at: date_time(r.try_get("at")?),
+            action: action_words(
+                &r.try_get::<String, _>("action")?,
+                host.as_deref(),
+                detail.as_deref(),
+            ),
+            result: r
+                .try_get::<Option<String>, _>("result")?
+                .unwrap_or_default()
+                .replace('_', " "),
+            remote_addr: r
+                .try_get::<Option<String>, _>("remote_addr")?
+                .unwrap_or_else(|| "—".into()),
+        });
+    }
+    let page = PrivacyPage {
+        chrome: chrome(&p, s, "Privacy", "privacy").await?,
+        username: s.username.clone(),
+        display_name: s.display_name.clone().unwrap_or_else(|| "Not set".into()),
+        created: date(user.try_get("created_at")?),
+        has_password,
+        method_count: methods(&p, s.user_id).await?.len(),
+        session_count: sessions,
+        events,
+    };
+    render(&page)
+}

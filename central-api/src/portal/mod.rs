@@ -1,0 +1,307 @@
+//! The Security info pages under `/my/`: users sign in with their page
+//! password and a second factor, then register, change and delete their
+//! verification methods themselves.
+//!
+//! Server-rendered HTML (askama templates compiled in from `templates/`),
+//! one stylesheet (`static/portal.css`), no script. Everything a page keeps
+//! between requests is a row of the registry's database, so any node of a
+//! PostgreSQL pool serves any session:
+//!
+//! - [`session`]: page sessions (only a SHA-256 of the id is stored),
+//!   cookies, CSRF tokens;
+//! - [`password`]: Argon2id page passwords;
+//! - [`throttle`]: sign-in failures per username and per address;
+//! - [`signin`]: sign-in, the second factor, setup links, sign-out;
+//! - [`account`]: overview, Security info, Devices, Password, Privacy;
+//! - [`enrol`]: the guided "Authenticator app" steps;
+//! - [`admin`]: the admin API side (`user passwd`, `user invite`).
+//!
+//! Second factors at sign-in go through [`crate::verify::verify_as`], the
+//! same verification, replay rule, lockout and audit as PAM and RADIUS.
+
+pub mod account;
+pub mod admin;
+pub mod enrol;
+pub mod pages;
+pub mod password;
+pub mod qr;
+pub mod session;
+pub mod signin;
+pub mod throttle;
+pub mod time;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+use twostep_common::api::ApiErrorCode;
+use twostep_config::ApiConfig;
+
+/// How long a second factor counts as fresh for opening Security info and
+/// for changes, in seconds.
+pub const FRESH_FACTOR_SECS: i64 = 600;
+/// Largest form body the pages accept, in bytes.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+/// The `Content-Security-Policy` of every page: no script at all, styles
+/// and images only from the registry itself, forms only to it.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// `[api.portal]` as the pages use it.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Serve the pages.
+    pub enabled: bool,
+    /// Served over TLS: cookies are `Secure` and `__Host-` prefixed.
+    pub tls: bool,
+    /// Longest life of a signed-in session, in seconds.
+    pub session_lifetime: i64,
+    /// Idle timeout, in seconds.
+    pub idle_timeout: i64,
+    /// Base of setup links, without a trailing `/`.
+    pub public_url: Option<String>,
+}
+
+impl Settings {
+    /// From `[api]` and `[api.portal]`.
+    pub fn from_api(api: &ApiConfig) -> Self {
+        let p = &api.portal;
+        let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+        Self {
+            enabled: p.enabled,
+            tls: api.tls_cert_file.is_some() && api.tls_key_file.is_some(),
+            session_lifetime: secs(p.session_lifetime),
+            idle_timeout: secs(p.idle_timeout),
+            public_url: p
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+        }
+    }
+}
+
+/// The pages' state: the registry's, and the lazily loaded page key.
+#[derive(Debug)]
+pub struct Portal {
+    /// The registry.
+    pub app: Arc<AppState>,
+    key: tokio::sync::OnceCell<session::PageKey>,
+    /// Bounds concurrent Argon2id computations (19 MiB each).
+    hashing: tokio::sync::Semaphore,
+}
+
+/// Concurrent password hashes at most.
+const MAX_CONCURRENT_HASHES: usize = 4;
+
+impl Portal {
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.app.portal
+    }
+
+    /// Unix seconds now.
+    pub fn now(&self) -> i64 {
+        i64::try_from(self.app.clock.now()).unwrap_or(i64::MAX)
+    }
+
+    /// The key CSRF tokens are derived with (created once per database).
+    ///
+    /// # Errors
+    /// When the database fails or the stored key does not open.
+    pub async fn key(&self) -> Result<&session::PageKey, ApiError> {
+        self.key
+            .get_or_try_init(|| session::PageKey::load_or_create(&self.app))
+            .await
+    }
+}
+
+/// A page's answer: a response, or a redirect / error page to show instead.
+pub type PageResult = Result<Response, Exit>;
+
+/// What ends a page handler early.
+#[derive(Debug)]
+pub enum Exit {
+    /// 303 See Other to this local path.
+    Redirect(String),
+    /// An error shown as an HTML page.
+    Error(ApiError),
+    /// A ready response.
+    Page(Box<Response>),
+}
+
+impl From<ApiError> for Exit {
+    fn from(e: ApiError) -> Self {
+        Self::Error(e)
+    }
+}
+
+impl From<sqlx::Error> for Exit {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Error(ApiError::Db(e))
+    }
+}
+
+impl IntoResponse for Exit {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Redirect(to) => Redirect::to(&to).into_response(),
+            Self::Page(r) => *r,
+            Self::Error(e) => {
+                let (status, _, message) = e.parts();
+                if status.is_server_error() {
+                    tracing::error!(error = %e, reason = %message, "page request failed");
+                }
+                let (title, text) = match status {
+                    StatusCode::FORBIDDEN => (
+                        "This form has expired",
+                        "The page you sent it from was out of date. Go back, reload the page and try again.",
+                    ),
+                    StatusCode::NOT_FOUND => (
+                        "Page not found",
+                        "There is no such page. Use the links below to go on.",
+                    ),
+                    StatusCode::PAYLOAD_TOO_LARGE | StatusCode::BAD_REQUEST => (
+                        "Something is wrong with that form",
+                        "The form could not be read. Go back, reload the page and try again.",
+                    ),
+                    _ => (
+                        "Something went wrong",
+                        "The registry could not finish this. Try again in a moment; if it keeps happening, tell your administrator.",
+                    ),
+                };
+                pages::message(status, title, text)
+            }
+        }
+    }
+}
+
+/// 403 for a form without the right CSRF token.
+pub fn forbidden() -> Exit {
+    Exit::Error(ApiError::new(
+        ApiErrorCode::FormExpired,
+        "missing or wrong form token",
+    ))
+}
+
+/// 404 page.
+pub fn not_found() -> Exit {
+    Exit::Error(ApiError::new(ApiErrorCode::NotFound, "no such page"))
+}
+
+/// The stylesheet, compiled in.
+pub const CSS: &str = include_str!("../../static/portal.css");
+
+/// `href` of the stylesheet: its path with a content version, so it can be
+/// cached for a year and still change with a new build.
+pub fn css_href() -> &'static str {
+    static HREF: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use sha2::{Digest, Sha256};
+        let v = hex::encode(&Sha256::digest(CSS.as_bytes())[..6]);
+        format!("/my/static/portal.css?v={v}")
+    });
+    &HREF
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+/// Adds the security headers every page answer carries; pages (not the
+/// stylesheet) are never cached.
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k: header::HeaderName, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(h, header::CONTENT_SECURITY_POLICY, CSP);
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, header::CACHE_CONTROL, "no-store");
+    }
+    resp
+}
+
+async fn page_not_found() -> Exit {
+    not_found()
+}
+
+/// The pages' router, to be nested at [`twostep_common::portal::PORTAL_PATH`].
+/// When `[api.portal] enabled = false` every path answers 404.
+pub fn router(app: Arc<AppState>) -> Router {
+    let enabled = app.portal.enabled;
+    let portal = Arc::new(Portal {
+        app,
+        key: tokio::sync::OnceCell::new(),
+        hashing: tokio::sync::Semaphore::new(MAX_CONCURRENT_HASHES),
+    });
+    if !enabled {
+        return Router::new().fallback(page_not_found);
+    }
+    Router::new()
+        .route("/", get(account::overview))
+        .route("/static/portal.css", get(stylesheet))
+        .route("/sign-in", post(signin::sign_in))
+        .route(
+            "/sign-in/code",
+            get(signin::code_page).post(signin::code_submit),
+        )
+        .route(
+            "/verify",
+            get(signin::verify_page).post(signin::verify_submit),
+        )
+        .route("/invite/{token}", get(signin::invite_page))
+        .route("/invite", post(signin::invite_accept))
+        .route(
+            "/welcome",
+            get(signin::welcome_page).post(signin::welcome_submit),
+        )
+        .route("/sign-out", post(signin::sign_out))
+        .route(
+            "/sign-out-everywhere",
+            get(signin::sign_out_everywhere_page).post(signin::sign_out_everywhere),
+        )
+        .route("/security-info", get(account::security_info))
+        .route(
+            "/security-info/add",
+            get(enrol::add_page).post(enrol::add_submit),
+        )
+        .route(
+            "/security-info/app/{step}",
+            get(enrol::step_page).post(enrol::step_submit),
+        )
+        .route(
+            "/security-info/default",
+            get(account::default_page).post(account::default_submit),
+        )
+        .route(
+            "/security-info/methods/{id}/delete",
+            get(account::delete_page).post(account::delete_submit),
+        )
+        .route("/devices", get(account::devices))
+        .route("/devices/{id}/{action}", post(account::device_action))
+        .route(
+            "/devices/{id}/remove",
+            get(account::device_remove_page).post(account::device_remove),
+        )
+        .route(
+            "/password",
+            get(account::password_page).post(account::password_submit),
+        )
+        .route("/privacy", get(account::privacy))
+        .fallback(page_not_found)
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .with_state(portal)
+}

@@ -1,0 +1,813 @@
+//! Signing in (password, then the second factor), the fresh second factor
+//! that Security info and every change ask for, setup links, signing out.
+//!
+//! Sign-in steps (a push approval, once push exists, is one more
+//! [`SignInStep`] beside [`SignInStep::Code`], chosen in [`next_step`]):
+//! password → [`SignInStep::Code`] → signed in. The session id changes at
+//! each step.
+
+use super::pages::{
+    self, render, render_status, Chrome, CodePage, ConfirmPage, InvitePage, SignInPage, WelcomePage,
+};
+use super::session::{self, CsrfForm, NewSession, Session, Stage, Visit};
+use super::throttle::Keys;
+use super::{Exit, PageResult, Portal, FRESH_FACTOR_SECS};
+use crate::audit::Audit;
+use crate::error::ApiError;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use sqlx::Row;
+use std::sync::Arc;
+use twostep_common::api::{validate_username, AuthContext, VerifyRequest, VerifyResult};
+use twostep_common::portal::check_password;
+
+/// The one answer for an unknown user and a wrong password.
+pub const WRONG_PASSWORD: &str = "Your username or password is incorrect.";
+/// The answer once a username or address has failed too often.
+pub const TOO_MANY: &str = "Too many sign-in attempts. Wait 15 minutes, then try again.";
+const WRONG_CODE: &str = "That code didn't work. Check the code in your app and try again.";
+const CODE_FORMAT: &str = "Enter the 6-digit code shown in your app.";
+
+/// Query parameters, leniently: unknown or malformed ones are ignored.
+pub fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> T {
+    raw.and_then(|q| serde_urlencoded::from_str(&q).ok())
+        .unwrap_or_default()
+}
+
+/// `?done=` and `?next=` of the pages.
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    /// What just happened (a fixed word; never shown as it is).
+    #[serde(default)]
+    pub done: Option<String>,
+    /// Where to go on to.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// `next` when it is one of the pages' own paths, else `/my/`.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with("/my/")
+                && n.len() <= 100
+                && n.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'/' || b == b'-'
+                }) =>
+        {
+            n.to_owned()
+        }
+        _ => "/my/".to_owned(),
+    }
+}
+
+/// Writes a portal audit record for `username`.
+pub(crate) async fn audit<'e, E>(
+    exec: E,
+    p: &Portal,
+    username: &str,
+    action: &str,
+    result: &str,
+    remote_addr: Option<&str>,
+    detail: Option<String>,
+) -> Result<(), ApiError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    crate::audit::write_audit(
+        exec,
+        p.now(),
+        &Audit {
+            actor: "portal",
+            action,
+            username: Some(username),
+            host: None,
+            remote_addr,
+            result: Some(result),
+            detail,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The signed-in session of `v`, or the page to go to instead.
+///
+/// # Errors
+/// [`Exit::Redirect`] to sign in, to the code step, or to "choose a password".
+pub fn signed_in(v: &Visit) -> Result<&Session, Exit> {
+    match &v.session {
+        Some(s) if s.stage == Stage::SignedIn && s.set_password => {
+            Err(Exit::Redirect("/my/welcome".into()))
+        }
+        Some(s) if s.stage == Stage::SignedIn => Ok(s),
+        Some(_) => Err(Exit::Redirect("/my/sign-in/code".into())),
+        None => Err(Exit::Redirect("/my/".into())),
+    }
+}
+
+/// Whether the user has a method that verifies codes.
+///
+/// # Errors
+/// Database errors.
+pub async fn has_code_method(p: &Portal, user_id: i64) -> Result<bool, ApiError> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM methods WHERE user_id = $1 AND kind = 'totp' AND secret_sealed IS NOT NULL LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(&p.app.pool)
+    .await?
+    .is_some())
+}
+
+/// The signed-in session of `v` when its second factor is fresh (passed
+/// within [`FRESH_FACTOR_SECS`], or the user has no method to pass); else
+/// a redirect to verify again, then to `next`.
+///
+/// # Errors
+/// As [`signed_in`], or [`Exit::Redirect`] to `/my/verify`.
+pub async fn fresh<'v>(p: &Portal, v: &'v Visit, next: &str) -> Result<&'v Session, Exit> {
+    let s = signed_in(v)?;
+    let recent = s.factor_at.is_some_and(|t| p.now() - t < FRESH_FACTOR_SECS);
+    if recent || !has_code_method(p, s.user_id).await? {
+        return Ok(s);
+    }
+    Err(Exit::Redirect(format!(
+        "/my/verify?next={}",
+        safe_next(Some(next))
+    )))
+}
+
+/// The sign-in page with `error` or `notice`.
+pub async fn sign_in_page(
+    p: &Portal,
+    v: &Visit,
+    status: StatusCode,
+    error: Option<&'static str>,
+    notice: Option<&'static str>,
+    username: &str,
+) -> PageResult {
+    let (csrf, set) = v.form_token(p).await?;
+    let page = SignInPage {
+        chrome: Chrome::new(p, "Sign in", "", csrf, None),
+        error,
+        notice,
+        username: username.to_owned(),
+    };
+    Ok(pages::with_cookie(render_status(status, &page)?, set))
+}
+
+/// `POST /my/sign-in` form.
+#[derive(Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// What comes after a correct password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInStep {
+    /// A code from an authenticator app.
+    Code,
+    /// Nothing: the user has no method yet (goes to Security info).
+    NoMethod,
+    /// The user's methods cannot be used on this page (push devices only,
+    /// until push sign-in exists here).
+    Unusable,
+}
+
+/// Which second-factor step a user with row id `user_id` gets. Push plugs
+/// in here: a user whose default is a push device gets a `Push` step.
+async fn next_step(p: &Portal, user_id: i64) -> Result<SignInStep, ApiError> {
+    if has_code_method(p, user_id).await? {
+        return Ok(SignInStep::Code);
+    }
+    let any = sqlx::query("SELECT 1 FROM methods WHERE user_id = $1 AND disabled = 0 LIMIT 1")
+        .bind(user_id)
+        .fetch_optional(&p.app.pool)
+        .await?;
+    Ok(if any.is_some() {
+        SignInStep::Unusable
+    } else {
+        SignInStep::NoMethod
+    })
+}
+
+/// Ends the visitor's session, if any, and starts `new` with a new id;
+/// the `Set-Cookie` value.
+async fn replace_session(
+    p: &Portal,
+    v: &Visit,
+    new: NewSession<'_>,
+) -> Result<HeaderValue, ApiError> {
+    if let Some(old) = &v.session {
+        session::delete(p, &old.id_hash).await?;
+    }
+    session::create(p, new).await
+}
+
+/// `POST /my/sign-in`: username and password.
+pub async fn sign_in(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(f): CsrfForm<SignInForm>,
+) -> PageResult {
+    let username = f.username.trim().to_owned();
+    let peer = v.peer.as_deref();
+    let keys = Keys::new(&username, peer);
+    if p.throttled(&keys).await? {
+        audit(
+            &p.app.pool,
+            &p,
+            &username,
+            "portal.sign_in",
+            "rate_limited",
+            peer,
+            None,
+        )
+        .await?;
+        return sign_in_page(
+            &p,
+            &v,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(TOO_MANY),
+            None,
+            &username,
+        )
+        .await;
+    }
+    let user = if validate_username(&username).is_ok() {
+        sqlx::query("SELECT id, disabled, password_hash FROM users WHERE username = $1")
+            .bind(&username)
+            .fetch_optional(&p.app.pool)
+            .await?
+    } else {
+        None
+    };
+    let phc: Option<String> = match &user {
+        Some(u) => u.try_get("password_hash")?,
+        None => None,
+    };
+    // Unknown users and users without a password check a dummy hash: the
+    // same work, the same answer.
+    if !p.verify_password(phc.as_deref(), &f.password).await? {
+        p.count_failure(&keys).await?;
+        let why = if user.is_some() {
+            "wrong_password"
+        } else {
+            "unknown_user"
+        };
+        audit(
+            &p.app.pool,
+            &p,
+            &username,
+            "portal.sign_in",
+            why,
+            peer,
+            None,
+        )
+        .await?;
+        return sign_in_page(
+            &p,
+            &v,
+            StatusCode::OK,
+            Some(WRONG_PASSWORD),
+            None,
+            &username,
+        )
+        .await;
+    }
+    let Some(user) = user else {
+        return Err(super::not_found());
+    };
+    p.clear_failures(&keys).await?;
+    let uid: i64 = user.try_get("id")?;
+    if user.try_get::<i64, _>("disabled")? != 0 {
+        audit(
+            &p.app.pool,
+            &p,
+            &username,
+            "portal.sign_in",
+            "disabled",
+            peer,
+            None,
+        )
+        .await?;
+        return sign_in_page(
+            &p,
+            &v,
+            StatusCode::FORBIDDEN,
+            Some("Your account is disabled. Contact your administrator."),
+            None,
+            &username,
+        )
+        .await;
+    }
+    let (stage, to) = match next_step(&p, uid).await? {
+        SignInStep::Code => (Stage::SecondFactor, "/my/sign-in/code"),
+        SignInStep::NoMethod => (Stage::SignedIn, "/my/security-info"),
+        SignInStep::Unusable => {
+            return sign_in_page(
+                &p,
+                &v,
+                StatusCode::FORBIDDEN,
+                Some("Your sign-in method can't be used on this page yet. Ask your administrator for a setup link."),
+                None,
+                &username,
+            )
+            .await;
+        }
+    };
+    audit(
+        &p.app.pool,
+        &p,
+        &username,
+        "portal.sign_in",
+        "password_ok",
+        peer,
+        None,
+    )
+    .await?;
+    let cookie = replace_session(
+        &p,
+        &v,
+        NewSession {
+            user_id: uid,
+            stage,
+            factor_at: None,
+            set_password: false,
+            remote_addr: peer,
+        },
+    )
+    .await?;
+    let tls = p.settings().tls;
+    let clear_pre = session::set_cookie(session::pre_cookie_name(tls), "", 0, tls);
+    Ok(pages::redirect_with(to, [cookie, clear_pre]))
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn render_code(
+    p: &Portal,
+    s: &Session,
+    fresh_check: Option<String>,
+    error: Option<String>,
+) -> PageResult {
+    let key = csrf_of(p, s).await?;
+    let (action, heading, intro) = match fresh_check {
+        Some(_) => (
+            "/my/verify",
+            "Verify your identity",
+            "Enter the code from your authenticator app to go on. Security info asks for it again after 10 minutes.",
+        ),
+        None => (
+            "/my/sign-in/code",
+            "Enter code",
+            "Enter the code shown in the authenticator app on your phone.",
+        ),
+    };
+    let page = CodePage {
+        chrome: Chrome::new(p, heading, "", key, None),
+        action,
+        heading,
+        intro,
+        next: fresh_check,
+        error,
+        username: s.username.clone(),
+    };
+    render(&page)
+}
+
+/// The CSRF token of forms shown to the holder of `s`.
+///
+/// # Errors
+/// When the page key cannot be loaded.
+pub async fn csrf_of(p: &Portal, s: &Session) -> Result<String, ApiError> {
+    Ok(p.key().await?.csrf(&s.cookie))
+}
+
+/// Checks `code` for the session's user with the registry's verification
+/// (replay, lockout and audit as for PAM and RADIUS). `Ok(None)` when
+/// accepted, else the message to show.
+async fn check_code(
+    p: &Portal,
+    s: &Session,
+    code: &str,
+    peer: Option<&str>,
+) -> Result<Result<(), CodeRefusal>, Exit> {
+    let code = code.trim();
+    if !twostep_common::totp::is_code_format(code) {
+        return Ok(Err(CodeRefusal::Again(CODE_FORMAT.into())));
+    }
+    let req = VerifyRequest {
+        username: s.username.clone(),
+        code: code.to_owned(),
+        context: AuthContext {
+            service: Some("portal".into()),
+            host: None,
+            remote_addr: peer.map(str::to_owned),
+            tty: None,
+        },
+    };
+    let resp = crate::verify::verify_as(&p.app, "portal", None, &req).await?;
+    Ok(match resp.result {
+        VerifyResult::Accept => Ok(()),
+        VerifyResult::NotEnrolled => Err(CodeRefusal::NoMethod),
+        VerifyResult::Reject => Err(CodeRefusal::Again(WRONG_CODE.into())),
+        VerifyResult::Locked => Err(CodeRefusal::Again(format!(
+            "Too many wrong codes. Try again after {}.",
+            super::time::date_time(resp.locked_until.unwrap_or_else(|| p.now()))
+        ))),
+        VerifyResult::Disabled | VerifyResult::UnknownUser => Err(CodeRefusal::End),
+    })
+}
+
+enum CodeRefusal {
+    /// Show the message and ask again.
+    Again(String),
+    /// The user has no code method any more.
+    NoMethod,
+    /// The user was disabled or deleted: end the session.
+    End,
+}
+
+async fn end_session(p: &Portal, s: &Session) -> PageResult {
+    session::delete(p, &s.id_hash).await?;
+    Ok(pages::redirect_with("/my/", [session::clear_cookie(p)]))
+}
+
+fn second_factor_session(v: &Visit) -> Result<&Session, Exit> {
+    match &v.session {
+        Some(s) if s.stage == Stage::SecondFactor => Ok(s),
+        Some(_) => Err(Exit::Redirect("/my/".into())),
+        None => Err(Exit::Redirect("/my/".into())),
+    }
+}
+
+/// `GET /my/sign-in/code`.
+pub async fn code_page(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
+    let s = second_factor_session(&v)?;
+    render_code(&p, s, None, None).await
+}
+
+/// `POST /my/sign-in/code`: the second factor at sign-in.
+pub async fn code_submit(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(f): CsrfForm<CodeForm>,
+) -> PageResult {
+    let s = second_factor_session(&v)?;
+    match check_code(&p, s, &f.code, v.peer.as_deref()).await? {
+        Ok(()) => {
+            let (cookie, _) = session::rotate(&p, s, Stage::SignedIn, Some(p.now())).await?;
+            Ok(pages::redirect_with("/my/", [cookie]))
+        }
+        Err(CodeRefusal::Again(m)) => render_code(&p, s, None, Some(m)).await,
+        Err(CodeRefusal::NoMethod) => {
+            let (cookie, _) = session::rotate(&p, s, Stage::SignedIn, None).await?;
+            Ok(pages::redirect_with("/my/security-info", [cookie]))
+        }
+        Err(CodeRefusal::End) => end_session(&p, s).await,
+    }
+}
+
+/// `GET /my/verify?next=PATH`: a fresh second factor.
+pub async fn verify_page(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    RawQuery(q): RawQuery,
+) -> PageResult {
+    let params: Params = query(q);
+    let next = safe_next(params.next.as_deref());
+    let s = signed_in(&v)?;
+    if fresh(&p, &v, &next).await.is_ok() {
+        return Err(Exit::Redirect(next));
+    }
+    render_code(&p, s, Some(next), None).await
+}
+
+/// `POST /my/verify`.
+pub async fn verify_submit(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(f): CsrfForm<CodeForm>,
+) -> PageResult {
+    let s = signed_in(&v)?;
+    let next = safe_next(f.next.as_deref());
+    match check_code(&p, s, &f.code, v.peer.as_deref()).await? {
+        Ok(()) => {
+            sqlx::query("UPDATE portal_sessions SET factor_at = $2 WHERE id_hash = $1")
+                .bind(&s.id_hash)
+                .bind(p.now())
+                .execute(&p.app.pool)
+                .await?;
+            Err(Exit::Redirect(next))
+        }
+        Err(CodeRefusal::Again(m)) => render_code(&p, s, Some(next), Some(m)).await,
+        Err(CodeRefusal::NoMethod) => Err(Exit::Redirect(next)),
+        Err(CodeRefusal::End) => end_session(&p, s).await,
+    }
+}
+
+fn bad_link() -> Exit {
+    Exit::Page(Box::new(pages::message(
+        StatusCode::NOT_FOUND,
+        "This setup link doesn't work",
+        "It has expired, was used already, or was replaced by a newer one. Ask your administrator for a new link.",
+    )))
+}
+
+fn token_shape(t: &str) -> bool {
+    t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `GET /my/invite/{token}`: what the link is for, and a button to go on
+/// (a link preview fetching the page does not use the link up).
+pub async fn invite_page(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    Path(token): Path<String>,
+) -> PageResult {
+    if !token_shape(&token) {
+        return Err(bad_link());
+    }
+    let row = sqlx::query(
+        "SELECT u.username FROM portal_invites i JOIN users u ON u.id = i.user_id
+         WHERE i.token_hash = $1 AND i.used_at IS NULL AND i.expires_at > $2 AND u.disabled = 0",
+    )
+    .bind(session::token_hash(&token))
+    .bind(p.now())
+    .fetch_optional(&p.app.pool)
+    .await?
+    .ok_or_else(bad_link)?;
+    let (csrf, set) = v.form_token(&p).await?;
+    let page = InvitePage {
+        chrome: Chrome::new(&p, "Set up your security info", "", csrf, None),
+        token,
+        username: row.try_get("username")?,
+    };
+    Ok(pages::with_cookie(render(&page)?, set))
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    token: String,
+}
+
+/// `POST /my/invite`: uses the link up (one statement, so only one of two
+/// concurrent uses wins) and starts a session that must choose a password.
+pub async fn invite_accept(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(f): CsrfForm<InviteForm>,
+) -> PageResult {
+    if !token_shape(&f.token) {
+        return Err(bad_link());
+    }
+    let now = p.now();
+    let row = sqlx::query(
+        "UPDATE portal_invites SET used_at = $2
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2
+           AND user_id IN (SELECT id FROM users WHERE disabled = 0)
+         RETURNING user_id",
+    )
+    .bind(session::token_hash(&f.token))
+    .bind(now)
+    .fetch_optional(&p.app.pool)
+    .await?
+    .ok_or_else(bad_link)?;
+    let uid: i64 = row.try_get("user_id")?;
+    let username: String = sqlx::query("SELECT username FROM users WHERE id = $1")
+        .bind(uid)
+        .fetch_one(&p.app.pool)
+        .await?
+        .try_get("username")?;
+    audit(
+        &p.app.pool,
+        &p,
+        &username,
+        "portal.invite_used",
+        "ok",
+        v.peer.as_deref(),
+        None,
+    )
+    .await?;
+    // The link, made by an admin for this user, stands in for the second
+    // factor of this session's first minutes.
+    let cookie = replace_session(
+        &p,
+        &v,
+        NewSession {
+            user_id: uid,
+            stage: Stage::SignedIn,
+            factor_at: Some(now),
+            set_password: true,
+            remote_addr: v.peer.as_deref(),
+        },
+    )
+    .await?;
+    Ok(pages::redirect_with("/my/welcome", [cookie]))
+}
+
+fn welcome_session(v: &Visit) -> Result<&Session, Exit> {
+    match &v.session {
+        Some(s) if s.stage == Stage::SignedIn && s.set_password => Ok(s),
+        _ => Err(Exit::Redirect("/my/".into())),
+    }
+}
+
+async fn welcome(p: &Portal, s: &Session, error: Option<&'static str>) -> PageResult {
+    let page = WelcomePage {
+        chrome: Chrome::new(p, "Choose a password", "", csrf_of(p, s).await?, None),
+        username: s.username.clone(),
+        error,
+    };
+    render(&page)
+}
+
+/// `GET /my/welcome`: choose a password.
+pub async fn welcome_page(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
+    let s = welcome_session(&v)?;
+    welcome(&p, s, None).await
+}
+
+#[derive(Deserialize)]
+pub struct NewPasswordForm {
+    #[serde(default)]
+    pub(crate) new_password: String,
+    #[serde(default)]
+    pub(crate) confirm_password: String,
+}
+
+/// Checks a new password and its confirmation; the message to show, if any.
+pub(crate) fn new_password_problem(s: &Session, f: &NewPasswordForm) -> Option<&'static str> {
+    if f.new_password != f.confirm_password {
+        return Some("The new passwords don't match.");
+    }
+    check_password(&f.new_password, &s.username, s.display_name.as_deref()).err()
+}
+
+/// Stores `phc` as the user's password and ends their other sessions, in
+/// one transaction with the audit record.
+pub(crate) async fn store_password(
+    p: &Portal,
+    s: &Session,
+    phc: &str,
+    peer: Option<&str>,
+) -> Result<(), ApiError> {
+    let mut tx = p.app.pool.begin().await?;
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(s.user_id)
+        .bind(phc)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE portal_sessions SET set_password = 0 WHERE id_hash = $1")
+        .bind(&s.id_hash)
+        .execute(&mut *tx)
+        .await?;
+    let ended = session::delete_all(&mut *tx, s.user_id, Some(&s.id_hash)).await?;
+    audit(
+        &mut *tx,
+        p,
+        &s.username,
+        "portal.password",
+        "ok",
+        peer,
+        Some(format!("{ended} other sessions ended")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `POST /my/welcome`: sets the password, then straight on to adding an
+/// authenticator app (or to Security info when the user has methods).
+pub async fn welcome_submit(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(f): CsrfForm<NewPasswordForm>,
+) -> PageResult {
+    let s = welcome_session(&v)?;
+    if let Some(problem) = new_password_problem(s, &f) {
+        return welcome(&p, s, Some(problem)).await;
+    }
+    let phc = p.hash_password(&f.new_password).await?;
+    store_password(&p, s, &phc, v.peer.as_deref()).await?;
+    let (cookie, id_hash) = session::rotate(&p, s, Stage::SignedIn, None).await?;
+    let has_methods = sqlx::query("SELECT 1 FROM methods WHERE user_id = $1 LIMIT 1")
+        .bind(s.user_id)
+        .fetch_optional(&p.app.pool)
+        .await?
+        .is_some();
+    let to = if has_methods {
+        "/my/security-info"
+    } else {
+        super::enrol::begin(&p, s.user_id, &id_hash).await?;
+        "/my/security-info/app/start"
+    };
+    Ok(pages::redirect_with(to, [cookie]))
+}
+
+/// `POST /my/sign-out`: ends this session.
+pub async fn sign_out(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
+) -> PageResult {
+    if let Some(s) = &v.session {
+        session::delete(&p, &s.id_hash).await?;
+    }
+    Ok(pages::redirect_with(
+        "/my/?done=signed-out",
+        [session::clear_cookie(&p)],
+    ))
+}
+
+/// `GET /my/sign-out-everywhere`: are you sure?
+pub async fn sign_out_everywhere_page(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
+    let s = signed_in(&v)?;
+    let (csrf, _) = v.form_token(&p).await?;
+    let page = ConfirmPage {
+        chrome: Chrome::new(&p, "Sign out everywhere", "overview", csrf, Some(s)),
+        heading: "Sign out everywhere?",
+        text: "This signs you out of this page in every browser and on every device, this one included. SSH and VPN connections that are already open stay open.".into(),
+        warning: None,
+        action: "/my/sign-out-everywhere".into(),
+        button: "Sign out everywhere",
+        cancel: "/my/",
+    };
+    render(&page)
+}
+
+/// `POST /my/sign-out-everywhere`: ends every session of the user.
+pub async fn sign_out_everywhere(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
+) -> PageResult {
+    let s = signed_in(&v)?;
+    let mut tx = p.app.pool.begin().await?;
+    let n = session::delete_all(&mut *tx, s.user_id, None).await?;
+    audit(
+        &mut *tx,
+        &p,
+        &s.username,
+        "portal.sign_out_everywhere",
+        "ok",
+        v.peer.as_deref(),
+        Some(format!("{n} sessions ended")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(pages::redirect_with(
+        "/my/?done=everywhere",
+        [session::clear_cookie(&p)],
+    ))
+}
+
+/// The sign-in page for a visitor without a session (`GET /my/`).
+pub async fn signed_out_home(p: &Portal, v: &Visit, done: Option<&str>) -> PageResult {
+    let notice = match done {
+        Some("signed-out") => Some("You've signed out."),
+        Some("everywhere") => Some("You've been signed out everywhere."),
+        _ if v.ended => Some("Your session ended. Sign in again."),
+        _ => None,
+    };
+    sign_in_page(p, v, StatusCode::OK, None, notice, "").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_one_of_the_pages_own_paths() {
+        assert_eq!(safe_next(Some("/my/security-info")), "/my/security-info");
+        assert_eq!(
+            safe_next(Some("/my/devices/3/remove")),
+            "/my/devices/3/remove"
+        );
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/my/",
+            "/my/../v1/admin",
+            "/my/x?next=y",
+            "/v1/admin/users",
+            "/my/\\evil",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/my/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/my/");
+    }
+}
