@@ -368,8 +368,13 @@ pub enum RadiusMode {
     OtpOnly,
     /// User-Password is `password<delimiter>code`, split on the last delimiter.
     Append,
-    /// Password first, then Access-Challenge (State + Reply-Message) for the code.
+    /// Password first, then Access-Challenge (State + Reply-Message) for the
+    /// code, or `push` typed instead of it for a push approval.
     Challenge,
+    /// Password first, then a push approval right away (its number in an
+    /// Access-Challenge); a user without a push device gets the code
+    /// Access-Challenge of `challenge`.
+    AutoPush,
 }
 
 /// `[radius]`: the RADIUS server.
@@ -389,6 +394,12 @@ pub struct RadiusConfig {
     /// Default 256.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Push logins worked on at once beside `max_in_flight`: requests that
+    /// start a push or wait for its answer (up to 30 s each, or the
+    /// challenge's lifetime when held), and pushes whose number is shown in
+    /// an Access-Challenge until they end. More are refused. Default 10000.
+    #[serde(default = "default_max_pending_pushes")]
+    pub max_pending_pushes: usize,
     /// What happens when the registry is unreachable. Default `closed`.
     #[serde(default)]
     pub fail_mode: FailMode,
@@ -408,6 +419,9 @@ fn default_state_lifetime() -> u64 {
 }
 fn default_max_in_flight() -> usize {
     256
+}
+fn default_max_pending_pushes() -> usize {
+    10_000
 }
 
 /// `[[radius.client]]`: one NAS (or a network of them).
@@ -436,6 +450,12 @@ pub struct RadiusClientConfig {
     /// `"none"`. Default `"none"`.
     #[serde(default = "default_primary")]
     pub primary: String,
+    /// Whether this NAS shows an Access-Challenge's Reply-Message, so a
+    /// push's number can be shown there. Default `true`; `false` (a NAS
+    /// that cannot show a challenge) holds a push request until the answer
+    /// and refuses pushes that need number matching.
+    #[serde(default = "default_true")]
+    pub push_number_matching: bool,
 }
 
 fn default_mode() -> RadiusMode {
@@ -603,6 +623,12 @@ impl Config {
                 return Err(at(
                     "max_in_flight",
                     "max_in_flight must be at least 1".into(),
+                ));
+            }
+            if radius.max_pending_pushes == 0 {
+                return Err(at(
+                    "max_pending_pushes",
+                    "max_pending_pushes must be at least 1".into(),
                 ));
             }
             let at_value = |table: &str, kv: (&str, &str), nth: usize, message: String| {

@@ -87,6 +87,14 @@ pub enum Warning {
         /// The wider network.
         outer_network: IpNet,
     },
+    /// `push_number_matching = false`: a NAS that cannot show the number
+    /// of a push. Its pushes go through only while the registry's
+    /// `[api.push] number_matching` is off, approved without matching a
+    /// number (open to approval by reflex, "push fatigue").
+    NoPushNumberMatching {
+        /// The client's name.
+        client: String,
+    },
     /// `[radius]` has no client: every request is dropped.
     NoClients,
 }
@@ -116,6 +124,7 @@ impl Warning {
             } => format!(
                 "nothing if intended; if requests from {network} belong to client {outer:?}, remove client {client:?} or change its address"
             ),
+            Warning::NoPushNumberMatching { .. } => "use a NAS that shows Access-Challenge prompts (mode = \"challenge\" or \"auto-push\") and remove push_number_matching = false; codes work either way".into(),
             Warning::NoClients => "add a [[radius.client]] for each NAS".into(),
         }
     }
@@ -154,6 +163,10 @@ impl fmt::Display for Warning {
                 f,
                 "client {client:?} ({network}) lies inside client {outer:?} ({outer_network}): requests from {network} go to {client:?}, the most specific network"
             ),
+            Warning::NoPushNumberMatching { client } => write!(
+                f,
+                "client {client:?}: push_number_matching = false: pushes to this NAS carry no number to match, so they are refused while the registry's [api.push] number_matching is on, and approved by a tap (open to push fatigue) when it is off"
+            ),
             Warning::NoClients => f.write_str("[radius] has no [[radius.client]]: every request is dropped"),
         }
     }
@@ -164,7 +177,9 @@ impl fmt::Display for Warning {
 /// upstreams, then overlapping networks: shared secrets shorter than
 /// [`MIN_SHARED_SECRET`], clients and upstreams that do not require
 /// Message-Authenticator, clients with `primary = "none"` outside
-/// `otp-only`, networks inside another client's, no client at all.
+/// `otp-only`, clients with `push_number_matching = false` outside
+/// `otp-only` (which has no push), networks inside another client's, no
+/// client at all.
 ///
 /// `secret_len` gives the length in octets of the secret in a
 /// `secret_file` (surrounding whitespace removed, as
@@ -195,6 +210,11 @@ pub fn warnings(
         }
         if c.primary == "none" && c.mode != RadiusMode::OtpOnly {
             out.push(Warning::PasswordUnchecked {
+                client: c.name.clone(),
+            });
+        }
+        if !c.push_number_matching && c.mode != RadiusMode::OtpOnly {
+            out.push(Warning::NoPushNumberMatching {
                 client: c.name.clone(),
             });
         }
@@ -307,6 +327,63 @@ mod tests {
         assert!(w[2].to_string().contains("CVE-2024-3596"), "{}", w[2]);
         assert!(w[1].fix().contains("openssl rand -base64 24 > /s3"));
         assert_eq!(warnings(&radius(""), len), vec![Warning::NoClients]);
+    }
+
+    #[test]
+    fn push_without_number_matching_is_named() {
+        let r = radius(&format!(
+            "{}{}",
+            client(
+                "old-vpn",
+                "10.0.0.0/8",
+                "/s16",
+                "mode = \"append\"\nprimary = \"none\"\npush_number_matching = false"
+            ),
+            client(
+                "codes",
+                "10.1.0.0/16",
+                "/s16",
+                "push_number_matching = false"
+            ),
+        ));
+        let w = warnings(&r, len);
+        assert_eq!(
+            w[1..],
+            [
+                Warning::NoPushNumberMatching {
+                    client: "old-vpn".into()
+                },
+                Warning::NetworkInside {
+                    client: "codes".into(),
+                    network: "10.1.0.0/16".parse().unwrap(),
+                    outer: "old-vpn".into(),
+                    outer_network: "10.0.0.0/8".parse().unwrap(),
+                },
+            ],
+            "otp-only has no push: no warning for \"codes\""
+        );
+        assert!(w[1].to_string().starts_with(
+            "client \"old-vpn\": push_number_matching = false: pushes to this NAS carry no number"
+        ));
+        assert!(w[1].fix().contains("remove push_number_matching = false"));
+    }
+
+    #[test]
+    fn push_keys_and_their_defaults() {
+        let r = radius(&client("vpn", "10.0.0.0/8", "/s16", "mode = \"auto-push\""));
+        assert_eq!(r.max_pending_pushes, 10_000);
+        assert_eq!(r.clients[0].mode, RadiusMode::AutoPush);
+        assert!(r.clients[0].push_number_matching);
+        let e = Config::parse(
+            "version = 1\n[radius]\nstate_key_file = \"/k\"\nmax_pending_pushes = 0\n",
+            Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e, "t.toml:4:1: max_pending_pushes must be at least 1",
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Fuzzes twostep-radiusd's packet handling: classification,
 //! Message-Authenticator, then the real login flow (request parsing with
-//! password decoding, State opening and sealing, decisions) with scripted
-//! primary and registry answers, and reply assembly, for a strict and two
-//! legacy clients. Any panic is a finding; answers must be well-formed
+//! password decoding, State opening and sealing, decisions, pending push
+//! logins) with scripted primary and registry answers (codes and pushes),
+//! and reply assembly, for a strict and three legacy clients (append,
+//! challenge, auto-push). Any panic is a finding; answers must be well-formed
 //! replies.
 #![no_main]
 
@@ -24,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         (Script::wrong_code(), FailMode::Closed),
         (Script::registry_down(), FailMode::Open),
     ];
-    for last in 1..=3u8 {
+    for last in 1..=4u8 {
         let source = SocketAddr::from(([127, 0, 0, last], 1812));
         for (script, fail_mode) in &scripts {
             if let Outcome::Answered(reply) =

@@ -1,18 +1,27 @@
 //! The driver of the login flow: performs each [`Action`] of a
-//! [`Login`] (the primary check over RADIUS, registry calls over HTTPS),
-//! feeds the result back with the clock, records spent State and writes
-//! the verdict's log line. Every decision is the flow's ([`crate::flow`]).
+//! [`Login`] (the primary check over RADIUS, registry calls over HTTPS,
+//! the pending-push table), feeds the result back with the clock, records
+//! spent State and writes the verdict's log line. Every decision is the
+//! flow's ([`crate::flow`]).
 
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tracing::Level;
 use twostep_common::client::RegistryClient;
 use twostep_config::FailMode;
 
-use crate::flow::{Action, Env, Event, LogLine, Login, RegistryFailure, Reply};
+use crate::flow::{Action, Env, Event, Joined, LogLine, Login, RegistryFailure, Reply, Verdict};
+use crate::pending::{Join, Keyer, PendingKey, PendingPushes};
 use crate::settings::Client;
 use crate::state::{StateKey, UsedStates};
 use crate::upstream;
 use crate::wire::RawPacket;
+
+/// Longest a request waits for an identical pending push login's reply:
+/// longer than that login can take (a held push waits 120 s, each
+/// registry call its own deadline).
+pub const MAX_JOIN_WAIT: Duration = Duration::from_secs(300);
 
 /// What answers Access-Requests: registry client, State key and policy.
 #[derive(Debug)]
@@ -26,7 +35,11 @@ pub struct Authenticator {
     /// Registry unreachable: closed or open.
     pub fail_mode: FailMode,
     /// States that completed a login here.
-    pub used_states: std::sync::Mutex<UsedStates>,
+    pub used_states: Mutex<UsedStates>,
+    /// Push logins pending here (`max_pending_pushes`).
+    pub pending: Mutex<PendingPushes>,
+    /// Keys push logins for `pending`.
+    pub keyer: Keyer,
 }
 
 fn unix_now() -> u64 {
@@ -35,16 +48,65 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The entry of a push login this request leads: finished with its
+/// verdict, or abandoned if the request ends without one.
+struct Lead<'a> {
+    pending: &'a Mutex<PendingPushes>,
+    key: Option<PendingKey>,
+}
+
+impl Lead<'_> {
+    fn finish(mut self, verdict: &Verdict) {
+        if let Some(key) = self.key.take() {
+            lock(self.pending).finish(key, &verdict.reply, verdict.push.as_ref(), unix_now());
+        }
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            lock(self.pending).abandon(key);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Waits (at most [`MAX_JOIN_WAIT`]) for the reply of the login that
+/// leads; `None` when it ended without one.
+async fn leader_reply(mut rx: watch::Receiver<Option<Reply>>) -> Option<Reply> {
+    let got = tokio::time::timeout(MAX_JOIN_WAIT, rx.wait_for(Option::is_some)).await;
+    match got {
+        Ok(Ok(reply)) => reply.clone(),
+        _ => None,
+    }
+}
+
 impl Authenticator {
-    /// Answers one authenticated Access-Request of `client`.
-    pub async fn handle(&self, client: &Client, packet: &RawPacket) -> Reply {
+    /// Answers one authenticated Access-Request of `client`. `in_flight`
+    /// is the request's `max_in_flight` place, let go once it becomes a
+    /// pending push ([`Action::Join`]): pushes waiting for their answer
+    /// never keep code logins out.
+    pub async fn handle(
+        &self,
+        client: &Client,
+        packet: &RawPacket,
+        in_flight: OwnedSemaphorePermit,
+    ) -> Reply {
         let env = Env {
             client,
             state_key: &self.state_key,
             state_lifetime: self.state_lifetime,
             fail_mode: self.fail_mode,
+            keyer: &self.keyer,
         };
-        let (mut login, mut action) = self.used(|u| Login::start(env, packet, u, unix_now()));
+        let mut in_flight = Some(in_flight);
+        let mut lead = None;
+        let (mut login, mut action) =
+            Login::start(env, packet, &lock(&self.used_states), unix_now());
         let verdict = loop {
             let event = match action {
                 Action::AskPrimary {
@@ -64,19 +126,54 @@ impl Authenticator {
                         .await
                         .map_err(RegistryFailure::from),
                 ),
+                Action::Join(key) => {
+                    drop(in_flight.take());
+                    let join = lock(&self.pending).join(key, unix_now());
+                    Event::Joined(match join {
+                        Join::Lead => {
+                            lead = Some(Lead {
+                                pending: &self.pending,
+                                key: Some(key),
+                            });
+                            Joined::Lead
+                        }
+                        Join::Replay(reply) => Joined::Reply(reply),
+                        Join::Wait(rx) => leader_reply(rx)
+                            .await
+                            .map_or(Joined::LeaderGone, Joined::Reply),
+                        Join::Full => Joined::Full,
+                    })
+                }
+                Action::StartPush(req) => Event::PushStarted(
+                    self.registry
+                        .start_push(&req)
+                        .await
+                        .map_err(RegistryFailure::from),
+                ),
+                Action::AwaitPush { challenge_id, wait } => Event::PushOutcome(
+                    self.registry
+                        .push_outcome(&challenge_id, wait)
+                        .await
+                        .map_err(RegistryFailure::from),
+                ),
+                Action::CancelPush { challenge_id } => Event::PushCancelled(
+                    self.registry
+                        .cancel_push(&challenge_id)
+                        .await
+                        .map_err(RegistryFailure::from),
+                ),
                 Action::Reply(verdict) => break verdict,
             };
             action = login.resume(event, unix_now());
         };
         if let Some(spent) = &verdict.spent_state {
-            self.used(|u| u.insert(&spent.state, spent.expires_at, unix_now()));
+            lock(&self.used_states).insert(&spent.state, spent.expires_at, unix_now());
+        }
+        if let Some(lead) = lead {
+            lead.finish(&verdict);
         }
         log(client, &verdict.log);
         verdict.reply
-    }
-
-    fn used<T>(&self, f: impl FnOnce(&mut UsedStates) -> T) -> T {
-        f(&mut self.used_states.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 

@@ -3,8 +3,9 @@
 //! (`tests/flow.rs`) and the fuzz target (`fuzz/fuzz_targets/packet.rs`):
 //! classification, Message-Authenticator, the real login flow
 //! ([`crate::flow`]) with request parsing, password decoding, State opening
-//! and sealing, and reply assembly. Where the server would ask the primary
-//! or the registry, a [`Script`] answers.
+//! and sealing, the pending-push table ([`crate::pending`]), and reply
+//! assembly. Where the server would ask the primary or the registry, a
+//! [`Script`] answers; the clock moves on by each push wait.
 
 use ipnet::IpNet;
 use std::net::SocketAddr;
@@ -13,10 +14,14 @@ use std::time::Duration;
 use twostep_common::api::{
     Method, MethodKind, Registrations, UserStatus, VerifyRequest, VerifyResponse, VerifyResult,
 };
+use twostep_common::push::{
+    PushOutcome, PushResult, PushStarted, StartPush, StartResult, StartedChallenge,
+};
 use twostep_config::{FailMode, RadiusMode, Secret};
 
-use crate::flow::{Action, Env, Event, Login, RegistryFailure, Verdict};
+use crate::flow::{Action, Env, Event, Joined, Login, RegistryFailure, Verdict};
 use crate::inbound::{classify, Inbound};
+use crate::pending::{Join, Keyer, PendingPushes};
 use crate::settings::{Client, Upstream};
 use crate::state::{StateKey, UsedStates};
 use crate::upstream::PrimaryResult;
@@ -36,6 +41,14 @@ pub fn state_key() -> StateKey {
     StateKey::from_bytes(&[7; 32])
 }
 
+/// The pending-push keyer of [`exercise`].
+pub fn keyer() -> Keyer {
+    Keyer::from_bytes([8; 32])
+}
+
+/// Capacity of the pending-push table of [`exercise`].
+pub const MAX_PENDING_PUSHES: usize = 16;
+
 /// An upstream that is never contacted (a [`Script`] answers for it).
 pub fn scripted_upstream() -> Arc<Upstream> {
     Arc::new(Upstream {
@@ -48,9 +61,10 @@ pub fn scripted_upstream() -> Arc<Upstream> {
     })
 }
 
-/// Three clients: 127.0.0.1 `otp-only` requiring Message-Authenticator,
+/// Four clients: 127.0.0.1 `otp-only` requiring Message-Authenticator,
 /// 127.0.0.2 legacy `append` with a primary ([`scripted_upstream`]),
-/// 127.0.0.3 legacy `challenge` without one.
+/// 127.0.0.3 legacy `challenge` without one, 127.0.0.4 legacy `auto-push`
+/// with a primary and `push_number_matching = false`.
 pub fn clients() -> Vec<Client> {
     let c = |name: &str, net: &str, mode, require, primary| Client {
         name: name.into(),
@@ -60,6 +74,7 @@ pub fn clients() -> Vec<Client> {
         delimiter: ",".into(),
         require_message_authenticator: require,
         primary,
+        push_number_matching: mode != RadiusMode::AutoPush,
     };
     vec![
         c("strict", "127.0.0.1/32", RadiusMode::OtpOnly, true, None),
@@ -77,6 +92,13 @@ pub fn clients() -> Vec<Client> {
             false,
             None,
         ),
+        c(
+            "auto-push",
+            "127.0.0.4/32",
+            RadiusMode::AutoPush,
+            false,
+            Some(scripted_upstream()),
+        ),
     ]
 }
 
@@ -90,6 +112,34 @@ pub struct Script {
     pub registrations: Result<Option<Registrations>, RegistryFailure>,
     /// The registry's verify.
     pub verify: Result<VerifyResponse, RegistryFailure>,
+    /// The registry's answer to a push start.
+    pub push_start: Result<PushStarted, RegistryFailure>,
+    /// The registry's answers to push waits, in turn; the last one
+    /// repeats (none: `pending`).
+    pub push_outcomes: Vec<Result<PushOutcome, RegistryFailure>>,
+    /// The registry's answer to a push cancel.
+    pub push_cancel: Result<(), RegistryFailure>,
+}
+
+/// The challenge id of [`sent`].
+pub const CHALLENGE_ID: &str = "Xk3v9QbT2mW8sLp0aZr4Yw";
+
+/// A push start answered `sent`, with `number`, expiring 60 s after [`NOW`].
+pub fn sent(number: Option<u8>) -> PushStarted {
+    PushStarted {
+        result: StartResult::Sent,
+        challenge: Some(StartedChallenge {
+            challenge_id: CHALLENGE_ID.into(),
+            number,
+            expires_at: NOW as i64 + 60,
+            device_label: "phone".into(),
+        }),
+    }
+}
+
+/// A push wait's answer.
+pub fn outcome(result: PushResult) -> Result<PushOutcome, RegistryFailure> {
+    Ok(PushOutcome { result })
 }
 
 /// Registrations of an active user with one authenticator app.
@@ -129,6 +179,9 @@ impl Script {
             }]),
             registrations: Ok(Some(enrolled("alice"))),
             verify: Ok(verdict_of(VerifyResult::Reject)),
+            push_start: Ok(sent(Some(42))),
+            push_outcomes: vec![outcome(PushResult::Denied)],
+            push_cancel: Ok(()),
         }
     }
 
@@ -137,7 +190,10 @@ impl Script {
         let down = RegistryFailure::Unreachable("registry unreachable: scripted".into());
         Self {
             registrations: Err(down.clone()),
-            verify: Err(down),
+            verify: Err(down.clone()),
+            push_start: Err(down.clone()),
+            push_outcomes: vec![Err(down.clone())],
+            push_cancel: Err(down),
             ..Self::wrong_code()
         }
     }
@@ -162,13 +218,49 @@ pub enum Asked {
     },
     /// [`Action::Verify`].
     Verify(VerifyRequest),
+    /// [`Action::Join`], with what the table answered.
+    Join(Joined),
+    /// [`Action::StartPush`].
+    StartPush(StartPush),
+    /// [`Action::AwaitPush`].
+    AwaitPush {
+        /// The challenge waited for.
+        challenge_id: String,
+        /// The wait, seconds.
+        wait: u64,
+    },
+    /// [`Action::CancelPush`].
+    CancelPush {
+        /// The challenge cancelled.
+        challenge_id: String,
+    },
 }
 
 /// Most actions one login may take before its reply; more is a flow bug.
 const MAX_ACTIONS: usize = 16;
 
+/// What a server remembers between requests: the States used and the
+/// pending push logins.
+#[derive(Debug)]
+pub struct Memory {
+    /// States that served an Access-Accept.
+    pub used: UsedStates,
+    /// Pending push logins.
+    pub pending: PendingPushes,
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Self {
+            used: UsedStates::default(),
+            pending: PendingPushes::new(MAX_PENDING_PUSHES),
+        }
+    }
+}
+
 /// Drives the login of `packet` to its verdict as [`crate::auth`] does,
-/// with `script` answering at `now`, and records a spent State in `used`.
+/// with `script` answering from `now` on (each push wait moves the clock
+/// on by its length), the pending-push table and used States in `memory`.
 /// Returns the verdict and what was asked, in order.
 ///
 /// # Panics
@@ -176,12 +268,15 @@ const MAX_ACTIONS: usize = 16;
 pub fn drive(
     env: Env<'_>,
     packet: &RawPacket,
-    used: &mut UsedStates,
+    memory: &mut Memory,
     now: u64,
     script: &Script,
 ) -> (Verdict, Vec<Asked>) {
-    let (mut login, mut action) = Login::start(env, packet, used, now);
+    let mut now = now;
+    let (mut login, mut action) = Login::start(env, packet, &memory.used, now);
     let mut asked = Vec::new();
+    let mut lead = None;
+    let mut waits = 0;
     for _ in 0..MAX_ACTIONS {
         let event = match action {
             Action::AskPrimary {
@@ -204,9 +299,60 @@ pub fn drive(
                 asked.push(Asked::Verify(req));
                 Event::Verified(script.verify.clone())
             }
+            Action::Join(key) => {
+                let joined = match memory.pending.join(key, now) {
+                    Join::Lead => {
+                        lead = Some(key);
+                        Joined::Lead
+                    }
+                    Join::Replay(reply) => Joined::Reply(reply),
+                    // Every login driven here ends before the next starts:
+                    // none is left working to wait for.
+                    Join::Wait(_) => Joined::LeaderGone,
+                    Join::Full => Joined::Full,
+                };
+                asked.push(Asked::Join(joined.clone()));
+                Event::Joined(joined)
+            }
+            Action::StartPush(req) => {
+                asked.push(Asked::StartPush(req));
+                Event::PushStarted(script.push_start.clone())
+            }
+            Action::AwaitPush { challenge_id, wait } => {
+                asked.push(Asked::AwaitPush {
+                    challenge_id,
+                    wait: wait.as_secs(),
+                });
+                let answer = script
+                    .push_outcomes
+                    .get(waits)
+                    .or(script.push_outcomes.last())
+                    .cloned()
+                    .unwrap_or_else(|| outcome(PushResult::Pending));
+                waits += 1;
+                // A final answer comes at once; `pending` after the whole wait.
+                if matches!(
+                    answer,
+                    Ok(PushOutcome {
+                        result: PushResult::Pending
+                    })
+                ) {
+                    now += wait.as_secs();
+                }
+                Event::PushOutcome(answer)
+            }
+            Action::CancelPush { challenge_id } => {
+                asked.push(Asked::CancelPush { challenge_id });
+                Event::PushCancelled(script.push_cancel.clone())
+            }
             Action::Reply(verdict) => {
                 if let Some(spent) = &verdict.spent_state {
-                    used.insert(&spent.state, spent.expires_at, now);
+                    memory.used.insert(&spent.state, spent.expires_at, now);
+                }
+                if let Some(key) = lead {
+                    memory
+                        .pending
+                        .finish(key, &verdict.reply, verdict.push.as_ref(), now);
                 }
                 return (verdict, asked);
             }
@@ -260,14 +406,16 @@ pub fn exercise_scripted(
         )),
         Inbound::AccessRequest { client, packet } => {
             let key = state_key();
+            let keyer = keyer();
             let env = Env {
                 client,
                 state_key: &key,
                 state_lifetime: STATE_LIFETIME,
                 fail_mode,
+                keyer: &keyer,
             };
-            let mut used = UsedStates::default();
-            let (verdict, _) = drive(env, &packet, &mut used, NOW, script);
+            let mut memory = Memory::default();
+            let (verdict, _) = drive(env, &packet, &mut memory, NOW, script);
             answered(wire::build_reply(
                 &packet,
                 verdict.reply.code,

@@ -10,23 +10,25 @@
 //!   (CVE-2024-3596) and Proxy-State echoed in order.
 //! - [`inbound`]: from datagram to a checked request: client lookup,
 //!   structure, Message-Authenticator before anything else.
-//! - [`request`]: what a checked Access-Request asks (user, password, code,
-//!   State, context).
+//! - [`request`]: what a checked Access-Request asks (user, password, code
+//!   or `push`, State, context).
 //! - [`cache`]: duplicate detection and the reply cache (RFC 5080 §2.2.2).
 //! - [`flow`]: the login of one Access-Request as a step machine: it says
-//!   what to ask (primary, registrations, verify) and, given the answers
-//!   and the time, what to reply.
+//!   what to ask (primary, registrations, verify, start or wait for a push)
+//!   and, given the answers and the time, what to reply.
 //! - [`state`]: the sealed challenge State (XChaCha20-Poly1305), with the
-//!   kind of answer it awaits.
+//!   kind of answer it awaits (a code, or the result of a push).
+//! - [`pending`]: pending push logins, so that a retransmission with a new
+//!   Identifier joins the push instead of starting another.
 //! - [`ratelimit`]: rate-limited logging.
 //!
 //! The I/O sits at the edges: [`upstream`] (PAP proxy to the primary
 //! server), [`auth`] (the driver that performs the flow's actions: primary
-//! and registry calls, the clock) and [`server`] (the UDP loop, in-flight
-//! bound, cache).
+//! and registry calls, the pending-push table, the clock) and [`server`]
+//! (the UDP loop, in-flight bound, cache).
 //!
 //! Not supported: CHAP, MS-CHAP and EAP (answered with Access-Reject),
-//! accounting, RADIUS over TLS/TCP, push approval (the registry offers codes).
+//! accounting, RADIUS over TLS/TCP.
 
 #![warn(missing_docs)]
 
@@ -36,6 +38,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inbound;
+pub mod pending;
 pub mod ratelimit;
 pub mod request;
 pub mod server;

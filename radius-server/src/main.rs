@@ -8,8 +8,8 @@ use twostep_config::{Config, DEFAULT_CONFIG_PATH};
 use twostep_radius::server::Server;
 use twostep_radius::settings::Settings;
 
-/// RADIUS server that adds a second factor (TOTP codes checked by the
-/// twostep registry) to VPN logins.
+/// RADIUS server that adds a second factor (TOTP codes or push approvals
+/// checked by the twostep registry) to VPN logins.
 #[derive(Parser, Debug)]
 #[command(
     name = "twostep-radiusd",

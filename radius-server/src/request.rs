@@ -44,7 +44,13 @@ pub enum Step {
         /// The code as typed.
         code: Zeroizing<String>,
     },
-    /// `challenge`, first round: the primary password.
+    /// `append` with [`PUSH_KEYWORD`] instead of a code: password for the
+    /// primary, then a push.
+    PasswordAndPush {
+        /// Primary password.
+        password: Zeroizing<Vec<u8>>,
+    },
+    /// `challenge` or `auto-push`, first round: the primary password.
     Password {
         /// Primary password.
         password: Zeroizing<Vec<u8>>,
@@ -57,9 +63,20 @@ impl Step {
             Self::Code { state: None, .. } => "code",
             Self::Code { state: Some(_), .. } => "challenge answer",
             Self::PasswordAndCode { .. } => "password and code",
+            Self::PasswordAndPush { .. } => "password and push",
             Self::Password { .. } => "password",
         }
     }
+}
+
+/// What a user types instead of a code to ask for a push approval
+/// (`password,push` in `append` mode, at the prompt in `challenge` mode);
+/// any case, surrounding spaces ignored.
+pub const PUSH_KEYWORD: &str = "push";
+
+/// Whether `typed` asks for a push ([`PUSH_KEYWORD`]).
+pub fn is_push_keyword(typed: &str) -> bool {
+    typed.trim().eq_ignore_ascii_case(PUSH_KEYWORD)
 }
 
 /// Why a request is refused before any registry or primary call.
@@ -80,7 +97,8 @@ fn refuse(log: impl Into<String>, message: Option<&'static str>) -> Refusal {
 
 /// Reads an authenticated Access-Request of `client`: User-Name,
 /// User-Password decoded with the client's secret (RFC 2865 §5.2), split
-/// by mode, State, and the audit context (service `radius:CLIENT`, host from
+/// by mode (`append`: `password,code` or `password,push`, or any text with
+/// the State of a challenge), State, and the audit context (service `radius:CLIENT`, host from
 /// NAS-Identifier or NAS-IP-Address, remote address from Calling-Station-Id).
 ///
 /// # Errors
@@ -125,6 +143,10 @@ pub fn parse(client: &Client, packet: &RawPacket) -> Result<AuthRequest, Refusal
             code: code_of(&password),
             state: None,
         },
+        RadiusMode::Append if state.is_some() => Step::Code {
+            code: code_of(&password),
+            state,
+        },
         RadiusMode::Append => {
             let delim = client.delimiter.as_bytes();
             let at = password
@@ -136,12 +158,18 @@ pub fn parse(client: &Client, packet: &RawPacket) -> Result<AuthRequest, Refusal
                         Some("enter password, delimiter and code"),
                     )
                 })?;
-            Step::PasswordAndCode {
-                password: Zeroizing::new(password[..at].to_vec()),
-                code: code_of(&password[at + delim.len()..]),
+            let primary = Zeroizing::new(password[..at].to_vec());
+            let code = code_of(&password[at + delim.len()..]);
+            if is_push_keyword(&code) {
+                Step::PasswordAndPush { password: primary }
+            } else {
+                Step::PasswordAndCode {
+                    password: primary,
+                    code,
+                }
             }
         }
-        RadiusMode::Challenge => match state {
+        RadiusMode::Challenge | RadiusMode::AutoPush => match state {
             Some(state) => Step::Code {
                 code: code_of(&password),
                 state: Some(state),
@@ -200,6 +228,7 @@ mod tests {
             delimiter: delimiter.into(),
             require_message_authenticator: true,
             primary: None,
+            push_number_matching: true,
         }
     }
 
@@ -237,6 +266,45 @@ mod tests {
         }
         let e = parse(&c, &packet(b"no-delimiter", &[])).unwrap_err();
         assert!(e.message.is_some());
+    }
+
+    #[test]
+    fn append_push_keyword_and_challenge_answers() {
+        let c = client(RadiusMode::Append, ",");
+        for typed in [b"pa,ss,push".as_slice(), b"pa,ss, PUSH ", b"pa,ss,Push"] {
+            match parse(&c, &packet(typed, &[])).unwrap().step {
+                Step::PasswordAndPush { password } => assert_eq!(password.as_slice(), b"pa,ss"),
+                _ => panic!("wrong step for {typed:?}"),
+            }
+        }
+        assert!(matches!(
+            parse(&c, &packet(b"pw,pushy", &[])).unwrap().step,
+            Step::PasswordAndCode { .. }
+        ));
+        // With State: the answer to an Access-Challenge, any text.
+        let st = RawAttr {
+            typ: attr::STATE,
+            value: vec![9; 50],
+        };
+        match parse(&c, &packet(b"", &[st])).unwrap().step {
+            Step::Code {
+                code,
+                state: Some(s),
+            } => {
+                assert_eq!(code.as_str(), "");
+                assert_eq!(s, vec![9; 50]);
+            }
+            _ => panic!("wrong step"),
+        }
+    }
+
+    #[test]
+    fn auto_push_steps_as_challenge() {
+        let c = client(RadiusMode::AutoPush, ",");
+        assert!(matches!(
+            parse(&c, &packet(b"pw,push", &[])).unwrap().step,
+            Step::Password { .. }
+        ));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The UDP loop: receive, classify, absorb or replay duplicates, bound the
-//! work in flight, answer. Everything it decides comes from the sans-I/O
+//! work in flight (`max_in_flight`; a request that becomes a pending push
+//! lets go of its place, bounded by `max_pending_pushes` instead), answer. Everything it decides comes from the sans-I/O
 //! modules; this file only moves bytes.
 
 use std::collections::HashMap;
@@ -7,13 +8,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use twostep_common::client::RegistryClient;
 
 use crate::auth::Authenticator;
 use crate::cache::{Lookup, ReplyCache, RequestKey};
 use crate::flow::Reply;
 use crate::inbound::{classify, DropKind, Inbound};
+use crate::pending::{Keyer, PendingPushes};
 use crate::ratelimit::LogLimiter;
 use crate::settings::{Client, Settings};
 use crate::wire::{self, code, RawPacket};
@@ -59,7 +61,8 @@ impl Server {
         let socket = UdpSocket::bind(settings.listen)
             .await
             .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", settings.listen)))?;
-        let capacity = (settings.max_in_flight * 16).max(4096);
+        // Pending pushes keep their entry in progress while they wait.
+        let capacity = (settings.max_in_flight * 16).max(4096) + settings.max_pending_pushes;
         Ok(Self {
             shared: Arc::new(Shared {
                 clients: settings.clients,
@@ -69,6 +72,8 @@ impl Server {
                     state_lifetime: settings.state_lifetime,
                     fail_mode: settings.fail_mode,
                     used_states: Mutex::default(),
+                    pending: Mutex::new(PendingPushes::new(settings.max_pending_pushes)),
+                    keyer: Keyer::new(),
                 },
                 cache: Mutex::new(ReplyCache::new(capacity, REPLY_CACHE_AGE)),
                 in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
@@ -183,8 +188,7 @@ fn handle_datagram(
                     let client_index = client_index(shared, client);
                     let shared = Arc::clone(shared);
                     tokio::spawn(async move {
-                        let _permit = permit;
-                        answer(&shared, client_index, packet, key).await;
+                        answer(&shared, client_index, packet, key, permit).await;
                     });
                 }
             }
@@ -200,9 +204,15 @@ fn client_index(shared: &Shared, client: &Client) -> usize {
         .unwrap_or_default()
 }
 
-async fn answer(shared: &Shared, client_index: usize, packet: RawPacket, key: RequestKey) {
+async fn answer(
+    shared: &Shared,
+    client_index: usize,
+    packet: RawPacket,
+    key: RequestKey,
+    in_flight: OwnedSemaphorePermit,
+) {
     let client = &shared.clients[client_index];
-    let Reply { code, attrs } = shared.auth.handle(client, &packet).await;
+    let Reply { code, attrs } = shared.auth.handle(client, &packet, in_flight).await;
     match wire::build_reply(&packet, code, &attrs, client.secret.expose()) {
         Ok(bytes) => {
             // Awaited: a full socket buffer delays this answer, not the loop.

@@ -53,6 +53,9 @@ pub struct Client {
     pub require_message_authenticator: bool,
     /// The primary password check, or `None` for `primary = "none"`.
     pub primary: Option<Arc<Upstream>>,
+    /// Whether the NAS shows an Access-Challenge's Reply-Message (the
+    /// number of a push); `false` holds push requests until the answer.
+    pub push_number_matching: bool,
 }
 
 /// Everything the server needs, loaded and checked.
@@ -68,6 +71,8 @@ pub struct Settings {
     pub state_lifetime: Duration,
     /// Requests worked on at once.
     pub max_in_flight: usize,
+    /// Push logins worked on at once, beside `max_in_flight`.
+    pub max_pending_pushes: usize,
     /// Registry unreachable: closed or open.
     pub fail_mode: FailMode,
     /// `[registry]`.
@@ -143,6 +148,7 @@ impl Settings {
                 delimiter: c.delimiter.clone(),
                 require_message_authenticator: c.require_message_authenticator,
                 primary,
+                push_number_matching: c.push_number_matching,
             });
         }
         for (i, c) in clients.iter().enumerate() {
@@ -178,6 +184,7 @@ impl Settings {
             state_key,
             state_lifetime: Duration::from_secs(radius.state_lifetime),
             max_in_flight: radius.max_in_flight,
+            max_pending_pushes: radius.max_pending_pushes,
             fail_mode: radius.fail_mode,
             registry,
             warnings,
@@ -231,6 +238,7 @@ mod tests {
             delimiter: ",".into(),
             require_message_authenticator: require,
             primary: None,
+            push_number_matching: true,
         }
     }
 

@@ -17,11 +17,14 @@
 //! ```
 //!
 //! `awaiting` names what the next request answers ([`Awaiting`]): 1 for a
-//! code typed at the prompt (no data). A new kind of challenge (a push
-//! result carrying its challenge id, a text-message code) is a new tag and
-//! its data, in the same layout; a server that meets a tag it does not know
-//! refuses the State ([`StateError::UnknownKind`]). A new layout takes a new
-//! version octet and a new label in the associated data.
+//! code typed at the prompt (no data); 2 for the result of a push whose
+//! number the Access-Challenge showed (data: number (1) | the challenge's
+//! expiry (8, Unix s, BE) | challenge id (ASCII, 1 to
+//! [`MAX_CHALLENGE_ID_LEN`] octets)). A new kind of challenge (a
+//! text-message code) is a new tag and its data, in the same layout; a
+//! server that meets a tag it does not know refuses the State
+//! ([`StateError::UnknownKind`]). A new layout takes a new version octet and
+//! a new label in the associated data.
 //!
 //! Version 1 States (`primary | expiry | attributes`, label
 //! `"twostep-radius-state-1"`, always awaiting a code) still open, so a pool
@@ -119,28 +122,62 @@ pub enum Primary {
     UpstreamAccepted,
 }
 
+/// Longest push challenge id a State carries, in octets (the registry's
+/// are 22: 16 random octets in base64url).
+pub const MAX_CHALLENGE_ID_LEN: usize = 64;
+
 /// What a challenge State waits for: the kind of answer the next
 /// Access-Request brings. Sealed as a tag octet and kind-specific data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Awaiting {
     /// The code from the authenticator app, typed at the Access-Challenge
-    /// prompt (tag 1, no data).
+    /// prompt, or `push` for a push approval instead (tag 1, no data).
     Code,
+    /// The result of a push whose number the Access-Challenge showed: the
+    /// next request (whatever it types) collects it (tag 2).
+    PushResult {
+        /// The registry's challenge id (ASCII, at most
+        /// [`MAX_CHALLENGE_ID_LEN`] octets).
+        challenge_id: String,
+        /// The number shown, to show again while the push is pending.
+        number: u8,
+        /// The challenge's expiry, Unix seconds (the registry's clock).
+        expires_at: u64,
+    },
 }
 
 impl Awaiting {
     const CODE: u8 = 1;
+    const PUSH_RESULT: u8 = 2;
 
     fn tag(&self) -> u8 {
         match self {
             Self::Code => Self::CODE,
+            Self::PushResult { .. } => Self::PUSH_RESULT,
         }
     }
 
     /// The kind-specific data, at most [`MAX_SEALED_ATTRS_LEN`] octets.
-    fn data(&self) -> Vec<u8> {
+    fn data(&self) -> Result<Vec<u8>, Error> {
         match self {
-            Self::Code => Vec::new(),
+            Self::Code => Ok(Vec::new()),
+            Self::PushResult {
+                challenge_id,
+                number,
+                expires_at,
+            } => {
+                if !challenge_id_fits(challenge_id) {
+                    return Err(Error::Encode(format!(
+                        "push challenge id of {} octets does not fit a State (1 to {MAX_CHALLENGE_ID_LEN} printable ASCII)",
+                        challenge_id.len()
+                    )));
+                }
+                let mut d = Vec::with_capacity(9 + challenge_id.len());
+                d.push(*number);
+                d.extend_from_slice(&expires_at.to_be_bytes());
+                d.extend_from_slice(challenge_id.as_bytes());
+                Ok(d)
+            }
         }
     }
 
@@ -148,9 +185,28 @@ impl Awaiting {
         match (tag, data) {
             (Self::CODE, []) => Ok(Self::Code),
             (Self::CODE, _) => Err(StateError::DoesNotOpen),
+            (Self::PUSH_RESULT, [number, rest @ ..]) if rest.len() > 8 => {
+                let (expiry, id) = rest.split_at(8);
+                let challenge_id = std::str::from_utf8(id)
+                    .ok()
+                    .filter(|id| challenge_id_fits(id))
+                    .ok_or(StateError::DoesNotOpen)?;
+                Ok(Self::PushResult {
+                    challenge_id: challenge_id.to_owned(),
+                    number: *number,
+                    expires_at: be_u64(expiry)?,
+                })
+            }
+            (Self::PUSH_RESULT, _) => Err(StateError::DoesNotOpen),
             (other, _) => Err(StateError::UnknownKind(other)),
         }
     }
+}
+
+/// Whether a challenge id can be sealed: 1 to [`MAX_CHALLENGE_ID_LEN`]
+/// octets of printable ASCII.
+fn challenge_id_fits(id: &str) -> bool {
+    (1..=MAX_CHALLENGE_ID_LEN).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// What a State carries.
@@ -210,14 +266,16 @@ fn primary_of(octet: u8) -> Result<Primary, StateError> {
 ///
 /// # Errors
 /// [`Error::StateTooLarge`] when the awaiting-specific data and the
-/// attributes need more than [`MAX_SEALED_ATTRS_LEN`] octets.
+/// attributes need more than [`MAX_SEALED_ATTRS_LEN`] octets;
+/// [`Error::Encode`] for a push challenge id that is not 1 to
+/// [`MAX_CHALLENGE_ID_LEN`] octets of printable ASCII.
 pub fn seal(
     key: &StateKey,
     client: &str,
     user: &[u8],
     contents: &Contents,
 ) -> Result<Vec<u8>, Error> {
-    let data = contents.awaiting.data();
+    let data = contents.awaiting.data()?;
     let attr_len: usize = contents.attrs.iter().map(|a| a.value.len() + 2).sum();
     if data.len() + attr_len > MAX_SEALED_ATTRS_LEN {
         return Err(Error::StateTooLarge(data.len() + attr_len));
@@ -430,6 +488,21 @@ mod tests {
         assert_eq!(open(&key(1), "gw", b"alice", 1000, &s), Ok(c));
     }
 
+    /// `s`, sealed for alice at gw until 1000, opens for nobody else, and
+    /// not after 1000.
+    fn assert_bound(s: &[u8]) {
+        for (client, user) in [("gw", &b"bob"[..]), ("gw2", b"alice")] {
+            assert_eq!(
+                open(&key(1), client, user, 0, s),
+                Err(StateError::DoesNotOpen)
+            );
+        }
+        assert_eq!(
+            open(&key(1), "gw", b"alice", 1001, s),
+            Err(StateError::Expired)
+        );
+    }
+
     #[test]
     fn refused_for_other_user_client_key_or_time() {
         let s = seal(
@@ -439,21 +512,10 @@ mod tests {
             &code_state(Primary::None, 1000, vec![]),
         )
         .unwrap();
-        assert_eq!(
-            open(&key(1), "gw", b"bob", 0, &s),
-            Err(StateError::DoesNotOpen)
-        );
-        assert_eq!(
-            open(&key(1), "gw2", b"alice", 0, &s),
-            Err(StateError::DoesNotOpen)
-        );
+        assert_bound(&s);
         assert_eq!(
             open(&key(2), "gw", b"alice", 0, &s),
             Err(StateError::DoesNotOpen)
-        );
-        assert_eq!(
-            open(&key(1), "gw", b"alice", 1001, &s),
-            Err(StateError::Expired)
         );
         for i in 0..s.len() {
             let mut t = s.clone();
@@ -542,6 +604,78 @@ mod tests {
         let s = seal_raw(2, AAD_LABEL, &plain);
         assert_eq!(
             open(&key(1), "gw", b"alice", 0, &s),
+            Err(StateError::DoesNotOpen)
+        );
+    }
+
+    fn push_state(challenge_id: &str, attrs: Vec<RawAttr>) -> Contents {
+        Contents {
+            awaiting: Awaiting::PushResult {
+                challenge_id: challenge_id.into(),
+                number: 42,
+                expires_at: 1_700_000_060,
+            },
+            primary: Primary::UpstreamAccepted,
+            expires_at: 1000,
+            attrs,
+        }
+    }
+
+    #[test]
+    fn push_result_round_trip_bound_to_user_and_client() {
+        let c = push_state("Xk3v9QbT2mW8sLp0aZr4Yw", vec![class(b"group=vpn")]);
+        let s = seal(&key(1), "gw", b"alice", &c).unwrap();
+        assert_eq!(open(&key(1), "gw", b"alice", 1000, &s), Ok(c));
+        assert_bound(&s);
+    }
+
+    #[test]
+    fn push_result_ids_that_do_not_fit_are_refused() {
+        for id in ["", "with space", "\u{e9}t\u{e9}"] {
+            assert!(
+                matches!(
+                    seal(&key(1), "gw", b"alice", &push_state(id, vec![])),
+                    Err(Error::Encode(_))
+                ),
+                "{id:?}"
+            );
+        }
+        let longest = "a".repeat(MAX_CHALLENGE_ID_LEN);
+        let s = seal(&key(1), "gw", b"alice", &push_state(&longest, vec![])).unwrap();
+        assert!(open(&key(1), "gw", b"alice", 0, &s).is_ok());
+        let too_long = "a".repeat(MAX_CHALLENGE_ID_LEN + 1);
+        assert!(seal(&key(1), "gw", b"alice", &push_state(&too_long, vec![])).is_err());
+        // The id and the attributes share the room of a State.
+        let big = vec![class(&[b'x'; MAX_SEALED_ATTRS_LEN - 2 - 30])];
+        assert!(matches!(
+            seal(&key(1), "gw", b"alice", &push_state(&"a".repeat(22), big)),
+            Err(Error::StateTooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn push_result_data_is_checked_when_opened() {
+        let plain = |data: &[u8]| {
+            let mut p = vec![2];
+            p.extend_from_slice(&500u64.to_be_bytes());
+            p.extend_from_slice(&[0, data.len() as u8]);
+            p.extend_from_slice(data);
+            seal_raw(2, AAD_LABEL, &p)
+        };
+        // Number and expiry but no id; a non-ASCII id.
+        let mut d = vec![42];
+        d.extend_from_slice(&9u64.to_be_bytes());
+        assert_eq!(
+            open(&key(1), "gw", b"alice", 0, &plain(&d)),
+            Err(StateError::DoesNotOpen)
+        );
+        d.extend_from_slice(&[0xc3, 0xa9]);
+        assert_eq!(
+            open(&key(1), "gw", b"alice", 0, &plain(&d)),
+            Err(StateError::DoesNotOpen)
+        );
+        assert_eq!(
+            open(&key(1), "gw", b"alice", 0, &plain(&[])),
             Err(StateError::DoesNotOpen)
         );
     }

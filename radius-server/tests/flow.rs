@@ -8,13 +8,21 @@ use ipnet::IpNet;
 use std::time::Duration;
 use tracing::Level;
 use twostep_common::api::{AuthContext, UserStatus, VerifyRequest, VerifyResult};
+use twostep_common::api::{Method, MethodKind, Registrations};
 use twostep_common::client::ClientError;
+use twostep_common::push::{PushContext, PushResult, PushStarted, StartPush, StartResult};
 use twostep_config::{FailMode, RadiusMode, Secret};
 use twostep_radius::flow::{
-    Action, Env, Event, Login, RegistryFailure, Reply, Verdict, CHALLENGE_PROMPT, PASSWORD_REFUSED,
-    PRIMARY_UNAVAILABLE, STATE_REFUSED, UNAVAILABLE,
+    push_pending_prompt, push_prompt, Action, Env, Event, Joined, Login, PushMark, RegistryFailure,
+    Reply, Verdict, CHALLENGE_PROMPT, CHALLENGE_PROMPT_OR_PUSH, CHALLENGE_PROMPT_PUSH_ONLY,
+    MAX_WAIT_SECS, NUMBER_NOT_SHOWN, PASSWORD_REFUSED, PRIMARY_UNAVAILABLE, PUSH_BUSY,
+    PUSH_EXPIRED, PUSH_EXPIRY_GRACE_SECS, STATE_REFUSED, UNAVAILABLE,
 };
-use twostep_radius::fuzzing::{drive, enrolled, scripted_upstream, verdict_of, Asked, Script};
+use twostep_radius::fuzzing::{
+    drive, enrolled, outcome, scripted_upstream, sent, verdict_of, Asked, Memory, Script,
+    CHALLENGE_ID, MAX_PENDING_PUSHES,
+};
+use twostep_radius::pending::Keyer;
 use twostep_radius::settings::Client;
 use twostep_radius::state::{StateKey, UsedStates};
 use twostep_radius::upstream::PrimaryResult;
@@ -34,16 +42,18 @@ fn client(name: &str, mode: RadiusMode, with_primary: bool) -> Client {
         delimiter: ",".into(),
         require_message_authenticator: true,
         primary: with_primary.then(scripted_upstream),
+        push_number_matching: true,
     }
 }
 
-/// One server's view: its client, State key and fail mode, and the States
-/// it saw used.
+/// One server's view: its client, State key and fail mode, and what it
+/// remembers (States used, pending pushes).
 struct Server {
     client: Client,
     key: StateKey,
     fail_mode: FailMode,
-    used: UsedStates,
+    keyer: Keyer,
+    memory: Memory,
 }
 
 impl Server {
@@ -52,7 +62,8 @@ impl Server {
             client: client("gw", mode, with_primary),
             key: StateKey::from_bytes(&[5; 32]),
             fail_mode: FailMode::Closed,
-            used: UsedStates::default(),
+            keyer: Keyer::from_bytes([3; 32]),
+            memory: Memory::default(),
         }
     }
 
@@ -62,13 +73,13 @@ impl Server {
     }
 
     fn env(&self) -> Env<'_> {
-        env(&self.client, &self.key, self.fail_mode)
+        env(&self.client, &self.key, self.fail_mode, &self.keyer)
     }
 
     /// The verdict on `packet` at `now` with `script`, and what was asked.
     fn at(&mut self, now: u64, packet: &RawPacket, script: &Script) -> (Verdict, Vec<Asked>) {
-        let env = env(&self.client, &self.key, self.fail_mode);
-        drive(env, packet, &mut self.used, now, script)
+        let env = env(&self.client, &self.key, self.fail_mode, &self.keyer);
+        drive(env, packet, &mut self.memory, now, script)
     }
 
     fn run(&mut self, packet: &RawPacket, script: &Script) -> (Verdict, Vec<Asked>) {
@@ -76,12 +87,18 @@ impl Server {
     }
 }
 
-fn env<'a>(client: &'a Client, key: &'a StateKey, fail_mode: FailMode) -> Env<'a> {
+fn env<'a>(
+    client: &'a Client,
+    key: &'a StateKey,
+    fail_mode: FailMode,
+    keyer: &'a Keyer,
+) -> Env<'a> {
     Env {
         client,
         state_key: key,
         state_lifetime: Duration::from_secs(LIFETIME),
         fail_mode,
+        keyer,
     }
 }
 
@@ -89,6 +106,11 @@ fn env<'a>(client: &'a Client, key: &'a StateKey, fail_mode: FailMode) -> Env<'a
 /// Calling-Station-Id, the password hidden with the NAS secret, and
 /// State when given.
 fn request(user: &str, password: &str, state: Option<&[u8]>) -> RawPacket {
+    request_with_id(7, user, password, state)
+}
+
+/// [`request`] with another Identifier (a NAS retrying with a new one).
+fn request_with_id(id: u8, user: &str, password: &str, state: Option<&[u8]>) -> RawPacket {
     let mut attrs = vec![
         RawAttr {
             typ: attr::USER_NAME,
@@ -110,7 +132,7 @@ fn request(user: &str, password: &str, state: Option<&[u8]>) -> RawPacket {
         });
     }
     let (bytes, _) =
-        wire::build_access_request(7, &attrs, password.as_bytes(), NAS_SECRET).unwrap();
+        wire::build_access_request(id, &attrs, password.as_bytes(), NAS_SECRET).unwrap();
     wire::parse(&bytes).unwrap()
 }
 
@@ -139,9 +161,7 @@ fn with_verify(result: Result<VerifyResult, RegistryFailure>) -> Script {
     }
 }
 
-fn with_registrations(
-    r: Result<Option<twostep_common::api::Registrations>, RegistryFailure>,
-) -> Script {
+fn with_registrations(r: Result<Option<Registrations>, RegistryFailure>) -> Script {
     Script {
         registrations: r,
         ..Script::wrong_code()
@@ -169,16 +189,21 @@ fn reject(message: &str) -> Reply {
     Reply::reject(Some(message))
 }
 
+/// The audit context of [`request`]'s requests.
+fn nas_context() -> AuthContext {
+    AuthContext {
+        service: Some("radius:gw".into()),
+        host: Some("vpn-gw-1".into()),
+        remote_addr: Some("198.51.100.7".into()),
+        tty: None,
+    }
+}
+
 fn verify_of(user: &str, code: &str) -> Asked {
     Asked::Verify(VerifyRequest {
         username: user.into(),
         code: code.into(),
-        context: AuthContext {
-            service: Some("radius:gw".into()),
-            host: Some("vpn-gw-1".into()),
-            remote_addr: Some("198.51.100.7".into()),
-            tty: None,
-        },
+        context: nas_context(),
     })
 }
 
@@ -676,4 +701,607 @@ fn actions_do_not_show_password_or_code() {
     let shown = format!("{action:?} {login:?}");
     assert!(shown.contains("Verify"), "{shown}");
     assert!(!shown.contains(GOOD), "{shown}");
+}
+
+// ---- push ------------------------------------------------------------------
+
+/// The push's Session-Timeout: the challenge's 60 s and its grace, within
+/// the State's lifetime.
+const PUSH_TIMEOUT: u64 = 60 + PUSH_EXPIRY_GRACE_SECS;
+
+/// An active user with an authenticator app and a push device.
+fn push_user() -> Registrations {
+    let mut r = enrolled("alice");
+    r.methods.push(Method {
+        id: 2,
+        kind: MethodKind::Push,
+        label: "Alice's phone".into(),
+        is_default: false,
+        created_at: 0,
+        last_used_at: None,
+        disabled: false,
+    });
+    r
+}
+
+/// An active user with a push device only.
+fn push_only() -> Registrations {
+    let mut r = push_user();
+    r.methods.remove(0);
+    r
+}
+
+/// The primary accepts, the user has a push device, the registry sends a
+/// push with `number` and then answers `outcomes` in turn.
+fn pushed(number: Option<u8>, outcomes: &[PushResult]) -> Script {
+    Script {
+        registrations: Ok(Some(push_user())),
+        push_start: Ok(sent(number)),
+        push_outcomes: outcomes.iter().map(|r| outcome(*r)).collect(),
+        ..right_code()
+    }
+}
+
+fn start_of(user: &str) -> Asked {
+    let c = nas_context();
+    Asked::StartPush(StartPush {
+        username: user.into(),
+        // The NAS is the host the device shows, and the NAS.
+        context: PushContext {
+            service: c.service,
+            host: c.host.clone(),
+            remote_addr: c.remote_addr,
+            tty: None,
+            nas: c.host,
+        },
+    })
+}
+
+fn lead() -> Asked {
+    Asked::Join(Joined::Lead)
+}
+
+/// What `pw,push` in append mode asks before the push is started, then `more`.
+fn pushing(more: &[Asked]) -> Vec<Asked> {
+    [
+        vec![primary_of("alice", "pw"), lead(), start_of("alice")],
+        more.to_vec(),
+    ]
+    .concat()
+}
+
+fn wait_of(wait: u64) -> Asked {
+    Asked::AwaitPush {
+        challenge_id: CHALLENGE_ID.into(),
+        wait,
+    }
+}
+
+fn cancel() -> Asked {
+    Asked::CancelPush {
+        challenge_id: CHALLENGE_ID.into(),
+    }
+}
+
+/// Asserts an Access-Challenge showing `prompt`, with State and
+/// Session-Timeout `timeout`, marked as showing the pending push until
+/// `until`; returns the State.
+fn assert_push_challenge(v: &Verdict, prompt: &str, timeout: u64, until: u64) -> Vec<u8> {
+    assert_eq!(v.reply.code, code::ACCESS_CHALLENGE, "{v:?}");
+    let state = state_of(&v.reply);
+    assert_eq!(
+        v.reply,
+        Reply::challenge_with(prompt, state.clone(), Duration::from_secs(timeout))
+    );
+    assert_eq!(
+        v.push,
+        Some(PushMark::Pending {
+            challenge_id: CHALLENGE_ID.into(),
+            until
+        })
+    );
+    assert_eq!(v.spent_state, None);
+    assert!(
+        !v.log.text.contains("42"),
+        "no number in the log: {}",
+        v.log.text
+    );
+    state
+}
+
+fn ended() -> Option<PushMark> {
+    Some(PushMark::Ended {
+        challenge_id: CHALLENGE_ID.into(),
+    })
+}
+
+/// `password,push` in append mode with a primary: the number challenge.
+fn append_pushed(s: &mut Server, script: &Script) -> Vec<u8> {
+    let (v, asked) = s.run(&request("alice", "pw,push", None), script);
+    assert_eq!(asked, pushing(&[]));
+    assert_eq!(
+        v.log.text,
+        format!("Access-Challenge: push sent, challenge {CHALLENGE_ID}, number shown")
+    );
+    assert_push_challenge(&v, &push_prompt(42), PUSH_TIMEOUT, NOW + PUSH_TIMEOUT)
+}
+
+#[test]
+fn append_push_with_a_number_challenges_then_the_next_request_collects() {
+    let mut s = Server::new(RadiusMode::Append, true);
+    let script = pushed(Some(42), &[PushResult::Approved]);
+    let state = append_pushed(&mut s, &script);
+    assert_eq!(
+        push_prompt(42),
+        "Approve on your phone: enter 42, then press OK"
+    );
+    // Whatever is typed: the result is collected, waiting up to 30 s.
+    for typed in ["", "ok"] {
+        let mut s2 = Server::new(RadiusMode::Append, true);
+        let (v, asked) = s2.at(NOW + 5, &request("alice", typed, Some(&state)), &script);
+        assert_eq!(v.reply, Reply::accept(class()), "{typed:?}");
+        assert_eq!(asked, vec![lead(), wait_of(MAX_WAIT_SECS)]);
+        assert_eq!(
+            v.log.text,
+            format!("Access-Accept: push {CHALLENGE_ID} approved")
+        );
+        assert_eq!(v.push, ended());
+        assert_eq!(v.spent_state.map(|x| x.state), Some(state.clone()));
+    }
+}
+
+#[test]
+fn append_push_without_a_number_holds_the_request_until_the_answer() {
+    let mut s = Server::new(RadiusMode::Append, true);
+    let script = pushed(
+        None,
+        &[
+            PushResult::Pending,
+            PushResult::Pending,
+            PushResult::Approved,
+        ],
+    );
+    let (v, asked) = s.run(&request("alice", "pw,push", None), &script);
+    assert_eq!(v.reply, Reply::accept(class()));
+    // 30 s, 30 s, then the 2 s left before the challenge's end (and grace).
+    assert_eq!(asked, pushing(&[wait_of(30), wait_of(30), wait_of(2)]));
+    assert_eq!(v.push, ended());
+    assert_eq!(v.spent_state, None, "no State answered");
+}
+
+#[test]
+fn a_held_push_without_answer_is_cancelled_and_refused_at_its_end() {
+    let mut s = Server::new(RadiusMode::Append, true);
+    let script = pushed(None, &[PushResult::Pending]);
+    let (v, asked) = s.run(&request("alice", "pw,push", None), &script);
+    assert_eq!(v.reply, reject(PUSH_EXPIRED));
+    assert_eq!(asked[3..], [wait_of(30), wait_of(30), wait_of(2), cancel()]);
+    assert_eq!(
+        v.log.text,
+        format!("Access-Reject: push {CHALLENGE_ID} not answered in time; cancelled")
+    );
+    // A failed cancel is logged, the reply is the same.
+    let script = Script {
+        push_cancel: Err(server_error()),
+        ..script
+    };
+    let (v, _) = s.run(&request("alice", "other,push", None), &script);
+    assert_eq!(v.reply, reject(PUSH_EXPIRED));
+    assert!(
+        v.log.text.ends_with(
+            "; cancelling the push failed: registry failed (503): database is read-only"
+        ),
+        "{}",
+        v.log.text
+    );
+}
+
+#[test]
+fn a_client_that_cannot_show_the_number_never_drops_number_matching() {
+    let mut s = Server::new(RadiusMode::Append, true);
+    s.client.push_number_matching = false;
+    let (v, asked) = s.run(
+        &request("alice", "pw,push", None),
+        &pushed(Some(42), &[PushResult::Approved]),
+    );
+    assert_eq!(v.reply, reject(NUMBER_NOT_SHOWN));
+    assert_eq!(asked, pushing(&[cancel()]));
+    assert_eq!(v.log.level, Level::WARN);
+    assert_eq!(
+        v.log.text,
+        format!("Access-Reject: push {CHALLENGE_ID} needs number matching, but client \"gw\" is marked push_number_matching = false (it cannot show an Access-Challenge); push cancelled")
+    );
+    assert_eq!(v.push, ended());
+    // Without a number from the registry it holds the request.
+    let (v, asked) = s.run(
+        &request("alice", "pw,push", None),
+        &pushed(None, &[PushResult::Approved]),
+    );
+    assert_eq!(v.reply, Reply::accept(class()));
+    assert_eq!(asked[3..], [wait_of(30)]);
+}
+
+#[test]
+fn challenge_mode_offers_push_to_users_with_a_device() {
+    for (reg, prompt, what) in [
+        (
+            push_user(),
+            CHALLENGE_PROMPT_OR_PUSH,
+            "code or push requested",
+        ),
+        (push_only(), CHALLENGE_PROMPT_PUSH_ONLY, "push offered"),
+        (enrolled("alice"), CHALLENGE_PROMPT, "code requested"),
+    ] {
+        let mut s = Server::new(RadiusMode::Challenge, true);
+        let script = Script {
+            registrations: Ok(Some(reg)),
+            ..pushed(Some(42), &[PushResult::Approved])
+        };
+        let (v, asked) = s.run(&request("alice", "pw", None), &script);
+        assert_eq!(asked, vec![primary_of("alice", "pw"), look_up("alice")]);
+        let state = state_of(&v.reply);
+        assert_eq!(
+            v.reply,
+            Reply::challenge_with(prompt, state, Duration::from_secs(LIFETIME))
+        );
+        assert_eq!(v.log.text, format!("Access-Challenge: {what}"));
+        assert_eq!(v.push, None, "no push yet");
+    }
+}
+
+#[test]
+fn challenge_mode_push_answer_shows_the_number_then_collects() {
+    let mut s = Server::new(RadiusMode::Challenge, true);
+    let script = pushed(Some(42), &[PushResult::Approved]);
+    let (v, _) = s.run(&request("alice", "pw", None), &script);
+    let first = state_of(&v.reply);
+    // "push" (any case) answers the code prompt with a second challenge.
+    let (v, asked) = s.at(NOW + 10, &request("alice", " Push ", Some(&first)), &script);
+    assert_eq!(asked, vec![lead(), start_of("alice")]);
+    let second = assert_push_challenge(&v, &push_prompt(42), 52, NOW + PUSH_TIMEOUT);
+    assert_ne!(second, first);
+    let (v, asked) = s.at(NOW + 20, &request("alice", "", Some(&second)), &script);
+    assert_eq!(v.reply, Reply::accept(class()));
+    assert_eq!(asked, vec![lead(), wait_of(30)]);
+    assert_eq!(v.spent_state.map(|x| x.state), Some(second));
+    // A code still works at the same prompt.
+    let (v, _) = s.run(&request("alice", "pw", None), &script);
+    let (v, asked) = s.run(&request("alice", GOOD, Some(&state_of(&v.reply))), &script);
+    assert_eq!(v.reply, Reply::accept(class()));
+    assert_eq!(asked, vec![verify_of("alice", GOOD)]);
+}
+
+#[test]
+fn auto_push_pushes_right_after_the_primary() {
+    let mut s = Server::new(RadiusMode::AutoPush, true);
+    let script = pushed(Some(42), &[PushResult::Approved]);
+    let (v, asked) = s.run(&request("alice", "pw", None), &script);
+    assert_eq!(
+        asked,
+        vec![
+            primary_of("alice", "pw"),
+            look_up("alice"),
+            lead(),
+            start_of("alice")
+        ]
+    );
+    let state = assert_push_challenge(&v, &push_prompt(42), PUSH_TIMEOUT, NOW + PUSH_TIMEOUT);
+    let (v, asked) = s.run(&request("alice", "OK", Some(&state)), &script);
+    assert_eq!(v.reply, Reply::accept(class()));
+    assert_eq!(asked, vec![lead(), wait_of(30)]);
+    // Without a number: held in the first request.
+    let mut s = Server::new(RadiusMode::AutoPush, false);
+    let (v, asked) = s.run(
+        &request("alice", "pw", None),
+        &pushed(None, &[PushResult::Approved]),
+    );
+    assert_eq!(v.reply, Reply::accept(vec![]));
+    assert_eq!(asked[2..], [start_of("alice"), wait_of(30)]);
+}
+
+#[test]
+fn auto_push_users_without_a_device_get_the_code_challenge() {
+    let mut s = Server::new(RadiusMode::AutoPush, true);
+    let script = Script {
+        registrations: Ok(Some(enrolled("alice"))),
+        ..pushed(Some(42), &[PushResult::Approved])
+    };
+    let (v, asked) = s.run(&request("alice", "pw", None), &script);
+    assert_eq!(asked, vec![primary_of("alice", "pw"), look_up("alice")]);
+    let state = assert_challenge(&v);
+    let (v, _) = s.run(&request("alice", GOOD, Some(&state)), &script);
+    assert_eq!(v.reply, Reply::accept(class()));
+    // Users who cannot pass are refused before any push.
+    let mut locked = push_user();
+    locked.status = UserStatus::Locked;
+    let script = Script {
+        registrations: Ok(Some(locked)),
+        ..script
+    };
+    let (v, asked) = s.run(&request("alice", "pw", None), &script);
+    assert_eq!(v.reply, reject("account locked"));
+    assert_eq!(asked, vec![primary_of("alice", "pw"), look_up("alice")]);
+}
+
+#[test]
+fn every_push_result_other_than_approved_is_a_reject_saying_which() {
+    for (result, message, level) in [
+        (PushResult::Denied, "push denied", Level::INFO),
+        (
+            PushResult::Fraud,
+            "push denied and reported as fraud: pushes are blocked until an administrator clears it",
+            Level::WARN,
+        ),
+        (
+            PushResult::WrongNumber,
+            "wrong number entered on the phone",
+            Level::INFO,
+        ),
+        (PushResult::Expired, PUSH_EXPIRED, Level::INFO),
+        (PushResult::Cancelled, "push cancelled", Level::INFO),
+    ] {
+        let mut s = Server::new(RadiusMode::Append, true);
+        let script = pushed(Some(42), &[result]);
+        let state = append_pushed(&mut s, &script);
+        let (v, asked) = s.run(&request("alice", "", Some(&state)), &script);
+        assert_eq!(v.reply, reject(message), "{result:?}");
+        assert_eq!(asked, vec![lead(), wait_of(30)], "no cancel after an end");
+        assert_eq!(v.log.level, level);
+        assert_eq!(
+            v.log.text,
+            format!("Access-Reject: push {CHALLENGE_ID} {}", result.as_str())
+        );
+        assert_eq!(v.push, ended());
+        assert_eq!(v.spent_state, None);
+    }
+}
+
+#[test]
+fn every_refused_start_is_a_reject_saying_which() {
+    for (result, message) in [
+        (
+            StartResult::RateLimited,
+            "too many push requests, try again later",
+        ),
+        (
+            StartResult::Blocked,
+            "push blocked after a fraud report: ask an administrator to clear it",
+        ),
+        (
+            StartResult::NotEnrolled,
+            "no push device set up, use a code",
+        ),
+        (StartResult::UnknownUser, "second factor not set up"),
+        (StartResult::Locked, "account locked"),
+        (StartResult::Disabled, "account disabled"),
+    ] {
+        let mut s = Server::new(RadiusMode::Append, true);
+        let script = Script {
+            push_start: Ok(PushStarted {
+                result,
+                challenge: None,
+            }),
+            ..pushed(Some(42), &[PushResult::Approved])
+        };
+        let (v, asked) = s.run(&request("alice", "pw,push", None), &script);
+        assert_eq!(v.reply, reject(message), "{result:?}");
+        assert_eq!(asked, pushing(&[]));
+        assert_eq!(
+            v.log.text,
+            format!("Access-Reject: push not sent: {}", result.as_str())
+        );
+        assert_eq!(v.push, None);
+    }
+    // `sent` without its challenge is the registry's fault.
+    let mut s = Server::new(RadiusMode::Append, true);
+    let script = Script {
+        push_start: Ok(PushStarted {
+            result: StartResult::Sent,
+            challenge: None,
+        }),
+        ..right_code()
+    };
+    let (v, _) = s.run(&request("alice", "pw,push", None), &script);
+    assert_eq!(v.reply, reject(UNAVAILABLE));
+    assert_eq!(v.log.level, Level::ERROR);
+}
+
+#[test]
+fn a_push_still_pending_shows_its_number_again() {
+    let mut s = Server::new(RadiusMode::Append, true);
+    let script = pushed(Some(42), &[PushResult::Pending]);
+    let state = append_pushed(&mut s, &script);
+    let (v, asked) = s.at(NOW + 1, &request("alice", "", Some(&state)), &script);
+    assert_eq!(asked, vec![lead(), wait_of(30)]);
+    // At NOW + 31, 31 s left to the challenge's end and its grace.
+    let again = assert_push_challenge(&v, &push_pending_prompt(42), 31, NOW + PUSH_TIMEOUT);
+    assert_eq!(
+        push_pending_prompt(42),
+        "Not approved yet: enter 42 on your phone, then press OK"
+    );
+    assert_eq!(
+        v.log.text,
+        format!("Access-Challenge: push still pending, challenge {CHALLENGE_ID}, number shown")
+    );
+    // The new State collects the same challenge, and is good as long as the first.
+    let done = pushed(Some(42), &[PushResult::Approved]);
+    let (v, asked) = s.at(NOW + 40, &request("alice", "", Some(&again)), &done);
+    assert_eq!(v.reply, Reply::accept(class()));
+    assert_eq!(asked, vec![lead(), wait_of(30)]);
+    assert_eq!(v.spent_state.unwrap().expires_at, NOW + LIFETIME);
+    // Past the challenge's end (the registry has not said so): cancelled.
+    let (v, asked) = s.at(NOW + 50, &request("alice", "x", Some(&state)), &script);
+    assert_eq!(v.reply, reject(PUSH_EXPIRED));
+    assert_eq!(asked, vec![lead(), wait_of(30), cancel()]);
+    // The wait stays within the State's lifetime.
+    let (_, asked) = s.at(
+        NOW + LIFETIME - 4,
+        &request("alice", "y", Some(&state)),
+        &script,
+    );
+    assert_eq!(asked, vec![lead(), wait_of(4), cancel()]);
+}
+
+#[test]
+fn a_retransmission_with_a_new_identifier_joins_the_pending_push() {
+    let mut s = Server::new(RadiusMode::Append, true);
+    let script = pushed(Some(42), &[PushResult::Approved]);
+    let (first, _) = s.run(&request_with_id(1, "alice", "pw,push", None), &script);
+    // Same user, NAS and password, new Identifier: the same challenge, no second push.
+    for (id, at) in [(2, NOW + 3), (3, NOW + PUSH_TIMEOUT)] {
+        let (v, asked) = s.at(at, &request_with_id(id, "alice", "pw,push", None), &script);
+        assert_eq!(v.reply, first.reply, "same number, same State");
+        assert_eq!(
+            asked,
+            vec![
+                primary_of("alice", "pw"),
+                Asked::Join(Joined::Reply(first.reply.clone()))
+            ]
+        );
+        assert_eq!(
+            v.log.text,
+            "Access-Challenge: the reply of an identical pending push login (a retransmission with a new Identifier)"
+        );
+        assert_eq!(v.push, None, "the first request's entry");
+    }
+    // Another password, user or NAS is another login.
+    let (v, asked) = s.run(&request_with_id(4, "alice", "pw2,push", None), &script);
+    assert_eq!(asked[1..], [lead(), start_of("alice")]);
+    assert_eq!(v.reply.code, code::ACCESS_CHALLENGE);
+    // The collect ends the push: then the same password starts a new one.
+    let state = state_of(&first.reply);
+    let (v, _) = s.at(
+        NOW + 5,
+        &request_with_id(5, "alice", "", Some(&state)),
+        &script,
+    );
+    assert_eq!(v.reply, Reply::accept(class()));
+    let (_, asked) = s.at(
+        NOW + 6,
+        &request_with_id(6, "alice", "pw,push", None),
+        &script,
+    );
+    assert_eq!(asked[1..], [lead(), start_of("alice")]);
+    // And the collecting State served its login.
+    let (v, asked) = s.at(
+        NOW + 7,
+        &request_with_id(7, "alice", "", Some(&state)),
+        &script,
+    );
+    assert_eq!(v.reply, reject(STATE_REFUSED));
+    assert_eq!(asked, vec![]);
+    // Past the push's end, a new push.
+    let (_, asked) = s.at(
+        NOW + PUSH_TIMEOUT + 1,
+        &request_with_id(8, "alice", "pw2,push", None),
+        &script,
+    );
+    assert_eq!(asked[1..], [lead(), start_of("alice")]);
+}
+
+#[test]
+fn pending_pushes_are_bounded() {
+    let mut s = Server::new(RadiusMode::Append, true);
+    let script = pushed(Some(42), &[PushResult::Approved]);
+    for i in 0..MAX_PENDING_PUSHES {
+        let (v, _) = s.run(&request("alice", &format!("pw{i},push"), None), &script);
+        assert_eq!(v.reply.code, code::ACCESS_CHALLENGE, "{i}");
+    }
+    let (v, asked) = s.run(&request("alice", "one-more,push", None), &script);
+    assert_eq!(v.reply, reject(PUSH_BUSY));
+    assert_eq!(
+        asked,
+        vec![primary_of("alice", "one-more"), Asked::Join(Joined::Full)]
+    );
+    assert_eq!(v.log.level, Level::WARN);
+    // Code logins are not affected.
+    let (v, _) = s.run(&request("alice", "pw,123456", None), &script);
+    assert_eq!(v.reply, Reply::accept(class()));
+}
+
+#[test]
+fn push_states_expired_foreign_or_for_another_user_are_refused() {
+    let mut s = Server::new(RadiusMode::Append, true);
+    let script = pushed(Some(42), &[PushResult::Approved]);
+    let state = append_pushed(&mut s, &script);
+    let refused = |(v, asked): (Verdict, Vec<Asked>), text: &str| {
+        assert_eq!(v.reply, reject(STATE_REFUSED));
+        assert_eq!(asked, vec![], "the registry is not asked");
+        assert_eq!(v.log.text, text);
+    };
+    let answer = request("alice", "", Some(&state));
+    refused(
+        s.at(NOW + LIFETIME + 1, &answer, &script),
+        "Access-Reject: State expired",
+    );
+    let foreign = "Access-Reject: State does not open (other key, user or client, or altered)";
+    refused(s.run(&request("bob", "", Some(&state)), &script), foreign);
+    let mut other = Server::new(RadiusMode::Append, true);
+    other.client = client("gw-2", RadiusMode::Append, true);
+    refused(other.run(&answer, &script), foreign);
+    // Opened by any server of the pool (same key): collected there.
+    let mut pool = Server::new(RadiusMode::Append, true);
+    let (v, _) = pool.run(&request("alice", "", Some(&state)), &script);
+    assert_eq!(v.reply, Reply::accept(class()));
+}
+
+#[test]
+fn push_registry_failures() {
+    // Unreachable at the start: the fail mode, as for a code.
+    for (fail_open, want) in [(false, reject(UNAVAILABLE)), (true, Reply::accept(class()))] {
+        let mut s = Server::new(RadiusMode::Append, true);
+        if fail_open {
+            s = s.fail_open();
+        }
+        let (v, asked) = s.run(&request("alice", "pw,push", None), &registry_down());
+        assert_eq!(v.reply, want);
+        assert_eq!(asked[1..], [lead(), start_of("alice")]);
+    }
+    // A 5xx while waiting: refused whatever the fail mode.
+    let mut s = Server::new(RadiusMode::Append, true).fail_open();
+    let script = pushed(Some(42), &[PushResult::Approved]);
+    let state = append_pushed(&mut s, &script);
+    let failing = Script {
+        push_outcomes: vec![Err(server_error())],
+        ..script.clone()
+    };
+    let (v, _) = s.run(&request("alice", "", Some(&state)), &failing);
+    assert_eq!(v.reply, reject(UNAVAILABLE));
+    assert_eq!(v.log.level, Level::ERROR);
+    // The registry does not know the challenge for this host (collected
+    // already, or started with another host key).
+    let unknown = Script {
+        push_outcomes: vec![Err(RegistryFailure::from(&ClientError::Api {
+            status: 404,
+            code: "unknown_challenge".into(),
+            message: "no such challenge for this host".into(),
+        }))],
+        ..script
+    };
+    let (v, _) = s.run(&request("alice", "", Some(&state)), &unknown);
+    assert_eq!(v.reply, reject(STATE_REFUSED));
+    assert_eq!(v.log.level, Level::WARN);
+    assert!(
+        v.log.text.starts_with(&format!(
+            "Access-Reject: the registry does not know push {CHALLENGE_ID} for this host"
+        )),
+        "{}",
+        v.log.text
+    );
+}
+
+#[test]
+fn a_push_state_too_large_for_the_primary_attributes_cancels_the_push() {
+    let mut s = Server::new(RadiusMode::Append, true);
+    let script = Script {
+        primary: PrimaryResult::Accept(vec![RawAttr {
+            typ: attr::CLASS,
+            value: vec![b'x'; 190],
+        }]),
+        ..pushed(Some(42), &[PushResult::Approved])
+    };
+    let (v, asked) = s.run(&request("alice", "pw,push", None), &script);
+    assert_eq!(v.reply, Reply::reject(None));
+    assert_eq!(v.log.level, Level::ERROR);
+    assert_eq!(asked.last(), Some(&cancel()));
 }

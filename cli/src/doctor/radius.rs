@@ -161,6 +161,20 @@ mod tests {
     }
 
     #[test]
+    fn push_without_number_matching_is_flagged() {
+        let f = check(
+            "[[radius.client]]\nname = \"old-vpn\"\naddress = \"10.0.0.0/8\"\nsecret_file = \"/s16\"\nmode = \"append\"\npush_number_matching = false\n",
+        );
+        let flagged: Vec<&Finding> = f
+            .iter()
+            .filter(|f| f.message.contains("push_number_matching = false"))
+            .collect();
+        assert_eq!(flagged.len(), 1, "{f:#?}");
+        assert_eq!(flagged[0].status, Status::Warn);
+        assert!(flagged[0].message.starts_with("client \"old-vpn\": "));
+    }
+
+    #[test]
     fn no_clients_is_a_warning() {
         let f = check("");
         assert_eq!(f.len(), 1);

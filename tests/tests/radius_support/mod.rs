@@ -28,7 +28,13 @@ pub struct Env {
 impl Env {
     /// Starts a registry and registers a RADIUS host.
     pub fn new() -> Env {
-        let reg = Registry::start();
+        Self::with_api("")
+    }
+
+    /// As [`Env::new`] with `extra_api_toml` at the end of the registry's
+    /// `[api]` table (e.g. `"[api.push]\nchallenge_lifetime = 3\n"`).
+    pub fn with_api(extra_api_toml: &str) -> Env {
+        let reg = Registry::start_with(None, extra_api_toml);
         let host_key = reg.add_host("radius-1", HostKind::Radius);
         let dir = tempfile::Builder::new()
             .prefix("twostep-radius-")
@@ -153,6 +159,11 @@ impl Radiusd {
     /// Its log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether it still runs.
