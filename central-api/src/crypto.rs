@@ -200,7 +200,7 @@ impl AdminToken {
     /// again by every [`AdminToken::check`].
     ///
     /// # Errors
-    /// [`StartupError`] when the file is unsafe, empty or cannot be created.
+    /// [`StartupError`] when the file has an owner or mode others could use, is empty or cannot be created.
     pub fn load_or_create(path: &Path) -> Result<Self, StartupError> {
         if !path.exists() {
             let token = random_token();
@@ -218,7 +218,7 @@ impl AdminToken {
     ///
     /// # Errors
     /// The file's problem (one line naming it) when it cannot be read or is
-    /// unsafe now ([`read_secret_file`]'s rules): no token is accepted then.
+    /// refused now ([`read_secret_file`]'s rules): no token is accepted then.
     pub fn check(&self, presented: &[u8]) -> Result<bool, String> {
         let current;
         let token = match &self.0 {

@@ -232,7 +232,7 @@ impl RegistryClient {
     ///
     /// # Errors
     /// [`ClientError::Setup`] when no key file is configured, [`ClientError::Config`]
-    /// when it is unsafe or unreadable, and as [`RegistryClient::new`].
+    /// when its owner or mode is refused or it is unreadable, and as [`RegistryClient::new`].
     pub fn for_host(cfg: &RegistryClientConfig) -> Result<Self, ClientError> {
         Self::for_host_with(cfg, Pooling::KeepAlive)
     }

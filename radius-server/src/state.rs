@@ -81,7 +81,7 @@ impl StateKey {
     /// Create one with `(umask 077; openssl rand -hex 32 > FILE)`.
     ///
     /// # Errors
-    /// [`Error::Config`] when the file is missing, unsafe or not 64 hex digits.
+    /// [`Error::Config`] when the file is missing, refused by the owner and mode rule, or not 64 hex digits.
     pub fn load(path: &Path) -> Result<Self, Error> {
         let secret = twostep_config::read_secret_file(path).map_err(|e| {
             Error::Config(format!(
