@@ -740,3 +740,85 @@ async fn a_failing_webhook_never_fails_the_challenge() {
     assert_eq!(v["result"], "approved");
     assert_eq!(outcome(&app, &host, &id, 0).await.1["result"], "approved");
 }
+
+#[tokio::test]
+async fn reset_disable_and_delete_void_open_activations() {
+    let app = TestApp::new("").await;
+    add_user(&app, "ivan").await;
+    // Lost phone: the admin resets; the leaked URI registers nothing.
+    let leaked = activation_code(&app, "ivan").await;
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            "/v1/admin/users/ivan/methods",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = activate_with(&app, &leaked, &DeviceKey::generate()).await;
+    assert_eq!(
+        (s, error(&v)),
+        (StatusCode::NOT_FOUND, "unknown_activation")
+    );
+    // Disabled: the open code is voided, and no new one is made.
+    let leaked = activation_code(&app, "ivan").await;
+    app.admin(
+        Method::PATCH,
+        "/v1/admin/users/ivan",
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    let (s, v) = activate_with(&app, &leaked, &DeviceKey::generate()).await;
+    assert_eq!(
+        (s, error(&v)),
+        (StatusCode::NOT_FOUND, "unknown_activation")
+    );
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/admin/users/ivan/methods/push",
+            Some(ADMIN),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!((s, error(&v)), (StatusCode::FORBIDDEN, "device_disabled"));
+    assert!(v["message"].as_str().unwrap().contains("disabled"), "{v}");
+    // Deleted: voided (and audited) before the user goes.
+    app.admin(
+        Method::PATCH,
+        "/v1/admin/users/ivan",
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    activation_code(&app, "ivan").await;
+    let (s, _) = app
+        .call(Method::DELETE, "/v1/admin/users/ivan", Some(ADMIN), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        audit_results(&app, "push.activation.void").await,
+        ["ok", "ok", "ok"]
+    );
+    assert!(audit_results(&app, "push.activate")
+        .await
+        .iter()
+        .all(|r| r == "unknown_activation"));
+}
+
+#[tokio::test]
+async fn a_disabled_users_code_activates_nothing() {
+    let app = TestApp::new("").await;
+    add_user(&app, "jane").await;
+    let code = activation_code(&app, "jane").await;
+    // Disabled behind the registry's back (another node's old version):
+    // the activation still checks the user.
+    sqlx::query("UPDATE users SET disabled = 1 WHERE username = 'jane'")
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    let (s, v) = activate_with(&app, &code, &DeviceKey::generate()).await;
+    assert_eq!((s, error(&v)), (StatusCode::FORBIDDEN, "device_disabled"));
+    let u = app.admin(Method::GET, "/v1/admin/users/jane", None).await;
+    assert_eq!(u["methods"], json!([]));
+}
