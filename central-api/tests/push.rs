@@ -822,3 +822,44 @@ async fn a_disabled_users_code_activates_nothing() {
     let u = app.admin(Method::GET, "/v1/admin/users/jane", None).await;
     assert_eq!(u["methods"], json!([]));
 }
+
+#[tokio::test]
+async fn a_locked_users_approval_is_refused_and_a_lockout_cancels() {
+    let app = TestApp::new("[api.lockout]\nmax_failures = 2\n").await;
+    let dev = device_for(&app, "lena").await;
+    let host = add_host(&app, "web1").await;
+    // Locked while the challenge is open (by another node): the approval
+    // is refused and the host sees `cancelled`.
+    let (id, number) = sent(&app, &host, "lena").await;
+    let c = the_challenge(&app, &dev, &id).await;
+    sqlx::query("UPDATE users SET locked_until = $1 WHERE username = 'lena'")
+        .bind(now(&app) + 300)
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    let (s, v) = answer(&app, &dev, &c, Decision::Approve, number).await;
+    assert_eq!((s, error(&v)), (StatusCode::FORBIDDEN, "device_disabled"));
+    assert_eq!(outcome(&app, &host, &id, 0).await.1["result"], "cancelled");
+    app.admin(Method::POST, "/v1/admin/users/lena/unlock", None)
+        .await;
+    // The failure that sets the lock cancels the open challenge at once.
+    app.admin(
+        Method::POST,
+        "/v1/admin/users/lena/methods/totp",
+        Some(json!({})),
+    )
+    .await;
+    let (id, _) = sent(&app, &host, "lena").await;
+    let c = the_challenge(&app, &dev, &id).await;
+    assert_eq!(app.result(&host, "lena", "000000").await, "reject");
+    assert_eq!(app.result(&host, "lena", "000001").await, "reject");
+    assert!(poll(&app, &dev, 0).await.is_empty());
+    assert_eq!(outcome(&app, &host, &id, 0).await.1["result"], "cancelled");
+    let (s, v) = answer(&app, &dev, &c, Decision::Deny, None).await;
+    assert_eq!((s, error(&v)), (StatusCode::CONFLICT, "challenge_closed"));
+    assert_eq!(audit_results(&app, "push.cancel").await, ["cancelled"]);
+    assert_eq!(
+        audit_results(&app, "push.answer").await,
+        ["cancelled", "challenge_closed"]
+    );
+}

@@ -119,7 +119,8 @@ pub(crate) async fn expire_due(state: &AppState, due: Due<'_>) -> Result<(), Api
 }
 
 /// Cancels the open challenges of user `uid` in the transaction on `conn`
-/// (a device disabled or deleted, methods reset) and audits each; returns
+/// (a device disabled or deleted, methods reset, the user disabled or
+/// locked out) and audits each; returns
 /// their ids, for [`super::PushHub::finished`] after the commit.
 ///
 /// # Errors
@@ -128,6 +129,22 @@ pub async fn cancel_open(
     state: &AppState,
     conn: &mut AnyConnection,
     uid: i64,
+    peer: Option<&str>,
+    why: &str,
+) -> Result<Vec<String>, ApiError> {
+    cancel_open_as(state, conn, uid, "admin", peer, why).await
+}
+
+/// [`cancel_open`] audited as done by `actor` (`admin`, or the host whose
+/// failed verification locked the user out).
+///
+/// # Errors
+/// The database's.
+pub async fn cancel_open_as(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    uid: i64,
+    actor: &str,
     peer: Option<&str>,
     why: &str,
 ) -> Result<Vec<String>, ApiError> {
@@ -149,7 +166,7 @@ pub async fn cancel_open(
             &mut *conn,
             now,
             &Audit {
-                actor: "admin",
+                actor,
                 action: "push.cancel",
                 username: username.as_deref(),
                 remote_addr: peer,
