@@ -863,3 +863,34 @@ async fn a_locked_users_approval_is_refused_and_a_lockout_cancels() {
         ["cancelled", "challenge_closed"]
     );
 }
+
+#[tokio::test]
+async fn disabling_the_user_mid_wait_cancels_at_once() {
+    let app = TestApp::new("").await;
+    let dev = device_for(&app, "otto").await;
+    let host = add_host(&app, "web1").await;
+    let (id, _) = sent(&app, &host, "otto").await;
+    let started = Instant::now();
+    let wait = outcome(&app, &host, &id, 5);
+    let disable = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.admin(
+            Method::PATCH,
+            "/v1/admin/users/otto",
+            Some(json!({"disabled": true})),
+        )
+        .await
+    };
+    let ((s, v), _) = tokio::join!(wait, disable);
+    assert_eq!((s, &v["result"]), (StatusCode::OK, &json!("cancelled")));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(poll_raw(&app, &dev.key.sign_poll(dev.id, now(&app), 0))
+        .await
+        .0
+        .is_client_error());
+    assert_eq!(audit_results(&app, "push.cancel").await, ["cancelled"]);
+}

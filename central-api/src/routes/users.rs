@@ -1,4 +1,6 @@
 //! Admin: users (create, list, show, disable / enable, delete, unlock).
+//! Disabling a user cancels their open push challenges at once and voids
+//! their open activation codes, as deleting does.
 
 use crate::app::Routes;
 use crate::audit::{AdminChange, Subject};
@@ -6,6 +8,7 @@ use crate::auth::AdminAuth;
 use crate::error::{exists_as, ApiError};
 use crate::extract::{JsonBody, PathArgs, Peer};
 use crate::push::activation::void_open;
+use crate::push::cancel_open;
 use crate::rows::{load_user, method_from_row, UserRow, METHOD_COLUMNS, USER_COLUMNS};
 use crate::state::{ApiResult, AppState, Shared};
 use crate::validate::{check_text, check_username};
@@ -152,15 +155,19 @@ async fn update_user(
             Some(i64::from(disabled)),
         )
         .await?;
+        let mut cancelled = Vec::new();
         let action = if disabled {
             let now = change.now();
             let peer = peer.text();
             void_open(change.conn(), now, uid, peer.as_deref(), "user disabled").await?;
+            cancelled =
+                cancel_open(&state, change.conn(), uid, peer.as_deref(), "user disabled").await?;
             "user.disable"
         } else {
             "user.enable"
         };
         change.commit(action, Subject::user(&username)).await?;
+        state.push.hub.finished(&cancelled);
     }
     Ok(Json(load_user(&state, &username).await?))
 }
