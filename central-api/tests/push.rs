@@ -894,3 +894,21 @@ async fn disabling_the_user_mid_wait_cancels_at_once() {
         .is_client_error());
     assert_eq!(audit_results(&app, "push.cancel").await, ["cancelled"]);
 }
+
+#[tokio::test]
+async fn a_poll_timestamp_at_the_ends_of_i64_is_clock_skew() {
+    let app = TestApp::new("").await;
+    let dev = device_for(&app, "pia").await;
+    for t in [i64::MIN, i64::MAX, i64::MIN + 1] {
+        let (s, v) = poll_raw(&app, &dev.key.sign_poll(dev.id, t, 0)).await;
+        assert_eq!(
+            (s, error(&v)),
+            (StatusCode::UNAUTHORIZED, "clock_skew"),
+            "{t}"
+        );
+    }
+    assert_eq!(
+        audit_results(&app, "push.poll").await,
+        ["clock_skew", "clock_skew", "clock_skew"]
+    );
+}

@@ -423,7 +423,9 @@ pub(crate) async fn outcome(
                 result: PushResult::Pending,
             }));
         }
-        let left = pending.try_get::<i64, _>("expires_at")? - state.now();
+        let left = pending
+            .try_get::<i64, _>("expires_at")?
+            .saturating_sub(state.now());
         let wake = until.min(now + Duration::from_secs(u64::try_from(left).unwrap_or(0)));
         notify::wait(
             &mut rx,

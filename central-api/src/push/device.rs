@@ -124,7 +124,8 @@ async fn authenticate_poll(
         .await);
     }
     let now = state.now();
-    if (now - req.timestamp).abs() > MAX_CLOCK_SKEW_SECS {
+    // abs_diff: any i64 pair, no overflow (a timestamp of i64::MIN).
+    if now.abs_diff(req.timestamp) > MAX_CLOCK_SKEW_SECS.unsigned_abs() {
         return Err(fail(ApiError::new(
             ApiErrorCode::ClockSkew,
             format!(

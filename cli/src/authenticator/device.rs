@@ -184,7 +184,7 @@ pub fn describe(account: &str, c: &PendingChallenge, now: i64) -> String {
         "  {:<8} {} (expires in {} s)",
         "when",
         time(c.created_at),
-        (c.expires_at - now).max(0)
+        c.expires_at.saturating_sub(now).max(0)
     );
     s
 }
@@ -200,7 +200,7 @@ pub fn pending_line(c: &PendingChallenge, now: i64) -> String {
         s,
         " created={} expires_in={}s number_matching={}",
         time(c.created_at),
-        (c.expires_at - now).max(0),
+        c.expires_at.saturating_sub(now).max(0),
         if c.number_matching { "yes" } else { "no" }
     );
     s
@@ -254,6 +254,16 @@ mod tests {
             expires_at: 1_700_000_060,
             number_matching: true,
         }
+    }
+
+    #[test]
+    fn an_absurd_expiry_from_the_registry_shows_zero_seconds() {
+        let c = PendingChallenge {
+            expires_at: i64::MIN,
+            ..challenge()
+        };
+        assert!(describe("a@r", &c, 1_700_000_003).contains("(expires in 0 s)"));
+        assert!(pending_line(&c, i64::MAX).contains(" expires_in=0s "));
     }
 
     #[test]
