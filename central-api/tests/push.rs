@@ -912,3 +912,44 @@ async fn a_poll_timestamp_at_the_ends_of_i64_is_clock_skew() {
         ["clock_skew", "clock_skew", "clock_skew"]
     );
 }
+
+#[tokio::test]
+async fn the_device_and_the_audit_name_the_registered_host() {
+    let app = TestApp::new("").await;
+    let dev = device_for(&app, "quin").await;
+    // The host's key is web7's; it claims to be web1 (the `start` context).
+    let host = add_host(&app, "web7").await;
+    let (id, _) = sent(&app, &host, "quin").await;
+    let c = the_challenge(&app, &dev, &id).await;
+    assert_eq!(c.context.host.as_deref(), Some("web7"));
+    assert_eq!(c.claimed_host.as_deref(), Some("web1"));
+    let (_, v) = answer(&app, &dev, &c, Decision::Deny, None).await;
+    assert_eq!(v["result"], "denied");
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    for action in ["push.start", "push.answer"] {
+        let e = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap();
+        assert_eq!(e["host"], "web7", "{e}");
+        assert!(
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("claimed_host=\"web1\""),
+            "{e}"
+        );
+    }
+    // A host that claims its own name has no claim shown.
+    let web1 = add_host(&app, "web1").await;
+    let (id, _) = sent(&app, &web1, "quin").await;
+    let c = the_challenge(&app, &dev, &id).await;
+    assert_eq!(
+        (c.context.host.as_deref(), c.claimed_host),
+        (Some("web1"), None)
+    );
+}

@@ -62,10 +62,13 @@ async fn audit_for_host(
             actor: &actor,
             action,
             username: username.as_deref(),
-            host: Some(context.host.as_deref().unwrap_or(host)),
+            host: Some(host),
             remote_addr: context.remote_addr.as_deref(),
             result: Some(result.as_str()),
-            detail: Some(detail),
+            detail: Some(match super::claimed_host(host, &context) {
+                Some(c) => format!("{detail} claimed_host={c:?}"),
+                None => detail,
+            }),
         },
     )
     .await?;
@@ -229,6 +232,9 @@ pub(crate) async fn start(
     if let Some(n) = &ctx.nas {
         detail.push(format!("nas={n}"));
     }
+    if let Some(c) = super::claimed_host(&host, ctx) {
+        detail.push(format!("claimed_host={c:?}"));
+    }
     if let Some(c) = &started.challenge {
         detail.push(format!("challenge={}", c.challenge_id));
         let ids: Vec<String> = started.devices.iter().map(i64::to_string).collect();
@@ -241,7 +247,7 @@ pub(crate) async fn start(
             actor: &actor,
             action: "push.start",
             username: Some(&req.username),
-            host: Some(ctx.host.as_deref().unwrap_or(&host)),
+            host: Some(&host),
             remote_addr: ctx.remote_addr.as_deref(),
             result: Some(started.result.as_str()),
             detail: (!detail.is_empty()).then(|| detail.join(" ")),

@@ -178,7 +178,7 @@ async fn authenticate_poll(
 /// The open challenges of `user_id`, oldest first.
 async fn pending_for(state: &AppState, dev: &Device) -> Result<Vec<PendingChallenge>, ApiError> {
     let rows = sqlx::query(
-        "SELECT id, nonce, number, context, created_at, expires_at FROM push_challenges
+        "SELECT id, host, nonce, number, context, created_at, expires_at FROM push_challenges
          WHERE user_id = $1 AND status = 'pending' AND expires_at > $2
          ORDER BY created_at, id",
     )
@@ -188,12 +188,17 @@ async fn pending_for(state: &AppState, dev: &Device) -> Result<Vec<PendingChalle
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let context: String = r.try_get("context")?;
+        let host: String = r.try_get("host")?;
+        let mut context = serde_json::from_str::<PushContext>(&r.try_get::<String, _>("context")?)
+            .unwrap_or_default();
+        let claimed_host = super::claimed_host(&host, &context).map(str::to_owned);
+        context.host = Some(host);
         out.push(PendingChallenge {
             challenge_id: r.try_get("id")?,
             nonce: r.try_get("nonce")?,
             username: dev.username.clone(),
-            context: serde_json::from_str::<PushContext>(&context).unwrap_or_default(),
+            context,
+            claimed_host,
             created_at: r.try_get("created_at")?,
             expires_at: r.try_get("expires_at")?,
             number_matching: r.try_get::<Option<i64>, _>("number")?.is_some(),
@@ -317,6 +322,11 @@ pub(crate) async fn answer(
     }
     let context: PushContext =
         serde_json::from_str(&row.try_get::<String, _>("context")?).unwrap_or_default();
+    let host: String = row.try_get("host")?;
+    let mut detail = detail.clone();
+    if let (Some(d), Some(c)) = (&mut detail, super::claimed_host(&host, &context)) {
+        d.push_str(&format!(" claimed_host={c:?}"));
+    }
     let actor = format!("device:{}", dev.id);
     write_audit(
         &mut *tx,
@@ -325,15 +335,13 @@ pub(crate) async fn answer(
             actor: &actor,
             action: "push.answer",
             username: Some(&dev.username),
-            host: context.host.as_deref(),
+            host: Some(&host),
             remote_addr: context.remote_addr.as_deref(),
             result: Some(result.as_str()),
             detail: if refused {
-                detail
-                    .as_ref()
-                    .map(|d| format!("{d}: the user is locked or disabled"))
+                detail.map(|d| format!("{d}: the user is locked or disabled"))
             } else {
-                detail.clone()
+                detail
             },
         },
     )
@@ -355,7 +363,7 @@ pub(crate) async fn answer(
             username = %dev.username,
             device = dev.id,
             challenge_id = %req.challenge_id,
-            host = context.host.as_deref(),
+            host = %host,
             remote_addr = context.remote_addr.as_deref(),
             "push reported as fraud: new pushes to this user are blocked until an admin runs `twostep user unlock`"
         );

@@ -12,8 +12,7 @@ use tokio::time::Instant;
 use twostep_common::api::ApiErrorCode;
 use twostep_common::client::{ClientError, RegistryClient};
 use twostep_common::push::{
-    ActivateDevice, ActivationUri, Decision, DeviceKey, PendingChallenge, PushContext, PushResult,
-    MAX_WAIT_SECS,
+    ActivateDevice, ActivationUri, Decision, DeviceKey, PendingChallenge, PushResult, MAX_WAIT_SECS,
 };
 
 /// Unix seconds now (0 before 1970).
@@ -156,10 +155,15 @@ pub async fn activate(
 }
 
 /// The context fields a challenge has: (label shown, key in `pending`, value).
-fn context_fields(ctx: &PushContext) -> impl Iterator<Item = (&'static str, &'static str, &str)> {
+/// The host's claimed name (`claimed_host`) is shown as a claim.
+fn context_fields(
+    c: &PendingChallenge,
+) -> impl Iterator<Item = (&'static str, &'static str, &str)> {
+    let ctx = &c.context;
     [
         ("service", "service", &ctx.service),
         ("host", "host", &ctx.host),
+        ("claimed", "claimed_host", &c.claimed_host),
         ("from", "from", &ctx.remote_addr),
         ("NAS", "nas", &ctx.nas),
         ("tty", "tty", &ctx.tty),
@@ -176,7 +180,7 @@ pub fn describe(account: &str, c: &PendingChallenge, now: i64) -> String {
         text(&c.username),
         text(account)
     );
-    for (label, _, value) in context_fields(&c.context) {
+    for (label, _, value) in context_fields(c) {
         let _ = writeln!(s, "  {label:<8} {}", text(value));
     }
     let _ = writeln!(
@@ -193,7 +197,7 @@ pub fn describe(account: &str, c: &PendingChallenge, now: i64) -> String {
 pub fn pending_line(c: &PendingChallenge, now: i64) -> String {
     let mut s = text(&c.challenge_id).into_owned();
     let _ = write!(s, " user={:?}", c.username);
-    for (_, key, value) in context_fields(&c.context) {
+    for (_, key, value) in context_fields(c) {
         let _ = write!(s, " {key}={value:?}");
     }
     let _ = write!(
@@ -237,6 +241,23 @@ pub fn answer_error(e: &ClientError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use twostep_common::push::PushContext;
+
+    #[test]
+    fn a_hosts_claimed_name_is_shown_as_a_claim() {
+        let c = PendingChallenge {
+            claimed_host: Some("bank-login".into()),
+            ..challenge()
+        };
+        let d = describe("a@r", &c, 1_700_000_003);
+        assert!(
+            d.contains("  host     web1\n  claimed  bank-login\n"),
+            "{d}"
+        );
+        assert!(
+            pending_line(&c, 1_700_000_003).contains(" host=\"web1\" claimed_host=\"bank-login\" ")
+        );
+    }
 
     fn challenge() -> PendingChallenge {
         PendingChallenge {
@@ -250,6 +271,7 @@ mod tests {
                 tty: None,
                 nas: Some("vpn-gw".into()),
             },
+            claimed_host: None,
             created_at: 1_700_000_000,
             expires_at: 1_700_000_060,
             number_matching: true,
