@@ -337,8 +337,15 @@ async fn fraud_blocks_new_pushes_until_unlock() {
     let v = start(&app, &host, "carol").await;
     assert_eq!(v["result"], "blocked");
     assert_eq!(v["challenge"], Value::Null);
+    // Admins see the block, in show and in list.
+    let u = app.admin(Method::GET, "/v1/admin/users/carol", None).await;
+    assert_eq!(u["push_blocked_at"].as_i64(), Some(now(&app)));
+    let list = app.admin(Method::GET, "/v1/admin/users", None).await;
+    assert_eq!(list[0]["push_blocked_at"].as_i64(), Some(now(&app)));
     app.admin(Method::POST, "/v1/admin/users/carol/unlock", None)
         .await;
+    let u = app.admin(Method::GET, "/v1/admin/users/carol", None).await;
+    assert_eq!(u["push_blocked_at"], Value::Null);
     sent(&app, &host, "carol").await;
     assert_eq!(
         audit_results(&app, "push.start").await,
