@@ -274,18 +274,24 @@ fn add(
             })
         })
         .unwrap_or_else(|| parsed.registry.clone());
-    let name = account.unwrap_or_else(|| {
-        locked
-            .accounts
-            .free_name(&format!("{}@{registry_host}", parsed.username))
-    });
     let device_name = device_name.unwrap_or_else(host_name);
-    let acct = runtime()?.block_on(device::activate(
+    let mut acct = runtime()?.block_on(device::activate(
         &parsed,
-        name,
+        account.clone().unwrap_or_default(),
         device_name,
         ca_file.as_deref(),
     ))?;
+    let (name, warning) = device_account_name(
+        &locked.accounts,
+        account,
+        &registry_host,
+        &parsed.username,
+        &acct.username,
+    );
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    acct.name = name;
     let summary = format!(
         "activated push device {} ({:?}) for {} at {}; account {}",
         acct.device_id,
@@ -304,6 +310,30 @@ fn add(
     println!("{summary}");
     println!("Run `twostep authenticator watch` to answer sign-in requests.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The local name of a new push account and, when the activation URI's
+/// `user=` is not the user the registry registered the device for, a
+/// warning: the name (by default `USER@REGISTRY`) follows the registry's
+/// answer, never the URI's claim.
+fn device_account_name(
+    accounts: &Accounts,
+    explicit: Option<String>,
+    registry_host: &str,
+    uri_user: &str,
+    registry_user: &str,
+) -> (String, Option<String>) {
+    let warning = (uri_user != registry_user).then(|| {
+        format!(
+            "the activation URI says user {:?}, but the registry registered this device for user {:?}: sign-in requests will be {}'s",
+            text(uri_user),
+            text(registry_user),
+            text(registry_user)
+        )
+    });
+    let name =
+        explicit.unwrap_or_else(|| accounts.free_name(&format!("{registry_user}@{registry_host}")));
+    (name, warning)
 }
 
 /// `list`: a table of every account; no secret in it.
@@ -458,6 +488,21 @@ fn answer(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_device_account_is_named_after_the_registrys_user() {
+        let accounts = super::Accounts::default();
+        let (name, warning) =
+            super::device_account_name(&accounts, None, "reg:8443", "alice", "mallory");
+        assert_eq!(name, "mallory@reg:8443");
+        let w = warning.unwrap();
+        assert!(w.contains("\"alice\"") && w.contains("\"mallory\""), "{w}");
+        let (name, warning) =
+            super::device_account_name(&accounts, None, "reg:8443", "alice", "alice");
+        assert_eq!((name.as_str(), warning), ("alice@reg:8443", None));
+        let (name, _) = super::device_account_name(&accounts, Some("work".into()), "reg", "a", "b");
+        assert_eq!(name, "work");
+    }
+
     use super::*;
     use store::{PushAccount, SecretText};
 
