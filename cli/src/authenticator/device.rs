@@ -94,6 +94,42 @@ impl Device {
         }
     }
 
+    /// Whether the challenge `id`, not among the pending ones, is closed
+    /// (answered, cancelled, expired) or unknown, asked without answering
+    /// it: a deny signed for an empty nonce, which the registry refuses for
+    /// what the challenge is (closed, expired, unknown; a nonce mismatch
+    /// when it is still open) and never records.
+    ///
+    /// # Errors
+    /// Any other failure of the request.
+    pub async fn probe(&self, id: &str) -> Result<Probe, ClientError> {
+        let probe = PendingChallenge {
+            challenge_id: id.to_owned(),
+            nonce: String::new(),
+            username: String::new(),
+            context: Default::default(),
+            claimed_host: None,
+            created_at: 0,
+            expires_at: 0,
+            number_matching: false,
+        };
+        let answer = self
+            .key
+            .sign_answer(self.account.device_id, &probe, Decision::Deny, None);
+        match self.client.answer(&answer).await {
+            Err(e) => Ok(match e.api_code() {
+                Some(ApiErrorCode::ChallengeClosed | ApiErrorCode::ChallengeExpired) => {
+                    Probe::Closed(answer_error(&e))
+                }
+                Some(ApiErrorCode::UnknownChallenge) => Probe::Unknown,
+                Some(ApiErrorCode::NonceMismatch) => Probe::Open,
+                _ => return Err(e),
+            }),
+            // An empty nonce never matches: the registry cannot accept it.
+            Ok(_) => Ok(Probe::Open),
+        }
+    }
+
     /// Sends the signed answer `decision` (with the number typed, for an
     /// approval under number matching) and gives the registry's result.
     ///
@@ -110,6 +146,17 @@ impl Device {
             .sign_answer(self.account.device_id, challenge, decision, number);
         Ok(self.client.answer(&answer).await?.result)
     }
+}
+
+/// What [`Device::probe`] learnt of a challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Still open (created after the poll): wait for it.
+    Open,
+    /// Answered, cancelled or expired: why, for the device's user.
+    Closed(String),
+    /// The registry does not know it (for this device's user).
+    Unknown,
 }
 
 /// Registers a new device with `uri`'s one-time code: makes its Ed25519

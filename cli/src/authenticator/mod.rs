@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use store::{Account, Accounts, Locked};
+use twostep_common::api::ApiErrorCode;
 use twostep_common::push::{parse_activation_uri, Decision, PushResult, ACTIVATION_SCHEME};
 
 /// Exit status of `approve`, `deny`, `fraud` and `pending --wait` when no
@@ -28,6 +29,11 @@ pub const EXIT_NO_REQUEST: u8 = 3;
 /// Exit status of `approve`, `deny` and `fraud` when the registry recorded
 /// another result than the one asked for (`wrong_number`).
 pub const EXIT_OTHER_RESULT: u8 = 4;
+
+/// Exit status of `approve`, `deny` and `fraud` when the request is closed
+/// already (answered, cancelled or expired): said at once for a
+/// `--challenge ID` that is no longer pending, without waiting `--wait`.
+pub const EXIT_CLOSED: u8 = 5;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -43,9 +49,14 @@ Accounts are kept in $XDG_CONFIG_HOME/twostep/authenticator.json (else
 another file. It holds TOTP secrets and device private keys: no command
 prints them.
 
-approve, deny and fraud exit with 0 when the registry recorded the answer
-as asked, 3 when no sign-in request came within --wait, 4 when the registry
-recorded another result (wrong_number), 1 on errors.";
+Exit status of approve, deny and fraud:
+  0  the registry recorded the answer as asked
+  1  an error (the message says which; nothing was answered)
+  3  no pending sign-in request (or not the --challenge ID) within --wait
+  4  the registry recorded another result (wrong_number)
+  5  the request is closed already (answered, cancelled or expired); for
+     --challenge ID said at once, without waiting --wait
+pending --wait exits with 3 when no request came.";
 
 /// `twostep authenticator ...`.
 #[derive(Args)]
@@ -444,6 +455,22 @@ fn answer(
     let accounts = Accounts::load(path)?;
     let device = Device::new(accounts.one_push_account(target.account.as_deref())?)?;
     runtime()?.block_on(async {
+        let closed = |why: &str| {
+            eprintln!("twostep: {why} (nothing was answered)");
+            Ok(ExitCode::from(EXIT_CLOSED))
+        };
+        if let Some(id) = &target.challenge {
+            if !device.poll(0).await?.iter().any(|c| c.challenge_id == *id) {
+                match device.probe(id).await? {
+                    device::Probe::Closed(why) => return closed(&why),
+                    device::Probe::Unknown => bail!(
+                        "the registry knows no sign-in request {} for this device's user (see `pending`)",
+                        text(id)
+                    ),
+                    device::Probe::Open => {}
+                }
+            }
+        }
         let wait = Duration::from_secs(target.wait);
         let Some(challenge) = device.wait_for(target.challenge.as_deref(), wait).await? else {
             match &target.challenge {
@@ -464,10 +491,18 @@ fn answer(
                 "this sign-in request needs the number shown at the login: --number N (nothing was answered)"
             );
         }
-        let result = device
-            .answer(&challenge, decision, number)
-            .await
-            .map_err(|e| anyhow!("{}", device::answer_error(&e)))?;
+        let result = match device.answer(&challenge, decision, number).await {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.api_code(),
+                    Some(ApiErrorCode::ChallengeClosed | ApiErrorCode::ChallengeExpired)
+                ) =>
+            {
+                return closed(&device::answer_error(&e));
+            }
+            Err(e) => bail!("{}", device::answer_error(&e)),
+        };
         println!("{}", result.as_str());
         let asked = match decision {
             Decision::Approve => PushResult::Approved,
