@@ -960,3 +960,32 @@ async fn the_device_and_the_audit_name_the_registered_host() {
         (Some("web1"), None)
     );
 }
+
+#[tokio::test]
+async fn bidi_formatting_in_device_names_and_labels_is_refused() {
+    let app = TestApp::new("").await;
+    add_user(&app, "rosa").await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/admin/users/rosa/methods/push",
+            Some(ADMIN),
+            Some(json!({"label": "phone\u{202E}gpj.exe"})),
+        )
+        .await;
+    assert_eq!((s, error(&v)), (StatusCode::BAD_REQUEST, "invalid_field"));
+    let code = activation_code(&app, "rosa").await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/device/activate",
+            None,
+            Some(json!({"code": code, "device_name": "a\u{2067}b\u{2069}",
+                        "public_key": DeviceKey::generate().public_key()})),
+        )
+        .await;
+    assert_eq!((s, error(&v)), (StatusCode::BAD_REQUEST, "invalid_field"));
+    // The code was not used by the refusal.
+    let (s, _) = activate_with(&app, &code, &DeviceKey::generate()).await;
+    assert_eq!(s, StatusCode::CREATED);
+}

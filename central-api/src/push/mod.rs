@@ -109,14 +109,18 @@ pub(crate) fn claimed_host<'a>(registered: &str, ctx: &'a PushContext) -> Option
     ctx.host.as_deref().filter(|h| *h != registered)
 }
 
-/// Refuses a context field that is too long or has control characters.
+/// Refuses a context field that is too long or has control or
+/// bidirectional formatting characters (shown on the device).
 pub(crate) fn check_context_field(what: &str, value: Option<&str>) -> Result<(), ApiError> {
     match value {
-        Some(v) if v.chars().count() > MAX_CONTEXT_CHARS || v.chars().any(char::is_control) => {
+        Some(v)
+            if v.chars().count() > MAX_CONTEXT_CHARS
+                || v.chars().any(crate::validate::is_unsafe_char) =>
+        {
             Err(ApiError::new(
                 ApiErrorCode::InvalidField,
                 format!(
-                    "context.{what} must be at most {MAX_CONTEXT_CHARS} characters without control characters"
+                    "context.{what} must be at most {MAX_CONTEXT_CHARS} characters without control or bidirectional formatting characters"
                 ),
             ))
         }
