@@ -11,8 +11,9 @@ use std::process::ExitCode;
     after_help = "Examples:\n  \
         twostep-api --config /etc/twostep/twostep.toml\n  \
         twostep-api --config /etc/twostep/twostep.toml --check   # before a (re)start\n\n\
-        --check reads the config, the TLS, secret key and admin token files and the\n\
-        database (read-only), creates nothing, and exits 0 after an OK line.\n\
+        --check reads the config, the TLS, secret key, admin token and webhook header\n\
+        value files and the database (read-only), creates nothing, and exits 0 after\n\
+        an OK line.\n\
         Log filter: RUST_LOG (default info)."
 )]
 struct Args {
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> anyhow::Result<()> {
     let config = twostep_config::Config::load(&args.config)?;
     let api = config.api()?;
+    config.check_files(&args.config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -198,7 +198,7 @@ fn schemas() -> Value {
             "last_used_at": nullable(int64()), "disabled": {"type": "boolean"} })),
         "User": object(&["username", "display_name", "disabled", "created_at", "locked_until", "methods"], json!({
             "username": string(), "display_name": nullable(string()), "disabled": {"type": "boolean"},
-            "created_at": int64(), "locked_until": nullable(int64()),
+            "created_at": int64(), "locked_until": nullable(int64()), "push_blocked_at": nullable(int64()),
             "methods": array_of("Method") })),
         "EnrolTotp": object(&[], json!({ "label": nullable(string()) })),
         "TotpEnrolment": object(&["method", "secret_base32", "otpauth_uri"], json!({

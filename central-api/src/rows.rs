@@ -13,7 +13,7 @@ pub(crate) const METHOD_COLUMNS: &str =
     "id, user_id, kind, label, is_default, created_at, last_used_at, disabled";
 /// The columns [`UserRow::from_row`] reads.
 pub(crate) const USER_COLUMNS: &str =
-    "id, username, display_name, disabled, created_at, locked_until";
+    "id, username, display_name, disabled, created_at, locked_until, push_blocked_at";
 
 /// A method from a row of [`METHOD_COLUMNS`].
 ///
@@ -76,6 +76,8 @@ pub(crate) struct UserRow {
     pub created_at: i64,
     /// End of the last lockout as stored, in Unix seconds; may be past.
     pub locked_until: Option<i64>,
+    /// When a report of fraud blocked new pushes, in Unix seconds.
+    pub push_blocked_at: Option<i64>,
 }
 
 impl UserRow {
@@ -91,6 +93,7 @@ impl UserRow {
             disabled: row.try_get::<i64, _>("disabled")? != 0,
             created_at: row.try_get("created_at")?,
             locked_until: row.try_get("locked_until")?,
+            push_blocked_at: row.try_get("push_blocked_at")?,
         })
     }
 
@@ -135,6 +138,7 @@ impl UserRow {
             display_name: self.display_name,
             disabled: self.disabled,
             created_at: self.created_at,
+            push_blocked_at: self.push_blocked_at,
             methods,
         }
     }
@@ -180,6 +184,7 @@ mod tests {
             disabled,
             created_at: 0,
             locked_until,
+            push_blocked_at: None,
         }
     }
 

@@ -29,8 +29,22 @@ pub(crate) fn check_host_name(name: &str) -> ApiResult<()> {
     })
 }
 
+/// Whether `c` is refused in shown text: a control character (Unicode
+/// category Cc), or a bidirectional formatting character that can make
+/// text read otherwise than it is stored (U+200E/U+200F marks, U+061C,
+/// U+202A–U+202E embeddings and overrides, U+2066–U+2069 isolates;
+/// Unicode UAX #9, CVE-2021-42574).
+pub(crate) fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
 /// Checks a label or display name (`what`): not blank, at most
-/// [`MAX_LABEL_CHARS`] characters, no control characters.
+/// [`MAX_LABEL_CHARS`] characters, no control or bidirectional formatting
+/// characters ([`is_unsafe_char`]).
 ///
 /// # Errors
 /// 400 `invalid_field` naming `what`.
@@ -41,13 +55,37 @@ pub(crate) fn check_text(what: &str, s: &str) -> ApiResult<()> {
             format!("{what} is empty"),
         ));
     }
-    if s.chars().count() > MAX_LABEL_CHARS || s.chars().any(char::is_control) {
+    if s.chars().count() > MAX_LABEL_CHARS || s.chars().any(is_unsafe_char) {
         return Err(ApiError::new(
             ApiErrorCode::InvalidField,
             format!(
-                "{what} must be at most {MAX_LABEL_CHARS} characters without control characters"
+                "{what} must be at most {MAX_LABEL_CHARS} characters without control or bidirectional formatting characters"
             ),
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bidi_formatting_is_refused_like_control_characters() {
+        for bad in [
+            "phone\u{202E}cod.exe",
+            "a\u{2066}b",
+            "a\u{2069}",
+            "\u{200E}x",
+            "x\u{200F}",
+            "x\u{202A}",
+            "x\u{1b}[2J",
+        ] {
+            let e = super::check_text("label", bad).unwrap_err();
+            assert_eq!(
+                e.parts().1,
+                twostep_common::api::ApiErrorCode::InvalidField,
+                "{bad:?}"
+            );
+        }
+        assert!(super::check_text("label", "Jörg's phone \u{05D0}\u{05D1}").is_ok());
+    }
 }

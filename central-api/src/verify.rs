@@ -11,7 +11,9 @@
 //!   affected means this request consumed the code;
 //! - failure: one `UPDATE users` that counts the failure inside the window
 //!   and, on reaching `max_failures`, sets `locked_until` and clears the
-//!   count; it only touches users that are not locked.
+//!   count; it only touches users that are not locked. The transaction
+//!   that sets the lock also cancels the user's open push challenges
+//!   ([`crate::push::challenge::cancel_open_as`]).
 //!
 //! Secrets are decrypted and codes checked before any write; the writes of
 //! one verification and its audit records then share one transaction
@@ -93,7 +95,8 @@ pub async fn verify_as(
         detail: (!detail.is_empty()).then(|| detail.join(" ")),
     };
     write_audit(&mut *tx, now, &record).await?;
-    if let Some(until) = lockout {
+    let mut cancelled = Vec::new();
+    if let Some((until, uid)) = lockout {
         let record = Audit {
             action: "lockout",
             result: Some("locked"),
@@ -104,9 +107,20 @@ pub async fn verify_as(
             ..record
         };
         write_audit(&mut *tx, now, &record).await?;
+        // A locked user's open pushes end with the lockout.
+        cancelled = crate::push::challenge::cancel_open_as(
+            state,
+            &mut tx,
+            uid,
+            actor,
+            ctx.remote_addr.as_deref(),
+            "user locked out",
+        )
+        .await?;
     }
     tx.commit().await?;
-    if let Some(until) = lockout {
+    state.push.hub.finished(&cancelled);
+    if let Some((until, _)) = lockout {
         tracing::warn!(
             username = %req.username,
             host = audit_host.unwrap_or("-"),
@@ -204,14 +218,14 @@ async fn plan(
     Ok(Plan::Fail { uid })
 }
 
-/// Carries out `plan` in `tx`: the verdict, and `Some(locked_until)` when
-/// this request triggered a lockout.
+/// Carries out `plan` in `tx`: the verdict, and `Some((locked_until,
+/// user id))` when this request triggered a lockout.
 async fn apply(
     state: &AppState,
     tx: &mut Transaction<'_, Any>,
     plan: Plan,
     now: i64,
-) -> Result<(VerifyResponse, Option<i64>), ApiError> {
+) -> Result<(VerifyResponse, Option<(i64, i64)>), ApiError> {
     let uid = match plan {
         Plan::Answer(resp) => return Ok((resp, None)),
         Plan::Fail { uid } => uid,
@@ -276,13 +290,14 @@ fn locked(until: i64) -> VerifyResponse {
 }
 
 /// Counts one failure; `reject`, or `locked` when the user was already
-/// locked by a concurrent request.
+/// locked by a concurrent request; `Some((locked_until, uid))` when this
+/// failure set the lock.
 async fn record_failure(
     state: &AppState,
     tx: &mut Transaction<'_, Any>,
     uid: i64,
     now: i64,
-) -> Result<(VerifyResponse, Option<i64>), ApiError> {
+) -> Result<(VerifyResponse, Option<(i64, i64)>), ApiError> {
     let lk = &state.lockout;
     let window = i64::try_from(lk.window_seconds).unwrap_or(i64::MAX);
     let lock = i64::try_from(lk.lock_seconds).unwrap_or(i64::MAX);
@@ -313,7 +328,10 @@ async fn record_failure(
             let count: i64 = r.try_get("failure_count")?;
             let locked_until: Option<i64> = r.try_get("locked_until")?;
             let just_locked = count == 0 && locked_until == Some(until);
-            Ok((verdict(VerifyResult::Reject), just_locked.then_some(until)))
+            Ok((
+                verdict(VerifyResult::Reject),
+                just_locked.then_some((until, uid)),
+            ))
         }
         None => {
             // Locked (or deleted) since we looked.

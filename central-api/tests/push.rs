@@ -337,8 +337,15 @@ async fn fraud_blocks_new_pushes_until_unlock() {
     let v = start(&app, &host, "carol").await;
     assert_eq!(v["result"], "blocked");
     assert_eq!(v["challenge"], Value::Null);
+    // Admins see the block, in show and in list.
+    let u = app.admin(Method::GET, "/v1/admin/users/carol", None).await;
+    assert_eq!(u["push_blocked_at"].as_i64(), Some(now(&app)));
+    let list = app.admin(Method::GET, "/v1/admin/users", None).await;
+    assert_eq!(list[0]["push_blocked_at"].as_i64(), Some(now(&app)));
     app.admin(Method::POST, "/v1/admin/users/carol/unlock", None)
         .await;
+    let u = app.admin(Method::GET, "/v1/admin/users/carol", None).await;
+    assert_eq!(u["push_blocked_at"], Value::Null);
     sent(&app, &host, "carol").await;
     assert_eq!(
         audit_results(&app, "push.start").await,
@@ -739,4 +746,246 @@ async fn a_failing_webhook_never_fails_the_challenge() {
     let (_, v) = answer(&app, &dev, &c, Decision::Approve, number).await;
     assert_eq!(v["result"], "approved");
     assert_eq!(outcome(&app, &host, &id, 0).await.1["result"], "approved");
+}
+
+#[tokio::test]
+async fn reset_disable_and_delete_void_open_activations() {
+    let app = TestApp::new("").await;
+    add_user(&app, "ivan").await;
+    // Lost phone: the admin resets; the leaked URI registers nothing.
+    let leaked = activation_code(&app, "ivan").await;
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            "/v1/admin/users/ivan/methods",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = activate_with(&app, &leaked, &DeviceKey::generate()).await;
+    assert_eq!(
+        (s, error(&v)),
+        (StatusCode::NOT_FOUND, "unknown_activation")
+    );
+    // Disabled: the open code is voided, and no new one is made.
+    let leaked = activation_code(&app, "ivan").await;
+    app.admin(
+        Method::PATCH,
+        "/v1/admin/users/ivan",
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    let (s, v) = activate_with(&app, &leaked, &DeviceKey::generate()).await;
+    assert_eq!(
+        (s, error(&v)),
+        (StatusCode::NOT_FOUND, "unknown_activation")
+    );
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/admin/users/ivan/methods/push",
+            Some(ADMIN),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!((s, error(&v)), (StatusCode::FORBIDDEN, "device_disabled"));
+    assert!(v["message"].as_str().unwrap().contains("disabled"), "{v}");
+    // Deleted: voided (and audited) before the user goes.
+    app.admin(
+        Method::PATCH,
+        "/v1/admin/users/ivan",
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    activation_code(&app, "ivan").await;
+    let (s, _) = app
+        .call(Method::DELETE, "/v1/admin/users/ivan", Some(ADMIN), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        audit_results(&app, "push.activation.void").await,
+        ["ok", "ok", "ok"]
+    );
+    assert!(audit_results(&app, "push.activate")
+        .await
+        .iter()
+        .all(|r| r == "unknown_activation"));
+}
+
+#[tokio::test]
+async fn a_disabled_users_code_activates_nothing() {
+    let app = TestApp::new("").await;
+    add_user(&app, "jane").await;
+    let code = activation_code(&app, "jane").await;
+    // Disabled behind the registry's back (another node's old version):
+    // the activation still checks the user.
+    sqlx::query("UPDATE users SET disabled = 1 WHERE username = 'jane'")
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    let (s, v) = activate_with(&app, &code, &DeviceKey::generate()).await;
+    assert_eq!((s, error(&v)), (StatusCode::FORBIDDEN, "device_disabled"));
+    let u = app.admin(Method::GET, "/v1/admin/users/jane", None).await;
+    assert_eq!(u["methods"], json!([]));
+}
+
+#[tokio::test]
+async fn a_locked_users_approval_is_refused_and_a_lockout_cancels() {
+    let app = TestApp::new("[api.lockout]\nmax_failures = 2\n").await;
+    let dev = device_for(&app, "lena").await;
+    let host = add_host(&app, "web1").await;
+    // Locked while the challenge is open (by another node): the approval
+    // is refused and the host sees `cancelled`.
+    let (id, number) = sent(&app, &host, "lena").await;
+    let c = the_challenge(&app, &dev, &id).await;
+    sqlx::query("UPDATE users SET locked_until = $1 WHERE username = 'lena'")
+        .bind(now(&app) + 300)
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    let (s, v) = answer(&app, &dev, &c, Decision::Approve, number).await;
+    assert_eq!((s, error(&v)), (StatusCode::FORBIDDEN, "device_disabled"));
+    assert_eq!(outcome(&app, &host, &id, 0).await.1["result"], "cancelled");
+    app.admin(Method::POST, "/v1/admin/users/lena/unlock", None)
+        .await;
+    // The failure that sets the lock cancels the open challenge at once.
+    app.admin(
+        Method::POST,
+        "/v1/admin/users/lena/methods/totp",
+        Some(json!({})),
+    )
+    .await;
+    let (id, _) = sent(&app, &host, "lena").await;
+    let c = the_challenge(&app, &dev, &id).await;
+    assert_eq!(app.result(&host, "lena", "000000").await, "reject");
+    assert_eq!(app.result(&host, "lena", "000001").await, "reject");
+    assert!(poll(&app, &dev, 0).await.is_empty());
+    assert_eq!(outcome(&app, &host, &id, 0).await.1["result"], "cancelled");
+    let (s, v) = answer(&app, &dev, &c, Decision::Deny, None).await;
+    assert_eq!((s, error(&v)), (StatusCode::CONFLICT, "challenge_closed"));
+    assert_eq!(audit_results(&app, "push.cancel").await, ["cancelled"]);
+    assert_eq!(
+        audit_results(&app, "push.answer").await,
+        ["cancelled", "challenge_closed"]
+    );
+}
+
+#[tokio::test]
+async fn disabling_the_user_mid_wait_cancels_at_once() {
+    let app = TestApp::new("").await;
+    let dev = device_for(&app, "otto").await;
+    let host = add_host(&app, "web1").await;
+    let (id, _) = sent(&app, &host, "otto").await;
+    let started = Instant::now();
+    let wait = outcome(&app, &host, &id, 5);
+    let disable = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.admin(
+            Method::PATCH,
+            "/v1/admin/users/otto",
+            Some(json!({"disabled": true})),
+        )
+        .await
+    };
+    let ((s, v), _) = tokio::join!(wait, disable);
+    assert_eq!((s, &v["result"]), (StatusCode::OK, &json!("cancelled")));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(poll_raw(&app, &dev.key.sign_poll(dev.id, now(&app), 0))
+        .await
+        .0
+        .is_client_error());
+    assert_eq!(audit_results(&app, "push.cancel").await, ["cancelled"]);
+}
+
+#[tokio::test]
+async fn a_poll_timestamp_at_the_ends_of_i64_is_clock_skew() {
+    let app = TestApp::new("").await;
+    let dev = device_for(&app, "pia").await;
+    for t in [i64::MIN, i64::MAX, i64::MIN + 1] {
+        let (s, v) = poll_raw(&app, &dev.key.sign_poll(dev.id, t, 0)).await;
+        assert_eq!(
+            (s, error(&v)),
+            (StatusCode::UNAUTHORIZED, "clock_skew"),
+            "{t}"
+        );
+    }
+    assert_eq!(
+        audit_results(&app, "push.poll").await,
+        ["clock_skew", "clock_skew", "clock_skew"]
+    );
+}
+
+#[tokio::test]
+async fn the_device_and_the_audit_name_the_registered_host() {
+    let app = TestApp::new("").await;
+    let dev = device_for(&app, "quin").await;
+    // The host's key is web7's; it claims to be web1 (the `start` context).
+    let host = add_host(&app, "web7").await;
+    let (id, _) = sent(&app, &host, "quin").await;
+    let c = the_challenge(&app, &dev, &id).await;
+    assert_eq!(c.context.host.as_deref(), Some("web7"));
+    assert_eq!(c.claimed_host.as_deref(), Some("web1"));
+    let (_, v) = answer(&app, &dev, &c, Decision::Deny, None).await;
+    assert_eq!(v["result"], "denied");
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    for action in ["push.start", "push.answer"] {
+        let e = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap();
+        assert_eq!(e["host"], "web7", "{e}");
+        assert!(
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("claimed_host=\"web1\""),
+            "{e}"
+        );
+    }
+    // A host that claims its own name has no claim shown.
+    let web1 = add_host(&app, "web1").await;
+    let (id, _) = sent(&app, &web1, "quin").await;
+    let c = the_challenge(&app, &dev, &id).await;
+    assert_eq!(
+        (c.context.host.as_deref(), c.claimed_host),
+        (Some("web1"), None)
+    );
+}
+
+#[tokio::test]
+async fn bidi_formatting_in_device_names_and_labels_is_refused() {
+    let app = TestApp::new("").await;
+    add_user(&app, "rosa").await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/admin/users/rosa/methods/push",
+            Some(ADMIN),
+            Some(json!({"label": "phone\u{202E}gpj.exe"})),
+        )
+        .await;
+    assert_eq!((s, error(&v)), (StatusCode::BAD_REQUEST, "invalid_field"));
+    let code = activation_code(&app, "rosa").await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/device/activate",
+            None,
+            Some(json!({"code": code, "device_name": "a\u{2067}b\u{2069}",
+                        "public_key": DeviceKey::generate().public_key()})),
+        )
+        .await;
+    assert_eq!((s, error(&v)), (StatusCode::BAD_REQUEST, "invalid_field"));
+    // The code was not used by the refusal.
+    let (s, _) = activate_with(&app, &code, &DeviceKey::generate()).await;
+    assert_eq!(s, StatusCode::CREATED);
 }

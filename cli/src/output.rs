@@ -42,6 +42,13 @@ pub fn user_status(u: &User) -> String {
     }
 }
 
+/// "push blocked (fraud reported at TIME)" when a report of fraud blocks
+/// new pushes to `u`.
+pub fn push_block(u: &User) -> Option<String> {
+    u.push_blocked_at
+        .map(|t| format!("push blocked (fraud reported at {})", time(t)))
+}
+
 /// The user list as a table.
 pub fn users(list: &[User]) -> String {
     let mut s = format!(
@@ -57,12 +64,16 @@ pub fn users(list: &[User]) -> String {
             "active"
         };
         s.push_str(&format!(
-            "{:<24} {:<10} {:>7}  {}\n",
+            "{:<24} {:<10} {:>7}  {}",
             text(&u.username),
             status,
             u.methods.len(),
             time(u.created_at)
         ));
+        if let Some(b) = push_block(u) {
+            s.push_str(&format!("  {b}"));
+        }
+        s.push('\n');
     }
     s
 }
@@ -91,6 +102,11 @@ pub fn user(u: &User) -> String {
         s.push_str(&format!("display name: {}\n", text(d)));
     }
     s.push_str(&format!("status:       {}\n", user_status(u)));
+    if let Some(b) = push_block(u) {
+        s.push_str(&format!(
+            "push:         {b}; `twostep user unlock` clears it\n"
+        ));
+    }
     s.push_str(&format!("created:      {}\n", time(u.created_at)));
     if u.methods.is_empty() {
         s.push_str("methods:      none (not enrolled)\n");
@@ -184,5 +200,31 @@ mod tests {
         assert!(!line.contains('\u{1b}'), "{line:?}");
         assert!(!line.contains('\u{7}'), "{line:?}");
         assert!(line.contains("service=x\\u{1b}[31mred"), "{line:?}");
+    }
+
+    #[test]
+    fn a_push_block_is_shown_in_show_and_list() {
+        let u: User = serde_json::from_value(serde_json::json!({
+            "username": "carol", "display_name": null, "disabled": false,
+            "created_at": 0, "locked_until": null, "push_blocked_at": 1_700_000_000,
+            "methods": []
+        }))
+        .unwrap();
+        let b = "push blocked (fraud reported at 2023-11-14T22:13:20Z)";
+        assert!(
+            user(&u).contains(&format!("push:         {b}")),
+            "{}",
+            user(&u)
+        );
+        let list = users(std::slice::from_ref(&u));
+        assert!(list.lines().nth(1).unwrap().ends_with(b), "{list}");
+        // From an older registry: no field, not blocked.
+        let old: User = serde_json::from_value(serde_json::json!({
+            "username": "carol", "display_name": null, "disabled": false,
+            "created_at": 0, "locked_until": null, "methods": []
+        }))
+        .unwrap();
+        assert_eq!(old.push_blocked_at, None);
+        assert!(!user(&old).contains("push blocked"));
     }
 }

@@ -440,6 +440,11 @@ pub struct User {
     pub created_at: i64,
     /// Unix seconds until which the user is locked out, if locked now.
     pub locked_until: Option<i64>,
+    /// Unix seconds of the report of fraud that blocks new pushes to the
+    /// user, until `twostep user unlock` clears it (absent from older
+    /// registries: read as not blocked).
+    #[serde(default)]
+    pub push_blocked_at: Option<i64>,
     /// Registered methods (never secrets).
     pub methods: Vec<Method>,
 }

@@ -176,8 +176,13 @@ pub struct PendingChallenge {
     pub nonce: String,
     /// Who is signing in.
     pub username: String,
-    /// Where from.
+    /// Where from. `host` is the registered name of the host that started
+    /// the challenge (its API key's), never the host's own claim.
     pub context: PushContext,
+    /// The host name the starting host claimed in its context, when it
+    /// differs from its registered name: to be shown as a claim only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_host: Option<String>,
     /// Unix seconds of creation.
     pub created_at: i64,
     /// Unix seconds after which answers are refused.
@@ -653,6 +658,7 @@ mod tests {
             nonce: "n1".into(),
             username: "alice".into(),
             context: PushContext::default(),
+            claimed_host: None,
             created_at: 0,
             expires_at: 60,
             number_matching: true,

@@ -530,6 +530,24 @@ impl Config {
         Ok(config)
     }
 
+    /// Checks the files `[api]` names that the parse cannot (the webhook
+    /// headers' `value_file`s, [`PushConfig::check_files`]), with errors at
+    /// FILE:LINE:COL of `path` (read again for the positions). The registry
+    /// runs it at start and with `--check`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] when `path` cannot be read; the check's.
+    pub fn check_files(&self, path: &Path) -> Result<(), ConfigError> {
+        let Some(api) = &self.api else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+            path: path.to_owned(),
+            error,
+        })?;
+        api.push.check_files(path, &text)
+    }
+
     fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
         let at = |key: &str, message: String| ConfigError::at_key(path, text, key, message);
         if self.version != CONFIG_VERSION {

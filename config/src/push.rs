@@ -177,7 +177,9 @@ fn is_header_name(name: &str) -> bool {
 }
 
 impl PushConfig {
-    /// Checks the values serde cannot: ranges, URLs, header names.
+    /// Checks the values serde cannot: ranges, URLs (parsed), the body
+    /// template (JSON once filled in), header names, values and the form
+    /// of their `value_file`s (the files themselves: [`Self::check_files`]).
     pub(crate) fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
         let at = |key: &str, message: String| ConfigError::at_key(path, text, key, message);
         if !(1..=MAX_CHALLENGE_LIFETIME).contains(&self.challenge_lifetime) {
@@ -203,18 +205,24 @@ impl PushConfig {
         if self.rate_window == 0 {
             return Err(at("rate_window", "rate_window must be at least 1".into()));
         }
-        for (key, url) in [
-            ("public_url", &self.public_url),
-            ("webhook_url", &self.webhook_url),
+        for (key, url, base) in [
+            ("public_url", &self.public_url, true),
+            ("webhook_url", &self.webhook_url, false),
         ] {
             if let Some(u) = url {
-                if !(u.starts_with("https://") || u.starts_with("http://")) {
-                    return Err(at(
-                        key,
-                        format!("{key} must start with https:// or http://"),
-                    ));
+                if let Some(why) = url_problem(u, base) {
+                    return Err(at(key, format!("{key} {u:?} {why}")));
                 }
             }
+        }
+        let sample = render_webhook_body(&self.webhook_body, "alice", 1, "challenge");
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&sample) {
+            return Err(at(
+                "webhook_body",
+                format!(
+                    "webhook_body is not JSON once its placeholders are filled in ({e}): {sample}"
+                ),
+            ));
         }
         if !(1..=30).contains(&self.webhook_timeout) {
             return Err(at(
@@ -229,17 +237,83 @@ impl PushConfig {
             ));
         }
         for (name, value) in &self.webhook_headers {
-            if let WebhookHeader::Value(v) = value {
-                if v.chars().any(char::is_control) {
-                    return Err(at(
-                        "webhook_headers",
-                        format!("webhook_headers: the value of {name:?} has a control character"),
+            let at = |message| header_at(path, text, name, message);
+            match value {
+                WebhookHeader::Value(v) if v.chars().any(char::is_control) => {
+                    return Err(at(format!(
+                        "webhook_headers: the value of {name:?} has a control character"
+                    )));
+                }
+                WebhookHeader::File(f) if !f.value_file.is_absolute() => {
+                    return Err(at(format!(
+                        "webhook_headers: the value_file of {name:?} must be an absolute path, not {}",
+                        f.value_file.display()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the webhook headers' `value_file`s under the rule of every
+    /// secret file ([`crate::check_secret_file`]: exists, owned by root or
+    /// this user, not group- or world-readable, not empty); an error is
+    /// placed at the header's line of `text`, the file at `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] naming the header and why its file is refused.
+    pub fn check_files(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        for (name, value) in &self.webhook_headers {
+            if let WebhookHeader::File(f) = value {
+                if let Err(e) = crate::check_secret_file(&f.value_file) {
+                    return Err(header_at(
+                        path,
+                        text,
+                        name,
+                        format!("webhook_headers: the value_file of {name:?}: {e}"),
                     ));
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Why `u` is not an http(s) URL with a host (`base`: nor one with a
+/// query or fragment, as it is the base of other URLs), if it is not.
+fn url_problem(u: &str, base: bool) -> Option<String> {
+    let parsed = match url::Url::parse(u) {
+        Ok(p) => p,
+        Err(e) => return Some(format!("is not a URL: {e}")),
+    };
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Some("must start with https:// or http://".into());
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Some("has no host".into());
+    }
+    if base && (parsed.query().is_some() || parsed.fragment().is_some()) {
+        return Some("must not have a query (?...) or fragment (#...)".into());
+    }
+    None
+}
+
+/// An error at the line setting webhook header `name` (a
+/// `[api.push.webhook_headers]` table), else at `webhook_headers`.
+fn header_at(path: &Path, text: &str, name: &str, message: String) -> ConfigError {
+    let quoted = format!("{name:?}");
+    let key = [name, quoted.as_str()]
+        .into_iter()
+        .find(|k| {
+            text.lines().any(|l| {
+                l.trim_start()
+                    .strip_prefix(k)
+                    .is_some_and(|r| r.trim_start().starts_with('='))
+            })
+        })
+        .unwrap_or("webhook_headers");
+    ConfigError::at_key(path, text, key, message)
 }
 
 #[cfg(test)]
@@ -277,7 +351,7 @@ mod tests {
         );
         assert_eq!(
             parse("number_matching = true\nwebhook_url = \"ftp://x\"\n").unwrap_err(),
-            "t.toml:9:1: webhook_url must start with https:// or http://"
+            "t.toml:9:1: webhook_url \"ftp://x\" must start with https:// or http://"
         );
         let e = parse("webhook_headers = { \"bad name\" = \"x\" }\n").unwrap_err();
         assert!(
@@ -314,5 +388,73 @@ mod tests {
             body,
             r#"{"username":"a\"b\\c","device_id":7,"challenge_id":"cid"}"#
         );
+    }
+
+    #[test]
+    fn urls_are_parsed() {
+        for (line, want) in [
+            ("webhook_url = \"https://\"\n", "webhook_url \"https://\" is not a URL: empty host"),
+            ("webhook_url = \"file:///relay\"\n", "webhook_url \"file:///relay\" must start with https:// or http://"),
+            ("public_url = \"https://reg.example/?x=1\"\n", "public_url \"https://reg.example/?x=1\" must not have a query (?...) or fragment (#...)"),
+            ("public_url = \"https://reg .example\"\n", "public_url \"https://reg .example\" is not a URL: invalid international domain name"),
+        ] {
+            assert_eq!(parse(line).unwrap_err(), format!("t.toml:8:1: {want}"));
+        }
+        let c = parse("public_url = \"https://reg.example:8443/\"\nwebhook_url = \"https://relay.example/w?k=1\"\n");
+        assert!(c.is_ok(), "{c:?}");
+    }
+
+    #[test]
+    fn the_webhook_body_must_render_to_json() {
+        let e = parse("webhook_body = '{\"u\": {{username}}}'\n").unwrap_err();
+        assert!(
+            e.starts_with(
+                "t.toml:8:1: webhook_body is not JSON once its placeholders are filled in"
+            ),
+            "{e}"
+        );
+        assert!(
+            parse("webhook_body = '{\"u\": \"{{username}}\", \"d\": {{device_id}}}'\n").is_ok()
+        );
+    }
+
+    #[test]
+    fn header_value_files_follow_the_secret_file_rule() {
+        use std::os::unix::fs::PermissionsExt;
+        let e =
+            parse("[api.push.webhook_headers]\nAuthorization = { value_file = \"relay.token\" }\n")
+                .unwrap_err();
+        assert_eq!(
+            e,
+            "t.toml:9:1: webhook_headers: the value_file of \"Authorization\" must be an absolute path, not relay.token"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("relay.token");
+        let cfg = |file: &std::path::Path| {
+            format!("webhook_url = \"https://relay.example/w\"\nwebhook_headers = {{ Authorization = {{ value_file = {:?} }} }}\n", file.display().to_string())
+        };
+        let check = |file: &std::path::Path| {
+            let text = format!(
+                "version = 1\n[api]\nlisten = \"127.0.0.1:8443\"\ndatabase = \"sqlite:///x.db\"\nsecret_key_file = \"/k\"\nadmin_token_file = \"/t\"\n[api.push]\n{}",
+                cfg(file)
+            );
+            let c = Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+            c.api
+                .unwrap()
+                .push
+                .check_files(std::path::Path::new("t.toml"), &text)
+                .map_err(|e| e.to_string())
+        };
+        let e = check(&token).unwrap_err();
+        assert!(
+            e.starts_with("t.toml:9:1: webhook_headers: the value_file of \"Authorization\": "),
+            "{e}"
+        );
+        std::fs::write(&token, "Bearer x\n").unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = check(&token).unwrap_err();
+        assert!(e.starts_with("t.toml:9:1: ") && e.contains("0644"), "{e}");
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(check(&token), Ok(()));
     }
 }

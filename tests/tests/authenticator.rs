@@ -433,3 +433,46 @@ fn watch_asks_for_the_number_reconnects_and_stops_on_ctrl_c() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     errors.wait_for("stopped\n");
 }
+
+#[test]
+fn a_second_answer_to_a_closed_request_exits_5_at_once() {
+    let s = push_setup();
+    let a = &s.accounts;
+    let c = s.start();
+    let id = c.challenge_id.as_str();
+    let out = authenticator(a, &["deny", "--challenge", id]);
+    answered(&out, 0, "denied");
+    // Again, with a long --wait: said at once, status 5, nothing answered.
+    for args in [
+        ["deny", "--challenge", id, "--wait", "30"].as_slice(),
+        &[
+            "approve",
+            "--number",
+            "42",
+            "--challenge",
+            id,
+            "--wait",
+            "30",
+        ],
+    ] {
+        let t = Instant::now();
+        let out = authenticator(a, args);
+        exited(&out, 5, "answered or cancelled already");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    }
+    assert_eq!(s.outcome(&c), PushResult::Denied);
+    // An id the registry does not know is an error at once.
+    let t = Instant::now();
+    let out = authenticator(a, &["deny", "--challenge", "nosuch", "--wait", "30"]);
+    exited(&out, 1, "knows no sign-in request");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let help = String::from_utf8(
+        Command::new(bin("twostep"))
+            .args(["authenticator", "--help"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(help.contains("5  the request is closed already"), "{help}");
+}

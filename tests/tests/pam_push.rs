@@ -261,8 +261,11 @@ fn pamtester_approve_wrong_number_deny() {
             let ctx = &pending[0]["context"];
             assert_eq!(ctx["service"], "push", "{ctx}");
             assert_eq!(ctx["remote_addr"], RHOST, "{ctx}");
+            // The host is the registered one (its API key's); the name the
+            // PAM host claims is shown only as a claim.
+            assert_eq!(ctx["host"], "pam-test-host", "{ctx}");
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-            assert_eq!(ctx["host"], host.trim(), "{ctx}");
+            assert_eq!(pending[0]["claimed_host"], host.trim(), "{pending:?}");
             let out = phone.run(0, &["approve", "--number", &n.to_string()]);
             assert_eq!(out.trim(), "approved");
         }),

@@ -438,3 +438,48 @@ fn admin_cli_push_commands() {
         assert_eq!(start_result(&host, "dora").await, StartResult::Sent);
     });
 }
+
+/// `twostep enrol --push` for a disabled user is refused with a clear
+/// message; `user reset` voids an activation URI printed before it.
+#[test]
+fn enrol_push_for_a_disabled_user_and_a_reset_voids_the_uri() {
+    let reg = Registry::start();
+    reg.add_user("erin");
+    let out = twostep_cli(&reg, &["enrol", "erin", "--push", "--no-qr"]);
+    let uri = out
+        .lines()
+        .find_map(|l| l.strip_prefix("uri: "))
+        .expect("uri line")
+        .to_owned();
+    twostep_cli(&reg, &["user", "reset", "erin"]);
+    let parsed = parse_activation_uri(&uri).unwrap();
+    runtime().block_on(async {
+        let client = RegistryClient::for_device(&parsed.registry, None).unwrap();
+        let err = client
+            .activate(&ActivateDevice {
+                code: parsed.code.clone(),
+                device_name: "found phone".into(),
+                public_key: DeviceKey::generate().public_key(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.api_code(),
+            Some(ApiErrorCode::UnknownActivation),
+            "{err}"
+        );
+    });
+    twostep_cli(&reg, &["user", "disable", "erin"]);
+    let out = std::process::Command::new(twostep_e2e::bin("twostep"))
+        .arg("--config")
+        .arg(&reg.config_path)
+        .args(["enrol", "erin", "--push"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("user \"erin\" is disabled") && stderr.contains("twostep user enable erin"),
+        "{stderr}"
+    );
+}

@@ -2,7 +2,9 @@
 //! its SHA-256, valid `[api.push] activation_lifetime` seconds); the
 //! device sends it with its name and Ed25519 public key and becomes a
 //! method of kind `push`. The code is consumed by one statement whose
-//! `WHERE` requires it unused and unexpired, so it works once.
+//! `WHERE` requires it unused and unexpired, so it works once. Resetting,
+//! disabling or deleting the user voids their open codes ([`void_open`]);
+//! no code is created for, nor a device registered to, a disabled user.
 
 use crate::audit::{write_audit, AdminChange, Audit, Subject};
 use crate::auth::AdminAuth;
@@ -15,7 +17,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use twostep_common::api::ApiErrorCode;
 use twostep_common::push::{
     activation_uri, parse_public_key, ActivateDevice, Activation, CreateActivation, DeviceActivated,
@@ -37,6 +39,45 @@ fn code_hash(code: &str) -> String {
         .map(|c| c.to_ascii_uppercase())
         .collect();
     hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// Voids the open (unused, unexpired) activation codes of user `uid` in
+/// the transaction on `conn` (the user reset, disabled or deleted), so a
+/// leaked activation URI registers no device afterwards; audits one
+/// `push.activation.void` record naming `why` when any was voided, and
+/// returns how many were.
+///
+/// # Errors
+/// The database's.
+pub async fn void_open(
+    conn: &mut AnyConnection,
+    now: i64,
+    uid: i64,
+    peer: Option<&str>,
+    why: &str,
+) -> Result<u64, ApiError> {
+    let n = sqlx::query(
+        "DELETE FROM push_activations WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(uid)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        let username = super::challenge::username_of(conn, uid).await?;
+        write_audit(
+            &mut *conn,
+            now,
+            &Audit {
+                username: username.as_deref(),
+                detail: Some(format!("{n} open activation codes voided: {why}")),
+                ..Audit::admin_ok("push.activation.void", peer)
+            },
+        )
+        .await?;
+    }
+    Ok(n)
 }
 
 /// `POST /v1/admin/users/{username}/methods/push`.
@@ -61,9 +102,9 @@ pub(crate) async fn create(
     let now = change.now();
     let lifetime = i64::try_from(state.push.config.activation_lifetime).unwrap_or(600);
     let expires_at = now.saturating_add(lifetime);
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO push_activations (code_hash, user_id, label, created_at, expires_at)
-         SELECT $1, u.id, $2, $3, $4 FROM users u WHERE u.username = $5
+         SELECT $1, u.id, $2, $3, $4 FROM users u WHERE u.username = $5 AND u.disabled = 0
          RETURNING user_id",
     )
     .bind(code_hash(&code))
@@ -72,8 +113,17 @@ pub(crate) async fn create(
     .bind(expires_at)
     .bind(&username)
     .fetch_optional(change.conn())
-    .await?
-    .ok_or_else(|| ApiError::unknown_user(&username))?;
+    .await?;
+    if inserted.is_none() {
+        let user = sqlx::query("SELECT id FROM users WHERE username = $1")
+            .bind(&username)
+            .fetch_optional(change.conn())
+            .await?;
+        return Err(match user {
+            Some(_) => user_disabled(&username),
+            None => ApiError::unknown_user(&username),
+        });
+    }
     sqlx::query("DELETE FROM push_activations WHERE expires_at < $1")
         .bind(now.saturating_sub(KEEP_SECONDS))
         .execute(change.conn())
@@ -93,6 +143,17 @@ pub(crate) async fn create(
             expires_at,
         }),
     ))
+}
+
+/// 403 `device_disabled`: `username` is disabled, so no device is
+/// registered for them.
+fn user_disabled(username: &str) -> ApiError {
+    ApiError::new(
+        ApiErrorCode::DeviceDisabled,
+        format!(
+            "user {username:?} is disabled: no push device can be registered for them (`twostep user enable {username}` first)"
+        ),
+    )
 }
 
 /// `POST /v1/device/activate`.
@@ -122,6 +183,16 @@ pub(crate) async fn activate(
         return Err(refusal(&state, &hash, now, peer.as_deref()).await?);
     };
     let uid: i64 = used.try_get("user_id")?;
+    let user = sqlx::query("SELECT username, disabled FROM users WHERE id = $1")
+        .bind(uid)
+        .fetch_one(&mut *tx)
+        .await?;
+    if user.try_get::<i64, _>("disabled")? != 0 {
+        tx.rollback().await?;
+        let username: String = user.try_get("username")?;
+        let err = user_disabled(&username);
+        return Err(audit_refused(state.as_ref(), now, &username, peer.as_deref(), err).await?);
+    }
     let label = used
         .try_get::<Option<String>, _>("label")?
         .unwrap_or_else(|| req.device_name.clone());
@@ -204,6 +275,18 @@ async fn refusal(
         )
     };
     let username: String = row.try_get("username")?;
+    audit_refused(state, now, &username, peer, err).await
+}
+
+/// Audits `err` as the refusal of an activation for `username`, and
+/// returns it.
+async fn audit_refused(
+    state: &AppState,
+    now: i64,
+    username: &str,
+    peer: Option<&str>,
+    err: ApiError,
+) -> Result<ApiError, ApiError> {
     let (_, code, _) = err.parts();
     write_audit(
         &state.pool,
@@ -211,7 +294,7 @@ async fn refusal(
         &Audit {
             actor: "device",
             action: "push.activate",
-            username: Some(&username),
+            username: Some(username),
             remote_addr: peer,
             result: Some(code.as_str()),
             ..Audit::default()

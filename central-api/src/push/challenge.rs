@@ -62,10 +62,13 @@ async fn audit_for_host(
             actor: &actor,
             action,
             username: username.as_deref(),
-            host: Some(context.host.as_deref().unwrap_or(host)),
+            host: Some(host),
             remote_addr: context.remote_addr.as_deref(),
             result: Some(result.as_str()),
-            detail: Some(detail),
+            detail: Some(match super::claimed_host(host, &context) {
+                Some(c) => format!("{detail} claimed_host={c:?}"),
+                None => detail,
+            }),
         },
     )
     .await?;
@@ -119,7 +122,8 @@ pub(crate) async fn expire_due(state: &AppState, due: Due<'_>) -> Result<(), Api
 }
 
 /// Cancels the open challenges of user `uid` in the transaction on `conn`
-/// (a device disabled or deleted, methods reset) and audits each; returns
+/// (a device disabled or deleted, methods reset, the user disabled or
+/// locked out) and audits each; returns
 /// their ids, for [`super::PushHub::finished`] after the commit.
 ///
 /// # Errors
@@ -128,6 +132,22 @@ pub async fn cancel_open(
     state: &AppState,
     conn: &mut AnyConnection,
     uid: i64,
+    peer: Option<&str>,
+    why: &str,
+) -> Result<Vec<String>, ApiError> {
+    cancel_open_as(state, conn, uid, "admin", peer, why).await
+}
+
+/// [`cancel_open`] audited as done by `actor` (`admin`, or the host whose
+/// failed verification locked the user out).
+///
+/// # Errors
+/// The database's.
+pub async fn cancel_open_as(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    uid: i64,
+    actor: &str,
     peer: Option<&str>,
     why: &str,
 ) -> Result<Vec<String>, ApiError> {
@@ -149,7 +169,7 @@ pub async fn cancel_open(
             &mut *conn,
             now,
             &Audit {
-                actor: "admin",
+                actor,
                 action: "push.cancel",
                 username: username.as_deref(),
                 remote_addr: peer,
@@ -212,6 +232,9 @@ pub(crate) async fn start(
     if let Some(n) = &ctx.nas {
         detail.push(format!("nas={n}"));
     }
+    if let Some(c) = super::claimed_host(&host, ctx) {
+        detail.push(format!("claimed_host={c:?}"));
+    }
     if let Some(c) = &started.challenge {
         detail.push(format!("challenge={}", c.challenge_id));
         let ids: Vec<String> = started.devices.iter().map(i64::to_string).collect();
@@ -224,7 +247,7 @@ pub(crate) async fn start(
             actor: &actor,
             action: "push.start",
             username: Some(&req.username),
-            host: Some(ctx.host.as_deref().unwrap_or(&host)),
+            host: Some(&host),
             remote_addr: ctx.remote_addr.as_deref(),
             result: Some(started.result.as_str()),
             detail: (!detail.is_empty()).then(|| detail.join(" ")),
@@ -406,7 +429,9 @@ pub(crate) async fn outcome(
                 result: PushResult::Pending,
             }));
         }
-        let left = pending.try_get::<i64, _>("expires_at")? - state.now();
+        let left = pending
+            .try_get::<i64, _>("expires_at")?
+            .saturating_sub(state.now());
         let wake = until.min(now + Duration::from_secs(u64::try_from(left).unwrap_or(0)));
         notify::wait(
             &mut rx,

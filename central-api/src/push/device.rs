@@ -11,6 +11,13 @@
 //! enabled flag and the number, so of two answers exactly one wins and a
 //! replay finds the challenge closed. Every refusal of a known device is
 //! audited with its error code.
+//!
+//! An approval (or wrong number) from a user who is locked out or
+//! disabled when it arrives is refused: the same update ends the
+//! challenge as `cancelled`, so the host sees `cancelled` (a refusal,
+//! never `approved`), and the device gets 403 `device_disabled`. Deny
+//! and fraud are recorded as usual. A lockout itself cancels the user's
+//! open challenges in the transaction that sets it (`crate::verify`).
 
 use super::challenge::expire_due;
 use super::notify::{self, PushEvent};
@@ -26,7 +33,8 @@ use tokio::time::Instant;
 use twostep_common::api::ApiErrorCode;
 use twostep_common::push::{
     verify_answer, verify_poll, AnswerAccepted, Decision, DeviceAnswer, DevicePoll,
-    PendingChallenge, PendingChallenges, PushContext, MAX_CLOCK_SKEW_SECS, MAX_WAIT_SECS,
+    PendingChallenge, PendingChallenges, PushContext, PushResult, MAX_CLOCK_SKEW_SECS,
+    MAX_WAIT_SECS,
 };
 
 /// Longest nonce accepted, in characters.
@@ -40,6 +48,8 @@ struct Device {
     public_key: String,
     /// The method or its user is disabled.
     disabled: bool,
+    /// The method itself is disabled.
+    method_disabled: bool,
 }
 
 /// The device with id `id`; 401 `unknown_device` when there is none.
@@ -53,13 +63,14 @@ async fn load_device(state: &AppState, id: i64) -> Result<Device, ApiError> {
     .fetch_optional(&state.pool)
     .await?
     .ok_or_else(|| ApiError::new(ApiErrorCode::UnknownDevice, "no such device"))?;
+    let method_disabled = row.try_get::<i64, _>("disabled")? != 0;
     Ok(Device {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
         username: row.try_get("username")?,
         public_key: row.try_get("public_key")?,
-        disabled: row.try_get::<i64, _>("disabled")? != 0
-            || row.try_get::<i64, _>("user_disabled")? != 0,
+        disabled: method_disabled || row.try_get::<i64, _>("user_disabled")? != 0,
+        method_disabled,
     })
 }
 
@@ -113,7 +124,8 @@ async fn authenticate_poll(
         .await);
     }
     let now = state.now();
-    if (now - req.timestamp).abs() > MAX_CLOCK_SKEW_SECS {
+    // abs_diff: any i64 pair, no overflow (a timestamp of i64::MIN).
+    if now.abs_diff(req.timestamp) > MAX_CLOCK_SKEW_SECS.unsigned_abs() {
         return Err(fail(ApiError::new(
             ApiErrorCode::ClockSkew,
             format!(
@@ -166,7 +178,7 @@ async fn authenticate_poll(
 /// The open challenges of `user_id`, oldest first.
 async fn pending_for(state: &AppState, dev: &Device) -> Result<Vec<PendingChallenge>, ApiError> {
     let rows = sqlx::query(
-        "SELECT id, nonce, number, context, created_at, expires_at FROM push_challenges
+        "SELECT id, host, nonce, number, context, created_at, expires_at FROM push_challenges
          WHERE user_id = $1 AND status = 'pending' AND expires_at > $2
          ORDER BY created_at, id",
     )
@@ -176,12 +188,17 @@ async fn pending_for(state: &AppState, dev: &Device) -> Result<Vec<PendingChalle
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let context: String = r.try_get("context")?;
+        let host: String = r.try_get("host")?;
+        let mut context = serde_json::from_str::<PushContext>(&r.try_get::<String, _>("context")?)
+            .unwrap_or_default();
+        let claimed_host = super::claimed_host(&host, &context).map(str::to_owned);
+        context.host = Some(host);
         out.push(PendingChallenge {
             challenge_id: r.try_get("id")?,
             nonce: r.try_get("nonce")?,
             username: dev.username.clone(),
-            context: serde_json::from_str::<PushContext>(&context).unwrap_or_default(),
+            context,
+            claimed_host,
             created_at: r.try_get("created_at")?,
             expires_at: r.try_get("expires_at")?,
             number_matching: r.try_get::<Option<i64>, _>("number")?.is_some(),
@@ -236,7 +253,9 @@ pub(crate) async fn answer(
         ))
         .await);
     }
-    if dev.disabled {
+    // A disabled user's answer goes on to the update, which ends the
+    // challenge as `cancelled`.
+    if dev.method_disabled {
         return Err(fail(disabled_error()).await);
     }
     if req.decision == Decision::Approve && req.number.is_none() {
@@ -261,6 +280,9 @@ pub(crate) async fn answer(
         "UPDATE push_challenges SET
             status = CASE WHEN $1 = 'deny' THEN 'denied'
                           WHEN $1 = 'fraud' THEN 'fraud'
+                          WHEN EXISTS (SELECT 1 FROM users u WHERE u.id = $6
+                                       AND (u.disabled <> 0 OR u.locked_until > $3))
+                               THEN 'cancelled'
                           WHEN number IS NULL OR number = $2 THEN 'approved'
                           ELSE 'wrong_number' END,
             answered_at = $3, answered_by = $4
@@ -285,12 +307,13 @@ pub(crate) async fn answer(
     };
     let status: String = row.try_get("status")?;
     let result = super::result_of(&status);
+    let refused = result == PushResult::Cancelled;
     sqlx::query("UPDATE methods SET last_used_at = $1 WHERE id = $2")
         .bind(now)
         .bind(dev.id)
         .execute(&mut *tx)
         .await?;
-    if result == twostep_common::push::PushResult::Fraud {
+    if result == PushResult::Fraud {
         sqlx::query("UPDATE users SET push_blocked_at = $1 WHERE id = $2")
             .bind(now)
             .bind(dev.user_id)
@@ -299,6 +322,11 @@ pub(crate) async fn answer(
     }
     let context: PushContext =
         serde_json::from_str(&row.try_get::<String, _>("context")?).unwrap_or_default();
+    let host: String = row.try_get("host")?;
+    let mut detail = detail.clone();
+    if let (Some(d), Some(c)) = (&mut detail, super::claimed_host(&host, &context)) {
+        d.push_str(&format!(" claimed_host={c:?}"));
+    }
     let actor = format!("device:{}", dev.id);
     write_audit(
         &mut *tx,
@@ -307,10 +335,14 @@ pub(crate) async fn answer(
             actor: &actor,
             action: "push.answer",
             username: Some(&dev.username),
-            host: context.host.as_deref(),
+            host: Some(&host),
             remote_addr: context.remote_addr.as_deref(),
             result: Some(result.as_str()),
-            detail: detail.clone(),
+            detail: if refused {
+                detail.map(|d| format!("{d}: the user is locked or disabled"))
+            } else {
+                detail
+            },
         },
     )
     .await?;
@@ -320,12 +352,18 @@ pub(crate) async fn answer(
     state.push.hub.announce(&mut tx, &event).await?;
     tx.commit().await?;
     state.push.hub.publish(event);
-    if result == twostep_common::push::PushResult::Fraud {
+    if refused {
+        return Err(ApiError::new(
+            ApiErrorCode::DeviceDisabled,
+            "the user is locked or disabled: the answer is refused and the challenge cancelled",
+        ));
+    }
+    if result == PushResult::Fraud {
         tracing::warn!(
             username = %dev.username,
             device = dev.id,
             challenge_id = %req.challenge_id,
-            host = context.host.as_deref(),
+            host = %host,
             remote_addr = context.remote_addr.as_deref(),
             "push reported as fraud: new pushes to this user are blocked until an admin runs `twostep user unlock`"
         );

@@ -15,6 +15,11 @@
 //! until it is next looked at, which turns it into `expired` (and audits
 //! that) in the same kind of statement. A final state is handed to the
 //! host that started the challenge once (`collected`).
+//!
+//! The host a device is shown and the audit's `host` are the registered
+//! name of the host that started the challenge (its API key's); the
+//! name the host put in its context is at most shown as `claimed_host`
+//! (in the audit detail as `claimed_host=`), when it differs.
 
 pub mod activation;
 pub mod challenge;
@@ -30,7 +35,7 @@ use crate::app::Routes;
 use crate::db::Backend;
 use crate::error::ApiError;
 use twostep_common::api::{paths, ApiErrorCode};
-use twostep_common::push::PushResult;
+use twostep_common::push::{PushContext, PushResult};
 use twostep_config::{ApiConfig, PushConfig};
 
 /// Longest value of a [`twostep_common::push::PushContext`] field, in characters.
@@ -98,14 +103,24 @@ pub(crate) fn result_of(status: &str) -> PushResult {
     }
 }
 
-/// Refuses a context field that is too long or has control characters.
+/// The host name `ctx` claims, when it is not `registered` (the name of
+/// the host's API key, the one shown to devices and audited as `host`).
+pub(crate) fn claimed_host<'a>(registered: &str, ctx: &'a PushContext) -> Option<&'a str> {
+    ctx.host.as_deref().filter(|h| *h != registered)
+}
+
+/// Refuses a context field that is too long or has control or
+/// bidirectional formatting characters (shown on the device).
 pub(crate) fn check_context_field(what: &str, value: Option<&str>) -> Result<(), ApiError> {
     match value {
-        Some(v) if v.chars().count() > MAX_CONTEXT_CHARS || v.chars().any(char::is_control) => {
+        Some(v)
+            if v.chars().count() > MAX_CONTEXT_CHARS
+                || v.chars().any(crate::validate::is_unsafe_char) =>
+        {
             Err(ApiError::new(
                 ApiErrorCode::InvalidField,
                 format!(
-                    "context.{what} must be at most {MAX_CONTEXT_CHARS} characters without control characters"
+                    "context.{what} must be at most {MAX_CONTEXT_CHARS} characters without control or bidirectional formatting characters"
                 ),
             ))
         }

@@ -102,7 +102,8 @@ pub(crate) fn schemas() -> Value {
             "tty": nullable(string()), "nas": nullable(string()) })),
         "PendingChallenge": object(&["challenge_id", "nonce", "username", "context", "created_at", "expires_at", "number_matching"], json!({
             "challenge_id": string(), "nonce": string(), "username": string(),
-            "context": schema_ref("PushContext"), "created_at": int64(), "expires_at": int64(),
+            "context": schema_ref("PushContext"), "claimed_host": string(),
+            "created_at": int64(), "expires_at": int64(),
             "number_matching": {"type": "boolean"} })),
         "PendingChallenges": object(&["challenges"], json!({ "challenges": array_of("PendingChallenge") })),
         "DeviceAnswer": object(&["device_id", "challenge_id", "nonce", "decision", "signature"], json!({

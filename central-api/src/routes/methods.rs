@@ -184,6 +184,9 @@ async fn reset_methods(
         .await?
         .rows_affected();
     let peer = peer.text();
+    let now = change.now();
+    crate::push::activation::void_open(change.conn(), now, uid, peer.as_deref(), "methods reset")
+        .await?;
     let cancelled =
         crate::push::cancel_open(&state, change.conn(), uid, peer.as_deref(), "methods reset")
             .await?;

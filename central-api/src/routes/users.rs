@@ -1,10 +1,14 @@
 //! Admin: users (create, list, show, disable / enable, delete, unlock).
+//! Disabling a user cancels their open push challenges at once and voids
+//! their open activation codes, as deleting does.
 
 use crate::app::Routes;
 use crate::audit::{AdminChange, Subject};
 use crate::auth::AdminAuth;
 use crate::error::{exists_as, ApiError};
 use crate::extract::{JsonBody, PathArgs, Peer};
+use crate::push::activation::void_open;
+use crate::push::cancel_open;
 use crate::rows::{load_user, method_from_row, UserRow, METHOD_COLUMNS, USER_COLUMNS};
 use crate::state::{ApiResult, AppState, Shared};
 use crate::validate::{check_text, check_username};
@@ -91,30 +95,46 @@ async fn show_user(
     Ok(Json(load_user(&state, &username).await?))
 }
 
-/// Runs one change of the user `username`: `stmt` (which must write and
-/// return the user's id) with `username` bound as `$1` and `extra` as
-/// `$2`, audited as `action`.
+/// Begins one change of the user `username`: runs `stmt` (which must
+/// write and return the user's id) with `username` bound as `$1` and
+/// `extra` as `$2`; the caller adds its statements and commits.
 ///
 /// # Errors
 /// 400 `invalid_username`, 404 `unknown_user` when no row matched, 503
 /// when the database fails.
-async fn change_user(
+async fn begin_user_change(
     state: &AppState,
     peer: &Peer,
     username: &str,
     stmt: &str,
     extra: Option<i64>,
-    action: &str,
-) -> ApiResult<()> {
+) -> ApiResult<(AdminChange, i64)> {
     check_username(username)?;
     let mut change = AdminChange::begin(state, peer).await?;
     let mut q = sqlx::query(stmt).bind(username);
     if let Some(x) = extra {
         q = q.bind(x);
     }
-    if q.fetch_optional(change.conn()).await?.is_none() {
+    let Some(row) = q.fetch_optional(change.conn()).await? else {
         return Err(ApiError::unknown_user(username));
-    }
+    };
+    let uid: i64 = row.try_get("id")?;
+    Ok((change, uid))
+}
+
+/// Runs one change of the user `username` ([`begin_user_change`]),
+/// audited as `action`.
+///
+/// # Errors
+/// Those of [`begin_user_change`].
+async fn change_user(
+    state: &AppState,
+    peer: &Peer,
+    username: &str,
+    stmt: &str,
+    action: &str,
+) -> ApiResult<()> {
+    let (change, _) = begin_user_change(state, peer, username, stmt, None).await?;
     change.commit(action, Subject::user(username)).await
 }
 
@@ -127,19 +147,27 @@ async fn update_user(
 ) -> ApiResult<Json<User>> {
     check_username(&username)?;
     if let Some(disabled) = req.disabled {
-        change_user(
+        let (mut change, uid) = begin_user_change(
             &state,
             &peer,
             &username,
             "UPDATE users SET disabled = $2 WHERE username = $1 RETURNING id",
             Some(i64::from(disabled)),
-            if disabled {
-                "user.disable"
-            } else {
-                "user.enable"
-            },
         )
         .await?;
+        let mut cancelled = Vec::new();
+        let action = if disabled {
+            let now = change.now();
+            let peer = peer.text();
+            void_open(change.conn(), now, uid, peer.as_deref(), "user disabled").await?;
+            cancelled =
+                cancel_open(&state, change.conn(), uid, peer.as_deref(), "user disabled").await?;
+            "user.disable"
+        } else {
+            "user.enable"
+        };
+        change.commit(action, Subject::user(&username)).await?;
+        state.push.hub.finished(&cancelled);
     }
     Ok(Json(load_user(&state, &username).await?))
 }
@@ -150,15 +178,24 @@ async fn delete_user(
     peer: Peer,
     PathArgs(username): PathArgs<String>,
 ) -> ApiResult<StatusCode> {
-    change_user(
+    let (mut change, uid) = begin_user_change(
         &state,
         &peer,
         &username,
-        "DELETE FROM users WHERE username = $1 RETURNING id",
+        "UPDATE users SET disabled = 1 WHERE username = $1 RETURNING id",
         None,
-        "user.delete",
     )
     .await?;
+    let now = change.now();
+    let text = peer.text();
+    void_open(change.conn(), now, uid, text.as_deref(), "user deleted").await?;
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(uid)
+        .execute(change.conn())
+        .await?;
+    change
+        .commit("user.delete", Subject::user(&username))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -175,7 +212,6 @@ async fn unlock_user(
         "UPDATE users SET locked_until = NULL, failure_count = 0, failure_window_start = NULL,
                           push_blocked_at = NULL
          WHERE username = $1 RETURNING id",
-        None,
         "user.unlock",
     )
     .await?;

@@ -12,8 +12,7 @@ use tokio::time::Instant;
 use twostep_common::api::ApiErrorCode;
 use twostep_common::client::{ClientError, RegistryClient};
 use twostep_common::push::{
-    ActivateDevice, ActivationUri, Decision, DeviceKey, PendingChallenge, PushContext, PushResult,
-    MAX_WAIT_SECS,
+    ActivateDevice, ActivationUri, Decision, DeviceKey, PendingChallenge, PushResult, MAX_WAIT_SECS,
 };
 
 /// Unix seconds now (0 before 1970).
@@ -95,6 +94,42 @@ impl Device {
         }
     }
 
+    /// Whether the challenge `id`, not among the pending ones, is closed
+    /// (answered, cancelled, expired) or unknown, asked without answering
+    /// it: a deny signed for an empty nonce, which the registry refuses for
+    /// what the challenge is (closed, expired, unknown; a nonce mismatch
+    /// when it is still open) and never records.
+    ///
+    /// # Errors
+    /// Any other failure of the request.
+    pub async fn probe(&self, id: &str) -> Result<Probe, ClientError> {
+        let probe = PendingChallenge {
+            challenge_id: id.to_owned(),
+            nonce: String::new(),
+            username: String::new(),
+            context: Default::default(),
+            claimed_host: None,
+            created_at: 0,
+            expires_at: 0,
+            number_matching: false,
+        };
+        let answer = self
+            .key
+            .sign_answer(self.account.device_id, &probe, Decision::Deny, None);
+        match self.client.answer(&answer).await {
+            Err(e) => Ok(match e.api_code() {
+                Some(ApiErrorCode::ChallengeClosed | ApiErrorCode::ChallengeExpired) => {
+                    Probe::Closed(answer_error(&e))
+                }
+                Some(ApiErrorCode::UnknownChallenge) => Probe::Unknown,
+                Some(ApiErrorCode::NonceMismatch) => Probe::Open,
+                _ => return Err(e),
+            }),
+            // An empty nonce never matches: the registry cannot accept it.
+            Ok(_) => Ok(Probe::Open),
+        }
+    }
+
     /// Sends the signed answer `decision` (with the number typed, for an
     /// approval under number matching) and gives the registry's result.
     ///
@@ -111,6 +146,17 @@ impl Device {
             .sign_answer(self.account.device_id, challenge, decision, number);
         Ok(self.client.answer(&answer).await?.result)
     }
+}
+
+/// What [`Device::probe`] learnt of a challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Still open (created after the poll): wait for it.
+    Open,
+    /// Answered, cancelled or expired: why, for the device's user.
+    Closed(String),
+    /// The registry does not know it (for this device's user).
+    Unknown,
 }
 
 /// Registers a new device with `uri`'s one-time code: makes its Ed25519
@@ -156,10 +202,15 @@ pub async fn activate(
 }
 
 /// The context fields a challenge has: (label shown, key in `pending`, value).
-fn context_fields(ctx: &PushContext) -> impl Iterator<Item = (&'static str, &'static str, &str)> {
+/// The host's claimed name (`claimed_host`) is shown as a claim.
+fn context_fields(
+    c: &PendingChallenge,
+) -> impl Iterator<Item = (&'static str, &'static str, &str)> {
+    let ctx = &c.context;
     [
         ("service", "service", &ctx.service),
         ("host", "host", &ctx.host),
+        ("claimed", "claimed_host", &c.claimed_host),
         ("from", "from", &ctx.remote_addr),
         ("NAS", "nas", &ctx.nas),
         ("tty", "tty", &ctx.tty),
@@ -176,7 +227,7 @@ pub fn describe(account: &str, c: &PendingChallenge, now: i64) -> String {
         text(&c.username),
         text(account)
     );
-    for (label, _, value) in context_fields(&c.context) {
+    for (label, _, value) in context_fields(c) {
         let _ = writeln!(s, "  {label:<8} {}", text(value));
     }
     let _ = writeln!(
@@ -184,7 +235,7 @@ pub fn describe(account: &str, c: &PendingChallenge, now: i64) -> String {
         "  {:<8} {} (expires in {} s)",
         "when",
         time(c.created_at),
-        (c.expires_at - now).max(0)
+        c.expires_at.saturating_sub(now).max(0)
     );
     s
 }
@@ -193,14 +244,14 @@ pub fn describe(account: &str, c: &PendingChallenge, now: i64) -> String {
 pub fn pending_line(c: &PendingChallenge, now: i64) -> String {
     let mut s = text(&c.challenge_id).into_owned();
     let _ = write!(s, " user={:?}", c.username);
-    for (_, key, value) in context_fields(&c.context) {
+    for (_, key, value) in context_fields(c) {
         let _ = write!(s, " {key}={value:?}");
     }
     let _ = write!(
         s,
         " created={} expires_in={}s number_matching={}",
         time(c.created_at),
-        (c.expires_at - now).max(0),
+        c.expires_at.saturating_sub(now).max(0),
         if c.number_matching { "yes" } else { "no" }
     );
     s
@@ -237,6 +288,23 @@ pub fn answer_error(e: &ClientError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use twostep_common::push::PushContext;
+
+    #[test]
+    fn a_hosts_claimed_name_is_shown_as_a_claim() {
+        let c = PendingChallenge {
+            claimed_host: Some("bank-login".into()),
+            ..challenge()
+        };
+        let d = describe("a@r", &c, 1_700_000_003);
+        assert!(
+            d.contains("  host     web1\n  claimed  bank-login\n"),
+            "{d}"
+        );
+        assert!(
+            pending_line(&c, 1_700_000_003).contains(" host=\"web1\" claimed_host=\"bank-login\" ")
+        );
+    }
 
     fn challenge() -> PendingChallenge {
         PendingChallenge {
@@ -250,10 +318,21 @@ mod tests {
                 tty: None,
                 nas: Some("vpn-gw".into()),
             },
+            claimed_host: None,
             created_at: 1_700_000_000,
             expires_at: 1_700_000_060,
             number_matching: true,
         }
+    }
+
+    #[test]
+    fn an_absurd_expiry_from_the_registry_shows_zero_seconds() {
+        let c = PendingChallenge {
+            expires_at: i64::MIN,
+            ..challenge()
+        };
+        assert!(describe("a@r", &c, 1_700_000_003).contains("(expires in 0 s)"));
+        assert!(pending_line(&c, i64::MAX).contains(" expires_in=0s "));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use store::{Account, Accounts, Locked};
+use twostep_common::api::ApiErrorCode;
 use twostep_common::push::{parse_activation_uri, Decision, PushResult, ACTIVATION_SCHEME};
 
 /// Exit status of `approve`, `deny`, `fraud` and `pending --wait` when no
@@ -28,6 +29,11 @@ pub const EXIT_NO_REQUEST: u8 = 3;
 /// Exit status of `approve`, `deny` and `fraud` when the registry recorded
 /// another result than the one asked for (`wrong_number`).
 pub const EXIT_OTHER_RESULT: u8 = 4;
+
+/// Exit status of `approve`, `deny` and `fraud` when the request is closed
+/// already (answered, cancelled or expired): said at once for a
+/// `--challenge ID` that is no longer pending, without waiting `--wait`.
+pub const EXIT_CLOSED: u8 = 5;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -43,9 +49,14 @@ Accounts are kept in $XDG_CONFIG_HOME/twostep/authenticator.json (else
 another file. It holds TOTP secrets and device private keys: no command
 prints them.
 
-approve, deny and fraud exit with 0 when the registry recorded the answer
-as asked, 3 when no sign-in request came within --wait, 4 when the registry
-recorded another result (wrong_number), 1 on errors.";
+Exit status of approve, deny and fraud:
+  0  the registry recorded the answer as asked
+  1  an error (the message says which; nothing was answered)
+  3  no pending sign-in request (or not the --challenge ID) within --wait
+  4  the registry recorded another result (wrong_number)
+  5  the request is closed already (answered, cancelled or expired); for
+     --challenge ID said at once, without waiting --wait
+pending --wait exits with 3 when no request came.";
 
 /// `twostep authenticator ...`.
 #[derive(Args)]
@@ -274,18 +285,24 @@ fn add(
             })
         })
         .unwrap_or_else(|| parsed.registry.clone());
-    let name = account.unwrap_or_else(|| {
-        locked
-            .accounts
-            .free_name(&format!("{}@{registry_host}", parsed.username))
-    });
     let device_name = device_name.unwrap_or_else(host_name);
-    let acct = runtime()?.block_on(device::activate(
+    let mut acct = runtime()?.block_on(device::activate(
         &parsed,
-        name,
+        account.clone().unwrap_or_default(),
         device_name,
         ca_file.as_deref(),
     ))?;
+    let (name, warning) = device_account_name(
+        &locked.accounts,
+        account,
+        &registry_host,
+        &parsed.username,
+        &acct.username,
+    );
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    acct.name = name;
     let summary = format!(
         "activated push device {} ({:?}) for {} at {}; account {}",
         acct.device_id,
@@ -304,6 +321,30 @@ fn add(
     println!("{summary}");
     println!("Run `twostep authenticator watch` to answer sign-in requests.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The local name of a new push account and, when the activation URI's
+/// `user=` is not the user the registry registered the device for, a
+/// warning: the name (by default `USER@REGISTRY`) follows the registry's
+/// answer, never the URI's claim.
+fn device_account_name(
+    accounts: &Accounts,
+    explicit: Option<String>,
+    registry_host: &str,
+    uri_user: &str,
+    registry_user: &str,
+) -> (String, Option<String>) {
+    let warning = (uri_user != registry_user).then(|| {
+        format!(
+            "the activation URI says user {:?}, but the registry registered this device for user {:?}: sign-in requests will be {}'s",
+            text(uri_user),
+            text(registry_user),
+            text(registry_user)
+        )
+    });
+    let name =
+        explicit.unwrap_or_else(|| accounts.free_name(&format!("{registry_user}@{registry_host}")));
+    (name, warning)
 }
 
 /// `list`: a table of every account; no secret in it.
@@ -414,6 +455,22 @@ fn answer(
     let accounts = Accounts::load(path)?;
     let device = Device::new(accounts.one_push_account(target.account.as_deref())?)?;
     runtime()?.block_on(async {
+        let closed = |why: &str| {
+            eprintln!("twostep: {why} (nothing was answered)");
+            Ok(ExitCode::from(EXIT_CLOSED))
+        };
+        if let Some(id) = &target.challenge {
+            if !device.poll(0).await?.iter().any(|c| c.challenge_id == *id) {
+                match device.probe(id).await? {
+                    device::Probe::Closed(why) => return closed(&why),
+                    device::Probe::Unknown => bail!(
+                        "the registry knows no sign-in request {} for this device's user (see `pending`)",
+                        text(id)
+                    ),
+                    device::Probe::Open => {}
+                }
+            }
+        }
         let wait = Duration::from_secs(target.wait);
         let Some(challenge) = device.wait_for(target.challenge.as_deref(), wait).await? else {
             match &target.challenge {
@@ -434,10 +491,18 @@ fn answer(
                 "this sign-in request needs the number shown at the login: --number N (nothing was answered)"
             );
         }
-        let result = device
-            .answer(&challenge, decision, number)
-            .await
-            .map_err(|e| anyhow!("{}", device::answer_error(&e)))?;
+        let result = match device.answer(&challenge, decision, number).await {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.api_code(),
+                    Some(ApiErrorCode::ChallengeClosed | ApiErrorCode::ChallengeExpired)
+                ) =>
+            {
+                return closed(&device::answer_error(&e));
+            }
+            Err(e) => bail!("{}", device::answer_error(&e)),
+        };
         println!("{}", result.as_str());
         let asked = match decision {
             Decision::Approve => PushResult::Approved,
@@ -458,6 +523,21 @@ fn answer(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_device_account_is_named_after_the_registrys_user() {
+        let accounts = super::Accounts::default();
+        let (name, warning) =
+            super::device_account_name(&accounts, None, "reg:8443", "alice", "mallory");
+        assert_eq!(name, "mallory@reg:8443");
+        let w = warning.unwrap();
+        assert!(w.contains("\"alice\"") && w.contains("\"mallory\""), "{w}");
+        let (name, warning) =
+            super::device_account_name(&accounts, None, "reg:8443", "alice", "alice");
+        assert_eq!((name.as_str(), warning), ("alice@reg:8443", None));
+        let (name, _) = super::device_account_name(&accounts, Some("work".into()), "reg", "a", "b");
+        assert_eq!(name, "work");
+    }
+
     use super::*;
     use store::{PushAccount, SecretText};
 

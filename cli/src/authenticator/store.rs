@@ -5,7 +5,9 @@
 //! is, [`twostep_config::read_secret_file`]). Changes are written to a new
 //! file beside it (mode 0600) and renamed over it, under an exclusive
 //! `flock(2)` on `FILE.lock`, so a reader never sees half a file and two
-//! `add`s never lose each other's account.
+//! `add`s never lose each other's account. The file may not be a symbolic
+//! link, and neither it nor a directory above it may be changeable by
+//! anyone but its user or root ([`twostep_config::check_config_file`]).
 
 use anyhow::{anyhow, bail, Context};
 use serde::{Deserialize, Serialize};
@@ -179,15 +181,19 @@ impl Accounts {
     /// Reads `path`; a missing file is an empty set of accounts.
     ///
     /// # Errors
-    /// A file that is not a regular file owned by the user (or root), gives
-    /// group or others any access, is not JSON of this format, or is of
+    /// A file that is a symbolic link, is not a regular file owned by the
+    /// user (or root), gives group or others any access, sits in a
+    /// directory others can write to, is not JSON of this format, or is of
     /// another version.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
         {
             return Ok(Self::default());
         }
+        // The secret-file rule first (its fix is `chmod 600`), then where
+        // the file sits.
         let raw = twostep_config::read_secret_file(path)?;
+        check_place(path)?;
         let accounts: Self = serde_json::from_slice(raw.expose())
             .map_err(|e| anyhow!("{}: not an account file: {e}", path.display()))?;
         if accounts.version != FORMAT_VERSION {
@@ -300,6 +306,21 @@ impl Accounts {
     }
 }
 
+/// Refuses an account file at `path` that is a symbolic link, or that
+/// (or a directory above which) others than its user and root can change.
+fn check_place(path: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("{}: cannot inspect the account file", path.display()))?;
+    if meta.file_type().is_symlink() {
+        bail!(
+            "{}: the account file is a symbolic link: refused (give its real path with --accounts)",
+            path.display()
+        );
+    }
+    twostep_config::check_config_file(path)?;
+    Ok(())
+}
+
 /// The directory of `path`, created (mode 0700) when missing.
 fn create_parent(path: &Path) -> anyhow::Result<&Path> {
     let dir = match path.parent() {
@@ -356,6 +377,8 @@ impl Locked {
             .with_context(|| format!("{}: cannot open the lock file", lock_path.display()))?;
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| anyhow!("{}: cannot lock: {e}", lock_path.display()))?;
+        // The lock file beside it: its directories are the new file's.
+        check_place(&lock_path)?;
         Ok(Self {
             path: path.to_owned(),
             accounts: Accounts::load(path)?,
@@ -443,6 +466,29 @@ mod tests {
             "the temporary file was removed"
         );
         assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_symlink_or_an_open_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        Accounts::default().save(&real).unwrap();
+        let link = dir.path().join(FILE_NAME);
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = Accounts::load(&link).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(Locked::open(&link).is_err());
+        assert!(Accounts::load(&real).is_ok());
+        // A directory others can write to (no sticky bit): refused, for
+        // an existing file and for a new one.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        Accounts::default().save(&open.join(FILE_NAME)).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = format!("{:#}", Accounts::load(&open.join(FILE_NAME)).unwrap_err());
+        assert!(err.contains("chmod go-w"), "{err}");
+        let err = format!("{:#}", Locked::open(&open.join("new.json")).err().unwrap());
+        assert!(err.contains("chmod go-w"), "{err}");
     }
 
     #[test]

@@ -92,7 +92,7 @@ async fn poll_loop(device: Arc<Device>, tx: mpsc::Sender<Incoming>) {
             Ok(list) => {
                 backoff = FIRST_BACKOFF;
                 let now = unix_now();
-                seen.retain(|_, expires| *expires + MAX_CLOCK_SKEW_SECS >= now);
+                seen.retain(|_, expires| expires.saturating_add(MAX_CLOCK_SKEW_SECS) >= now);
                 let mut fresh = false;
                 for challenge in list {
                     if seen
@@ -246,7 +246,7 @@ async fn ask_and_answer(incoming: &Incoming, input: &mut Input) -> anyhow::Resul
     }
     println!();
     print!("{}", describe(&device.account.name, c, now));
-    let left = u64::try_from(c.expires_at - now).unwrap_or(0);
+    let left = u64::try_from(c.expires_at.saturating_sub(now)).unwrap_or(0);
     let deadline = Instant::now() + Duration::from_secs(left);
     let (decision, number) = loop {
         let Some(line) = input.ask(prompt(c.number_matching), deadline).await? else {
