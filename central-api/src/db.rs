@@ -347,6 +347,23 @@ const MIGRATIONS: &[Migration] = &[
             failures BIGINT NOT NULL)",
         ],
     },
+    // Version 5: push devices added on the Security info page. A device
+    // activated by the page's flow is `pending` (no login reaches it, and
+    // it sees only challenges addressed to it by `device_id`) until the
+    // user approves its test notification; the page's activation codes
+    // are `pending` and remember the device they registered. A page
+    // session remembers the push challenge it waits for (sign-in with a
+    // notification).
+    Migration {
+        version: 5,
+        statements: &[
+            "ALTER TABLE methods ADD COLUMN pending BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE push_activations ADD COLUMN pending BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE push_activations ADD COLUMN method_id BIGINT",
+            "ALTER TABLE push_challenges ADD COLUMN device_id BIGINT",
+            "ALTER TABLE portal_sessions ADD COLUMN push_challenge TEXT",
+        ],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in

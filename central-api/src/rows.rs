@@ -150,7 +150,7 @@ impl UserRow {
 /// The database's.
 pub(crate) async fn methods_of(pool: &AnyPool, user_id: i64) -> Result<Vec<Method>, sqlx::Error> {
     sqlx::query(&format!(
-        "SELECT {METHOD_COLUMNS} FROM methods WHERE user_id = $1 ORDER BY id"
+        "SELECT {METHOD_COLUMNS} FROM methods WHERE user_id = $1 AND pending = 0 ORDER BY id"
     ))
     .bind(user_id)
     .fetch_all(pool)

@@ -179,11 +179,12 @@ async fn plan(
         // A user whose methods are all push devices or disabled is
         // enrolled: a code is wrong for them, never "not enrolled" (which
         // the `ignore` policy would let through).
-        let enrolled = sqlx::query("SELECT id FROM methods WHERE user_id = $1 LIMIT 1")
-            .bind(uid)
-            .fetch_optional(&state.pool)
-            .await?
-            .is_some();
+        let enrolled =
+            sqlx::query("SELECT id FROM methods WHERE user_id = $1 AND pending = 0 LIMIT 1")
+                .bind(uid)
+                .fetch_optional(&state.pool)
+                .await?
+                .is_some();
         return Ok(if enrolled {
             Plan::Fail { uid }
         } else {

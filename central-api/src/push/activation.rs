@@ -92,12 +92,7 @@ pub(crate) async fn create(
     if let Some(l) = &req.label {
         check_text("label", l)?;
     }
-    let code = {
-        use rand::RngCore;
-        let mut raw = [0u8; CODE_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        data_encoding::BASE32_NOPAD.encode(&raw)
-    };
+    let code = new_code();
     let mut change = AdminChange::begin(&state, &peer).await?;
     let now = change.now();
     let lifetime = i64::try_from(state.push.config.activation_lifetime).unwrap_or(600);
@@ -145,6 +140,112 @@ pub(crate) async fn create(
     ))
 }
 
+/// A new activation code: [`CODE_BYTES`] random bytes, Base32.
+fn new_code() -> String {
+    use rand::RngCore;
+    let mut raw = [0u8; CODE_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    data_encoding::BASE32_NOPAD.encode(&raw)
+}
+
+/// Creates a `pending` activation code for user `uid` on `conn` (the
+/// Security info page's "add a device" flow): the device it registers is
+/// pending until the user approves its test notification. Returns the
+/// code and its activation URI; the caller keeps the code sealed in the
+/// page session and audits.
+///
+/// # Errors
+/// The database's.
+pub(crate) async fn create_pending(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    uid: i64,
+    username: &str,
+    now: i64,
+) -> Result<(String, String), ApiError> {
+    let code = new_code();
+    let lifetime = i64::try_from(state.push.config.activation_lifetime).unwrap_or(600);
+    sqlx::query(
+        "INSERT INTO push_activations (code_hash, user_id, label, created_at, expires_at, pending)
+         VALUES ($1, $2, NULL, $3, $4, 1)",
+    )
+    .bind(code_hash(&code))
+    .bind(uid)
+    .bind(now)
+    .bind(now.saturating_add(lifetime))
+    .execute(&mut *conn)
+    .await?;
+    let uri = activation_uri(&state.push.public_url, &code, username);
+    Ok((code, uri))
+}
+
+/// The device a page activation code registered, if it has been used:
+/// `(method id, device label)`.
+///
+/// # Errors
+/// The database's.
+pub(crate) async fn pending_device(
+    state: &AppState,
+    uid: i64,
+    code: &str,
+) -> Result<Option<(i64, String)>, ApiError> {
+    let row = sqlx::query(
+        "SELECT m.id, m.label FROM push_activations a JOIN methods m ON m.id = a.method_id
+         WHERE a.code_hash = $1 AND a.user_id = $2 AND m.user_id = $2 AND a.pending = 1",
+    )
+    .bind(code_hash(code))
+    .bind(uid)
+    .fetch_optional(&state.pool)
+    .await?;
+    row.map(|r| Ok((r.try_get("id")?, r.try_get("label")?)))
+        .transpose()
+}
+
+/// Forgets the page activation `code` of user `uid` and the pending
+/// device it registered, if any (the flow abandoned or restarted).
+///
+/// # Errors
+/// The database's.
+pub(crate) async fn discard_pending(
+    conn: &mut AnyConnection,
+    uid: i64,
+    code: &str,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "DELETE FROM methods WHERE pending = 1 AND user_id = $1
+         AND id IN (SELECT method_id FROM push_activations WHERE code_hash = $2 AND user_id = $1)",
+    )
+    .bind(uid)
+    .bind(code_hash(code))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM push_activations WHERE code_hash = $1 AND user_id = $2")
+        .bind(code_hash(code))
+        .bind(uid)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes user `uid`'s pending devices older than `max_age` seconds
+/// (flows abandoned without Cancel).
+///
+/// # Errors
+/// The database's.
+pub(crate) async fn prune_pending(
+    conn: &mut AnyConnection,
+    uid: i64,
+    now: i64,
+    max_age: i64,
+) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM methods WHERE pending = 1 AND user_id = $1 AND created_at < $2")
+        .bind(uid)
+        .bind(now.saturating_sub(max_age))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// 403 `device_disabled`: `username` is disabled, so no device is
 /// registered for them.
 fn user_disabled(username: &str) -> ApiError {
@@ -172,7 +273,7 @@ pub(crate) async fn activate(
     let used = sqlx::query(
         "UPDATE push_activations SET used_at = $2
          WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2
-         RETURNING user_id, label",
+         RETURNING user_id, label, pending",
     )
     .bind(&hash)
     .bind(now)
@@ -196,20 +297,30 @@ pub(crate) async fn activate(
     let label = used
         .try_get::<Option<String>, _>("label")?
         .unwrap_or_else(|| req.device_name.clone());
+    // A page activation's device waits for its test notification: not
+    // the default, and no login reaches it (migration 5).
+    let pending: i64 = used.try_get("pending")?;
     let row = sqlx::query(&format!(
-        "INSERT INTO methods (user_id, kind, label, is_default, created_at, public_key)
+        "INSERT INTO methods (user_id, kind, label, is_default, created_at, public_key, pending)
          SELECT $1, 'push', $2,
-                CASE WHEN EXISTS (SELECT 1 FROM methods m WHERE m.user_id = $1) THEN 0 ELSE 1 END,
-                $3, $4
+                CASE WHEN $5 = 1 OR EXISTS (SELECT 1 FROM methods m WHERE m.user_id = $1 AND m.pending = 0)
+                     THEN 0 ELSE 1 END,
+                $3, $4, $5
          RETURNING {METHOD_COLUMNS}"
     ))
     .bind(uid)
     .bind(&label)
     .bind(now)
     .bind(&req.public_key)
+    .bind(pending)
     .fetch_one(&mut *tx)
     .await?;
     let method = method_from_row(&row)?;
+    sqlx::query("UPDATE push_activations SET method_id = $1 WHERE code_hash = $2")
+        .bind(method.id)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
     let username = super::challenge::username_of(&mut tx, uid)
         .await?
         .unwrap_or_default();

@@ -202,6 +202,26 @@ pub(crate) async fn start(
     HostAuth(host): HostAuth,
     JsonBody(req): JsonBody<StartPush>,
 ) -> Result<Json<PushStarted>, ApiError> {
+    start_for(&state, &host, &req, None).await.map(Json)
+}
+
+/// The name challenges started by the Security info page carry as their
+/// host (it cannot be a registered host's name: those have no spaces).
+pub const PAGE_HOST: &str = "Security info page";
+
+/// Starts a challenge for `req` as `host`, with the same checks and limits
+/// for every caller: to all the user's enabled devices, or, with `device`
+/// (the page's test notification), to that one device only, pending or
+/// not.
+///
+/// # Errors
+/// 400 for a malformed username or context field; the database's.
+pub(crate) async fn start_for(
+    state: &AppState,
+    host: &str,
+    req: &StartPush,
+    device: Option<i64>,
+) -> Result<PushStarted, ApiError> {
     check_username(&req.username)?;
     let ctx = &req.context;
     for (what, v) in [
@@ -220,10 +240,10 @@ pub(crate) async fn start(
         .await?
     {
         // Expired challenges of this user get their audit record first.
-        expire_due(&state, Due::User(row.try_get("id")?)).await?;
+        expire_due(state, Due::User(row.try_get("id")?)).await?;
     }
     let mut tx = state.pool.begin().await?;
-    let started = decide(&state, &mut tx, &host, &req, now).await?;
+    let started = decide(state, &mut tx, host, req, device, now).await?;
     let actor = format!("host:{host}");
     let mut detail = Vec::new();
     if let Some(s) = &ctx.service {
@@ -232,7 +252,7 @@ pub(crate) async fn start(
     if let Some(n) = &ctx.nas {
         detail.push(format!("nas={n}"));
     }
-    if let Some(c) = super::claimed_host(&host, ctx) {
+    if let Some(c) = super::claimed_host(host, ctx) {
         detail.push(format!("claimed_host={c:?}"));
     }
     if let Some(c) = &started.challenge {
@@ -247,7 +267,7 @@ pub(crate) async fn start(
             actor: &actor,
             action: "push.start",
             username: Some(&req.username),
-            host: Some(&host),
+            host: Some(host),
             remote_addr: ctx.remote_addr.as_deref(),
             result: Some(started.result.as_str()),
             detail: (!detail.is_empty()).then(|| detail.join(" ")),
@@ -266,10 +286,10 @@ pub(crate) async fn start(
             .webhook
             .fire(&req.username, &started.devices, &c.challenge_id);
     }
-    Ok(Json(PushStarted {
+    Ok(PushStarted {
         result: started.result,
         challenge: started.challenge,
-    }))
+    })
 }
 
 /// Checks the user and the limits and, when all pass, creates the
@@ -280,6 +300,7 @@ async fn decide(
     tx: &mut Transaction<'_, Any>,
     host: &str,
     req: &StartPush,
+    device: Option<i64>,
     now: i64,
 ) -> Result<Started, ApiError> {
     let refused = |result, uid| Started {
@@ -314,9 +335,11 @@ async fn decide(
     let devices = sqlx::query(
         "SELECT id, label FROM methods
          WHERE user_id = $1 AND kind = 'push' AND disabled = 0 AND public_key IS NOT NULL
+           AND (($2 IS NULL AND pending = 0) OR id = $2)
          ORDER BY is_default DESC, id",
     )
     .bind(uid)
+    .bind(device)
     .fetch_all(&mut **tx)
     .await?;
     if devices.is_empty() {
@@ -344,8 +367,8 @@ async fn decide(
     let expires_at = now.saturating_add(i64::try_from(cfg.challenge_lifetime).unwrap_or(60));
     let context = serde_json::to_string(&req.context).unwrap_or_else(|_| "{}".into());
     sqlx::query(
-        "INSERT INTO push_challenges (id, user_id, host, nonce, number, context, status, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
+        "INSERT INTO push_challenges (id, user_id, host, nonce, number, context, status, created_at, expires_at, device_id)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)",
     )
     .bind(&id)
     .bind(uid)
@@ -355,6 +378,7 @@ async fn decide(
     .bind(&context)
     .bind(now)
     .bind(expires_at)
+    .bind(device)
     .execute(&mut **tx)
     .await?;
     let mut labels = Vec::new();
@@ -449,7 +473,64 @@ pub(crate) async fn cancel(
     HostAuth(host): HostAuth,
     PathArgs(id): PathArgs<String>,
 ) -> Result<StatusCode, ApiError> {
-    expire_due(&state, Due::Challenge(&id)).await?;
+    cancel_for(&state, &host, &id).await
+}
+
+/// A challenge the Security info page started, as it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageChallenge {
+    /// `Pending` until answered (or expired, cancelled).
+    pub result: PushResult,
+    /// The number to show, under number matching.
+    pub number: Option<u8>,
+    /// Unix seconds it expires at.
+    pub expires_at: i64,
+}
+
+/// The page's challenge `id` for user `uid` (read as often as the user
+/// reloads; the page, not a host, decides what an approval opens).
+///
+/// # Errors
+/// 404 `unknown_challenge` when the page started no such challenge for
+/// the user; the database's.
+pub(crate) async fn page_challenge(
+    state: &AppState,
+    uid: i64,
+    id: &str,
+) -> Result<PageChallenge, ApiError> {
+    expire_due(state, Due::Challenge(id)).await?;
+    let row = sqlx::query(
+        "SELECT status, number, expires_at FROM push_challenges
+         WHERE id = $1 AND user_id = $2 AND host = $3",
+    )
+    .bind(id)
+    .bind(uid)
+    .bind(PAGE_HOST)
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(unknown_challenge)?;
+    Ok(PageChallenge {
+        result: super::result_of(&row.try_get::<String, _>("status")?),
+        number: row
+            .try_get::<Option<i64>, _>("number")?
+            .and_then(|n| u8::try_from(n).ok()),
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+/// Cancels challenge `id` started by `host` if it is still open (its
+/// result is no longer handed out either way); 204, or 404 when `host`
+/// has no such challenge.
+///
+/// # Errors
+/// 404 `unknown_challenge`; the database's.
+pub(crate) async fn cancel_for(
+    state: &AppState,
+    host: &str,
+    id: &str,
+) -> Result<StatusCode, ApiError> {
+    let (host, id) = (host.to_owned(), id.to_owned());
+    expire_due(state, Due::Challenge(&id)).await?;
     let now = state.now();
     let mut tx = state.pool.begin().await?;
     let cancelled = sqlx::query(

@@ -50,12 +50,15 @@ struct Device {
     disabled: bool,
     /// The method itself is disabled.
     method_disabled: bool,
+    /// Activated by the Security info page and not yet confirmed: it sees
+    /// only the challenges addressed to it (its test notification).
+    pending: bool,
 }
 
 /// The device with id `id`; 401 `unknown_device` when there is none.
 async fn load_device(state: &AppState, id: i64) -> Result<Device, ApiError> {
     let row = sqlx::query(
-        "SELECT m.id, m.user_id, m.public_key, m.disabled, u.username, u.disabled AS user_disabled
+        "SELECT m.id, m.user_id, m.public_key, m.disabled, m.pending, u.username, u.disabled AS user_disabled
          FROM methods m JOIN users u ON u.id = m.user_id
          WHERE m.id = $1 AND m.kind = 'push' AND m.public_key IS NOT NULL",
     )
@@ -71,6 +74,7 @@ async fn load_device(state: &AppState, id: i64) -> Result<Device, ApiError> {
         public_key: row.try_get("public_key")?,
         disabled: method_disabled || row.try_get::<i64, _>("user_disabled")? != 0,
         method_disabled,
+        pending: row.try_get::<i64, _>("pending")? != 0,
     })
 }
 
@@ -175,17 +179,27 @@ async fn authenticate_poll(
     Ok(dev)
 }
 
-/// The open challenges of `user_id`, oldest first.
+/// The rule of which challenges a device sees and may answer, as SQL on
+/// `push_challenges` with `$DEV` the device's id and `$PENDING` its
+/// pending flag: its user's challenges addressed to no device in
+/// particular (unless the device is pending), and those addressed to it.
+const FOR_DEVICE: &str = "((device_id IS NULL AND $PENDING = 0) OR device_id = $DEV)";
+
+/// The open challenges `dev` sees, oldest first.
 async fn pending_for(state: &AppState, dev: &Device) -> Result<Vec<PendingChallenge>, ApiError> {
-    let rows = sqlx::query(
+    let sql = format!(
         "SELECT id, host, nonce, number, context, created_at, expires_at FROM push_challenges
-         WHERE user_id = $1 AND status = 'pending' AND expires_at > $2
+         WHERE user_id = $1 AND status = 'pending' AND expires_at > $2 AND {}
          ORDER BY created_at, id",
-    )
-    .bind(dev.user_id)
-    .bind(state.now())
-    .fetch_all(&state.pool)
-    .await?;
+        FOR_DEVICE.replace("$DEV", "$3").replace("$PENDING", "$4")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(dev.user_id)
+        .bind(state.now())
+        .bind(dev.id)
+        .bind(i64::from(dev.pending))
+        .fetch_all(&state.pool)
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let host: String = r.try_get("host")?;
@@ -276,7 +290,7 @@ pub(crate) async fn answer(
     }
     let now = state.now();
     let mut tx = state.pool.begin().await?;
-    let row = sqlx::query(
+    let sql = format!(
         "UPDATE push_challenges SET
             status = CASE WHEN $1 = 'deny' THEN 'denied'
                           WHEN $1 = 'fraud' THEN 'fraud'
@@ -288,18 +302,21 @@ pub(crate) async fn answer(
             answered_at = $3, answered_by = $4
          WHERE id = $5 AND user_id = $6 AND nonce = $7
            AND status = 'pending' AND expires_at > $3
-           AND EXISTS (SELECT 1 FROM methods WHERE id = $4 AND disabled = 0)
+           AND EXISTS (SELECT 1 FROM methods WHERE id = $4 AND disabled = 0) AND {}
          RETURNING status, host, context",
-    )
-    .bind(req.decision.as_str())
-    .bind(req.number.map(i64::from))
-    .bind(now)
-    .bind(dev.id)
-    .bind(&req.challenge_id)
-    .bind(dev.user_id)
-    .bind(&req.nonce)
-    .fetch_optional(&mut *tx)
-    .await?;
+        FOR_DEVICE.replace("$DEV", "$4").replace("$PENDING", "$8")
+    );
+    let row = sqlx::query(&sql)
+        .bind(req.decision.as_str())
+        .bind(req.number.map(i64::from))
+        .bind(now)
+        .bind(dev.id)
+        .bind(&req.challenge_id)
+        .bind(dev.user_id)
+        .bind(&req.nonce)
+        .bind(i64::from(dev.pending))
+        .fetch_optional(&mut *tx)
+        .await?;
     let Some(row) = row else {
         tx.rollback().await?;
         let err = why_not_answered(&state, &dev, &req, now).await?;
@@ -378,11 +395,12 @@ async fn why_not_answered(
     req: &DeviceAnswer,
     now: i64,
 ) -> Result<ApiError, ApiError> {
-    let row =
-        sqlx::query("SELECT user_id, nonce, status, expires_at FROM push_challenges WHERE id = $1")
-            .bind(&req.challenge_id)
-            .fetch_optional(&state.pool)
-            .await?;
+    let row = sqlx::query(
+        "SELECT user_id, nonce, status, expires_at, device_id FROM push_challenges WHERE id = $1",
+    )
+    .bind(&req.challenge_id)
+    .fetch_optional(&state.pool)
+    .await?;
     let unknown = || {
         ApiError::new(
             ApiErrorCode::UnknownChallenge,
@@ -391,6 +409,10 @@ async fn why_not_answered(
     };
     let Some(row) = row else { return Ok(unknown()) };
     if row.try_get::<i64, _>("user_id")? != dev.user_id {
+        return Ok(unknown());
+    }
+    let addressed: Option<i64> = row.try_get("device_id")?;
+    if addressed.map_or(dev.pending, |d| d != dev.id) {
         return Ok(unknown());
     }
     let status: String = row.try_get("status")?;

@@ -50,7 +50,7 @@ async fn enrol_totp(
     let row = sqlx::query(
         "INSERT INTO methods (user_id, kind, label, is_default, created_at, digits, step_seconds)
          SELECT u.id, 'totp', $2,
-                CASE WHEN EXISTS (SELECT 1 FROM methods m WHERE m.user_id = u.id) THEN 0 ELSE 1 END,
+                CASE WHEN EXISTS (SELECT 1 FROM methods m WHERE m.user_id = u.id AND m.pending = 0) THEN 0 ELSE 1 END,
                 $3, $4, $5
          FROM users u WHERE u.username = $1
          RETURNING id, user_id",
@@ -161,7 +161,7 @@ async fn delete_method(
 pub(crate) async fn promote_default(conn: &mut AnyConnection, uid: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE methods SET is_default = 1
-         WHERE id = (SELECT MIN(id) FROM methods WHERE user_id = $1)
+         WHERE id = (SELECT MIN(id) FROM methods WHERE user_id = $1 AND pending = 0)
            AND NOT EXISTS (SELECT 1 FROM methods WHERE user_id = $1 AND is_default = 1)",
     )
     .bind(uid)

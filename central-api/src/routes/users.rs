@@ -65,9 +65,11 @@ async fn create_user(
 async fn list_users(State(state): State<Shared>, _admin: AdminAuth) -> ApiResult<Json<Vec<User>>> {
     let now = state.now();
     let mut by_user: HashMap<i64, Vec<Method>> = HashMap::new();
-    for row in sqlx::query(&format!("SELECT {METHOD_COLUMNS} FROM methods ORDER BY id"))
-        .fetch_all(&state.pool)
-        .await?
+    for row in sqlx::query(&format!(
+        "SELECT {METHOD_COLUMNS} FROM methods WHERE pending = 0 ORDER BY id"
+    ))
+    .fetch_all(&state.pool)
+    .await?
     {
         let uid: i64 = row.try_get("user_id")?;
         by_user.entry(uid).or_default().push(method_from_row(&row)?);
