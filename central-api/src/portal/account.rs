@@ -71,7 +71,7 @@ impl MethodInfo {
 pub async fn methods(p: &Portal, user_id: i64) -> Result<Vec<MethodInfo>, Exit> {
     let rows = sqlx::query(
         "SELECT id, kind, label, is_default, created_at, last_used_at, disabled
-         FROM methods WHERE user_id = $1 ORDER BY id",
+         FROM methods WHERE user_id = $1 AND pending = 0 ORDER BY id",
     )
     .bind(user_id)
     .fetch_all(&p.app.pool)
@@ -142,6 +142,9 @@ pub async fn security_info(
             Some("added") => {
                 Some("Authenticator app added. SSH and VPN sign-ins now accept its codes.")
             }
+            Some("added-push") => Some(
+                "Notification approved. Your authenticator app is set up: SSH and VPN sign-ins can now send it requests to approve.",
+            ),
             Some("deleted") => Some("The method was deleted."),
             Some("default") => Some("Your default sign-in method was changed."),
             _ => None,
@@ -181,7 +184,7 @@ pub async fn default_submit(
     let mut tx = p.app.pool.begin().await?;
     let n = sqlx::query(
         "UPDATE methods SET is_default = CASE WHEN id = $1 THEN 1 ELSE 0 END
-         WHERE user_id = $2 AND EXISTS (SELECT 1 FROM methods m WHERE m.id = $1 AND m.user_id = $2)",
+         WHERE user_id = $2 AND EXISTS (SELECT 1 FROM methods m WHERE m.id = $1 AND m.user_id = $2 AND m.pending = 0)",
     )
     .bind(id)
     .bind(s.user_id)
@@ -284,7 +287,7 @@ async fn delete_method(
 ) -> Result<(), Exit> {
     let mut tx = p.app.pool.begin().await?;
     let deleted = sqlx::query(
-        "DELETE FROM methods WHERE id = $1 AND user_id = $2 AND ($3 = '' OR kind = $3) RETURNING id",
+        "DELETE FROM methods WHERE id = $1 AND user_id = $2 AND pending = 0 AND ($3 = '' OR kind = $3) RETURNING id",
     )
     .bind(id)
     .bind(s.user_id)
@@ -358,7 +361,7 @@ async fn set_device_disabled(
 ) -> Result<(), Exit> {
     let mut tx = p.app.pool.begin().await?;
     let n = sqlx::query(
-        "UPDATE methods SET disabled = $3 WHERE id = $1 AND user_id = $2 AND kind = 'push'",
+        "UPDATE methods SET disabled = $3 WHERE id = $1 AND user_id = $2 AND kind = 'push' AND pending = 0",
     )
     .bind(id)
     .bind(s.user_id)

@@ -3,7 +3,9 @@
 //! verification methods themselves.
 //!
 //! Server-rendered HTML (askama templates compiled in from `templates/`),
-//! one stylesheet (`static/portal.css`), no script. Everything a page keeps
+//! one stylesheet (`static/portal.css`) and one small script
+//! (`static/push-wait.js`, the live wait for a push approval; every page
+//! works without it). Everything a page keeps
 //! between requests is a row of the registry's database, so any node of a
 //! PostgreSQL pool serves any session:
 //!
@@ -13,7 +15,8 @@
 //! - [`throttle`]: sign-in failures per username and per address;
 //! - [`signin`]: sign-in, the second factor, setup links, sign-out;
 //! - [`account`]: overview, Security info, Devices, Password, Privacy;
-//! - [`enrol`]: the guided "Authenticator app" steps;
+//! - [`enrol`]: the guided "Authenticator app" steps (codes or push);
+//! - [`push`]: notifications sent by the pages, the live wait;
 //! - [`admin`]: the admin API side (`user passwd`, `user invite`).
 //!
 //! Second factors at sign-in go through [`crate::verify::verify_as`], the
@@ -24,6 +27,7 @@ pub mod admin;
 pub mod enrol;
 pub mod pages;
 pub mod password;
+pub mod push;
 pub mod qr;
 pub mod session;
 pub mod signin;
@@ -46,9 +50,10 @@ use twostep_config::ApiConfig;
 pub const FRESH_FACTOR_SECS: i64 = 600;
 /// Largest form body the pages accept, in bytes.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
-/// The `Content-Security-Policy` of every page: no script at all, styles
-/// and images only from the registry itself, forms only to it.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The `Content-Security-Policy` of every page: no inline script (the one
+/// script, the push live wait, is a file of the registry's), styles,
+/// images and fetches only from the registry itself, forms only to it.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// `[api.portal]` as the pages use it.
 #[derive(Debug, Clone)]
@@ -258,9 +263,16 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(signin::code_page).post(signin::code_submit),
         )
         .route(
+            "/sign-in/push",
+            get(signin::push_page).post(signin::push_submit),
+        )
+        .route("/sign-in/push/resend", post(signin::push_resend))
+        .route(
             "/verify",
             get(signin::verify_page).post(signin::verify_submit),
         )
+        .route("/verify/push", post(signin::verify_push_submit))
+        .route("/verify/push/resend", post(signin::verify_push_resend))
         .route("/invite/{token}", get(signin::invite_page))
         .route("/invite", post(signin::invite_accept))
         .route(
@@ -278,9 +290,11 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(enrol::add_page).post(enrol::add_submit),
         )
         .route(
-            "/security-info/app/{step}",
+            "/security-info/{kind}/{step}",
             get(enrol::step_page).post(enrol::step_submit),
         )
+        .route("/push-status", get(push::status))
+        .route("/static/push-wait.js", get(push::script))
         .route(
             "/security-info/default",
             get(account::default_page).post(account::default_submit),

@@ -226,6 +226,45 @@ pub struct CodePage {
     pub error: Option<String>,
     /// Who is signing in.
     pub username: String,
+    /// Where "Send a request to my app instead" goes, when the user has a
+    /// push device.
+    pub push_alt: Option<String>,
+}
+
+/// Approve a push request: at sign-in, or for a fresh second factor.
+#[derive(Template)]
+#[template(path = "push_wait.html")]
+pub struct PushPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// Heading.
+    pub heading: &'static str,
+    /// Where Continue goes.
+    pub action: &'static str,
+    /// Where "Send another request" goes.
+    pub resend_action: &'static str,
+    /// Local path to go on to, for a fresh factor.
+    pub next: Option<String>,
+    /// Why nothing was sent, or the last request failed.
+    pub error: Option<&'static str>,
+    /// A request is open: show its number and wait.
+    pub waiting: bool,
+    /// The number to choose in the app, under number matching.
+    pub number: Option<u8>,
+    /// Seconds until the open request expires.
+    pub seconds: i64,
+    /// The names of the devices it went to.
+    pub devices: String,
+    /// What happened to the last request, when not waiting.
+    pub message: Option<&'static str>,
+    /// A new request may be sent (the user has an enabled device).
+    pub can_send: bool,
+    /// Where "Use a verification code instead" goes, when the user has one.
+    pub code_alt: Option<String>,
+    /// Who is signing in.
+    pub username: String,
+    /// `src` of the live-wait script.
+    pub script: &'static str,
 }
 
 /// The landing page of a setup link.
@@ -320,6 +359,11 @@ pub struct FlowPage {
     pub chrome: Chrome,
     /// Which step.
     pub step: FlowStep,
+    /// The flow adds a device that approves notifications (else an app
+    /// that shows codes).
+    pub push: bool,
+    /// Where the flow's steps live (`/my/security-info/app`, `…/push`).
+    pub base: String,
     /// Its number, from 1.
     pub number: usize,
     /// Steps in all.
@@ -328,8 +372,17 @@ pub struct FlowPage {
     pub error: Option<&'static str>,
     /// The QR code (step "qr" only): our own SVG.
     pub qr_svg: String,
-    /// The key in groups of four (step "qr" only).
+    /// The TOTP key, or the push activation code, in groups of four
+    /// (step "qr" only).
     pub key_groups: String,
+    /// The activation link to paste into the app (push, step "qr" only).
+    pub manual_uri: String,
+    /// The registry's public URL (push).
+    pub registry: String,
+    /// The test notification (push, step "notify" only).
+    pub notify: crate::portal::enrol::NotifyView,
+    /// `src` of the live-wait script.
+    pub script: &'static str,
     /// Account name in the app.
     pub account: String,
     /// Issuer in the app.

@@ -200,6 +200,9 @@ pub struct Session {
     pub set_password: bool,
     /// The sealed state of an "Add method" flow in progress.
     pub flow_sealed: Option<String>,
+    /// The push challenge this session waits for (sign-in or a fresh
+    /// second factor by notification), until the session id changes.
+    pub push_challenge: Option<String>,
     /// Unix seconds the session began.
     pub created_at: i64,
 }
@@ -331,7 +334,7 @@ pub async fn load(p: &Portal, id: &str) -> Result<Option<Session>, ApiError> {
     let id_hash = token_hash(id);
     let row = sqlx::query(
         "SELECT s.user_id, s.stage, s.created_at, s.last_seen_at, s.factor_at, s.set_password,
-                s.flow_sealed, u.username, u.display_name, u.disabled
+                s.flow_sealed, s.push_challenge, u.username, u.display_name, u.disabled
          FROM portal_sessions s JOIN users u ON u.id = s.user_id
          WHERE s.id_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3",
     )
@@ -368,6 +371,7 @@ pub async fn load(p: &Portal, id: &str) -> Result<Option<Session>, ApiError> {
         factor_at: row.try_get("factor_at")?,
         set_password: row.try_get::<i64, _>("set_password")? != 0,
         flow_sealed: row.try_get("flow_sealed")?,
+        push_challenge: row.try_get("push_challenge")?,
         created_at: row.try_get("created_at")?,
     }))
 }
@@ -461,7 +465,7 @@ pub async fn rotate(
     };
     let n = sqlx::query(
         "UPDATE portal_sessions SET id_hash = $2, stage = $3, expires_at = $4,
-                factor_at = COALESCE($5, factor_at), last_seen_at = $6
+                factor_at = COALESCE($5, factor_at), last_seen_at = $6, push_challenge = NULL
          WHERE id_hash = $1",
     )
     .bind(&s.id_hash)
@@ -517,6 +521,23 @@ where
 pub fn clear_cookie(p: &Portal) -> HeaderValue {
     let tls = p.settings().tls;
     set_cookie(session_cookie_name(tls), "", 0, tls)
+}
+
+/// Sets the push challenge session `id_hash` waits for (`None` clears it).
+///
+/// # Errors
+/// Database errors.
+pub async fn set_push_challenge(
+    p: &Portal,
+    id_hash: &str,
+    challenge: Option<&str>,
+) -> Result<(), ApiError> {
+    sqlx::query("UPDATE portal_sessions SET push_challenge = $2 WHERE id_hash = $1")
+        .bind(id_hash)
+        .bind(challenge)
+        .execute(&p.app.pool)
+        .await?;
+    Ok(())
 }
 
 /// Sets `flow_sealed` of a session (`None` clears it).

@@ -1,10 +1,11 @@
 //! Signing in (password, then the second factor), the fresh second factor
 //! that Security info and every change ask for, setup links, signing out.
 //!
-//! Sign-in steps (a push approval, once push exists, is one more
-//! [`SignInStep`] beside [`SignInStep::Code`], chosen in [`next_step`]):
-//! password → [`SignInStep::Code`] → signed in. The session id changes at
-//! each step.
+//! Sign-in steps: password → the second factor [`next_step`] chooses
+//! ([`SignInStep::Code`], or [`SignInStep::Push`]: approve a request sent
+//! to the user's devices, when their default method is a push device or
+//! they have no code method) → signed in. The session id changes at each
+//! step. The fresh second factor (`/my/verify`) offers the same two.
 
 use super::pages::{
     self, render, render_status, Chrome, CodePage, ConfirmPage, InvitePage, SignInPage, WelcomePage,
@@ -45,6 +46,10 @@ pub struct Params {
     /// Where to go on to.
     #[serde(default)]
     pub next: Option<String>,
+    /// The second factor asked for: `code` or `push` (else the user's
+    /// default).
+    #[serde(default)]
+    pub with: Option<String>,
 }
 
 /// `next` when it is one of the pages' own paths, else `/my/`.
@@ -108,13 +113,29 @@ pub fn signed_in(v: &Visit) -> Result<&Session, Exit> {
     }
 }
 
-/// Whether the user has a method that verifies codes.
+/// Whether the user has an enabled method that verifies codes.
 ///
 /// # Errors
 /// Database errors.
 pub async fn has_code_method(p: &Portal, user_id: i64) -> Result<bool, ApiError> {
     Ok(sqlx::query(
-        "SELECT 1 FROM methods WHERE user_id = $1 AND kind = 'totp' AND secret_sealed IS NOT NULL LIMIT 1",
+        "SELECT 1 FROM methods WHERE user_id = $1 AND kind = 'totp' AND secret_sealed IS NOT NULL
+         AND disabled = 0 AND pending = 0 LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(&p.app.pool)
+    .await?
+    .is_some())
+}
+
+/// Whether the user has an enabled push device.
+///
+/// # Errors
+/// Database errors.
+pub async fn has_push_device(p: &Portal, user_id: i64) -> Result<bool, ApiError> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM methods WHERE user_id = $1 AND kind = 'push' AND public_key IS NOT NULL
+         AND disabled = 0 AND pending = 0 LIMIT 1",
     )
     .bind(user_id)
     .fetch_optional(&p.app.pool)
@@ -131,7 +152,12 @@ pub async fn has_code_method(p: &Portal, user_id: i64) -> Result<bool, ApiError>
 pub async fn fresh<'v>(p: &Portal, v: &'v Visit, next: &str) -> Result<&'v Session, Exit> {
     let s = signed_in(v)?;
     let recent = s.factor_at.is_some_and(|t| p.now() - t < FRESH_FACTOR_SECS);
-    if recent || !has_code_method(p, s.user_id).await? {
+    if recent
+        || matches!(
+            next_step(p, s.user_id).await?,
+            SignInStep::NoMethod | SignInStep::Unusable
+        )
+    {
         return Ok(s);
     }
     Err(Exit::Redirect(format!(
@@ -173,20 +199,45 @@ pub struct SignInForm {
 pub enum SignInStep {
     /// A code from an authenticator app.
     Code,
+    /// Approve a request sent to the user's push devices.
+    Push,
     /// Nothing: the user has no method yet (goes to Security info).
     NoMethod,
-    /// The user's methods cannot be used on this page (push devices only,
-    /// until push sign-in exists here).
+    /// The user has methods but every one is disabled.
     Unusable,
 }
 
-/// Which second-factor step a user with row id `user_id` gets. Push plugs
-/// in here: a user whose default is a push device gets a `Push` step.
-async fn next_step(p: &Portal, user_id: i64) -> Result<SignInStep, ApiError> {
-    if has_code_method(p, user_id).await? {
+/// Which second-factor step a user with row id `user_id` gets: their
+/// default method's kind when they have both kinds, else the kind they
+/// have.
+///
+/// # Errors
+/// Database errors.
+pub async fn next_step(p: &Portal, user_id: i64) -> Result<SignInStep, ApiError> {
+    let code = has_code_method(p, user_id).await?;
+    let push = has_push_device(p, user_id).await?;
+    if code && push {
+        let default_push = sqlx::query(
+            "SELECT 1 FROM methods WHERE user_id = $1 AND is_default = 1 AND kind = 'push'
+             AND disabled = 0 AND pending = 0",
+        )
+        .bind(user_id)
+        .fetch_optional(&p.app.pool)
+        .await?
+        .is_some();
+        return Ok(if default_push {
+            SignInStep::Push
+        } else {
+            SignInStep::Code
+        });
+    }
+    if code {
         return Ok(SignInStep::Code);
     }
-    let any = sqlx::query("SELECT 1 FROM methods WHERE user_id = $1 AND disabled = 0 LIMIT 1")
+    if push {
+        return Ok(SignInStep::Push);
+    }
+    let any = sqlx::query("SELECT 1 FROM methods WHERE user_id = $1 AND pending = 0 LIMIT 1")
         .bind(user_id)
         .fetch_optional(&p.app.pool)
         .await?;
@@ -309,13 +360,14 @@ pub async fn sign_in(
     }
     let (stage, to) = match next_step(&p, uid).await? {
         SignInStep::Code => (Stage::SecondFactor, "/my/sign-in/code"),
+        SignInStep::Push => (Stage::SecondFactor, "/my/sign-in/push"),
         SignInStep::NoMethod => (Stage::SignedIn, "/my/security-info"),
         SignInStep::Unusable => {
             return sign_in_page(
                 &p,
                 &v,
                 StatusCode::FORBIDDEN,
-                Some("Your sign-in method can't be used on this page yet. Ask your administrator for a setup link."),
+                Some("Your sign-in methods are disabled. Ask your administrator to enable one, or for a setup link."),
                 None,
                 &username,
             )
@@ -376,6 +428,14 @@ async fn render_code(
             "Enter the code shown in the authenticator app on your phone.",
         ),
     };
+    let push_alt = if has_push_device(p, s.user_id).await? {
+        Some(match &fresh_check {
+            Some(next) => format!("/my/verify?next={next}&with=push"),
+            None => "/my/sign-in/push".to_owned(),
+        })
+    } else {
+        None
+    };
     let page = CodePage {
         chrome: Chrome::new(p, heading, "", key, None),
         action,
@@ -384,6 +444,7 @@ async fn render_code(
         next: fresh_check,
         error,
         username: s.username.clone(),
+        push_alt,
     };
     render(&page)
 }
@@ -493,6 +554,14 @@ pub async fn verify_page(
     if fresh(&p, &v, &next).await.is_ok() {
         return Err(Exit::Redirect(next));
     }
+    let push = match params.with.as_deref() {
+        Some("code") => !has_code_method(&p, s.user_id).await?,
+        Some("push") => has_push_device(&p, s.user_id).await?,
+        _ => next_step(&p, s.user_id).await? == SignInStep::Push,
+    };
+    if push {
+        return push_get(&p, s, PushFor::Verify(next), v.peer.as_deref()).await;
+    }
     render_code(&p, s, Some(next), None).await
 }
 
@@ -517,6 +586,232 @@ pub async fn verify_submit(
         Err(CodeRefusal::NoMethod) => Err(Exit::Redirect(next)),
         Err(CodeRefusal::End) => end_session(&p, s).await,
     }
+}
+
+/// What a push approval on the pages is for.
+#[derive(Debug, Clone)]
+pub enum PushFor {
+    /// The second factor at sign-in.
+    SignIn,
+    /// A fresh second factor, then on to the path.
+    Verify(String),
+}
+
+impl PushFor {
+    fn action(&self) -> &'static str {
+        match self {
+            Self::SignIn => "/my/sign-in/push",
+            Self::Verify(_) => "/my/verify/push",
+        }
+    }
+
+    fn resend_action(&self) -> &'static str {
+        match self {
+            Self::SignIn => "/my/sign-in/push/resend",
+            Self::Verify(_) => "/my/verify/push/resend",
+        }
+    }
+
+    fn next(&self) -> Option<String> {
+        match self {
+            Self::SignIn => None,
+            Self::Verify(n) => Some(n.clone()),
+        }
+    }
+}
+
+/// The push page for `s`, showing the request the session waits for.
+async fn render_push(
+    p: &Portal,
+    s: &Session,
+    purpose: &PushFor,
+    error: Option<&'static str>,
+) -> PageResult {
+    use super::push;
+    let current = match &s.push_challenge {
+        Some(id) => push::current(p, s.user_id, id).await?,
+        None => None,
+    };
+    let (waiting, number, seconds, message) = match current {
+        Some(c) if c.result == twostep_common::push::PushResult::Pending => {
+            (true, c.number, push::seconds_left(p, c.expires_at), None)
+        }
+        Some(c) => (false, None, 0, Some(push::result_text(c.result))),
+        None => (false, None, 0, None),
+    };
+    let devices = sqlx::query(
+        "SELECT label FROM methods WHERE user_id = $1 AND kind = 'push' AND disabled = 0
+         AND pending = 0 ORDER BY is_default DESC, id",
+    )
+    .bind(s.user_id)
+    .fetch_all(&p.app.pool)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<String, _>("label"))
+    .collect::<Result<Vec<_>, _>>()?;
+    let code_alt = if has_code_method(p, s.user_id).await? {
+        Some(match purpose {
+            PushFor::SignIn => "/my/sign-in/code".to_owned(),
+            PushFor::Verify(n) => format!("/my/verify?next={n}&with=code"),
+        })
+    } else {
+        None
+    };
+    let heading = match purpose {
+        PushFor::SignIn => "Approve sign-in request",
+        PushFor::Verify(_) => "Verify your identity",
+    };
+    let page = pages::PushPage {
+        chrome: Chrome::new(p, heading, "", csrf_of(p, s).await?, None),
+        heading,
+        action: purpose.action(),
+        resend_action: purpose.resend_action(),
+        next: purpose.next(),
+        error,
+        waiting,
+        number,
+        seconds,
+        can_send: !devices.is_empty(),
+        devices: if devices.is_empty() {
+            "your device".to_owned()
+        } else {
+            devices.join(", ")
+        },
+        message,
+        code_alt,
+        username: s.username.clone(),
+        script: push::script_src(),
+    };
+    render(&page)
+}
+
+/// Sends a request to the user's devices for session `s` (cancelling the
+/// one it waited for, if still open) and shows it; or shows why none was
+/// sent.
+async fn push_send(p: &Portal, s: &Session, purpose: &PushFor, peer: Option<&str>) -> PageResult {
+    use super::push;
+    if let Some(old) = &s.push_challenge {
+        push::cancel(p, old).await?;
+    }
+    match push::send(p, &s.username, None, peer).await? {
+        Ok(c) => {
+            session::set_push_challenge(p, &s.id_hash, Some(&c.challenge_id)).await?;
+            let mut s = s.clone();
+            s.push_challenge = Some(c.challenge_id);
+            render_push(p, &s, purpose, None).await
+        }
+        Err(r) => {
+            session::set_push_challenge(p, &s.id_hash, None).await?;
+            let mut s = s.clone();
+            s.push_challenge = None;
+            render_push(p, &s, purpose, Some(push::refusal_text(r))).await
+        }
+    }
+}
+
+/// `GET` of a push step: the first visit sends the request; reloads show
+/// it as it stands (Resend sends another).
+async fn push_get(p: &Portal, s: &Session, purpose: PushFor, peer: Option<&str>) -> PageResult {
+    if s.push_challenge.is_none() {
+        return push_send(p, s, &purpose, peer).await;
+    }
+    render_push(p, s, &purpose, None).await
+}
+
+/// Whether the request session `s` waits for was approved: `Ok(())`, or
+/// what to say on the page shown again (a reminder while it is pending).
+async fn push_approved(
+    p: &Portal,
+    s: &Session,
+) -> Result<Result<(), Option<&'static str>>, ApiError> {
+    use twostep_common::push::PushResult;
+    let current = match &s.push_challenge {
+        Some(id) => super::push::current(p, s.user_id, id).await?,
+        None => None,
+    };
+    Ok(match current.map(|c| c.result) {
+        Some(PushResult::Approved) => Ok(()),
+        Some(PushResult::Pending) => Err(Some(super::push::result_text(PushResult::Pending))),
+        _ => Err(None),
+    })
+}
+
+/// `GET /my/sign-in/push`.
+pub async fn push_page(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
+    let s = second_factor_session(&v)?;
+    push_get(&p, s, PushFor::SignIn, v.peer.as_deref()).await
+}
+
+/// `POST /my/sign-in/push`: Continue (the live wait submits it too).
+pub async fn push_submit(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
+) -> PageResult {
+    let s = second_factor_session(&v)?;
+    if let Err(say) = push_approved(&p, s).await? {
+        return render_push(&p, s, &PushFor::SignIn, say).await;
+    }
+    audit(
+        &p.app.pool,
+        &p,
+        &s.username,
+        "portal.sign_in",
+        "push_approved",
+        v.peer.as_deref(),
+        None,
+    )
+    .await?;
+    let (cookie, _) = session::rotate(&p, s, Stage::SignedIn, Some(p.now())).await?;
+    Ok(pages::redirect_with("/my/", [cookie]))
+}
+
+/// `POST /my/sign-in/push/resend`.
+pub async fn push_resend(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
+) -> PageResult {
+    let s = second_factor_session(&v)?;
+    push_send(&p, s, &PushFor::SignIn, v.peer.as_deref()).await
+}
+
+#[derive(Deserialize)]
+pub struct NextForm {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /my/verify/push`: Continue for a fresh second factor.
+pub async fn verify_push_submit(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(f): CsrfForm<NextForm>,
+) -> PageResult {
+    let s = signed_in(&v)?;
+    let next = safe_next(f.next.as_deref());
+    if let Err(say) = push_approved(&p, s).await? {
+        return render_push(&p, s, &PushFor::Verify(next), say).await;
+    }
+    sqlx::query(
+        "UPDATE portal_sessions SET factor_at = $2, push_challenge = NULL WHERE id_hash = $1",
+    )
+    .bind(&s.id_hash)
+    .bind(p.now())
+    .execute(&p.app.pool)
+    .await?;
+    Err(Exit::Redirect(next))
+}
+
+/// `POST /my/verify/push/resend`.
+pub async fn verify_push_resend(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(f): CsrfForm<NextForm>,
+) -> PageResult {
+    let s = signed_in(&v)?;
+    let purpose = PushFor::Verify(safe_next(f.next.as_deref()));
+    push_send(&p, s, &purpose, v.peer.as_deref()).await
 }
 
 fn bad_link() -> Exit {
@@ -705,15 +1000,16 @@ pub async fn welcome_submit(
     let phc = p.hash_password(&f.new_password).await?;
     store_password(&p, s, &phc, v.peer.as_deref()).await?;
     let (cookie, id_hash) = session::rotate(&p, s, Stage::SignedIn, None).await?;
-    let has_methods = sqlx::query("SELECT 1 FROM methods WHERE user_id = $1 LIMIT 1")
-        .bind(s.user_id)
-        .fetch_optional(&p.app.pool)
-        .await?
-        .is_some();
+    let has_methods =
+        sqlx::query("SELECT 1 FROM methods WHERE user_id = $1 AND pending = 0 LIMIT 1")
+            .bind(s.user_id)
+            .fetch_optional(&p.app.pool)
+            .await?
+            .is_some();
     let to = if has_methods {
         "/my/security-info"
     } else {
-        super::enrol::begin(&p, s.user_id, &id_hash).await?;
+        super::enrol::begin(&p, s, &id_hash, super::enrol::FlowKind::CodeApp).await?;
         "/my/security-info/app/start"
     };
     Ok(pages::redirect_with(to, [cookie]))
