@@ -347,6 +347,20 @@ const MIGRATIONS: &[Migration] = &[
             failures BIGINT NOT NULL)",
         ],
     },
+    // Version 5: replayed codes counted per user apart from failures
+    // (crate::verify), and the per-host rate of audit records of logins
+    // refused before a code is asked (crate::routes::host).
+    Migration {
+        version: 5,
+        statements: &[
+            "ALTER TABLE users ADD COLUMN replay_count BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE users ADD COLUMN replay_window_start BIGINT",
+            "CREATE TABLE audit_throttle (
+            name TEXT PRIMARY KEY,
+            window_start BIGINT NOT NULL,
+            records BIGINT NOT NULL)",
+        ],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in

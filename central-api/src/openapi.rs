@@ -235,7 +235,7 @@ fn schemas() -> Value {
             "code": { "type": "string", "pattern": "^[0-9]{6}$" },
             "context": schema_ref("AuthContext") })),
         "VerifyResponse": object(&["result"], json!({
-            "result": {"type": "string", "enum": ["accept", "reject", "locked", "not_enrolled", "unknown_user", "disabled"]},
+            "result": {"type": "string", "enum": ["accept", "reject", "replay", "locked", "not_enrolled", "unknown_user", "disabled"]},
             "method_id": nullable(int64()),
             "locked_until": nullable(int64()) })),
     })

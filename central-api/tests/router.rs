@@ -48,15 +48,92 @@ async fn oathtool_interop_at_fixed_times() {
             assert_eq!(v["result"], "accept", "epoch {epoch}, t {t}: {v}");
             assert_eq!(v["method_id"], id);
         }
-        // Replays: every code already used, and an older one, are refused.
+        // Replays: every code already used, and an older one, are refused
+        // as `replay`.
         for t in [epoch - 31, epoch, epoch + 31] {
             assert_eq!(
                 app.result(&key, "dave", &oathtool(&secret, t)).await,
-                "reject",
+                "replay",
                 "replay t {t}"
             );
         }
     }
+}
+
+#[tokio::test]
+async fn replays_never_lock_and_have_their_own_limit() {
+    let app = TestApp::new(
+        "[api.lockout]\nmax_failures = 2\nmax_replays = 3\nreplay_window_seconds = 600\n",
+    )
+    .await;
+    let t0 = 1_700_000_025;
+    app.clock.set(t0);
+    let (secret, id, key) = app.enrolled("rita").await;
+    let code = oathtool(&secret, t0);
+    assert_eq!(app.result(&key, "rita", &code).await, "accept");
+    // Five replays, more than max_failures and max_replays: all `replay`,
+    // none a failure.
+    for i in 0..5 {
+        let v = app.verify(&key, "rita", &code).await;
+        assert_eq!(v["result"], "replay", "replay {i}: {v}");
+        assert_eq!(v["method_id"], id);
+    }
+    let user = app.admin(Method::GET, "/v1/admin/users/rita", None).await;
+    assert_eq!(user["locked_until"], Value::Null, "{user}");
+    // One wrong code is still below max_failures = 2: replays did not count.
+    assert_eq!(app.result(&key, "rita", &wrong(&code)).await, "reject");
+    app.clock.set(t0 + 30);
+    assert_eq!(
+        app.result(&key, "rita", &oathtool(&secret, t0 + 30)).await,
+        "accept"
+    );
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    let replays: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "verify" && e["result"] == "replay")
+        .collect();
+    assert_eq!(replays.len(), 5);
+    // Newest first: the last two are over max_replays = 3.
+    let over = |e: &Value| {
+        e["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("over max_replays")
+    };
+    assert_eq!(
+        replays.iter().map(|e| over(e)).collect::<Vec<_>>(),
+        vec![true, true, false, false, false],
+        "{replays:?}"
+    );
+    assert!(
+        replays[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("replays=5 within 600 s"),
+        "{:?}",
+        replays[0]
+    );
+    // The window passes: the count starts again.
+    let t1 = t0 + 30 + 601;
+    app.clock.set(t1);
+    assert_eq!(
+        app.result(&key, "rita", &oathtool(&secret, t1)).await,
+        "accept"
+    );
+    assert_eq!(
+        app.result(&key, "rita", &oathtool(&secret, t1)).await,
+        "replay"
+    );
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1", None)
+        .await;
+    let detail = audit[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("replays=1 within"), "{detail}");
+    assert!(!detail.contains("over max_replays"), "{detail}");
 }
 
 #[tokio::test]

@@ -682,8 +682,13 @@ impl fmt::Debug for VerifyRequest {
 pub enum VerifyResult {
     /// The code is valid and now consumed.
     Accept,
-    /// Wrong, expired or replayed code (counted as a failure).
+    /// Wrong or expired code (counted as a failure).
     Reject,
+    /// The code matched, but its time step was used already (by this login
+    /// sent twice, a NAS retransmission with a new Identifier, another
+    /// server of a pool): refused, never counted as a failure; the user
+    /// waits for the next code. Older registries answered `reject`.
+    Replay,
     /// Too many failures: locked out until `locked_until`, even for a right code.
     Locked,
     /// The user has no method that can verify a code.
@@ -700,6 +705,7 @@ impl VerifyResult {
         match self {
             Self::Accept => "accept",
             Self::Reject => "reject",
+            Self::Replay => "replay",
             Self::Locked => "locked",
             Self::NotEnrolled => "not_enrolled",
             Self::UnknownUser => "unknown_user",
@@ -763,6 +769,7 @@ mod tests {
         for r in [
             VerifyResult::Accept,
             VerifyResult::Reject,
+            VerifyResult::Replay,
             VerifyResult::Locked,
             VerifyResult::NotEnrolled,
             VerifyResult::UnknownUser,

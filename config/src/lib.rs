@@ -192,6 +192,17 @@ pub struct LockoutConfig {
     /// Lockout duration, in seconds (at least 1). Default 300.
     #[serde(default = "default_lock")]
     pub lock_seconds: u64,
+    /// Replayed codes (a code whose time step was used already) per user
+    /// within `replay_window_seconds` that are taken for NAS
+    /// retransmissions, retries and pool copies (at least 1). A replay is
+    /// never a failure; past this many each further one is logged at
+    /// warning level as a possible attack. Default 20.
+    #[serde(default = "default_max_replays")]
+    pub max_replays: u32,
+    /// Window in which replays are counted, in seconds (at least 1).
+    /// Default 600.
+    #[serde(default = "default_window")]
+    pub replay_window_seconds: u64,
 }
 
 impl Default for LockoutConfig {
@@ -200,6 +211,8 @@ impl Default for LockoutConfig {
             max_failures: default_max_failures(),
             window_seconds: default_window(),
             lock_seconds: default_lock(),
+            max_replays: default_max_replays(),
+            replay_window_seconds: default_window(),
         }
     }
 }
@@ -212,6 +225,9 @@ fn default_window() -> u64 {
 }
 fn default_lock() -> u64 {
     300
+}
+fn default_max_replays() -> u32 {
+    20
 }
 
 /// `[registry]`: how the PAM module, the RADIUS server and the CLI reach the
@@ -586,6 +602,15 @@ impl Config {
             }
             if api.lockout.lock_seconds == 0 {
                 return Err(at("lock_seconds", "lock_seconds must be at least 1".into()));
+            }
+            if api.lockout.max_replays == 0 {
+                return Err(at("max_replays", "max_replays must be at least 1".into()));
+            }
+            if api.lockout.replay_window_seconds == 0 {
+                return Err(at(
+                    "replay_window_seconds",
+                    "replay_window_seconds must be at least 1".into(),
+                ));
             }
             if api.totp.skew_steps > 10 {
                 return Err(at("skew_steps", "skew_steps must be at most 10".into()));

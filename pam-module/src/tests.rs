@@ -457,6 +457,65 @@ fn wrong_code_then_right() {
     );
 }
 
+/// A replayed code is its own result: the next prompt says to wait for the
+/// next code, and the log line names the replay.
+#[test]
+fn replayed_code_then_next_code() {
+    let r = case()
+        .answer("111111")
+        .answer("222222")
+        .enrolled_then(&[VerifyResult::Replay, VerifyResult::Accept])
+        .run();
+    assert_eq!(r.end, end(PamCode::Success, Level::Info, "verified"));
+    assert_eq!(
+        r.prompts,
+        vec![
+            (PROMPT.0.to_owned(), false),
+            (
+                format!("{}\n{}", twostep_common::decision::REPLAY_MESSAGE, PROMPT.0),
+                false
+            ),
+        ]
+    );
+    assert_eq!(
+        twostep_common::decision::REPLAY_MESSAGE,
+        "That code was used already. Wait for the next code in your app."
+    );
+}
+
+#[test]
+fn replayed_code_without_another_prompt() {
+    let r = case()
+        .arg("use_first_pass")
+        .authtok("111111")
+        .enrolled_then(&[VerifyResult::Replay])
+        .run();
+    assert_eq!(
+        r.end,
+        end(
+            PamCode::AuthErr,
+            Level::Notice,
+            "code used already (replay)"
+        )
+    );
+    assert_eq!(r.line, line("PAM_AUTH_ERR", "code used already (replay)"));
+    assert!(r.prompts.is_empty());
+
+    let r = case()
+        .pam(|p| p.max_tries = 1)
+        .answer("111111")
+        .enrolled_then(&[VerifyResult::Replay])
+        .run();
+    assert_eq!(
+        r.end,
+        end(
+            PamCode::MaxTries,
+            Level::Notice,
+            "too many wrong codes; the last code used already (replay)"
+        )
+    );
+}
+
 /// An answer that is not a code counts as a wrong try and is never sent.
 #[test]
 fn malformed_answer_never_reaches_the_registry() {

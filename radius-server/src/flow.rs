@@ -249,6 +249,7 @@ pub fn reply_for(d: Decision, attrs: &[RawAttr]) -> Reply {
     match d {
         Decision::Verified | Decision::FailOpen => Reply::accept(attrs.to_vec()),
         Decision::WrongCode => Reply::reject(Some("code refused")),
+        Decision::Replayed => Reply::reject(Some(decision::REPLAY_MESSAGE)),
         Decision::Denied(r) => Reply::reject(Some(r.message())),
         Decision::Ignore => Reply::reject(Some(DenyReason::NotEnrolled.message())),
         Decision::Unavailable => Reply::reject(Some(UNAVAILABLE)),
@@ -1319,6 +1320,7 @@ mod tests {
         );
         for (d, msg) in [
             (Decision::WrongCode, "code refused"),
+            (Decision::Replayed, decision::REPLAY_MESSAGE),
             (Decision::Denied(DenyReason::Locked), "account locked"),
             (
                 Decision::Denied(DenyReason::NotEnrolled),

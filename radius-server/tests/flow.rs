@@ -306,6 +306,22 @@ fn registry_verdicts_other_than_accept_are_rejects() {
     }
 }
 
+/// A replayed code gets its own Reply-Message (wait for the next code) and
+/// log line, never "code refused".
+#[test]
+fn replayed_code_says_wait_for_the_next_code() {
+    let mut s = Server::new(RadiusMode::OtpOnly, false);
+    let (v, _) = s.run(
+        &request("alice", GOOD, None),
+        &with_verify(Ok(VerifyResult::Replay)),
+    );
+    assert_eq!(
+        v.reply,
+        reject("That code was used already. Wait for the next code in your app.")
+    );
+    assert_eq!(v.log.text, "Access-Reject: code used already (replay)");
+}
+
 // ---- append ----------------------------------------------------------------
 
 #[test]

@@ -48,10 +48,20 @@ fn right_wrong_maxtries_replay_malformed() {
         "{ev:?}"
     );
 
-    // The same code again: replay, refused.
+    // The same code again: replay, refused; the next prompt says to wait
+    // for the next code, and the log line names the replay.
     let r = f.auth("alone", "alice", None, &lines(&[&good]));
     r.expect(false, "PAM_AUTH_ERR");
     assert_eq!(r.pam_line(), AUTH_ERR);
+    assert_eq!(
+        r.prompts("That code was used already. Wait for the next code in your app."),
+        1,
+        "{r:#?}"
+    );
+    let log = r.module_log().join("\n");
+    assert!(log.contains("code used already (replay)"), "{log}");
+    let audit = block_on(f.reg.admin_client().audit(1)).expect("audit");
+    assert_eq!(audit[0].result.as_deref(), Some("replay"), "{audit:?}");
 
     // One wrong code, then the user gives up: PAM_AUTH_ERR.
     let bob = f.enrolled("bob");
