@@ -406,6 +406,12 @@ pub struct RadiusConfig {
     /// Lifetime of a challenge State, in seconds (at most 300). Default 120.
     #[serde(default = "default_state_lifetime")]
     pub state_lifetime: u64,
+    /// Wrong codes (or replayed ones, or answers that are not codes) one
+    /// challenge State takes (1 to 10); the last is answered "too many
+    /// wrong codes, start again" and the State is ended. Default 3, as
+    /// `[pam] max_tries`.
+    #[serde(default = "default_challenge_max_tries")]
+    pub challenge_max_tries: u32,
     /// Requests worked on at once; more are dropped (the NAS retransmits).
     /// Default 256.
     #[serde(default = "default_max_in_flight")]
@@ -432,6 +438,9 @@ fn default_radius_listen() -> SocketAddr {
 }
 fn default_state_lifetime() -> u64 {
     120
+}
+fn default_challenge_max_tries() -> u32 {
+    3
 }
 fn default_max_in_flight() -> usize {
     256
@@ -660,6 +669,12 @@ impl Config {
                 return Err(at(
                     "state_lifetime",
                     "state_lifetime must be between 1 and 300 seconds".into(),
+                ));
+            }
+            if !(1..=10).contains(&radius.challenge_max_tries) {
+                return Err(at(
+                    "challenge_max_tries",
+                    "challenge_max_tries must be between 1 and 10".into(),
                 ));
             }
             if radius.max_in_flight == 0 {
