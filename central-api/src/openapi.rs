@@ -145,7 +145,7 @@ fn operations() -> Vec<(&'static str, &'static str, Op<'static>)> {
             body: None, ok: ("204", None), errs: &[E401, E404, E503] }),
         (paths::AUDIT, "get", Op { summary: "Audit events, newest first", auth: admin, body: None,
             ok: ("200", Some(array_of("AuditEvent"))), errs: &[E400, E401, E503] }),
-        (paths::HOST_REGISTRATIONS, "get", Op { summary: "A user's registrations (never secrets)",
+        (paths::HOST_REGISTRATIONS, "get", Op { summary: "A user's registrations (never secrets); optional query service, host, remote_addr, tty: the login's context, audited when the login cannot go on to a code",
             auth: host, body: None, ok: ("200", Some(schema_ref("Registrations"))),
             errs: &[E400, E401, E403, E404, E503] }),
         (paths::HOST_VERIFY, "post", Op { summary: "Verify (and on accept consume) a code",

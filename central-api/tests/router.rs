@@ -596,3 +596,103 @@ async fn every_route_is_served_and_guarded() {
         }
     }
 }
+
+#[tokio::test]
+async fn lookups_that_cannot_reach_a_code_are_audited_within_limits() {
+    let app = TestApp::new("[api.lockout]\nmax_failures = 1\n").await;
+    let t0 = 1_700_000_025;
+    app.clock.set(t0);
+    let (secret, _, key) = app.enrolled("lena").await;
+    let lookup = |user: &str, query: &str| format!("/v1/host/users/{user}/registrations{query}");
+    let ctx = "?service=sshd&host=web1&remote_addr=198.51.100.7&tty=pts%2F0";
+    // An enrolled, active user: no record (the verification records it).
+    let (s, _) = app
+        .call(Method::GET, &lookup("lena", ctx), Some(&key), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Locked: recorded with the context.
+    assert_eq!(
+        app.result(&key, "lena", &wrong(&oathtool(&secret, t0)))
+            .await,
+        "reject"
+    );
+    let (s, _) = app
+        .call(Method::GET, &lookup("lena", ctx), Some(&key), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Unknown, from an old host without context: recorded too.
+    let (s, _) = app
+        .call(Method::GET, &lookup("nobody", ""), Some(&key), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    let lookups: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "lookup")
+        .collect();
+    assert_eq!(lookups.len(), 2, "{lookups:?}");
+    assert_eq!(lookups[0]["username"], "nobody");
+    assert_eq!(lookups[0]["result"], "unknown_user");
+    assert_eq!(lookups[1]["username"], "lena");
+    assert_eq!(lookups[1]["result"], "locked");
+    assert_eq!(lookups[1]["host"], "web1");
+    assert_eq!(lookups[1]["remote_addr"], "198.51.100.7");
+    let detail = lookups[1]["detail"].as_str().unwrap();
+    assert!(detail.contains("service=sshd tty=pts/0"), "{detail}");
+    // A flood of made-up names: 10 records a minute per host, then one
+    // summary, then none until the window ends.
+    for i in 0..30 {
+        let (s, _) = app
+            .call(
+                Method::GET,
+                &lookup(&format!("made-up-{i}"), ctx),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+    let count = |audit: &Value| {
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "lookup" && e["result"] == "unknown_user")
+            .count()
+    };
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    assert_eq!(count(&audit), 11, "10 (1 before the flood) + 1 summary");
+    let summary = &audit[0];
+    assert_eq!(summary["username"], Value::Null);
+    assert!(
+        summary["detail"]
+            .as_str()
+            .unwrap()
+            .contains("more than 10 refused lookups of unknown users"),
+        "{summary}"
+    );
+    // The next window records again.
+    app.clock.set(t0 + 61);
+    app.call(Method::GET, &lookup("made-up-x", ctx), Some(&key), None)
+        .await;
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    assert_eq!(count(&audit), 12);
+    // A context value with a control character is refused.
+    let (s, _) = app
+        .call(
+            Method::GET,
+            &lookup("lena", "?service=a%0Ab"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

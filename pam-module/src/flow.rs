@@ -325,6 +325,9 @@ pub enum Action {
     LookUp {
         /// PAM_USER.
         user: String,
+        /// Where the login comes from, for the registry's audit of a
+        /// login refused before any prompt.
+        context: AuthContext,
         /// What is left of `total_timeout`; never zero.
         within: Duration,
     },
@@ -697,6 +700,7 @@ impl Flow {
                 self.state = State::LookingUp { since: now };
                 self.outbox.push_back(Action::LookUp {
                     user: self.inputs.who.user.clone(),
+                    context: self.context(),
                     within,
                 });
             }
@@ -829,6 +833,17 @@ impl Flow {
         self.state = State::CodeAnswer;
     }
 
+    /// The registry's audit context: PAM_SERVICE, this host, PAM_RHOST,
+    /// PAM_TTY.
+    fn context(&self) -> AuthContext {
+        AuthContext {
+            service: self.inputs.who.service.clone(),
+            host: self.inputs.host.clone(),
+            remote_addr: self.inputs.who.rhost.clone(),
+            tty: self.inputs.who.tty.clone(),
+        }
+    }
+
     /// `prompt`, after [`REPLAY_MESSAGE`] when the last code was used
     /// already (inside the prompt, as the push number: OpenSSH holds info
     /// messages back, sudo shows only prompts).
@@ -862,12 +877,7 @@ impl Flow {
                 let request = CodeRequest(VerifyRequest {
                     username: self.inputs.who.user.clone(),
                     code: code.to_owned(),
-                    context: AuthContext {
-                        service: self.inputs.who.service.clone(),
-                        host: self.inputs.host.clone(),
-                        remote_addr: self.inputs.who.rhost.clone(),
-                        tty: self.inputs.who.tty.clone(),
-                    },
+                    context: self.context(),
                 });
                 self.state = State::CodeVerdict {
                     since: now,

@@ -162,8 +162,11 @@ impl Registry for ScriptedRegistry {
     fn registrations(
         &mut self,
         user: &str,
+        context: &AuthContext,
         within: Duration,
     ) -> Result<Option<Registrations>, CallError> {
+        assert_eq!(context.service.as_deref(), Some("sshd"), "{context:?}");
+        assert_eq!(context.host.as_deref(), Some("host1"), "{context:?}");
         match self.next(Call::LookUp {
             user: user.into(),
             within,

@@ -117,9 +117,9 @@ impl Authenticator {
                     user,
                     password,
                 } => Event::Primary(upstream::check(&upstream, &user, &password, packet).await),
-                Action::LookUp { user } => Event::Registrations(
+                Action::LookUp { user, context } => Event::Registrations(
                     self.registry
-                        .registrations(&user)
+                        .registrations_for(&user, &context)
                         .await
                         .map_err(RegistryFailure::from),
                 ),

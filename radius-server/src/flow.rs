@@ -339,6 +339,9 @@ pub enum Action {
     LookUp {
         /// User-Name.
         user: String,
+        /// Where the login comes from (as on a verification), for the
+        /// registry's audit of a login refused before the Access-Challenge.
+        context: AuthContext,
     },
     /// Send this to the registry's verify (which consumes the code on
     /// success); resume with [`Event::Verified`].
@@ -379,7 +382,11 @@ impl fmt::Debug for Action {
                 .field("user", user)
                 .field("password", &"<redacted>")
                 .finish(),
-            Self::LookUp { user } => f.debug_struct("LookUp").field("user", user).finish(),
+            Self::LookUp { user, context } => f
+                .debug_struct("LookUp")
+                .field("user", user)
+                .field("context", context)
+                .finish(),
             Self::Verify(r) => f.debug_tuple("Verify").field(r).finish(),
             Self::Join(k) => f.debug_tuple("Join").field(k).finish(),
             Self::StartPush(r) => f.debug_tuple("StartPush").field(r).finish(),
@@ -906,6 +913,7 @@ impl<'a> Login<'a> {
                 };
                 Action::LookUp {
                     user: self.user_name(),
+                    context: self.context.clone(),
                 }
             }
         }

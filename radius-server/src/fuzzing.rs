@@ -291,7 +291,7 @@ pub fn drive(
                 });
                 Event::Primary(script.primary.clone())
             }
-            Action::LookUp { user } => {
+            Action::LookUp { user, .. } => {
                 asked.push(Asked::LookUp { user });
                 Event::Registrations(script.registrations.clone())
             }

@@ -353,3 +353,53 @@ fn registry_down_fails_closed_by_default_and_open_when_configured() {
     r.expect("Access-Accept");
     assert!(open.log().contains("fail_mode = open"), "{}", open.log());
 }
+
+/// Challenge mode: an unknown and a locked user are refused before the
+/// Access-Challenge, and `twostep audit` shows both with the NAS and the
+/// caller.
+#[test]
+fn logins_refused_before_the_challenge_are_audited() {
+    let env = Env::with_api("[api.lockout]\nmax_failures = 1\n");
+    let s = env.secret_file("nas.secret", SECRET);
+    let body = client_toml("vpn", "127.0.0.1/32", &s, "challenge", "");
+    let d = env.radiusd("challenge", &body);
+    let secret = env.enrolled_user("gina");
+    let ctx = [
+        "NAS-Identifier = \"vpn-gw-1\"",
+        "Calling-Station-Id = \"198.51.100.7\"",
+    ];
+    let r = auth(d.port, SECRET, "stranger", "pw", &ctx);
+    r.expect("Access-Reject");
+    // Lock gina (one wrong code), then her next login is refused at once.
+    let r = auth(d.port, SECRET, "gina", "pw", &ctx);
+    r.expect("Access-Challenge");
+    let state = format!("State = {}", r.state());
+    auth(d.port, SECRET, "gina", &wrong_code(&secret), &[&state]).expect("Access-Reject");
+    let r = auth(d.port, SECRET, "gina", "pw", &ctx);
+    r.expect("Access-Reject");
+    assert_eq!(r.attr("Reply-Message"), Some("\"account locked\""));
+    let out = std::process::Command::new(twostep_e2e::bin("twostep"))
+        .arg("--config")
+        .arg(&env.reg.config_path)
+        .args(["audit", "--limit", "100"])
+        .output()
+        .expect("run twostep audit");
+    assert!(out.status.success(), "{out:?}");
+    let audit = String::from_utf8(out.stdout).unwrap();
+    let lookups: Vec<&str> = audit.lines().filter(|l| l.contains(" lookup ")).collect();
+    assert_eq!(lookups.len(), 2, "{audit}");
+    for (line, user, result) in [
+        (lookups[0], "stranger", "unknown_user"),
+        (lookups[1], "gina", "locked"),
+    ] {
+        for want in [
+            format!("user=\"{user}\""),
+            format!("result=\"{result}\""),
+            "host=\"vpn-gw-1\"".into(),
+            "from=\"198.51.100.7\"".into(),
+            "host:radius-1".into(),
+        ] {
+            assert!(line.contains(&want), "{want} in {line}\n{audit}");
+        }
+    }
+}
