@@ -80,6 +80,19 @@ async fn replays_never_lock_and_have_their_own_limit() {
     }
     let user = app.admin(Method::GET, "/v1/admin/users/rita", None).await;
     assert_eq!(user["locked_until"], Value::Null, "{user}");
+    // An older host (no twostep-results header) knows no `replay`: it gets
+    // `reject`, still without a failure counted.
+    let body = json!({"username": "rita", "code": code}).to_string();
+    let (s, v) = app
+        .raw_as(
+            Method::POST,
+            "/v1/host/verify",
+            Some(&key),
+            Some(body),
+            false,
+        )
+        .await;
+    assert_eq!((s, v["result"].as_str()), (StatusCode::OK, Some("reject")));
     // One wrong code is still below max_failures = 2: replays did not count.
     assert_eq!(app.result(&key, "rita", &wrong(&code)).await, "reject");
     app.clock.set(t0 + 30);
@@ -96,8 +109,8 @@ async fn replays_never_lock_and_have_their_own_limit() {
         .iter()
         .filter(|e| e["action"] == "verify" && e["result"] == "replay")
         .collect();
-    assert_eq!(replays.len(), 5);
-    // Newest first: the last two are over max_replays = 3.
+    assert_eq!(replays.len(), 6);
+    // Newest first: the last three are over max_replays = 3.
     let over = |e: &Value| {
         e["detail"]
             .as_str()
@@ -106,14 +119,14 @@ async fn replays_never_lock_and_have_their_own_limit() {
     };
     assert_eq!(
         replays.iter().map(|e| over(e)).collect::<Vec<_>>(),
-        vec![true, true, false, false, false],
+        vec![true, true, true, false, false, false],
         "{replays:?}"
     );
     assert!(
         replays[0]["detail"]
             .as_str()
             .unwrap()
-            .contains("replays=5 within 600 s"),
+            .contains("replays=6 within 600 s"),
         "{:?}",
         replays[0]
     );

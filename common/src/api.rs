@@ -40,6 +40,13 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Request header by which a host says which newer verification results it
+/// understands (comma-separated; today only `replay`). A registry answers
+/// [`VerifyResult::Replay`] only to hosts that send `replay` here and
+/// `reject` to older ones (a replay is not counted as a failure either way;
+/// the audit says `replay`); older registries ignore the header.
+pub const RESULTS_HEADER: &str = "twostep-results";
+
 /// The API's paths as route templates: `{name}` stands for one path
 /// segment, filled in (percent-encoded) by [`paths::fill`]. The registry's
 /// router, its OpenAPI document and the client all use these.
@@ -687,7 +694,9 @@ pub enum VerifyResult {
     /// The code matched, but its time step was used already (by this login
     /// sent twice, a NAS retransmission with a new Identifier, another
     /// server of a pool): refused, never counted as a failure; the user
-    /// waits for the next code. Older registries answered `reject`.
+    /// waits for the next code. Older registries answered `reject`, and a
+    /// registry answers `reject` to hosts that do not send `replay` in
+    /// [`RESULTS_HEADER`].
     Replay,
     /// Too many failures: locked out until `locked_until`, even for a right code.
     Locked,

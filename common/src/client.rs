@@ -284,7 +284,10 @@ impl RegistryClient {
             .credential
             .expose_str()
             .ok_or_else(|| ClientError::Setup("credential file is not UTF-8 text".into()))?;
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header(crate::api::RESULTS_HEADER, "replay");
         if !token.is_empty() {
             req = req.bearer_auth(token);
         }

@@ -15,10 +15,12 @@ use crate::rows::{methods_of, UserRow};
 use crate::state::{ApiResult, Shared};
 use crate::validate::check_username;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
 use twostep_common::api::{
-    paths, AuthContext, Registrations, UserStatus, VerifyRequest, VerifyResponse,
+    paths, AuthContext, Registrations, UserStatus, VerifyRequest, VerifyResponse, VerifyResult,
+    RESULTS_HEADER,
 };
 
 /// `/v1/host/users/{username}/registrations` and `/v1/host/verify`.
@@ -104,7 +106,24 @@ async fn registrations(
 async fn verify(
     State(state): State<Shared>,
     HostAuth(host): HostAuth,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<VerifyRequest>,
 ) -> ApiResult<Json<VerifyResponse>> {
-    Ok(Json(crate::verify::verify(&state, &host, &req).await?))
+    let mut resp = crate::verify::verify(&state, &host, &req).await?;
+    if resp.result == VerifyResult::Replay && !understands_replay(&headers) {
+        // An older host knows no `replay`: it gets `reject` (still no
+        // failure counted; the audit says `replay`).
+        resp.result = VerifyResult::Reject;
+    }
+    Ok(Json(resp))
+}
+
+/// Whether the host sent `replay` in [`RESULTS_HEADER`].
+fn understands_replay(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(RESULTS_HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|r| r.trim() == "replay")
 }
