@@ -106,6 +106,26 @@ fn two_registry_processes_on_one_postgres() {
     let code = oathtool_code(&secret, now());
     let results = storm(vec![a.host_client(&key), b.host_client(&key)], &code, 20);
     assert_one_accept(&results);
+
+    // Lookups of unknown users on both replicas share one per-host record
+    // limit (10 a minute, then one summary).
+    let ctx = AuthContext {
+        service: Some("radius:vpn".into()),
+        remote_addr: Some("198.51.100.7".into()),
+        ..AuthContext::default()
+    };
+    for i in 0..16 {
+        let c = if i % 2 == 0 { &a } else { &b }.host_client(&key);
+        let r = twostep_e2e::block_on(c.registrations_for(&format!("nobody-{i}"), &ctx)).unwrap();
+        assert!(r.is_none());
+    }
+    let audit = twostep_e2e::block_on(a.admin_client().audit(1000)).unwrap();
+    let lookups: Vec<_> = audit.iter().filter(|e| e.action == "lookup").collect();
+    assert_eq!(lookups.len(), 11, "{lookups:?}");
+    assert!(lookups
+        .iter()
+        .all(|e| e.remote_addr.as_deref() == Some("198.51.100.7")));
+    assert_eq!(lookups[0].username, None, "the summary: {:?}", lookups[0]);
 }
 
 /// 20 wrong codes at once with max_failures = 5, spread over `regs`: every
