@@ -5,7 +5,7 @@
 //! usable method, locked, disabled) is recorded in the audit trail with the
 //! context the host sends as query parameters (`service`, `host`,
 //! `remote_addr`, `tty`; older hosts send none and are answered alike),
-//! within per-host limits ([`crate::audit::record_refused_lookup`]).
+//! within per-host limits (`crate::audit::record_refused_lookup`).
 
 use crate::app::Routes;
 use crate::auth::HostAuth;
