@@ -170,3 +170,113 @@ impl AdminChange {
         Ok(())
     }
 }
+
+/// Window of the refused-lookup record limits, in seconds.
+pub const LOOKUP_WINDOW_SECS: i64 = 60;
+/// Refused lookups of users the registry does not know recorded per host
+/// (the authenticated host key's name) within [`LOOKUP_WINDOW_SECS`]; the
+/// next one writes one summary record, and the rest of the window none.
+/// A flood of made-up names thus writes at most 11 records a minute per host.
+pub const UNKNOWN_LOOKUPS_PER_WINDOW: i64 = 10;
+/// Refused lookups of known users (locked, disabled, not enrolled)
+/// recorded per host within [`LOOKUP_WINDOW_SECS`], then as for unknown ones.
+pub const KNOWN_LOOKUPS_PER_WINDOW: i64 = 60;
+
+/// Where a login refused at the registrations lookup came from.
+#[derive(Debug)]
+pub(crate) struct RefusedLookup<'a> {
+    /// The host key's name (`HostAuth`): the unit of the limits.
+    pub host_key: &'a str,
+    /// The user looked up.
+    pub username: &'a str,
+    /// Why no code will be asked: `unknown_user`, `not_enrolled`,
+    /// `locked` or `disabled`.
+    pub result: &'a str,
+    /// The login's context, as sent by the host.
+    pub context: &'a twostep_common::api::AuthContext,
+}
+
+/// Records a login the registrations lookup shows cannot go on to a code
+/// (action `lookup`, actor `host:NAME`), within the per-host limits
+/// [`UNKNOWN_LOOKUPS_PER_WINDOW`] / [`KNOWN_LOOKUPS_PER_WINDOW`] counted in
+/// `audit_throttle` (one upsert, so every node shares the count): past the
+/// limit one summary record says further ones are not recorded until the
+/// window ends, logged at warning level.
+///
+/// # Errors
+/// 503 when the database fails; nothing is written then.
+pub(crate) async fn record_refused_lookup(
+    state: &AppState,
+    r: &RefusedLookup<'_>,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    let (class, limit) = if r.result == "unknown_user" {
+        ("unknown", UNKNOWN_LOOKUPS_PER_WINDOW)
+    } else {
+        ("known", KNOWN_LOOKUPS_PER_WINDOW)
+    };
+    let mut tx = state.pool.begin().await?;
+    let row = sqlx::query(
+        "INSERT INTO audit_throttle (name, window_start, records) VALUES ($1, $2, 1)
+         ON CONFLICT (name) DO UPDATE SET
+           records = CASE WHEN audit_throttle.window_start > $3
+                          THEN audit_throttle.records + 1 ELSE 1 END,
+           window_start = CASE WHEN audit_throttle.window_start > $3
+                               THEN audit_throttle.window_start ELSE $2 END
+         RETURNING records, window_start",
+    )
+    .bind(format!("lookup:{class}:{}", r.host_key))
+    .bind(now)
+    .bind(now - LOOKUP_WINDOW_SECS)
+    .fetch_one(&mut *tx)
+    .await?;
+    let count: i64 = sqlx::Row::try_get(&row, "records")?;
+    let window_start: i64 = sqlx::Row::try_get(&row, "window_start")?;
+    let ctx = r.context;
+    let actor = format!("host:{}", r.host_key);
+    let host = ctx.host.as_deref().or(Some(r.host_key));
+    if count <= limit {
+        let mut detail = Vec::new();
+        if let Some(s) = &ctx.service {
+            detail.push(format!("service={s}"));
+        }
+        if let Some(t) = &ctx.tty {
+            detail.push(format!("tty={t}"));
+        }
+        detail.push("refused before a code was asked".into());
+        let record = Audit {
+            actor: &actor,
+            action: "lookup",
+            username: Some(r.username),
+            host,
+            remote_addr: ctx.remote_addr.as_deref(),
+            result: Some(r.result),
+            detail: Some(detail.join(" ")),
+        };
+        write_audit(&mut *tx, now, &record).await?;
+    } else if count == limit + 1 {
+        let until = window_start + LOOKUP_WINDOW_SECS;
+        let detail = format!(
+            "more than {limit} refused lookups of {class} users from host {} within {LOOKUP_WINDOW_SECS} s: further ones are not recorded until {until}",
+            r.host_key
+        );
+        let record = Audit {
+            actor: &actor,
+            action: "lookup",
+            username: None,
+            host,
+            remote_addr: ctx.remote_addr.as_deref(),
+            result: Some(r.result),
+            detail: Some(detail),
+        };
+        write_audit(&mut *tx, now, &record).await?;
+        tracing::warn!(
+            host = r.host_key,
+            limit,
+            window_seconds = LOOKUP_WINDOW_SECS,
+            "refused lookups of {class} users over the audit limit: the rest of this window is not recorded (a flood of made-up user names?)"
+        );
+    }
+    tx.commit().await?;
+    Ok(())
+}

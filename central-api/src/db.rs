@@ -347,7 +347,21 @@ const MIGRATIONS: &[Migration] = &[
             failures BIGINT NOT NULL)",
         ],
     },
-    // Version 5: push devices added on the Security info page. A device
+    // Version 5: replayed codes counted per user apart from failures
+    // (crate::verify), and the per-host rate of audit records of logins
+    // refused before a code is asked (crate::routes::host).
+    Migration {
+        version: 5,
+        statements: &[
+            "ALTER TABLE users ADD COLUMN replay_count BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE users ADD COLUMN replay_window_start BIGINT",
+            "CREATE TABLE audit_throttle (
+            name TEXT PRIMARY KEY,
+            window_start BIGINT NOT NULL,
+            records BIGINT NOT NULL)",
+        ],
+    },
+    // Version 6: push devices added on the Security info page. A device
     // activated by the page's flow is `pending` (no login reaches it, and
     // it sees only challenges addressed to it by `device_id`) until the
     // user approves its test notification; the page's activation codes
@@ -355,7 +369,7 @@ const MIGRATIONS: &[Migration] = &[
     // session remembers the push challenge it waits for (sign-in with a
     // notification).
     Migration {
-        version: 5,
+        version: 6,
         statements: &[
             "ALTER TABLE methods ADD COLUMN pending BIGINT NOT NULL DEFAULT 0",
             "ALTER TABLE push_activations ADD COLUMN pending BIGINT NOT NULL DEFAULT 0",

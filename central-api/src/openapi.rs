@@ -145,7 +145,7 @@ fn operations() -> Vec<(&'static str, &'static str, Op<'static>)> {
             body: None, ok: ("204", None), errs: &[E401, E404, E503] }),
         (paths::AUDIT, "get", Op { summary: "Audit events, newest first", auth: admin, body: None,
             ok: ("200", Some(array_of("AuditEvent"))), errs: &[E400, E401, E503] }),
-        (paths::HOST_REGISTRATIONS, "get", Op { summary: "A user's registrations (never secrets)",
+        (paths::HOST_REGISTRATIONS, "get", Op { summary: "A user's registrations (never secrets); optional query service, host, remote_addr, tty: the login's context, audited when the login cannot go on to a code",
             auth: host, body: None, ok: ("200", Some(schema_ref("Registrations"))),
             errs: &[E400, E401, E403, E404, E503] }),
         (paths::HOST_VERIFY, "post", Op { summary: "Verify (and on accept consume) a code",
@@ -235,7 +235,7 @@ fn schemas() -> Value {
             "code": { "type": "string", "pattern": "^[0-9]{6}$" },
             "context": schema_ref("AuthContext") })),
         "VerifyResponse": object(&["result"], json!({
-            "result": {"type": "string", "enum": ["accept", "reject", "locked", "not_enrolled", "unknown_user", "disabled"]},
+            "result": {"type": "string", "enum": ["accept", "reject", "replay", "locked", "not_enrolled", "unknown_user", "disabled"]},
             "method_id": nullable(int64()),
             "locked_until": nullable(int64()) })),
     })

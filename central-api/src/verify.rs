@@ -13,7 +13,16 @@
 //!   and, on reaching `max_failures`, sets `locked_until` and clears the
 //!   count; it only touches users that are not locked. The transaction
 //!   that sets the lock also cancels the user's open push challenges
-//!   ([`crate::push::challenge::cancel_open_as`]).
+//!   ([`crate::push::challenge::cancel_open_as`]);
+//! - replay: a code that matches a time step not newer than the method's
+//!   `last_step` (seen at the read, or consumed meanwhile by a concurrent
+//!   request, which the accept's `WHERE` tells) is answered `replay`. It is
+//!   never a failure: NAS retransmissions with a new Identifier, clients
+//!   that resend, and servers of a pool given the same request must not
+//!   lock the user out. Replays are counted per user in their own window
+//!   (`[api.lockout] max_replays` within `replay_window_seconds`, one
+//!   `UPDATE users`); past the limit each one is logged at warning level as
+//!   a possible attack and its audit record says so.
 //!
 //! Secrets are decrypted and codes checked before any write; the writes of
 //! one verification and its audit records then share one transaction
@@ -71,7 +80,11 @@ pub async fn verify_as(
     // writes, so a failure leaves nothing half-done.
     let plan = plan(state, &req.username, &req.code, now_u, now).await?;
     let mut tx = state.pool.begin().await?;
-    let (resp, lockout) = apply(state, &mut tx, plan, now).await?;
+    let Applied {
+        resp,
+        lockout,
+        replays,
+    } = apply(state, &mut tx, plan, now).await?;
 
     let ctx = &req.context;
     let mut detail = Vec::new();
@@ -83,6 +96,17 @@ pub async fn verify_as(
     }
     if let Some(id) = resp.method_id {
         detail.push(format!("method={id}"));
+    }
+    let lk = &state.lockout;
+    let over_replays = replays.filter(|n| *n > i64::from(lk.max_replays));
+    if let Some(n) = replays {
+        detail.push(format!(
+            "replays={n} within {} s (max_replays {})",
+            lk.replay_window_seconds, lk.max_replays
+        ));
+    }
+    if over_replays.is_some() {
+        detail.push("over max_replays: possible attack".into());
     }
     let audit_host = ctx.host.as_deref().or(default_host);
     let record = Audit {
@@ -120,6 +144,17 @@ pub async fn verify_as(
     }
     tx.commit().await?;
     state.push.hub.finished(&cancelled);
+    if let Some(n) = over_replays {
+        tracing::warn!(
+            username = %req.username,
+            host = audit_host.unwrap_or("-"),
+            remote_addr = ctx.remote_addr.as_deref().unwrap_or("-"),
+            replays = n,
+            window_seconds = lk.replay_window_seconds,
+            max_replays = lk.max_replays,
+            "replayed codes over max_replays: a used code is being sent again and again (possible attack)"
+        );
+    }
     if let Some((until, _)) = lockout {
         tracing::warn!(
             username = %req.username,
@@ -144,11 +179,39 @@ enum Plan {
         /// The matched time step.
         step: i64,
     },
-    /// Wrong, expired or replayed code: count a failure.
+    /// Wrong or expired code: count a failure.
     Fail {
         /// The user's row id.
         uid: i64,
     },
+    /// The code matched a time step of `method_id` used already: count a
+    /// replay.
+    Replay {
+        /// The user's row id.
+        uid: i64,
+        /// The matching method.
+        method_id: i64,
+    },
+}
+
+/// What [`apply`] did.
+struct Applied {
+    /// The answer.
+    resp: VerifyResponse,
+    /// `Some((locked_until, user id))` when this request set a lockout.
+    lockout: Option<(i64, i64)>,
+    /// On `replay`: the user's replays in the window, this one included.
+    replays: Option<i64>,
+}
+
+impl Applied {
+    fn answer(resp: VerifyResponse) -> Self {
+        Self {
+            resp,
+            lockout: None,
+            replays: None,
+        }
+    }
 }
 
 async fn plan(
@@ -191,6 +254,8 @@ async fn plan(
             Plan::Answer(verdict(VerifyResult::NotEnrolled))
         });
     }
+    // A fresh match on any method wins over a replay on another.
+    let mut replayed = None;
     for m in &methods {
         let id: i64 = m.try_get("id")?;
         let sealed_hex: String = m.try_get("secret_sealed")?;
@@ -208,28 +273,37 @@ async fn plan(
         };
         let last: Option<i64> = m.try_get("last_step")?;
         let last = last.and_then(|l| u64::try_from(l).ok());
-        if let TotpCheck::Match { step } = totp::check(&secret, code, now_u, last, &params) {
-            return Ok(Plan::Consume {
-                uid,
-                method_id: id,
-                step: i64::try_from(step).unwrap_or(i64::MAX),
-            });
+        match totp::check(&secret, code, now_u, last, &params) {
+            TotpCheck::Match { step } => {
+                return Ok(Plan::Consume {
+                    uid,
+                    method_id: id,
+                    step: i64::try_from(step).unwrap_or(i64::MAX),
+                })
+            }
+            TotpCheck::Replay => replayed = replayed.or(Some(id)),
+            TotpCheck::NoMatch => {}
         }
     }
-    Ok(Plan::Fail { uid })
+    Ok(match replayed {
+        Some(method_id) => Plan::Replay { uid, method_id },
+        None => Plan::Fail { uid },
+    })
 }
 
-/// Carries out `plan` in `tx`: the verdict, and `Some((locked_until,
-/// user id))` when this request triggered a lockout.
+/// Carries out `plan` in `tx`.
 async fn apply(
     state: &AppState,
     tx: &mut Transaction<'_, Any>,
     plan: Plan,
     now: i64,
-) -> Result<(VerifyResponse, Option<(i64, i64)>), ApiError> {
+) -> Result<Applied, ApiError> {
     let uid = match plan {
-        Plan::Answer(resp) => return Ok((resp, None)),
+        Plan::Answer(resp) => return Ok(Applied::answer(resp)),
         Plan::Fail { uid } => uid,
+        Plan::Replay { uid, method_id } => {
+            return record_replay(state, tx, uid, method_id, now).await
+        }
         Plan::Consume {
             uid,
             method_id,
@@ -255,21 +329,66 @@ async fn apply(
                 .bind(uid)
                 .execute(&mut **tx)
                 .await?;
-                return Ok((
-                    VerifyResponse {
-                        result: VerifyResult::Accept,
-                        method_id: Some(method_id),
-                        locked_until: None,
-                    },
-                    None,
-                ));
+                return Ok(Applied::answer(VerifyResponse {
+                    result: VerifyResult::Accept,
+                    method_id: Some(method_id),
+                    locked_until: None,
+                }));
             }
-            // Another request consumed this step first (a replay), or the
-            // user was locked meanwhile: count a failure.
+            // Another request consumed this step (or a newer one) first: a
+            // replay. Otherwise the user was locked meanwhile, which
+            // `record_failure` answers with `locked`.
+            let last: Option<i64> = sqlx::query("SELECT last_step FROM methods WHERE id = $1")
+                .bind(method_id)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get::<Option<i64>, _>("last_step"))
+                .transpose()?
+                .flatten();
+            if last.is_some_and(|l| l >= step) {
+                return record_replay(state, tx, uid, method_id, now).await;
+            }
             uid
         }
     };
     record_failure(state, tx, uid, now).await
+}
+
+/// Counts one replay of a code of `method_id` in the user's replay window
+/// (never a failure): `replay`, with the count in the window.
+async fn record_replay(
+    state: &AppState,
+    tx: &mut Transaction<'_, Any>,
+    uid: i64,
+    method_id: i64,
+    now: i64,
+) -> Result<Applied, ApiError> {
+    let window = i64::try_from(state.lockout.replay_window_seconds).unwrap_or(i64::MAX);
+    let in_window = "(replay_window_start IS NOT NULL AND replay_window_start > $2)";
+    let sql = format!(
+        "UPDATE users SET
+            replay_count = CASE WHEN {in_window} THEN replay_count + 1 ELSE 1 END,
+            replay_window_start = CASE WHEN {in_window} THEN replay_window_start ELSE $3 END
+         WHERE id = $1
+         RETURNING replay_count"
+    );
+    let count: Option<i64> = sqlx::query(&sql)
+        .bind(uid)
+        .bind(now.saturating_sub(window))
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get::<i64, _>("replay_count"))
+        .transpose()?;
+    Ok(Applied {
+        resp: VerifyResponse {
+            result: VerifyResult::Replay,
+            method_id: Some(method_id),
+            locked_until: None,
+        },
+        lockout: None,
+        replays: count,
+    })
 }
 
 /// The answer `result`, with no method and no lockout time.
@@ -298,7 +417,7 @@ async fn record_failure(
     tx: &mut Transaction<'_, Any>,
     uid: i64,
     now: i64,
-) -> Result<(VerifyResponse, Option<(i64, i64)>), ApiError> {
+) -> Result<Applied, ApiError> {
     let lk = &state.lockout;
     let window = i64::try_from(lk.window_seconds).unwrap_or(i64::MAX);
     let lock = i64::try_from(lk.lock_seconds).unwrap_or(i64::MAX);
@@ -329,10 +448,11 @@ async fn record_failure(
             let count: i64 = r.try_get("failure_count")?;
             let locked_until: Option<i64> = r.try_get("locked_until")?;
             let just_locked = count == 0 && locked_until == Some(until);
-            Ok((
-                verdict(VerifyResult::Reject),
-                just_locked.then_some((until, uid)),
-            ))
+            Ok(Applied {
+                resp: verdict(VerifyResult::Reject),
+                lockout: just_locked.then_some((until, uid)),
+                replays: None,
+            })
         }
         None => {
             // Locked (or deleted) since we looked.
@@ -343,10 +463,10 @@ async fn record_failure(
                 .map(|r| r.try_get::<Option<i64>, _>("locked_until"))
                 .transpose()?
                 .flatten();
-            Ok(match until {
-                Some(t) if t > now => (locked(t), None),
-                _ => (verdict(VerifyResult::UnknownUser), None),
-            })
+            Ok(Applied::answer(match until {
+                Some(t) if t > now => locked(t),
+                _ => verdict(VerifyResult::UnknownUser),
+            }))
         }
     }
 }

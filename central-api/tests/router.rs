@@ -48,15 +48,105 @@ async fn oathtool_interop_at_fixed_times() {
             assert_eq!(v["result"], "accept", "epoch {epoch}, t {t}: {v}");
             assert_eq!(v["method_id"], id);
         }
-        // Replays: every code already used, and an older one, are refused.
+        // Replays: every code already used, and an older one, are refused
+        // as `replay`.
         for t in [epoch - 31, epoch, epoch + 31] {
             assert_eq!(
                 app.result(&key, "dave", &oathtool(&secret, t)).await,
-                "reject",
+                "replay",
                 "replay t {t}"
             );
         }
     }
+}
+
+#[tokio::test]
+async fn replays_never_lock_and_have_their_own_limit() {
+    let app = TestApp::new(
+        "[api.lockout]\nmax_failures = 2\nmax_replays = 3\nreplay_window_seconds = 600\n",
+    )
+    .await;
+    let t0 = 1_700_000_025;
+    app.clock.set(t0);
+    let (secret, id, key) = app.enrolled("rita").await;
+    let code = oathtool(&secret, t0);
+    assert_eq!(app.result(&key, "rita", &code).await, "accept");
+    // Five replays, more than max_failures and max_replays: all `replay`,
+    // none a failure.
+    for i in 0..5 {
+        let v = app.verify(&key, "rita", &code).await;
+        assert_eq!(v["result"], "replay", "replay {i}: {v}");
+        assert_eq!(v["method_id"], id);
+    }
+    let user = app.admin(Method::GET, "/v1/admin/users/rita", None).await;
+    assert_eq!(user["locked_until"], Value::Null, "{user}");
+    // An older host (no twostep-results header) knows no `replay`: it gets
+    // `reject`, still without a failure counted.
+    let body = json!({"username": "rita", "code": code}).to_string();
+    let (s, v) = app
+        .raw_as(
+            Method::POST,
+            "/v1/host/verify",
+            Some(&key),
+            Some(body),
+            false,
+        )
+        .await;
+    assert_eq!((s, v["result"].as_str()), (StatusCode::OK, Some("reject")));
+    // One wrong code is still below max_failures = 2: replays did not count.
+    assert_eq!(app.result(&key, "rita", &wrong(&code)).await, "reject");
+    app.clock.set(t0 + 30);
+    assert_eq!(
+        app.result(&key, "rita", &oathtool(&secret, t0 + 30)).await,
+        "accept"
+    );
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    let replays: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "verify" && e["result"] == "replay")
+        .collect();
+    assert_eq!(replays.len(), 6);
+    // Newest first: the last three are over max_replays = 3.
+    let over = |e: &Value| {
+        e["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("over max_replays")
+    };
+    assert_eq!(
+        replays.iter().map(|e| over(e)).collect::<Vec<_>>(),
+        vec![true, true, true, false, false, false],
+        "{replays:?}"
+    );
+    assert!(
+        replays[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("replays=6 within 600 s"),
+        "{:?}",
+        replays[0]
+    );
+    // The window passes: the count starts again.
+    let t1 = t0 + 30 + 601;
+    app.clock.set(t1);
+    assert_eq!(
+        app.result(&key, "rita", &oathtool(&secret, t1)).await,
+        "accept"
+    );
+    assert_eq!(
+        app.result(&key, "rita", &oathtool(&secret, t1)).await,
+        "replay"
+    );
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1", None)
+        .await;
+    let detail = audit[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("replays=1 within"), "{detail}");
+    assert!(!detail.contains("over max_replays"), "{detail}");
 }
 
 #[tokio::test]
@@ -518,4 +608,104 @@ async fn every_route_is_served_and_guarded() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn lookups_that_cannot_reach_a_code_are_audited_within_limits() {
+    let app = TestApp::new("[api.lockout]\nmax_failures = 1\n").await;
+    let t0 = 1_700_000_025;
+    app.clock.set(t0);
+    let (secret, _, key) = app.enrolled("lena").await;
+    let lookup = |user: &str, query: &str| format!("/v1/host/users/{user}/registrations{query}");
+    let ctx = "?service=sshd&host=web1&remote_addr=198.51.100.7&tty=pts%2F0";
+    // An enrolled, active user: no record (the verification records it).
+    let (s, _) = app
+        .call(Method::GET, &lookup("lena", ctx), Some(&key), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Locked: recorded with the context.
+    assert_eq!(
+        app.result(&key, "lena", &wrong(&oathtool(&secret, t0)))
+            .await,
+        "reject"
+    );
+    let (s, _) = app
+        .call(Method::GET, &lookup("lena", ctx), Some(&key), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Unknown, from an old host without context: recorded too.
+    let (s, _) = app
+        .call(Method::GET, &lookup("nobody", ""), Some(&key), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    let lookups: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "lookup")
+        .collect();
+    assert_eq!(lookups.len(), 2, "{lookups:?}");
+    assert_eq!(lookups[0]["username"], "nobody");
+    assert_eq!(lookups[0]["result"], "unknown_user");
+    assert_eq!(lookups[1]["username"], "lena");
+    assert_eq!(lookups[1]["result"], "locked");
+    assert_eq!(lookups[1]["host"], "web1");
+    assert_eq!(lookups[1]["remote_addr"], "198.51.100.7");
+    let detail = lookups[1]["detail"].as_str().unwrap();
+    assert!(detail.contains("service=sshd tty=pts/0"), "{detail}");
+    // A flood of made-up names: 10 records a minute per host, then one
+    // summary, then none until the window ends.
+    for i in 0..30 {
+        let (s, _) = app
+            .call(
+                Method::GET,
+                &lookup(&format!("made-up-{i}"), ctx),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+    let count = |audit: &Value| {
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "lookup" && e["result"] == "unknown_user")
+            .count()
+    };
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    assert_eq!(count(&audit), 11, "10 (1 before the flood) + 1 summary");
+    let summary = &audit[0];
+    assert_eq!(summary["username"], Value::Null);
+    assert!(
+        summary["detail"]
+            .as_str()
+            .unwrap()
+            .contains("more than 10 refused lookups of unknown users"),
+        "{summary}"
+    );
+    // The next window records again.
+    app.clock.set(t0 + 61);
+    app.call(Method::GET, &lookup("made-up-x", ctx), Some(&key), None)
+        .await;
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    assert_eq!(count(&audit), 12);
+    // A context value with a control character is refused.
+    let (s, _) = app
+        .call(
+            Method::GET,
+            &lookup("lena", "?service=a%0Ab"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 }

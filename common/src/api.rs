@@ -40,6 +40,13 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Request header by which a host says which newer verification results it
+/// understands (comma-separated; today only `replay`). A registry answers
+/// [`VerifyResult::Replay`] only to hosts that send `replay` here and
+/// `reject` to older ones (a replay is not counted as a failure either way;
+/// the audit says `replay`); older registries ignore the header.
+pub const RESULTS_HEADER: &str = "twostep-results";
+
 /// The API's paths as route templates: `{name}` stands for one path
 /// segment, filled in (percent-encoded) by [`paths::fill`]. The registry's
 /// router, its OpenAPI document and the client all use these.
@@ -682,8 +689,15 @@ impl fmt::Debug for VerifyRequest {
 pub enum VerifyResult {
     /// The code is valid and now consumed.
     Accept,
-    /// Wrong, expired or replayed code (counted as a failure).
+    /// Wrong or expired code (counted as a failure).
     Reject,
+    /// The code matched, but its time step was used already (by this login
+    /// sent twice, a NAS retransmission with a new Identifier, another
+    /// server of a pool): refused, never counted as a failure; the user
+    /// waits for the next code. Older registries answered `reject`, and a
+    /// registry answers `reject` to hosts that do not send `replay` in
+    /// [`RESULTS_HEADER`].
+    Replay,
     /// Too many failures: locked out until `locked_until`, even for a right code.
     Locked,
     /// The user has no method that can verify a code.
@@ -700,6 +714,7 @@ impl VerifyResult {
         match self {
             Self::Accept => "accept",
             Self::Reject => "reject",
+            Self::Replay => "replay",
             Self::Locked => "locked",
             Self::NotEnrolled => "not_enrolled",
             Self::UnknownUser => "unknown_user",
@@ -763,6 +778,7 @@ mod tests {
         for r in [
             VerifyResult::Accept,
             VerifyResult::Reject,
+            VerifyResult::Replay,
             VerifyResult::Locked,
             VerifyResult::NotEnrolled,
             VerifyResult::UnknownUser,

@@ -8,8 +8,9 @@
 use crate::api::paths::encode_segment as seg;
 use crate::api::paths::{self, fill};
 use crate::api::{
-    ApiErrorCode, AuditEvent, CreateHost, CreateUser, EnrolTotp, ErrorBody, Health, Host,
-    HostCreated, Registrations, TotpEnrolment, UpdateUser, User, VerifyRequest, VerifyResponse,
+    ApiErrorCode, AuditEvent, AuthContext, CreateHost, CreateUser, EnrolTotp, ErrorBody, Health,
+    Host, HostCreated, Registrations, TotpEnrolment, UpdateUser, User, VerifyRequest,
+    VerifyResponse,
 };
 use crate::error_chain;
 use reqwest::{Method as HttpMethod, StatusCode};
@@ -283,7 +284,10 @@ impl RegistryClient {
             .credential
             .expose_str()
             .ok_or_else(|| ClientError::Setup("credential file is not UTF-8 text".into()))?;
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header(crate::api::RESULTS_HEADER, "replay");
         if !token.is_empty() {
             req = req.bearer_auth(token);
         }
@@ -419,6 +423,7 @@ impl RegistryClient {
     // ---- host calls -------------------------------------------------------
 
     /// A user's registrations; `Ok(None)` when the registry has no such user.
+    /// A lookup without a login's context (see [`Self::registrations_for`]).
     ///
     /// # Errors
     /// See [`ClientError`].
@@ -426,10 +431,30 @@ impl RegistryClient {
         &self,
         username: &str,
     ) -> Result<Option<Registrations>, ClientError> {
-        match self
-            .get(&fill(paths::HOST_REGISTRATIONS, &[username]))
+        self.registrations_for(username, &AuthContext::default())
             .await
-        {
+    }
+
+    /// A user's registrations at the start of a login from `context`
+    /// (sent as query parameters `service`, `host`, `remote_addr`, `tty`;
+    /// empty ones left out), so the registry's audit records a login it
+    /// sees refused before any code is asked (unknown user, not enrolled,
+    /// locked, disabled). `Ok(None)` when the registry has no such user.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn registrations_for(
+        &self,
+        username: &str,
+        context: &AuthContext,
+    ) -> Result<Option<Registrations>, ClientError> {
+        let mut path = fill(paths::HOST_REGISTRATIONS, &[username]);
+        let query = lookup_query(context);
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query);
+        }
+        match self.get(&path).await {
             Ok(r) => Ok(Some(r)),
             Err(e) if e.api_code() == Some(ApiErrorCode::UnknownUser) => Ok(None),
             Err(e) => Err(e),
@@ -623,6 +648,23 @@ fn is_loopback_host(url: &reqwest::Url) -> bool {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
     }
+}
+
+/// The query string of a registrations lookup from `context`: the set
+/// fields, form-urlencoded; empty when none is set.
+fn lookup_query(context: &AuthContext) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in [
+        ("service", &context.service),
+        ("host", &context.host),
+        ("remote_addr", &context.remote_addr),
+        ("tty", &context.tty),
+    ] {
+        if let Some(v) = value {
+            query.append_pair(name, v);
+        }
+    }
+    query.finish()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! |---|---|---|---|
 //! | `accept` | `Verified` | `PAM_SUCCESS` | Access-Accept |
 //! | `reject` | `WrongCode` | `PAM_AUTH_ERR` (re-prompt; `PAM_MAXTRIES` at the end) | Access-Reject "code refused" |
+//! | `replay` | `Replayed` | `PAM_AUTH_ERR` (re-prompt with [`REPLAY_MESSAGE`]; `PAM_MAXTRIES` at the end) | Access-Reject [`REPLAY_MESSAGE`] |
 //! | `locked` | `Denied(Locked)` | `PAM_PERM_DENIED` | Access-Reject "account locked" |
 //! | `disabled` | `Denied(Disabled)` | `PAM_PERM_DENIED` | Access-Reject "account disabled" |
 //! | `not_enrolled` / `unknown_user`, policy `deny` | `Denied(NotEnrolled)` | `PAM_PERM_DENIED` | Access-Reject "second factor not set up" |
@@ -61,13 +62,20 @@ impl DenyReason {
     }
 }
 
+/// What the user is told about a replayed code (PAM prompt, RADIUS
+/// Reply-Message, the Security info page).
+pub const REPLAY_MESSAGE: &str = "That code was used already. Wait for the next code in your app.";
+
 /// What a front end does with one verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// The second factor passed.
     Verified,
-    /// Wrong, expired or replayed code; the user may try again.
+    /// Wrong or expired code; the user may try again.
     WrongCode,
+    /// The code was used already (its time step consumed); the user may
+    /// try again with the next code. Not a failure at the registry.
+    Replayed,
     /// Refused; trying again does not help.
     Denied(DenyReason),
     /// Unenrolled user under policy `ignore`: step aside.
@@ -85,6 +93,7 @@ impl Decision {
         match self {
             Self::Verified => "verified",
             Self::WrongCode => "code refused",
+            Self::Replayed => "code used already (replay)",
             Self::Denied(r) => r.message(),
             Self::Ignore => "ignored (not enrolled)",
             Self::Unavailable => "registry unavailable",
@@ -98,6 +107,7 @@ pub fn from_result(result: VerifyResult, unenrolled: UnenrolledPolicy) -> Decisi
     match result {
         VerifyResult::Accept => Decision::Verified,
         VerifyResult::Reject => Decision::WrongCode,
+        VerifyResult::Replay => Decision::Replayed,
         VerifyResult::Locked => Decision::Denied(DenyReason::Locked),
         VerifyResult::Disabled => Decision::Denied(DenyReason::Disabled),
         VerifyResult::NotEnrolled | VerifyResult::UnknownUser => match unenrolled {
@@ -147,6 +157,7 @@ mod tests {
     fn only_accept_verifies() {
         for r in [
             VerifyResult::Reject,
+            VerifyResult::Replay,
             VerifyResult::Locked,
             VerifyResult::NotEnrolled,
             VerifyResult::UnknownUser,
@@ -176,6 +187,14 @@ mod tests {
             from_result(VerifyResult::Locked, UnenrolledPolicy::Ignore),
             Decision::Denied(DenyReason::Locked)
         );
+    }
+
+    #[test]
+    fn replay_is_its_own_decision() {
+        for p in [UnenrolledPolicy::Deny, UnenrolledPolicy::Ignore] {
+            assert_eq!(from_result(VerifyResult::Replay, p), Decision::Replayed);
+        }
+        assert_ne!(Decision::Replayed.as_str(), Decision::WrongCode.as_str());
     }
 
     #[test]

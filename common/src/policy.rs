@@ -127,11 +127,15 @@ pub enum Next {
 }
 
 /// The prompt/tries loop: up to `max_tries` wrong codes, then
-/// [`Outcome::MaxTries`].
+/// [`Outcome::MaxTries`]. A replayed code ([`Decision::Replayed`]) uses up
+/// a try here too, so the loop stays bounded, though the registry does not
+/// count it as a failure; the next prompt says to wait for the next code
+/// ([`CodeLoop::last_replayed`]).
 #[derive(Debug, Clone)]
 pub struct CodeLoop {
     max_tries: u32,
     wrong: u32,
+    last_replayed: bool,
     unenrolled: UnenrolledPolicy,
 }
 
@@ -141,6 +145,7 @@ impl CodeLoop {
         Self {
             max_tries: max_tries.max(1),
             wrong: 0,
+            last_replayed: false,
             unenrolled,
         }
     }
@@ -150,15 +155,22 @@ impl CodeLoop {
         self.wrong
     }
 
+    /// Whether the last try was a replayed code: the next prompt says to
+    /// wait for the next code ([`crate::decision::REPLAY_MESSAGE`]).
+    pub fn last_replayed(&self) -> bool {
+        self.last_replayed
+    }
+
     /// Feeds the result of one try.
     pub fn answer(&mut self, answer: Answer) -> Next {
         let decision = match answer {
             Answer::Malformed => Decision::WrongCode,
             Answer::Verdict(r) => decision::from_result(r, self.unenrolled),
         };
-        if decision != Decision::WrongCode {
+        if !matches!(decision, Decision::WrongCode | Decision::Replayed) {
             return Next::Done(Outcome::Decided(decision));
         }
+        self.last_replayed = decision == Decision::Replayed;
         self.wrong += 1;
         if self.wrong >= self.max_tries {
             Next::Done(Outcome::MaxTries)
@@ -168,10 +180,13 @@ impl CodeLoop {
     }
 
     /// The conversation could not give another answer (the user hung up,
-    /// `use_first_pass` had nothing more): a wrong code if one was tried
-    /// (`PAM_AUTH_ERR`), otherwise [`Outcome::NoAnswer`].
+    /// `use_first_pass` had nothing more): a wrong (or, when the last was
+    /// one, replayed) code if one was tried (`PAM_AUTH_ERR`), otherwise
+    /// [`Outcome::NoAnswer`].
     pub fn no_more_answers(&self) -> Outcome {
-        if self.wrong > 0 {
+        if self.last_replayed {
+            Outcome::Decided(Decision::Replayed)
+        } else if self.wrong > 0 {
             Outcome::Decided(Decision::WrongCode)
         } else {
             Outcome::NoAnswer
@@ -369,6 +384,22 @@ mod tests {
                 Next::Done(Outcome::Decided(d))
             );
         }
+    }
+
+    #[test]
+    fn loop_replay_is_a_try_with_its_own_end() {
+        let mut l = CodeLoop::new(2, UnenrolledPolicy::Deny);
+        assert_eq!(
+            l.answer(Answer::Verdict(VerifyResult::Replay)),
+            Next::Prompt
+        );
+        assert!(l.last_replayed());
+        assert_eq!(l.no_more_answers(), Outcome::Decided(Decision::Replayed));
+        assert_eq!(
+            l.answer(Answer::Verdict(VerifyResult::Reject)),
+            Next::Done(Outcome::MaxTries)
+        );
+        assert!(!l.last_replayed());
     }
 
     #[test]

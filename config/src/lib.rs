@@ -192,6 +192,17 @@ pub struct LockoutConfig {
     /// Lockout duration, in seconds (at least 1). Default 300.
     #[serde(default = "default_lock")]
     pub lock_seconds: u64,
+    /// Replayed codes (a code whose time step was used already) per user
+    /// within `replay_window_seconds` that are taken for NAS
+    /// retransmissions, retries and pool copies (at least 1). A replay is
+    /// never a failure; past this many each further one is logged at
+    /// warning level as a possible attack. Default 20.
+    #[serde(default = "default_max_replays")]
+    pub max_replays: u32,
+    /// Window in which replays are counted, in seconds (at least 1).
+    /// Default 600.
+    #[serde(default = "default_window")]
+    pub replay_window_seconds: u64,
 }
 
 impl Default for LockoutConfig {
@@ -200,6 +211,8 @@ impl Default for LockoutConfig {
             max_failures: default_max_failures(),
             window_seconds: default_window(),
             lock_seconds: default_lock(),
+            max_replays: default_max_replays(),
+            replay_window_seconds: default_window(),
         }
     }
 }
@@ -212,6 +225,9 @@ fn default_window() -> u64 {
 }
 fn default_lock() -> u64 {
     300
+}
+fn default_max_replays() -> u32 {
+    20
 }
 
 /// `[registry]`: how the PAM module, the RADIUS server and the CLI reach the
@@ -390,6 +406,12 @@ pub struct RadiusConfig {
     /// Lifetime of a challenge State, in seconds (at most 300). Default 120.
     #[serde(default = "default_state_lifetime")]
     pub state_lifetime: u64,
+    /// Wrong codes (or replayed ones, or answers that are not codes) one
+    /// challenge State takes (1 to 10); the last is answered "too many
+    /// wrong codes, start again" and the State is ended. Default 3, as
+    /// `[pam] max_tries`.
+    #[serde(default = "default_challenge_max_tries")]
+    pub challenge_max_tries: u32,
     /// Requests worked on at once; more are dropped (the NAS retransmits).
     /// Default 256.
     #[serde(default = "default_max_in_flight")]
@@ -416,6 +438,9 @@ fn default_radius_listen() -> SocketAddr {
 }
 fn default_state_lifetime() -> u64 {
     120
+}
+fn default_challenge_max_tries() -> u32 {
+    3
 }
 fn default_max_in_flight() -> usize {
     256
@@ -587,6 +612,15 @@ impl Config {
             if api.lockout.lock_seconds == 0 {
                 return Err(at("lock_seconds", "lock_seconds must be at least 1".into()));
             }
+            if api.lockout.max_replays == 0 {
+                return Err(at("max_replays", "max_replays must be at least 1".into()));
+            }
+            if api.lockout.replay_window_seconds == 0 {
+                return Err(at(
+                    "replay_window_seconds",
+                    "replay_window_seconds must be at least 1".into(),
+                ));
+            }
             if api.totp.skew_steps > 10 {
                 return Err(at("skew_steps", "skew_steps must be at most 10".into()));
             }
@@ -635,6 +669,12 @@ impl Config {
                 return Err(at(
                     "state_lifetime",
                     "state_lifetime must be between 1 and 300 seconds".into(),
+                ));
+            }
+            if !(1..=10).contains(&radius.challenge_max_tries) {
+                return Err(at(
+                    "challenge_max_tries",
+                    "challenge_max_tries must be between 1 and 10".into(),
                 ));
             }
             if radius.max_in_flight == 0 {

@@ -387,6 +387,30 @@ mod tests {
     }
 
     #[test]
+    fn challenge_max_tries_default_and_range() {
+        let r = radius(&client("vpn", "10.0.0.0/8", "/s16", ""));
+        assert_eq!(r.challenge_max_tries, 3);
+        for (v, ok) in [("0", false), ("1", true), ("10", true), ("11", false)] {
+            let got = Config::parse(
+                &format!(
+                    "version = 1\n[radius]\nstate_key_file = \"/k\"\nchallenge_max_tries = {v}\n"
+                ),
+                Path::new("t.toml"),
+            );
+            match (got, ok) {
+                (Ok(c), true) => {
+                    assert_eq!(c.radius.unwrap().challenge_max_tries.to_string(), v)
+                }
+                (Err(e), false) => assert_eq!(
+                    e.to_string(),
+                    "t.toml:4:1: challenge_max_tries must be between 1 and 10"
+                ),
+                (got, _) => panic!("{v}: {:?}", got.map(|_| ())),
+            }
+        }
+    }
+
+    #[test]
     fn unknown_lengths_and_equal_networks_draw_no_warning() {
         let r = radius(&format!(
             "{}{}",

@@ -49,6 +49,8 @@ fn full_example_parses_with_defaults() {
     assert_eq!(api.lockout.max_failures, 3);
     assert_eq!(api.lockout.window_seconds, 600);
     assert_eq!(api.lockout.lock_seconds, 300);
+    assert_eq!(api.lockout.max_replays, 20);
+    assert_eq!(api.lockout.replay_window_seconds, 600);
     assert_eq!(api.totp.skew_steps, 1);
     assert!(api.portal.enabled);
     assert_eq!(api.portal.session_lifetime, 28_800);
@@ -260,6 +262,14 @@ fn nonsense_api_values_are_refused() {
         (
             "[api.lockout]\nwindow_seconds = 0\n",
             ":8:1: window_seconds must be at least 1",
+        ),
+        (
+            "[api.lockout]\nmax_replays = 0\n",
+            ":8:1: max_replays must be at least 1",
+        ),
+        (
+            "[api.lockout]\nmax_failures = 2\nreplay_window_seconds = 0\n",
+            ":9:1: replay_window_seconds must be at least 1",
         ),
         (
             "[api.portal]\nsession_lifetime = 59\n",

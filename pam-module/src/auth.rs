@@ -21,7 +21,7 @@
 use crate::args::{Args, FirstPass};
 use crate::flow::{Action, CallError, End, Event, Flow, Inputs, Level, PamCode, Typed, Who};
 use std::time::{Duration, Instant};
-use twostep_common::api::{Registrations, VerifyRequest, VerifyResponse};
+use twostep_common::api::{AuthContext, Registrations, VerifyRequest, VerifyResponse};
 use twostep_common::client::{ClientError, Pooling, RegistryClient};
 use twostep_common::policy;
 use twostep_common::push::{PushResult, PushStarted, StartPush, MAX_WAIT_SECS};
@@ -74,6 +74,7 @@ pub trait Registry {
     fn registrations(
         &mut self,
         user: &str,
+        context: &AuthContext,
         within: Duration,
     ) -> Result<Option<Registrations>, CallError>;
     /// The registry's verdict on a code (consumed on `accept`).
@@ -240,9 +241,11 @@ pub fn drive(
                 io.log(level, &message);
                 Event::Logged
             }
-            Action::LookUp { user, within } => {
-                Event::Registrations(registry.registrations(&user, within))
-            }
+            Action::LookUp {
+                user,
+                context,
+                within,
+            } => Event::Registrations(registry.registrations(&user, &context, within)),
             Action::Prompt { text, echo_on } => {
                 Event::Answer(io.prompt(&text, echo_on).map(|a| a.map(Typed::from)))
             }
@@ -343,11 +346,12 @@ impl Registry for Remote<'_> {
     fn registrations(
         &mut self,
         user: &str,
+        context: &AuthContext,
         within: Duration,
     ) -> Result<Option<Registrations>, CallError> {
         let rt = self.rt;
         let client = self.client()?;
-        bounded(rt, within, client.registrations(user))
+        bounded(rt, within, client.registrations_for(user, context))
     }
 
     fn verify(

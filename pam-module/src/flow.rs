@@ -80,7 +80,7 @@ use std::time::{Duration, Instant};
 use twostep_common::api::{
     AuthContext, Registrations, VerifyRequest, VerifyResponse, VerifyResult,
 };
-use twostep_common::decision::{self, Decision};
+use twostep_common::decision::{self, Decision, REPLAY_MESSAGE};
 use twostep_common::policy::{self, Answer, Budget, CodeLoop, Next, Outcome};
 use twostep_common::push::{
     PushContext, PushResult, PushStarted, StartPush, StartResult, StartedChallenge, MAX_WAIT_SECS,
@@ -255,7 +255,7 @@ impl End {
 pub fn map_decision(d: Decision) -> (PamCode, Level) {
     match d {
         Decision::Verified => (PamCode::Success, Level::Info),
-        Decision::WrongCode => (PamCode::AuthErr, Level::Notice),
+        Decision::WrongCode | Decision::Replayed => (PamCode::AuthErr, Level::Notice),
         Decision::Denied(_) => (PamCode::PermDenied, Level::Notice),
         Decision::Ignore => (PamCode::Ignore, Level::Info),
         Decision::Unavailable => (PamCode::AuthinfoUnavail, Level::Warning),
@@ -325,6 +325,9 @@ pub enum Action {
     LookUp {
         /// PAM_USER.
         user: String,
+        /// Where the login comes from, for the registry's audit of a
+        /// login refused before any prompt.
+        context: AuthContext,
         /// What is left of `total_timeout`; never zero.
         within: Duration,
     },
@@ -697,6 +700,7 @@ impl Flow {
                 self.state = State::LookingUp { since: now };
                 self.outbox.push_back(Action::LookUp {
                     user: self.inputs.who.user.clone(),
+                    context: self.context(),
                     within,
                 });
             }
@@ -821,11 +825,34 @@ impl Flow {
         } else {
             &self.inputs.pam.prompt
         };
+        let text = self.with_replay_notice(text);
         self.outbox.push_back(Action::Prompt {
-            text: text.clone(),
+            text,
             echo_on: false,
         });
         self.state = State::CodeAnswer;
+    }
+
+    /// The registry's audit context: PAM_SERVICE, this host, PAM_RHOST,
+    /// PAM_TTY.
+    fn context(&self) -> AuthContext {
+        AuthContext {
+            service: self.inputs.who.service.clone(),
+            host: self.inputs.host.clone(),
+            remote_addr: self.inputs.who.rhost.clone(),
+            tty: self.inputs.who.tty.clone(),
+        }
+    }
+
+    /// `prompt`, after [`REPLAY_MESSAGE`] when the last code was used
+    /// already (inside the prompt, as the push number: OpenSSH holds info
+    /// messages back, sudo shows only prompts).
+    fn with_replay_notice(&self, prompt: &str) -> String {
+        if self.tries.last_replayed() {
+            format!("{REPLAY_MESSAGE}\n{prompt}")
+        } else {
+            prompt.to_owned()
+        }
     }
 
     fn on_code_answer(&mut self, now: Instant, answer: Result<Option<Typed>, PamCode>) {
@@ -850,12 +877,7 @@ impl Flow {
                 let request = CodeRequest(VerifyRequest {
                     username: self.inputs.who.user.clone(),
                     code: code.to_owned(),
-                    context: AuthContext {
-                        service: self.inputs.who.service.clone(),
-                        host: self.inputs.host.clone(),
-                        remote_addr: self.inputs.who.rhost.clone(),
-                        tty: self.inputs.who.tty.clone(),
-                    },
+                    context: self.context(),
                 });
                 self.state = State::CodeVerdict {
                     since: now,
@@ -896,7 +918,14 @@ impl Flow {
         ));
         match self.tries.answer(verdict) {
             Next::Prompt => self.code_prompt(),
-            Next::Done(outcome) => self.finish(End::from_outcome(outcome), password),
+            Next::Done(outcome) => {
+                let mut end = End::from_outcome(outcome);
+                if outcome == Outcome::MaxTries && self.tries.last_replayed() {
+                    end.reason
+                        .push_str(&format!("; the last {}", Decision::Replayed.as_str()));
+                }
+                self.finish(end, password)
+            }
         }
     }
 
@@ -915,7 +944,7 @@ impl Flow {
             Some(offer) if offer.push_only => {
                 format!("Press Enter to send a push to {}: ", offer.devices)
             }
-            _ => PUSH_OFFER_PROMPT.to_owned(),
+            _ => self.with_replay_notice(PUSH_OFFER_PROMPT),
         };
         self.outbox.push_back(Action::Prompt {
             text,

@@ -162,8 +162,11 @@ impl Registry for ScriptedRegistry {
     fn registrations(
         &mut self,
         user: &str,
+        context: &AuthContext,
         within: Duration,
     ) -> Result<Option<Registrations>, CallError> {
+        assert_eq!(context.service.as_deref(), Some("sshd"), "{context:?}");
+        assert_eq!(context.host.as_deref(), Some("host1"), "{context:?}");
         match self.next(Call::LookUp {
             user: user.into(),
             within,
@@ -454,6 +457,65 @@ fn wrong_code_then_right() {
     assert_eq!(
         r.calls,
         vec![lookup(FULL), verify("111111", FULL), verify("222222", FULL)]
+    );
+}
+
+/// A replayed code is its own result: the next prompt says to wait for the
+/// next code, and the log line names the replay.
+#[test]
+fn replayed_code_then_next_code() {
+    let r = case()
+        .answer("111111")
+        .answer("222222")
+        .enrolled_then(&[VerifyResult::Replay, VerifyResult::Accept])
+        .run();
+    assert_eq!(r.end, end(PamCode::Success, Level::Info, "verified"));
+    assert_eq!(
+        r.prompts,
+        vec![
+            (PROMPT.0.to_owned(), false),
+            (
+                format!("{}\n{}", twostep_common::decision::REPLAY_MESSAGE, PROMPT.0),
+                false
+            ),
+        ]
+    );
+    assert_eq!(
+        twostep_common::decision::REPLAY_MESSAGE,
+        "That code was used already. Wait for the next code in your app."
+    );
+}
+
+#[test]
+fn replayed_code_without_another_prompt() {
+    let r = case()
+        .arg("use_first_pass")
+        .authtok("111111")
+        .enrolled_then(&[VerifyResult::Replay])
+        .run();
+    assert_eq!(
+        r.end,
+        end(
+            PamCode::AuthErr,
+            Level::Notice,
+            "code used already (replay)"
+        )
+    );
+    assert_eq!(r.line, line("PAM_AUTH_ERR", "code used already (replay)"));
+    assert!(r.prompts.is_empty());
+
+    let r = case()
+        .pam(|p| p.max_tries = 1)
+        .answer("111111")
+        .enrolled_then(&[VerifyResult::Replay])
+        .run();
+    assert_eq!(
+        r.end,
+        end(
+            PamCode::MaxTries,
+            Level::Notice,
+            "too many wrong codes; the last code used already (replay)"
+        )
     );
 }
 

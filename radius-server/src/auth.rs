@@ -34,7 +34,9 @@ pub struct Authenticator {
     pub state_lifetime: Duration,
     /// Registry unreachable: closed or open.
     pub fail_mode: FailMode,
-    /// States that completed a login here.
+    /// Wrong answers one challenge State takes.
+    pub challenge_max_tries: u32,
+    /// States that completed a login here, and the wrong answers each took.
     pub used_states: Mutex<UsedStates>,
     /// Push logins pending here (`max_pending_pushes`).
     pub pending: Mutex<PendingPushes>,
@@ -102,6 +104,7 @@ impl Authenticator {
             state_lifetime: self.state_lifetime,
             fail_mode: self.fail_mode,
             keyer: &self.keyer,
+            max_tries: self.challenge_max_tries,
         };
         let mut in_flight = Some(in_flight);
         let mut lead = None;
@@ -114,9 +117,9 @@ impl Authenticator {
                     user,
                     password,
                 } => Event::Primary(upstream::check(&upstream, &user, &password, packet).await),
-                Action::LookUp { user } => Event::Registrations(
+                Action::LookUp { user, context } => Event::Registrations(
                     self.registry
-                        .registrations(&user)
+                        .registrations_for(&user, &context)
                         .await
                         .map_err(RegistryFailure::from),
                 ),
@@ -168,6 +171,9 @@ impl Authenticator {
         };
         if let Some(spent) = &verdict.spent_state {
             lock(&self.used_states).insert(&spent.state, spent.expires_at, unix_now());
+        }
+        if let Some(tried) = &verdict.wrong_try {
+            lock(&self.used_states).count_wrong(&tried.state, tried.expires_at, unix_now());
         }
         if let Some(lead) = lead {
             lead.finish(&verdict);

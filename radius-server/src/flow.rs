@@ -60,6 +60,11 @@
 //!   it was sealed for and before its expiry, and serves one Access-Accept
 //!   on this server ([`UsedStates`]; the driver records
 //!   [`Verdict::spent_state`]);
+//! - a wrong answer to a State (wrong or replayed code, anything not shaped
+//!   like a code, such as the password again) is an Access-Reject and one
+//!   of its `challenge_max_tries` ([`Env::max_tries`]; the driver counts
+//!   [`Verdict::wrong_try`]); the last is answered [`TOO_MANY_TRIES`], and so
+//!   is every later answer to that State here, before the registry is asked;
 //! - attributes of the primary's Access-Accept go on our Access-Accept only.
 //!
 //! # Adding a method
@@ -122,6 +127,9 @@ pub const UNAVAILABLE: &str = "second factor check unavailable, try again later"
 pub const PRIMARY_UNAVAILABLE: &str = "password check unavailable, try again later";
 /// Reply-Message when a challenge answer's State is refused.
 pub const STATE_REFUSED: &str = "challenge expired, start again";
+/// Reply-Message of the wrong answer that ends a challenge State
+/// (`[radius] challenge_max_tries`), and of any later answer to it.
+pub const TOO_MANY_TRIES: &str = "too many wrong codes, start again";
 /// Reply-Message when the registry sends a number to match and the client
 /// is marked `push_number_matching = false`.
 pub const NUMBER_NOT_SHOWN: &str =
@@ -249,6 +257,7 @@ pub fn reply_for(d: Decision, attrs: &[RawAttr]) -> Reply {
     match d {
         Decision::Verified | Decision::FailOpen => Reply::accept(attrs.to_vec()),
         Decision::WrongCode => Reply::reject(Some("code refused")),
+        Decision::Replayed => Reply::reject(Some(decision::REPLAY_MESSAGE)),
         Decision::Denied(r) => Reply::reject(Some(r.message())),
         Decision::Ignore => Reply::reject(Some(DenyReason::NotEnrolled.message())),
         Decision::Unavailable => Reply::reject(Some(UNAVAILABLE)),
@@ -268,6 +277,9 @@ pub struct Env<'a> {
     pub fail_mode: FailMode,
     /// Keys push logins for [`crate::pending`].
     pub keyer: &'a Keyer,
+    /// Wrong answers one challenge State takes (`[radius]
+    /// challenge_max_tries`, at least 1).
+    pub max_tries: u32,
 }
 
 /// A registry call that brought no usable answer, sorted by what the flow
@@ -327,6 +339,9 @@ pub enum Action {
     LookUp {
         /// User-Name.
         user: String,
+        /// Where the login comes from (as on a verification), for the
+        /// registry's audit of a login refused before the Access-Challenge.
+        context: AuthContext,
     },
     /// Send this to the registry's verify (which consumes the code on
     /// success); resume with [`Event::Verified`].
@@ -367,7 +382,11 @@ impl fmt::Debug for Action {
                 .field("user", user)
                 .field("password", &"<redacted>")
                 .finish(),
-            Self::LookUp { user } => f.debug_struct("LookUp").field("user", user).finish(),
+            Self::LookUp { user, context } => f
+                .debug_struct("LookUp")
+                .field("user", user)
+                .field("context", context)
+                .finish(),
             Self::Verify(r) => f.debug_tuple("Verify").field(r).finish(),
             Self::Join(k) => f.debug_tuple("Join").field(k).finish(),
             Self::StartPush(r) => f.debug_tuple("StartPush").field(r).finish(),
@@ -489,6 +508,10 @@ pub struct Verdict {
     pub spent_state: Option<SpentState>,
     /// The push this reply shows or ends, if any.
     pub push: Option<PushMark>,
+    /// The State this request answered with a wrong (or replayed, or
+    /// malformed) code: the driver counts it with
+    /// [`UsedStates::count_wrong`].
+    pub wrong_try: Option<SpentState>,
 }
 
 /// A push challenge as the flow follows it.
@@ -612,6 +635,8 @@ pub struct Login<'a> {
     phase: Phase,
     /// The State this request answers; spent on an Access-Accept.
     answers: Option<SpentState>,
+    /// Wrong answers that State took before this request.
+    tries_before: u32,
 }
 
 impl fmt::Debug for Login<'_> {
@@ -636,6 +661,7 @@ impl<'a> Login<'a> {
             context: AuthContext::default(),
             phase: Phase::Done,
             answers: None,
+            tries_before: 0,
         };
         let req = match request::parse(env.client, packet) {
             Ok(r) => r,
@@ -774,6 +800,14 @@ impl<'a> Login<'a> {
                 Level::INFO,
                 "Access-Reject: State already used for a login".into(),
             ),
+            Ok(_) if used.wrong_tries(&state, now) >= self.env.max_tries.max(1) => self.reply(
+                Reply::reject(Some(TOO_MANY_TRIES)),
+                Level::INFO,
+                format!(
+                    "Access-Reject: State ended after {} wrong codes (challenge_max_tries)",
+                    used.wrong_tries(&state, now)
+                ),
+            ),
             Ok(Contents {
                 awaiting,
                 primary,
@@ -786,6 +820,7 @@ impl<'a> Login<'a> {
                     Awaiting::PushResult { .. } => Some(PushStep::Collect),
                 };
                 let key = step.map(|step| self.push_key(step, code.as_bytes(), Some(&state)));
+                self.tries_before = used.wrong_tries(&state, now);
                 self.answers = Some(SpentState { state, expires_at });
                 match (awaiting, key) {
                     (Awaiting::Code, Some(key)) => {
@@ -878,6 +913,7 @@ impl<'a> Login<'a> {
                 };
                 Action::LookUp {
                     user: self.user_name(),
+                    context: self.context.clone(),
                 }
             }
         }
@@ -1261,9 +1297,20 @@ impl<'a> Login<'a> {
         attrs: &[RawAttr],
         cause: Option<&RegistryFailure>,
     ) -> Action {
-        let reply = reply_for(d, attrs);
+        let mut reply = reply_for(d, attrs);
+        // A wrong answer to a challenge uses up one of its State's tries;
+        // the last ends it.
+        let wrong_try = match d {
+            Decision::WrongCode | Decision::Replayed => self.answers.take(),
+            _ => None,
+        };
+        let tries = self.tries_before.saturating_add(1);
+        let last_try = wrong_try.is_some() && tries >= self.env.max_tries.max(1);
+        if last_try {
+            reply = Reply::reject(Some(TOO_MANY_TRIES));
+        }
         let verdict = reply.name();
-        let (level, text) = match (d, cause) {
+        let (level, mut text) = match (d, cause) {
             (Decision::FailOpen, Some(e)) => (
                 Level::WARN,
                 format!(
@@ -1273,7 +1320,16 @@ impl<'a> Login<'a> {
             (_, Some(e)) => (Level::ERROR, format!("{verdict}: {e} (fail_mode = closed)")),
             _ => (Level::INFO, format!("{verdict}: {}", d.as_str())),
         };
-        self.reply(reply, level, text)
+        if last_try {
+            text.push_str(&format!(
+                "; State ended after {tries} wrong codes (challenge_max_tries)"
+            ));
+        }
+        let mut action = self.reply(reply, level, text);
+        if let Action::Reply(v) = &mut action {
+            v.wrong_try = wrong_try;
+        }
+        action
     }
 
     /// Ends the login with `reply`; an Access-Accept spends the State it
@@ -1295,6 +1351,7 @@ impl<'a> Login<'a> {
             },
             spent_state,
             push: None,
+            wrong_try: None,
         })
     }
 }
@@ -1319,6 +1376,7 @@ mod tests {
         );
         for (d, msg) in [
             (Decision::WrongCode, "code refused"),
+            (Decision::Replayed, decision::REPLAY_MESSAGE),
             (Decision::Denied(DenyReason::Locked), "account locked"),
             (
                 Decision::Denied(DenyReason::NotEnrolled),

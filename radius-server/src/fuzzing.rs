@@ -291,7 +291,7 @@ pub fn drive(
                 });
                 Event::Primary(script.primary.clone())
             }
-            Action::LookUp { user } => {
+            Action::LookUp { user, .. } => {
                 asked.push(Asked::LookUp { user });
                 Event::Registrations(script.registrations.clone())
             }
@@ -348,6 +348,9 @@ pub fn drive(
             Action::Reply(verdict) => {
                 if let Some(spent) = &verdict.spent_state {
                     memory.used.insert(&spent.state, spent.expires_at, now);
+                }
+                if let Some(tried) = &verdict.wrong_try {
+                    memory.used.count_wrong(&tried.state, tried.expires_at, now);
                 }
                 if let Some(key) = lead {
                     memory
@@ -413,6 +416,7 @@ pub fn exercise_scripted(
                 state_lifetime: STATE_LIFETIME,
                 fail_mode,
                 keyer: &keyer,
+                max_tries: 3,
             };
             let mut memory = Memory::default();
             let (verdict, _) = drive(env, &packet, &mut memory, NOW, script);

@@ -70,6 +70,7 @@ impl Server {
                     registry,
                     state_key: settings.state_key,
                     state_lifetime: settings.state_lifetime,
+                    challenge_max_tries: settings.challenge_max_tries,
                     fail_mode: settings.fail_mode,
                     used_states: Mutex::default(),
                     pending: Mutex::new(PendingPushes::new(settings.max_pending_pushes)),

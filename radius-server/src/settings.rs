@@ -69,6 +69,8 @@ pub struct Settings {
     pub state_key: StateKey,
     /// State lifetime.
     pub state_lifetime: Duration,
+    /// Wrong answers one challenge State takes.
+    pub challenge_max_tries: u32,
     /// Requests worked on at once.
     pub max_in_flight: usize,
     /// Push logins worked on at once, beside `max_in_flight`.
@@ -183,6 +185,7 @@ impl Settings {
             clients,
             state_key,
             state_lifetime: Duration::from_secs(radius.state_lifetime),
+            challenge_max_tries: radius.challenge_max_tries,
             max_in_flight: radius.max_in_flight,
             max_pending_pushes: radius.max_pending_pushes,
             fail_mode: radius.fail_mode,

@@ -406,27 +406,66 @@ fn decode_attrs(mut b: &[u8]) -> Result<Vec<RawAttr>, StateError> {
     }
 }
 
-/// States that already completed a login on this server, so a State is
-/// good for one Access-Accept here (the reply cache answers retransmissions
-/// of that request). Entries are kept until the State's own expiry. Other
-/// servers of a pool do not see this list; there the registry's replay rule
-/// still refuses the used code. Sans-I/O: the caller passes the clock.
+/// What this server remembers of the challenge States it opened: those
+/// that completed a login, so a State is good for one Access-Accept here
+/// (the reply cache answers retransmissions of that request), and the wrong
+/// codes each took, so a State takes at most `[radius]
+/// challenge_max_tries` of them. Entries are kept until the State's own
+/// expiry; only States that opened (sealed by a server holding the key,
+/// unexpired) are recorded. Other servers of a pool do not see this list;
+/// there the registry's replay rule still refuses the used code and its
+/// lockout bounds wrong ones. Sans-I/O: the caller passes the clock.
 #[derive(Debug, Default)]
 pub struct UsedStates {
-    entries: std::collections::HashMap<Vec<u8>, u64>,
+    entries: std::collections::HashMap<Vec<u8>, StateUse>,
+}
+
+/// One State's record in [`UsedStates`].
+#[derive(Debug, Clone, Copy, Default)]
+struct StateUse {
+    /// The State's expiry (Unix s).
+    expires_at: u64,
+    /// It served an Access-Accept, or it was ended after its last try.
+    spent: bool,
+    /// Wrong answers it took.
+    wrong: u32,
 }
 
 impl UsedStates {
-    /// Whether `state` already completed a login and has not expired at `now`.
+    /// Whether `state` already completed a login (or was ended) and has
+    /// not expired at `now`.
     pub fn contains(&self, state: &[u8], now: u64) -> bool {
-        self.entries.get(state).is_some_and(|&exp| now <= exp)
+        self.live(state, now).is_some_and(|u| u.spent)
+    }
+
+    /// Wrong answers `state` took so far (0 once expired at `now`).
+    pub fn wrong_tries(&self, state: &[u8], now: u64) -> u32 {
+        self.live(state, now).map_or(0, |u| u.wrong)
+    }
+
+    fn live(&self, state: &[u8], now: u64) -> Option<&StateUse> {
+        self.entries.get(state).filter(|u| now <= u.expires_at)
+    }
+
+    fn entry(&mut self, state: &[u8], expires_at: u64, now: u64) -> &mut StateUse {
+        self.entries.retain(|_, u| now <= u.expires_at);
+        let e = self.entries.entry(state.to_vec()).or_default();
+        e.expires_at = expires_at;
+        e
     }
 
     /// Records `state` (valid until `expires_at`) as used; forgets entries
     /// expired at `now`.
     pub fn insert(&mut self, state: &[u8], expires_at: u64, now: u64) {
-        self.entries.retain(|_, exp| now <= *exp);
-        self.entries.insert(state.to_vec(), expires_at);
+        self.entry(state, expires_at, now).spent = true;
+    }
+
+    /// Counts one wrong answer to `state` (valid until `expires_at`);
+    /// returns its wrong answers so far. Forgets entries expired at `now`.
+    pub fn count_wrong(&mut self, state: &[u8], expires_at: u64, now: u64) -> u32 {
+        let e = self.entry(state, expires_at, now);
+        e.wrong = e.wrong.saturating_add(1);
+        e.wrong
     }
 
     /// Entries held.
@@ -688,6 +727,21 @@ mod tests {
         assert!(u.contains(b"s1", 100));
         assert!(!u.contains(b"s1", 101));
         assert!(!u.contains(b"s2", 50));
+        u.insert(b"s2", 300, 200);
+        assert_eq!(u.len(), 1, "s1 pruned");
+    }
+
+    #[test]
+    fn wrong_tries_are_counted_until_expiry() {
+        let mut u = UsedStates::default();
+        assert_eq!(u.wrong_tries(b"s1", 0), 0);
+        assert_eq!(u.count_wrong(b"s1", 100, 0), 1);
+        assert_eq!(u.count_wrong(b"s1", 100, 10), 2);
+        assert_eq!(u.wrong_tries(b"s1", 100), 2);
+        assert!(!u.contains(b"s1", 50), "wrong tries do not spend it");
+        u.insert(b"s1", 100, 20);
+        assert!(u.contains(b"s1", 50));
+        assert_eq!(u.wrong_tries(b"s1", 101), 0);
         u.insert(b"s2", 300, 200);
         assert_eq!(u.len(), 1, "s1 pruned");
     }

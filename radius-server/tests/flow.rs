@@ -16,7 +16,7 @@ use twostep_radius::flow::{
     push_pending_prompt, push_prompt, Action, Env, Event, Joined, Login, PushMark, RegistryFailure,
     Reply, Verdict, CHALLENGE_PROMPT, CHALLENGE_PROMPT_OR_PUSH, CHALLENGE_PROMPT_PUSH_ONLY,
     MAX_WAIT_SECS, NUMBER_NOT_SHOWN, PASSWORD_REFUSED, PRIMARY_UNAVAILABLE, PUSH_BUSY,
-    PUSH_EXPIRED, PUSH_EXPIRY_GRACE_SECS, STATE_REFUSED, UNAVAILABLE,
+    PUSH_EXPIRED, PUSH_EXPIRY_GRACE_SECS, STATE_REFUSED, TOO_MANY_TRIES, UNAVAILABLE,
 };
 use twostep_radius::fuzzing::{
     drive, enrolled, outcome, scripted_upstream, sent, verdict_of, Asked, Memory, Script,
@@ -54,6 +54,7 @@ struct Server {
     fail_mode: FailMode,
     keyer: Keyer,
     memory: Memory,
+    max_tries: u32,
 }
 
 impl Server {
@@ -64,6 +65,7 @@ impl Server {
             fail_mode: FailMode::Closed,
             keyer: Keyer::from_bytes([3; 32]),
             memory: Memory::default(),
+            max_tries: 3,
         }
     }
 
@@ -73,12 +75,18 @@ impl Server {
     }
 
     fn env(&self) -> Env<'_> {
-        env(&self.client, &self.key, self.fail_mode, &self.keyer)
+        Env {
+            max_tries: self.max_tries,
+            ..env(&self.client, &self.key, self.fail_mode, &self.keyer)
+        }
     }
 
     /// The verdict on `packet` at `now` with `script`, and what was asked.
     fn at(&mut self, now: u64, packet: &RawPacket, script: &Script) -> (Verdict, Vec<Asked>) {
-        let env = env(&self.client, &self.key, self.fail_mode, &self.keyer);
+        let env = Env {
+            max_tries: self.max_tries,
+            ..env(&self.client, &self.key, self.fail_mode, &self.keyer)
+        };
         drive(env, packet, &mut self.memory, now, script)
     }
 
@@ -99,6 +107,7 @@ fn env<'a>(
         state_lifetime: Duration::from_secs(LIFETIME),
         fail_mode,
         keyer,
+        max_tries: 3,
     }
 }
 
@@ -306,6 +315,22 @@ fn registry_verdicts_other_than_accept_are_rejects() {
     }
 }
 
+/// A replayed code gets its own Reply-Message (wait for the next code) and
+/// log line, never "code refused".
+#[test]
+fn replayed_code_says_wait_for_the_next_code() {
+    let mut s = Server::new(RadiusMode::OtpOnly, false);
+    let (v, _) = s.run(
+        &request("alice", GOOD, None),
+        &with_verify(Ok(VerifyResult::Replay)),
+    );
+    assert_eq!(
+        v.reply,
+        reject("That code was used already. Wait for the next code in your app.")
+    );
+    assert_eq!(v.log.text, "Access-Reject: code used already (replay)");
+}
+
 // ---- append ----------------------------------------------------------------
 
 #[test]
@@ -435,6 +460,65 @@ fn challenge_wrong_code_keeps_the_state_for_another_try() {
     assert_eq!(asked, vec![], "a malformed code is not sent");
     let (v, _) = s.run(&request("alice", GOOD, Some(&state)), &right_code());
     assert_eq!(v.reply, Reply::accept(class()));
+}
+
+/// `challenge_max_tries` (3) wrong answers, whatever they are (a wrong
+/// code, a replayed one, something that is not a code): the third ends the
+/// State with "too many wrong codes, start again", and after it even the
+/// right code is refused without asking the registry.
+#[test]
+fn challenge_state_ends_after_max_tries() {
+    let mut s = Server::new(RadiusMode::Challenge, true);
+    let state = challenged(&mut s);
+    let (v, _) = s.run(&request("alice", "654321", Some(&state)), &wrong_code());
+    assert_eq!(v.reply, reject("code refused"));
+    assert_eq!(v.wrong_try.as_ref().map(|t| &t.state), Some(&state));
+    let (v, _) = s.run(
+        &request("alice", GOOD, Some(&state)),
+        &with_verify(Ok(VerifyResult::Replay)),
+    );
+    assert_eq!(
+        v.reply,
+        reject("That code was used already. Wait for the next code in your app.")
+    );
+    let (v, asked) = s.run(&request("alice", "12345", Some(&state)), &right_code());
+    assert_eq!(v.reply, reject(TOO_MANY_TRIES));
+    assert_eq!(asked, vec![]);
+    assert_eq!(
+        v.log.text,
+        "Access-Reject: code refused; State ended after 3 wrong codes (challenge_max_tries)"
+    );
+    let (v, asked) = s.run(&request("alice", GOOD, Some(&state)), &right_code());
+    assert_eq!(v.reply, reject(TOO_MANY_TRIES));
+    assert_eq!(asked, vec![], "an ended State never reaches the registry");
+    assert_eq!(
+        v.log.text,
+        "Access-Reject: State ended after 3 wrong codes (challenge_max_tries)"
+    );
+    // A new challenge starts again.
+    let state = challenged(&mut s);
+    let (v, _) = s.run(&request("alice", GOOD, Some(&state)), &right_code());
+    assert_eq!(v.reply, Reply::accept(class()));
+}
+
+/// A client that answers the challenge with the password again gets one
+/// wrong try and an Access-Reject (not a new Access-Challenge: no loop).
+#[test]
+fn challenge_answered_with_the_password_is_one_wrong_try() {
+    let mut s = Server::new(RadiusMode::Challenge, true);
+    let state = challenged(&mut s);
+    let (v, asked) = s.run(&request("alice", "pw", Some(&state)), &right_code());
+    assert_eq!(v.reply, reject("code refused"));
+    assert_eq!(
+        asked,
+        vec![],
+        "neither the primary nor the registry is asked"
+    );
+    assert!(v.wrong_try.is_some());
+    s.max_tries = 1;
+    let state = challenged(&mut s);
+    let (v, _) = s.run(&request("alice", "pw", Some(&state)), &right_code());
+    assert_eq!(v.reply, reject(TOO_MANY_TRIES));
 }
 
 #[test]

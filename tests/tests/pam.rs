@@ -48,10 +48,20 @@ fn right_wrong_maxtries_replay_malformed() {
         "{ev:?}"
     );
 
-    // The same code again: replay, refused.
+    // The same code again: replay, refused; the next prompt says to wait
+    // for the next code, and the log line names the replay.
     let r = f.auth("alone", "alice", None, &lines(&[&good]));
     r.expect(false, "PAM_AUTH_ERR");
     assert_eq!(r.pam_line(), AUTH_ERR);
+    assert_eq!(
+        r.prompts("That code was used already. Wait for the next code in your app."),
+        1,
+        "{r:#?}"
+    );
+    let log = r.module_log().join("\n");
+    assert!(log.contains("code used already (replay)"), "{log}");
+    let audit = block_on(f.reg.admin_client().audit(1)).expect("audit");
+    assert_eq!(audit[0].result.as_deref(), Some("replay"), "{audit:?}");
 
     // One wrong code, then the user gives up: PAM_AUTH_ERR.
     let bob = f.enrolled("bob");
@@ -538,6 +548,38 @@ fn locked_user_is_denied_without_prompt() {
     assert!(
         r.module_log().join("\n").contains("account locked"),
         "{r:#?}"
+    );
+    // An unknown user, refused without a prompt too.
+    let r = f.auth("alone", "stranger", Some("203.0.113.5"), "");
+    r.expect(false, "PAM_PERM_DENIED");
+    assert_eq!(r.prompts(PROMPT), 0);
+    // `twostep audit` shows both logins refused before a code was asked,
+    // with service, host and remote address.
+    let out = std::process::Command::new(twostep_e2e::bin("twostep"))
+        .arg("--config")
+        .arg(&f.reg.config_path)
+        .args(["audit", "--limit", "100"])
+        .output()
+        .expect("run twostep audit");
+    assert!(out.status.success(), "{out:?}");
+    let audit = String::from_utf8(out.stdout).unwrap();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let hostname = hostname.trim();
+    let lookups: Vec<&str> = audit.lines().filter(|l| l.contains(" lookup ")).collect();
+    assert_eq!(lookups.len(), 2, "{audit}");
+    assert!(
+        lookups[0].contains("user=\"alice\"")
+            && lookups[0].contains(&format!("host=\"{hostname}\""))
+            && lookups[0].contains("result=\"locked\"")
+            && lookups[0].contains("service=alone"),
+        "{audit}"
+    );
+    assert!(
+        lookups[1].contains("user=\"stranger\"")
+            && lookups[1].contains("from=\"203.0.113.5\"")
+            && lookups[1].contains("result=\"unknown_user\"")
+            && lookups[1].contains("refused before a code was asked"),
+        "{audit}"
     );
 }
 

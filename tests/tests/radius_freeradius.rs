@@ -65,7 +65,10 @@ fn append_mode_with_freeradius_primary() {
     // Right password, replayed code.
     let r = auth(d.port, NAS_SECRET, "alice", &format!("primary-pw,{c}"), &[]);
     r.expect("Access-Reject");
-    assert_eq!(r.attr("Reply-Message"), Some("\"code refused\""));
+    assert_eq!(
+        r.attr("Reply-Message"),
+        Some("\"That code was used already. Wait for the next code in your app.\"")
+    );
     // Right password, wrong code.
     auth(
         d.port,

@@ -45,12 +45,7 @@ fn otp_only_right_wrong_and_replayed_code() {
 
     let r = auth(d.port, SECRET, "alice", &good, &[]);
     r.expect("Access-Reject");
-    assert_eq!(
-        r.attr("Reply-Message"),
-        Some("\"code refused\""),
-        "{}",
-        r.output
-    );
+    assert_eq!(r.attr("Reply-Message"), Some(REPLAY_REPLY), "{}", r.output);
 
     let r = auth(d.port, SECRET, "alice", &wrong_code(&secret), &[]);
     r.expect("Access-Reject");
@@ -70,6 +65,75 @@ fn otp_only_right_wrong_and_replayed_code() {
     );
     // Codes and passwords never reach the log.
     assert!(!d.log().contains(&good), "code in log:\n{}", d.log());
+}
+
+const REPLAY_REPLY: &str = "\"That code was used already. Wait for the next code in your app.\"";
+
+/// 20 Access-Requests at once (20 radclient processes, so 20 source ports:
+/// no retransmissions) with one valid code and the default lockout
+/// (max_failures = 5): exactly one Access-Accept; 19 Access-Rejects saying
+/// to wait for the next code, audited as `replay`; the user is not locked
+/// and the next code works.
+#[test]
+fn twenty_parallel_requests_with_one_code_never_lock_the_user() {
+    let (env, d) = otp_only_env();
+    let secret = env.enrolled_user("alice");
+    let good = code(&secret);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(20));
+    let replies: Vec<RadReply> = (0..20)
+        .map(|_| {
+            let (b, good) = (barrier.clone(), good.clone());
+            let port = d.port;
+            std::thread::spawn(move || {
+                b.wait();
+                auth(port, SECRET, "alice", &good, &[])
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let codes: Vec<&str> = replies
+        .iter()
+        .map(|r| r.code.as_deref().unwrap_or("no answer"))
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == "Access-Accept").count(),
+        1,
+        "{codes:?}"
+    );
+    let rejects: Vec<&RadReply> = replies
+        .iter()
+        .filter(|r| r.code.as_deref() == Some("Access-Reject"))
+        .collect();
+    assert_eq!(rejects.len(), 19, "{codes:?}");
+    for r in &rejects {
+        assert_eq!(r.attr("Reply-Message"), Some(REPLAY_REPLY), "{}", r.output);
+    }
+    let audit = twostep_e2e::block_on(env.reg.admin.audit(100)).unwrap();
+    let verifies: Vec<_> = audit.iter().filter(|e| e.action == "verify").collect();
+    assert_eq!(verifies.len(), 20, "{audit:?}");
+    assert_eq!(
+        verifies
+            .iter()
+            .filter(|e| e.result.as_deref() == Some("replay"))
+            .count(),
+        19,
+        "{verifies:?}"
+    );
+    assert!(audit.iter().all(|e| e.action != "lockout"), "{audit:?}");
+    let user = twostep_e2e::block_on(env.reg.admin.user("alice")).unwrap();
+    assert_eq!(user.locked_until, None, "{user:?}");
+    // The host's log line names the replay.
+    assert!(
+        d.log()
+            .contains("Access-Reject: code used already (replay)"),
+        "{}",
+        d.log()
+    );
+    // The next code (one time step on, inside the skew window) works.
+    let next = twostep_e2e::oathtool_code(&secret, twostep_e2e::now() + 30);
+    auth(d.port, SECRET, "alice", &next, &[]).expect("Access-Accept");
 }
 
 #[test]
@@ -288,4 +352,54 @@ fn registry_down_fails_closed_by_default_and_open_when_configured() {
     let r = auth(open.port, SECRET, "hank", &wrong_code(&secret), &[]);
     r.expect("Access-Accept");
     assert!(open.log().contains("fail_mode = open"), "{}", open.log());
+}
+
+/// Challenge mode: an unknown and a locked user are refused before the
+/// Access-Challenge, and `twostep audit` shows both with the NAS and the
+/// caller.
+#[test]
+fn logins_refused_before_the_challenge_are_audited() {
+    let env = Env::with_api("[api.lockout]\nmax_failures = 1\n");
+    let s = env.secret_file("nas.secret", SECRET);
+    let body = client_toml("vpn", "127.0.0.1/32", &s, "challenge", "");
+    let d = env.radiusd("challenge", &body);
+    let secret = env.enrolled_user("gina");
+    let ctx = [
+        "NAS-Identifier = \"vpn-gw-1\"",
+        "Calling-Station-Id = \"198.51.100.7\"",
+    ];
+    let r = auth(d.port, SECRET, "stranger", "pw", &ctx);
+    r.expect("Access-Reject");
+    // Lock gina (one wrong code), then her next login is refused at once.
+    let r = auth(d.port, SECRET, "gina", "pw", &ctx);
+    r.expect("Access-Challenge");
+    let state = format!("State = {}", r.state());
+    auth(d.port, SECRET, "gina", &wrong_code(&secret), &[&state]).expect("Access-Reject");
+    let r = auth(d.port, SECRET, "gina", "pw", &ctx);
+    r.expect("Access-Reject");
+    assert_eq!(r.attr("Reply-Message"), Some("\"account locked\""));
+    let out = std::process::Command::new(twostep_e2e::bin("twostep"))
+        .arg("--config")
+        .arg(&env.reg.config_path)
+        .args(["audit", "--limit", "100"])
+        .output()
+        .expect("run twostep audit");
+    assert!(out.status.success(), "{out:?}");
+    let audit = String::from_utf8(out.stdout).unwrap();
+    let lookups: Vec<&str> = audit.lines().filter(|l| l.contains(" lookup ")).collect();
+    assert_eq!(lookups.len(), 2, "{audit}");
+    for (line, user, result) in [
+        (lookups[0], "stranger", "unknown_user"),
+        (lookups[1], "gina", "locked"),
+    ] {
+        for want in [
+            format!("user=\"{user}\""),
+            format!("result=\"{result}\""),
+            "host=\"vpn-gw-1\"".into(),
+            "from=\"198.51.100.7\"".into(),
+            "host:radius-1".into(),
+        ] {
+            assert!(line.contains(&want), "{want} in {line}\n{audit}");
+        }
+    }
 }

@@ -71,3 +71,65 @@ fn expired_state_is_refused() {
     r.expect("Access-Reject");
     assert!(d.log().contains("State expired"), "{}", d.log());
 }
+
+/// `challenge_max_tries = 2`: the first wrong answer is "code refused", the
+/// second ends the State ("too many wrong codes, start again") and then even
+/// the right code with that State is refused; a new challenge works. An
+/// answer with the password again (not a code) is one wrong try and an
+/// Access-Reject, never another Access-Challenge.
+#[test]
+fn challenge_state_ends_after_max_tries() {
+    let env = Env::new();
+    let s = env.secret_file("nas.secret", SECRET);
+    let d = env.radiusd(
+        "tries",
+        &format!(
+            "challenge_max_tries = 2\n{}",
+            client_toml("vpn", "127.0.0.1/32", &s, "challenge", "")
+        ),
+    );
+    let secret = env.enrolled_user("alice");
+    let r = auth(d.port, SECRET, "alice", "pw", &[]);
+    r.expect("Access-Challenge");
+    let state = format!("State = {}", r.state());
+    // The password again instead of a code.
+    let r = auth(d.port, SECRET, "alice", "pw", &[&state]);
+    r.expect("Access-Reject");
+    assert_eq!(
+        r.attr("Reply-Message"),
+        Some("\"code refused\""),
+        "{}",
+        r.output
+    );
+    let r = auth(d.port, SECRET, "alice", &wrong_code(&secret), &[&state]);
+    r.expect("Access-Reject");
+    assert_eq!(
+        r.attr("Reply-Message"),
+        Some("\"too many wrong codes, start again\""),
+        "{}",
+        r.output
+    );
+    let r = auth(d.port, SECRET, "alice", &code(&secret), &[&state]);
+    r.expect("Access-Reject");
+    assert_eq!(
+        r.attr("Reply-Message"),
+        Some("\"too many wrong codes, start again\"")
+    );
+    assert!(
+        d.log()
+            .contains("State ended after 2 wrong codes (challenge_max_tries)"),
+        "{}",
+        d.log()
+    );
+    // The registry saw one wrong code only (the password is no code) and
+    // not the right code sent with the ended State.
+    let audit = twostep_e2e::block_on(env.reg.admin.audit(100)).unwrap();
+    let verifies: Vec<_> = audit.iter().filter(|e| e.action == "verify").collect();
+    assert_eq!(verifies.len(), 1, "{verifies:?}");
+    assert_eq!(verifies[0].result.as_deref(), Some("reject"));
+    // Start again: a new State, the right code.
+    let r = auth(d.port, SECRET, "alice", "pw", &[]);
+    r.expect("Access-Challenge");
+    let state = format!("State = {}", r.state());
+    auth(d.port, SECRET, "alice", &code(&secret), &[&state]).expect("Access-Accept");
+}

@@ -35,13 +35,13 @@ fn enrol_verify_replay_and_restart_persistence() {
     assert_eq!(r.result, VerifyResult::Accept, "{r:?}");
     assert_eq!(r.method_id, Some(enrol.method.id));
     let r = block_on(host.verify(&req("alice smith@example.com", &code))).unwrap();
-    assert_eq!(r.result, VerifyResult::Reject, "replay must be refused");
+    assert_eq!(r.result, VerifyResult::Replay, "replay must be refused");
 
     // Restart: users, methods, hosts and the replay state persist.
     reg.restart();
     let host = reg.host_client(&key);
     let r = block_on(host.verify(&req("alice smith@example.com", &code))).unwrap();
-    assert_eq!(r.result, VerifyResult::Reject, "replay after restart");
+    assert_eq!(r.result, VerifyResult::Replay, "replay after restart");
     let regs = block_on(host.registrations("alice smith@example.com"))
         .unwrap()
         .unwrap();

@@ -1,14 +1,15 @@
 //! The replay rule under concurrency: 20 simultaneous submissions of one
-//! valid code give exactly one accept, on SQLite, on PostgreSQL, and across
-//! two registry processes sharing one PostgreSQL database.
+//! valid code give exactly one accept and 19 `replay` (never failures, so
+//! the user is not locked), on SQLite, on PostgreSQL, and across two
+//! registry processes sharing one PostgreSQL database.
 
 use std::sync::Arc;
 use twostep_common::api::{AuthContext, HostKind, VerifyRequest, VerifyResult};
 use twostep_common::client::RegistryClient;
 use twostep_e2e::{fresh_postgres_database, now, oathtool_code, Registry};
 
-/// Lockout high enough that 19 replays do not lock the user meanwhile.
-const NO_LOCKOUT: &str = "[api.lockout]\nmax_failures = 1000\n";
+/// The default lockout: 19 replays must not lock the user.
+const NO_LOCKOUT: &str = "[api.lockout]\nmax_failures = 5\n";
 
 fn request(code: &str) -> VerifyRequest {
     VerifyRequest {
@@ -51,15 +52,15 @@ fn assert_one_accept(results: &[VerifyResult]) {
         .iter()
         .filter(|r| **r == VerifyResult::Accept)
         .count();
-    let rejects = results
+    let replays = results
         .iter()
-        .filter(|r| **r == VerifyResult::Reject)
+        .filter(|r| **r == VerifyResult::Replay)
         .count();
     assert_eq!(accepts, 1, "exactly one accept expected: {results:?}");
     assert_eq!(
-        rejects,
+        replays,
         results.len() - 1,
-        "the rest are rejects: {results:?}"
+        "the rest are replays: {results:?}"
     );
 }
 
@@ -77,6 +78,8 @@ fn twenty_concurrent_submissions_one_accept_sqlite() {
     let code = oathtool_code(&secret, now());
     let results = storm(vec![reg.host_client(&key)], &code, 20);
     assert_one_accept(&results);
+    let user = twostep_e2e::block_on(reg.admin_client().user("carol")).unwrap();
+    assert_eq!(user.locked_until, None, "replays must not lock: {user:?}");
 }
 
 #[test]
@@ -103,6 +106,26 @@ fn two_registry_processes_on_one_postgres() {
     let code = oathtool_code(&secret, now());
     let results = storm(vec![a.host_client(&key), b.host_client(&key)], &code, 20);
     assert_one_accept(&results);
+
+    // Lookups of unknown users on both replicas share one per-host record
+    // limit (10 a minute, then one summary).
+    let ctx = AuthContext {
+        service: Some("radius:vpn".into()),
+        remote_addr: Some("198.51.100.7".into()),
+        ..AuthContext::default()
+    };
+    for i in 0..16 {
+        let c = if i % 2 == 0 { &a } else { &b }.host_client(&key);
+        let r = twostep_e2e::block_on(c.registrations_for(&format!("nobody-{i}"), &ctx)).unwrap();
+        assert!(r.is_none());
+    }
+    let audit = twostep_e2e::block_on(a.admin_client().audit(1000)).unwrap();
+    let lookups: Vec<_> = audit.iter().filter(|e| e.action == "lookup").collect();
+    assert_eq!(lookups.len(), 11, "{lookups:?}");
+    assert!(lookups
+        .iter()
+        .all(|e| e.remote_addr.as_deref() == Some("198.51.100.7")));
+    assert_eq!(lookups[0].username, None, "the summary: {:?}", lookups[0]);
 }
 
 /// 20 wrong codes at once with max_failures = 5, spread over `regs`: every

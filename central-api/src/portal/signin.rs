@@ -485,6 +485,9 @@ async fn check_code(
         VerifyResult::Accept => Ok(()),
         VerifyResult::NotEnrolled => Err(CodeRefusal::NoMethod),
         VerifyResult::Reject => Err(CodeRefusal::Again(WRONG_CODE.into())),
+        VerifyResult::Replay => Err(CodeRefusal::Again(
+            twostep_common::decision::REPLAY_MESSAGE.into(),
+        )),
         VerifyResult::Locked => Err(CodeRefusal::Again(format!(
             "Too many wrong codes. Try again after {}.",
             super::time::date_time(resp.locked_until.unwrap_or_else(|| p.now()))

@@ -298,7 +298,7 @@ pub(crate) async fn activate(
         .try_get::<Option<String>, _>("label")?
         .unwrap_or_else(|| req.device_name.clone());
     // A page activation's device waits for its test notification: not
-    // the default, and no login reaches it (migration 5).
+    // the default, and no login reaches it (migration 6).
     let pending: i64 = used.try_get("pending")?;
     let row = sqlx::query(&format!(
         "INSERT INTO methods (user_id, kind, label, is_default, created_at, public_key, pending)

@@ -1,16 +1,27 @@
 //! Host-facing routes (host API key): a user's registrations and code
 //! verification ([`crate::verify`]).
+//!
+//! A lookup that shows the login cannot go on to a code (unknown user, no
+//! usable method, locked, disabled) is recorded in the audit trail with the
+//! context the host sends as query parameters (`service`, `host`,
+//! `remote_addr`, `tty`; older hosts send none and are answered alike),
+//! within per-host limits (`crate::audit::record_refused_lookup`).
 
 use crate::app::Routes;
 use crate::auth::HostAuth;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PathArgs};
+use crate::extract::{JsonBody, PathArgs, QueryArgs};
 use crate::rows::{methods_of, UserRow};
 use crate::state::{ApiResult, Shared};
 use crate::validate::check_username;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::Json;
-use twostep_common::api::{paths, Registrations, VerifyRequest, VerifyResponse};
+use serde::Deserialize;
+use twostep_common::api::{
+    paths, AuthContext, Registrations, UserStatus, VerifyRequest, VerifyResponse, VerifyResult,
+    RESULTS_HEADER,
+};
 
 /// `/v1/host/users/{username}/registrations` and `/v1/host/verify`.
 pub(crate) fn routes(r: Routes) -> Routes {
@@ -18,27 +29,101 @@ pub(crate) fn routes(r: Routes) -> Routes {
         .post(paths::HOST_VERIFY, verify)
 }
 
+/// The login context of a lookup, from query parameters; unknown ones are
+/// ignored (newer hosts), missing ones are `None` (older hosts).
+#[derive(Debug, Default, Deserialize)]
+struct LookupQuery {
+    service: Option<String>,
+    host: Option<String>,
+    remote_addr: Option<String>,
+    tty: Option<String>,
+}
+
+/// Longest context value kept, in bytes; longer ones are refused (400).
+const MAX_CONTEXT_BYTES: usize = 256;
+
+impl LookupQuery {
+    fn context(self) -> Result<AuthContext, ApiError> {
+        let ctx = AuthContext {
+            service: self.service,
+            host: self.host,
+            remote_addr: self.remote_addr,
+            tty: self.tty,
+        };
+        for v in [&ctx.service, &ctx.host, &ctx.remote_addr, &ctx.tty]
+            .into_iter()
+            .flatten()
+        {
+            if v.len() > MAX_CONTEXT_BYTES || v.chars().any(char::is_control) {
+                return Err(ApiError::new(
+                    twostep_common::api::ApiErrorCode::InvalidQuery,
+                    format!(
+                        "context values must be at most {MAX_CONTEXT_BYTES} bytes without control characters"
+                    ),
+                ));
+            }
+        }
+        Ok(ctx)
+    }
+}
+
 async fn registrations(
     State(state): State<Shared>,
-    _host: HostAuth,
+    HostAuth(host): HostAuth,
     PathArgs(username): PathArgs<String>,
+    QueryArgs(query): QueryArgs<LookupQuery>,
 ) -> ApiResult<Json<Registrations>> {
     check_username(&username)?;
-    let user = UserRow::find(&state.pool, &username)
-        .await?
-        .ok_or_else(|| ApiError::unknown_user(&username))?;
+    let context = query.context()?;
+    let refused = |result| crate::audit::RefusedLookup {
+        host_key: &host,
+        username: &username,
+        result,
+        context: &context,
+    };
+    let Some(user) = UserRow::find(&state.pool, &username).await? else {
+        crate::audit::record_refused_lookup(&state, &refused("unknown_user")).await?;
+        return Err(ApiError::unknown_user(&username));
+    };
     let methods = methods_of(&state.pool, user.id).await?;
-    Ok(Json(Registrations {
+    let reg = Registrations {
         status: user.standing(state.now()).status(),
         username: user.username,
         methods,
-    }))
+    };
+    let result = match reg.status {
+        UserStatus::Locked => Some("locked"),
+        UserStatus::Disabled => Some("disabled"),
+        UserStatus::Active if reg.usable().next().is_none() => Some("not_enrolled"),
+        UserStatus::Active => None,
+    };
+    if let Some(result) = result {
+        crate::audit::record_refused_lookup(&state, &refused(result)).await?;
+    }
+    Ok(Json(reg))
 }
 
 async fn verify(
     State(state): State<Shared>,
     HostAuth(host): HostAuth,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<VerifyRequest>,
 ) -> ApiResult<Json<VerifyResponse>> {
-    Ok(Json(crate::verify::verify(&state, &host, &req).await?))
+    let mut resp = crate::verify::verify(&state, &host, &req).await?;
+    if resp.result == VerifyResult::Replay && !understands_replay(&headers) {
+        // An older host knows no `replay`: it gets `reject` (still no
+        // failure counted; the audit says `replay`).
+        resp.result = VerifyResult::Reject;
+    }
+    Ok(Json(resp))
+}
+
+/// Whether the host sent `replay` in [`RESULTS_HEADER`].
+fn understands_replay(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(RESULTS_HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|r| r.trim() == "replay")
 }

@@ -66,6 +66,8 @@ impl TestApp {
             .await
     }
 
+    /// A request as the current client sends it (with `twostep-results:
+    /// replay`).
     pub async fn raw(
         &self,
         method: Method,
@@ -73,7 +75,23 @@ impl TestApp {
         token: Option<&str>,
         body: Option<String>,
     ) -> (StatusCode, Value) {
+        self.raw_as(method, path, token, body, true).await
+    }
+
+    /// [`Self::raw`], as an older host when `current` is false (no
+    /// `twostep-results` header).
+    pub async fn raw_as(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+        current: bool,
+    ) -> (StatusCode, Value) {
         let mut b = Request::builder().method(method).uri(path);
+        if current {
+            b = b.header(twostep_common::api::RESULTS_HEADER, "replay");
+        }
         if let Some(t) = token {
             b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
