@@ -201,8 +201,9 @@ pub async fn open_existing(url: &str) -> Result<Option<(AnyPool, Backend)>, Star
 }
 
 /// One schema change. `{id}` in a statement stands for the backend's
-/// auto-increment primary key column type, the one place the two dialects
-/// differ here.
+/// auto-increment primary key column type; a statement that starts with
+/// `sqlite: ` or `postgres: ` runs on that backend only (where the two
+/// dialects change a table differently).
 ///
 /// (sqlx's migrator wants one migration directory per database type and,
 /// through the `Any` driver, would run the same files on both; the few
@@ -378,6 +379,28 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE portal_sessions ADD COLUMN push_challenge TEXT",
         ],
     },
+    // Version 7: a host name is unique among hosts not revoked, so the
+    // name of a revoked host can be given to a new one; the revoked row
+    // stays (its name, kind and dates) for the audit trail. SQLite cannot
+    // drop a column's UNIQUE: the table is copied.
+    Migration {
+        version: 7,
+        statements: &[
+            "sqlite: CREATE TABLE hosts_v7 (
+            id {id},
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key_hash TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT)",
+            "sqlite: INSERT INTO hosts_v7 (id, name, kind, key_hash, created_at, revoked_at)
+            SELECT id, name, kind, key_hash, created_at, revoked_at FROM hosts",
+            "sqlite: DROP TABLE hosts",
+            "sqlite: ALTER TABLE hosts_v7 RENAME TO hosts",
+            "postgres: ALTER TABLE hosts DROP CONSTRAINT IF EXISTS hosts_name_key",
+            "CREATE UNIQUE INDEX hosts_live_name ON hosts(name) WHERE revoked_at IS NULL",
+        ],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in
@@ -431,6 +454,12 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
             continue;
         }
         for s in m.statements {
+            let s = match (s.split_once(": "), backend) {
+                (Some(("sqlite", s)), Backend::Sqlite)
+                | (Some(("postgres", s)), Backend::Postgres) => s,
+                (Some(("sqlite" | "postgres", _)), _) => continue,
+                _ => s,
+            };
             tx.execute(s.replace("{id}", backend.identity_column()).as_str())
                 .await?;
         }

@@ -509,6 +509,54 @@ async fn bad_input_answers() {
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The revoked host's name can be given to a new host; the old key
+    // stays refused, the revoked row stays listed.
+    let v = app
+        .admin(
+            Method::POST,
+            "/v1/admin/hosts",
+            Some(json!({"name": "host-gina", "kind": "ssh"})),
+        )
+        .await;
+    let new_key = v["api_key"].as_str().expect("api_key").to_owned();
+    assert_ne!(new_key, key);
+    let (s, _) = app
+        .call(
+            Method::GET,
+            "/v1/host/users/gina/registrations",
+            Some(&new_key),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .call(
+            Method::GET,
+            "/v1/host/users/gina/registrations",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/admin/hosts",
+            Some(ADMIN),
+            Some(json!({"name": "host-gina", "kind": "ssh"})),
+        )
+        .await;
+    assert_eq!((s, err(&v).as_str()), (StatusCode::CONFLICT, "host_exists"));
+    let list = app.admin(Method::GET, "/v1/admin/hosts", None).await;
+    let gina: Vec<&serde_json::Value> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|h| h["name"] == "host-gina")
+        .collect();
+    assert_eq!(gina.len(), 2, "{list}");
+    assert!(!gina[0]["revoked_at"].is_null() && gina[1]["revoked_at"].is_null());
 }
 
 #[tokio::test]

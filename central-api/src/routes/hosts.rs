@@ -1,4 +1,6 @@
-//! Admin: hosts and their API keys (create, list, revoke).
+//! Admin: hosts and their API keys (create, list, revoke). A name is
+//! unique among hosts not revoked: a revoked host's name can be given to a
+//! new host, and the revoked one stays listed (with its revocation time).
 
 use crate::app::Routes;
 use crate::audit::{AdminChange, Subject};
@@ -84,7 +86,9 @@ async fn create_host(
 }
 
 async fn list_hosts(State(state): State<Shared>, _admin: AdminAuth) -> ApiResult<Json<Vec<Host>>> {
-    let rows = sqlx::query("SELECT name, kind, created_at, revoked_at FROM hosts ORDER BY name")
+    let rows = sqlx::query(
+        "SELECT name, kind, created_at, revoked_at FROM hosts ORDER BY name, revoked_at IS NULL, id",
+    )
         .fetch_all(&state.pool)
         .await?;
     Ok(Json(
@@ -102,15 +106,23 @@ async fn revoke_host(
 ) -> ApiResult<StatusCode> {
     let mut change = AdminChange::begin(&state, &peer).await?;
     let now = change.now();
-    // Revoking twice keeps the first revocation time.
     let row = sqlx::query(
-        "UPDATE hosts SET revoked_at = COALESCE(revoked_at, $2) WHERE name = $1 RETURNING id",
+        "UPDATE hosts SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING id",
     )
     .bind(&name)
     .bind(now)
     .fetch_optional(change.conn())
     .await?;
-    if row.is_none() {
+    // Revoking twice keeps the first revocation time.
+    let known = match row {
+        Some(_) => true,
+        None => sqlx::query("SELECT id FROM hosts WHERE name = $1")
+            .bind(&name)
+            .fetch_optional(change.conn())
+            .await?
+            .is_some(),
+    };
+    if !known {
         return Err(ApiError::new(
             ApiErrorCode::UnknownHost,
             format!("no host {name:?}"),
