@@ -528,13 +528,52 @@ pub fn postgres_url() -> String {
     })
 }
 
+/// A test database on the test PostgreSQL server, dropped (with its
+/// connections) when this value is: keep it alive as long as the
+/// registries that use it (declare it before them). Derefs to its URL.
+#[derive(Debug)]
+pub struct PgDatabase {
+    /// Its URL.
+    pub url: String,
+    name: String,
+    base: String,
+}
+
+impl std::ops::Deref for PgDatabase {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let out = Command::new("psql")
+            .arg(&self.base)
+            .args([
+                "-qtAc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+        if let Ok(o) = out {
+            if !o.status.success() {
+                eprintln!(
+                    "dropping test database {}: {}",
+                    self.name,
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
+    }
+}
+
 /// A new, uniquely named, empty database on the test PostgreSQL server
-/// (created with `psql`); returns its URL. Each test gets its own, so
-/// tests stay independent.
+/// (created with `psql`), dropped again when the returned value is. Each
+/// test gets its own, so tests stay independent.
 ///
 /// # Panics
 /// When the server is unreachable or [`postgres_url`] is unset.
-pub fn fresh_postgres_database() -> String {
+pub fn fresh_postgres_database() -> PgDatabase {
     let base = postgres_url();
     let name = format!("twostep_t_{:016x}", rand_u64());
     // Concurrent CREATE DATABASE can fail while another copies template1
@@ -562,14 +601,15 @@ pub fn fresh_postgres_database() -> String {
         );
         std::thread::sleep(Duration::from_millis(100 * attempt));
     }
-    match base.rfind('/') {
+    let url = match base.rfind('/') {
         Some(i) if base[..i].contains("://") && i > base.find("://").map_or(0, |j| j + 2) => {
             let rest = &base[i + 1..];
             let query = rest.find('?').map_or("", |q| &rest[q..]);
             format!("{}/{name}{query}", &base[..i])
         }
         _ => format!("{}/{name}", base.trim_end_matches('/')),
-    }
+    };
+    PgDatabase { url, name, base }
 }
 
 /// Waits for `child` at most `limit`, then kills it and fails the test.

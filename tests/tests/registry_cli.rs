@@ -416,7 +416,8 @@ fn api_help_shows_check() {
 
 #[test]
 fn api_check_on_postgres_checks_the_key_against_stored_secrets() {
-    let mut reg = Registry::start_with(Some(&twostep_e2e::fresh_postgres_database()), "");
+    let db = twostep_e2e::fresh_postgres_database();
+    let mut reg = Registry::start_with(Some(&db), "");
     reg.add_user("kim");
     reg.enrol_totp("kim");
     reg.stop();
