@@ -311,10 +311,63 @@ pub struct EnrolArgs {
     /// Do not draw the QR code.
     #[arg(long)]
     pub no_qr: bool,
+    /// Also write the QR code as a PNG image to FILE (created, mode 0600,
+    /// never overwritten: it holds the secret or the activation code).
+    #[arg(long, value_name = "FILE")]
+    pub qr_png: Option<std::path::PathBuf>,
+    /// Also write the QR code as an SVG image to FILE (as --qr-png).
+    #[arg(long, value_name = "FILE")]
+    pub qr_svg: Option<std::path::PathBuf>,
+}
+
+impl EnrolArgs {
+    /// Refuses, before anything is enrolled, an image file that exists.
+    fn check_image_files(&self) -> anyhow::Result<()> {
+        for f in [&self.qr_png, &self.qr_svg].into_iter().flatten() {
+            if std::fs::symlink_metadata(f).is_ok() {
+                anyhow::bail!(
+                    "{}: exists already; the QR image goes only to a new file",
+                    f.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the QR images asked for, of `uri`.
+    fn write_images(&self, uri: &str, out: &mut impl Write) -> anyhow::Result<()> {
+        if let Some(f) = &self.qr_png {
+            let png = twostep_common::qr::png(uri).context("the URI is too long for a QR code")?;
+            write_new_private(f, &png)?;
+            writeln!(out, "QR code written to {} (PNG)", f.display())?;
+        }
+        if let Some(f) = &self.qr_svg {
+            let svg = twostep_common::qr::svg(uri, "QR code to scan with an authenticator app")
+                .context("the URI is too long for a QR code")?;
+            write_new_private(f, svg.as_bytes())?;
+            writeln!(out, "QR code written to {} (SVG)", f.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates `path` (mode 0600, never an existing file) holding `bytes`.
+fn write_new_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("{}: cannot create", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("{}: cannot write", path.display()))
 }
 
 impl Run for EnrolArgs {
     fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        self.check_image_files()?;
         if self.push {
             return self.run_push(g);
         }
@@ -343,6 +396,7 @@ impl Run for EnrolArgs {
             out,
             "The secret is shown only this once; the registry keeps it encrypted."
         )?;
+        self.write_images(&e.otpauth_uri, &mut out)?;
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -381,6 +435,7 @@ impl EnrolArgs {
             "Anyone with this URI can register a device for {} until it expires or is used.",
             a.username
         )?;
+        self.write_images(&a.activation_uri, &mut out)?;
         Ok(ExitCode::SUCCESS)
     }
 }

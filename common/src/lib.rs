@@ -19,6 +19,7 @@ pub mod decision;
 pub mod policy;
 pub mod portal;
 pub mod push;
+pub mod qr;
 pub mod totp;
 
 /// An error and its causes on one line, newlines folded, each cause once

@@ -83,6 +83,56 @@ fn admin_commands_end_to_end() {
         "{enrol2}"
     );
 
+    // --qr-png / --qr-svg: files (0600) whose QR code zbarimg reads as
+    // the printed URI; an existing file is refused before enrolling.
+    ok(&reg, &["user", "add", "quinn"]);
+    let png = reg.dir.path().join("quinn.png");
+    let svg = reg.dir.path().join("quinn.svg");
+    let enrol3 = ok(
+        &reg,
+        &[
+            "enrol",
+            "quinn",
+            "--no-qr",
+            "--qr-png",
+            png.to_str().unwrap(),
+            "--qr-svg",
+            svg.to_str().unwrap(),
+        ],
+    );
+    let uri3 = field(&enrol3, "uri:").to_owned();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in [&png, &svg] {
+            let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", f.display());
+        }
+    }
+    let read = std::process::Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(&png)
+        .output()
+        .expect("run zbarimg (apt-get install zbar-tools)");
+    assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), uri3);
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg_text.starts_with("<svg ") && svg_text.contains("<path"),
+        "{svg_text}"
+    );
+    let methods_before = ok(&reg, &["user", "show", "quinn"]);
+    let again = twostep(&reg, &["enrol", "quinn", "--qr-png", png.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("exists already"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(
+        ok(&reg, &["user", "show", "quinn"]),
+        methods_before,
+        "enrolled anyway"
+    );
+
     // A host key written to a 0600 file works against /v1/host/verify.
     let key = reg.dir.path().join("web1.key");
     let out = ok(
