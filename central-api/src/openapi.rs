@@ -319,6 +319,30 @@ mod tests {
         }
     }
 
+    /// Every operation that touches the database says it can answer 503,
+    /// every one with a credential 401, every one with a body 400 and 413:
+    /// the answers every such route gives, so the document cannot drift
+    /// from them as routes are added.
+    #[test]
+    fn common_answers_are_documented() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let has = |code: &str| !op["responses"][code].is_null();
+                // /v1/openapi.json is the only route that reads no database.
+                if path != paths::OPENAPI {
+                    assert!(has("503"), "{method} {path}: no 503");
+                }
+                if op.get("security").is_some_and(|s| !s.as_array().is_some_and(Vec::is_empty)) {
+                    assert!(has("401"), "{method} {path}: no 401");
+                }
+                if op.get("requestBody").is_some() {
+                    assert!(has("400") && has("413"), "{method} {path}: no 400/413");
+                }
+            }
+        }
+    }
+
     #[test]
     fn path_params_in_order() {
         assert_eq!(path_params(paths::USER_METHOD), ["username", "id"]);
