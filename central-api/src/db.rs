@@ -22,6 +22,28 @@ pub enum Backend {
     Postgres,
 }
 
+/// How far apart, in seconds, a node's clock and its database's may be
+/// before the node warns (at start and in `/v1/health`): nodes sharing one
+/// PostgreSQL judge time steps by their own clocks, so clocks apart accept
+/// and refuse codes differently.
+pub const MAX_CLOCK_OFFSET_SECS: i64 = 2;
+
+/// The node's clock `now` minus the database server's clock, in whole
+/// seconds (PostgreSQL `clock_timestamp()`; SQLite's is this machine's).
+///
+/// # Errors
+/// The database's.
+pub async fn clock_offset(pool: &AnyPool, backend: Backend, now: i64) -> Result<i64, sqlx::Error> {
+    let sql = match backend {
+        Backend::Postgres => {
+            "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp())) AS BIGINT) AS t"
+        }
+        Backend::Sqlite => "SELECT CAST(strftime('%s', 'now') AS INTEGER) AS t",
+    };
+    let (t,): (i64,) = sqlx::query_as(sql).fetch_one(pool).await?;
+    Ok(now.saturating_sub(t))
+}
+
 /// Longest wait for a database connection per request: under the
 /// clients' default 5 s deadline, so they get a 503 rather than a timeout.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);

@@ -187,7 +187,8 @@ fn schemas() -> Value {
         "ErrorBody": object(&["error", "message"], json!({
             "error": { "type": "string", "description": error_code_description() },
             "message": string() })),
-        "Health": object(&["status", "version"], json!({ "status": string(), "version": string() })),
+        "Health": object(&["status", "version"], json!({ "status": string(), "version": string(),
+            "clock_offset_seconds": int64() })),
         "CreateUser": object(&["username"], json!({
             "username": { "type": "string", "minLength": 1, "maxLength": twostep_common::api::MAX_USERNAME_BYTES },
             "display_name": nullable(string()) })),
@@ -333,7 +334,10 @@ mod tests {
                 if path != paths::OPENAPI {
                     assert!(has("503"), "{method} {path}: no 503");
                 }
-                if op.get("security").is_some_and(|s| !s.as_array().is_some_and(Vec::is_empty)) {
+                if op
+                    .get("security")
+                    .is_some_and(|s| !s.as_array().is_some_and(Vec::is_empty))
+                {
                     assert!(has("401"), "{method} {path}: no 401");
                 }
                 if op.get("requestBody").is_some() {

@@ -414,6 +414,14 @@ pub async fn run(api: &ApiConfig) -> Result<(), StartupError> {
     // bounded by db::STARTUP_TIMEOUT): prepare is not cut off halfway.
     let state = prepare(api, Arc::new(SystemClock)).await?;
     let backend = state.backend;
+    match crate::db::clock_offset(&state.pool, backend, state.now()).await {
+        Ok(o) if o.abs() > crate::db::MAX_CLOCK_OFFSET_SECS => tracing::warn!(
+            offset_seconds = o,
+            "this node's clock is {o} s off the database server's: codes are judged by each node's own clock, so nodes apart accept and refuse them differently; synchronise the clocks (chrony, systemd-timesyncd)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not compare this node's clock with the database's"),
+    }
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // tokio's bind sets SO_REUSEADDR, so a restart can take the port again at once.
     let listener = tokio::net::TcpListener::bind(api.listen)

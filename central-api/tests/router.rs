@@ -629,6 +629,22 @@ async fn openapi_describes_every_route() {
     );
     let (s, h) = app.call(Method::GET, "/v1/health", None, None).await;
     assert_eq!((s, h["status"].as_str()), (StatusCode::OK, Some("ok")));
+    // The node's clock against the database's: the fixed clock shows a
+    // moment in 2023, so the offset is its distance from now.
+    let real = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let offset = h["clock_offset_seconds"]
+        .as_i64()
+        .expect("clock_offset_seconds");
+    assert!((offset - (1_700_000_025 - real)).abs() <= 2, "{offset}");
+    app.clock.set(real as u64);
+    let (_, h) = app.call(Method::GET, "/v1/health", None, None).await;
+    assert!(
+        h["clock_offset_seconds"].as_i64().unwrap().abs() <= 1,
+        "{h}"
+    );
 }
 
 #[tokio::test]

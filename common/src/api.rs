@@ -412,6 +412,11 @@ pub struct Health {
     pub status: String,
     /// The registry's version.
     pub version: String,
+    /// This node's clock minus its database server's, in seconds (absent
+    /// from older registries). Nodes sharing a database should agree
+    /// within 2 s: each judges a code's time step by its own clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_seconds: Option<i64>,
 }
 
 /// `POST /v1/admin/users`.

@@ -13,10 +13,11 @@ pub(crate) fn routes(r: Routes) -> Routes {
 }
 
 async fn health(State(state): State<Shared>) -> ApiResult<Json<Health>> {
-    sqlx::query("SELECT 1").execute(&state.pool).await?;
+    let offset = crate::db::clock_offset(&state.pool, state.backend, state.now()).await?;
     Ok(Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        clock_offset_seconds: Some(offset),
     }))
 }
 

@@ -47,10 +47,15 @@ pub fn check_registry(c: &Config) -> Vec<Finding> {
         }
     };
     match rt.block_on(anon.health()) {
-        Ok(h) if h.status == "ok" => out.push(Finding::ok(
-            check,
-            format!("{} answers, version {}", reg.url, h.version),
-        )),
+        Ok(h) if h.status == "ok" => {
+            out.push(Finding::ok(
+                check,
+                format!("{} answers, version {}", reg.url, h.version),
+            ));
+            if let Some(o) = h.clock_offset_seconds {
+                out.push(clock_finding(o));
+            }
+        }
         Ok(h) => out.push(Finding::new(
             Status::Fail,
             check,
@@ -137,4 +142,37 @@ pub fn check_registry(c: &Config) -> Vec<Finding> {
         )),
     }
     out
+}
+
+/// What the registry's clock offset from its database says: nodes sharing
+/// a database that disagree by more than 2 s judge codes differently.
+fn clock_finding(offset: i64) -> Finding {
+    let check = "registry clock";
+    if offset.abs() > 2 {
+        Finding::new(
+            Status::Warn,
+            check,
+            format!("the registry's clock is {offset} s off its database server's"),
+            "synchronise the clocks of the registry nodes and the database server (chrony, systemd-timesyncd)",
+        )
+    } else {
+        Finding::ok(
+            check,
+            format!("within {} s of its database server", offset.abs()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn offsets_over_two_seconds_warn() {
+        assert_eq!(clock_finding(0).status, Status::Ok);
+        assert_eq!(clock_finding(-2).status, Status::Ok);
+        assert_eq!(clock_finding(3).status, Status::Warn);
+        assert_eq!(clock_finding(-30).status, Status::Warn);
+        assert!(clock_finding(-30).message.contains("-30 s"));
+    }
 }
