@@ -612,6 +612,41 @@ pub fn fresh_postgres_database() -> PgDatabase {
     PgDatabase { url, name, base }
 }
 
+/// Longest one `twostep` command run by [`twostep`] may take.
+pub const TWOSTEP_RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs the built `twostep ARGS...` (stdin empty), bounded by
+/// [`TWOSTEP_RUN_LIMIT`]; its output.
+pub fn twostep<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    let child = Command::new(bin("twostep"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run twostep");
+    wait_bounded(child, TWOSTEP_RUN_LIMIT)
+}
+
+/// `twostep authenticator --accounts ACCOUNTS ARGS...`: the reference
+/// device with its accounts file.
+pub fn authenticator(accounts: &Path, args: &[&str]) -> std::process::Output {
+    let mut all: Vec<&std::ffi::OsStr> = vec!["authenticator".as_ref(), "--accounts".as_ref()];
+    all.push(accounts.as_os_str());
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    twostep(&all)
+}
+
+/// A command's exit status, stdout and stderr, for assertion messages.
+pub fn show_output(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}stderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Waits for `child` at most `limit`, then kills it and fails the test.
 pub fn wait_bounded(
     child: std::process::Child,

@@ -17,31 +17,7 @@ use twostep_common::push::{
 };
 use twostep_e2e::{bin, block_on, now, oathtool_code, wait_bounded, Registry};
 
-/// Longest any one `twostep authenticator` run may take here.
-const RUN_LIMIT: Duration = Duration::from_secs(40);
-
-fn authenticator(accounts: &Path, args: &[&str]) -> Output {
-    let child = Command::new(bin("twostep"))
-        .arg("authenticator")
-        .arg("--accounts")
-        .arg(accounts)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run twostep authenticator");
-    wait_bounded(child, RUN_LIMIT)
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}stderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use twostep_e2e::{authenticator, show_output as show};
 
 fn ok(accounts: &Path, args: &[&str]) -> String {
     let out = authenticator(accounts, args);

@@ -47,14 +47,7 @@ fn admin(reg: &Registry, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}stderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use twostep_e2e::show_output as show;
 
 impl Device {
     /// Enrols a push device for `user` (`twostep enrol USER --push`) and
@@ -79,17 +72,7 @@ impl Device {
     }
 
     fn run_at(accounts: &Path, args: &[&str]) -> Output {
-        let child = Command::new(bin("twostep"))
-            .arg("authenticator")
-            .arg("--accounts")
-            .arg(accounts)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run twostep authenticator");
-        wait_bounded(child, DEVICE_LIMIT)
+        twostep_e2e::authenticator(accounts, args)
     }
 
     /// `twostep authenticator ARGS...`; asserts exit status `status` and

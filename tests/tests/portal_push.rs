@@ -17,38 +17,15 @@ use fantoccini::{Client, Locator};
 use pam_support::AtPrompt;
 use portal_support::*;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use twostep_common::api::HostKind;
 use twostep_common::push::{PushContext, StartPush, StartResult};
-use twostep_e2e::{bin, block_on, wait_bounded};
+use twostep_e2e::block_on;
 
 const NAS_SECRET: &str = "portal-push-nas-secret";
 const DEVICE: &str = "Test phone";
 
-/// `twostep authenticator --accounts ACCOUNTS ARGS...`, bounded.
-fn device(accounts: &Path, args: &[&str]) -> Output {
-    let child = Command::new(bin("twostep"))
-        .arg("authenticator")
-        .arg("--accounts")
-        .arg(accounts)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run twostep authenticator");
-    wait_bounded(child, Duration::from_secs(40))
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}stderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use twostep_e2e::{authenticator as device, show_output as show};
 
 /// The device answers the oldest request with `args` (`approve --number
 /// N`, `deny`); asserts the word it prints.

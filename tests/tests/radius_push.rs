@@ -12,14 +12,11 @@ mod radius_support;
 
 use radius_support::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
-use twostep_e2e::{bin, block_on};
+use twostep_e2e::block_on;
 
 const SECRET: &str = "nas-shared-secret-push";
-
-/// Longest one `twostep` run may take here.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 /// A registry (with `[api.push]` as given), a RADIUS server with one
 /// client, and alice with an authenticator app and a push device whose
@@ -35,31 +32,12 @@ struct Push {
     device_id: i64,
 }
 
-/// `twostep ARGS...` (bounded by [`RUN_LIMIT`]); its output.
-fn twostep(args: &[&str]) -> Output {
-    let child = Command::new(bin("twostep"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run twostep");
-    wait_bounded(child, RUN_LIMIT)
-}
+use twostep_e2e::{show_output as show, twostep};
 
 /// `twostep --config REG_CONFIG ARGS...`: an admin command.
 fn admin(reg_config: &Path, args: &[&str]) -> Output {
     let config = reg_config.to_str().expect("UTF-8 path");
     twostep(&[&["--config", config], args].concat())
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}stderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 impl Push {

@@ -595,20 +595,30 @@ async fn send_test(
     }
 }
 
+/// Ends the flow of `s` in `tx` if it is still the one the request saw
+/// (so of two submits of one flow only the first saves); whether it was.
+async fn end_flow(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    s: &Session,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE portal_sessions SET flow_sealed = NULL WHERE id_hash = $1 AND flow_sealed = $2",
+    )
+    .bind(&s.id_hash)
+    .bind(s.flow_sealed.as_deref())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
 /// Makes the pending push `device` a method (the default when it is the
 /// user's first) and ends the flow, only if it is still the one proven so
 /// a double submit saves once; audits; one transaction.
 async fn save_device(p: &Portal, s: &Session, device: i64, peer: Option<&str>) -> Result<(), Exit> {
     let mut tx = p.app.pool.begin().await?;
-    let ended = sqlx::query(
-        "UPDATE portal_sessions SET flow_sealed = NULL WHERE id_hash = $1 AND flow_sealed = $2",
-    )
-    .bind(&s.id_hash)
-    .bind(s.flow_sealed.as_deref())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let confirmed = if ended == 0 {
+    let ended = end_flow(&mut tx, s).await?;
+    let confirmed = if !ended {
         0
     } else {
         sqlx::query(
@@ -650,15 +660,8 @@ async fn save(
 ) -> Result<(), Exit> {
     let params = params(p);
     let mut tx = p.app.pool.begin().await?;
-    let ended = sqlx::query(
-        "UPDATE portal_sessions SET flow_sealed = NULL WHERE id_hash = $1 AND flow_sealed = $2",
-    )
-    .bind(&s.id_hash)
-    .bind(s.flow_sealed.as_deref())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if ended == 0 {
+    let ended = end_flow(&mut tx, s).await?;
+    if !ended {
         tx.rollback().await?;
         return Err(Exit::Redirect("/my/security-info".into()));
     }
