@@ -434,9 +434,21 @@ pub async fn step_page(
     let kind = FlowKind::from_segment(&kind).ok_or_else(super::not_found)?;
     let step = kind.step(&step).ok_or_else(super::not_found)?;
     let s = fresh(&p, &v, &format!("{}/{}", kind.base(), step.segment())).await?;
-    let flow = open_flow(&p, s, kind)?;
+    let mut flow = open_flow(&p, s, kind)?;
     if step.needs_secret() && flow.secret.is_none() {
         return Err(Exit::Redirect(format!("{}/account", kind.base())));
+    }
+    // An activation code that expired before the app used it is replaced
+    // by a new one, so a slow user is not stuck with a dead QR code.
+    if step == FlowStep::Qr {
+        if let Some(code) = flow.activation_code().map(str::to_owned) {
+            if !activation::pending_code_live(&p.app, s.user_id, &code).await? {
+                flow.secret = Some(new_activation(&p, s).await?);
+                session::set_flow(&p, &s.id_hash, Some(&flow.seal(&p, s.user_id)?)).await?;
+                let mut conn = p.app.pool.acquire().await?;
+                activation::discard_pending(&mut conn, s.user_id, &code).await?;
+            }
+        }
     }
     show(&p, s, step, &flow, None).await
 }
@@ -479,25 +491,7 @@ pub async fn step_submit(
             if flow.secret.is_none() {
                 flow.secret = Some(match kind {
                     FlowKind::CodeApp => Zeroizing::new(totp::generate_secret().to_vec()),
-                    FlowKind::PushApp => {
-                        let mut conn = p.app.pool.acquire().await?;
-                        activation::prune_pending(
-                            &mut conn,
-                            s.user_id,
-                            p.now(),
-                            FLOW_LIFETIME_SECS,
-                        )
-                        .await?;
-                        let (code, _) = activation::create_pending(
-                            &p.app,
-                            &mut conn,
-                            s.user_id,
-                            &s.username,
-                            p.now(),
-                        )
-                        .await?;
-                        Zeroizing::new(code.into_bytes())
-                    }
+                    FlowKind::PushApp => new_activation(&p, s).await?,
                 });
                 session::set_flow(&p, &s.id_hash, Some(&flow.seal(&p, s.user_id)?)).await?;
             }
@@ -574,6 +568,16 @@ pub async fn step_submit(
         }
         _ => Err(super::not_found()),
     }
+}
+
+/// A new pending activation code for the user of `s` (after pruning
+/// their pending devices left by abandoned flows), as flow secret bytes.
+async fn new_activation(p: &Portal, s: &Session) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+    let mut conn = p.app.pool.acquire().await?;
+    activation::prune_pending(&mut conn, s.user_id, p.now(), FLOW_LIFETIME_SECS).await?;
+    let (code, _) =
+        activation::create_pending(&p.app, &mut conn, s.user_id, &s.username, p.now()).await?;
+    Ok(Zeroizing::new(code.into_bytes()))
 }
 
 /// Sends the test notification of a push flow to `device` and records it

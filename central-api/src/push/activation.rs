@@ -201,6 +201,28 @@ pub(crate) async fn pending_device(
         .transpose()
 }
 
+/// Whether the page activation `code` of user `uid` can still be used or
+/// has been (false: expired unused, or gone).
+///
+/// # Errors
+/// The database's.
+pub(crate) async fn pending_code_live(
+    state: &AppState,
+    uid: i64,
+    code: &str,
+) -> Result<bool, ApiError> {
+    let row = sqlx::query(
+        "SELECT 1 FROM push_activations WHERE code_hash = $1 AND user_id = $2
+         AND (used_at IS NOT NULL OR expires_at > $3)",
+    )
+    .bind(code_hash(code))
+    .bind(uid)
+    .bind(state.now())
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(row.is_some())
+}
+
 /// Forgets the page activation `code` of user `uid` and the pending
 /// device it registered, if any (the flow abandoned or restarted).
 ///
