@@ -409,6 +409,34 @@ pub struct RadiusConfig {
     /// Upstream RADIUS servers that check primary passwords.
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<RadiusUpstreamConfig>,
+    /// `[radius.radsec]`: RADIUS over TLS (RFC 6614) beside UDP. Absent:
+    /// UDP only.
+    #[serde(default)]
+    pub radsec: Option<RadsecConfig>,
+}
+
+/// `[radius.radsec]`: a RadSec listener (RADIUS over TLS, RFC 6614). A
+/// connection is served when its source address belongs to a
+/// `[[radius.client]]` (whose mode and primary apply) and its client
+/// certificate is signed by `ca_file`; the shared secret is the fixed
+/// `radsec` (RFC 6614 §2.3), the clients' `secret_file` is for UDP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadsecConfig {
+    /// TCP address and port to listen on. Default `0.0.0.0:2083`.
+    #[serde(default = "default_radsec_listen")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain of this server.
+    pub cert_file: PathBuf,
+    /// PEM private key of `cert_file`; a secret file (owner only).
+    pub key_file: PathBuf,
+    /// PEM CA certificates that sign the clients' certificates; a client
+    /// without such a certificate is refused at the TLS handshake.
+    pub ca_file: PathBuf,
+}
+
+fn default_radsec_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 2083))
 }
 
 fn default_radius_listen() -> SocketAddr {

@@ -58,11 +58,33 @@ pub struct Client {
     pub push_number_matching: bool,
 }
 
+/// The RadSec listener (`[radius.radsec]`), its TLS set up.
+pub struct Radsec {
+    /// TCP listen address.
+    pub listen: SocketAddr,
+    /// Server certificate and key, client certificates required.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// The clients as over UDP, each with the shared secret `radsec`
+    /// (RFC 6614 §2.3), most specific network first.
+    pub clients: Vec<Client>,
+}
+
+impl std::fmt::Debug for Radsec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Radsec")
+            .field("listen", &self.listen)
+            .field("clients", &self.clients.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything the server needs, loaded and checked.
 #[derive(Debug)]
 pub struct Settings {
     /// Listen address.
     pub listen: SocketAddr,
+    /// RadSec, when `[radius.radsec]` is set.
+    pub radsec: Option<Radsec>,
     /// Clients, most specific network first.
     pub clients: Vec<Client>,
     /// State sealing key.
@@ -177,9 +199,30 @@ impl Settings {
             lengths.iter().find(|(p, _)| *p == path).map(|(_, n)| *n)
         });
         most_specific_first(&mut clients);
+        let radsec = match &radius.radsec {
+            None => None,
+            Some(r) => Some(Radsec {
+                listen: r.listen,
+                tls: crate::radsec::server_config(&r.cert_file, &r.key_file, &r.ca_file)?,
+                clients: clients
+                    .iter()
+                    .map(|c| Client {
+                        name: c.name.clone(),
+                        network: c.network,
+                        secret: Secret::new(crate::radsec::RADSEC_SECRET.to_vec()),
+                        mode: c.mode,
+                        delimiter: c.delimiter.clone(),
+                        require_message_authenticator: c.require_message_authenticator,
+                        primary: c.primary.clone(),
+                        push_number_matching: c.push_number_matching,
+                    })
+                    .collect(),
+            }),
+        };
         let state_key = StateKey::load(&radius.state_key_file)?;
         Ok(Self {
             listen: radius.listen,
+            radsec,
             clients,
             state_key,
             state_lifetime: Duration::from_secs(radius.state_lifetime),
