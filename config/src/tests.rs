@@ -356,3 +356,23 @@ fn pam_push_values() {
     assert!(e.contains(":3:8: "), "got {e}");
     assert!(e.contains("unknown variant `yes`"), "got {e}");
 }
+
+#[test]
+fn radsec_table_defaults_and_unknown_keys() {
+    let base = "version = 1\n[radius]\nstate_key_file = \"/k\"\n[radius.radsec]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\nca_file = \"/ca.pem\"\n";
+    let c = parse(base).unwrap();
+    let rs = c.radius.unwrap().radsec.unwrap();
+    assert_eq!(rs.listen, "0.0.0.0:2083".parse().unwrap());
+    assert_eq!(rs.ca_file, std::path::Path::new("/ca.pem"));
+    let e = parse(&format!("{base}ca_fil = \"/x\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("/etc/twostep/twostep.toml:8:1: "), "got {e}");
+    assert!(e.contains("ca_fil"), "got {e}");
+    let e = parse(
+        "version = 1\n[radius]\nstate_key_file = \"/k\"\n[radius.radsec]\ncert_file = \"/c.pem\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("key_file"), "got {e}");
+}

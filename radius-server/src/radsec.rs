@@ -23,9 +23,15 @@ pub const PACKET_TIMEOUT: Duration = Duration::from_secs(10);
 /// lets either side close idle connections).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
+fn fail(what: &str, path: &Path, e: &dyn std::fmt::Display) -> Error {
+    Error::Config(format!("[radius.radsec] {what} {}: {e}", path.display()))
+}
+
 /// Builds the TLS server configuration: the certificate chain and key of
 /// this server, and client certificates required and verified against the
-/// CA certificates of `ca_file`.
+/// CA certificates of `ca_file`. The key file must be a secret file
+/// ([`twostep_config::check_secret_file`]: owned by root or the running
+/// user, mode 0600).
 ///
 /// # Errors
 /// [`Error::Config`] naming the file that cannot be read or used.
@@ -34,10 +40,20 @@ pub fn server_config(
     key_file: &Path,
     ca_file: &Path,
 ) -> Result<Arc<rustls::ServerConfig>, Error> {
-    let fail = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
-        Error::Config(format!("[radius.radsec] {what} {}: {e}", path.display()))
-    };
     twostep_config::check_secret_file(key_file).map_err(|e| fail("key_file", key_file, &e))?;
+    load_server_config(cert_file, key_file, ca_file)
+}
+
+/// [`server_config`] without the key file's owner and mode check (which
+/// `twostep doctor` makes for the service user on its own).
+///
+/// # Errors
+/// [`Error::Config`] naming the file that cannot be read or used.
+pub fn load_server_config(
+    cert_file: &Path,
+    key_file: &Path,
+    ca_file: &Path,
+) -> Result<Arc<rustls::ServerConfig>, Error> {
     let certs = read_certs(cert_file).map_err(|e| fail("cert_file", cert_file, &e))?;
     let key = {
         let bytes = std::fs::read(key_file).map_err(|e| fail("key_file", key_file, &e))?;

@@ -263,6 +263,26 @@ pub fn check_files(c: &Config) -> Vec<Finding> {
                 &radius_owners,
             ));
         }
+        if let Some(rs) = &r.radsec {
+            out.push(check_file(
+                "[radius.radsec] key_file",
+                &rs.key_file,
+                Kind::Secret,
+                &radius_owners,
+            ));
+            out.push(check_file(
+                "[radius.radsec] cert_file",
+                &rs.cert_file,
+                Kind::Public,
+                &[],
+            ));
+            out.push(check_file(
+                "[radius.radsec] ca_file",
+                &rs.ca_file,
+                Kind::Public,
+                &[],
+            ));
+        }
     }
     out
 }
