@@ -422,6 +422,18 @@ server default {
     /// A proxy: every Access-Request from 127.0.0.1 (`client_secret`) goes
     /// to the home server 127.0.0.1:`home_port` (`home_secret`).
     pub fn proxy(client_secret: &str, home_port: u16, home_secret: &str) -> FreeRadius {
+        Self::proxy_with(client_secret, home_port, home_secret, "")
+    }
+
+    /// As [`FreeRadius::proxy`] with `home_extra` lines in the
+    /// `home_server` block (e.g. `proto = tcp` and a `tls { }` block for
+    /// RadSec).
+    pub fn proxy_with(
+        client_secret: &str,
+        home_port: u16,
+        home_secret: &str,
+        home_extra: &str,
+    ) -> FreeRadius {
         let server = format!(
             r#"
 proxy_requests = yes
@@ -436,6 +448,7 @@ home_server twostep {{
   response_window = 20
   zombie_period = 40
   status_check = none
+{home_extra}
 }}
 home_server_pool twostep_pool {{
   type = fail-over
