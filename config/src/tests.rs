@@ -376,3 +376,30 @@ fn radsec_table_defaults_and_unknown_keys() {
     .to_string();
     assert!(e.contains("key_file"), "got {e}");
 }
+
+#[test]
+fn an_upstream_has_a_secret_file_or_radsec() {
+    let head = "version = 1\n[radius]\nstate_key_file = \"/k\"\n[[radius.upstream]]\nname = \"corp\"\naddress = \"127.0.0.1:2083\"\n";
+    let e = parse(head).unwrap_err().to_string();
+    assert!(
+        e.contains("upstream \"corp\": secret_file is required (or [radius.upstream.radsec]"),
+        "got {e}"
+    );
+    let radsec =
+        "[radius.upstream.radsec]\ncert_file = \"/c\"\nkey_file = \"/k\"\nca_file = \"/ca\"\n";
+    let c = parse(&format!("{head}{radsec}")).unwrap();
+    let u = &c.radius.unwrap().upstreams[0];
+    assert!(u.secret_file.is_none());
+    assert_eq!(u.radsec.as_ref().unwrap().server_name, None);
+    let e = parse(&format!("{head}secret_file = \"/s\"\n{radsec}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(":7:1: upstream \"corp\": secret_file is not used over RadSec"),
+        "got {e}"
+    );
+    let e = parse(&format!("{head}{radsec}verify = false\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(":11:1: ") && e.contains("verify"), "got {e}");
+}

@@ -81,6 +81,49 @@ pub fn load_server_config(
     Ok(Arc::new(config))
 }
 
+/// Builds the TLS client configuration for an upstream reached over
+/// RadSec: the upstream's certificate verified against `ca_file`, this
+/// server's certificate and key (a secret file, as for [`server_config`])
+/// presented.
+///
+/// # Errors
+/// [`Error::Config`] naming the file that cannot be read or used.
+pub fn client_config(
+    cert_file: &Path,
+    key_file: &Path,
+    ca_file: &Path,
+) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let fail = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
+        Error::Config(format!(
+            "[radius.upstream.radsec] {what} {}: {e}",
+            path.display()
+        ))
+    };
+    twostep_config::check_secret_file(key_file).map_err(|e| fail("key_file", key_file, &e))?;
+    let certs = read_certs(cert_file).map_err(|e| fail("cert_file", cert_file, &e))?;
+    let key = read_key(key_file).map_err(|e| fail("key_file", key_file, &e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in read_certs(ca_file).map_err(|e| fail("ca_file", ca_file, &e))? {
+        roots.add(ca).map_err(|e| fail("ca_file", ca_file, &e))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Config(format!("[radius.upstream.radsec]: {e}")))?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, key)
+    .map_err(|e| fail("cert_file/key_file", cert_file, &e))?;
+    Ok(Arc::new(config))
+}
+
+fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    rustls_pemfile::private_key(&mut bytes.as_slice())
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no PEM private key".to_owned())
+}
+
 fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let certs = rustls_pemfile::certs(&mut bytes.as_slice())

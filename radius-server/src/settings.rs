@@ -27,6 +27,26 @@ pub struct Upstream {
     pub retries: u32,
     /// Whether answers must carry Message-Authenticator.
     pub require_message_authenticator: bool,
+    /// RadSec instead of UDP: the TLS client setup and the name the
+    /// upstream's certificate must carry.
+    pub radsec: Option<UpstreamTls>,
+}
+
+/// The TLS side of an upstream reached over RadSec.
+#[derive(Clone)]
+pub struct UpstreamTls {
+    /// Client certificate presented, upstream certificate verified.
+    pub config: Arc<rustls::ClientConfig>,
+    /// Name (or IP address) expected in the upstream's certificate.
+    pub server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for UpstreamTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Upstream {
@@ -130,10 +150,39 @@ impl Settings {
                     u.name
                 )));
             }
+            let what = format!("upstream {:?}", u.name);
+            let (secret, radsec) = match (&u.secret_file, &u.radsec) {
+                (Some(file), None) => (read_secret(file, &what)?, None),
+                (None, Some(r)) => {
+                    let name = match &r.server_name {
+                        Some(n) => n.clone(),
+                        None => u.address.ip().to_string(),
+                    };
+                    let server_name = rustls::pki_types::ServerName::try_from(name.clone())
+                        .map_err(|e| Error::Config(format!("{what}: server_name {name:?}: {e}")))?;
+                    let config =
+                        crate::radsec::client_config(&r.cert_file, &r.key_file, &r.ca_file)
+                            .map_err(|e| Error::Config(format!("{what}: {e}")))?;
+                    (
+                        Secret::new(crate::radsec::RADSEC_SECRET.to_vec()),
+                        Some(UpstreamTls {
+                            config,
+                            server_name,
+                        }),
+                    )
+                }
+                // twostep_config refuses both and neither at their line.
+                _ => {
+                    return Err(Error::Config(format!(
+                        "{what}: secret_file or [radius.upstream.radsec], one of them"
+                    )))
+                }
+            };
             upstreams.push(Arc::new(Upstream {
                 name: u.name.clone(),
                 address: u.address,
-                secret: read_secret(&u.secret_file, &format!("upstream {:?}", u.name))?,
+                secret,
+                radsec,
                 timeout: Duration::from_secs(u.timeout),
                 retries: u.retries,
                 require_message_authenticator: u.require_message_authenticator,
@@ -191,8 +240,10 @@ impl Settings {
                 radius
                     .upstreams
                     .iter()
-                    .map(|u| u.secret_file.as_path())
-                    .zip(upstreams.iter().map(|u| u.secret.expose().len())),
+                    .zip(upstreams.iter())
+                    .filter_map(|(c, u)| {
+                        Some((c.secret_file.as_deref()?, u.secret.expose().len()))
+                    }),
             )
             .collect();
         let warnings = twostep_config::radius::warnings(radius, |path| {

@@ -413,3 +413,71 @@ fn a_malformed_length_closes_the_connection_with_one_line() {
         closed[0]
     );
 }
+
+#[test]
+fn passwords_are_checked_by_an_upstream_over_radsec() {
+    // twostep-radiusd (append mode) → RadSec → FreeRADIUS checking the
+    // password; certificates: `good` signs both sides.
+    let env = Env::new();
+    let dir = env.dir.path();
+    make_ca(dir, "good");
+    make_cert(dir, "good", "server", "serverAuth");
+    make_cert(dir, "good", "client", "clientAuth");
+    let secret = env.enrolled_user("alice");
+    let upstream_port = free_tcp_port();
+    let listen = format!(
+        "thread pool {{\n  start_servers = 2\n  max_servers = 4\n  min_spare_servers = 1\n  max_spare_servers = 4\n  max_requests_per_server = 0\n}}\nlisten {{\n  type = auth\n  ipaddr = 127.0.0.1\n  port = {upstream_port}\n  proto = tcp\n  virtual_server = default\n  clients = radsec\n  tls {{\n    private_key_file = {}\n    certificate_file = {}\n    ca_file = {}\n    fragment_size = 8192\n    require_client_cert = yes\n    check_crl = no\n  }}\n}}\nclients radsec {{\n  client twostep {{\n    ipaddr = 127.0.0.1\n    proto = tls\n    secret = radsec\n  }}\n}}\n",
+        path(dir, "server.key"),
+        path(dir, "server.pem"),
+        path(dir, "good-ca.pem"),
+    );
+    let fr = FreeRadius::upstream_with(
+        "unused-udp-secret-0123456789",
+        "alice Cleartext-Password := \"primary-pw\"\n\tFilter-Id = \"vpn-users\"\n",
+        &listen,
+    );
+    let nas = env.secret_file("nas.secret", NAS_SECRET);
+    let body = format!(
+        "{}[[radius.upstream]]\nname = \"corp\"\naddress = \"127.0.0.1:{upstream_port}\"\n[radius.upstream.radsec]\ncert_file = {:?}\nkey_file = {:?}\nca_file = {:?}\n",
+        client_toml("nas", "127.0.0.1/32", &nas, "append", "primary = \"corp\""),
+        path(dir, "client.pem"),
+        path(dir, "client.key"),
+        path(dir, "good-ca.pem"),
+    );
+    let d = env.radiusd("upstream-radsec", &body);
+    let log = || format!("twostep:\n{}\nfreeradius:\n{}", d.log(), fr.log());
+    let r = auth(
+        d.port,
+        NAS_SECRET,
+        "alice",
+        &format!("primary-pw,{}", code(&secret)),
+        &[],
+    );
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Access-Accept"),
+        "{}\n{}",
+        r.output,
+        log()
+    );
+    assert_eq!(r.attr("Filter-Id"), Some("\"vpn-users\""), "{}", r.output);
+    let r = auth(
+        d.port,
+        NAS_SECRET,
+        "alice",
+        &format!("wrong-pw,{}", code(&secret)),
+        &[],
+    );
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Access-Reject"),
+        "{}\n{}",
+        r.output,
+        log()
+    );
+    assert!(
+        fr.log().contains("proto tcp") || fr.log().contains("TLS"),
+        "{}",
+        log()
+    );
+}

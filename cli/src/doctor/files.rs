@@ -256,12 +256,30 @@ pub fn check_files(c: &Config) -> Vec<Finding> {
             ));
         }
         for up in &r.upstreams {
-            out.push(check_file(
-                &format!("[[radius.upstream]] {} secret_file", up.name),
-                &up.secret_file,
-                Kind::Secret,
-                &radius_owners,
-            ));
+            if let Some(file) = &up.secret_file {
+                out.push(check_file(
+                    &format!("[[radius.upstream]] {} secret_file", up.name),
+                    file,
+                    Kind::Secret,
+                    &radius_owners,
+                ));
+            }
+            if let Some(rs) = &up.radsec {
+                out.push(check_file(
+                    &format!("[radius.upstream.radsec] {} key_file", up.name),
+                    &rs.key_file,
+                    Kind::Secret,
+                    &radius_owners,
+                ));
+                for (key, file) in [("cert_file", &rs.cert_file), ("ca_file", &rs.ca_file)] {
+                    out.push(check_file(
+                        &format!("[radius.upstream.radsec] {} {key}", up.name),
+                        file,
+                        Kind::Public,
+                        &[],
+                    ));
+                }
+            }
         }
         if let Some(rs) = &r.radsec {
             out.push(check_file(

@@ -68,15 +68,13 @@ fn findings(
         reported[i] = true;
         Some(&found[i])
     };
-    let peers = r
-        .clients
-        .iter()
-        .map(|cl| (Peer::Client(cl.name.clone()), &cl.secret_file))
-        .chain(
-            r.upstreams
-                .iter()
-                .map(|up| (Peer::Upstream(up.name.clone()), &up.secret_file)),
-        );
+    let peers =
+        r.clients
+            .iter()
+            .map(|cl| (Peer::Client(cl.name.clone()), &cl.secret_file))
+            .chain(r.upstreams.iter().filter_map(|up| {
+                Some((Peer::Upstream(up.name.clone()), up.secret_file.as_ref()?))
+            }));
     for (peer, file) in peers {
         let what = format!("{} {}", peer.kind(), peer.name());
         match take(&|w| matches!(w, Warning::ShortSecret { peer: p, .. } if *p == peer)) {
