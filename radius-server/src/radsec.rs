@@ -40,7 +40,9 @@ pub fn server_config(
     key_file: &Path,
     ca_file: &Path,
 ) -> Result<Arc<rustls::ServerConfig>, Error> {
-    twostep_config::check_secret_file(key_file).map_err(|e| fail("key_file", key_file, &e))?;
+    // The error names the file.
+    twostep_config::check_secret_file(key_file)
+        .map_err(|e| Error::Config(format!("[radius.radsec] key_file: {e}")))?;
     load_server_config(cert_file, key_file, ca_file)
 }
 
@@ -55,12 +57,7 @@ pub fn load_server_config(
     ca_file: &Path,
 ) -> Result<Arc<rustls::ServerConfig>, Error> {
     let certs = read_certs(cert_file).map_err(|e| fail("cert_file", cert_file, &e))?;
-    let key = {
-        let bytes = std::fs::read(key_file).map_err(|e| fail("key_file", key_file, &e))?;
-        rustls_pemfile::private_key(&mut bytes.as_slice())
-            .map_err(|e| fail("key_file", key_file, &e))?
-            .ok_or_else(|| fail("key_file", key_file, &"no PEM private key"))?
-    };
+    let key = read_key(key_file).map_err(|e| fail("key_file", key_file, &e))?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in read_certs(ca_file).map_err(|e| fail("ca_file", ca_file, &e))? {
         roots.add(ca).map_err(|e| fail("ca_file", ca_file, &e))?;
@@ -99,7 +96,8 @@ pub fn client_config(
             path.display()
         ))
     };
-    twostep_config::check_secret_file(key_file).map_err(|e| fail("key_file", key_file, &e))?;
+    twostep_config::check_secret_file(key_file)
+        .map_err(|e| Error::Config(format!("[radius.upstream.radsec] key_file: {e}")))?;
     let certs = read_certs(cert_file).map_err(|e| fail("cert_file", cert_file, &e))?;
     let key = read_key(key_file).map_err(|e| fail("key_file", key_file, &e))?;
     let mut roots = rustls::RootCertStore::empty();

@@ -481,3 +481,72 @@ fn passwords_are_checked_by_an_upstream_over_radsec() {
         log()
     );
 }
+
+#[test]
+fn check_and_doctor_load_the_radsec_files_and_refuse_a_readable_key() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    make_ca(dir, "good");
+    make_cert(dir, "good", "server", "serverAuth");
+    let udp = env.secret_file("udp.secret", "udp-secret-0123456789abcdef");
+    let port = free_tcp_port();
+    let body = format!(
+        "{}[radius.radsec]\nlisten = \"127.0.0.1:{port}\"\ncert_file = {:?}\nkey_file = {:?}\nca_file = {:?}\n",
+        client_toml("proxy", "127.0.0.1/32", &udp, "otp-only", ""),
+        path(dir, "server.pem"),
+        path(dir, "server.key"),
+        path(dir, "good-ca.pem"),
+    );
+    let cfg = env.config("check", free_udp_port(), &body);
+    let run = |cmd: &str, args: &[&str]| {
+        let out = Command::new(twostep_e2e::bin(cmd))
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .args(if cmd == "twostep" {
+                &["--no-pam", "--no-sshd"][..]
+            } else {
+                &["--check"][..]
+            })
+            .output()
+            .expect("run");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = run("twostep-radiusd", &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!(", RadSec 127.0.0.1:{port}")), "{out}");
+    let (_, out) = run("twostep", &["doctor"]);
+    let line = out
+        .lines()
+        .find(|l| l.contains("RadSec on"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.starts_with("ok") && line.contains("server.pem"),
+        "{line}"
+    );
+
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("server.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (ok, out) = run("twostep-radiusd", &[]);
+    assert!(!ok, "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains("[radius.radsec] key_file") && out.contains("server.key"),
+        "{out}"
+    );
+    let (ok, out) = run("twostep", &["doctor"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("[radius.radsec] key_file")),
+        "{out}"
+    );
+}
