@@ -19,6 +19,9 @@ pub const RADSEC_SECRET: &[u8] = b"radsec";
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest the rest of a packet may take once its header arrived.
 pub const PACKET_TIMEOUT: Duration = Duration::from_secs(10);
+/// RadSec connections served at once (each open one holds a file
+/// descriptor and a task); more are closed at once, logged rate-limited.
+pub const MAX_CONNECTIONS: usize = 1024;
 /// A connection that sends nothing for this long is closed (RFC 6614 §2.6
 /// lets either side close idle connections).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -141,6 +144,8 @@ pub enum Frame {
     Packet(Vec<u8>),
     /// The peer closed the connection between packets.
     Closed,
+    /// Nothing arrived for the idle time.
+    Idle,
     /// The stream cannot go on: a Length outside 20..=4096, a packet cut
     /// short, a deadline passed or a read error. One line for the log.
     Broken(String),
@@ -157,7 +162,7 @@ pub async fn read_packet<R: AsyncRead + Unpin>(
 ) -> Frame {
     let mut header = [0u8; 4];
     let first = match tokio::time::timeout(idle, stream.read(&mut header)).await {
-        Err(_) => return Frame::Broken(format!("idle for {} s", idle.as_secs())),
+        Err(_) => return Frame::Idle,
         Ok(Err(e)) => return Frame::Broken(format!("read failed: {e}")),
         Ok(Ok(0)) => return Frame::Closed,
         Ok(Ok(n)) => n,

@@ -183,6 +183,7 @@ async fn serve_radsec(
     acceptor: TlsAcceptor,
 ) -> Result<(), Error> {
     let refused = Arc::new(Mutex::new(LogLimiter::new(LOG_WINDOW)));
+    let connections = Arc::new(Semaphore::new(crate::radsec::MAX_CONNECTIONS));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -193,11 +194,22 @@ async fn serve_radsec(
             }
             Err(e) => return Err(e.into()),
         };
+        let Ok(place) = Arc::clone(&connections).try_acquire_owned() else {
+            let more = refused
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .allow(Instant::now());
+            if let Some(more) = more {
+                tracing::warn!(%peer, suppressed = more, "RadSec connection refused: {} connections open already", crate::radsec::MAX_CONNECTIONS);
+            }
+            continue;
+        };
         let shared = Arc::clone(&shared);
         let acceptor = acceptor.clone();
         let refused = Arc::clone(&refused);
         tokio::spawn(async move {
             connection(shared, acceptor, tcp, peer, &refused).await;
+            drop(place);
         });
     }
 }
@@ -264,6 +276,10 @@ async fn connection(
             }
             crate::radsec::Frame::Closed => {
                 tracing::info!(%peer, client = %name, "RadSec connection closed by the client");
+                break;
+            }
+            crate::radsec::Frame::Idle => {
+                tracing::info!(%peer, client = %name, "RadSec connection closed after {} s without a packet", crate::radsec::IDLE_TIMEOUT.as_secs());
                 break;
             }
             crate::radsec::Frame::Broken(why) => {

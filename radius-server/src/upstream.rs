@@ -239,6 +239,7 @@ async fn check_radsec(
                     Err(e) => return Err(e.to_string()),
                 },
                 Frame::Closed => return Err("connection closed before the answer".to_owned()),
+                Frame::Idle => return Err("no answer".to_owned()),
                 Frame::Broken(why) => return Err(why),
             }
         }

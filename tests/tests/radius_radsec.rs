@@ -128,6 +128,10 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
+        Self::with_mode("otp-only")
+    }
+
+    fn with_mode(mode: &str) -> Setup {
         let env = Env::new();
         let dir = env.dir.path();
         make_ca(dir, "good");
@@ -140,7 +144,7 @@ impl Setup {
         let radsec_port = free_tcp_port();
         let body = format!(
             "{}[radius.radsec]\nlisten = \"127.0.0.1:{radsec_port}\"\ncert_file = {:?}\nkey_file = {:?}\nca_file = {:?}\n",
-            client_toml("proxy", "127.0.0.1/32", &udp_secret, "otp-only", ""),
+            client_toml("proxy", "127.0.0.1/32", &udp_secret, mode, ""),
             path(dir, "server.pem"),
             path(dir, "server.key"),
             path(dir, "good-ca.pem"),
@@ -278,6 +282,58 @@ fn assert_verdicts_by_twostep(r: &Radiusd) {
         verdict("Access-Accept") && verdict("Access-Reject"),
         "{log}"
     );
+}
+
+#[test]
+fn challenge_mode_over_radsec() {
+    // The same modes as over UDP: the State of an Access-Challenge comes
+    // back through radsecproxy and completes the login once.
+    let s = Setup::with_mode("challenge");
+    let udp_port = free_udp_port();
+    let proxy = radsecproxy(&s, udp_port);
+    let log = || {
+        format!(
+            "twostep:\n{}\nradsecproxy:\n{}",
+            s.radiusd.log(),
+            std::fs::read_to_string(&proxy.log).unwrap_or_default()
+        )
+    };
+    let ask = |password: &str, extra: &[String]| {
+        let mut attrs = vec![
+            "User-Name = \"alice\"".to_owned(),
+            format!("User-Password = \"{password}\""),
+            "Message-Authenticator = 0x00".to_owned(),
+        ];
+        attrs.extend_from_slice(extra);
+        radclient_with(udp_port, NAS_SECRET, "auth", &attrs, 5.0, 2)
+    };
+    let r = ask("any password", &[]);
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Access-Challenge"),
+        "{}\n{}",
+        r.output,
+        log()
+    );
+    let state = r.state();
+    let answer = [format!("State = {state}")];
+    let r = ask(&code(&s.secret), &answer);
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Access-Accept"),
+        "{}\n{}",
+        r.output,
+        log()
+    );
+    let r = ask(&code(&s.secret), &answer);
+    assert_eq!(
+        r.code.as_deref(),
+        Some("Access-Reject"),
+        "State used once:\n{}\n{}",
+        r.output,
+        log()
+    );
+    assert!(s.radiusd.log().contains("State already used"), "{}", log());
 }
 
 #[test]
