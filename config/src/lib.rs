@@ -431,6 +431,34 @@ pub struct RadiusConfig {
     /// Upstream RADIUS servers that check primary passwords.
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<RadiusUpstreamConfig>,
+    /// `[radius.radsec]`: RADIUS over TLS (RFC 6614) beside UDP. Absent:
+    /// UDP only.
+    #[serde(default)]
+    pub radsec: Option<RadsecConfig>,
+}
+
+/// `[radius.radsec]`: a RadSec listener (RADIUS over TLS, RFC 6614). A
+/// connection is served when its source address belongs to a
+/// `[[radius.client]]` (whose mode and primary apply) and its client
+/// certificate is signed by `ca_file`; the shared secret is the fixed
+/// `radsec` (RFC 6614 §2.3), the clients' `secret_file` is for UDP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadsecConfig {
+    /// TCP address and port to listen on. Default `0.0.0.0:2083`.
+    #[serde(default = "default_radsec_listen")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain of this server.
+    pub cert_file: PathBuf,
+    /// PEM private key of `cert_file`; a secret file (owner only).
+    pub key_file: PathBuf,
+    /// PEM CA certificates that sign the clients' certificates; a client
+    /// without such a certificate is refused at the TLS handshake.
+    pub ca_file: PathBuf,
+}
+
+fn default_radsec_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 2083))
 }
 
 fn default_radius_listen() -> SocketAddr {
@@ -504,9 +532,16 @@ pub struct RadiusUpstreamConfig {
     pub name: String,
     /// Address and port, e.g. `"10.0.0.5:1812"`.
     pub address: SocketAddr,
-    /// File holding the shared secret for this leg.
-    pub secret_file: PathBuf,
-    /// Wait for one answer, in seconds. Default 3.
+    /// File holding the shared secret for this leg; required over UDP,
+    /// refused with `radsec` (whose secret is the fixed `radsec`).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// `[radius.upstream.radsec]`: reach this server over RadSec (RADIUS
+    /// over TLS, RFC 6614) instead of UDP, one TLS connection per check.
+    #[serde(default)]
+    pub radsec: Option<UpstreamRadsecConfig>,
+    /// Wait for one answer, in seconds (over RadSec: the whole check, TLS
+    /// connection included, within `timeout * (retries + 1)`). Default 3.
     #[serde(default = "default_upstream_timeout")]
     pub timeout: u64,
     /// Retransmissions after the first try. Default 2.
@@ -517,6 +552,23 @@ pub struct RadiusUpstreamConfig {
     /// that cannot send it.
     #[serde(default = "default_true")]
     pub require_message_authenticator: bool,
+}
+
+/// `[radius.upstream.radsec]`: the TLS side of an upstream reached over
+/// RadSec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamRadsecConfig {
+    /// PEM certificate chain this server presents as a TLS client.
+    pub cert_file: PathBuf,
+    /// PEM private key of `cert_file`; a secret file (owner only).
+    pub key_file: PathBuf,
+    /// PEM CA certificates that sign the upstream's server certificate.
+    pub ca_file: PathBuf,
+    /// Name the upstream's certificate must carry. Default: the IP address
+    /// of `address` (a subjectAltName IP entry).
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 fn default_upstream_timeout() -> u64 {
@@ -703,6 +755,29 @@ impl Config {
                         1,
                         format!("[[radius.upstream]] name {:?} is used twice", upstream.name),
                     ));
+                }
+                match (&upstream.secret_file, &upstream.radsec) {
+                    (None, None) => {
+                        return Err(at_value(
+                            "[[radius.upstream]]",
+                            ("name", &upstream.name),
+                            0,
+                            format!(
+                                "upstream {:?}: secret_file is required (or [radius.upstream.radsec] for RADIUS over TLS)",
+                                upstream.name
+                            ),
+                        ))
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(at(
+                            "secret_file",
+                            format!(
+                                "upstream {:?}: secret_file is not used over RadSec (the shared secret is \"radsec\", RFC 6614 §2.3); remove it",
+                                upstream.name
+                            ),
+                        ))
+                    }
+                    _ => {}
                 }
             }
             for (i, client) in radius.clients.iter().enumerate() {

@@ -220,7 +220,9 @@ pub fn warnings(
         }
     }
     for u in &radius.upstreams {
-        out.extend(short(Peer::Upstream(u.name.clone()), &u.secret_file));
+        if let Some(file) = &u.secret_file {
+            out.extend(short(Peer::Upstream(u.name.clone()), file));
+        }
         if !u.require_message_authenticator {
             out.push(Warning::NoMessageAuthenticator {
                 peer: Peer::Upstream(u.name.clone()),

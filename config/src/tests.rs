@@ -366,3 +366,50 @@ fn pam_push_values() {
     assert!(e.contains(":3:8: "), "got {e}");
     assert!(e.contains("unknown variant `yes`"), "got {e}");
 }
+
+#[test]
+fn radsec_table_defaults_and_unknown_keys() {
+    let base = "version = 1\n[radius]\nstate_key_file = \"/k\"\n[radius.radsec]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\nca_file = \"/ca.pem\"\n";
+    let c = parse(base).unwrap();
+    let rs = c.radius.unwrap().radsec.unwrap();
+    assert_eq!(rs.listen, "0.0.0.0:2083".parse().unwrap());
+    assert_eq!(rs.ca_file, std::path::Path::new("/ca.pem"));
+    let e = parse(&format!("{base}ca_fil = \"/x\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("/etc/twostep/twostep.toml:8:1: "), "got {e}");
+    assert!(e.contains("ca_fil"), "got {e}");
+    let e = parse(
+        "version = 1\n[radius]\nstate_key_file = \"/k\"\n[radius.radsec]\ncert_file = \"/c.pem\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("key_file"), "got {e}");
+}
+
+#[test]
+fn an_upstream_has_a_secret_file_or_radsec() {
+    let head = "version = 1\n[radius]\nstate_key_file = \"/k\"\n[[radius.upstream]]\nname = \"corp\"\naddress = \"127.0.0.1:2083\"\n";
+    let e = parse(head).unwrap_err().to_string();
+    assert!(
+        e.contains("upstream \"corp\": secret_file is required (or [radius.upstream.radsec]"),
+        "got {e}"
+    );
+    let radsec =
+        "[radius.upstream.radsec]\ncert_file = \"/c\"\nkey_file = \"/k\"\nca_file = \"/ca\"\n";
+    let c = parse(&format!("{head}{radsec}")).unwrap();
+    let u = &c.radius.unwrap().upstreams[0];
+    assert!(u.secret_file.is_none());
+    assert_eq!(u.radsec.as_ref().unwrap().server_name, None);
+    let e = parse(&format!("{head}secret_file = \"/s\"\n{radsec}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(":7:1: upstream \"corp\": secret_file is not used over RadSec"),
+        "got {e}"
+    );
+    let e = parse(&format!("{head}{radsec}verify = false\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(":11:1: ") && e.contains("verify"), "got {e}");
+}

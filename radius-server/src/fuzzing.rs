@@ -58,6 +58,7 @@ pub fn scripted_upstream() -> Arc<Upstream> {
         timeout: Duration::from_secs(1),
         retries: 0,
         require_message_authenticator: true,
+        radsec: None,
     })
 }
 

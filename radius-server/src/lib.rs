@@ -28,7 +28,8 @@
 //! (the UDP loop, in-flight bound, cache).
 //!
 //! Not supported: CHAP, MS-CHAP and EAP (answered with Access-Reject),
-//! accounting, RADIUS over TLS/TCP.
+//! accounting, RADIUS over plain TCP. RADIUS over TLS (RadSec, RFC 6614):
+//! [`radsec`] frames the stream, [`server`] serves it beside UDP.
 
 #![warn(missing_docs)]
 
@@ -39,6 +40,7 @@ pub mod flow;
 pub mod fuzzing;
 pub mod inbound;
 pub mod pending;
+pub mod radsec;
 pub mod ratelimit;
 pub mod request;
 pub mod server;

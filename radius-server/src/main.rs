@@ -71,8 +71,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
             0 => String::new(),
             n => format!(", {n} warnings above"),
         };
+        let radsec = match &settings.radsec {
+            Some(r) => format!(", RadSec {}", r.listen),
+            None => String::new(),
+        };
         println!(
-            "{}: OK ({} clients, listen {}{noted})",
+            "{}: OK ({} clients, listen {}{radsec}{noted})",
             args.config.display(),
             settings.clients.len(),
             settings.listen
@@ -98,6 +102,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
             server.local_addr()?,
             env!("CARGO_PKG_VERSION")
         );
+        if let Some(addr) = server.radsec_addr()? {
+            tracing::info!("RadSec (RADIUS over TLS) listening on {addr}");
+        }
         tokio::select! {
             r = server.run() => r.map_err(anyhow::Error::from),
             _ = stop => {

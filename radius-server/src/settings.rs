@@ -27,6 +27,26 @@ pub struct Upstream {
     pub retries: u32,
     /// Whether answers must carry Message-Authenticator.
     pub require_message_authenticator: bool,
+    /// RadSec instead of UDP: the TLS client setup and the name the
+    /// upstream's certificate must carry.
+    pub radsec: Option<UpstreamTls>,
+}
+
+/// The TLS side of an upstream reached over RadSec.
+#[derive(Clone)]
+pub struct UpstreamTls {
+    /// Client certificate presented, upstream certificate verified.
+    pub config: Arc<rustls::ClientConfig>,
+    /// Name (or IP address) expected in the upstream's certificate.
+    pub server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for UpstreamTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Upstream {
@@ -58,11 +78,33 @@ pub struct Client {
     pub push_number_matching: bool,
 }
 
+/// The RadSec listener (`[radius.radsec]`), its TLS set up.
+pub struct Radsec {
+    /// TCP listen address.
+    pub listen: SocketAddr,
+    /// Server certificate and key, client certificates required.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// The clients as over UDP, each with the shared secret `radsec`
+    /// (RFC 6614 §2.3), most specific network first.
+    pub clients: Vec<Client>,
+}
+
+impl std::fmt::Debug for Radsec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Radsec")
+            .field("listen", &self.listen)
+            .field("clients", &self.clients.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything the server needs, loaded and checked.
 #[derive(Debug)]
 pub struct Settings {
     /// Listen address.
     pub listen: SocketAddr,
+    /// RadSec, when `[radius.radsec]` is set.
+    pub radsec: Option<Radsec>,
     /// Clients, most specific network first.
     pub clients: Vec<Client>,
     /// State sealing key.
@@ -110,10 +152,39 @@ impl Settings {
                     u.name
                 )));
             }
+            let what = format!("upstream {:?}", u.name);
+            let (secret, radsec) = match (&u.secret_file, &u.radsec) {
+                (Some(file), None) => (read_secret(file, &what)?, None),
+                (None, Some(r)) => {
+                    let name = match &r.server_name {
+                        Some(n) => n.clone(),
+                        None => u.address.ip().to_string(),
+                    };
+                    let server_name = rustls::pki_types::ServerName::try_from(name.clone())
+                        .map_err(|e| Error::Config(format!("{what}: server_name {name:?}: {e}")))?;
+                    let config =
+                        crate::radsec::client_config(&r.cert_file, &r.key_file, &r.ca_file)
+                            .map_err(|e| Error::Config(format!("{what}: {e}")))?;
+                    (
+                        Secret::new(crate::radsec::RADSEC_SECRET.to_vec()),
+                        Some(UpstreamTls {
+                            config,
+                            server_name,
+                        }),
+                    )
+                }
+                // twostep_config refuses both and neither at their line.
+                _ => {
+                    return Err(Error::Config(format!(
+                        "{what}: secret_file or [radius.upstream.radsec], one of them"
+                    )))
+                }
+            };
             upstreams.push(Arc::new(Upstream {
                 name: u.name.clone(),
                 address: u.address,
-                secret: read_secret(&u.secret_file, &format!("upstream {:?}", u.name))?,
+                secret,
+                radsec,
                 timeout: Duration::from_secs(u.timeout),
                 retries: u.retries,
                 require_message_authenticator: u.require_message_authenticator,
@@ -171,17 +242,40 @@ impl Settings {
                 radius
                     .upstreams
                     .iter()
-                    .map(|u| u.secret_file.as_path())
-                    .zip(upstreams.iter().map(|u| u.secret.expose().len())),
+                    .zip(upstreams.iter())
+                    .filter_map(|(c, u)| {
+                        Some((c.secret_file.as_deref()?, u.secret.expose().len()))
+                    }),
             )
             .collect();
         let warnings = twostep_config::radius::warnings(radius, |path| {
             lengths.iter().find(|(p, _)| *p == path).map(|(_, n)| *n)
         });
         most_specific_first(&mut clients);
+        let radsec = match &radius.radsec {
+            None => None,
+            Some(r) => Some(Radsec {
+                listen: r.listen,
+                tls: crate::radsec::server_config(&r.cert_file, &r.key_file, &r.ca_file)?,
+                clients: clients
+                    .iter()
+                    .map(|c| Client {
+                        name: c.name.clone(),
+                        network: c.network,
+                        secret: Secret::new(crate::radsec::RADSEC_SECRET.to_vec()),
+                        mode: c.mode,
+                        delimiter: c.delimiter.clone(),
+                        require_message_authenticator: c.require_message_authenticator,
+                        primary: c.primary.clone(),
+                        push_number_matching: c.push_number_matching,
+                    })
+                    .collect(),
+            }),
+        };
         let state_key = StateKey::load(&radius.state_key_file)?;
         Ok(Self {
             listen: radius.listen,
+            radsec,
             clients,
             state_key,
             state_lifetime: Duration::from_secs(radius.state_lifetime),

@@ -256,11 +256,49 @@ pub fn check_files(c: &Config) -> Vec<Finding> {
             ));
         }
         for up in &r.upstreams {
+            if let Some(file) = &up.secret_file {
+                out.push(check_file(
+                    &format!("[[radius.upstream]] {} secret_file", up.name),
+                    file,
+                    Kind::Secret,
+                    &radius_owners,
+                ));
+            }
+            if let Some(rs) = &up.radsec {
+                out.push(check_file(
+                    &format!("[radius.upstream.radsec] {} key_file", up.name),
+                    &rs.key_file,
+                    Kind::Secret,
+                    &radius_owners,
+                ));
+                for (key, file) in [("cert_file", &rs.cert_file), ("ca_file", &rs.ca_file)] {
+                    out.push(check_file(
+                        &format!("[radius.upstream.radsec] {} {key}", up.name),
+                        file,
+                        Kind::Public,
+                        &[],
+                    ));
+                }
+            }
+        }
+        if let Some(rs) = &r.radsec {
             out.push(check_file(
-                &format!("[[radius.upstream]] {} secret_file", up.name),
-                &up.secret_file,
+                "[radius.radsec] key_file",
+                &rs.key_file,
                 Kind::Secret,
                 &radius_owners,
+            ));
+            out.push(check_file(
+                "[radius.radsec] cert_file",
+                &rs.cert_file,
+                Kind::Public,
+                &[],
+            ));
+            out.push(check_file(
+                "[radius.radsec] ca_file",
+                &rs.ca_file,
+                Kind::Public,
+                &[],
             ));
         }
     }

@@ -24,7 +24,34 @@ pub fn check_radius(c: &Config) -> Vec<Finding> {
     let Some(r) = &c.radius else {
         return Vec::new();
     };
-    findings(r, &warnings(r, secret_len), secret_len)
+    let mut out = findings(r, &warnings(r, secret_len), secret_len);
+    out.extend(check_radsec(r));
+    out
+}
+
+/// `[radius.radsec]`: the certificate, key and CA loaded as
+/// `twostep-radiusd` loads them.
+fn check_radsec(r: &RadiusConfig) -> Option<Finding> {
+    let rs = r.radsec.as_ref()?;
+    Some(
+        match twostep_radius::radsec::load_server_config(&rs.cert_file, &rs.key_file, &rs.ca_file) {
+            Ok(_) => Finding::ok(
+                CHECK,
+                format!(
+                    "RadSec on {}: certificate {}, key and CA {} load",
+                    rs.listen,
+                    rs.cert_file.display(),
+                    rs.ca_file.display()
+                ),
+            ),
+            Err(e) => Finding::new(
+                Status::Fail,
+                CHECK,
+                format!("RadSec: {e}"),
+                "give a PEM certificate chain, its PEM private key (mode 0600) and the PEM CA certificates that sign the clients' certificates",
+            ),
+        },
+    )
 }
 
 /// [`check_radius`] over the warnings `found`; `secret_len` as for
@@ -41,15 +68,13 @@ fn findings(
         reported[i] = true;
         Some(&found[i])
     };
-    let peers = r
-        .clients
-        .iter()
-        .map(|cl| (Peer::Client(cl.name.clone()), &cl.secret_file))
-        .chain(
-            r.upstreams
-                .iter()
-                .map(|up| (Peer::Upstream(up.name.clone()), &up.secret_file)),
-        );
+    let peers =
+        r.clients
+            .iter()
+            .map(|cl| (Peer::Client(cl.name.clone()), &cl.secret_file))
+            .chain(r.upstreams.iter().filter_map(|up| {
+                Some((Peer::Upstream(up.name.clone()), up.secret_file.as_ref()?))
+            }));
     for (peer, file) in peers {
         let what = format!("{} {}", peer.kind(), peer.name());
         match take(&|w| matches!(w, Warning::ShortSecret { peer: p, .. } if *p == peer)) {

@@ -381,7 +381,18 @@ impl FreeRadius {
     /// requests and added to every reply (FreeRADIUS < 3.2.5 adds it only
     /// when told to in post-auth).
     pub fn upstream(secret: &str, users: &str) -> FreeRadius {
+        Self::upstream_with(secret, users, "")
+    }
+
+    /// As [`FreeRadius::upstream`] with `extra` at the top level of the
+    /// configuration (e.g. a RadSec `listen` with `proto = tcp` and
+    /// `tls { }`, served by the default server, and its `clients`).
+    /// With `extra`, FreeRADIUS runs threaded (`-f -xx -l stdout`).
+    pub fn upstream_with(secret: &str, users: &str, extra: &str) -> FreeRadius {
         let server = r#"
+@EXTRA@"#
+            .replace("@EXTRA@", extra)
+            + r#"
 modules {
   files {
     filename = @DIR@/users
@@ -416,12 +427,28 @@ server default {
   }
 }
 "#;
-        Self::start(secret, server, users)
+        if extra.is_empty() {
+            Self::start(secret, &server, users)
+        } else {
+            Self::start_args(secret, &server, users, &["-f", "-xx", "-l", "stdout"])
+        }
     }
 
     /// A proxy: every Access-Request from 127.0.0.1 (`client_secret`) goes
     /// to the home server 127.0.0.1:`home_port` (`home_secret`).
     pub fn proxy(client_secret: &str, home_port: u16, home_secret: &str) -> FreeRadius {
+        Self::proxy_with(client_secret, home_port, home_secret, "")
+    }
+
+    /// As [`FreeRadius::proxy`] with `home_extra` lines in the
+    /// `home_server` block (e.g. `proto = tcp` and a `tls { }` block for
+    /// RadSec).
+    pub fn proxy_with(
+        client_secret: &str,
+        home_port: u16,
+        home_secret: &str,
+        home_extra: &str,
+    ) -> FreeRadius {
         let server = format!(
             r#"
 proxy_requests = yes
@@ -436,6 +463,7 @@ home_server twostep {{
   response_window = 20
   zombie_period = 40
   status_check = none
+{home_extra}
 }}
 home_server_pool twostep_pool {{
   type = fail-over
@@ -471,6 +499,12 @@ server default {{
     }
 
     fn start(client_secret: &str, server: &str, users: &str) -> FreeRadius {
+        Self::start_args(client_secret, server, users, &["-X"])
+    }
+
+    /// `freeradius ARGS -d DIR`: `-X` (single-threaded, full debug) for
+    /// most, `-f -xx -l stdout` (threaded, which TLS listeners need).
+    fn start_args(client_secret: &str, server: &str, users: &str, args: &[&str]) -> FreeRadius {
         let dir = tempfile::Builder::new()
             .prefix("twostep-freeradius-")
             .tempdir()
@@ -489,7 +523,8 @@ server default {{
         let log_path = dir.path().join("freeradius.log");
         let log = std::fs::File::create(&log_path).expect("log");
         let child = Command::new("freeradius")
-            .args(["-X", "-d"])
+            .args(args)
+            .arg("-d")
             .arg(dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup"))
