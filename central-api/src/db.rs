@@ -390,7 +390,8 @@ const MIGRATIONS: &[Migration] = &[
     // user approves its test notification; the page's activation codes
     // are `pending` and remember the device they registered. A page
     // session remembers the push challenge it waits for (sign-in with a
-    // notification).
+    // notification). A push device's last accepted poll: when and from
+    // which address (shown on the Devices page).
     Migration {
         version: 6,
         statements: &[
@@ -399,6 +400,8 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE push_activations ADD COLUMN method_id BIGINT",
             "ALTER TABLE push_challenges ADD COLUMN device_id BIGINT",
             "ALTER TABLE portal_sessions ADD COLUMN push_challenge TEXT",
+            "ALTER TABLE methods ADD COLUMN last_seen_at BIGINT",
+            "ALTER TABLE methods ADD COLUMN last_seen_addr TEXT",
         ],
     },
     // Version 7: a host name is unique among hosts not revoked, so the

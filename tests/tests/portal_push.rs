@@ -194,6 +194,13 @@ fn push_device_added_on_the_page_then_ssh_vpn_and_page_sign_in() {
         );
         assert!(t.contains(DEVICE), "{t}");
         shot(&a, "24-push-added").await;
+        // Devices: where the device was last seen (its last poll).
+        a.goto(&format!("{}/my/devices", reg.url))
+            .await
+            .expect("goto devices");
+        let t = text(&a).await;
+        assert!(t.contains("Last seen") && t.contains("from 127.0.0.1"), "{t}");
+        shot(&a, "27-push-devices").await;
     });
     let user = block_on(reg.admin_client().user("bob")).expect("user");
     assert_eq!(user.methods.len(), 1);

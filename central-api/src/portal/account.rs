@@ -37,6 +37,9 @@ pub struct MethodInfo {
     pub last_used: Option<i64>,
     /// Disabled (a lost device).
     pub disabled: bool,
+    /// A push device's last poll: Unix seconds and the address it came
+    /// from.
+    pub last_seen: Option<(i64, Option<String>)>,
 }
 
 impl MethodInfo {
@@ -60,6 +63,11 @@ impl MethodInfo {
             last_used: self.last_used.map_or_else(|| "Never".to_owned(), date_time),
             is_default: self.is_default,
             disabled: self.disabled,
+            last_seen: match &self.last_seen {
+                Some((t, Some(addr))) => format!("{} from {addr}", date_time(*t)),
+                Some((t, None)) => date_time(*t),
+                None => "Never".to_owned(),
+            },
         }
     }
 }
@@ -70,7 +78,8 @@ impl MethodInfo {
 /// Database errors.
 pub async fn methods(p: &Portal, user_id: i64) -> Result<Vec<MethodInfo>, Exit> {
     let rows = sqlx::query(
-        "SELECT id, kind, label, is_default, created_at, last_used_at, disabled
+        "SELECT id, kind, label, is_default, created_at, last_used_at, disabled, last_seen_at,
+                last_seen_addr
          FROM methods WHERE user_id = $1 AND pending = 0 ORDER BY id",
     )
     .bind(user_id)
@@ -86,6 +95,10 @@ pub async fn methods(p: &Portal, user_id: i64) -> Result<Vec<MethodInfo>, Exit> 
             created_at: r.try_get("created_at")?,
             last_used: r.try_get("last_used_at")?,
             disabled: r.try_get::<i64, _>("disabled")? != 0,
+            last_seen: r
+                .try_get::<Option<i64>, _>("last_seen_at")?
+                .map(|t| Ok::<_, sqlx::Error>((t, r.try_get("last_seen_addr")?)))
+                .transpose()?,
         });
     }
     Ok(out)

@@ -325,6 +325,9 @@ pub struct MethodRow {
     pub is_default: bool,
     /// Disabled (a lost device).
     pub disabled: bool,
+    /// A push device's last poll: "4 May 2026, 14:03 UTC from 192.0.2.7"
+    /// or "Never".
+    pub last_seen: String,
 }
 
 /// Security info: the methods.

@@ -172,6 +172,12 @@ async fn authenticate_poll(
         .bind(now)
         .execute(&mut *tx)
         .await?;
+    sqlx::query("UPDATE methods SET last_seen_at = $1, last_seen_addr = $2 WHERE id = $3")
+        .bind(now)
+        .bind(peer)
+        .bind(dev.id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     if dev.disabled {
         return Err(fail(disabled_error()).await);
