@@ -33,6 +33,30 @@ pub fn split_forward_pass(answer: &str) -> Option<(&str, &str)> {
     is_code_format(code).then_some((password, code))
 }
 
+/// The bytes OpenSSH's sshd repeats, cut to the length of what the user
+/// typed, to make the answer it hands to PAM in place of the typed one
+/// when it has refused the account itself: `PermitRootLogin` forbids this
+/// root login, or the user is invalid (unknown, not in `AllowUsers`)
+/// (OpenSSH `auth.c` `fake_password`, used by `auth-pam.c`
+/// `sshpam_respond` and `sshpam_auth_passwd`). Whatever the user typed is
+/// lost; no code can be in it.
+pub const SSHD_STAND_IN_PASSWORD: &str = "\x08\n\r\x7fINCORRECT";
+
+/// Whether `answer` is sshd's stand-in: non-empty and
+/// [`SSHD_STAND_IN_PASSWORD`] repeated and cut to its length
+/// (`"\x08\n\r\x7fIN"` for a typed 6-digit code). The login was refused by
+/// sshd, not by a wrong code, and asking again is pointless (every further
+/// answer is replaced as well). Nobody types a backspace, a line feed and
+/// a carriage return into a prompt.
+pub fn is_sshd_stand_in(answer: &str) -> bool {
+    let junk = SSHD_STAND_IN_PASSWORD.as_bytes();
+    !answer.is_empty()
+        && answer
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b == junk[i % junk.len()])
+}
+
 /// Why a user skips the second factor: the module answers `PAM_IGNORE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exemption {
@@ -266,6 +290,21 @@ mod tests {
         assert_eq!(split_forward_pass("pw12345x"), None);
         // A multi-byte character straddling the cut is not a code.
         assert_eq!(split_forward_pass("ab€12345"), None);
+    }
+
+    #[test]
+    fn sshd_stand_in_password() {
+        // The exact bytes of OpenSSH's badpw: BS, LF, CR, DEL, "INCORRECT".
+        assert_eq!(SSHD_STAND_IN_PASSWORD.as_bytes(), b"\x08\n\r\x7fINCORRECT");
+        assert!(is_sshd_stand_in("\u{8}\n\r\u{7f}INCORRECT"));
+        // Cut to the typed length (a 6-digit code), or repeated.
+        assert!(is_sshd_stand_in("\u{8}\n\r\u{7f}IN"));
+        assert!(is_sshd_stand_in("\u{8}\n\r\u{7f}INCORRECT\u{8}\n"));
+        assert!(!is_sshd_stand_in(""));
+        assert!(!is_sshd_stand_in("\u{8}\n\r\u{7f}IX"));
+        assert!(!is_sshd_stand_in("INCORRECT"));
+        assert!(!is_sshd_stand_in("123456"));
+        assert!(split_forward_pass(SSHD_STAND_IN_PASSWORD).is_none());
     }
 
     fn pam(f: impl FnOnce(&mut PamConfig)) -> PamConfig {

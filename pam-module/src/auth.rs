@@ -19,7 +19,7 @@
 //!    runtime is shut down (bounded) before returning.
 
 use crate::args::{Args, FirstPass};
-use crate::flow::{Action, CallError, End, Event, Flow, Inputs, Level, PamCode, Typed, Who};
+use crate::flow::{Action, CallError, End, Event, Flow, Inputs, Level, PamCode, Stash, Typed, Who};
 use std::time::{Duration, Instant};
 use twostep_common::api::{AuthContext, Registrations, VerifyRequest, VerifyResponse};
 use twostep_common::client::{ClientError, Pooling, RegistryClient};
@@ -61,6 +61,16 @@ pub trait PamIo {
     fn prompt(&mut self, text: &str, echo_on: bool) -> Result<Option<Zeroizing<String>>, PamCode>;
     /// One log line via `pam_syslog`.
     fn log(&self, level: Level, message: &str);
+    /// Keeps `stash` for a later `verify_stashed` line of this PAM
+    /// transaction (`pam_set_data`), replacing (and wiping) what an
+    /// earlier call kept.
+    ///
+    /// # Errors
+    /// The libpam result of `pam_set_data`.
+    fn set_stash(&mut self, stash: Stash) -> Result<(), PamCode>;
+    /// Takes what a `stash_code` line kept (`pam_get_data`), leaving
+    /// nothing behind; `None` when nothing was kept.
+    fn take_stash(&mut self) -> Option<Stash>;
 }
 
 /// The registry calls the flow asks for, each bounded by `within`.
@@ -189,6 +199,11 @@ fn run(io: &mut dyn PamIo, args: Args, who: &Who) -> End {
         FirstPass::Prompt => None,
         FirstPass::Try | FirstPass::Use => io.authtok().map(Typed::from),
     };
+    let stash = if args.verify_stashed {
+        io.take_stash()
+    } else {
+        None
+    };
     let host = nix::unistd::gethostname()
         .ok()
         .map(|h| h.to_string_lossy().into_owned());
@@ -210,6 +225,7 @@ fn run(io: &mut dyn PamIo, args: Args, who: &Who) -> End {
         host,
         groups,
         authtok,
+        stash,
         args,
         pam,
     });
@@ -253,6 +269,7 @@ pub fn drive(
                 Event::Verdict(registry.verify(request.request(), within))
             }
             Action::SetAuthtok(password) => Event::AuthtokSet(io.set_authtok(password.expose())),
+            Action::Stash(stash) => Event::Stashed(io.set_stash(stash)),
             Action::StartPush { request, within } => {
                 Event::PushStarted(registry.start_push(&request, within))
             }

@@ -18,6 +18,7 @@
 //! | [`Action::StartPush`] | [`Event::PushStarted`] |
 //! | [`Action::AwaitPush`] | [`Event::PushOutcome`] |
 //! | [`Action::CancelPush`] | [`Event::PushCancelled`] |
+//! | [`Action::Stash`] | [`Event::Stashed`] |
 //! | [`Action::Done`] | nothing: the hook returns [`End::code`] and logs [`Who::line`] |
 //!
 //! The clock is an input: `total_timeout` ([`Budget`]) is spent by the time
@@ -67,6 +68,20 @@
 //! 4. Pick the method in `Flow::begin_method`, the one place a method is
 //!    chosen from the registrations. A state that receives a typed code
 //!    instead hands it to `Flow::code_try`.
+//!
+//! # Verifying after the password module
+//!
+//! With `forward_pass stash_code` the first line splits the answer, sets
+//! PAM_AUTHTOK to the password part and keeps the code in PAM data
+//! ([`Action::Stash`]) instead of verifying it, and answers `PAM_IGNORE`
+//! (a denial as it is; never `PAM_SUCCESS`, so a stack that loses the
+//! third line cannot let anyone in on this one). Every other end of that
+//! line (an exempt user, a denial before the prompt, the fail mode) is
+//! kept as [`Stash::Decided`]. A `verify_stashed` line after
+//! `pam_unix.so` (reached only when the password was right, with
+//! `requisite` there) verifies the kept code, once, or repeats how the
+//! first line ended; with nothing kept it fails closed. So a code is
+//! consumed only when the password was right.
 //!
 //! Registry calls go through `Flow::call` (the budget), failed calls
 //! through `Flow::failed_call` (the fail mode), and every final result
@@ -190,10 +205,26 @@ pub struct Inputs {
     /// PAM_AUTHTOK as an earlier module left it; read only for
     /// `try_first_pass` / `use_first_pass`.
     pub authtok: Option<Typed>,
+    /// What a `stash_code` line left in PAM data; read (and removed) by
+    /// the driver only for `verify_stashed`.
+    pub stash: Option<Stash>,
     /// Module arguments.
     pub args: Args,
     /// The `[pam]` table.
     pub pam: PamConfig,
+}
+
+/// What a `forward_pass stash_code` line leaves in PAM data for the
+/// `verify_stashed` line after the password module (wiped when dropped).
+#[derive(Debug)]
+pub enum Stash {
+    /// The code part of the answer, not yet verified; the password part
+    /// went to PAM_AUTHTOK.
+    Code(Typed),
+    /// The first line ended without a code to verify (an exempt user, a
+    /// denial before the prompt, too many malformed answers, the fail
+    /// mode): `verify_stashed` ends the same way.
+    Decided(End),
 }
 
 /// Why a registry call gave no answer to decide on.
@@ -375,6 +406,9 @@ pub enum Action {
         /// How long the cancel may take.
         within: Duration,
     },
+    /// Keep `Stash` in PAM data for a later `verify_stashed` line,
+    /// replacing what an earlier call left. Answer: [`Event::Stashed`].
+    Stash(Stash),
     /// The flow is over; further steps return the same end.
     Done(End),
 }
@@ -414,6 +448,8 @@ pub enum Event {
     PushOutcome(Result<PushResult, CallError>),
     /// The answer to [`Action::CancelPush`].
     PushCancelled(Result<(), CallError>),
+    /// The result of [`Action::Stash`].
+    Stashed(Result<(), PamCode>),
 }
 
 impl Event {
@@ -428,6 +464,7 @@ impl Event {
             Self::PushStarted(_) => "PushStarted",
             Self::PushOutcome(_) => "PushOutcome",
             Self::PushCancelled(_) => "PushCancelled",
+            Self::Stashed(_) => "Stashed",
         }
     }
 }
@@ -453,9 +490,17 @@ enum State {
         /// Whether the code came from PAM_AUTHTOK (for the debug line).
         from_authtok: bool,
     },
-    /// A success in `forward_pass` mode waits for PAM_AUTHTOK to be set.
+    /// A success in `forward_pass` mode (or, with `stash_code`, a code to
+    /// keep) waits for PAM_AUTHTOK to be set.
     SettingAuthtok {
         /// The end once it is set.
+        end: End,
+        /// With `stash_code`: the code to keep next.
+        code: Option<Typed>,
+    },
+    /// `stash_code`: waits for the stash to be kept.
+    Stashing {
+        /// This line's end once it is kept.
         end: End,
     },
     /// Push: waits for the answer to the prompt that offers a push (a
@@ -496,6 +541,7 @@ impl State {
             Self::CodeAnswer => "CodeAnswer",
             Self::CodeVerdict { .. } => "CodeVerdict",
             Self::SettingAuthtok { .. } => "SettingAuthtok",
+            Self::Stashing { .. } => "Stashing",
             Self::PushOffered => "PushOffered",
             Self::PushStarting { .. } => "PushStarting",
             Self::PushNumber { .. } => "PushNumber",
@@ -514,6 +560,8 @@ pub struct Flow {
     state: State,
     /// Set by [`Flow::begin_method`] when the user is offered a push.
     push: Option<PushOffer>,
+    /// `stash_code`: the stash was handed out (once per call).
+    stashed: bool,
     /// Actions decided but not yet handed out: zero or more
     /// [`Action::Log`] followed by exactly one other action.
     outbox: VecDeque<Action>,
@@ -529,6 +577,7 @@ impl Flow {
             inputs,
             state: State::Start,
             push: None,
+            stashed: false,
             outbox: VecDeque::new(),
         }
     }
@@ -585,7 +634,10 @@ impl Flow {
                 },
                 Event::Verdict(v),
             ) => self.on_code_verdict(now, since, password, from_authtok, v),
-            (State::SettingAuthtok { end }, Event::AuthtokSet(r)) => self.on_authtok_set(end, r),
+            (State::SettingAuthtok { end, code }, Event::AuthtokSet(r)) => {
+                self.on_authtok_set(end, code, r)
+            }
+            (State::Stashing { end }, Event::Stashed(r)) => self.on_stashed(end, r),
             (State::PushOffered, Event::Answer(a)) => self.on_push_offer_answer(now, a),
             (State::PushStarting { since }, Event::PushStarted(r)) => {
                 self.on_push_started(now, since, r)
@@ -612,10 +664,25 @@ impl Flow {
 
     // ---- shared rules ---------------------------------------------------
 
-    /// Ends the flow with `end`.
+    /// Ends the flow with `end`; a `stash_code` line first keeps `end`
+    /// for `verify_stashed` and itself ends as [`first_line_end`] says.
     fn end(&mut self, end: End) {
+        if self.inputs.args.stash_code && !self.inputs.args.verify_stashed && !self.stashed {
+            self.stashed = true;
+            self.state = State::Stashing {
+                end: first_line_end(&end),
+            };
+            self.outbox.push_back(Action::Stash(Stash::Decided(end)));
+            return;
+        }
         self.state = State::Finished(end.clone());
         self.outbox.push_back(Action::Done(end));
+    }
+
+    /// Whether answers are split into password and code here (not in a
+    /// `verify_stashed` line, whose code comes split already).
+    fn splits(&self) -> bool {
+        self.inputs.args.forward_pass && !self.inputs.args.verify_stashed
     }
 
     /// An event that does not answer the last action: a driver bug, fail
@@ -677,8 +744,8 @@ impl Flow {
     /// first set as PAM_AUTHTOK for the next module.
     fn finish(&mut self, end: End, password: Option<Typed>) {
         match password {
-            Some(p) if self.inputs.args.forward_pass && end.code == PamCode::Success => {
-                self.state = State::SettingAuthtok { end };
+            Some(p) if self.splits() && end.code == PamCode::Success => {
+                self.state = State::SettingAuthtok { end, code: None };
                 self.outbox.push_back(Action::SetAuthtok(p));
             }
             _ => self.end(end),
@@ -688,6 +755,9 @@ impl Flow {
     // ---- before any method ----------------------------------------------
 
     fn start(&mut self, now: Instant) {
+        if self.inputs.args.verify_stashed {
+            return self.verify_stashed(now);
+        }
         if let Some(ex) = policy::exemption(
             &self.inputs.pam,
             &self.inputs.groups,
@@ -783,6 +853,27 @@ impl Flow {
         }
     }
 
+    /// `verify_stashed`: the kept code, verified once; or the first
+    /// line's end repeated; nothing kept fails closed.
+    fn verify_stashed(&mut self, now: Instant) {
+        match self.inputs.stash.take() {
+            Some(Stash::Code(code)) => {
+                self.debug("verifying the code kept by the stash_code line".into());
+                self.code_try(now, code, true)
+            }
+            Some(Stash::Decided(end)) => {
+                let reason = format!("{} (as the stash_code line decided)", end.reason);
+                self.end(End::new(end.code, end.level, reason))
+            }
+            None => self.end(End::new(
+                PamCode::AuthErr,
+                Level::Error,
+                "verify_stashed: no code kept by a `forward_pass stash_code` line \
+                 earlier in this stack",
+            )),
+        }
+    }
+
     // ---- code method ----------------------------------------------------
 
     /// The first answer: PAM_AUTHTOK or a prompt, by module argument.
@@ -790,7 +881,7 @@ impl Flow {
         match self.inputs.args.first_pass {
             FirstPass::Prompt => self.code_prompt(),
             FirstPass::Try => {
-                let forward_pass = self.inputs.args.forward_pass;
+                let forward_pass = self.splits();
                 match self
                     .inputs
                     .authtok
@@ -814,13 +905,13 @@ impl Flow {
 
     /// Asks for (another) code; `use_first_pass` never prompts.
     fn code_prompt(&mut self) {
-        if self.inputs.args.first_pass == FirstPass::Use {
+        if self.inputs.args.first_pass == FirstPass::Use || self.inputs.args.verify_stashed {
             return self.end(End::from_outcome(self.tries.no_more_answers()));
         }
         if self.push.is_some() {
             return self.push_offer_prompt();
         }
-        let text = if self.inputs.args.forward_pass {
+        let text = if self.splits() {
             &self.inputs.pam.forward_pass_prompt
         } else {
             &self.inputs.pam.prompt
@@ -867,11 +958,33 @@ impl Flow {
     /// One answer: a malformed one is a wrong try without asking the
     /// registry; a code is sent for verification.
     fn code_try(&mut self, now: Instant, answer: Typed, from_authtok: bool) {
-        let (password, code) = parse(self.inputs.args.forward_pass, answer.expose());
+        if policy::is_sshd_stand_in(answer.expose()) {
+            return self.sshd_refused();
+        }
+        let (password, code) = parse(self.splits(), answer.expose());
         let password = password.map(|p| Typed(Zeroizing::new(p.to_owned())));
         let Some(code) = code else {
             return self.code_verdict(Answer::Malformed, password, from_authtok);
         };
+        if self.inputs.args.stash_code && !self.inputs.args.verify_stashed {
+            // Verified by the verify_stashed line, after the password.
+            let code = Typed(Zeroizing::new(code.to_owned()));
+            let end = End::new(
+                PamCode::Ignore,
+                Level::Info,
+                "password set as PAM_AUTHTOK; code kept for verify_stashed",
+            );
+            return match password {
+                Some(p) => {
+                    self.state = State::SettingAuthtok {
+                        end,
+                        code: Some(code),
+                    };
+                    self.outbox.push_back(Action::SetAuthtok(p));
+                }
+                None => self.stash_code(code, end),
+            };
+        }
         match self.call() {
             Ok(within) => {
                 let request = CodeRequest(VerifyRequest {
@@ -929,11 +1042,44 @@ impl Flow {
         }
     }
 
-    fn on_authtok_set(&mut self, end: End, r: Result<(), PamCode>) {
+    fn on_authtok_set(&mut self, end: End, code: Option<Typed>, r: Result<(), PamCode>) {
+        match (r, code) {
+            (Ok(()), Some(code)) => self.stash_code(code, end),
+            (Ok(()), None) => self.end(end),
+            (Err(c), _) => self.end(End::new(c, Level::Error, "cannot set PAM_AUTHTOK")),
+        }
+    }
+
+    /// `stash_code`: keeps the code for `verify_stashed`, then ends with
+    /// `end`.
+    fn stash_code(&mut self, code: Typed, end: End) {
+        self.stashed = true;
+        self.state = State::Stashing { end };
+        self.outbox.push_back(Action::Stash(Stash::Code(code)));
+    }
+
+    fn on_stashed(&mut self, end: End, r: Result<(), PamCode>) {
         match r {
             Ok(()) => self.end(end),
-            Err(c) => self.end(End::new(c, Level::Error, "cannot set PAM_AUTHTOK")),
+            // verify_stashed finds nothing and fails closed.
+            Err(c) => self.end(End::new(
+                c,
+                Level::Error,
+                "cannot keep the code for verify_stashed (pam_set_data)",
+            )),
         }
+    }
+
+    /// The answer was sshd's stand-in password: sshd refused the account
+    /// itself, whatever was typed; asking again is pointless and the
+    /// registry is not asked.
+    fn sshd_refused(&mut self) {
+        self.end(End::new(
+            PamCode::AuthErr,
+            Level::Notice,
+            "sshd refused this account before PAM (PermitRootLogin, an invalid or \
+             not allowed user): its answer is sshd's stand-in password, no code was tried",
+        ))
     }
 
     // ---- push method ----------------------------------------------------
@@ -958,6 +1104,7 @@ impl Flow {
     fn on_push_offer_answer(&mut self, now: Instant, answer: Result<Option<Typed>, PamCode>) {
         let push_only = self.push.as_ref().is_some_and(|o| o.push_only);
         match answer {
+            Ok(Some(a)) if policy::is_sshd_stand_in(a.expose()) => self.sshd_refused(),
             Ok(Some(a)) if !push_only && !a.expose().trim().is_empty() => {
                 self.code_try(now, a, false)
             }
@@ -1157,6 +1304,19 @@ impl Flow {
             }
         }
     }
+}
+
+/// How a `stash_code` line ends when it keeps `end` for
+/// `verify_stashed`: never `PAM_SUCCESS` (a fail-open or allowed end is
+/// `PAM_IGNORE` here and the success is the `verify_stashed` line's); any
+/// other result as it is.
+fn first_line_end(end: &End) -> End {
+    let mut shown = end.clone();
+    if end.code == PamCode::Success {
+        shown.code = PamCode::Ignore;
+        shown.reason = format!("{}; the success is verify_stashed's", end.reason);
+    }
+    shown
 }
 
 /// What [`Flow::begin_method`] found to offer.

@@ -6,6 +6,11 @@
 //!   an `AuthTok` item, and `forward_pass` must set the password;
 //! - `pam_syslog`: logging with the module's name at facility authpriv.
 //!
+//! The `stash_code` / `verify_stashed` lines share the kept code through
+//! the bindings' `set_data` / `get_data` under [`STASH_KEY`], one
+//! [`StashSlot`] per PAM transaction, freed (and the code wiped) by
+//! libpam's cleanup at `pam_end` or when replaced.
+//!
 //! `pam_get_authtok` is deliberately not used: it would store whatever it
 //! prompted for as PAM_AUTHTOK, i.e. the code (or password and code) where
 //! the next module expects a password. The module reads PAM_AUTHTOK with
@@ -29,12 +34,13 @@
 #![allow(unsafe_code)]
 
 use crate::auth::{self, PamIo};
-use crate::flow::{Level, PamCode};
+use crate::flow::{Level, PamCode, Stash};
 use libc::{c_char, c_int};
 use pam::constants::{PamFlag, PamResultCode, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON};
 use pam::conv::Conv;
 use pam::items::{AuthTok, RHost, Service, Tty};
 use pam::module::{PamHandle, PamHooks};
+use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 use zeroize::Zeroizing;
 
@@ -46,6 +52,15 @@ unsafe extern "C" {
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const libc::c_void) -> c_int;
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
 }
+
+/// The PAM data name of the kept code; the version is part of it so a
+/// different build's [`StashSlot`] layout is never read as this one's.
+const STASH_KEY: &str = concat!("twostep_stash/", env!("CARGO_PKG_VERSION"));
+
+/// What [`STASH_KEY`] holds: emptied by the line that takes it (libpam
+/// hands out only a shared pointer, hence the `RefCell`; a PAM handle is
+/// used by one thread at a time).
+struct StashSlot(RefCell<Option<Stash>>);
 
 /// The module's hooks.
 pub struct Twostep;
@@ -188,6 +203,22 @@ impl PamIo for Handle<'_> {
         Ok(answer.map(|a| Zeroizing::new(String::from_utf8_lossy(a.as_bytes()).into_owned())))
     }
 
+    fn set_stash(&mut self, stash: Stash) -> Result<(), PamCode> {
+        self.0
+            .set_data(STASH_KEY, Box::new(StashSlot(RefCell::new(Some(stash)))))
+            .map_err(from_pam)
+    }
+
+    fn take_stash(&mut self) -> Option<Stash> {
+        // SAFETY: only this module stores data under STASH_KEY, always a
+        // `StashSlot` (set_stash above), and the key names this build's
+        // version; the reference does not outlive this call, and no other
+        // reference to the slot exists while the RefCell is borrowed.
+        let slot = unsafe { self.0.get_data::<StashSlot>(STASH_KEY) }.ok()?;
+        let taken = slot.0.try_borrow_mut().ok()?.take();
+        taken
+    }
+
     fn log(&self, level: Level, message: &str) {
         let priority = match level {
             Level::Debug => libc::LOG_DEBUG,
@@ -237,6 +268,12 @@ mod tests {
         }
         fn log(&self, level: Level, message: &str) {
             self.0.log(level, message);
+        }
+        fn set_stash(&mut self, stash: Stash) -> Result<(), PamCode> {
+            self.0.set_stash(stash)
+        }
+        fn take_stash(&mut self) -> Option<Stash> {
+            self.0.take_stash()
         }
     }
 

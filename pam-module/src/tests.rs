@@ -7,7 +7,7 @@
 use crate::args::Args;
 use crate::auth::{drive, PamIo, Registry};
 use crate::flow::{
-    map_decision, Action, CallError, End, Event, Flow, Inputs, Level, PamCode, Typed, Who,
+    map_decision, Action, CallError, End, Event, Flow, Inputs, Level, PamCode, Stash, Typed, Who,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -43,6 +43,9 @@ pub(crate) struct Conversation {
     pub set_authtok_result: Result<(), PamCode>,
     pub logs: RefCell<Vec<(Level, String)>>,
     pub clock: Clock,
+    /// PAM data kept by `stash_code`.
+    pub stash: Option<Stash>,
+    pub set_stash_result: Result<(), PamCode>,
 }
 
 impl Default for Conversation {
@@ -61,6 +64,8 @@ impl Default for Conversation {
             set_authtok_result: Ok(()),
             logs: RefCell::default(),
             clock: Rc::new(Cell::new(Instant::now())),
+            stash: None,
+            set_stash_result: Ok(()),
         }
     }
 }
@@ -98,6 +103,14 @@ impl PamIo for Conversation {
     }
     fn log(&self, level: Level, message: &str) {
         self.logs.borrow_mut().push((level, message.to_owned()));
+    }
+    fn set_stash(&mut self, stash: Stash) -> Result<(), PamCode> {
+        self.set_stash_result?;
+        self.stash = Some(stash);
+        Ok(())
+    }
+    fn take_stash(&mut self) -> Option<Stash> {
+        self.stash.take()
     }
 }
 
@@ -283,6 +296,8 @@ struct Ran {
     /// Lines logged during the flow (debug), the final line not included.
     logs: Vec<(Level, String)>,
     authtok_set: Option<String>,
+    /// What is kept in PAM data once the call is over.
+    stash: Option<Stash>,
 }
 
 fn case() -> Case {
@@ -335,6 +350,11 @@ impl Case {
             .iter()
             .fold(self.reply(enrolled()), |c, v| c.reply(verdict(*v)))
     }
+    /// PAM data an earlier `stash_code` line kept.
+    fn stashed(mut self, stash: Stash) -> Self {
+        self.io.stash = Some(stash);
+        self
+    }
     fn reply(self, r: Reply) -> Self {
         self.reply_after(Duration::ZERO, r)
     }
@@ -358,11 +378,18 @@ impl Case {
             crate::args::FirstPass::Prompt => None,
             _ => io.authtok().map(Typed::from),
         };
+        // As the driver reads it: only for verify_stashed.
+        let stash = if args.verify_stashed {
+            io.take_stash()
+        } else {
+            None
+        };
         let mut flow = Flow::new(Inputs {
             who: io.who.clone(),
             host: Some("host1".into()),
             groups,
             authtok,
+            stash,
             args,
             pam,
         });
@@ -389,6 +416,7 @@ impl Case {
             calls: registry.calls,
             logs: io.logs.into_inner(),
             authtok_set: io.authtok_set,
+            stash: io.stash,
         }
     }
 }
@@ -1070,6 +1098,7 @@ fn flow(pam: PamConfig) -> Flow {
         host: None,
         groups: Vec::new(),
         authtok: None,
+        stash: None,
         args: Args::parse(["debug"]),
         pam,
     })
@@ -1811,4 +1840,199 @@ fn push_events_out_of_order_fail_closed() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+// ---- stash_code / verify_stashed, sshd's stand-in password ------------------
+
+const STAND_IN: &str = twostep_common::policy::SSHD_STAND_IN_PASSWORD;
+
+fn kept_code(r: &Ran) -> Option<String> {
+    match &r.stash {
+        Some(Stash::Code(c)) => Some(c.expose().to_owned()),
+        _ => None,
+    }
+}
+
+fn kept_end(r: Ran) -> Option<End> {
+    match r.stash {
+        Some(Stash::Decided(e)) => Some(e),
+        _ => None,
+    }
+}
+
+/// The first line splits and keeps the code without verifying it; the
+/// verify_stashed line verifies it once, without a prompt or a lookup.
+#[test]
+fn stash_code_then_verify_stashed() {
+    let first = case()
+        .arg("forward_pass")
+        .arg("stash_code")
+        .answer("hunter2123456")
+        .reply(enrolled())
+        .run();
+    assert_eq!(
+        first.end,
+        end(
+            PamCode::Ignore,
+            Level::Info,
+            "password set as PAM_AUTHTOK; code kept for verify_stashed"
+        )
+    );
+    assert_eq!(
+        first.calls,
+        vec![lookup(FULL)],
+        "no verify on the first line"
+    );
+    assert_eq!(first.prompts, vec![(FORWARD_PROMPT.to_owned(), false)]);
+    assert_eq!(first.authtok_set.as_deref(), Some("hunter2"));
+    assert_eq!(kept_code(&first).as_deref(), Some("123456"));
+
+    let second = case()
+        .arg("verify_stashed")
+        .stashed(first.stash.expect("kept"))
+        .reply(verdict(VerifyResult::Accept))
+        .run();
+    assert_eq!(second.end, end(PamCode::Success, Level::Info, "verified"));
+    assert_eq!(second.calls, vec![verify("123456", FULL)]);
+    assert!(second.prompts.is_empty());
+    assert!(second.stash.is_none(), "the kept code is taken");
+    assert_eq!(second.authtok_set, None, "the password was set by line one");
+
+    // A wrong (or replayed) kept code: one try, no prompt, PAM_AUTH_ERR.
+    for result in [VerifyResult::Reject, VerifyResult::Replay] {
+        let r = case()
+            .arg("verify_stashed")
+            .stashed(Stash::Code(Typed::from(Zeroizing::new("000000".into()))))
+            .reply(verdict(result))
+            .run();
+        assert_eq!(r.end.code, PamCode::AuthErr, "{result:?}");
+        assert_eq!(r.calls, vec![verify("000000", FULL)]);
+        assert!(r.prompts.is_empty());
+    }
+}
+
+/// Nothing kept (no stash_code line ran, or pam_set_data failed): fail
+/// closed, whatever the fail mode.
+#[test]
+fn verify_stashed_without_a_stash_fails_closed() {
+    let r = case()
+        .arg("verify_stashed")
+        .pam(fail_mode(FailMode::Open))
+        .run();
+    assert_eq!(r.end.code, PamCode::AuthErr);
+    assert_eq!(r.end.level, Level::Error);
+    assert!(r.end.reason.contains("no code kept"), "{}", r.end.reason);
+    assert!(r.calls.is_empty() && r.prompts.is_empty());
+
+    let mut c = case()
+        .arg("stash_code")
+        .answer("hunter2123456")
+        .reply(enrolled());
+    c.io.set_stash_result = Err(PamCode::BufErr);
+    let r = c.run();
+    assert_eq!(r.end.code, PamCode::BufErr);
+    assert!(r.stash.is_none());
+}
+
+/// Every other end of the first line is kept and repeated by the second;
+/// the first line never answers PAM_SUCCESS.
+#[test]
+fn stash_code_keeps_how_it_ended() {
+    // Locked at lookup: denied on both lines, nothing forwarded.
+    let first = case()
+        .arg("stash_code")
+        .reply(Reply::Registrations(Ok(registrations(
+            UserStatus::Locked,
+            1,
+        ))))
+        .run();
+    assert_eq!(first.end.code, PamCode::PermDenied);
+    assert_eq!(first.authtok_set, None);
+    let kept = kept_end(first).expect("decided");
+    assert_eq!(kept.code, PamCode::PermDenied);
+    let second = case()
+        .arg("verify_stashed")
+        .stashed(Stash::Decided(kept))
+        .run();
+    assert_eq!(second.end.code, PamCode::PermDenied);
+    assert!(
+        second
+            .end
+            .reason
+            .ends_with("(as the stash_code line decided)"),
+        "{}",
+        second.end.reason
+    );
+
+    // Fail-open at lookup: PAM_IGNORE here, the success is the second line's.
+    let first = case()
+        .arg("stash_code")
+        .pam(fail_mode(FailMode::Open))
+        .reply(Reply::Registrations(Err(unreachable())))
+        .run();
+    assert_eq!(first.end.code, PamCode::Ignore);
+    assert_eq!(first.end.level, Level::Warning);
+    let kept = kept_end(first).expect("decided");
+    assert_eq!(kept.code, PamCode::Success);
+    let second = case()
+        .arg("verify_stashed")
+        .stashed(Stash::Decided(kept))
+        .run();
+    assert_eq!(second.end.code, PamCode::Success);
+    assert!(second.calls.is_empty());
+
+    // Answers without a code: the tries loop as ever, then kept.
+    let first = case()
+        .arg("stash_code")
+        .answer("hunter2")
+        .answer("x")
+        .answer("12345")
+        .reply(enrolled())
+        .run();
+    assert_eq!(first.end.code, PamCode::MaxTries);
+    assert_eq!(first.calls, vec![lookup(FULL)]);
+    assert_eq!(kept_end(first).map(|e| e.code), Some(PamCode::MaxTries));
+
+    // Exempt: ignored on both lines.
+    let first = case()
+        .arg("stash_code")
+        .pam(|p| p.exempt_groups = vec!["ops".into()])
+        .groups(&["ops"])
+        .run();
+    assert_eq!(first.end.code, PamCode::Ignore);
+    assert_eq!(kept_end(first).map(|e| e.code), Some(PamCode::Ignore));
+}
+
+/// sshd's stand-in password (PermitRootLogin no, an invalid user) ends
+/// the call at once with a reason that says so; no code reaches the
+/// registry, no push is sent, no second prompt.
+#[test]
+fn sshd_stand_in_password_is_named() {
+    // As sshd sends it for a typed 6-digit code: cut to six bytes.
+    let r = case().answer(&STAND_IN[..6]).reply(enrolled()).run();
+    assert_eq!(r.end.code, PamCode::AuthErr);
+    assert!(
+        r.end.reason.starts_with("sshd refused this account"),
+        "{}",
+        r.end.reason
+    );
+    assert_eq!(r.calls, vec![lookup(FULL)]);
+    assert_eq!(r.prompts, prompts(1));
+    assert!(!r.line.contains('\u{7f}'), "{}", r.line);
+
+    // A push-only user: Enter would send a push; the stand-in does not.
+    let r = push_case().answer(STAND_IN).reply(push_only()).run();
+    assert_eq!(r.end.code, PamCode::AuthErr);
+    assert_eq!(r.calls, vec![lookup(FULL)]);
+
+    // forward_pass, and stash_code keeping it for the second line.
+    let r = case()
+        .arg("stash_code")
+        .answer(STAND_IN)
+        .reply(enrolled())
+        .run();
+    assert_eq!(r.end.code, PamCode::AuthErr);
+    assert_eq!(r.authtok_set, None);
+    let kept = kept_end(r).expect("decided");
+    assert!(kept.reason.starts_with("sshd refused"), "{}", kept.reason);
 }

@@ -388,6 +388,75 @@ fn forward_pass_hands_the_password_to_pam_unix() {
     );
 }
 
+/// The three-line stack: `forward_pass stash_code`, `requisite pam_unix.so
+/// use_first_pass`, `verify_stashed`. A wrong password with the right code
+/// fails and leaves the code unused (no verify reached the registry), so
+/// the right password with the same code gets in right after; that code
+/// is then used up.
+#[test]
+fn stash_code_consumes_the_code_only_after_the_password() {
+    let user = "twostep-pam-stash";
+    unix_user(user, "twostep-pam-stashg");
+    set_password(user, "stash pass 1");
+    let f = Fixture::new();
+    let secret = f.enrolled(user);
+    f.config("stash", "", "");
+    f.service(
+        "stash",
+        "auth required TWOSTEP CONFIG(stash) forward_pass stash_code
+\
+         auth requisite pam_unix.so use_first_pass
+\
+         auth required TWOSTEP CONFIG(stash) verify_stashed
+",
+    );
+    let verifies = || {
+        block_on(f.reg.admin_client().audit(1000))
+            .expect("audit")
+            .into_iter()
+            .filter(|e| e.action == "verify" && e.username.as_deref() == Some(user))
+            .filter_map(|e| e.result)
+            .collect::<Vec<_>>()
+    };
+    let good = code(&secret);
+
+    let r = f.auth("stash", user, None, &format!("wrong pass{good}\n"));
+    assert!(!r.ok, "{r:#?}");
+    assert_eq!(r.pam_line(), AUTH_ERR, "pam_unix's failure ends the stack");
+    assert_eq!(r.prompts("Password and verification code: "), 1);
+    let log = r.module_log().join("\n");
+    assert!(log.contains("code kept for verify_stashed"), "{log}");
+    assert!(!log.contains("result=PAM_SUCCESS"), "{log}");
+    assert!(
+        verifies().is_empty(),
+        "no code was verified: {:?}",
+        verifies()
+    );
+
+    // The same code with the right password, at once: accepted.
+    let r = f.auth("stash", user, None, &format!("stash pass 1{good}\n"));
+    r.expect(true, "PAM_SUCCESS");
+    assert_eq!(r.prompts("Password and verification code: "), 1);
+    assert_eq!(verifies(), vec!["accept".to_owned()]);
+
+    // Used once; the next login with it is a replay.
+    let r = f.auth("stash", user, None, &format!("stash pass 1{good}\n"));
+    assert!(!r.ok, "{r:#?}");
+    assert_eq!(verifies(), vec!["replay".to_owned(), "accept".to_owned()]);
+    // Right password, wrong code: refused by verify_stashed, one try.
+    let r = f.auth(
+        "stash",
+        user,
+        None,
+        &format!("stash pass 1{}\n", wrong_code(&secret)),
+    );
+    r.expect(false, "PAM_AUTH_ERR");
+    assert!(
+        !r.stderr.contains("stash pass"),
+        "the password must never be logged"
+    );
+}
+
 #[test]
 fn first_pass_modes_read_pam_authtok() {
     let f = Fixture::new();

@@ -199,7 +199,10 @@ fn push_device_added_on_the_page_then_ssh_vpn_and_page_sign_in() {
             .await
             .expect("goto devices");
         let t = text(&a).await;
-        assert!(t.contains("Last seen") && t.contains("from 127.0.0.1"), "{t}");
+        assert!(
+            t.contains("Last seen") && t.contains("from 127.0.0.1"),
+            "{t}"
+        );
         shot(&a, "27-push-devices").await;
     });
     let user = block_on(reg.admin_client().user("bob")).expect("user");

@@ -247,6 +247,17 @@ impl AuthLine {
     pub fn is_twostep(&self) -> bool {
         MODULE_NAMES.contains(&self.module_name())
     }
+
+    /// Whether this is a `stash_code` line of the module: it keeps the
+    /// code for a later `verify_stashed` line and never succeeds itself.
+    pub fn stashes(&self) -> bool {
+        self.is_twostep() && self.args.iter().any(|a| a == "stash_code") && !self.verifies_stashed()
+    }
+
+    /// Whether this is a `verify_stashed` line of the module.
+    pub fn verifies_stashed(&self) -> bool {
+        self.is_twostep() && self.args.iter().any(|a| a == "verify_stashed")
+    }
 }
 
 #[cfg(test)]

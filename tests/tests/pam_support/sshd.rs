@@ -4,11 +4,18 @@
 //! namespace (`unshare --mount` + a bind mount over /etc/pam.d), so the
 //! real /etc/pam.d is never touched. The ssh client answers the
 //! keyboard-interactive prompts through SSH_ASKPASS.
+//!
+//! The module's `pam_syslog` lines are caught too: in the namespace /dev
+//! is a tmpfs with the few devices sshd uses bound in, and `/dev/log` a
+//! link to a datagram socket this process reads ([`Sshd::syslog`]).
 
 use super::{module, wait_bounded};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use twostep_e2e::free_tcp_port;
 
@@ -19,10 +26,14 @@ pub struct Sshd {
     pub port: u16,
     /// Its stderr (`-e`, LogLevel VERBOSE).
     pub log: PathBuf,
+    /// syslog messages sent inside its namespace (the module's lines).
+    syslog: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Drop for Sshd {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -33,6 +44,35 @@ impl Sshd {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The syslog lines so far (`pam_twostep(sshd:auth): user=...`), one
+    /// message a line.
+    pub fn syslog(&self) -> String {
+        self.syslog.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Reads datagrams at `path` into a string until `stop`.
+fn syslog_sink(path: &Path) -> (Arc<Mutex<String>>, Arc<AtomicBool>) {
+    let sock = UnixDatagram::bind(path).expect("syslog socket");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let text = Arc::new(Mutex::new(String::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (t, st) = (text.clone(), stop.clone());
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 8192];
+        while !st.load(Ordering::Relaxed) {
+            if let Ok(n) = sock.recv(&mut buf) {
+                if let Ok(mut s) = t.lock() {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    s.push('\n');
+                }
+            }
+        }
+    });
+    (text, stop)
 }
 
 fn run(cmd: &mut Command) {
@@ -121,18 +161,39 @@ pub fn start_sshd(dir: &Path, pam_dir: &Path, user: &str, extra_config: &str) ->
     // sshd's privilege-separation directory (created by Debian's unit).
     std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
     let log = dir.join("sshd.log");
+    let (syslog, stop) = syslog_sink(&dir.join("syslog.sock"));
+    let old_dev = dir.join("host-dev");
+    std::fs::create_dir(&old_dev).expect("host-dev");
     let child = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg("mount --bind \"$1\" /etc/pam.d && exec /usr/sbin/sshd -D -e -f \"$2\"")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-ec"])
+        .arg(
+            "mount --bind \"$1\" /etc/pam.d\n\
+             mount --rbind /dev \"$3\"\n\
+             mount -t tmpfs -o mode=755 twostep-dev /dev\n\
+             for d in null zero full random urandom tty ptmx; do\n\
+               touch /dev/$d; mount --bind \"$3/$d\" /dev/$d\n\
+             done\n\
+             mkdir /dev/pts; mount --rbind \"$3/pts\" /dev/pts\n\
+             ln -s \"$4\" /dev/log\n\
+             exec /usr/sbin/sshd -D -e -f \"$2\"",
+        )
         .arg("sh")
         .arg(pam_dir)
         .arg(&config)
+        .arg(&old_dev)
+        .arg(dir.join("syslog.sock"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("sshd.log"))
         .spawn()
         .expect("start sshd (apt-get install openssh-server)");
-    let mut sshd = Sshd { child, port, log };
+    let mut sshd = Sshd {
+        child,
+        port,
+        log,
+        syslog,
+        stop,
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {

@@ -80,6 +80,31 @@ pub enum Problem {
         /// A description of the results that lead there.
         path: String,
     },
+    /// A `stash_code` line with no `verify_stashed` line after it: the
+    /// code is never checked.
+    StashNotVerified {
+        /// The stash_code line.
+        at: Origin,
+    },
+    /// A `verify_stashed` line with no `stash_code` line before it: it
+    /// fails every login.
+    NothingStashed {
+        /// The verify_stashed line.
+        at: Origin,
+    },
+    /// A module between `stash_code` and `verify_stashed` whose failure
+    /// does not end the stack: a wrong password still reaches
+    /// verify_stashed, which consumes the code.
+    PasswordFailureGoesOn {
+        /// The module's line.
+        at: Origin,
+        /// Its module.
+        module: String,
+        /// Its control.
+        control: String,
+        /// The verify_stashed line.
+        verify_at: Origin,
+    },
     /// Too many combinations to check.
     TooComplex,
 }
@@ -121,6 +146,18 @@ impl Problem {
             Problem::Bypass { path } => (
                 format!("a login succeeds without {MODULE} when {path}"),
                 format!("put `auth required {MODULE}` after the last module that can succeed"),
+            ),
+            Problem::StashNotVerified { at } => (
+                format!("{MODULE} stash_code at {at} keeps the code, but no `{MODULE} verify_stashed` line follows: the code is never checked"),
+                format!("add `auth required {MODULE} verify_stashed` after the password module that follows {at}"),
+            ),
+            Problem::NothingStashed { at } => (
+                format!("{MODULE} verify_stashed at {at} has no `{MODULE} forward_pass stash_code` line before it: every login fails there"),
+                format!("put `auth required {MODULE} forward_pass stash_code` before the password module, or remove verify_stashed at {at}"),
+            ),
+            Problem::PasswordFailureGoesOn { at, module, control, verify_at } => (
+                format!("`{control} {module}` at {at} does not end the stack when it fails: a wrong password still reaches verify_stashed at {verify_at}, which uses up the code"),
+                format!("make {at} `requisite` (or `[success=ok default=die]`)"),
             ),
             Problem::TooComplex => (
                 "the auth stack has too many lines to analyse".into(),

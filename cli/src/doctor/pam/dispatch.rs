@@ -91,6 +91,12 @@ impl AuthLine {
         match self.module_name() {
             "pam_permit.so" => vec![Ret::SUCCESS],
             "pam_deny.so" => vec![Ret::AUTH_ERR],
+            // A stash_code line never answers PAM_SUCCESS.
+            _ if self.stashes() => TWOSTEP_RESULTS
+                .iter()
+                .map(|(r, _)| *r)
+                .filter(|r| *r != Ret::SUCCESS)
+                .collect(),
             _ if self.is_twostep() => TWOSTEP_RESULTS.iter().map(|(r, _)| *r).collect(),
             _ => RETURN_NAMES
                 .iter()
@@ -182,7 +188,9 @@ fn explore(
         let mut s = st.clone();
         s.results.push((i, c));
         if line.is_twostep() {
-            s.twostep_ran = true;
+            // A stash_code line has not checked the code: only the
+            // verify_stashed line after the password has.
+            s.twostep_ran |= !line.stashes();
             if ret.category() == Category::Failure && s.twostep_failed.is_none() {
                 s.twostep_failed = Some((i, c));
             }
@@ -249,6 +257,44 @@ fn explore(
     true
 }
 
+/// The `forward_pass stash_code` / `verify_stashed` pairing: every
+/// stash_code line needs a verify_stashed line after it, every
+/// verify_stashed line a stash_code line before it, and a module between
+/// the two whose failure does not end the stack (`requisite`,
+/// `[... default=die]`) lets a wrong password reach verify_stashed, which
+/// consumes the code.
+fn stash_problems(stack: &[AuthLine]) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (i, l) in stack.iter().enumerate() {
+        if l.stashes() {
+            match stack[i + 1..].iter().position(AuthLine::verifies_stashed) {
+                None => out.push(Problem::StashNotVerified {
+                    at: l.origin.clone(),
+                }),
+                Some(k) => {
+                    let verify = &stack[i + 1 + k];
+                    for m in &stack[i + 1..i + 1 + k] {
+                        if !m.is_twostep() && m.control.action(Ret::AUTH_ERR) != Action::Die {
+                            out.push(Problem::PasswordFailureGoesOn {
+                                at: m.origin.clone(),
+                                module: m.module_name().to_owned(),
+                                control: m.control.to_string(),
+                                verify_at: verify.origin.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if l.verifies_stashed() && !stack[..i].iter().any(AuthLine::stashes) {
+            out.push(Problem::NothingStashed {
+                at: l.origin.clone(),
+            });
+        }
+    }
+    out
+}
+
 /// Every problem with the placement of `pam_twostep.so` in `stack`; empty
 /// when every successful path ran the module and no failure of it is
 /// ignored.
@@ -262,6 +308,7 @@ pub fn analyse(stack: &[AuthLine]) -> Vec<Problem> {
             problems.push(Problem::Optional(l.origin.clone()));
         }
     }
+    problems.extend(stash_problems(stack));
     let classes: Vec<Vec<Class>> = stack.iter().map(AuthLine::classes).collect();
     let mut paths = Vec::new();
     let start = State {

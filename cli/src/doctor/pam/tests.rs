@@ -528,3 +528,58 @@ fn red_hat_password_auth_with_code_first() {
     assert_eq!(p, vec![]);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// The three-line `forward_pass stash_code` stack: no problem; without
+/// its verify_stashed line the code is never checked; a `required`
+/// password module between the two lets a wrong password use the code up.
+#[test]
+fn stash_code_stack() {
+    let good = "auth required pam_twostep.so forward_pass stash_code\n\
+                auth requisite pam_unix.so use_first_pass\n\
+                auth required pam_twostep.so verify_stashed\n";
+    assert_eq!(problems(&[("sshd", good)]), vec![]);
+    let brackets = "auth required pam_twostep.so forward_pass stash_code\n\
+                    auth [success=ok default=die] pam_unix.so use_first_pass\n\
+                    auth required pam_twostep.so verify_stashed\n";
+    assert_eq!(problems(&[("sshd", brackets)]), vec![]);
+
+    let p = problems(&[(
+        "sshd",
+        "auth required pam_twostep.so forward_pass stash_code\n\
+         auth requisite pam_unix.so use_first_pass\n",
+    )]);
+    let at = |line| Origin {
+        file: PathBuf::from("/pam/sshd"),
+        line,
+    };
+    assert_eq!(p[0], Problem::StashNotVerified { at: at(1) });
+    assert!(
+        p.iter().any(|x| matches!(x, Problem::Bypass { .. })),
+        "a login succeeds on the password alone: {p:?}"
+    );
+
+    let p = problems(&[(
+        "sshd",
+        "auth required pam_unix.so\nauth required pam_twostep.so verify_stashed\n",
+    )]);
+    assert_eq!(p, vec![Problem::NothingStashed { at: at(2) }]);
+
+    let p = problems(&[(
+        "sshd",
+        "auth required pam_twostep.so forward_pass stash_code\n\
+         auth required pam_unix.so use_first_pass\n\
+         auth required pam_twostep.so verify_stashed\n",
+    )]);
+    assert_eq!(
+        p,
+        vec![Problem::PasswordFailureGoesOn {
+            at: at(2),
+            module: "pam_unix.so".into(),
+            control: "required".into(),
+            verify_at: at(3),
+        }]
+    );
+    let (what, fix) = p[0].describe();
+    assert!(what.contains("uses up the code"), "{what}");
+    assert!(fix.contains("requisite"), "{fix}");
+}
