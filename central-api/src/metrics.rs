@@ -114,7 +114,7 @@ impl Metrics {
         let push_pending = Gauge::default();
         registry.register(
             "push_challenges_pending",
-            "Push challenges waiting for the device's answer (not yet expired)",
+            "Push challenges waiting for the device's answer (not yet expired); -1 when the database cannot be read",
             push_pending.clone(),
         );
         let page_sign_ins = Family::<SignInLabels, Counter>::default();
@@ -201,7 +201,6 @@ async fn metrics(State(state): State<Shared>) -> Response {
         Err(e) => {
             // The other metrics are still worth a scrape; the gauge says -1.
             tracing::warn!(error = %e, "metrics: cannot count pending push challenges");
-            state.metrics.database_error();
             -1
         }
     };

@@ -840,3 +840,65 @@ async fn audit_after_pages_forward_oldest_first() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// Lockouts and verification results are counted where they are decided;
+/// a request the database fails is counted once as a database error.
+#[tokio::test]
+async fn metrics_count_verifications_lockouts_and_database_errors() {
+    let app = TestApp::new("[api.lockout]\nmax_failures = 2\n").await;
+    let (secret, _, key) = app.enrolled("erin").await;
+    let good = oathtool(&secret, app.clock.now_for_test());
+    let bad = wrong(&good);
+    assert_eq!(app.result(&key, "erin", &bad).await, "reject");
+    assert_eq!(app.result(&key, "erin", &bad).await, "reject");
+    assert_eq!(app.result(&key, "erin", &good).await, "locked");
+    assert_eq!(app.result(&key, "nobody", &good).await, "unknown_user");
+    // A malformed code is refused before any verification.
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/v1/host/verify",
+            Some(&key),
+            Some(json!({"username": "erin", "code": "12x456", "context": {}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    app.metrics_have(&[
+        "twostep_api_verifications_total{result=\"reject\",via=\"host\"} 2",
+        "twostep_api_verifications_total{result=\"locked\",via=\"host\"} 1",
+        "twostep_api_verifications_total{result=\"unknown_user\",via=\"host\"} 1",
+        "twostep_api_verify_duration_seconds_count 4",
+        "twostep_api_lockouts_total 1",
+        "twostep_api_database_errors_total 0",
+    ])
+    .await;
+    // The database goes away: each failed request counts once.
+    app.state.pool.close().await;
+    let (s, v) = app
+        .call(Method::GET, "/v1/admin/users", Some(ADMIN), None)
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("storage_unavailable"))
+    );
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/v1/host/verify",
+            Some(&key),
+            Some(json!({"username": "erin", "code": good, "context": {}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    // A refused admin token is no database error.
+    let (s, _) = app
+        .call(Method::GET, "/v1/admin/users", Some("wrong"), None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    app.metrics_have(&[
+        "twostep_api_database_errors_total 2",
+        "twostep_api_push_challenges_pending -1",
+        "twostep_api_lockouts_total 1",
+    ])
+    .await;
+}

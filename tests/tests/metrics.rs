@@ -3,6 +3,7 @@
 //! parser: exactly the counters the logins decided move, by exactly one
 //! each, and nothing else does.
 
+mod portal_support;
 mod radius_support;
 
 use prometheus_parse::{Scrape, Value};
@@ -327,6 +328,50 @@ fn counters_move_by_exactly_what_the_logins_decided() {
             0.0
         );
     }
+}
+
+/// Page sign-ins (the password step) are counted by result, as audited.
+#[test]
+fn page_sign_ins_are_counted_by_result() {
+    let port = free_tcp_port();
+    let reg = twostep_e2e::Registry::start_with(
+        None,
+        &format!("[api.metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let pw = portal_support::PASSWORD;
+    portal_support::cli(
+        &reg,
+        &["user", "add", "pat", "--password-prompt"],
+        Some(&format!("{pw}\n")),
+    );
+    let before = scrape(port);
+    let web = portal_support::Web::new(&reg.url, None);
+    block_on(async {
+        web.sign_in("pat", "not the password").await;
+        web.sign_in("nobody", "not the password").await;
+        let r = web.sign_in("pat", pw).await;
+        assert_eq!(r.status, 303, "{}", r.body);
+    });
+    let after = scrape(port);
+    assert_eq!(
+        moved(&before, &after),
+        BTreeMap::from([
+            (
+                "twostep_api_page_sign_ins_total{result=password_ok}".to_owned(),
+                1.0
+            ),
+            (
+                "twostep_api_page_sign_ins_total{result=unknown_user}".to_owned(),
+                1.0
+            ),
+            (
+                "twostep_api_page_sign_ins_total{result=wrong_password}".to_owned(),
+                1.0
+            ),
+        ]),
+        "{}",
+        after.text
+    );
 }
 
 /// The metrics are only on their own listener: the API's address has no
