@@ -75,8 +75,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
             Some(r) => format!(", RadSec {}", r.listen),
             None => String::new(),
         };
+        let metrics = match settings.metrics_listen {
+            Some(m) => format!(", metrics {m}"),
+            None => String::new(),
+        };
         println!(
-            "{}: OK ({} clients, listen {}{radsec}{noted})",
+            "{}: OK ({} clients, listen {}{radsec}{metrics}{noted})",
             args.config.display(),
             settings.clients.len(),
             settings.listen

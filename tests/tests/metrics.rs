@@ -127,6 +127,17 @@ fn counters_move_by_exactly_what_the_logins_decided() {
         client_toml("vpn-gw", "127.0.0.1/32", &s, "otp-only", "")
     );
     let d = env.radiusd("metrics", &body);
+    let out = std::process::Command::new(twostep_e2e::bin("twostep-radiusd"))
+        .arg("--config")
+        .arg(env.dir.path().join("metrics.toml"))
+        .arg("--check")
+        .output()
+        .expect("twostep-radiusd --check");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(", metrics 127.0.0.1:{rad_port}")),
+        "{}",
+        twostep_e2e::show_output(&out)
+    );
     let secret = env.enrolled_user("alice");
 
     let api0 = scrape(api_port);
@@ -394,6 +405,18 @@ fn metrics_are_served_only_on_their_own_address() {
         reg.log().contains("metrics served"),
         "no startup line:\n{}",
         reg.log()
+    );
+    let out = std::process::Command::new(twostep_e2e::bin("twostep-api"))
+        .arg("--config")
+        .arg(&reg.config_path)
+        .arg("--check")
+        .output()
+        .expect("twostep-api --check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(&format!(", metrics 127.0.0.1:{port})")),
+        "{}",
+        twostep_e2e::show_output(&out)
     );
 
     let plain = twostep_e2e::Registry::start();
