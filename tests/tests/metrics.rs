@@ -423,3 +423,79 @@ fn metrics_are_served_only_on_their_own_address() {
     assert!(!plain.log().contains("metrics served"), "{}", plain.log());
     assert_eq!(status_of(&format!("{}/metrics", plain.url)), 404);
 }
+
+/// Two replicas on one PostgreSQL database report the same pending push
+/// challenges (the gauge is read from the database), and each counts its
+/// own verifications.
+#[test]
+fn replicas_on_postgres_report_the_database_s_pending_pushes() {
+    let db = twostep_e2e::fresh_postgres_database();
+    let (p1, p2) = (free_tcp_port(), free_tcp_port());
+    let metrics = |p: u16| format!("[api.metrics]\nlisten = \"127.0.0.1:{p}\"\n");
+    let a = twostep_e2e::Registry::start_with(Some(&db), &metrics(p1));
+    let b = a.start_replica(&metrics(p2));
+    let gauge = |m: &Metrics| m.get("twostep_api_push_challenges_pending", &[]);
+    assert_eq!(gauge(&scrape(p1)), 0.0);
+    assert_eq!(gauge(&scrape(p2)), 0.0);
+    a.add_user("carol");
+    let secret = a.enrol_totp("carol").secret_base32;
+    let key = a.add_host("web1", twostep_common::api::HostKind::Ssh);
+    let verify = |reg: &twostep_e2e::Registry, code: &str| {
+        let req = twostep_common::api::VerifyRequest {
+            username: "carol".into(),
+            code: code.into(),
+            context: twostep_common::api::AuthContext::default(),
+        };
+        block_on(reg.host_client(&key).verify(&req))
+            .expect("verify")
+            .result
+    };
+    assert_eq!(
+        verify(&b, &code(&secret)),
+        twostep_common::api::VerifyResult::Accept
+    );
+    // A push device for carol (the reference authenticator), and a push
+    // started on A: both replicas see it pending until it is cancelled.
+    let out = twostep_e2e::twostep(&[
+        "--config",
+        a.config_path.to_str().unwrap(),
+        "enrol",
+        "carol",
+        "--push",
+        "--no-qr",
+    ]);
+    assert!(out.status.success(), "{}", twostep_e2e::show_output(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let uri = text
+        .lines()
+        .find_map(|l| l.strip_prefix("uri:"))
+        .unwrap_or_else(|| panic!("no uri: line in {text}"))
+        .trim()
+        .to_owned();
+    let accounts = a.dir.path().join("authenticator.json");
+    let out = twostep_e2e::authenticator(&accounts, &["add", &uri, "--name", "phone"]);
+    assert!(out.status.success(), "{}", twostep_e2e::show_output(&out));
+    let started = block_on(
+        a.host_client(&key)
+            .start_push(&twostep_common::push::StartPush {
+                username: "carol".into(),
+                context: Default::default(),
+            }),
+    )
+    .expect("start a push");
+    let challenge = started.challenge.expect("sent");
+    assert_eq!(gauge(&scrape(p1)), 1.0);
+    assert_eq!(gauge(&scrape(p2)), 1.0);
+    block_on(b.host_client(&key).cancel_push(&challenge.challenge_id)).expect("cancel");
+    assert_eq!(gauge(&scrape(p1)), 0.0);
+    assert_eq!(gauge(&scrape(p2)), 0.0);
+
+    let accepted = |m: &Metrics| {
+        m.get(
+            "twostep_api_verifications_total",
+            &[("result", "accept"), ("via", "host")],
+        )
+    };
+    assert_eq!(accepted(&scrape(p1)), 0.0);
+    assert_eq!(accepted(&scrape(p2)), 1.0);
+}
