@@ -499,3 +499,65 @@ fn replicas_on_postgres_report_the_database_s_pending_pushes() {
     assert_eq!(accepted(&scrape(p1)), 0.0);
     assert_eq!(accepted(&scrape(p2)), 1.0);
 }
+
+/// Challenge mode: the password step's Access-Challenge is counted as
+/// `challenge`, the answer with the code as `accept`; the registrations
+/// lookup before the prompt and the verification are timed.
+#[test]
+fn a_challenge_and_its_answer_are_counted_apart() {
+    let rad_port = free_tcp_port();
+    let env = Env::new();
+    let s = env.secret_file("nas.secret", "nas-shared-secret-2");
+    let body = format!(
+        "{}\n[radius.metrics]\nlisten = \"127.0.0.1:{rad_port}\"\n",
+        client_toml("vpn-ch", "127.0.0.1/32", &s, "challenge", "")
+    );
+    let d = env.radiusd("challenge", &body);
+    let secret = env.enrolled_user("erin");
+    let before = scrape(rad_port);
+    let r = auth(d.port, "nas-shared-secret-2", "erin", "any password", &[]);
+    r.expect("Access-Challenge");
+    let state = r.state();
+    auth(
+        d.port,
+        "nas-shared-secret-2",
+        "erin",
+        &code(&secret),
+        &[&format!("State = {state}")],
+    )
+    .expect("Access-Accept");
+    let after = scrape(rad_port);
+    let mut moved = moved(&before, &after);
+    moved.retain(|k, _| !k.contains("_sum{"));
+    assert_eq!(
+        moved,
+        BTreeMap::from([
+            (
+                "twostep_radiusd_call_duration_seconds{call=registrations}".to_owned(),
+                1.0
+            ),
+            (
+                "twostep_radiusd_call_duration_seconds_count{call=registrations}".to_owned(),
+                1.0
+            ),
+            (
+                "twostep_radiusd_call_duration_seconds{call=verify}".to_owned(),
+                1.0
+            ),
+            (
+                "twostep_radiusd_call_duration_seconds_count{call=verify}".to_owned(),
+                1.0
+            ),
+            (
+                "twostep_radiusd_requests_total{client=vpn-ch,result=accept}".to_owned(),
+                1.0
+            ),
+            (
+                "twostep_radiusd_requests_total{client=vpn-ch,result=challenge}".to_owned(),
+                1.0
+            ),
+        ]),
+        "{}",
+        after.text
+    );
+}
