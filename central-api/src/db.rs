@@ -426,6 +426,12 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE UNIQUE INDEX hosts_live_name ON hosts(name) WHERE revoked_at IS NULL",
         ],
     },
+    // Version 8: the pending push challenges counted at each metrics
+    // scrape (crate::metrics) without reading the whole table.
+    Migration {
+        version: 8,
+        statements: &["CREATE INDEX push_challenges_open ON push_challenges(status, expires_at)"],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in

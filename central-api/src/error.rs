@@ -62,7 +62,26 @@ pub enum ApiError {
     Secret(String),
 }
 
+/// The mark on an answer that a database failure caused (a 503
+/// `storage_unavailable` for an [`ApiError::Db`]), counted once by the
+/// router ([`crate::metrics`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseFailed;
+
 impl ApiError {
+    /// Whether this is the database failing (not a name that exists).
+    pub fn is_database_failure(&self) -> bool {
+        matches!(self, Self::Db(e) if !is_unique_violation(e))
+    }
+
+    /// `resp` with [`DatabaseFailed`] when this error is a database failure.
+    pub(crate) fn mark(&self, mut resp: Response) -> Response {
+        if self.is_database_failure() {
+            resp.extensions_mut().insert(DatabaseFailed);
+        }
+        resp
+    }
+
     /// An answer with `code` (and its status) and `message`.
     pub fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
         Self::Client {
@@ -135,14 +154,15 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, reason = %message, "request failed");
         }
-        (
+        let resp = (
             status,
             Json(ErrorBody {
                 error: code.as_str().to_owned(),
                 message,
             }),
         )
-            .into_response()
+            .into_response();
+        self.mark(resp)
     }
 }
 

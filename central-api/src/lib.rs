@@ -16,6 +16,7 @@
 //! - [`db`]: connection and schema migrations for both databases;
 //! - [`crypto`]: at-rest encryption of TOTP secrets, tokens and API keys;
 //! - [`clock`]: the injectable clock;
+//! - [`metrics`]: the Prometheus metrics on `[api.metrics] listen`;
 //! - [`portal`]: the Security info pages under `/my/`;
 //! - [`push`]: push approvals: device activation, challenges, signed
 //!   answers, long-polls woken across processes, the webhook.
@@ -28,6 +29,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod openapi;
 pub mod portal;
 pub mod push;

@@ -65,8 +65,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
         for note in &report.notes {
             println!("{file}: note: {note}");
         }
+        let metrics = match &api.metrics {
+            Some(m) => format!(", metrics {}", m.listen),
+            None => String::new(),
+        };
         println!(
-            "{file}: OK (listen {} {}, database {} {})",
+            "{file}: OK (listen {} {}, database {} {}{metrics})",
             api.listen,
             report.transport,
             match report.backend {

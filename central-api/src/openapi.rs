@@ -79,9 +79,14 @@ fn op(path: &str, method: &str, o: &Op<'_>) -> Value {
         })
         .collect();
     match (path, method) {
-        (paths::AUDIT, "get") => params.push(json!({ "name": "limit", "in": "query", "required": false,
-            "description": format!("newest N events (default {DEFAULT_AUDIT_LIMIT}, at most {MAX_AUDIT_LIMIT})"),
-            "schema": {"type": "integer", "minimum": 0} })),
+        (paths::AUDIT, "get") => {
+            params.push(json!({ "name": "limit", "in": "query", "required": false,
+                "description": format!("newest N events (default {DEFAULT_AUDIT_LIMIT}, at most {MAX_AUDIT_LIMIT}); with after, the oldest N after it"),
+                "schema": {"type": "integer", "minimum": 0} }));
+            params.push(json!({ "name": "after", "in": "query", "required": false,
+                "description": "only events whose id is greater, oldest first (to poll for new events: pass the last id seen)",
+                "schema": {"type": "integer", "format": "int64"} }));
+        }
         (paths::HOST_PUSH_CHALLENGE, "get") => params.push(crate::push::openapi::wait_param()),
         _ => {}
     }
@@ -143,7 +148,7 @@ fn operations() -> Vec<(&'static str, &'static str, Op<'static>)> {
             errs: &[E400, E401, E409, E413, E503] }),
         (paths::HOST, "delete", Op { summary: "Revoke a host's API key", auth: admin,
             body: None, ok: ("204", None), errs: &[E401, E404, E503] }),
-        (paths::AUDIT, "get", Op { summary: "Audit events, newest first", auth: admin, body: None,
+        (paths::AUDIT, "get", Op { summary: "Audit events, newest first; with after=ID the events after ID, oldest first", auth: admin, body: None,
             ok: ("200", Some(array_of("AuditEvent"))), errs: &[E400, E401, E503] }),
         (paths::HOST_REGISTRATIONS, "get", Op { summary: "A user's registrations (never secrets); optional query service, host, remote_addr, tty: the login's context, audited when the login cannot go on to a code",
             auth: host, body: None, ok: ("200", Some(schema_ref("Registrations"))),

@@ -422,11 +422,16 @@ pub async fn run(api: &ApiConfig) -> Result<(), StartupError> {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not compare this node's clock with the database's"),
     }
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // tokio's bind sets SO_REUSEADDR, so a restart can take the port again at once.
     let listener = tokio::net::TcpListener::bind(api.listen)
         .await
         .map_err(|e| StartupError::Listen(format!("cannot listen on {}: {e}", api.listen)))?;
+    if let Some(m) = &api.metrics {
+        let metrics = crate::metrics::bind(m.listen).await?;
+        tracing::info!(listen = %m.listen, "metrics served (GET /metrics, plain HTTP)");
+        crate::metrics::spawn(metrics, Arc::clone(&state));
+    }
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     match (&api.tls_cert_file, &api.tls_key_file) {
         (Some(cert), Some(key)) => {
             let _ = rustls::crypto::ring::default_provider().install_default();

@@ -34,6 +34,8 @@ pub struct AppState {
     pub portal: crate::portal::Settings,
     /// Push approvals: settings and the wake-ups of waiting requests.
     pub push: crate::push::PushState,
+    /// The Prometheus metrics (served on `[api.metrics] listen`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             max_body_bytes: api.max_body_bytes,
             portal: crate::portal::Settings::from_api(api),
             push: crate::push::PushState::new(api, backend),
+            metrics: crate::metrics::Metrics::new(),
         }
     }
 

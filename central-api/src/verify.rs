@@ -57,10 +57,32 @@ pub async fn verify(
 /// [`verify`] on behalf of `actor` (the audit record's actor: `host:NAME`,
 /// or `portal` for the Security info pages' sign-in), recording
 /// `default_host` as the host when the request's context names none.
+/// Every answer is counted here ([`crate::metrics::Metrics::verified`],
+/// by result, with its latency), as is a lockout it sets.
 ///
 /// # Errors
 /// As [`verify`].
 pub async fn verify_as(
+    state: &AppState,
+    actor: &str,
+    default_host: Option<&str>,
+    req: &VerifyRequest,
+) -> Result<VerifyResponse, ApiError> {
+    let started = std::time::Instant::now();
+    let answer = decide_and_record(state, actor, default_host, req).await;
+    match &answer {
+        Ok(resp) => state
+            .metrics
+            .verified(resp.result, actor, started.elapsed()),
+        // A malformed request is no verification.
+        Err(ApiError::Client { .. }) => {}
+        Err(_) => state.metrics.verify_failed(started.elapsed()),
+    }
+    answer
+}
+
+/// The verification of [`verify_as`], without the counting.
+async fn decide_and_record(
     state: &AppState,
     actor: &str,
     default_host: Option<&str>,
@@ -156,6 +178,7 @@ pub async fn verify_as(
         );
     }
     if let Some((until, _)) = lockout {
+        state.metrics.locked_out();
         tracing::warn!(
             username = %req.username,
             host = audit_host.unwrap_or("-"),

@@ -989,3 +989,30 @@ async fn bidi_formatting_in_device_names_and_labels_is_refused() {
     let (s, _) = activate_with(&app, &code, &DeviceKey::generate()).await;
     assert_eq!(s, StatusCode::CREATED);
 }
+
+/// `twostep_api_push_challenges_pending` counts the challenges still open
+/// in the database: up with each push sent, down with each answer and
+/// each expiry.
+#[tokio::test]
+async fn pending_push_challenges_gauge_follows_the_database() {
+    let app = TestApp::new("").await;
+    let gauge = |n: u32| format!("twostep_api_push_challenges_pending {n}");
+    app.metrics_have(&[&gauge(0)]).await;
+    let alice = device_for(&app, "alice").await;
+    let _bob = device_for(&app, "bob").await;
+    let host = add_host(&app, "web1").await;
+    let (id, number) = sent(&app, &host, "alice").await;
+    app.metrics_have(&[&gauge(1)]).await;
+    app.clock.advance(10);
+    sent(&app, &host, "bob").await;
+    app.metrics_have(&[&gauge(2)]).await;
+    let c = the_challenge(&app, &alice, &id).await;
+    let (s, _) = answer(&app, &alice, &c, Decision::Approve, number).await;
+    assert_eq!(s, StatusCode::OK);
+    app.metrics_have(&[&gauge(1)]).await;
+    // Bob's, unanswered, expires 60 s after it was sent.
+    app.clock.advance(59);
+    app.metrics_have(&[&gauge(1)]).await;
+    app.clock.advance(1);
+    app.metrics_have(&[&gauge(0)]).await;
+}

@@ -773,3 +773,132 @@ async fn lookups_that_cannot_reach_a_code_are_audited_within_limits() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// `after=ID`: the events after ID, oldest first, `limit` of them; a
+/// poller passing its last id sees each event once, in order.
+#[tokio::test]
+async fn audit_after_pages_forward_oldest_first() {
+    let app = TestApp::new("").await;
+    for name in ["u1", "u2", "u3", "u4"] {
+        app.admin(
+            Method::POST,
+            "/v1/admin/users",
+            Some(json!({ "username": name })),
+        )
+        .await;
+    }
+    let newest = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    let ids: Vec<i64> = newest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        ids.len() >= 4 && ids.windows(2).all(|w| w[0] > w[1]),
+        "{ids:?}"
+    );
+    let oldest = *ids.last().unwrap();
+    let page = |after: i64, limit: u32| {
+        let app = &app;
+        async move {
+            app.admin(
+                Method::GET,
+                &format!("/v1/admin/audit?after={after}&limit={limit}"),
+                None,
+            )
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+        }
+    };
+    let mut ascending = ids.clone();
+    ascending.reverse();
+    assert_eq!(page(oldest - 1, 1000).await, ascending);
+    assert_eq!(page(oldest, 2).await, ascending[1..3].to_vec());
+    assert_eq!(page(ids[0], 1000).await, Vec::<i64>::new());
+    let users: Vec<Value> = app
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/audit?after={}", ids[1]),
+            None,
+        )
+        .await
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["action"], "user.create");
+    assert_eq!(users[0]["username"], "u4");
+    let (s, _) = app
+        .call(Method::GET, "/v1/admin/audit?after=x", Some(ADMIN), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// Lockouts and verification results are counted where they are decided;
+/// a request the database fails is counted once as a database error.
+#[tokio::test]
+async fn metrics_count_verifications_lockouts_and_database_errors() {
+    let app = TestApp::new("[api.lockout]\nmax_failures = 2\n").await;
+    let (secret, _, key) = app.enrolled("erin").await;
+    let good = oathtool(&secret, app.clock.now_for_test());
+    let bad = wrong(&good);
+    assert_eq!(app.result(&key, "erin", &bad).await, "reject");
+    assert_eq!(app.result(&key, "erin", &bad).await, "reject");
+    assert_eq!(app.result(&key, "erin", &good).await, "locked");
+    assert_eq!(app.result(&key, "nobody", &good).await, "unknown_user");
+    // A malformed code is refused before any verification.
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/v1/host/verify",
+            Some(&key),
+            Some(json!({"username": "erin", "code": "12x456", "context": {}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    app.metrics_have(&[
+        "twostep_api_verifications_total{result=\"reject\",via=\"host\"} 2",
+        "twostep_api_verifications_total{result=\"locked\",via=\"host\"} 1",
+        "twostep_api_verifications_total{result=\"unknown_user\",via=\"host\"} 1",
+        "twostep_api_verify_duration_seconds_count 4",
+        "twostep_api_lockouts_total 1",
+        "twostep_api_database_errors_total 0",
+    ])
+    .await;
+    // The database goes away: each failed request counts once.
+    app.state.pool.close().await;
+    let (s, v) = app
+        .call(Method::GET, "/v1/admin/users", Some(ADMIN), None)
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("storage_unavailable"))
+    );
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/v1/host/verify",
+            Some(&key),
+            Some(json!({"username": "erin", "code": good, "context": {}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    // A refused admin token is no database error.
+    let (s, _) = app
+        .call(Method::GET, "/v1/admin/users", Some("wrong"), None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    app.metrics_have(&[
+        "twostep_api_database_errors_total 2",
+        "twostep_api_push_challenges_pending -1",
+        "twostep_api_lockouts_total 1",
+    ])
+    .await;
+}

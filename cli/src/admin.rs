@@ -627,13 +627,78 @@ pub struct AuditArgs {
     /// How many of the newest events to show.
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// One JSON object per line (NDJSON): id, at (RFC 3339), actor,
+    /// action, username, host, remote_addr, result, detail.
+    #[arg(long)]
+    pub json: bool,
+    /// After the newest events, keep asking the registry every second for
+    /// new ones and print each once, in order, until interrupted.
+    #[arg(long)]
+    pub follow: bool,
 }
+
+/// How often `twostep audit --follow` asks for new events.
+pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Run for AuditArgs {
     fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
-        let limit = self.limit;
-        let events = with_admin(g, |c| async move { c.audit(limit).await })?;
-        print!("{}", output::audit(&events));
+        let (limit, json, follow) = (self.limit, self.json, self.follow);
+        let print = move |events: &[twostep_common::api::AuditEvent]| {
+            let text = if json {
+                output::audit_json(events)
+            } else {
+                output::audit(events)
+            };
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) ends the command quietly.
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .is_ok()
+        };
+        with_admin(g, |c| async move {
+            let events = c.audit(limit).await?;
+            if !print(&events) || !follow {
+                return Ok(());
+            }
+            let mut last = match events.iter().map(|e| e.id).max() {
+                Some(id) => id,
+                // `--limit 0`: only events from now on.
+                None => c.audit(1).await?.first().map_or(0, |e| e.id),
+            };
+            let mut failing = false;
+            loop {
+                tokio::time::sleep(FOLLOW_INTERVAL).await;
+                match c.audit_after(last, MAX_FOLLOW_PAGE).await {
+                    Ok(mut new) => {
+                        if failing {
+                            eprintln!("twostep: the registry answers again");
+                            failing = false;
+                        }
+                        // Oldest first; an older registry that ignores
+                        // `after` answers newest first and repeats events.
+                        new.retain(|e| e.id > last);
+                        new.sort_by_key(|e| e.id);
+                        if let Some(e) = new.last() {
+                            last = e.id;
+                        }
+                        // `print` takes newest first, as the API's default answer.
+                        new.reverse();
+                        if !print(&new) {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) if !failing => {
+                        eprintln!("twostep: {e}; trying again every second");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+        })?;
         Ok(ExitCode::SUCCESS)
     }
 }
+
+/// Most events `twostep audit --follow` asks for at once (the registry's
+/// `MAX_AUDIT_LIMIT`); more arrive at the next poll.
+const MAX_FOLLOW_PAGE: u32 = 10_000;

@@ -26,6 +26,7 @@ Examples:
   twostep user unlock alice
   twostep user reset alice             # delete all methods (a user who changed phone)
   twostep audit --limit 20
+  twostep audit --follow --json        # new events as they happen, one JSON object a line
   twostep doctor                       # check config, key files, registry, PAM stacks, sshd
 
 The registry is reached at [registry].url, or at [api].listen when the file
@@ -93,7 +94,7 @@ commands! {
     /// Manage hosts (SSH servers, RADIUS servers) and their API keys.
     #[command(subcommand)]
     Host(admin::HostCmd),
-    /// Show the newest audit events.
+    /// Show the newest audit events (--json: NDJSON; --follow: then the new ones as they come).
     Audit(admin::AuditArgs),
     /// Check the configuration, key files, registry, PAM stacks, sshd and RADIUS clients.
     Doctor(doctor::DoctorArgs),

@@ -177,9 +177,66 @@ pub fn audit(events: &[AuditEvent]) -> String {
     s
 }
 
+/// Audit events as NDJSON, one object per line, oldest first: the table's
+/// fields under the API's names, `at` in RFC 3339 UTC.
+pub fn audit_json(events: &[AuditEvent]) -> String {
+    let mut s = String::new();
+    for e in events.iter().rev() {
+        let line = serde_json::json!({
+            "id": e.id,
+            "at": time(e.at),
+            "actor": e.actor,
+            "action": e.action,
+            "username": e.username,
+            "host": e.host,
+            "remote_addr": e.remote_addr,
+            "result": e.result,
+            "detail": e.detail,
+        });
+        s.push_str(&line.to_string());
+        s.push('\n');
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_json_is_one_object_per_line_oldest_first() {
+        let e = |id, at, detail: Option<&str>| AuditEvent {
+            id,
+            at,
+            actor: "host:vpn".into(),
+            action: "verify".into(),
+            username: Some("alice".into()),
+            host: None,
+            remote_addr: Some("192.0.2.7".into()),
+            result: Some("accept".into()),
+            detail: detail.map(str::to_owned),
+        };
+        let text = audit_json(&[
+            e(8, 1_700_000_060, Some("a\nb\u{1b}")),
+            e(7, 1_700_000_000, None),
+        ]);
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert_eq!(
+            lines[0],
+            serde_json::json!({
+                "id": 7, "at": "2023-11-14T22:13:20Z", "actor": "host:vpn",
+                "action": "verify", "username": "alice", "host": null,
+                "remote_addr": "192.0.2.7", "result": "accept", "detail": null
+            })
+        );
+        assert_eq!(lines[1]["id"], 8);
+        assert_eq!(lines[1]["detail"], "a\nb\u{1b}");
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+    }
 
     #[test]
     fn control_characters_are_escaped() {

@@ -21,7 +21,7 @@
 //! | POST | `/v1/admin/hosts` ([`paths::HOSTS`]) | admin | [`CreateHost`] → 201 [`HostCreated`] |
 //! | GET | `/v1/admin/hosts` | admin | → `[Host]` |
 //! | DELETE | `/v1/admin/hosts/{name}` ([`paths::HOST`]) | admin | → 204 (revoke) |
-//! | GET | `/v1/admin/audit?limit=N` ([`paths::AUDIT`]) | admin | → `[AuditEvent]`, newest first |
+//! | GET | `/v1/admin/audit?limit=N[&after=ID]` ([`paths::AUDIT`]) | admin | → `[AuditEvent]`, newest first; with `after`, the events after ID, oldest first |
 //! | GET | `/v1/host/users/{username}/registrations` ([`paths::HOST_REGISTRATIONS`]) | host | → [`Registrations`] |
 //! | POST | `/v1/host/verify` ([`paths::HOST_VERIFY`]) | host | [`VerifyRequest`] → [`VerifyResponse`] |
 //!
@@ -77,7 +77,8 @@ pub mod paths {
     pub const HOSTS: &str = "/v1/admin/hosts";
     /// `DELETE`: revoke a host's API key.
     pub const HOST: &str = "/v1/admin/hosts/{name}";
-    /// `GET`: audit events, newest first (query `limit`).
+    /// `GET`: audit events, newest first (query `limit`); with query
+    /// `after=ID`, those after ID, oldest first.
     pub const AUDIT: &str = "/v1/admin/audit";
     /// `GET`: a user's registrations, for hosts.
     pub const HOST_REGISTRATIONS: &str = "/v1/host/users/{username}/registrations";

@@ -616,6 +616,21 @@ impl RegistryClient {
     pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEvent>, ClientError> {
         self.get(&format!("{}?limit={limit}", paths::AUDIT)).await
     }
+
+    /// The oldest `limit` audit events whose id is greater than `after`,
+    /// oldest first (an older registry ignores `after` and answers the
+    /// newest, newest first).
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn audit_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, ClientError> {
+        self.get(&format!("{}?limit={limit}&after={after}", paths::AUDIT))
+            .await
+    }
 }
 
 /// The `rustls::Error` among the causes of `e`, if any: each error of the

@@ -105,6 +105,23 @@ pub struct ApiConfig {
     /// Push approvals.
     #[serde(default)]
     pub push: PushConfig,
+    /// `[api.metrics]`: the Prometheus `/metrics` endpoint on its own
+    /// address. Absent: no metrics endpoint.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `[api.metrics]` / `[radius.metrics]`: a plain-HTTP listener that serves
+/// only `GET /metrics` (OpenMetrics text, which Prometheus scrapes), without
+/// authentication: bind it to loopback or to a management network that only
+/// the scraper reaches. The counters hold no secret, but client, host and
+/// result names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address and port, e.g. `"127.0.0.1:9464"` (`twostep-api`) or
+    /// `"127.0.0.1:9465"` (`twostep-radiusd`).
+    pub listen: SocketAddr,
 }
 
 /// `[api.portal]`: the Security info pages users sign in to under `/my/`.
@@ -435,6 +452,10 @@ pub struct RadiusConfig {
     /// UDP only.
     #[serde(default)]
     pub radsec: Option<RadsecConfig>,
+    /// `[radius.metrics]`: the Prometheus `/metrics` endpoint. Absent: no
+    /// metrics endpoint.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
 }
 
 /// `[radius.radsec]`: a RadSec listener (RADIUS over TLS, RFC 6614). A

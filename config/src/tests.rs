@@ -413,3 +413,41 @@ fn an_upstream_has_a_secret_file_or_radsec() {
         .to_string();
     assert!(e.contains(":11:1: ") && e.contains("verify"), "got {e}");
 }
+
+#[test]
+fn metrics_tables_are_off_unless_given() {
+    let c = parse(FULL).unwrap();
+    assert!(c.api().unwrap().metrics.is_none());
+    assert!(c.radius().unwrap().metrics.is_none());
+    let text = FULL
+        .replace(
+            "[api.lockout]",
+            "[api.metrics]\nlisten = \"127.0.0.1:9464\"\n\n[api.lockout]",
+        )
+        .replace(
+            "[[radius.client]]",
+            "[radius.metrics]\nlisten = \"[::1]:9465\"\n\n[[radius.client]]",
+        );
+    let c = parse(&text).unwrap();
+    assert_eq!(
+        c.api().unwrap().metrics.as_ref().unwrap().listen,
+        "127.0.0.1:9464".parse().unwrap()
+    );
+    assert_eq!(
+        c.radius().unwrap().metrics.as_ref().unwrap().listen,
+        "[::1]:9465".parse().unwrap()
+    );
+    // `listen` is required; unknown keys are placed.
+    let e = parse(&FULL.replace("[api.lockout]", "[api.metrics]\n[api.lockout]"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("listen"), "got {e}");
+    let e = parse(&FULL.replace(
+        "[api.lockout]",
+        "[api.metrics]\nlisten = \"127.0.0.1:9464\"\npath = \"/m\"\n[api.lockout]",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("/etc/twostep/twostep.toml:12:1: "), "got {e}");
+    assert!(e.contains("path"), "got {e}");
+}

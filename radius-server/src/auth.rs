@@ -4,7 +4,8 @@
 //! spent State and writes the verdict's log line. Every decision is the
 //! flow's ([`crate::flow`]).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tracing::Level;
@@ -12,6 +13,7 @@ use twostep_common::client::RegistryClient;
 use twostep_config::FailMode;
 
 use crate::flow::{Action, Env, Event, Joined, LogLine, Login, RegistryFailure, Reply, Verdict};
+use crate::metrics::{Answer, Call, Metrics};
 use crate::pending::{Join, Keyer, PendingKey, PendingPushes};
 use crate::settings::Client;
 use crate::state::{StateKey, UsedStates};
@@ -42,6 +44,8 @@ pub struct Authenticator {
     pub pending: Mutex<PendingPushes>,
     /// Keys push logins for `pending`.
     pub keyer: Keyer,
+    /// Requests answered and call latency ([`crate::metrics`]).
+    pub metrics: Arc<Metrics>,
 }
 
 fn unix_now() -> u64 {
@@ -116,16 +120,23 @@ impl Authenticator {
                     upstream,
                     user,
                     password,
-                } => Event::Primary(upstream::check(&upstream, &user, &password, packet).await),
+                } => Event::Primary(
+                    self.timed(
+                        Call::Primary,
+                        upstream::check(&upstream, &user, &password, packet),
+                    )
+                    .await,
+                ),
                 Action::LookUp { user, context } => Event::Registrations(
-                    self.registry
-                        .registrations_for(&user, &context)
-                        .await
-                        .map_err(RegistryFailure::from),
+                    self.timed(
+                        Call::Registrations,
+                        self.registry.registrations_for(&user, &context),
+                    )
+                    .await
+                    .map_err(RegistryFailure::from),
                 ),
                 Action::Verify(req) => Event::Verified(
-                    self.registry
-                        .verify(&req)
+                    self.timed(Call::Verify, self.registry.verify(&req))
                         .await
                         .map_err(RegistryFailure::from),
                 ),
@@ -148,20 +159,20 @@ impl Authenticator {
                     })
                 }
                 Action::StartPush(req) => Event::PushStarted(
-                    self.registry
-                        .start_push(&req)
+                    self.timed(Call::PushStart, self.registry.start_push(&req))
                         .await
                         .map_err(RegistryFailure::from),
                 ),
                 Action::AwaitPush { challenge_id, wait } => Event::PushOutcome(
-                    self.registry
-                        .push_outcome(&challenge_id, wait)
-                        .await
-                        .map_err(RegistryFailure::from),
+                    self.timed(
+                        Call::PushOutcome,
+                        self.registry.push_outcome(&challenge_id, wait),
+                    )
+                    .await
+                    .map_err(RegistryFailure::from),
                 ),
                 Action::CancelPush { challenge_id } => Event::PushCancelled(
-                    self.registry
-                        .cancel_push(&challenge_id)
+                    self.timed(Call::PushCancel, self.registry.cancel_push(&challenge_id))
                         .await
                         .map_err(RegistryFailure::from),
                 ),
@@ -179,7 +190,18 @@ impl Authenticator {
             lead.finish(&verdict);
         }
         log(client, &verdict.log);
+        if let Some(answer) = Answer::from_code(verdict.reply.code) {
+            self.metrics.answered(&client.name, answer);
+        }
         verdict.reply
+    }
+
+    /// `call` awaited, its time recorded in the metrics.
+    async fn timed<T>(&self, call: Call, call_future: impl std::future::Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = call_future.await;
+        self.metrics.call(call, started.elapsed());
+        out
     }
 }
 

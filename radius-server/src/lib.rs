@@ -21,6 +21,7 @@
 //! - [`pending`]: pending push logins, so that a retransmission with a new
 //!   Identifier joins the push instead of starting another.
 //! - [`ratelimit`]: rate-limited logging.
+//! - [`metrics`]: the Prometheus metrics on `[radius.metrics] listen`.
 //!
 //! The I/O sits at the edges: [`upstream`] (PAP proxy to the primary
 //! server), [`auth`] (the driver that performs the flow's actions: primary
@@ -39,6 +40,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inbound;
+pub mod metrics;
 pub mod pending;
 pub mod radsec;
 pub mod ratelimit;

@@ -75,8 +75,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
             Some(r) => format!(", RadSec {}", r.listen),
             None => String::new(),
         };
+        let metrics = match settings.metrics_listen {
+            Some(m) => format!(", metrics {m}"),
+            None => String::new(),
+        };
         println!(
-            "{}: OK ({} clients, listen {}{radsec}{noted})",
+            "{}: OK ({} clients, listen {}{radsec}{metrics}{noted})",
             args.config.display(),
             settings.clients.len(),
             settings.listen
@@ -96,7 +100,23 @@ fn run(args: &Args) -> anyhow::Result<()> {
         warn_on_sighup().context("installing the SIGHUP handler")?;
         let stop = shutdown().context("installing the SIGTERM/SIGINT handlers")?;
         let clients = settings.clients.len();
-        let server = Server::bind(settings).await?;
+        let metrics = std::sync::Arc::new(twostep_radius::metrics::Metrics::new());
+        let metrics_listener = match settings.metrics_listen {
+            Some(addr) => Some(twostep_radius::metrics::Listener::bind(addr).await?),
+            None => None,
+        };
+        let server = Server::bind(settings, std::sync::Arc::clone(&metrics)).await?;
+        if let Some(listener) = metrics_listener {
+            tracing::info!(
+                "metrics served on {} (GET /metrics, plain HTTP)",
+                listener.local_addr()?
+            );
+            tokio::spawn(async move {
+                if let Err(e) = listener.serve(metrics).await {
+                    tracing::error!("metrics listener failed: {e}");
+                }
+            });
+        }
         tracing::info!(
             "listening on {} ({clients} clients), version {}",
             server.local_addr()?,

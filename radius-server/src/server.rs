@@ -21,6 +21,7 @@ use crate::auth::Authenticator;
 use crate::cache::{Lookup, ReplyCache, RequestKey};
 use crate::flow::Reply;
 use crate::inbound::{classify, DropKind, Inbound};
+use crate::metrics::{DropReason, Metrics, Retransmission};
 use crate::pending::{Keyer, PendingPushes};
 use crate::ratelimit::LogLimiter;
 use crate::settings::{Client, Settings};
@@ -67,12 +68,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listen address and prepares the registry client.
+    /// Binds the listen address and prepares the registry client; the
+    /// server counts into `metrics`.
     ///
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound, [`Error::Config`]
     /// when the registry client cannot be set up.
-    pub async fn bind(settings: Settings) -> Result<Self, Error> {
+    pub async fn bind(settings: Settings, metrics: Arc<Metrics>) -> Result<Self, Error> {
         let registry = RegistryClient::for_host(&settings.registry)
             .map_err(|e| Error::Config(format!("[registry]: {e}")))?;
         let socket = UdpSocket::bind(settings.listen)
@@ -103,6 +105,7 @@ impl Server {
                     used_states: Mutex::default(),
                     pending: Mutex::new(PendingPushes::new(settings.max_pending_pushes)),
                     keyer: Keyer::new(),
+                    metrics,
                 },
                 cache: Mutex::new(ReplyCache::new(capacity, REPLY_CACHE_AGE)),
                 in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
@@ -331,6 +334,7 @@ fn handle_packet(
     let clients = shared.clients(path);
     match classify(datagram, source, clients) {
         Inbound::UnknownSource => {
+            shared.auth.metrics.dropped(DropReason::UnknownClient);
             if let Some(more) = limits.unknown.allow(now) {
                 tracing::warn!(%source, suppressed = more, "dropped packet from unknown source");
             }
@@ -340,6 +344,7 @@ fn handle_packet(
             kind,
             reason,
         } => {
+            shared.auth.metrics.dropped(kind.into());
             let limiter = limits
                 .dropped
                 .entry((client_index(clients, client), kind))
@@ -368,9 +373,14 @@ fn handle_packet(
                 .begin(key, now);
             match lookup {
                 Lookup::InProgress => {
+                    shared
+                        .auth
+                        .metrics
+                        .retransmission(Retransmission::InProgress);
                     tracing::debug!(%source, id = packet.identifier, "retransmission absorbed (in progress)");
                 }
                 Lookup::Replay(bytes) => {
+                    shared.auth.metrics.retransmission(Retransmission::Replayed);
                     tracing::debug!(%source, id = packet.identifier, "retransmission answered from the reply cache");
                     send(shared, bytes, to);
                 }
@@ -381,6 +391,7 @@ fn handle_packet(
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .abandon(&key);
+                        shared.auth.metrics.dropped(DropReason::MaxInFlight);
                         if let Some(more) = limits.shed.allow(now) {
                             tracing::warn!(%source, suppressed = more, "too many requests in flight (max_in_flight), request dropped; the NAS will retransmit");
                         }

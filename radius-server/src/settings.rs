@@ -105,6 +105,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// RadSec, when `[radius.radsec]` is set.
     pub radsec: Option<Radsec>,
+    /// The metrics listener's address, when `[radius.metrics]` is set.
+    pub metrics_listen: Option<SocketAddr>,
     /// Clients, most specific network first.
     pub clients: Vec<Client>,
     /// State sealing key.
@@ -276,6 +278,7 @@ impl Settings {
         Ok(Self {
             listen: radius.listen,
             radsec,
+            metrics_listen: radius.metrics.as_ref().map(|m| m.listen),
             clients,
             state_key,
             state_lifetime: Duration::from_secs(radius.state_lifetime),

@@ -177,7 +177,7 @@ impl IntoResponse for Exit {
                         "The registry could not finish this. Try again in a moment; if it keeps happening, tell your administrator.",
                     ),
                 };
-                pages::message(status, title, text)
+                e.mark(pages::message(status, title, text))
             }
         }
     }

@@ -81,6 +81,9 @@ pub(crate) async fn audit<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
+    if action == "portal.sign_in" {
+        p.app.metrics.page_sign_in(result);
+    }
     crate::audit::write_audit(
         exec,
         p.now(),

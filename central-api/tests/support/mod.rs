@@ -119,6 +119,33 @@ impl TestApp {
         (status, v)
     }
 
+    /// `GET /metrics` of the metrics listener's router: the text.
+    pub async fn metrics(&self) -> String {
+        let req = Request::builder()
+            .uri(twostep_api::metrics::METRICS_PATH)
+            .body(Body::empty())
+            .unwrap();
+        let resp = twostep_api::metrics::router(self.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            twostep_api::metrics::CONTENT_TYPE
+        );
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// Asserts that the metrics text has each of `lines`, whole.
+    pub async fn metrics_have(&self, lines: &[&str]) {
+        let text = self.metrics().await;
+        for line in lines {
+            assert!(text.lines().any(|l| l == *line), "no {line:?} in\n{text}");
+        }
+    }
+
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
         let (s, v) = self.call(method.clone(), path, Some(ADMIN), body).await;
         assert!(s.is_success(), "{method} {path}: {s} {v}");
