@@ -432,6 +432,24 @@ const MIGRATIONS: &[Migration] = &[
         version: 8,
         statements: &["CREATE INDEX push_challenges_open ON push_challenges(status, expires_at)"],
     },
+    // Version 9: temporary access codes (crate::recovery) issued by the
+    // help desk: an Argon2id hash (PHC string) of each, its expiry and the
+    // uses left; a revoked or used-up code stays for the audit trail.
+    Migration {
+        version: 9,
+        statements: &[
+            "CREATE TABLE temporary_access_codes (
+            id {id},
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            code_hash TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            uses_left BIGINT NOT NULL,
+            last_used_at BIGINT,
+            revoked_at BIGINT)",
+            "CREATE INDEX temporary_access_codes_user ON temporary_access_codes(user_id)",
+        ],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod portal;
 pub mod push;
+pub mod recovery;
 pub mod routes;
 mod rows;
 pub mod server;

@@ -141,6 +141,11 @@ fn operations() -> Vec<(&'static str, &'static str, Op<'static>)> {
             body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
         (paths::USER_METHODS, "delete", Op { summary: "Delete all of a user's methods (reset)",
             auth: admin, body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
+        (paths::USER_TAP, "post", Op { summary: "Issue a temporary access code (earlier open codes revoked; with reset_methods, the user's methods deleted first); the answer holds it, once",
+            auth: admin, body: Some("IssueTap"), ok: ("201", Some(schema_ref("TapIssued"))),
+            errs: &[E400, E401, E404, E413, E503] }),
+        (paths::USER_TAP, "delete", Op { summary: "Revoke the user's open temporary access codes",
+            auth: admin, body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
         (paths::HOSTS, "get", Op { summary: "List hosts", auth: admin, body: None,
             ok: ("200", Some(array_of("Host"))), errs: std_admin }),
         (paths::HOSTS, "post", Op { summary: "Add a host; the answer holds its API key, once",
@@ -205,7 +210,14 @@ fn schemas() -> Value {
         "User": object(&["username", "display_name", "disabled", "created_at", "locked_until", "methods"], json!({
             "username": string(), "display_name": nullable(string()), "disabled": {"type": "boolean"},
             "created_at": int64(), "locked_until": nullable(int64()), "push_blocked_at": nullable(int64()),
-            "methods": array_of("Method") })),
+            "methods": array_of("Method"), "temporary_access_until": nullable(int64()) })),
+        "IssueTap": object(&[], json!({
+            "hours": nullable(json!({"type": "integer", "minimum": 1, "maximum": twostep_common::recovery::TAP_MAX_HOURS, "description": "default 8"})),
+            "uses": nullable(json!({"type": "integer", "minimum": 1, "maximum": twostep_common::recovery::TAP_MAX_USES, "description": "default 1"})),
+            "reset_methods": {"type": "boolean"} })),
+        "TapIssued": object(&["code", "expires_at", "uses", "methods_deleted"], json!({
+            "code": { "type": "string", "description": "12 characters in groups of four; shown once, the registry keeps an Argon2id hash" },
+            "expires_at": int64(), "uses": {"type": "integer"}, "methods_deleted": int64() })),
         "EnrolTotp": object(&[], json!({ "label": nullable(string()) })),
         "TotpEnrolment": object(&["method", "secret_base32", "otpauth_uri"], json!({
             "method": schema_ref("Method"),
@@ -232,13 +244,14 @@ fn schemas() -> Value {
         "Registrations": object(&["username", "status", "methods"], json!({
             "username": string(),
             "status": {"type": "string", "enum": ["active", "disabled", "locked"]},
-            "methods": array_of("Method") })),
+            "methods": array_of("Method"),
+            "temporary_access_until": nullable(int64()) })),
         "AuthContext": object(&[], json!({
             "service": nullable(string()), "host": nullable(string()),
             "remote_addr": nullable(string()), "tty": nullable(string()) })),
         "VerifyRequest": object(&["username", "code"], json!({
             "username": string(),
-            "code": { "type": "string", "pattern": "^[0-9]{6}$" },
+            "code": { "type": "string", "description": "6 digits, or a temporary access code (12+ characters of 23456789ABCDEFGHJKMNPQRSTWXYZ, case, dashes and spaces ignored)" },
             "context": schema_ref("AuthContext") })),
         "VerifyResponse": object(&["result"], json!({
             "result": {"type": "string", "enum": ["accept", "reject", "replay", "locked", "not_enrolled", "unknown_user", "disabled"]},

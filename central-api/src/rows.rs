@@ -140,6 +140,7 @@ impl UserRow {
             created_at: self.created_at,
             push_blocked_at: self.push_blocked_at,
             methods,
+            temporary_access_until: None,
         }
     }
 }
@@ -169,7 +170,10 @@ pub(crate) async fn load_user(state: &AppState, username: &str) -> ApiResult<Use
         .await?
         .ok_or_else(|| ApiError::unknown_user(username))?;
     let methods = methods_of(&state.pool, row.id).await?;
-    Ok(row.into_user(state.now(), methods))
+    let tap = crate::recovery::open_until(&state.pool, row.id, state.now()).await?;
+    let mut user = row.into_user(state.now(), methods);
+    user.temporary_access_until = tap;
+    Ok(user)
 }
 
 #[cfg(test)]

@@ -24,6 +24,13 @@
 //!   `UPDATE users`); past the limit each one is logged at warning level as
 //!   a possible attack and its audit record says so.
 //!
+//! A temporary access code ([`crate::recovery`]) is verified in the same
+//! call: a typed answer of its shape is checked against the user's open
+//! code (Argon2id) and, on a match, one use is taken
+//! ([`crate::recovery::use_once`]); a wrong one counts as a failure like a
+//! wrong code. Each use is logged at warning level and audited with the
+//! uses left.
+//!
 //! Secrets are decrypted and codes checked before any write; the writes of
 //! one verification and its audit records then share one transaction
 //! (first statement a write, so SQLite takes its lock up front; on
@@ -37,6 +44,7 @@ use crate::state::AppState;
 use crate::validate::check_username;
 use sqlx::{Any, Row, Transaction};
 use twostep_common::api::{ApiErrorCode, VerifyRequest, VerifyResponse, VerifyResult};
+use twostep_common::recovery;
 use twostep_common::totp::{self, TotpCheck, TotpParams, CODE_DIGITS};
 
 /// Verifies `req` for the host named `host` and records the outcome (audit
@@ -89,10 +97,12 @@ async fn decide_and_record(
     req: &VerifyRequest,
 ) -> Result<VerifyResponse, ApiError> {
     check_username(&req.username)?;
-    if !totp::is_code_format(&req.code) {
+    if !recovery::is_second_factor_format(&req.code) {
         return Err(ApiError::new(
             ApiErrorCode::InvalidCodeFormat,
-            format!("the code must be exactly {CODE_DIGITS} ASCII digits"),
+            format!(
+                "the code must be exactly {CODE_DIGITS} ASCII digits, or a temporary access code"
+            ),
         ));
     }
     let now_u = state.clock.now();
@@ -106,6 +116,7 @@ async fn decide_and_record(
         resp,
         lockout,
         replays,
+        tap,
     } = apply(state, &mut tx, plan, now).await?;
 
     let ctx = &req.context;
@@ -118,6 +129,9 @@ async fn decide_and_record(
     }
     if let Some(id) = resp.method_id {
         detail.push(format!("method={id}"));
+    }
+    if let Some((id, left)) = tap {
+        detail.push(format!("temporary_access_code={id} uses_left={left}"));
     }
     let lk = &state.lockout;
     let over_replays = replays.filter(|n| *n > i64::from(lk.max_replays));
@@ -177,6 +191,16 @@ async fn decide_and_record(
             "replayed codes over max_replays: a used code is being sent again and again (possible attack)"
         );
     }
+    if let Some((id, left)) = tap {
+        tracing::warn!(
+            username = %req.username,
+            host = audit_host.unwrap_or("-"),
+            remote_addr = ctx.remote_addr.as_deref().unwrap_or("-"),
+            code_id = id,
+            uses_left = left,
+            "temporary access code used"
+        );
+    }
     if let Some((until, _)) = lockout {
         state.metrics.locked_out();
         tracing::warn!(
@@ -202,6 +226,14 @@ enum Plan {
         /// The matched time step.
         step: i64,
     },
+    /// The answer is the user's open temporary access code `tap_id`: use
+    /// it once if it still works.
+    UseTap {
+        /// The user's row id.
+        uid: i64,
+        /// The code's row id.
+        tap_id: i64,
+    },
     /// Wrong or expired code: count a failure.
     Fail {
         /// The user's row id.
@@ -225,6 +257,8 @@ struct Applied {
     lockout: Option<(i64, i64)>,
     /// On `replay`: the user's replays in the window, this one included.
     replays: Option<i64>,
+    /// A temporary access code used: its id and the uses left.
+    tap: Option<(i64, i64)>,
 }
 
 impl Applied {
@@ -233,6 +267,7 @@ impl Applied {
             resp,
             lockout: None,
             replays: None,
+            tap: None,
         }
     }
 }
@@ -253,6 +288,13 @@ async fn plan(
         Standing::Locked { until } => return Ok(Plan::Answer(locked(until))),
         Standing::Active => {}
     }
+    if let Some(tap) = recovery::normalise_tap(code) {
+        return Ok(match crate::recovery::find(state, uid, &tap, now).await? {
+            Some(tap_id) => Plan::UseTap { uid, tap_id },
+            None if enrolled(state, uid, now).await? => Plan::Fail { uid },
+            None => Plan::Answer(verdict(VerifyResult::NotEnrolled)),
+        });
+    }
     let methods = sqlx::query(
         "SELECT id, secret_sealed, digits, step_seconds, last_step FROM methods
          WHERE user_id = $1 AND kind = 'totp' AND secret_sealed IS NOT NULL AND disabled = 0
@@ -262,16 +304,11 @@ async fn plan(
     .fetch_all(&state.pool)
     .await?;
     if methods.is_empty() {
-        // A user whose methods are all push devices or disabled is
-        // enrolled: a code is wrong for them, never "not enrolled" (which
-        // the `ignore` policy would let through).
-        let enrolled =
-            sqlx::query("SELECT id FROM methods WHERE user_id = $1 AND pending = 0 LIMIT 1")
-                .bind(uid)
-                .fetch_optional(&state.pool)
-                .await?
-                .is_some();
-        return Ok(if enrolled {
+        // A user whose methods are all push devices or disabled, or who
+        // has only a temporary access code, is enrolled: a code is wrong
+        // for them, never "not enrolled" (which the `ignore` policy would
+        // let through).
+        return Ok(if enrolled(state, uid, now).await? {
             Plan::Fail { uid }
         } else {
             Plan::Answer(verdict(VerifyResult::NotEnrolled))
@@ -314,6 +351,20 @@ async fn plan(
     })
 }
 
+/// Whether user `uid` has something to pass a second factor with: a
+/// method (a disabled one included) or an open temporary access code.
+async fn enrolled(state: &AppState, uid: i64, now: i64) -> Result<bool, ApiError> {
+    let method = sqlx::query("SELECT id FROM methods WHERE user_id = $1 AND pending = 0 LIMIT 1")
+        .bind(uid)
+        .fetch_optional(&state.pool)
+        .await?
+        .is_some();
+    Ok(method
+        || crate::recovery::open_until(&state.pool, uid, now)
+            .await?
+            .is_some())
+}
+
 /// Carries out `plan` in `tx`.
 async fn apply(
     state: &AppState,
@@ -324,6 +375,17 @@ async fn apply(
     let uid = match plan {
         Plan::Answer(resp) => return Ok(Applied::answer(resp)),
         Plan::Fail { uid } => uid,
+        Plan::UseTap { uid, tap_id } => match crate::recovery::use_once(tx, tap_id, now).await? {
+            Some(left) => {
+                clear_failures(tx, uid).await?;
+                return Ok(Applied {
+                    tap: Some((tap_id, left)),
+                    ..Applied::answer(verdict(VerifyResult::Accept))
+                });
+            }
+            // Used up, revoked or expired since it was found.
+            None => uid,
+        },
         Plan::Replay { uid, method_id } => {
             return record_replay(state, tx, uid, method_id, now).await
         }
@@ -346,12 +408,7 @@ async fn apply(
             .await?
             .rows_affected();
             if consumed == 1 {
-                sqlx::query(
-                    "UPDATE users SET failure_count = 0, failure_window_start = NULL WHERE id = $1",
-                )
-                .bind(uid)
-                .execute(&mut **tx)
-                .await?;
+                clear_failures(tx, uid).await?;
                 return Ok(Applied::answer(VerifyResponse {
                     result: VerifyResult::Accept,
                     method_id: Some(method_id),
@@ -375,6 +432,15 @@ async fn apply(
         }
     };
     record_failure(state, tx, uid, now).await
+}
+
+/// Clears user `uid`'s failure count after an accepted code.
+async fn clear_failures(tx: &mut Transaction<'_, Any>, uid: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET failure_count = 0, failure_window_start = NULL WHERE id = $1")
+        .bind(uid)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Counts one replay of a code of `method_id` in the user's replay window
@@ -411,6 +477,7 @@ async fn record_replay(
         },
         lockout: None,
         replays: count,
+        tap: None,
     })
 }
 
@@ -475,6 +542,7 @@ async fn record_failure(
                 resp: verdict(VerifyResult::Reject),
                 lockout: just_locked.then_some((until, uid)),
                 replays: None,
+                tap: None,
             })
         }
         None => {

@@ -902,3 +902,141 @@ async fn metrics_count_verifications_lockouts_and_database_errors() {
     ])
     .await;
 }
+
+/// Temporary access codes: typed in any case with or without dashes; used
+/// up after `uses`; expired at `expires_at`; a newer code revokes the
+/// older; revoked by DELETE; a wrong one counts toward the lockout; the
+/// user's registrations show the open code (so a user without methods is
+/// asked for one); bad hours and uses answered 400.
+#[tokio::test]
+async fn temporary_access_codes() {
+    let app = TestApp::new("[api.lockout]\nmax_failures = 3\n").await;
+    let t0 = 1_700_000_000;
+    app.clock.set(t0);
+    let (_, _, key) = app.enrolled("tara").await;
+    let tap_path = "/v1/admin/users/tara/temporary-access";
+    let issued = app
+        .admin(Method::POST, tap_path, Some(json!({"hours": 1, "uses": 2})))
+        .await;
+    let code = issued["code"].as_str().expect("code").to_owned();
+    assert_eq!(code.len(), 14, "{issued}");
+    assert_eq!(code.matches('-').count(), 2);
+    assert_eq!(issued["expires_at"], t0 + 3600);
+    assert_eq!(issued["uses"], 2);
+    let regs = || {
+        app.call(
+            Method::GET,
+            "/v1/host/users/tara/registrations",
+            Some(&key),
+            None,
+        )
+    };
+    assert_eq!(regs().await.1["temporary_access_until"], t0 + 3600);
+
+    let typed = code.replace('-', "").to_lowercase();
+    assert_eq!(app.result(&key, "tara", &typed).await, "accept");
+    assert_eq!(app.result(&key, "tara", &code).await, "accept");
+    // Used up: a wrong try now.
+    assert_eq!(app.result(&key, "tara", &code).await, "reject");
+    assert!(regs().await.1.get("temporary_access_until").is_none());
+
+    // Expiry: works one second before, not at expires_at.
+    let second = app.admin(Method::POST, tap_path, Some(json!({}))).await;
+    let second = second["code"].as_str().expect("code").to_owned();
+    app.clock.set(t0 + 8 * 3600 - 1);
+    let third = app.admin(Method::POST, tap_path, Some(json!({}))).await;
+    let third = third["code"].as_str().expect("code").to_owned();
+    // The newer code revoked the older.
+    assert_eq!(app.result(&key, "tara", &second).await, "reject");
+    app.clock.set(t0 + 8 * 3600 - 1 + 8 * 3600);
+    assert_eq!(app.result(&key, "tara", &third).await, "reject");
+
+    // Revoked: refused. Three wrong ones lock the user like wrong codes.
+    let t1 = t0 + 20 * 3600;
+    app.clock.set(t1);
+    let fourth = app.admin(Method::POST, tap_path, Some(json!({}))).await;
+    let fourth = fourth["code"].as_str().expect("code").to_owned();
+    let (s, _) = app.call(Method::DELETE, tap_path, Some(ADMIN), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    for _ in 0..3 {
+        assert_eq!(app.result(&key, "tara", &fourth).await, "reject");
+    }
+    assert_eq!(app.result(&key, "tara", &fourth).await, "locked");
+
+    // The audit: issue, each use (with the uses left), revoke.
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=100", None)
+        .await;
+    let rows = audit.as_array().expect("array");
+    let uses: Vec<&str> = rows
+        .iter()
+        .filter(|e| e["action"] == "verify" && e["result"] == "accept")
+        .filter_map(|e| e["detail"].as_str())
+        .collect();
+    assert_eq!(uses.len(), 2, "{audit}");
+    assert!(uses[0].contains("uses_left=0"), "{uses:?}");
+    assert!(uses[1].contains("uses_left=1"), "{uses:?}");
+    assert!(rows.iter().any(|e| e["action"] == "tap.revoke"));
+    assert_eq!(
+        rows.iter().filter(|e| e["action"] == "tap.issue").count(),
+        4
+    );
+    assert!(
+        !audit.to_string().contains(&fourth) && !audit.to_string().contains(&typed),
+        "codes never in the audit"
+    );
+
+    // Bad input: a clear 400 naming the field; unknown user 404.
+    for body in [
+        json!({"hours": 0}),
+        json!({"hours": 721}),
+        json!({"uses": 0}),
+        json!({"uses": 101}),
+    ] {
+        let (s, v) = app
+            .call(Method::POST, tap_path, Some(ADMIN), Some(body.clone()))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert_eq!(v["error"], "invalid_field", "{v}");
+    }
+    let (s, v) = app
+        .call(Method::POST, tap_path, Some(ADMIN), Some(json!({"ttl": 3})))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "unknown field: {v}");
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/v1/admin/users/nobody/temporary-access",
+            Some(ADMIN),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+/// A phone change in one request: the methods go, a code comes; a user
+/// with only that code is enrolled (a wrong code counts, never
+/// "not_enrolled").
+#[tokio::test]
+async fn reset_with_a_temporary_access_code() {
+    let app = TestApp::new("").await;
+    app.clock.set(1_700_000_000);
+    let (secret, _, key) = app.enrolled("ravi").await;
+    let issued = app
+        .admin(
+            Method::POST,
+            "/v1/admin/users/ravi/temporary-access",
+            Some(json!({"reset_methods": true})),
+        )
+        .await;
+    assert_eq!(issued["methods_deleted"], 1);
+    let user = app.admin(Method::GET, "/v1/admin/users/ravi", None).await;
+    assert_eq!(user["methods"], json!([]));
+    assert_eq!(user["temporary_access_until"], 1_700_000_000 + 8 * 3600);
+    let old = oathtool(&secret, 1_700_000_000);
+    assert_eq!(app.result(&key, "ravi", &old).await, "reject");
+    let code = issued["code"].as_str().expect("code");
+    assert_eq!(app.result(&key, "ravi", code).await, "accept");
+    // Used up: now not enrolled.
+    assert_eq!(app.result(&key, "ravi", &old).await, "not_enrolled");
+}

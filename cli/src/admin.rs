@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use twostep_common::api::{CreateHost, CreateUser, EnrolTotp, HostKind, UpdateUser};
+use twostep_common::api::{CreateHost, CreateUser, EnrolTotp, HostKind, IssueTap, UpdateUser};
 use twostep_common::client::RegistryClient;
 use twostep_common::push::CreateActivation;
 use twostep_config::{Config, RegistryClientConfig};
@@ -128,10 +128,38 @@ pub enum UserCmd {
         /// Login name.
         name: String,
     },
-    /// Delete all of a user's methods (lost or replaced phone).
+    /// Delete all of a user's methods (lost or replaced phone); with
+    /// --tap, issue a temporary access code in the same step so the user
+    /// can sign in and add the new phone.
     Reset {
         /// Login name.
         name: String,
+        /// Also issue a temporary access code (shown once).
+        #[arg(long)]
+        tap: bool,
+        /// With --tap: how long the code works, in hours (1..=720).
+        #[arg(long, default_value_t = twostep_common::recovery::TAP_DEFAULT_HOURS, requires = "tap")]
+        hours: u32,
+        /// With --tap: how many logins it works for (1..=100).
+        #[arg(long, default_value_t = 1, requires = "tap")]
+        uses: u32,
+    },
+    /// Issue a temporary access code (shown once), accepted as a second
+    /// factor by SSH, sudo, the VPN and the Security info page until it
+    /// expires or is used up; an earlier open code stops working. With
+    /// --revoke, end the open code instead.
+    Tap {
+        /// Login name.
+        name: String,
+        /// How long the code works, in hours (1..=720).
+        #[arg(long, default_value_t = twostep_common::recovery::TAP_DEFAULT_HOURS, conflicts_with = "revoke")]
+        hours: u32,
+        /// How many logins it works for (1..=100).
+        #[arg(long, default_value_t = 1, conflicts_with = "revoke")]
+        uses: u32,
+        /// Revoke the user's open code.
+        #[arg(long)]
+        revoke: bool,
     },
 }
 
@@ -218,16 +246,69 @@ impl Run for UserCmd {
                 let u = with_admin(g, |c| async move { c.unlock_user(&name).await })?;
                 println!("unlocked user {}", u.username);
             }
-            Self::Reset { name } => {
+            Self::Reset {
+                name, tap: false, ..
+            } => {
                 with_admin(g, |c| {
                     let n = name.clone();
                     async move { c.reset_methods(&n).await }
                 })?;
                 println!("deleted all methods of {name}");
             }
+            Self::Reset {
+                name,
+                tap: true,
+                hours,
+                uses,
+            } => issue_tap(g, &name, hours, uses, true)?,
+            Self::Tap {
+                name, revoke: true, ..
+            } => {
+                with_admin(g, |c| {
+                    let n = name.clone();
+                    async move { c.revoke_tap(&n).await }
+                })?;
+                println!("revoked the open temporary access code of {name}");
+            }
+            Self::Tap {
+                name, hours, uses, ..
+            } => issue_tap(g, &name, hours, uses, false)?,
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Issues a temporary access code (after deleting the methods, with
+/// `reset`): what happened on standard error, the code alone on standard
+/// output.
+fn issue_tap(g: &Global, name: &str, hours: u32, uses: u32, reset: bool) -> anyhow::Result<()> {
+    let issued = with_admin(g, |c| {
+        let n = name.to_owned();
+        async move {
+            c.issue_tap(
+                &n,
+                &IssueTap {
+                    hours: Some(hours),
+                    uses: Some(uses),
+                    reset_methods: reset,
+                },
+            )
+            .await
+        }
+    })?;
+    if reset {
+        eprintln!(
+            "deleted all methods of {name} ({}); their open push requests are cancelled",
+            issued.methods_deleted
+        );
+    }
+    eprintln!(
+        "temporary access code for {name} (works for {} login(s) until {}; shown only this once):",
+        issued.uses,
+        output::time(issued.expires_at)
+    );
+    println!("{}", issued.code);
+    Ok(())
 }
 
 fn set_disabled(g: &Global, name: String, disabled: bool) -> anyhow::Result<()> {

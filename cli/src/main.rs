@@ -25,6 +25,8 @@ Examples:
   twostep host add vpn1 --kind radius
   twostep user unlock alice
   twostep user reset alice             # delete all methods (a user who changed phone)
+  twostep user reset alice --tap       # ... and a temporary access code to add the new phone
+  twostep user tap alice --hours 8     # a temporary access code (shown once); --revoke ends it
   twostep audit --limit 20
   twostep audit --follow --json        # new events as they happen, one JSON object a line
   twostep doctor                       # check config, key files, registry, PAM stacks, sshd
@@ -83,7 +85,7 @@ macro_rules! commands {
 }
 
 commands! {
-    /// Manage users: add, list, show, passwd, invite, disable, enable, delete, unlock, reset.
+    /// Manage users: add, list, show, passwd, invite, disable, enable, delete, unlock, reset, tap.
     #[command(subcommand)]
     User(admin::UserCmd),
     /// Enrol a TOTP authenticator app for a user (shows the secret once), or with --push a push device.

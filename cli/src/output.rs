@@ -108,7 +108,13 @@ pub fn user(u: &User) -> String {
         ));
     }
     s.push_str(&format!("created:      {}\n", time(u.created_at)));
-    if u.methods.is_empty() {
+    if let Some(t) = u.temporary_access_until {
+        s.push_str(&format!(
+            "temporary access code: open until {}; `twostep user tap --revoke` ends it\n",
+            time(t)
+        ));
+    }
+    if u.methods.is_empty() && u.temporary_access_until.is_none() {
         s.push_str("methods:      none (not enrolled)\n");
     } else {
         s.push_str("methods:\n     ID  KIND   DEFAULT  CREATED               LAST USED             LABEL\n");

@@ -18,6 +18,8 @@
 //! | POST | `/v1/admin/users/{username}/methods/totp` ([`paths::USER_TOTP`]) | admin | [`EnrolTotp`] → 201 [`TotpEnrolment`] |
 //! | DELETE | `/v1/admin/users/{username}/methods/{id}` ([`paths::USER_METHOD`]) | admin | → 204 |
 //! | DELETE | `/v1/admin/users/{username}/methods` ([`paths::USER_METHODS`]) | admin | → 204 (reset: all methods) |
+//! | POST | `/v1/admin/users/{username}/temporary-access` ([`paths::USER_TAP`]) | admin | [`IssueTap`] → 201 [`TapIssued`] |
+//! | DELETE | `/v1/admin/users/{username}/temporary-access` | admin | → 204 (every open code revoked) |
 //! | POST | `/v1/admin/hosts` ([`paths::HOSTS`]) | admin | [`CreateHost`] → 201 [`HostCreated`] |
 //! | GET | `/v1/admin/hosts` | admin | → `[Host]` |
 //! | DELETE | `/v1/admin/hosts/{name}` ([`paths::HOST`]) | admin | → 204 (revoke) |
@@ -73,6 +75,8 @@ pub mod paths {
     pub const USER_METHOD: &str = "/v1/admin/users/{username}/methods/{id}";
     /// `DELETE`: all methods of a user (reset).
     pub const USER_METHODS: &str = "/v1/admin/users/{username}/methods";
+    /// `POST` issue a temporary access code, `DELETE` revoke the open ones.
+    pub const USER_TAP: &str = "/v1/admin/users/{username}/temporary-access";
     /// `GET` list, `POST` create hosts.
     pub const HOSTS: &str = "/v1/admin/hosts";
     /// `DELETE`: revoke a host's API key.
@@ -460,6 +464,51 @@ pub struct User {
     pub push_blocked_at: Option<i64>,
     /// Registered methods (never secrets).
     pub methods: Vec<Method>,
+    /// Unix seconds until which the user's latest open temporary access
+    /// code is valid, if one is (absent from older registries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary_access_until: Option<i64>,
+}
+
+/// `POST /v1/admin/users/{username}/temporary-access`: a temporary access
+/// code for a user who lost their phone ([`crate::recovery`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueTap {
+    /// Lifetime in hours, 1..=720; default 8.
+    #[serde(default)]
+    pub hours: Option<u32>,
+    /// Uses, 1..=100; default 1.
+    #[serde(default)]
+    pub uses: Option<u32>,
+    /// Delete the user's methods and devices first, in the same
+    /// transaction (open push challenges cancelled): a phone change.
+    #[serde(default)]
+    pub reset_methods: bool,
+}
+
+/// The answer to [`IssueTap`]: the code, this once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapIssued {
+    /// The code in groups of four (`K7QM-3XHD-W9PR`); never stored.
+    pub code: String,
+    /// Unix seconds at which it stops working.
+    pub expires_at: i64,
+    /// Uses it allows.
+    pub uses: u32,
+    /// Methods deleted first (with `reset_methods`).
+    pub methods_deleted: u64,
+}
+
+impl std::fmt::Debug for TapIssued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TapIssued")
+            .field("code", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .field("uses", &self.uses)
+            .field("methods_deleted", &self.methods_deleted)
+            .finish()
+    }
 }
 
 /// Kind of a verification method.
@@ -620,20 +669,33 @@ pub struct Registrations {
     pub username: String,
     /// Current status.
     pub status: UserStatus,
-    /// Registered methods; empty means not enrolled.
+    /// Registered methods; empty (and no temporary access code) means not
+    /// enrolled.
     pub methods: Vec<Method>,
+    /// Unix seconds until which an open temporary access code is valid,
+    /// if the user has one: the user is enrolled and is asked for a code
+    /// even without a method (absent from older registries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary_access_until: Option<i64>,
 }
 
 impl Registrations {
+    /// Whether the user has something to pass a second factor with: a
+    /// usable method or an open temporary access code.
+    pub fn is_enrolled(&self) -> bool {
+        self.usable().next().is_some() || self.temporary_access_until.is_some()
+    }
+
     /// The methods that can verify now: every method not disabled by an
     /// admin (a lost device). A user with none is not enrolled.
     pub fn usable(&self) -> impl Iterator<Item = &Method> {
         self.methods.iter().filter(|m| !m.disabled)
     }
 
-    /// Whether a usable method takes a typed code (an authenticator app).
+    /// Whether the user can type a code: a usable authenticator app, or an
+    /// open temporary access code.
     pub fn has_code_method(&self) -> bool {
-        self.usable().any(|m| m.kind == MethodKind::Totp)
+        self.temporary_access_until.is_some() || self.usable().any(|m| m.kind == MethodKind::Totp)
     }
 
     /// The usable push devices, default first.

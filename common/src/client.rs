@@ -9,8 +9,8 @@ use crate::api::paths::encode_segment as seg;
 use crate::api::paths::{self, fill};
 use crate::api::{
     ApiErrorCode, AuditEvent, AuthContext, CreateHost, CreateUser, EnrolTotp, ErrorBody, Health,
-    Host, HostCreated, Registrations, TotpEnrolment, UpdateUser, User, VerifyRequest,
-    VerifyResponse,
+    Host, HostCreated, IssueTap, Registrations, TapIssued, TotpEnrolment, UpdateUser, User,
+    VerifyRequest, VerifyResponse,
 };
 use crate::error_chain;
 use reqwest::{Method as HttpMethod, StatusCode};
@@ -552,6 +552,28 @@ impl RegistryClient {
     /// See [`ClientError`].
     pub async fn reset_methods(&self, username: &str) -> Result<(), ClientError> {
         self.delete(&fill(paths::USER_METHODS, &[username])).await
+    }
+
+    /// Issues a temporary access code (the user's earlier open one is
+    /// revoked); the answer holds the code, this once.
+    ///
+    /// # Errors
+    /// See [`ClientError`]; `Api { status: 400 }` for hours or uses out
+    /// of range, 404 for an unknown user.
+    pub async fn issue_tap(
+        &self,
+        username: &str,
+        req: &IssueTap,
+    ) -> Result<TapIssued, ClientError> {
+        self.post(&fill(paths::USER_TAP, &[username]), req).await
+    }
+
+    /// Revokes the user's open temporary access codes.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn revoke_tap(&self, username: &str) -> Result<(), ClientError> {
+        self.delete(&fill(paths::USER_TAP, &[username])).await
     }
 
     /// Adds a host; the answer holds its API key, this once.

@@ -131,7 +131,7 @@ pub fn from_registrations(
         Some(r) => match r.status {
             UserStatus::Locked => VerifyResult::Locked,
             UserStatus::Disabled => VerifyResult::Disabled,
-            UserStatus::Active if r.usable().next().is_none() => VerifyResult::NotEnrolled,
+            UserStatus::Active if !r.is_enrolled() => VerifyResult::NotEnrolled,
             UserStatus::Active => return None,
         },
     };
@@ -204,6 +204,7 @@ mod tests {
     }
     fn reg(status: UserStatus, methods: usize) -> Registrations {
         Registrations {
+            temporary_access_until: None,
             username: "alice".into(),
             status,
             methods: (0..methods)

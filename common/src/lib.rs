@@ -10,6 +10,7 @@
 //! - [`push`]: push approvals' wire types and the bytes a device signs.
 //! - [`portal`]: the Security info pages' admin wire types and password rule.
 //! - [`policy`]: the PAM module's local policy and prompt loop, free of PAM.
+//! - [`recovery`]: temporary access codes' shape (issued by the help desk).
 //!
 //! Nothing here knows about PAM, RADIUS or HTTP servers.
 
@@ -20,6 +21,7 @@ pub mod policy;
 pub mod portal;
 pub mod push;
 pub mod qr;
+pub mod recovery;
 pub mod totp;
 
 /// An error and its causes on one line, newlines folded, each cause once

@@ -30,7 +30,8 @@
 //!
 //! The rules applied are `twostep_common`'s, not restated here:
 //! [`policy::exemption`], [`policy::from_registrations`],
-//! [`policy::split_forward_pass`], [`policy::is_code_format`],
+//! [`policy::split_forward_pass`], [`is_second_factor_format`] (a code
+//! or a temporary access code),
 //! [`decision::unreachable`], and [`CodeLoop`] (which applies
 //! [`decision::from_result`]).
 //!
@@ -100,6 +101,7 @@ use twostep_common::policy::{self, Answer, Budget, CodeLoop, Next, Outcome};
 use twostep_common::push::{
     PushContext, PushResult, PushStarted, StartPush, StartResult, StartedChallenge, MAX_WAIT_SECS,
 };
+use twostep_common::recovery::is_second_factor_format;
 use twostep_config::{PamConfig, PamPush};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -1355,6 +1357,6 @@ fn parse(forward_pass: bool, answer: &str) -> (Option<&str>, Option<&str>) {
             None => (None, None),
         }
     } else {
-        (None, policy::is_code_format(answer).then_some(answer))
+        (None, is_second_factor_format(answer).then_some(answer))
     }
 }

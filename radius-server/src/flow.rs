@@ -31,7 +31,8 @@
 //!
 //! - a code goes to the registry (which consumes it) only after the primary
 //!   accepted; a code that is not shaped like one
-//!   ([`twostep_common::totp::is_code_format`]) is a wrong code, decided
+//!   (a 6-digit code or a temporary access code,
+//!   [`twostep_common::recovery::is_second_factor_format`]) is a wrong code, decided
 //!   here without asking the registry;
 //! - a push is started only after the primary accepted, and only when the
 //!   user asked for it (`password,push`, `push` at the prompt) or the
@@ -100,7 +101,7 @@ pub use twostep_common::push::MAX_WAIT_SECS;
 use twostep_common::push::{
     PushContext, PushOutcome, PushResult, PushStarted, StartPush, StartResult,
 };
-use twostep_common::totp;
+use twostep_common::recovery;
 use twostep_config::{FailMode, RadiusMode, UnenrolledPolicy};
 use zeroize::Zeroizing;
 
@@ -995,7 +996,7 @@ impl<'a> Login<'a> {
     /// A typed code: refused here when not shaped like a code, otherwise
     /// sent to the registry.
     fn code(&mut self, code: Zeroizing<String>, attrs: Vec<RawAttr>) -> Action {
-        if !totp::is_code_format(&code) {
+        if !recovery::is_second_factor_format(&code) {
             return self.decide(Decision::WrongCode, &attrs, None);
         }
         self.phase = Phase::Verify { attrs };

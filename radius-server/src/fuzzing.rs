@@ -146,6 +146,7 @@ pub fn outcome(result: PushResult) -> Result<PushOutcome, RegistryFailure> {
 /// Registrations of an active user with one authenticator app.
 pub fn enrolled(user: &str) -> Registrations {
     Registrations {
+        temporary_access_until: None,
         username: user.into(),
         status: UserStatus::Active,
         methods: vec![Method {

@@ -226,6 +226,8 @@ pub struct CodePage {
     pub error: Option<String>,
     /// Who is signing in.
     pub username: String,
+    /// The user has an open temporary access code: the field takes one.
+    pub tap: bool,
     /// Where "Send a request to my app instead" goes, when the user has a
     /// push device.
     pub push_alt: Option<String>,

@@ -240,6 +240,14 @@ pub async fn next_step(p: &Portal, user_id: i64) -> Result<SignInStep, ApiError>
     if push {
         return Ok(SignInStep::Push);
     }
+    // A temporary access code from the help desk (a phone change): typed
+    // where a code goes.
+    if crate::recovery::open_until(&p.app.pool, user_id, p.now())
+        .await?
+        .is_some()
+    {
+        return Ok(SignInStep::Code);
+    }
     let any = sqlx::query("SELECT 1 FROM methods WHERE user_id = $1 AND pending = 0 LIMIT 1")
         .bind(user_id)
         .fetch_optional(&p.app.pool)
@@ -439,8 +447,17 @@ async fn render_code(
     } else {
         None
     };
+    let tap = crate::recovery::open_until(&p.app.pool, s.user_id, p.now())
+        .await?
+        .is_some();
+    let intro = if tap {
+        "Enter the temporary access code your help desk gave you, or a code from your authenticator app."
+    } else {
+        intro
+    };
     let page = CodePage {
         chrome: Chrome::new(p, heading, "", key, None),
+        tap,
         action,
         heading,
         intro,
@@ -470,7 +487,7 @@ async fn check_code(
     peer: Option<&str>,
 ) -> Result<Result<(), CodeRefusal>, Exit> {
     let code = code.trim();
-    if !twostep_common::totp::is_code_format(code) {
+    if !twostep_common::recovery::is_second_factor_format(code) {
         return Ok(Err(CodeRefusal::Again(CODE_FORMAT.into())));
     }
     let req = VerifyRequest {

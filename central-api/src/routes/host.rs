@@ -86,15 +86,18 @@ async fn registrations(
         return Err(ApiError::unknown_user(&username));
     };
     let methods = methods_of(&state.pool, user.id).await?;
+    let temporary_access_until =
+        crate::recovery::open_until(&state.pool, user.id, state.now()).await?;
     let reg = Registrations {
         status: user.standing(state.now()).status(),
         username: user.username,
         methods,
+        temporary_access_until,
     };
     let result = match reg.status {
         UserStatus::Locked => Some("locked"),
         UserStatus::Disabled => Some("disabled"),
-        UserStatus::Active if reg.usable().next().is_none() => Some("not_enrolled"),
+        UserStatus::Active if !reg.is_enrolled() => Some("not_enrolled"),
         UserStatus::Active => None,
     };
     if let Some(result) = result {

@@ -103,7 +103,7 @@ async fn enrol_totp(
 ///
 /// # Errors
 /// 400 `invalid_username`, 404 `unknown_user`, 503 when the database fails.
-async fn user_id(state: &AppState, username: &str) -> ApiResult<i64> {
+pub(crate) async fn user_id(state: &AppState, username: &str) -> ApiResult<i64> {
     check_username(username)?;
     let row = sqlx::query("SELECT id FROM users WHERE username = $1")
         .bind(username)
@@ -170,14 +170,19 @@ pub(crate) async fn promote_default(conn: &mut AnyConnection, uid: i64) -> Resul
     Ok(())
 }
 
-async fn reset_methods(
-    State(state): State<Shared>,
-    _admin: AdminAuth,
-    peer: Peer,
-    PathArgs(username): PathArgs<String>,
-) -> ApiResult<StatusCode> {
-    let uid = user_id(&state, &username).await?;
-    let mut change = AdminChange::begin(&state, &peer).await?;
+/// Deletes every method of user `uid` within `change`, voids their open
+/// activation codes and cancels their open push challenges (the old
+/// phone's answers refused from then on); the methods deleted and the
+/// challenges to announce once `change` is committed.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn delete_all_methods(
+    state: &AppState,
+    change: &mut AdminChange,
+    uid: i64,
+    peer: &Peer,
+) -> Result<(u64, Vec<String>), ApiError> {
     let n = sqlx::query("DELETE FROM methods WHERE user_id = $1")
         .bind(uid)
         .execute(change.conn())
@@ -188,8 +193,20 @@ async fn reset_methods(
     crate::push::activation::void_open(change.conn(), now, uid, peer.as_deref(), "methods reset")
         .await?;
     let cancelled =
-        crate::push::cancel_open(&state, change.conn(), uid, peer.as_deref(), "methods reset")
+        crate::push::cancel_open(state, change.conn(), uid, peer.as_deref(), "methods reset")
             .await?;
+    Ok((n, cancelled))
+}
+
+async fn reset_methods(
+    State(state): State<Shared>,
+    _admin: AdminAuth,
+    peer: Peer,
+    PathArgs(username): PathArgs<String>,
+) -> ApiResult<StatusCode> {
+    let uid = user_id(&state, &username).await?;
+    let mut change = AdminChange::begin(&state, &peer).await?;
+    let (n, cancelled) = delete_all_methods(&state, &mut change, uid, &peer).await?;
     change
         .commit(
             "method.reset",

@@ -1,0 +1,240 @@
+//! Temporary access codes ([`twostep_common::recovery`]): issued by an
+//! admin (`POST /v1/admin/users/{username}/temporary-access`, optionally
+//! after deleting the user's methods in the same transaction: a phone
+//! change), revoked (`DELETE` on the same path), and used by
+//! [`crate::verify`] like a code wherever a second factor is asked.
+//!
+//! Each code is kept as an Argon2id PHC string (`crate::portal::password`
+//! parameters), with its expiry and the uses left; issuing a new code
+//! revokes the user's earlier open ones, so a user has at most one. A use
+//! is one `UPDATE … WHERE uses_left > 0 AND revoked_at IS NULL AND
+//! expires_at > now`, so concurrent uses of a one-use code give one
+//! accept. Rows stay after use or revocation, for the audit trail.
+
+use crate::app::Routes;
+use crate::audit::{AdminChange, Subject};
+use crate::auth::AdminAuth;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathArgs, Peer};
+use crate::routes::methods::{delete_all_methods, user_id};
+use crate::state::{ApiResult, AppState, Shared};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use sqlx::{Any, AnyConnection, Row, Transaction};
+use twostep_common::api::{paths, ApiErrorCode, IssueTap, TapIssued};
+use twostep_common::recovery::{
+    display_tap, generate_tap, TAP_DEFAULT_HOURS, TAP_MAX_HOURS, TAP_MAX_USES,
+};
+use zeroize::Zeroizing;
+
+/// The SQL condition of a code that still works at `$now` (bound as the
+/// parameter named in `now`).
+fn open_at(now: &str) -> String {
+    format!("revoked_at IS NULL AND uses_left > 0 AND expires_at > {now}")
+}
+
+/// `/v1/admin/users/{username}/temporary-access`.
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.post(paths::USER_TAP, issue)
+        .delete(paths::USER_TAP, revoke)
+}
+
+/// The expiry of the user's open code, if they have one.
+///
+/// # Errors
+/// Database errors.
+pub async fn open_until(
+    pool: &sqlx::AnyPool,
+    uid: i64,
+    now: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let sql = format!(
+        "SELECT MAX(expires_at) AS until FROM temporary_access_codes WHERE user_id = $1 AND {}",
+        open_at("$2")
+    );
+    let row = sqlx::query(&sql)
+        .bind(uid)
+        .bind(now)
+        .fetch_one(pool)
+        .await?;
+    row.try_get::<Option<i64>, _>("until")
+}
+
+/// The id of the user's open code that `code` (normalised) is, if any;
+/// the Argon2id checks run on the blocking pool.
+///
+/// # Errors
+/// Database errors; a failed blocking task as an internal error.
+pub async fn find(
+    state: &AppState,
+    uid: i64,
+    code: &str,
+    now: i64,
+) -> Result<Option<i64>, ApiError> {
+    let sql = format!(
+        "SELECT id, code_hash FROM temporary_access_codes WHERE user_id = $1 AND {} ORDER BY id DESC",
+        open_at("$2")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(uid)
+        .bind(now)
+        .fetch_all(&state.pool)
+        .await?;
+    for r in rows {
+        let id: i64 = r.try_get("id")?;
+        let phc: String = r.try_get("code_hash")?;
+        let typed = Zeroizing::new(code.to_owned());
+        let matched =
+            tokio::task::spawn_blocking(move || crate::portal::password::verify(&phc, &typed))
+                .await
+                .map_err(|e| {
+                    ApiError::new(ApiErrorCode::Internal, format!("code check failed: {e}"))
+                })?;
+        if matched {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// Uses code `id` once in `tx`; the uses left after this one, or `None`
+/// when it stopped working since [`find`] (used up by a concurrent
+/// request, revoked, expired).
+///
+/// # Errors
+/// Database errors.
+pub async fn use_once(
+    tx: &mut Transaction<'_, Any>,
+    id: i64,
+    now: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE temporary_access_codes SET uses_left = uses_left - 1, last_used_at = $2
+         WHERE id = $1 AND {} RETURNING uses_left",
+        open_at("$2")
+    );
+    sqlx::query(&sql)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get::<i64, _>("uses_left"))
+        .transpose()
+}
+
+/// Revokes the user's open codes within `conn`; how many.
+async fn revoke_open(conn: &mut AnyConnection, uid: i64, now: i64) -> Result<u64, sqlx::Error> {
+    let sql = format!(
+        "UPDATE temporary_access_codes SET revoked_at = $2 WHERE user_id = $1 AND {}",
+        open_at("$2")
+    );
+    Ok(sqlx::query(&sql)
+        .bind(uid)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
+}
+
+fn out_of_range(field: &str, value: u32, max: u32) -> ApiError {
+    ApiError::new(
+        ApiErrorCode::InvalidField,
+        format!("{field} must be 1..={max}, not {value}"),
+    )
+}
+
+/// Issues a code: 400 `invalid_field` for `hours` outside 1..=720 or
+/// `uses` outside 1..=100; with `reset_methods` the user's methods go
+/// first, in the same transaction.
+async fn issue(
+    State(state): State<Shared>,
+    _admin: AdminAuth,
+    peer: Peer,
+    PathArgs(username): PathArgs<String>,
+    JsonBody(req): JsonBody<IssueTap>,
+) -> ApiResult<(StatusCode, Json<TapIssued>)> {
+    let hours = req.hours.unwrap_or(TAP_DEFAULT_HOURS);
+    if !(1..=TAP_MAX_HOURS).contains(&hours) {
+        return Err(out_of_range("hours", hours, TAP_MAX_HOURS));
+    }
+    let uses = req.uses.unwrap_or(1);
+    if !(1..=TAP_MAX_USES).contains(&uses) {
+        return Err(out_of_range("uses", uses, TAP_MAX_USES));
+    }
+    let uid = user_id(&state, &username).await?;
+    let code = Zeroizing::new(generate_tap());
+    let to_hash = code.clone();
+    let phc = tokio::task::spawn_blocking(move || crate::portal::password::hash(&to_hash))
+        .await
+        .map_err(|e| {
+            ApiError::new(ApiErrorCode::Internal, format!("code hashing failed: {e}"))
+        })??;
+    let mut change = AdminChange::begin(&state, &peer).await?;
+    let (deleted, cancelled) = if req.reset_methods {
+        delete_all_methods(&state, &mut change, uid, &peer).await?
+    } else {
+        (0, Vec::new())
+    };
+    let now = change.now();
+    let expires_at = now.saturating_add(i64::from(hours) * 3600);
+    let revoked = revoke_open(change.conn(), uid, now).await?;
+    sqlx::query(
+        "INSERT INTO temporary_access_codes (user_id, code_hash, created_at, expires_at, uses_left)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(uid)
+    .bind(&phc)
+    .bind(now)
+    .bind(expires_at)
+    .bind(i64::from(uses))
+    .execute(change.conn())
+    .await?;
+    let mut detail = format!("valid until {expires_at}, {uses} use(s)");
+    if req.reset_methods {
+        detail.push_str(&format!("; {deleted} methods deleted first"));
+    }
+    if revoked > 0 {
+        detail.push_str("; the earlier open code revoked");
+    }
+    change
+        .commit("tap.issue", Subject::user(&username).detail(detail))
+        .await?;
+    state.push.hub.finished(&cancelled);
+    tracing::warn!(
+        username = %username,
+        expires_at,
+        uses,
+        methods_deleted = deleted,
+        "temporary access code issued"
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(TapIssued {
+            code: display_tap(&code),
+            expires_at,
+            uses,
+            methods_deleted: deleted,
+        }),
+    ))
+}
+
+/// Revokes the user's open codes (204 whether or not there were any).
+async fn revoke(
+    State(state): State<Shared>,
+    _admin: AdminAuth,
+    peer: Peer,
+    PathArgs(username): PathArgs<String>,
+) -> ApiResult<StatusCode> {
+    let uid = user_id(&state, &username).await?;
+    let mut change = AdminChange::begin(&state, &peer).await?;
+    let now = change.now();
+    let n = revoke_open(change.conn(), uid, now).await?;
+    change
+        .commit(
+            "tap.revoke",
+            Subject::user(&username).detail(format!("{n} open code(s) revoked")),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
