@@ -1,0 +1,170 @@
+//! Temporary access codes end to end: issued with `twostep user tap` /
+//! `twostep user reset --tap`, used through pamtester (the built
+//! pam_twostep.so under libpam-wrapper) and radclient (a real
+//! twostep-radiusd), until used up or revoked; each use in the audit log.
+
+mod pam_support;
+mod radius_support;
+
+use radius_support::{auth, client_toml, Env};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use twostep_common::api::HostKind;
+use twostep_e2e::{bin, block_on, Registry};
+
+fn twostep(reg: &Registry, args: &[&str]) -> Output {
+    Command::new(bin("twostep"))
+        .arg("--config")
+        .arg(&reg.config_path)
+        .args(args)
+        .output()
+        .expect("run twostep")
+}
+
+/// Standard output of a `twostep` command that must succeed.
+fn ok(reg: &Registry, args: &[&str]) -> (String, String) {
+    let out = twostep(reg, args);
+    assert!(
+        out.status.success(),
+        "twostep {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A PAM service `tap` (pam_twostep alone) for `env`'s registry, with its
+/// own SSH host key; the service directory.
+fn pam_service(env: &Env) -> PathBuf {
+    let key = env.reg.add_host("pam-tap", HostKind::Ssh);
+    let config = env.dir.path().join("pam.toml");
+    std::fs::write(
+        &config,
+        format!("version = 1\n{}\n[pam]\n", env.reg.registry_toml(&key)),
+    )
+    .expect("pam.toml");
+    let svc = env.dir.path().join("svc");
+    std::fs::create_dir_all(&svc).expect("svc");
+    std::fs::write(
+        svc.join("tap"),
+        format!(
+            "auth required {} config={}\n",
+            pam_support::module().display(),
+            config.display()
+        ),
+    )
+    .expect("service");
+    svc
+}
+
+fn pam(svc: &std::path::Path, user: &str, answer: &str) -> pam_support::Run {
+    pam_support::pamtester(svc, "tap", user, None, &format!("{answer}\n"), &[])
+}
+
+/// The registry's audit details of `user`'s accepted verifications, newest
+/// first.
+fn accepts(reg: &Registry, user: &str) -> Vec<String> {
+    block_on(reg.admin_client().audit(1000))
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == "verify" && e.username.as_deref() == Some(user))
+        .filter(|e| e.result.as_deref() == Some("accept"))
+        .map(|e| e.detail.unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn temporary_access_code_through_pam_and_radius() {
+    let env = Env::new();
+    let secret = env.enrolled_user("tess");
+    let svc = pam_service(&env);
+    let radius_secret = "tap radius secret 1";
+    let s = env.secret_file("vpn.secret", radius_secret);
+    let radiusd = env.radiusd(
+        "tap",
+        &client_toml("vpn", "127.0.0.1/32", &s, "otp-only", ""),
+    );
+
+    let (tap, said) = ok(&env.reg, &["user", "tap", "tess", "--uses", "2"]);
+    assert_eq!(tap.len(), 14, "{tap:?}");
+    assert!(said.contains("works for 2 login(s)"), "{said}");
+    assert!(said.contains("shown only this once"), "{said}");
+    let (show, _) = ok(&env.reg, &["user", "show", "tess"]);
+    assert!(show.contains("temporary access code: open until"), "{show}");
+
+    // Typed in lower case without dashes at the PAM prompt.
+    let typed = tap.replace('-', "").to_lowercase();
+    let r = pam(&svc, "tess", &typed);
+    r.expect(true, "PAM_SUCCESS");
+    assert!(!r.stderr.contains(&typed), "never logged");
+    // As the password of an otp-only RADIUS client.
+    auth(radiusd.port, radius_secret, "tess", &tap, &[]).expect("Access-Accept");
+    // Used up: refused by both.
+    let r = pam(&svc, "tess", &tap);
+    r.expect(false, "PAM_AUTH_ERR");
+    auth(radiusd.port, radius_secret, "tess", &tap, &[]).expect("Access-Reject");
+    let details = accepts(&env.reg, "tess");
+    assert_eq!(details.len(), 2, "{details:?}");
+    assert!(details[0].contains("uses_left=0"), "{details:?}");
+    assert!(details[1].contains("uses_left=1"), "{details:?}");
+    assert!(details[1].contains("service=tap"), "{details:?}");
+    assert!(
+        env.reg.log().contains("temporary access code used"),
+        "warning line in the registry log"
+    );
+
+    // Revoked: refused; the app's code still works.
+    let (tap2, _) = ok(&env.reg, &["user", "tap", "tess"]);
+    let (_, _) = ok(&env.reg, &["user", "tap", "tess", "--revoke"]);
+    let r = pam(&svc, "tess", &tap2);
+    r.expect(false, "PAM_AUTH_ERR");
+    let r = pam(&svc, "tess", &radius_support::code(&secret));
+    r.expect(true, "PAM_SUCCESS");
+
+    // Bad input: one clear line, nothing issued.
+    for (args, says) in [
+        (vec!["user", "tap", "tess", "--hours", "0"], "hours must be 1..=720, not 0"),
+        (vec!["user", "tap", "tess", "--hours", "721"], "hours must be 1..=720, not 721"),
+        (vec!["user", "tap", "tess", "--uses", "0"], "uses must be 1..=100, not 0"),
+        (vec!["user", "tap", "nobody"], "nobody"),
+    ] {
+        let out = twostep(&env.reg, &args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let out = twostep(&env.reg, &["user", "tap", "tess", "--revoke", "--hours", "2"]);
+    assert!(!out.status.success(), "--revoke with --hours is refused");
+}
+
+/// A phone change: `user reset --tap` deletes the app and the push device
+/// and prints a code; the old app's code is refused (the user is enrolled
+/// by the code, so it is a wrong code, not "not enrolled"), the code
+/// lets the user in once, then the user is not enrolled.
+#[test]
+fn reset_with_tap_for_a_phone_change() {
+    let env = Env::new();
+    let secret = env.enrolled_user("rita");
+    let svc = pam_service(&env);
+    let (tap, said) = ok(&env.reg, &["user", "reset", "rita", "--tap"]);
+    assert!(said.contains("deleted all methods of rita (1)"), "{said}");
+    let (show, _) = ok(&env.reg, &["user", "show", "rita"]);
+    assert!(show.contains("temporary access code: open until"), "{show}");
+    assert!(!show.contains("not enrolled"), "{show}");
+
+    let r = pam(&svc, "rita", &radius_support::code(&secret));
+    r.expect(false, "PAM_AUTH_ERR");
+    // Prompted (a wrong code, asked again, no more answers).
+    assert_eq!(r.prompts("Verification code: "), 2, "{r:#?}");
+    let r = pam(&svc, "rita", &tap);
+    r.expect(true, "PAM_SUCCESS");
+    // Nothing left: not enrolled (the default `unenrolled = "deny"`).
+    let r = pam(&svc, "rita", &tap);
+    r.expect(false, "PAM_PERM_DENIED");
+    let out = twostep(&env.reg, &["user", "reset", "rita", "--hours", "2"]);
+    assert!(!out.status.success(), "--hours needs --tap");
+}
