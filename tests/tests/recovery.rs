@@ -1,9 +1,13 @@
 //! Temporary access codes end to end: issued with `twostep user tap` /
 //! `twostep user reset --tap`, used through pamtester (the built
 //! pam_twostep.so under libpam-wrapper) and radclient (a real
-//! twostep-radiusd), until used up or revoked; each use in the audit log.
+//! twostep-radiusd), until used up or revoked; each use in the audit log;
+//! and a phone change in a real headless Chromium: the old push device's
+//! answer refused, the page signed in with the code, the new app added,
+//! then an SSH-style login with it.
 
 mod pam_support;
+mod portal_support;
 mod radius_support;
 
 use radius_support::{auth, client_toml, Env};
@@ -126,9 +130,18 @@ fn temporary_access_code_through_pam_and_radius() {
 
     // Bad input: one clear line, nothing issued.
     for (args, says) in [
-        (vec!["user", "tap", "tess", "--hours", "0"], "hours must be 1..=720, not 0"),
-        (vec!["user", "tap", "tess", "--hours", "721"], "hours must be 1..=720, not 721"),
-        (vec!["user", "tap", "tess", "--uses", "0"], "uses must be 1..=100, not 0"),
+        (
+            vec!["user", "tap", "tess", "--hours", "0"],
+            "hours must be 1..=720, not 0",
+        ),
+        (
+            vec!["user", "tap", "tess", "--hours", "721"],
+            "hours must be 1..=720, not 721",
+        ),
+        (
+            vec!["user", "tap", "tess", "--uses", "0"],
+            "uses must be 1..=100, not 0",
+        ),
         (vec!["user", "tap", "nobody"], "nobody"),
     ] {
         let out = twostep(&env.reg, &args);
@@ -137,7 +150,10 @@ fn temporary_access_code_through_pam_and_radius() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
-    let out = twostep(&env.reg, &["user", "tap", "tess", "--revoke", "--hours", "2"]);
+    let out = twostep(
+        &env.reg,
+        &["user", "tap", "tess", "--revoke", "--hours", "2"],
+    );
     assert!(!out.status.success(), "--revoke with --hours is refused");
 }
 
@@ -167,4 +183,145 @@ fn reset_with_tap_for_a_phone_change() {
     r.expect(false, "PAM_PERM_DENIED");
     let out = twostep(&env.reg, &["user", "reset", "rita", "--hours", "2"]);
     assert!(!out.status.success(), "--hours needs --tap");
+}
+
+/// The help desk's phone change, end to end: pat has an app and a push
+/// device with a push open; `user reset pat --tap` cancels that push (the
+/// old phone's approval is refused), pat signs in to the Security info
+/// page with the password and the code (typed with spaces, lower case),
+/// adds the new app with the flow, and logs in through pamtester with it.
+#[test]
+fn phone_change_in_the_browser() {
+    use portal_support::*;
+    use twostep_common::push::{PushContext, PushResult, StartPush, StartResult};
+    let reg = Registry::start();
+    cli(
+        &reg,
+        &["user", "add", "pat", "--password-prompt"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let old_app = reg.enrol_totp("pat");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (enrolled, _) = ok(&reg, &["enrol", "pat", "--push", "--no-qr"]);
+    let uri = enrolled
+        .lines()
+        .find_map(|l| l.strip_prefix("uri:"))
+        .expect("uri line")
+        .trim()
+        .to_owned();
+    let phone = dir.path().join("old-phone.json");
+    let out = twostep_e2e::authenticator(&phone, &["add", &uri, "--name", "Old phone"]);
+    assert!(out.status.success(), "{}", twostep_e2e::show_output(&out));
+    let key = reg.add_host("web1", HostKind::Ssh);
+    let host = reg.host_client(&key);
+    let started = block_on(host.start_push(&StartPush {
+        username: "pat".into(),
+        context: PushContext {
+            service: Some("sshd".into()),
+            host: Some("web1".into()),
+            remote_addr: Some("192.0.2.7".into()),
+            ..PushContext::default()
+        },
+    }))
+    .expect("start push");
+    assert_eq!(started.result, StartResult::Sent);
+    let challenge = started.challenge.expect("challenge");
+
+    let (tap, _) = ok(&reg, &["user", "reset", "pat", "--tap"]);
+    // The old phone can no longer answer; the push ended as cancelled.
+    let number = challenge.number.map(|n| n.to_string()).unwrap_or_default();
+    let out = twostep_e2e::authenticator(&phone, &["approve", "--number", &number]);
+    assert!(
+        !out.status.success(),
+        "old phone approved: {}",
+        twostep_e2e::show_output(&out)
+    );
+    let outcome =
+        block_on(host.push_outcome(&challenge.challenge_id, std::time::Duration::from_secs(1)))
+            .expect("outcome");
+    assert_eq!(outcome.result, PushResult::Cancelled);
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let driver = Driver::start();
+    let c = rt.block_on(driver.browser());
+    let typed = tap.replace('-', " ").to_lowercase();
+    let secret = rt.block_on(async {
+        c.goto(&format!("{}/my/", reg.url)).await.expect("goto");
+        fill(&c, "username", "pat").await;
+        fill(&c, "password", PASSWORD).await;
+        click(&c, "Sign in").await;
+        assert_eq!(path(&c).await, "/my/sign-in/code");
+        let t = text(&c).await;
+        assert!(
+            t.contains("temporary access code your help desk gave you"),
+            "{t}"
+        );
+        shot(&c, "40-sign-in-temporary-access-code").await;
+        // The old app's code is refused now.
+        fill(&c, "code", &pam_support::code(&old_app.secret_base32)).await;
+        click(&c, "Verify").await;
+        assert!(text(&c).await.contains("didn't work"), "{}", text(&c).await);
+        fill(&c, "code", &typed).await;
+        click(&c, "Verify").await;
+        assert_eq!(path(&c).await, "/my/security-info");
+        let t = text(&c).await;
+        assert!(
+            t.contains("Getting a new phone? Add it here before you give the old one away."),
+            "{t}"
+        );
+        shot(&c, "41-security-info-after-reset").await;
+        click(&c, "Add sign-in method").await;
+        c.find(fantoccini::Locator::Css("input[name=method][value=app]"))
+            .await
+            .expect("the codes app choice")
+            .click()
+            .await
+            .expect("choose");
+        click(&c, "Add").await;
+        click(&c, "Next").await;
+        click(&c, "Next").await;
+        let secret = secret_of(&read_qr(&c).await);
+        click(&c, "Next").await;
+        secret
+    });
+    let mut last = 0;
+    let code = next_code(&secret, &mut last);
+    rt.block_on(async {
+        fill(&c, "code", &code).await;
+        click(&c, "Next").await;
+        assert!(text(&c).await.contains("Authenticator app added"));
+        c.close().await.expect("close");
+    });
+    // SSH-style login with the new app.
+    let env_dir = tempfile::tempdir().expect("tmp");
+    let cfg = env_dir.path().join("pam.toml");
+    std::fs::write(
+        &cfg,
+        format!("version = 1\n{}\n[pam]\n", reg.registry_toml(&key)),
+    )
+    .expect("cfg");
+    std::fs::create_dir(env_dir.path().join("svc")).expect("svc");
+    std::fs::write(
+        env_dir.path().join("svc/tap"),
+        format!(
+            "auth required {} config={}\n",
+            pam_support::module().display(),
+            cfg.display()
+        ),
+    )
+    .expect("service");
+    let r = pam(
+        &env_dir.path().join("svc"),
+        "pat",
+        &next_code(&secret, &mut last),
+    );
+    r.expect(true, "PAM_SUCCESS");
+    // The code was used once, on the page.
+    assert_eq!(
+        accepts(&reg, "pat")
+            .iter()
+            .filter(|d| d.contains("temporary_access_code="))
+            .count(),
+        1
+    );
 }

@@ -554,7 +554,14 @@ pub async fn code_submit(
     match check_code(&p, s, &f.code, v.peer.as_deref()).await? {
         Ok(()) => {
             let (cookie, _) = session::rotate(&p, s, Stage::SignedIn, Some(p.now())).await?;
-            Ok(pages::redirect_with("/my/", [cookie]))
+            // Signed in with a temporary access code and nothing else (a
+            // phone change): straight to adding the new phone.
+            let to = match next_step(&p, s.user_id).await? {
+                SignInStep::NoMethod => "/my/security-info",
+                SignInStep::Code if !has_code_method(&p, s.user_id).await? => "/my/security-info",
+                _ => "/my/",
+            };
+            Ok(pages::redirect_with(to, [cookie]))
         }
         Err(CodeRefusal::Again(m)) => render_code(&p, s, None, Some(m)).await,
         Err(CodeRefusal::NoMethod) => {
