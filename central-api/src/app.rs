@@ -30,6 +30,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     (paths::USER_METHOD, &["delete"]),
     (paths::USER_METHODS, &["delete"]),
     (paths::USER_TAP, &["post", "delete"]),
+    (paths::USER_BACKUP_CODES, &["post"]),
     (paths::HOSTS, &["get", "post"]),
     (paths::HOST, &["delete"]),
     (paths::AUDIT, &["get"]),

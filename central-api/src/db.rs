@@ -450,6 +450,27 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX temporary_access_codes_user ON temporary_access_codes(user_id)",
         ],
     },
+    // Version 10: backup codes. One set per user is current (the others
+    // `voided_at`); each code is an Argon2id hash with the set's salt, so a
+    // typed code is hashed once and compared with the set's hashes.
+    Migration {
+        version: 10,
+        statements: &[
+            "CREATE TABLE backup_code_sets (
+            id {id},
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            salt TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            voided_at BIGINT)",
+            "CREATE INDEX backup_code_sets_user ON backup_code_sets(user_id)",
+            "CREATE TABLE backup_codes (
+            id {id},
+            set_id BIGINT NOT NULL REFERENCES backup_code_sets(id) ON DELETE CASCADE,
+            code_hash TEXT NOT NULL,
+            used_at BIGINT)",
+            "CREATE INDEX backup_codes_set ON backup_codes(set_id)",
+        ],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in

@@ -144,6 +144,9 @@ fn operations() -> Vec<(&'static str, &'static str, Op<'static>)> {
         (paths::USER_TAP, "post", Op { summary: "Issue a temporary access code (earlier open codes revoked; with reset_methods, the user's methods deleted first); the answer holds it, once",
             auth: admin, body: Some("IssueTap"), ok: ("201", Some(schema_ref("TapIssued"))),
             errs: &[E400, E401, E404, E413, E503] }),
+        (paths::USER_BACKUP_CODES, "post", Op { summary: "A new set of 10 backup codes (the earlier set void); the answer holds them, once",
+            auth: admin, body: None, ok: ("201", Some(schema_ref("BackupCodes"))),
+            errs: &[E400, E401, E404, E503] }),
         (paths::USER_TAP, "delete", Op { summary: "Revoke the user's open temporary access codes",
             auth: admin, body: None, ok: ("204", None), errs: &[E400, E401, E404, E503] }),
         (paths::HOSTS, "get", Op { summary: "List hosts", auth: admin, body: None,
@@ -210,7 +213,11 @@ fn schemas() -> Value {
         "User": object(&["username", "display_name", "disabled", "created_at", "locked_until", "methods"], json!({
             "username": string(), "display_name": nullable(string()), "disabled": {"type": "boolean"},
             "created_at": int64(), "locked_until": nullable(int64()), "push_blocked_at": nullable(int64()),
-            "methods": array_of("Method"), "temporary_access_until": nullable(int64()) })),
+            "methods": array_of("Method"), "temporary_access_until": nullable(int64()),
+            "backup_codes_left": nullable(json!({"type": "integer"})) })),
+        "BackupCodes": object(&["codes", "created_at"], json!({
+            "codes": { "type": "array", "items": { "type": "string", "description": "8 digits as 1234 5678; shown once, the registry keeps Argon2id hashes" } },
+            "created_at": int64() })),
         "IssueTap": object(&[], json!({
             "hours": nullable(json!({"type": "integer", "minimum": 1, "maximum": twostep_common::recovery::TAP_MAX_HOURS, "description": "default 8"})),
             "uses": nullable(json!({"type": "integer", "minimum": 1, "maximum": twostep_common::recovery::TAP_MAX_USES, "description": "default 1"})),

@@ -10,6 +10,15 @@
 //! is one `UPDATE … WHERE uses_left > 0 AND revoked_at IS NULL AND
 //! expires_at > now`, so concurrent uses of a one-use code give one
 //! accept. Rows stay after use or revocation, for the audit trail.
+//!
+//! Backup codes (`POST /v1/admin/users/{username}/backup-codes`): a new
+//! set of ten voids the user's earlier set. Each code is stored as
+//! Argon2id (the `argon2` crate's default parameters) of the code with the
+//! set's random 16-byte salt, so a typed code costs one hash, compared in
+//! constant time with each unused code of the current set; a use is one
+//! `UPDATE … WHERE used_at IS NULL`. They are a fallback: typed where a
+//! code goes, never what a prompt asks for, and a user with backup codes
+//! alone is not enrolled.
 
 use crate::app::Routes;
 use crate::audit::{AdminChange, Subject};
@@ -22,7 +31,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use sqlx::{Any, AnyConnection, Row, Transaction};
-use twostep_common::api::{paths, ApiErrorCode, IssueTap, TapIssued};
+use twostep_common::api::{paths, ApiErrorCode, BackupCodes, IssueTap, TapIssued};
 use twostep_common::recovery::{
     display_tap, generate_tap, TAP_DEFAULT_HOURS, TAP_MAX_HOURS, TAP_MAX_USES,
 };
@@ -38,6 +47,188 @@ fn open_at(now: &str) -> String {
 pub(crate) fn routes(r: Routes) -> Routes {
     r.post(paths::USER_TAP, issue)
         .delete(paths::USER_TAP, revoke)
+        .post(paths::USER_BACKUP_CODES, new_backup_codes)
+}
+
+/// Argon2id of backup code `code` with `salt`, hex.
+fn backup_hash(code: &str, salt: &[u8]) -> Result<String, ApiError> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    argon2::Argon2::default()
+        .hash_password_into(code.as_bytes(), salt, out.as_mut())
+        .map_err(|e| {
+            ApiError::new(
+                ApiErrorCode::Internal,
+                format!("backup code hashing failed: {e}"),
+            )
+        })?;
+    Ok(hex::encode(out.as_ref()))
+}
+
+/// Unused codes of the user's current set of backup codes, if they have
+/// a set.
+///
+/// # Errors
+/// Database errors.
+pub async fn backup_codes_left(pool: &sqlx::AnyPool, uid: i64) -> Result<Option<u32>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM backup_codes c WHERE c.set_id = s.id AND c.used_at IS NULL) AS left_
+         FROM backup_code_sets s WHERE s.user_id = $1 AND s.voided_at IS NULL ORDER BY s.id DESC LIMIT 1",
+    )
+    .bind(uid)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| r.try_get::<i64, _>("left_"))
+        .transpose()
+        .map(|n| n.map(|n| u32::try_from(n).unwrap_or(0)))
+}
+
+/// The id of the unused code of the user's current set that `code`
+/// (normalised) is, if any.
+///
+/// # Errors
+/// Database errors; a failed hash as an internal error.
+pub async fn find_backup(state: &AppState, uid: i64, code: &str) -> Result<Option<i64>, ApiError> {
+    let Some(set) = sqlx::query(
+        "SELECT id, salt FROM backup_code_sets WHERE user_id = $1 AND voided_at IS NULL ORDER BY id DESC LIMIT 1",
+    )
+    .bind(uid)
+    .fetch_optional(&state.pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let set_id: i64 = set.try_get("id")?;
+    let salt = hex::decode(set.try_get::<String, _>("salt")?)
+        .map_err(|_| ApiError::new(ApiErrorCode::Internal, "backup code salt is not hex"))?;
+    let typed = Zeroizing::new(code.to_owned());
+    let hash = tokio::task::spawn_blocking(move || backup_hash(&typed, &salt))
+        .await
+        .map_err(|e| ApiError::new(ApiErrorCode::Internal, format!("code check failed: {e}")))??;
+    let rows =
+        sqlx::query("SELECT id, code_hash FROM backup_codes WHERE set_id = $1 AND used_at IS NULL")
+            .bind(set_id)
+            .fetch_all(&state.pool)
+            .await?;
+    let mut found = None;
+    for r in rows {
+        let stored: String = r.try_get("code_hash")?;
+        if bool::from(subtle::ConstantTimeEq::ct_eq(
+            stored.as_bytes(),
+            hash.as_bytes(),
+        )) {
+            found = Some(r.try_get::<i64, _>("id")?);
+        }
+    }
+    Ok(found)
+}
+
+/// Uses backup code `id` in `tx`; the unused codes of its set left after
+/// it, or `None` when it was used (or its set voided) since
+/// [`find_backup`].
+///
+/// # Errors
+/// Database errors.
+pub async fn use_backup(
+    tx: &mut Transaction<'_, Any>,
+    id: i64,
+    now: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let used = sqlx::query(
+        "UPDATE backup_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL
+           AND set_id IN (SELECT id FROM backup_code_sets WHERE voided_at IS NULL)",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if used != 1 {
+        return Ok(None);
+    }
+    let left = sqlx::query(
+        "SELECT COUNT(*) AS n FROM backup_codes WHERE used_at IS NULL
+           AND set_id = (SELECT set_id FROM backup_codes WHERE id = $1)",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Some(left.try_get::<i64, _>("n")?))
+}
+
+/// A new set of backup codes for user `uid` within `conn` (the earlier
+/// set voided); the codes as shown.
+///
+/// # Errors
+/// Database errors; a failed hash as an internal error.
+pub async fn create_backup_set(
+    conn: &mut AnyConnection,
+    uid: i64,
+    now: i64,
+) -> Result<Vec<String>, ApiError> {
+    let codes = twostep_common::recovery::generate_backup_codes();
+    let salt: [u8; 16] = rand::random();
+    let to_hash = codes.clone();
+    let hashes = tokio::task::spawn_blocking(move || {
+        to_hash
+            .iter()
+            .map(|c| backup_hash(c, &salt))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| ApiError::new(ApiErrorCode::Internal, format!("code hashing failed: {e}")))??;
+    sqlx::query(
+        "UPDATE backup_code_sets SET voided_at = $2 WHERE user_id = $1 AND voided_at IS NULL",
+    )
+    .bind(uid)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let set_id: i64 = sqlx::query(
+        "INSERT INTO backup_code_sets (user_id, salt, created_at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(uid)
+    .bind(hex::encode(salt))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("id")?;
+    for h in hashes {
+        sqlx::query("INSERT INTO backup_codes (set_id, code_hash) VALUES ($1, $2)")
+            .bind(set_id)
+            .bind(h)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(codes
+        .iter()
+        .map(|c| twostep_common::recovery::display_backup_code(c))
+        .collect())
+}
+
+/// `POST …/backup-codes`: a new set (the old one void), shown once.
+async fn new_backup_codes(
+    State(state): State<Shared>,
+    _admin: AdminAuth,
+    peer: Peer,
+    PathArgs(username): PathArgs<String>,
+) -> ApiResult<(StatusCode, Json<BackupCodes>)> {
+    let uid = user_id(&state, &username).await?;
+    let mut change = AdminChange::begin(&state, &peer).await?;
+    let now = change.now();
+    let codes = create_backup_set(change.conn(), uid, now).await?;
+    change
+        .commit(
+            "backup_codes.create",
+            Subject::user(&username).detail(format!("{} codes; the earlier set void", codes.len())),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(BackupCodes {
+            codes,
+            created_at: now,
+        }),
+    ))
 }
 
 /// The expiry of the user's open code, if they have one.

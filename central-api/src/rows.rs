@@ -141,6 +141,7 @@ impl UserRow {
             push_blocked_at: self.push_blocked_at,
             methods,
             temporary_access_until: None,
+            backup_codes_left: None,
         }
     }
 }
@@ -171,8 +172,10 @@ pub(crate) async fn load_user(state: &AppState, username: &str) -> ApiResult<Use
         .ok_or_else(|| ApiError::unknown_user(username))?;
     let methods = methods_of(&state.pool, row.id).await?;
     let tap = crate::recovery::open_until(&state.pool, row.id, state.now()).await?;
+    let backup = crate::recovery::backup_codes_left(&state.pool, row.id).await?;
     let mut user = row.into_user(state.now(), methods);
     user.temporary_access_until = tap;
+    user.backup_codes_left = backup;
     Ok(user)
 }
 

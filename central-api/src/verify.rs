@@ -117,6 +117,7 @@ async fn decide_and_record(
         lockout,
         replays,
         tap,
+        backup_left,
     } = apply(state, &mut tx, plan, now).await?;
 
     let ctx = &req.context;
@@ -129,6 +130,9 @@ async fn decide_and_record(
     }
     if let Some(id) = resp.method_id {
         detail.push(format!("method={id}"));
+    }
+    if let Some(left) = backup_left {
+        detail.push(format!("backup_code backup_codes_left={left}"));
     }
     if let Some((id, left)) = tap {
         detail.push(format!("temporary_access_code={id} uses_left={left}"));
@@ -234,6 +238,14 @@ enum Plan {
         /// The code's row id.
         tap_id: i64,
     },
+    /// The answer is unused backup code `code_id` of the user's current
+    /// set: use it if it still is.
+    UseBackup {
+        /// The user's row id.
+        uid: i64,
+        /// The backup code's row id.
+        code_id: i64,
+    },
     /// Wrong or expired code: count a failure.
     Fail {
         /// The user's row id.
@@ -259,6 +271,8 @@ struct Applied {
     replays: Option<i64>,
     /// A temporary access code used: its id and the uses left.
     tap: Option<(i64, i64)>,
+    /// A backup code used: the unused codes of its set left.
+    backup_left: Option<i64>,
 }
 
 impl Applied {
@@ -268,6 +282,7 @@ impl Applied {
             lockout: None,
             replays: None,
             tap: None,
+            backup_left: None,
         }
     }
 }
@@ -287,6 +302,15 @@ async fn plan(
         Standing::Disabled => return Ok(Plan::Answer(verdict(VerifyResult::Disabled))),
         Standing::Locked { until } => return Ok(Plan::Answer(locked(until))),
         Standing::Active => {}
+    }
+    if let Some(backup) = recovery::normalise_backup_code(code) {
+        return Ok(
+            match crate::recovery::find_backup(state, uid, &backup).await? {
+                Some(code_id) => Plan::UseBackup { uid, code_id },
+                None if enrolled(state, uid, now).await? => Plan::Fail { uid },
+                None => Plan::Answer(verdict(VerifyResult::NotEnrolled)),
+            },
+        );
     }
     if let Some(tap) = recovery::normalise_tap(code) {
         return Ok(match crate::recovery::find(state, uid, &tap, now).await? {
@@ -375,6 +399,18 @@ async fn apply(
     let uid = match plan {
         Plan::Answer(resp) => return Ok(Applied::answer(resp)),
         Plan::Fail { uid } => uid,
+        Plan::UseBackup { uid, code_id } => {
+            match crate::recovery::use_backup(tx, code_id, now).await? {
+                Some(left) => {
+                    clear_failures(tx, uid).await?;
+                    return Ok(Applied {
+                        backup_left: Some(left),
+                        ..Applied::answer(verdict(VerifyResult::Accept))
+                    });
+                }
+                None => uid,
+            }
+        }
         Plan::UseTap { uid, tap_id } => match crate::recovery::use_once(tx, tap_id, now).await? {
             Some(left) => {
                 clear_failures(tx, uid).await?;
@@ -478,6 +514,7 @@ async fn record_replay(
         lockout: None,
         replays: count,
         tap: None,
+        backup_left: None,
     })
 }
 
@@ -543,6 +580,7 @@ async fn record_failure(
                 lockout: just_locked.then_some((until, uid)),
                 replays: None,
                 tap: None,
+                backup_left: None,
             })
         }
         None => {

@@ -144,6 +144,12 @@ pub enum UserCmd {
         #[arg(long, default_value_t = 1, requires = "tap")]
         uses: u32,
     },
+    /// Print a new set of 10 single-use backup codes (shown once) for the
+    /// user to keep on paper; the earlier set stops working.
+    BackupCodes {
+        /// Login name.
+        name: String,
+    },
     /// Issue a temporary access code (shown once), accepted as a second
     /// factor by SSH, sudo, the VPN and the Security info page until it
     /// expires or is used up; an earlier open code stops working. With
@@ -261,6 +267,18 @@ impl Run for UserCmd {
                 hours,
                 uses,
             } => issue_tap(g, &name, hours, uses, true)?,
+            Self::BackupCodes { name } => {
+                let set = with_admin(g, |c| {
+                    let n = name.clone();
+                    async move { c.new_backup_codes(&n).await }
+                })?;
+                eprintln!(
+                    "backup codes for {name} (each works once; the earlier set no longer works; shown only this once):"
+                );
+                for c in set.codes {
+                    println!("{c}");
+                }
+            }
             Self::Tap {
                 name, revoke: true, ..
             } => {

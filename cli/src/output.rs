@@ -114,6 +114,9 @@ pub fn user(u: &User) -> String {
             time(t)
         ));
     }
+    if let Some(n) = u.backup_codes_left {
+        s.push_str(&format!("backup codes: {n} of 10 unused\n"));
+    }
     if u.methods.is_empty() && u.temporary_access_until.is_none() {
         s.push_str("methods:      none (not enrolled)\n");
     } else {

@@ -20,6 +20,7 @@
 //! | DELETE | `/v1/admin/users/{username}/methods` ([`paths::USER_METHODS`]) | admin | → 204 (reset: all methods) |
 //! | POST | `/v1/admin/users/{username}/temporary-access` ([`paths::USER_TAP`]) | admin | [`IssueTap`] → 201 [`TapIssued`] |
 //! | DELETE | `/v1/admin/users/{username}/temporary-access` | admin | → 204 (every open code revoked) |
+//! | POST | `/v1/admin/users/{username}/backup-codes` ([`paths::USER_BACKUP_CODES`]) | admin | → 201 [`BackupCodes`] (a new set; the old one void) |
 //! | POST | `/v1/admin/hosts` ([`paths::HOSTS`]) | admin | [`CreateHost`] → 201 [`HostCreated`] |
 //! | GET | `/v1/admin/hosts` | admin | → `[Host]` |
 //! | DELETE | `/v1/admin/hosts/{name}` ([`paths::HOST`]) | admin | → 204 (revoke) |
@@ -77,6 +78,8 @@ pub mod paths {
     pub const USER_METHODS: &str = "/v1/admin/users/{username}/methods";
     /// `POST` issue a temporary access code, `DELETE` revoke the open ones.
     pub const USER_TAP: &str = "/v1/admin/users/{username}/temporary-access";
+    /// `POST`: a new set of backup codes (the old set void).
+    pub const USER_BACKUP_CODES: &str = "/v1/admin/users/{username}/backup-codes";
     /// `GET` list, `POST` create hosts.
     pub const HOSTS: &str = "/v1/admin/hosts";
     /// `DELETE`: revoke a host's API key.
@@ -468,6 +471,29 @@ pub struct User {
     /// code is valid, if one is (absent from older registries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporary_access_until: Option<i64>,
+    /// Unused backup codes of the user's current set, if they have one
+    /// (absent from older registries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_codes_left: Option<u32>,
+}
+
+/// The answer to `POST /v1/admin/users/{username}/backup-codes`: the new
+/// set, this once ([`crate::recovery`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupCodes {
+    /// The codes as shown (`1234 5678`); the registry keeps only hashes.
+    pub codes: Vec<String>,
+    /// Unix seconds of the set's creation.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for BackupCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupCodes")
+            .field("codes", &self.codes.len())
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 /// `POST /v1/admin/users/{username}/temporary-access`: a temporary access

@@ -8,9 +8,9 @@
 use crate::api::paths::encode_segment as seg;
 use crate::api::paths::{self, fill};
 use crate::api::{
-    ApiErrorCode, AuditEvent, AuthContext, CreateHost, CreateUser, EnrolTotp, ErrorBody, Health,
-    Host, HostCreated, IssueTap, Registrations, TapIssued, TotpEnrolment, UpdateUser, User,
-    VerifyRequest, VerifyResponse,
+    ApiErrorCode, AuditEvent, AuthContext, BackupCodes, CreateHost, CreateUser, EnrolTotp,
+    ErrorBody, Health, Host, HostCreated, IssueTap, Registrations, TapIssued, TotpEnrolment,
+    UpdateUser, User, VerifyRequest, VerifyResponse,
 };
 use crate::error_chain;
 use reqwest::{Method as HttpMethod, StatusCode};
@@ -566,6 +566,19 @@ impl RegistryClient {
         req: &IssueTap,
     ) -> Result<TapIssued, ClientError> {
         self.post(&fill(paths::USER_TAP, &[username]), req).await
+    }
+
+    /// A new set of backup codes for the user (the old set void); the
+    /// answer holds them, this once.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn new_backup_codes(&self, username: &str) -> Result<BackupCodes, ClientError> {
+        self.post(
+            &fill(paths::USER_BACKUP_CODES, &[username]),
+            &serde_json::json!({}),
+        )
+        .await
     }
 
     /// Revokes the user's open temporary access codes.

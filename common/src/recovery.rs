@@ -10,9 +10,14 @@
 //! ignored, dashes and spaces dropped ([`normalise_tap`]), so the typed
 //! form never needs to match the shown one.
 //!
+//! Backup codes: a set of [`BACKUP_CODES`] single-use codes of
+//! [`BACKUP_CODE_DIGITS`] digits (shown once as `1234 5678`) a user keeps
+//! on paper as a fallback; typed where a code goes, spaces and dashes
+//! ignored ([`normalise_backup_code`]). A new set voids the old one.
+//!
 //! [`is_second_factor_format`] is the one shape check of the front ends: a
-//! 6-digit code or a temporary access code; anything else is a wrong try
-//! that never reaches the registry.
+//! 6-digit code, a backup code or a temporary access code; anything else
+//! is a wrong try that never reaches the registry.
 
 use crate::totp::is_code_format;
 use rand::Rng;
@@ -37,6 +42,41 @@ pub const TAP_MAX_HOURS: u32 = 30 * 24;
 
 /// Most uses a code may be issued for.
 pub const TAP_MAX_USES: u32 = 100;
+
+/// Codes in a set of backup codes.
+pub const BACKUP_CODES: usize = 10;
+
+/// Digits of a backup code.
+pub const BACKUP_CODE_DIGITS: usize = 8;
+
+/// A new set of [`BACKUP_CODES`] distinct backup codes (digits only), from
+/// the OS's CSPRNG.
+pub fn generate_backup_codes() -> Vec<String> {
+    let mut rng = rand::rngs::OsRng;
+    let mut out: Vec<String> = Vec::with_capacity(BACKUP_CODES);
+    while out.len() < BACKUP_CODES {
+        let c = format!("{:08}", rng.gen_range(0..100_000_000u32));
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A backup code as shown: `12345678` → `1234 5678`.
+pub fn display_backup_code(code: &str) -> String {
+    match code.split_at_checked(4) {
+        Some((a, b)) => format!("{a} {b}"),
+        None => code.to_owned(),
+    }
+}
+
+/// What the user typed as a backup code, normalised: spaces and dashes
+/// dropped; `None` unless exactly [`BACKUP_CODE_DIGITS`] ASCII digits.
+pub fn normalise_backup_code(typed: &str) -> Option<String> {
+    let s: String = typed.chars().filter(|c| *c != ' ' && *c != '-').collect();
+    (s.len() == BACKUP_CODE_DIGITS && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
+}
 
 /// A new random code, normalised (no dashes), from the OS's CSPRNG.
 pub fn generate_tap() -> String {
@@ -79,7 +119,7 @@ pub fn is_tap_format(typed: &str) -> bool {
 /// ([`is_code_format`]) or a temporary access code ([`is_tap_format`]).
 /// Front ends send nothing else to the registry.
 pub fn is_second_factor_format(typed: &str) -> bool {
-    is_code_format(typed) || is_tap_format(typed)
+    is_code_format(typed) || is_tap_format(typed) || normalise_backup_code(typed).is_some()
 }
 
 #[cfg(test)]
@@ -119,6 +159,31 @@ mod tests {
         assert_eq!(normalise_tap("K7QM-3XHD-W9P!"), None);
         assert_eq!(normalise_tap(&"A".repeat(33)), None);
         assert_eq!(normalise_tap(""), None);
+    }
+
+    #[test]
+    fn backup_codes() {
+        let set = generate_backup_codes();
+        assert_eq!(set.len(), BACKUP_CODES);
+        for c in &set {
+            assert_eq!(normalise_backup_code(c).as_deref(), Some(c.as_str()));
+            assert!(is_second_factor_format(&display_backup_code(c)));
+        }
+        assert_eq!(display_backup_code("12345678"), "1234 5678");
+        assert_eq!(
+            normalise_backup_code("1234 5678").as_deref(),
+            Some("12345678")
+        );
+        assert_eq!(
+            normalise_backup_code("1234-5678").as_deref(),
+            Some("12345678")
+        );
+        assert_eq!(normalise_backup_code("1234567"), None);
+        assert_eq!(normalise_backup_code("123456789"), None);
+        assert_eq!(normalise_backup_code("1234567a"), None);
+        // A TOTP code is not a backup code, nor the reverse.
+        assert_eq!(normalise_backup_code("123456"), None);
+        assert!(!is_code_format("12345678"));
     }
 
     #[test]

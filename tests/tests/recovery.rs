@@ -325,3 +325,56 @@ fn phone_change_in_the_browser() {
         1
     );
 }
+
+/// Backup codes: ten, printed once; each works once at the PAM prompt
+/// (typed as shown, with the space); a new set voids the old one; the
+/// audit counts what is left; they are never the method a login asks for
+/// (the app stays the default), and backup codes alone do not enrol.
+#[test]
+fn backup_codes_through_pam() {
+    let env = Env::new();
+    let svc = pam_service(&env);
+    // Backup codes first, then the app: the app is the method.
+    env.reg.add_user("bea");
+    let (first, said) = ok(&env.reg, &["user", "backup-codes", "bea"]);
+    assert!(said.contains("shown only this once"), "{said}");
+    let first: Vec<&str> = first.lines().collect();
+    assert_eq!(first.len(), 10, "{first:?}");
+    assert!(
+        first
+            .iter()
+            .all(|c| c.len() == 9 && c.as_bytes()[4] == b' '),
+        "{first:?}"
+    );
+    // Backup codes alone: not enrolled.
+    let r = pam(&svc, "bea", first[0]);
+    r.expect(false, "PAM_PERM_DENIED");
+    let secret = env.reg.enrol_totp("bea").secret_base32;
+    let user = block_on(env.reg.admin_client().user("bea")).expect("user");
+    assert_eq!(user.methods.len(), 1);
+    assert!(user.methods[0].is_default, "the app is the default");
+    assert_eq!(user.backup_codes_left, Some(10));
+
+    let r = pam(&svc, "bea", first[0]);
+    r.expect(true, "PAM_SUCCESS");
+    assert_eq!(r.prompts("Verification code: "), 1, "the app's prompt");
+    let r = pam(&svc, "bea", first[0]);
+    r.expect(false, "PAM_AUTH_ERR");
+    let r = pam(&svc, "bea", &first[1].replace(' ', ""));
+    r.expect(true, "PAM_SUCCESS");
+    let (show, _) = ok(&env.reg, &["user", "show", "bea"]);
+    assert!(show.contains("backup codes: 8 of 10 unused"), "{show}");
+    let details = accepts(&env.reg, "bea");
+    assert!(details[0].contains("backup_codes_left=8"), "{details:?}");
+
+    // A new set: the old unused ones stop working.
+    let (second, _) = ok(&env.reg, &["user", "backup-codes", "bea"]);
+    let second: Vec<&str> = second.lines().collect();
+    let r = pam(&svc, "bea", first[2]);
+    r.expect(false, "PAM_AUTH_ERR");
+    let r = pam(&svc, "bea", second[0]);
+    r.expect(true, "PAM_SUCCESS");
+    // The app still works.
+    let r = pam(&svc, "bea", &radius_support::code(&secret));
+    r.expect(true, "PAM_SUCCESS");
+}
