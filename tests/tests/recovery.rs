@@ -378,3 +378,102 @@ fn backup_codes_through_pam() {
     let r = pam(&svc, "bea", &radius_support::code(&secret));
     r.expect(true, "PAM_SUCCESS");
 }
+
+/// Backup codes on the Security info page: generated (shown once, ten),
+/// counted, used at the page's sign-in through "Use a backup code", and a
+/// new set voids the old one for SSH too.
+#[test]
+fn backup_codes_on_the_page() {
+    use portal_support::*;
+    let reg = Registry::start();
+    cli(
+        &reg,
+        &["user", "add", "bo", "--password-prompt"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let app = reg.enrol_totp("bo");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let driver = Driver::start();
+    let c = rt.block_on(driver.browser());
+    let mut last = 0;
+    let first_code = next_code(&app.secret_base32, &mut last);
+    let codes: Vec<String> = rt.block_on(async {
+        c.goto(&format!("{}/my/", reg.url)).await.expect("goto");
+        fill(&c, "username", "bo").await;
+        fill(&c, "password", PASSWORD).await;
+        click(&c, "Sign in").await;
+        // No backup codes yet: not offered.
+        assert!(!text(&c).await.contains("Use a backup code"));
+        fill(&c, "code", &first_code).await;
+        click(&c, "Verify").await;
+        c.goto(&format!("{}/my/security-info", reg.url))
+            .await
+            .expect("goto");
+        click(&c, "Generate backup codes").await;
+        let t = text(&c).await;
+        assert!(t.contains("Your backup codes"), "{t}");
+        shot(&c, "42-backup-codes").await;
+        let items = c
+            .find_all(fantoccini::Locator::Css(".backup-codes code"))
+            .await
+            .expect("codes");
+        let mut codes = Vec::new();
+        for i in items {
+            codes.push(i.text().await.expect("text"));
+        }
+        click(&c, "Done").await;
+        let t = text(&c).await;
+        assert!(t.contains("10 of 10 unused"), "{t}");
+        assert!(t.contains("Generate new codes"), "{t}");
+        shot(&c, "43-security-info-backup").await;
+        click(&c, "Sign out").await;
+        fill(&c, "username", "bo").await;
+        fill(&c, "password", PASSWORD).await;
+        click(&c, "Sign in").await;
+        click(&c, "Use a backup code").await;
+        let t = text(&c).await;
+        assert!(t.contains("Backup code"), "{t}");
+        shot(&c, "44-sign-in-backup-code").await;
+        fill(&c, "code", &codes[0]).await;
+        click(&c, "Verify").await;
+        assert_eq!(path(&c).await, "/my/");
+        c.goto(&format!("{}/my/security-info", reg.url))
+            .await
+            .expect("goto");
+        assert!(text(&c).await.contains("9 of 10 unused"));
+        codes
+    });
+    assert_eq!(codes.len(), 10);
+    assert!(codes.iter().all(|c| c.len() == 9), "{codes:?}");
+    let user = block_on(reg.admin_client().user("bo")).expect("user");
+    assert_eq!(user.backup_codes_left, Some(9));
+    assert_eq!(user.methods.len(), 1, "backup codes are not a method");
+    // A new set from the page voids the old.
+    rt.block_on(async {
+        click(&c, "Generate new codes").await;
+        assert!(text(&c)
+            .await
+            .contains("earlier backup codes no longer work"));
+        c.close().await.expect("close");
+    });
+    let key = reg.add_host("web-bo", HostKind::Ssh);
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("pam.toml");
+    std::fs::write(
+        &cfg,
+        format!("version = 1\n{}\n[pam]\n", reg.registry_toml(&key)),
+    )
+    .expect("cfg");
+    std::fs::create_dir(dir.path().join("svc")).expect("svc");
+    std::fs::write(
+        dir.path().join("svc/tap"),
+        format!(
+            "auth required {} config={}\n",
+            pam_support::module().display(),
+            cfg.display()
+        ),
+    )
+    .expect("service");
+    let r = pam(&dir.path().join("svc"), "bo", &codes[1]);
+    r.expect(false, "PAM_AUTH_ERR");
+}

@@ -3,8 +3,8 @@
 //! remove), Password, Privacy.
 
 use super::pages::{
-    render, Chrome, ConfirmPage, DefaultPage, DevicesPage, EventRow, MethodRow, OverviewPage,
-    PasswordPage, PrivacyPage, SecurityInfoPage,
+    render, BackupCodesPage, Chrome, ConfirmPage, DefaultPage, DevicesPage, EventRow, MethodRow,
+    OverviewPage, PasswordPage, PrivacyPage, SecurityInfoPage,
 };
 use super::session::{self, CsrfForm, Session, Stage, Visit};
 use super::signin::{
@@ -160,8 +160,41 @@ pub async fn security_info(
             ),
             Some("deleted") => Some("The method was deleted."),
             Some("default") => Some("Your default sign-in method was changed."),
+            Some("backup-codes") => Some(
+                "New backup codes are ready. Your earlier backup codes no longer work.",
+            ),
             _ => None,
         },
+        backup_left: crate::recovery::backup_codes_left(&p.app.pool, s.user_id).await?,
+    };
+    render(&page)
+}
+
+/// `POST /my/security-info/backup-codes`: a new set of backup codes
+/// (the old set void), shown once; needs a fresh second factor like any
+/// change here.
+pub async fn backup_codes_submit(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
+) -> PageResult {
+    let s = fresh(&p, &v, "/my/security-info").await?;
+    let mut tx = p.app.pool.begin().await?;
+    let codes = crate::recovery::create_backup_set(&mut tx, s.user_id, p.now()).await?;
+    super::signin::audit(
+        &mut *tx,
+        &p,
+        &s.username,
+        "backup_codes.create",
+        "ok",
+        v.peer.as_deref(),
+        Some(format!("{} codes; the earlier set void", codes.len())),
+    )
+    .await?;
+    tx.commit().await?;
+    let page = BackupCodesPage {
+        chrome: chrome(&p, s, "Backup codes", "security").await?,
+        codes,
     };
     render(&page)
 }

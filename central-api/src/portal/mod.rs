@@ -286,6 +286,10 @@ pub fn router(app: Arc<AppState>) -> Router {
         )
         .route("/security-info", get(account::security_info))
         .route(
+            "/security-info/backup-codes",
+            post(account::backup_codes_submit),
+        )
+        .route(
             "/security-info/add",
             get(enrol::add_page).post(enrol::add_submit),
         )

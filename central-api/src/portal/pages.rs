@@ -228,6 +228,10 @@ pub struct CodePage {
     pub username: String,
     /// The user has an open temporary access code: the field takes one.
     pub tap: bool,
+    /// The field takes a backup code (`?with=backup`).
+    pub backup: bool,
+    /// The user has unused backup codes: offer "Use a backup code".
+    pub backup_offer: bool,
     /// Where "Send a request to my app instead" goes, when the user has a
     /// push device.
     pub push_alt: Option<String>,
@@ -344,6 +348,18 @@ pub struct SecurityInfoPage {
     pub default_line: Option<String>,
     /// A notice (method added...).
     pub notice: Option<&'static str>,
+    /// Unused backup codes of the current set, if the user has a set.
+    pub backup_left: Option<u32>,
+}
+
+/// A new set of backup codes, shown once.
+#[derive(Template)]
+#[template(path = "backup_codes.html")]
+pub struct BackupCodesPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// The codes as shown (`1234 5678`).
+    pub codes: Vec<String>,
 }
 
 /// Add a method: which kind.

@@ -416,6 +416,9 @@ pub async fn sign_in(
 pub struct CodeForm {
     #[serde(default)]
     code: String,
+    /// `backup` when the form asked for a backup code.
+    #[serde(default)]
+    with: Option<String>,
     #[serde(default)]
     next: Option<String>,
 }
@@ -425,6 +428,7 @@ async fn render_code(
     s: &Session,
     fresh_check: Option<String>,
     error: Option<String>,
+    backup: bool,
 ) -> PageResult {
     let key = csrf_of(p, s).await?;
     let (action, heading, intro) = match fresh_check {
@@ -450,7 +454,14 @@ async fn render_code(
     let tap = crate::recovery::open_until(&p.app.pool, s.user_id, p.now())
         .await?
         .is_some();
-    let intro = if tap {
+    let backup_offer = fresh_check.is_none()
+        && crate::recovery::backup_codes_left(&p.app.pool, s.user_id)
+            .await?
+            .is_some_and(|n| n > 0);
+    let backup = backup && backup_offer;
+    let intro = if backup {
+        "Enter one of the backup codes you printed or wrote down. Each works once."
+    } else if tap {
         "Enter the temporary access code your help desk gave you, or a code from your authenticator app."
     } else {
         intro
@@ -458,6 +469,8 @@ async fn render_code(
     let page = CodePage {
         chrome: Chrome::new(p, heading, "", key, None),
         tap,
+        backup,
+        backup_offer,
         action,
         heading,
         intro,
@@ -539,9 +552,15 @@ fn second_factor_session(v: &Visit) -> Result<&Session, Exit> {
 }
 
 /// `GET /my/sign-in/code`.
-pub async fn code_page(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
+pub async fn code_page(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    RawQuery(q): RawQuery,
+) -> PageResult {
     let s = second_factor_session(&v)?;
-    render_code(&p, s, None, None).await
+    let params: Params = query(q);
+    let backup = params.with.as_deref() == Some("backup");
+    render_code(&p, s, None, None, backup).await
 }
 
 /// `POST /my/sign-in/code`: the second factor at sign-in.
@@ -563,7 +582,10 @@ pub async fn code_submit(
             };
             Ok(pages::redirect_with(to, [cookie]))
         }
-        Err(CodeRefusal::Again(m)) => render_code(&p, s, None, Some(m)).await,
+        Err(CodeRefusal::Again(m)) => {
+            let backup = f.with.as_deref() == Some("backup");
+            render_code(&p, s, None, Some(m), backup).await
+        }
         Err(CodeRefusal::NoMethod) => {
             let (cookie, _) = session::rotate(&p, s, Stage::SignedIn, None).await?;
             Ok(pages::redirect_with("/my/security-info", [cookie]))
@@ -592,7 +614,7 @@ pub async fn verify_page(
     if push {
         return push_get(&p, s, PushFor::Verify(next), v.peer.as_deref()).await;
     }
-    render_code(&p, s, Some(next), None).await
+    render_code(&p, s, Some(next), None, false).await
 }
 
 /// `POST /my/verify`.
@@ -612,7 +634,7 @@ pub async fn verify_submit(
                 .await?;
             Err(Exit::Redirect(next))
         }
-        Err(CodeRefusal::Again(m)) => render_code(&p, s, Some(next), Some(m)).await,
+        Err(CodeRefusal::Again(m)) => render_code(&p, s, Some(next), Some(m), false).await,
         Err(CodeRefusal::NoMethod) => Err(Exit::Redirect(next)),
         Err(CodeRefusal::End) => end_session(&p, s).await,
     }
