@@ -55,6 +55,13 @@ pub struct PushConfig {
     /// Deadline of one webhook call, in seconds (1 to 30). Default 5.
     #[serde(default = "default_webhook_timeout")]
     pub webhook_timeout: u64,
+    /// URL POSTed to when pushes to a user are blocked: a push reported as
+    /// fraud from a device, or "This wasn't me" on the Security info page,
+    /// so the admins hear of it (a chat or ticket hook). The body is JSON
+    /// `{"event":..., "username":..., "at":..., "remote_addr":...}`; sent
+    /// with `webhook_headers` and within `webhook_timeout`. Default: none.
+    #[serde(default)]
+    pub alert_webhook_url: Option<String>,
 }
 
 /// The webhook body when `webhook_body` is not set.
@@ -90,6 +97,7 @@ impl Default for PushConfig {
             rate_window: default_rate_window(),
             public_url: None,
             webhook_url: None,
+            alert_webhook_url: None,
             webhook_headers: BTreeMap::new(),
             webhook_body: default_webhook_body(),
             webhook_timeout: default_webhook_timeout(),
@@ -208,6 +216,7 @@ impl PushConfig {
         for (key, url, base) in [
             ("public_url", &self.public_url, true),
             ("webhook_url", &self.webhook_url, false),
+            ("alert_webhook_url", &self.alert_webhook_url, false),
         ] {
             if let Some(u) = url {
                 if let Some(why) = url_problem(u, base) {

@@ -477,3 +477,155 @@ fn backup_codes_on_the_page() {
     let r = pam(&dir.path().join("svc"), "bo", &codes[1]);
     r.expect(false, "PAM_AUTH_ERR");
 }
+
+/// A one-request HTTP server on 127.0.0.1 that answers 200 and hands over
+/// the body it received (the admins' alert hook).
+fn one_request_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut length = 0usize;
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            line.clear();
+        }
+        let mut body = vec![0u8; length];
+        let _ = reader.read_exact(&mut body);
+        let mut stream = stream;
+        let _ =
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+    });
+    (port, rx)
+}
+
+/// "This wasn't me" on the Privacy page: the user's own sign-ins are
+/// listed (an SSH login through pamtester with its service and host);
+/// the report blocks pushes at once (a new push start is refused), is
+/// audited, logged at warning and sent to `alert_webhook_url`.
+#[test]
+fn this_wasnt_me_blocks_pushes_and_alerts_the_admins() {
+    use portal_support::*;
+    use twostep_common::push::{PushContext, StartPush, StartResult};
+    let (hook_port, hook) = one_request_server();
+    let reg = Registry::start_with(
+        None,
+        &format!("[api.push]\nalert_webhook_url = \"http://127.0.0.1:{hook_port}/alert\"\n"),
+    );
+    cli(
+        &reg,
+        &["user", "add", "nia", "--password-prompt"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let app = reg.enrol_totp("nia");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (enrolled, _) = ok(&reg, &["enrol", "nia", "--push", "--no-qr"]);
+    let uri = enrolled
+        .lines()
+        .find_map(|l| l.strip_prefix("uri:"))
+        .expect("uri line")
+        .trim()
+        .to_owned();
+    let out = twostep_e2e::authenticator(&dir.path().join("phone.json"), &["add", &uri]);
+    assert!(out.status.success(), "{}", twostep_e2e::show_output(&out));
+    let key = reg.add_host("web-nia", HostKind::Ssh);
+    let cfg = dir.path().join("pam.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n{}\n[pam]\npush = \"off\"\n",
+            reg.registry_toml(&key)
+        ),
+    )
+    .expect("cfg");
+    std::fs::create_dir(dir.path().join("svc")).expect("svc");
+    std::fs::write(
+        dir.path().join("svc/nia-ssh"),
+        format!(
+            "auth required {} config={}\n",
+            pam_support::module().display(),
+            cfg.display()
+        ),
+    )
+    .expect("service");
+    let mut last = 0;
+    let ssh_code = next_code(&app.secret_base32, &mut last);
+    let r = pam_support::pamtester(
+        &dir.path().join("svc"),
+        "nia-ssh",
+        "nia",
+        Some("203.0.113.9"),
+        &format!("{ssh_code}\n"),
+        &[],
+    );
+    r.expect(true, "PAM_SUCCESS");
+
+    let page_code = next_code(&app.secret_base32, &mut last);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let driver = Driver::start();
+    let c = rt.block_on(driver.browser());
+    rt.block_on(async {
+        c.goto(&format!("{}/my/", reg.url)).await.expect("goto");
+        fill(&c, "username", "nia").await;
+        fill(&c, "password", PASSWORD).await;
+        click(&c, "Sign in").await;
+        fill(&c, "code", &page_code).await;
+        click(&c, "Verify").await;
+        c.goto(&format!("{}/my/privacy", reg.url))
+            .await
+            .expect("goto");
+        let t = text(&c).await;
+        assert!(t.contains("My sign-ins"), "{t}");
+        assert!(t.contains("Code checked (nia-ssh on"), "{t}");
+        assert!(t.contains("203.0.113.9"), "{t}");
+        shot(&c, "45-my-sign-ins").await;
+        click(&c, "This wasn't me").await;
+        assert!(text(&c)
+            .await
+            .contains("Report sign-ins you don't recognise?"));
+        shot(&c, "46-this-wasnt-me").await;
+        press(&c, "This wasn't me").await;
+        let t = text(&c).await;
+        assert!(t.contains("your administrators were told"), "{t}");
+        assert!(t.contains("Reported: this wasn't me"), "{t}");
+        c.close().await.expect("close");
+    });
+    let alert = hook
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the alert webhook was called");
+    let v: serde_json::Value = serde_json::from_str(&alert).expect("JSON alert");
+    assert_eq!(v["event"], "user_report", "{v}");
+    assert_eq!(v["username"], "nia", "{v}");
+    let started = block_on(reg.host_client(&key).start_push(&StartPush {
+        username: "nia".into(),
+        context: PushContext {
+            service: Some("sshd".into()),
+            ..PushContext::default()
+        },
+    }))
+    .expect("start");
+    assert_eq!(started.result, StartResult::Blocked);
+    assert!(
+        reg.log().contains("This wasn't me"),
+        "warning in the registry log"
+    );
+    let audit = block_on(reg.admin_client().audit(100)).expect("audit");
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "user.report" && e.result.as_deref() == Some("not_me")));
+    // An admin clears it.
+    ok(&reg, &["user", "unlock", "nia"]);
+}

@@ -568,6 +568,17 @@ fn action_words(action: &str, host: Option<&str>, detail: Option<&str>) -> Strin
         "user.password" => "Page password set by an administrator",
         "user.invite" => "Setup link created by an administrator",
         "user.unlock" => "Unlocked by an administrator",
+        "user.report" => "Reported: this wasn't me",
+        "lookup" => "Sign-in refused before a code was asked",
+        "push.start" => "Sign-in request sent to your phone",
+        "push.activation" => "Push device activation started",
+        "push.activate" => "Push device activated",
+        "push.answer" => "Sign-in request answered on your phone",
+        "push.cancel" => "Sign-in request cancelled",
+        "push.expire" => "Sign-in request not answered in time",
+        "tap.issue" => "Temporary access code issued by an administrator",
+        "tap.revoke" => "Temporary access code revoked by an administrator",
+        "backup_codes.create" => "Backup codes created",
         other => other,
     };
     let service = detail.and_then(|d| {
@@ -582,10 +593,81 @@ fn action_words(action: &str, host: Option<&str>, detail: Option<&str>) -> Strin
     }
 }
 
-/// `GET /my/privacy`: what the registry keeps, and the newest audit
-/// records about the user.
-pub async fn privacy(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
+/// `GET /my/privacy/not-me`: confirm "This wasn't me".
+pub async fn not_me_page(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
     let s = signed_in(&v)?;
+    let page = ConfirmPage {
+        chrome: chrome(&p, s, "This wasn't me", "privacy").await?,
+        heading: "Report sign-ins you don't recognise?",
+        text: "New sign-in requests to your phone will be refused and any open one cancelled, and your administrators are told, until they have looked into it. Then change your password if someone else may know it.".into(),
+        warning: None,
+        action: "/my/privacy/not-me".into(),
+        button: "This wasn't me",
+        cancel: "/my/privacy",
+    };
+    render(&page)
+}
+
+/// `POST /my/privacy/not-me`: the user reports activity they don't
+/// recognise: pushes to them blocked (as a push reported as fraud; `twostep
+/// user unlock` clears it), open challenges cancelled, audited
+/// (`user.report`, `not_me`), logged at warning, and the alert webhook
+/// called when configured.
+pub async fn not_me_submit(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(f): CsrfForm<ConfirmForm>,
+) -> PageResult {
+    let s = signed_in(&v)?;
+    if f.confirm != "yes" {
+        return Err(Exit::Redirect("/my/privacy/not-me".into()));
+    }
+    let now = p.now();
+    let peer = v.peer.as_deref();
+    let mut tx = p.app.pool.begin().await?;
+    sqlx::query("UPDATE users SET push_blocked_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(s.user_id)
+        .execute(&mut *tx)
+        .await?;
+    let cancelled = crate::push::challenge::cancel_open_as(
+        &p.app,
+        &mut tx,
+        s.user_id,
+        "portal",
+        peer,
+        "the user reported sign-ins they don't recognise",
+    )
+    .await?;
+    audit(
+        &mut *tx,
+        &p,
+        &s.username,
+        "user.report",
+        "not_me",
+        peer,
+        Some("pushes blocked until an admin runs `twostep user unlock`".into()),
+    )
+    .await?;
+    tx.commit().await?;
+    p.app.push.hub.finished(&cancelled);
+    tracing::warn!(
+        username = %s.username,
+        remote_addr = peer.unwrap_or("-"),
+        "the user reported sign-ins they don't recognise (This wasn't me): pushes to them are blocked until an admin runs `twostep user unlock`"
+    );
+    p.app
+        .push
+        .webhook
+        .alert("user_report", &s.username, now, peer);
+    Err(Exit::Redirect("/my/privacy?done=reported".into()))
+}
+
+/// `GET /my/privacy`: what the registry keeps, and the user's own recent
+/// sign-ins and other audit records.
+pub async fn privacy(State(p): State<Arc<Portal>>, v: Visit, RawQuery(q): RawQuery) -> PageResult {
+    let s = signed_in(&v)?;
+    let params: Params = query(q);
     let user = sqlx::query("SELECT created_at, password_hash FROM users WHERE id = $1")
         .bind(s.user_id)
         .fetch_one(&p.app.pool)
@@ -637,6 +719,9 @@ pub async fn privacy(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
         method_count: methods(&p, s.user_id).await?.len(),
         session_count: sessions,
         events,
+        notice: (params.done.as_deref() == Some("reported")).then_some(
+            "Thank you. New sign-in requests to your phone are refused and your administrators were told. Change your password if someone else may know it.",
+        ),
     };
     render(&page)
 }

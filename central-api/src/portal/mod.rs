@@ -318,6 +318,10 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(account::password_page).post(account::password_submit),
         )
         .route("/privacy", get(account::privacy))
+        .route(
+            "/privacy/not-me",
+            get(account::not_me_page).post(account::not_me_submit),
+        )
         .fallback(page_not_found)
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

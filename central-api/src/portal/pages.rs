@@ -494,4 +494,6 @@ pub struct PrivacyPage {
     pub session_count: i64,
     /// The newest audit records about the user.
     pub events: Vec<EventRow>,
+    /// After "This wasn't me".
+    pub notice: Option<&'static str>,
 }

@@ -390,6 +390,12 @@ pub(crate) async fn answer(
             remote_addr = context.remote_addr.as_deref(),
             "push reported as fraud: new pushes to this user are blocked until an admin runs `twostep user unlock`"
         );
+        state.push.webhook.alert(
+            "push_fraud",
+            &dev.username,
+            now,
+            context.remote_addr.as_deref(),
+        );
     }
     Ok(Json(AnswerAccepted { result }))
 }

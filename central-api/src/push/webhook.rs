@@ -12,6 +12,8 @@ use twostep_config::{render_webhook_body, PushConfig, WebhookHeader};
 #[derive(Debug)]
 pub struct Webhook {
     target: Option<Target>,
+    /// `alert_webhook_url`, sent with the same client and headers.
+    alert: Option<Target>,
 }
 
 #[derive(Debug)]
@@ -26,9 +28,25 @@ impl Webhook {
     /// From `[api.push]`; none when `webhook_url` is not set (or the HTTP
     /// client cannot be built, logged as an error).
     pub fn new(cfg: &PushConfig) -> Self {
+        let alert = cfg.alert_webhook_url.as_ref().and_then(|url| {
+            Self::with_url(cfg, url).target.map(|t| Target {
+                body: String::new(),
+                ..t
+            })
+        });
         let Some(url) = &cfg.webhook_url else {
-            return Self { target: None };
+            return Self {
+                target: None,
+                alert,
+            };
         };
+        Self {
+            alert,
+            ..Self::with_url(cfg, url)
+        }
+    }
+
+    fn with_url(cfg: &PushConfig, url: &str) -> Self {
         let client = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(cfg.webhook_timeout))
@@ -38,16 +56,20 @@ impl Webhook {
             .build();
         match client {
             Ok(client) => Self {
+                alert: None,
                 target: Some(Target {
                     client,
-                    url: url.clone(),
+                    url: url.to_owned(),
                     headers: cfg.webhook_headers.clone(),
                     body: cfg.webhook_body.clone(),
                 }),
             },
             Err(e) => {
                 tracing::error!(error = %twostep_common::error_chain(&e), "push webhook disabled: HTTP client setup failed");
-                Self { target: None }
+                Self {
+                    target: None,
+                    alert: None,
+                }
             }
         }
     }
@@ -89,6 +111,54 @@ impl Webhook {
                 }
             });
         }
+    }
+}
+
+impl Webhook {
+    /// Tells the admins, through `alert_webhook_url` when set, that pushes
+    /// to `username` are blocked since `event` (`push_fraud`,
+    /// `user_report`) at `at` (Unix seconds) from `remote_addr`; in a
+    /// background task, a failure logged at warning.
+    pub fn alert(&self, event: &str, username: &str, at: i64, remote_addr: Option<&str>) {
+        let Some(t) = &self.alert else { return };
+        let body = serde_json::json!({
+            "event": event,
+            "username": username,
+            "at": at,
+            "remote_addr": remote_addr,
+        })
+        .to_string();
+        let mut req = t
+            .client
+            .post(&t.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        for (name, value) in &t.headers {
+            match header_value(value) {
+                Ok(v) => req = req.header(name.as_str(), v),
+                Err(e) => {
+                    tracing::warn!(header = %name, error = %e, "alert webhook not called: header value unusable");
+                    return;
+                }
+            }
+        }
+        let url = t.url.clone();
+        let event = event.to_owned();
+        tokio::spawn(async move {
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    tracing::debug!(%url, %event, "alert webhook called");
+                }
+                Ok(resp) => tracing::warn!(
+                    %url, %event, status = resp.status().as_u16(),
+                    "alert webhook answered with an error status"
+                ),
+                Err(e) => tracing::warn!(
+                    %url, %event, error = %twostep_common::error_chain(&e),
+                    "alert webhook failed"
+                ),
+            }
+        });
     }
 }
 
