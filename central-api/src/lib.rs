@@ -40,6 +40,7 @@ pub mod server;
 pub mod state;
 mod validate;
 pub mod verify;
+pub mod writer;
 
 pub use error::{ApiError, StartupError};
 pub use state::AppState;

@@ -74,7 +74,11 @@ pub struct Metrics {
     database_errors: Counter,
     push_pending: Gauge,
     page_sign_ins: Family<SignInLabels, Counter>,
+    write_batch: Histogram,
 }
+
+/// Upper bounds of the write batch size buckets, in verifications.
+pub const BATCH_BUCKETS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -123,6 +127,12 @@ impl Metrics {
             "Sign-ins to the Security info pages (password step), by result",
             page_sign_ins.clone(),
         );
+        let write_batch = Histogram::new(BATCH_BUCKETS);
+        registry.register(
+            "write_batch_size",
+            "Verifications committed together in one transaction by the writer (group commit)",
+            write_batch.clone(),
+        );
         Self {
             registry,
             verifications,
@@ -131,6 +141,7 @@ impl Metrics {
             database_errors,
             push_pending,
             page_sign_ins,
+            write_batch,
         }
     }
 
@@ -151,6 +162,11 @@ impl Metrics {
     /// `elapsed`: its latency only.
     pub fn verify_failed(&self, elapsed: Duration) {
         self.verify_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// One batch of `size` verifications committed by the writer.
+    pub fn write_batch(&self, size: usize) {
+        self.write_batch.observe(size as f64);
     }
 
     /// One user locked out.

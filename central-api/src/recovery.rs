@@ -30,7 +30,7 @@ use crate::state::{ApiResult, AppState, Shared};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use sqlx::{Any, AnyConnection, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 use twostep_common::api::{paths, ApiErrorCode, BackupCodes, IssueTap, TapIssued};
 use twostep_common::recovery::{
     display_tap, generate_tap, TAP_DEFAULT_HOURS, TAP_MAX_HOURS, TAP_MAX_USES,
@@ -129,7 +129,7 @@ pub async fn find_backup(state: &AppState, uid: i64, code: &str) -> Result<Optio
 /// # Errors
 /// Database errors.
 pub async fn use_backup(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     id: i64,
     now: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
@@ -139,7 +139,7 @@ pub async fn use_backup(
     )
     .bind(id)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
     if used != 1 {
@@ -150,7 +150,7 @@ pub async fn use_backup(
            AND set_id = (SELECT set_id FROM backup_codes WHERE id = $1)",
     )
     .bind(id)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(Some(left.try_get::<i64, _>("n")?))
 }
@@ -296,7 +296,7 @@ pub async fn find(
 /// # Errors
 /// Database errors.
 pub async fn use_once(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     id: i64,
     now: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
@@ -308,7 +308,7 @@ pub async fn use_once(
     sqlx::query(&sql)
         .bind(id)
         .bind(now)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *conn)
         .await?
         .map(|r| r.try_get::<i64, _>("uses_left"))
         .transpose()

@@ -96,9 +96,11 @@ pub async fn prepare(
     // the key check value names their key, so a retry starts clean.
     let mut created = Vec::new();
     match open_keys(api, &pool, &mut created).await {
-        Ok((secrets, admin)) => Ok(Arc::new(AppState::new(
-            api, pool, backend, secrets, admin, clock,
-        ))),
+        Ok((secrets, admin)) => {
+            let state = Arc::new(AppState::new(api, pool, backend, secrets, admin, clock));
+            crate::writer::Writer::start(&state);
+            Ok(state)
+        }
         Err(e) => {
             for path in created.iter().filter(|p| p.exists()) {
                 if let Err(re) = std::fs::remove_file(path) {

@@ -36,6 +36,9 @@ pub struct AppState {
     pub push: crate::push::PushState,
     /// The Prometheus metrics (served on `[api.metrics] listen`).
     pub metrics: crate::metrics::Metrics,
+    /// The verifications' writes, committed in batches
+    /// ([`crate::writer`]; started with [`crate::writer::Writer::start`]).
+    pub writer: crate::writer::Writer,
 }
 
 impl AppState {
@@ -61,6 +64,7 @@ impl AppState {
             portal: crate::portal::Settings::from_api(api),
             push: crate::push::PushState::new(api, backend),
             metrics: crate::metrics::Metrics::new(),
+            writer: crate::writer::Writer::new(),
         }
     }
 

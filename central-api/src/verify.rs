@@ -31,9 +31,11 @@
 //! wrong code. Each use is logged at warning level and audited with the
 //! uses left.
 //!
-//! Secrets are decrypted and codes checked before any write; the writes of
-//! one verification and its audit records then share one transaction
-//! (first statement a write, so SQLite takes its lock up front; on
+//! Secrets are decrypted and codes checked before any write, on the pool
+//! (on SQLite, WAL readers never wait for the writer). The writes of one
+//! verification and its audit records then run as one job of
+//! [`crate::writer`]: in a savepoint of the writer's batch transaction,
+//! after the jobs queued before it, answered once the batch committed (on
 //! PostgreSQL rows are always locked methods first, then users).
 
 use crate::audit::{write_audit, Audit};
@@ -42,7 +44,7 @@ use crate::error::ApiError;
 use crate::rows::{Standing, UserRow};
 use crate::state::AppState;
 use crate::validate::check_username;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 use twostep_common::api::{ApiErrorCode, VerifyRequest, VerifyResponse, VerifyResult};
 use twostep_common::recovery;
 use twostep_common::totp::{self, TotpCheck, TotpParams, CODE_DIGITS};
@@ -111,78 +113,62 @@ async fn decide_and_record(
     // (consume or count, audit) in one transaction whose first statement
     // writes, so a failure leaves nothing half-done.
     let plan = plan(state, &req.username, &req.code, now_u, now).await?;
-    let mut tx = state.pool.begin().await?;
-    let Applied {
-        resp,
-        lockout,
-        replays,
-        tap,
-        backup_left,
-    } = apply(state, &mut tx, plan, now).await?;
-
-    let ctx = &req.context;
-    let mut detail = Vec::new();
-    if let Some(s) = &ctx.service {
-        detail.push(format!("service={s}"));
-    }
-    if let Some(t) = &ctx.tty {
-        detail.push(format!("tty={t}"));
-    }
-    if let Some(id) = resp.method_id {
-        detail.push(format!("method={id}"));
-    }
-    if let Some(left) = backup_left {
-        detail.push(format!("backup_code backup_codes_left={left}"));
-    }
-    if let Some((id, left)) = tap {
-        detail.push(format!("temporary_access_code={id} uses_left={left}"));
-    }
-    let lk = &state.lockout;
-    let over_replays = replays.filter(|n| *n > i64::from(lk.max_replays));
-    if let Some(n) = replays {
-        detail.push(format!(
-            "replays={n} within {} s (max_replays {})",
-            lk.replay_window_seconds, lk.max_replays
-        ));
-    }
-    if over_replays.is_some() {
-        detail.push("over max_replays: possible attack".into());
-    }
-    let audit_host = ctx.host.as_deref().or(default_host);
-    let record = Audit {
-        actor,
-        action: "verify",
-        username: Some(&req.username),
-        host: audit_host,
-        remote_addr: ctx.remote_addr.as_deref(),
-        result: Some(resp.result.as_str()),
-        detail: (!detail.is_empty()).then(|| detail.join(" ")),
-    };
-    write_audit(&mut *tx, now, &record).await?;
-    let mut cancelled = Vec::new();
-    if let Some((until, uid)) = lockout {
-        let record = Audit {
-            action: "lockout",
-            result: Some("locked"),
-            detail: Some(format!(
-                "{} failures within {} s; locked until {until}",
-                state.lockout.max_failures, state.lockout.window_seconds
-            )),
-            ..record
-        };
-        write_audit(&mut *tx, now, &record).await?;
-        // A locked user's open pushes end with the lockout.
-        cancelled = crate::push::challenge::cancel_open_as(
-            state,
-            &mut tx,
-            uid,
-            actor,
-            ctx.remote_addr.as_deref(),
-            "user locked out",
-        )
+    let ctx = req.context.clone();
+    let username = req.username.clone();
+    let actor_owned = actor.to_owned();
+    let audit_host = ctx.host.clone().or_else(|| default_host.map(str::to_owned));
+    let record_host = audit_host.clone();
+    // The writes, with the audit record, in the writer's next batch
+    // (crate::writer): answered once that batch committed.
+    let (applied, cancelled, over_replays) = state
+        .writer
+        .run(state, move |state, conn| {
+            Box::pin(async move {
+                let applied = apply(state, conn, plan, now).await?;
+                let (over_replays, record_detail) = verify_detail(state, &ctx, &applied);
+                let record = Audit {
+                    actor: &actor_owned,
+                    action: "verify",
+                    username: Some(&username),
+                    host: record_host.as_deref(),
+                    remote_addr: ctx.remote_addr.as_deref(),
+                    result: Some(applied.resp.result.as_str()),
+                    detail: record_detail,
+                };
+                write_audit(&mut *conn, now, &record).await?;
+                let mut cancelled = Vec::new();
+                if let Some((until, uid)) = applied.lockout {
+                    let record = Audit {
+                        action: "lockout",
+                        result: Some("locked"),
+                        detail: Some(format!(
+                            "{} failures within {} s; locked until {until}",
+                            state.lockout.max_failures, state.lockout.window_seconds
+                        )),
+                        ..record
+                    };
+                    write_audit(&mut *conn, now, &record).await?;
+                    // A locked user's open pushes end with the lockout.
+                    cancelled = crate::push::challenge::cancel_open_as(
+                        state,
+                        conn,
+                        uid,
+                        &actor_owned,
+                        ctx.remote_addr.as_deref(),
+                        "user locked out",
+                    )
+                    .await?;
+                }
+                Ok((applied, cancelled, over_replays))
+            })
+        })
         .await?;
-    }
-    tx.commit().await?;
+    let Applied {
+        resp, lockout, tap, ..
+    } = applied;
+    let ctx = &req.context;
+    let lk = &state.lockout;
+    let audit_host = audit_host.as_deref();
     state.push.hub.finished(&cancelled);
     if let Some(n) = over_replays {
         tracing::warn!(
@@ -215,6 +201,43 @@ async fn decide_and_record(
         );
     }
     Ok(resp)
+}
+
+/// The audit detail of a verification (`service=… tty=… method=…`) and
+/// the replay count when it is over `max_replays`.
+fn verify_detail(
+    state: &AppState,
+    ctx: &twostep_common::api::AuthContext,
+    applied: &Applied,
+) -> (Option<i64>, Option<String>) {
+    let mut detail = Vec::new();
+    if let Some(s) = &ctx.service {
+        detail.push(format!("service={s}"));
+    }
+    if let Some(t) = &ctx.tty {
+        detail.push(format!("tty={t}"));
+    }
+    if let Some(id) = applied.resp.method_id {
+        detail.push(format!("method={id}"));
+    }
+    if let Some(left) = applied.backup_left {
+        detail.push(format!("backup_code backup_codes_left={left}"));
+    }
+    if let Some((id, left)) = applied.tap {
+        detail.push(format!("temporary_access_code={id} uses_left={left}"));
+    }
+    let lk = &state.lockout;
+    let over_replays = applied.replays.filter(|n| *n > i64::from(lk.max_replays));
+    if let Some(n) = applied.replays {
+        detail.push(format!(
+            "replays={n} within {} s (max_replays {})",
+            lk.replay_window_seconds, lk.max_replays
+        ));
+    }
+    if over_replays.is_some() {
+        detail.push("over max_replays: possible attack".into());
+    }
+    (over_replays, (!detail.is_empty()).then(|| detail.join(" ")))
 }
 
 /// What a verification does, decided from reads alone.
@@ -392,7 +415,7 @@ async fn enrolled(state: &AppState, uid: i64, now: i64) -> Result<bool, ApiError
 /// Carries out `plan` in `tx`.
 async fn apply(
     state: &AppState,
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     plan: Plan,
     now: i64,
 ) -> Result<Applied, ApiError> {
@@ -400,9 +423,9 @@ async fn apply(
         Plan::Answer(resp) => return Ok(Applied::answer(resp)),
         Plan::Fail { uid } => uid,
         Plan::UseBackup { uid, code_id } => {
-            match crate::recovery::use_backup(tx, code_id, now).await? {
+            match crate::recovery::use_backup(conn, code_id, now).await? {
                 Some(left) => {
-                    clear_failures(tx, uid).await?;
+                    clear_failures(conn, uid).await?;
                     return Ok(Applied {
                         backup_left: Some(left),
                         ..Applied::answer(verdict(VerifyResult::Accept))
@@ -411,9 +434,9 @@ async fn apply(
                 None => uid,
             }
         }
-        Plan::UseTap { uid, tap_id } => match crate::recovery::use_once(tx, tap_id, now).await? {
+        Plan::UseTap { uid, tap_id } => match crate::recovery::use_once(conn, tap_id, now).await? {
             Some(left) => {
-                clear_failures(tx, uid).await?;
+                clear_failures(conn, uid).await?;
                 return Ok(Applied {
                     tap: Some((tap_id, left)),
                     ..Applied::answer(verdict(VerifyResult::Accept))
@@ -423,7 +446,7 @@ async fn apply(
             None => uid,
         },
         Plan::Replay { uid, method_id } => {
-            return record_replay(state, tx, uid, method_id, now).await
+            return record_replay(state, conn, uid, method_id, now).await
         }
         Plan::Consume {
             uid,
@@ -440,11 +463,11 @@ async fn apply(
             .bind(method_id)
             .bind(uid)
             .bind(now)
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
             if consumed == 1 {
-                clear_failures(tx, uid).await?;
+                clear_failures(conn, uid).await?;
                 return Ok(Applied::answer(VerifyResponse {
                     result: VerifyResult::Accept,
                     method_id: Some(method_id),
@@ -456,25 +479,25 @@ async fn apply(
             // `record_failure` answers with `locked`.
             let last: Option<i64> = sqlx::query("SELECT last_step FROM methods WHERE id = $1")
                 .bind(method_id)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut *conn)
                 .await?
                 .map(|r| r.try_get::<Option<i64>, _>("last_step"))
                 .transpose()?
                 .flatten();
             if last.is_some_and(|l| l >= step) {
-                return record_replay(state, tx, uid, method_id, now).await;
+                return record_replay(state, conn, uid, method_id, now).await;
             }
             uid
         }
     };
-    record_failure(state, tx, uid, now).await
+    record_failure(state, conn, uid, now).await
 }
 
 /// Clears user `uid`'s failure count after an accepted code.
-async fn clear_failures(tx: &mut Transaction<'_, Any>, uid: i64) -> Result<(), sqlx::Error> {
+async fn clear_failures(conn: &mut AnyConnection, uid: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET failure_count = 0, failure_window_start = NULL WHERE id = $1")
         .bind(uid)
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     Ok(())
 }
@@ -483,7 +506,7 @@ async fn clear_failures(tx: &mut Transaction<'_, Any>, uid: i64) -> Result<(), s
 /// (never a failure): `replay`, with the count in the window.
 async fn record_replay(
     state: &AppState,
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     uid: i64,
     method_id: i64,
     now: i64,
@@ -501,7 +524,7 @@ async fn record_replay(
         .bind(uid)
         .bind(now.saturating_sub(window))
         .bind(now)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *conn)
         .await?
         .map(|r| r.try_get::<i64, _>("replay_count"))
         .transpose()?;
@@ -541,7 +564,7 @@ fn locked(until: i64) -> VerifyResponse {
 /// failure set the lock.
 async fn record_failure(
     state: &AppState,
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut AnyConnection,
     uid: i64,
     now: i64,
 ) -> Result<Applied, ApiError> {
@@ -568,7 +591,7 @@ async fn record_failure(
         .bind(now)
         .bind(i64::from(lk.max_failures))
         .bind(until)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *conn)
         .await?;
     match row {
         Some(r) => {
@@ -587,7 +610,7 @@ async fn record_failure(
             // Locked (or deleted) since we looked.
             let until: Option<i64> = sqlx::query("SELECT locked_until FROM users WHERE id = $1")
                 .bind(uid)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut *conn)
                 .await?
                 .map(|r| r.try_get::<Option<i64>, _>("locked_until"))
                 .transpose()?

@@ -1040,3 +1040,94 @@ async fn reset_with_a_temporary_access_code() {
     // Used up: now not enrolled.
     assert_eq!(app.result(&key, "ravi", &old).await, "not_enrolled");
 }
+
+/// Verifications queued together are committed together by the one
+/// writer, the replay rule holding inside a batch: 24 concurrent
+/// submissions of one code give one accept and 23 replays (the user not
+/// locked), while 12 users' codes submitted at once are all accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_verifications_keep_the_replay_rule() {
+    let app = std::sync::Arc::new(TestApp::new("[api.lockout]\nmax_failures = 3\n").await);
+    let t0 = 1_700_000_025;
+    app.clock.set(t0);
+    let (secret, _, key) = app.enrolled("wes").await;
+    let code = oathtool(&secret, t0);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..24 {
+        let (app, key, code) = (app.clone(), key.clone(), code.clone());
+        set.spawn(async move { app.result(&key, "wes", &code).await });
+    }
+    let mut results = Vec::new();
+    while let Some(r) = set.join_next().await {
+        results.push(r.expect("task"));
+    }
+    assert_eq!(
+        results.iter().filter(|r| *r == "accept").count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|r| *r == "replay").count(),
+        23,
+        "{results:?}"
+    );
+    let user = app.admin(Method::GET, "/v1/admin/users/wes", None).await;
+    assert!(user["locked_until"].is_null(), "{user}");
+
+    let mut secrets = Vec::new();
+    for i in 0..12 {
+        let name = format!("u{i}");
+        app.admin(
+            Method::POST,
+            "/v1/admin/users",
+            Some(json!({"username": name})),
+        )
+        .await;
+        let e = app
+            .admin(
+                Method::POST,
+                &format!("/v1/admin/users/{name}/methods/totp"),
+                Some(json!({})),
+            )
+            .await;
+        secrets.push((
+            name,
+            e["secret_base32"].as_str().expect("secret").to_owned(),
+        ));
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (name, secret) in secrets {
+        let (app, key) = (app.clone(), key.clone());
+        let code = oathtool(&secret, t0);
+        set.spawn(async move { app.result(&key, &name, &code).await });
+    }
+    while let Some(r) = set.join_next().await {
+        assert_eq!(r.expect("task"), "accept");
+    }
+    // Every one of them has its audit record.
+    let audit = app
+        .admin(Method::GET, "/v1/admin/audit?limit=1000", None)
+        .await;
+    let verifies = audit
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|e| e["action"] == "verify")
+        .count();
+    assert_eq!(verifies, 36);
+    // They went through the writer in fewer transactions than verifications.
+    let text = app.metrics().await;
+    let count = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    let batches = count("twostep_api_write_batch_size_count ");
+    let batched = count("twostep_api_write_batch_size_sum ");
+    assert_eq!(batched, 36.0, "{text}");
+    assert!(
+        batches < 36.0,
+        "{batches} batches for 36 verifications:\n{text}"
+    );
+}
