@@ -221,6 +221,10 @@ fn counters_move_by_exactly_what_the_logins_decided() {
                 api1.get("twostep_api_verify_duration_seconds_sum", &[])
                     - api0.get("twostep_api_verify_duration_seconds_sum", &[])
             ),
+            // One after the other: a batch each.
+            ("twostep_api_write_batch_size{}".to_owned(), 2.0),
+            ("twostep_api_write_batch_size_count{}".to_owned(), 2.0),
+            ("twostep_api_write_batch_size_sum{}".to_owned(), 2.0),
         ]),
         "{}",
         api1.text
