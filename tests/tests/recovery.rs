@@ -91,10 +91,18 @@ fn temporary_access_code_through_pam_and_radius() {
         "tap",
         &client_toml("vpn", "127.0.0.1/32", &s, "otp-only", ""),
     );
+    let challenge = env.radiusd(
+        "tap-challenge",
+        &client_toml("vpn", "127.0.0.1/32", &s, "challenge", ""),
+    );
+    let append = env.radiusd(
+        "tap-append",
+        &client_toml("vpn", "127.0.0.1/32", &s, "append", ""),
+    );
 
-    let (tap, said) = ok(&env.reg, &["user", "tap", "tess", "--uses", "2"]);
+    let (tap, said) = ok(&env.reg, &["user", "tap", "tess", "--uses", "4"]);
     assert_eq!(tap.len(), 14, "{tap:?}");
-    assert!(said.contains("works for 2 login(s)"), "{said}");
+    assert!(said.contains("works for 4 login(s)"), "{said}");
     assert!(said.contains("shown only this once"), "{said}");
     let (show, _) = ok(&env.reg, &["user", "show", "tess"]);
     assert!(show.contains("temporary access code: open until"), "{show}");
@@ -104,17 +112,31 @@ fn temporary_access_code_through_pam_and_radius() {
     let r = pam(&svc, "tess", &typed);
     r.expect(true, "PAM_SUCCESS");
     assert!(!r.stderr.contains(&typed), "never logged");
-    // As the password of an otp-only RADIUS client.
+    // As the password of an otp-only RADIUS client, the answer to an
+    // Access-Challenge, and after the comma in append mode.
     auth(radiusd.port, radius_secret, "tess", &tap, &[]).expect("Access-Accept");
+    let r = auth(challenge.port, radius_secret, "tess", "pw", &[]);
+    r.expect("Access-Challenge");
+    let state = format!("State = {}", r.state());
+    auth(challenge.port, radius_secret, "tess", &tap, &[&state]).expect("Access-Accept");
+    auth(
+        append.port,
+        radius_secret,
+        "tess",
+        &format!("pw,{typed}"),
+        &[],
+    )
+    .expect("Access-Accept");
     // Used up: refused by both.
     let r = pam(&svc, "tess", &tap);
     r.expect(false, "PAM_AUTH_ERR");
     auth(radiusd.port, radius_secret, "tess", &tap, &[]).expect("Access-Reject");
     let details = accepts(&env.reg, "tess");
-    assert_eq!(details.len(), 2, "{details:?}");
-    assert!(details[0].contains("uses_left=0"), "{details:?}");
-    assert!(details[1].contains("uses_left=1"), "{details:?}");
-    assert!(details[1].contains("service=tap"), "{details:?}");
+    assert_eq!(details.len(), 4, "{details:?}");
+    for (i, d) in details.iter().enumerate() {
+        assert!(d.contains(&format!("uses_left={i}")), "{details:?}");
+    }
+    assert!(details[3].contains("service=tap"), "{details:?}");
     assert!(
         env.reg.log().contains("temporary access code used"),
         "warning line in the registry log"
