@@ -20,17 +20,49 @@ pub use crate::totp::{is_code_format, CODE_DIGITS};
 
 /// Splits a `forward_pass` answer `PASSWORDCODE` into `(password, code)`.
 ///
-/// The code is the last [`CODE_DIGITS`] characters and must be ASCII digits;
-/// everything before it is the password, byte for byte (no delimiter is
-/// removed, so a password may itself end in `,` or a space). The password may
-/// be empty. Returns `None` when the answer does not end in a code.
+/// The code is, tried in this order:
+/// 1. the last [`CODE_DIGITS`] characters, all ASCII digits (a code from the app);
+/// 2. the last 14 characters in the shown form of a temporary access code
+///    (`K7QM-3XHD-W9PR`, any case);
+/// 3. the last 12 characters, each of the temporary access code alphabet
+///    (any case, no dashes);
+/// 4. the last 9 characters in the shown form of a backup code
+///    (`1234 5678`; without the space, its last 6 digits are taken for an
+///    app's code by rule 1).
+///
+/// Everything before the code is the password, byte for byte (no
+/// delimiter is removed, so a password may itself end in `,` or a space).
+/// The password may be empty. Returns `None` when the answer ends in none
+/// of these.
 pub fn split_forward_pass(answer: &str) -> Option<(&str, &str)> {
-    let cut = answer.len().checked_sub(CODE_DIGITS as usize)?;
-    if !answer.is_char_boundary(cut) {
-        return None;
+    let tail = |n: usize| -> Option<(&str, &str)> {
+        let cut = answer.len().checked_sub(n)?;
+        answer.is_char_boundary(cut).then(|| answer.split_at(cut))
+    };
+    if let Some((p, c)) = tail(CODE_DIGITS as usize) {
+        if is_code_format(c) {
+            return Some((p, c));
+        }
     }
-    let (password, code) = answer.split_at(cut);
-    is_code_format(code).then_some((password, code))
+    let dashed = |c: &str| {
+        c.len() == 14
+            && c.as_bytes()[4] == b'-'
+            && c.as_bytes()[9] == b'-'
+            && crate::recovery::is_tap_format(c)
+    };
+    if let Some((p, c)) = tail(14).filter(|(_, c)| dashed(c)) {
+        return Some((p, c));
+    }
+    let plain = |c: &str| {
+        c.bytes()
+            .all(|b| crate::recovery::TAP_ALPHABET.contains(&b.to_ascii_uppercase()))
+    };
+    if let Some((p, c)) = tail(crate::recovery::TAP_CHARS).filter(|(_, c)| plain(c)) {
+        return Some((p, c));
+    }
+    let spaced =
+        |c: &str| c.as_bytes()[4] == b' ' && crate::recovery::normalise_backup_code(c).is_some();
+    tail(9).filter(|(_, c)| spaced(c))
 }
 
 /// The bytes OpenSSH's sshd repeats, cut to the length of what the user
@@ -290,6 +322,22 @@ mod tests {
         assert_eq!(split_forward_pass("pw12345x"), None);
         // A multi-byte character straddling the cut is not a code.
         assert_eq!(split_forward_pass("ab€12345"), None);
+        // A temporary access code after the password, shown form or typed.
+        assert_eq!(
+            split_forward_pass("hunter2passK7QM-3XHD-W9PR"),
+            Some(("hunter2pass", "K7QM-3XHD-W9PR"))
+        );
+        assert_eq!(
+            split_forward_pass("pw,k7qm3xhdw9pr"),
+            Some(("pw,", "k7qm3xhdw9pr"))
+        );
+        // A backup code as printed, with its space.
+        assert_eq!(split_forward_pass("pw1234 5678"), Some(("pw", "1234 5678")));
+        // An app code wins when the answer ends in six digits.
+        assert_eq!(
+            split_forward_pass("K7QM3XHDW9PR123456"),
+            Some(("K7QM3XHDW9PR", "123456"))
+        );
     }
 
     #[test]

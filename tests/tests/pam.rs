@@ -455,6 +455,22 @@ fn stash_code_consumes_the_code_only_after_the_password() {
         !r.stderr.contains("stash pass"),
         "the password must never be logged"
     );
+
+    // A temporary access code after the password (a phone change), as
+    // shown and typed in lower case without dashes.
+    let tap = block_on(f.reg.admin_client().issue_tap(
+        user,
+        &twostep_common::api::IssueTap {
+            uses: Some(2),
+            ..Default::default()
+        },
+    ))
+    .expect("tap");
+    let r = f.auth("stash", user, None, &format!("stash pass 1{}\n", tap.code));
+    r.expect(true, "PAM_SUCCESS");
+    let typed = tap.code.replace('-', "").to_lowercase();
+    let r = f.auth("stash", user, None, &format!("stash pass 1{typed}\n"));
+    r.expect(true, "PAM_SUCCESS");
 }
 
 #[test]
