@@ -451,8 +451,8 @@ const MIGRATIONS: &[Migration] = &[
         ],
     },
     // Version 10: backup codes. One set per user is current (the others
-    // `voided_at`); each code is an Argon2id hash with the set's salt, so a
-    // typed code is hashed once and compared with the set's hashes.
+    // `voided_at`); each code is an HMAC of the set's salt and the code
+    // under a key derived from the secret key (crate::crypto::SecretBox::code_mac).
     Migration {
         version: 10,
         statements: &[

@@ -216,7 +216,7 @@ fn schemas() -> Value {
             "methods": array_of("Method"), "temporary_access_until": nullable(int64()),
             "backup_codes_left": nullable(json!({"type": "integer"})) })),
         "BackupCodes": object(&["codes", "created_at"], json!({
-            "codes": { "type": "array", "items": { "type": "string", "description": "8 digits as 1234 5678; shown once, the registry keeps Argon2id hashes" } },
+            "codes": { "type": "array", "items": { "type": "string", "description": "8 digits as 1234 5678; shown once, the registry keeps keyed HMACs (HMAC-SHA256 with a key derived from its secret key)" } },
             "created_at": int64() })),
         "IssueTap": object(&[], json!({
             "hours": nullable(json!({"type": "integer", "minimum": 1, "maximum": twostep_common::recovery::TAP_MAX_HOURS, "description": "default 8"})),

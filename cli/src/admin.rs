@@ -138,10 +138,12 @@ pub enum UserCmd {
         #[arg(long)]
         tap: bool,
         /// With --tap: how long the code works, in hours (1..=720).
-        #[arg(long, default_value_t = twostep_common::recovery::TAP_DEFAULT_HOURS, requires = "tap")]
+        #[arg(long, default_value_t = twostep_common::recovery::TAP_DEFAULT_HOURS, requires = "tap",
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(twostep_common::recovery::TAP_MAX_HOURS)))]
         hours: u32,
         /// With --tap: how many logins it works for (1..=100).
-        #[arg(long, default_value_t = 1, requires = "tap")]
+        #[arg(long, default_value_t = 1, requires = "tap",
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(twostep_common::recovery::TAP_MAX_USES)))]
         uses: u32,
     },
     /// Print a new set of 10 single-use backup codes (shown once) for the
@@ -158,10 +160,12 @@ pub enum UserCmd {
         /// Login name.
         name: String,
         /// How long the code works, in hours (1..=720).
-        #[arg(long, default_value_t = twostep_common::recovery::TAP_DEFAULT_HOURS, conflicts_with = "revoke")]
+        #[arg(long, default_value_t = twostep_common::recovery::TAP_DEFAULT_HOURS, conflicts_with = "revoke",
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(twostep_common::recovery::TAP_MAX_HOURS)))]
         hours: u32,
         /// How many logins it works for (1..=100).
-        #[arg(long, default_value_t = 1, conflicts_with = "revoke")]
+        #[arg(long, default_value_t = 1, conflicts_with = "revoke",
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(twostep_common::recovery::TAP_MAX_USES)))]
         uses: u32,
         /// Revoke the user's open code.
         #[arg(long)]
@@ -282,11 +286,18 @@ impl Run for UserCmd {
             Self::Tap {
                 name, revoke: true, ..
             } => {
-                with_admin(g, |c| {
+                let open = with_admin(g, |c| {
                     let n = name.clone();
-                    async move { c.revoke_tap(&n).await }
+                    async move {
+                        let open = c.user(&n).await?.temporary_access_until;
+                        c.revoke_tap(&n).await?;
+                        Ok(open)
+                    }
                 })?;
-                println!("revoked the open temporary access code of {name}");
+                match open {
+                    Some(_) => println!("revoked the open temporary access code of {name}"),
+                    None => println!("{name} has no open temporary access code; nothing to revoke"),
+                }
             }
             Self::Tap {
                 name, hours, uses, ..
@@ -300,20 +311,33 @@ impl Run for UserCmd {
 /// `reset`): what happened on standard error, the code alone on standard
 /// output.
 fn issue_tap(g: &Global, name: &str, hours: u32, uses: u32, reset: bool) -> anyhow::Result<()> {
-    let issued = with_admin(g, |c| {
+    let (user, issued) = with_admin(g, |c| {
         let n = name.to_owned();
         async move {
-            c.issue_tap(
-                &n,
-                &IssueTap {
-                    hours: Some(hours),
-                    uses: Some(uses),
-                    reset_methods: reset,
-                },
-            )
-            .await
+            let user = c.user(&n).await?;
+            let issued = c
+                .issue_tap(
+                    &n,
+                    &IssueTap {
+                        hours: Some(hours),
+                        uses: Some(uses),
+                        reset_methods: reset,
+                    },
+                )
+                .await?;
+            Ok((user, issued))
         }
     })?;
+    if user.disabled {
+        eprintln!(
+            "note: {name} is disabled; the code is refused until `twostep user enable {name}`"
+        );
+    } else if let Some(until) = user.locked_until {
+        eprintln!(
+            "note: {name} is locked out until {}; the code is refused until then or `twostep user unlock {name}`",
+            output::time(until)
+        );
+    }
     if reset {
         eprintln!(
             "deleted all methods of {name} ({}); their open push requests are cancelled",
@@ -755,7 +779,25 @@ impl Run for AuditArgs {
                 .is_ok()
         };
         with_admin(g, |c| async move {
-            let events = c.audit(limit).await?;
+            let mut failing = false;
+            // With --follow, a registry down at the start is waited for too.
+            let events = loop {
+                match c.audit(limit).await {
+                    Ok(events) => break events,
+                    Err(e) if follow => {
+                        if !failing {
+                            eprintln!("twostep: {e}; trying again every second");
+                            failing = true;
+                        }
+                        tokio::time::sleep(FOLLOW_INTERVAL).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            if failing {
+                eprintln!("twostep: the registry answers again");
+                failing = false;
+            }
             if !print(&events) || !follow {
                 return Ok(());
             }
@@ -764,7 +806,6 @@ impl Run for AuditArgs {
                 // `--limit 0`: only events from now on.
                 None => c.audit(1).await?.first().map_or(0, |e| e.id),
             };
-            let mut failing = false;
             loop {
                 tokio::time::sleep(FOLLOW_INTERVAL).await;
                 match c.audit_after(last, MAX_FOLLOW_PAGE).await {

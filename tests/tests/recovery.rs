@@ -144,7 +144,13 @@ fn temporary_access_code_through_pam_and_radius() {
 
     // Revoked: refused; the app's code still works.
     let (tap2, _) = ok(&env.reg, &["user", "tap", "tess"]);
-    let (_, _) = ok(&env.reg, &["user", "tap", "tess", "--revoke"]);
+    let (said, _) = ok(&env.reg, &["user", "tap", "tess", "--revoke"]);
+    assert_eq!(said, "revoked the open temporary access code of tess");
+    let (said, _) = ok(&env.reg, &["user", "tap", "tess", "--revoke"]);
+    assert_eq!(
+        said,
+        "tess has no open temporary access code; nothing to revoke"
+    );
     let r = pam(&svc, "tess", &tap2);
     r.expect(false, "PAM_AUTH_ERR");
     let r = pam(&svc, "tess", &radius_support::code(&secret));
@@ -154,15 +160,19 @@ fn temporary_access_code_through_pam_and_radius() {
     for (args, says) in [
         (
             vec!["user", "tap", "tess", "--hours", "0"],
-            "hours must be 1..=720, not 0",
+            "0 is not in 1..=720",
         ),
         (
             vec!["user", "tap", "tess", "--hours", "721"],
-            "hours must be 1..=720, not 721",
+            "721 is not in 1..=720",
+        ),
+        (
+            vec!["user", "tap", "tess", "--hours", "4294967296"],
+            "1..=720",
         ),
         (
             vec!["user", "tap", "tess", "--uses", "0"],
-            "uses must be 1..=100, not 0",
+            "0 is not in 1..=100",
         ),
         (vec!["user", "tap", "nobody"], "nobody"),
     ] {

@@ -180,7 +180,7 @@ pub async fn backup_codes_submit(
 ) -> PageResult {
     let s = fresh(&p, &v, "/my/security-info").await?;
     let mut tx = p.app.pool.begin().await?;
-    let codes = crate::recovery::create_backup_set(&mut tx, s.user_id, p.now()).await?;
+    let codes = crate::recovery::create_backup_set(&p.app, &mut tx, s.user_id, p.now()).await?;
     super::signin::audit(
         &mut *tx,
         &p,
