@@ -444,55 +444,77 @@ pub struct EnrolArgs {
 }
 
 impl EnrolArgs {
-    /// Refuses, before anything is enrolled, an image file that exists.
-    fn check_image_files(&self) -> anyhow::Result<()> {
+    /// Creates the image files asked for (new, mode 0600) before anything
+    /// is enrolled, so a file that exists or a directory that is missing
+    /// or not writable stops the command first; they are removed again
+    /// unless [`EnrolArgs::write_images`] fills them.
+    fn open_image_files(&self) -> anyhow::Result<ImageFiles> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut files = ImageFiles(Vec::new());
         for f in [&self.qr_png, &self.qr_svg].into_iter().flatten() {
-            if std::fs::symlink_metadata(f).is_ok() {
-                anyhow::bail!(
+            let opened = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(f);
+            match opened {
+                Ok(file) => files.0.push((f.clone(), Some(file))),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => anyhow::bail!(
                     "{}: exists already; the QR image goes only to a new file",
                     f.display()
-                );
+                ),
+                Err(e) => return Err(e).with_context(|| format!("{}: cannot create", f.display())),
             }
         }
-        Ok(())
+        Ok(files)
     }
 
-    /// Writes the QR images asked for, of `uri`.
-    fn write_images(&self, uri: &str, out: &mut impl Write) -> anyhow::Result<()> {
-        if let Some(f) = &self.qr_png {
-            let png = twostep_common::qr::png(uri).context("the URI is too long for a QR code")?;
-            write_new_private(f, &png)?;
-            writeln!(out, "QR code written to {} (PNG)", f.display())?;
+    /// Writes the QR images of `uri` into the files opened by
+    /// [`EnrolArgs::open_image_files`], which are then kept.
+    fn write_images(
+        &self,
+        files: &mut ImageFiles,
+        uri: &str,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        for (path, file) in &mut files.0 {
+            let Some(mut f) = file.take() else { continue };
+            let (bytes, kind) = if Some(&*path) == self.qr_png.as_ref() {
+                let png =
+                    twostep_common::qr::png(uri).context("the URI is too long for a QR code")?;
+                (png, "PNG")
+            } else {
+                let svg = twostep_common::qr::svg(uri, "QR code to scan with an authenticator app")
+                    .context("the URI is too long for a QR code")?;
+                (svg.into_bytes(), "SVG")
+            };
+            f.write_all(&bytes)
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+            writeln!(out, "QR code written to {} ({kind})", path.display())?;
         }
-        if let Some(f) = &self.qr_svg {
-            let svg = twostep_common::qr::svg(uri, "QR code to scan with an authenticator app")
-                .context("the URI is too long for a QR code")?;
-            write_new_private(f, svg.as_bytes())?;
-            writeln!(out, "QR code written to {} (SVG)", f.display())?;
-        }
+        files.0.clear();
         Ok(())
     }
 }
 
-/// Creates `path` (mode 0600, never an existing file) holding `bytes`.
-fn write_new_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("{}: cannot create", path.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("{}: cannot write", path.display()))
+/// Image files created ahead of enrolling; the ones still listed when
+/// dropped (the enrolment failed) are removed.
+struct ImageFiles(Vec<(std::path::PathBuf, Option<std::fs::File>)>);
+
+impl Drop for ImageFiles {
+    fn drop(&mut self) {
+        for (path, _) in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 impl Run for EnrolArgs {
     fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
-        self.check_image_files()?;
+        let mut files = self.open_image_files()?;
         if self.push {
-            return self.run_push(g);
+            return self.run_push(g, &mut files);
         }
         let name = self.name.clone();
         let label = self.label.clone();
@@ -519,14 +541,14 @@ impl Run for EnrolArgs {
             out,
             "The secret is shown only this once; the registry keeps it encrypted."
         )?;
-        self.write_images(&e.otpauth_uri, &mut out)?;
+        self.write_images(&mut files, &e.otpauth_uri, &mut out)?;
         Ok(ExitCode::SUCCESS)
     }
 }
 
 impl EnrolArgs {
     /// `twostep enrol NAME --push`: a one-time device activation.
-    fn run_push(self, g: &Global) -> anyhow::Result<ExitCode> {
+    fn run_push(self, g: &Global, files: &mut ImageFiles) -> anyhow::Result<ExitCode> {
         let name = self.name.clone();
         let label = self.label.clone();
         let a = with_admin(g, |c| async move {
@@ -558,7 +580,7 @@ impl EnrolArgs {
             "Anyone with this URI can register a device for {} until it expires or is used.",
             a.username
         )?;
-        self.write_images(&a.activation_uri, &mut out)?;
+        self.write_images(files, &a.activation_uri, &mut out)?;
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -132,6 +132,33 @@ fn admin_commands_end_to_end() {
         methods_before,
         "enrolled anyway"
     );
+    // A directory that does not exist: refused before enrolling too, and
+    // an SVG file created for the same run is not left behind.
+    let svg2 = reg.dir.path().join("second.svg");
+    let missing = twostep(
+        &reg,
+        &[
+            "enrol",
+            "quinn",
+            "--qr-svg",
+            svg2.to_str().unwrap(),
+            "--qr-png",
+            "/nonexistent-dir/quinn.png",
+        ],
+    );
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("/nonexistent-dir/quinn.png: cannot create"),
+        "{err}"
+    );
+    assert!(missing.stdout.is_empty(), "no secret printed");
+    assert!(!svg2.exists(), "the other image file was removed");
+    assert_eq!(
+        ok(&reg, &["user", "show", "quinn"]),
+        methods_before,
+        "enrolled with a missing directory"
+    );
 
     // A host key written to a 0600 file works against /v1/host/verify.
     let key = reg.dir.path().join("web1.key");
