@@ -719,6 +719,19 @@ impl Config {
                 }
             }
             api.push.validate(path, text)?;
+            if let Some(m) = &api.metrics {
+                let (a, b) = (m.listen, api.listen);
+                let same_ip =
+                    a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified();
+                if a.port() == b.port() && same_ip {
+                    return Err(at(
+                        "listen",
+                        format!(
+                            "[api.metrics] listen {a} is the address of [api] listen {b}: give the metrics a port of their own"
+                        ),
+                    ));
+                }
+            }
         }
         if let Some(reg) = &self.registry {
             if !(reg.url.starts_with("https://") || reg.url.starts_with("http://")) {

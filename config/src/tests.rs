@@ -450,4 +450,19 @@ fn metrics_tables_are_off_unless_given() {
     .to_string();
     assert!(e.starts_with("/etc/twostep/twostep.toml:12:1: "), "got {e}");
     assert!(e.contains("path"), "got {e}");
+    // The metrics need a port of their own.
+    let api_listen = c.api().unwrap().listen;
+    let e = parse(&FULL.replace(
+        "[api.lockout]",
+        &format!(
+            "[api.metrics]\nlisten = \"0.0.0.0:{}\"\n[api.lockout]",
+            api_listen.port()
+        ),
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("give the metrics a port of their own"),
+        "got {e}"
+    );
 }
