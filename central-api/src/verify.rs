@@ -112,7 +112,9 @@ async fn decide_and_record(
     // Reads first, on the pool; then every write of this verification
     // (consume or count, audit) in one transaction whose first statement
     // writes, so a failure leaves nothing half-done.
-    let plan = plan(state, &req.username, &req.code, now_u, now).await?;
+    // `123 456` as some apps show it: the code without its spaces.
+    let code = recovery::normalise_code(&req.code).unwrap_or_else(|| req.code.clone());
+    let plan = plan(state, &req.username, &code, now_u, now).await?;
     let ctx = req.context.clone();
     let username = req.username.clone();
     let actor_owned = actor.to_owned();

@@ -66,6 +66,10 @@ impl DenyReason {
 /// Reply-Message, the Security info page).
 pub const REPLAY_MESSAGE: &str = "That code was used already. Wait for the next code in your app.";
 
+/// What a PAM prompt says before asking again after a wrong code (or an
+/// answer that is not a code).
+pub const WRONG_CODE_MESSAGE: &str = "That code didn't work. Try again.";
+
 /// What a front end does with one verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {

@@ -217,6 +217,12 @@ impl CodeLoop {
         self.last_replayed
     }
 
+    /// Whether the last try was a wrong code (not a replay): the next
+    /// prompt says so ([`crate::decision::WRONG_CODE_MESSAGE`]).
+    pub fn last_wrong(&self) -> bool {
+        self.wrong > 0 && !self.last_replayed
+    }
+
     /// Feeds the result of one try.
     pub fn answer(&mut self, answer: Answer) -> Next {
         let decision = match answer {

@@ -115,11 +115,21 @@ pub fn is_tap_format(typed: &str) -> bool {
     normalise_tap(typed).is_some()
 }
 
+/// What the user typed as an app's code, normalised: spaces dropped
+/// (`123 456`, as some apps show it); `None` unless then exactly
+/// [`crate::totp::CODE_DIGITS`] ASCII digits.
+pub fn normalise_code(typed: &str) -> Option<String> {
+    let s: String = typed.chars().filter(|c| *c != ' ').collect();
+    is_code_format(&s).then_some(s)
+}
+
 /// Whether `typed` can be a second factor at all: a 6-digit code
 /// ([`is_code_format`]) or a temporary access code ([`is_tap_format`]).
 /// Front ends send nothing else to the registry.
 pub fn is_second_factor_format(typed: &str) -> bool {
-    is_code_format(typed) || is_tap_format(typed) || normalise_backup_code(typed).is_some()
+    normalise_code(typed).is_some()
+        || is_tap_format(typed)
+        || normalise_backup_code(typed).is_some()
 }
 
 #[cfg(test)]
@@ -189,6 +199,9 @@ mod tests {
     #[test]
     fn second_factor_shapes() {
         assert!(is_second_factor_format("123456"));
+        assert!(is_second_factor_format("123 456"));
+        assert_eq!(normalise_code(" 123 456 ").as_deref(), Some("123456"));
+        assert_eq!(normalise_code("12 345"), None);
         assert!(is_second_factor_format("K7QM-3XHD-W9PR"));
         assert!(!is_second_factor_format("12345"));
         assert!(!is_second_factor_format("hunter2"));

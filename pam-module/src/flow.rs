@@ -96,7 +96,7 @@ use std::time::{Duration, Instant};
 use twostep_common::api::{
     AuthContext, Registrations, VerifyRequest, VerifyResponse, VerifyResult,
 };
-use twostep_common::decision::{self, Decision, REPLAY_MESSAGE};
+use twostep_common::decision::{self, Decision, REPLAY_MESSAGE, WRONG_CODE_MESSAGE};
 use twostep_common::policy::{self, Answer, Budget, CodeLoop, Next, Outcome};
 use twostep_common::push::{
     PushContext, PushResult, PushStarted, StartPush, StartResult, StartedChallenge, MAX_WAIT_SECS,
@@ -564,6 +564,10 @@ pub struct Flow {
     push: Option<PushOffer>,
     /// `stash_code`: the stash was handed out (once per call).
     stashed: bool,
+    /// The last wrong try came from PAM_AUTHTOK (an earlier module's
+    /// password), not from the user at a prompt: the next prompt says
+    /// nothing about it.
+    authtok_tried: bool,
     /// Actions decided but not yet handed out: zero or more
     /// [`Action::Log`] followed by exactly one other action.
     outbox: VecDeque<Action>,
@@ -580,6 +584,7 @@ impl Flow {
             state: State::Start,
             push: None,
             stashed: false,
+            authtok_tried: false,
             outbox: VecDeque::new(),
         }
     }
@@ -938,11 +943,14 @@ impl Flow {
     }
 
     /// `prompt`, after [`REPLAY_MESSAGE`] when the last code was used
-    /// already (inside the prompt, as the push number: OpenSSH holds info
-    /// messages back, sudo shows only prompts).
+    /// already, or [`WRONG_CODE_MESSAGE`] after a wrong one (inside the
+    /// prompt, as the push number: OpenSSH holds info messages back, sudo
+    /// shows only prompts).
     fn with_replay_notice(&self, prompt: &str) -> String {
         if self.tries.last_replayed() {
             format!("{REPLAY_MESSAGE}\n{prompt}")
+        } else if self.tries.last_wrong() && !self.authtok_tried {
+            format!("{WRONG_CODE_MESSAGE}\n{prompt}")
         } else {
             prompt.to_owned()
         }
@@ -1022,6 +1030,7 @@ impl Flow {
 
     /// Applies the tries loop to one try's result.
     fn code_verdict(&mut self, verdict: Answer, password: Option<Typed>, from_authtok: bool) {
+        self.authtok_tried = from_authtok;
         self.debug(format!(
             "try {}{}: {:?}",
             self.tries.wrong_tries() + 1,

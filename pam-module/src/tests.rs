@@ -437,6 +437,23 @@ fn prompts(n: usize) -> Vec<(String, bool)> {
     vec![(PROMPT.0.to_owned(), PROMPT.1); n]
 }
 
+/// The code prompt, then `n - 1` prompts after a wrong code.
+fn retries(n: usize) -> Vec<(String, bool)> {
+    let mut v = prompts(1);
+    v.extend(vec![
+        (
+            format!(
+                "{}\n{}",
+                twostep_common::decision::WRONG_CODE_MESSAGE,
+                PROMPT.0
+            ),
+            PROMPT.1
+        );
+        n.saturating_sub(1)
+    ]);
+    v
+}
+
 fn lookup(within: Duration) -> Call {
     Call::LookUp {
         user: "alice".into(),
@@ -482,7 +499,7 @@ fn wrong_code_then_right() {
         .enrolled_then(&[VerifyResult::Reject, VerifyResult::Accept])
         .run();
     assert_eq!(r.end, end(PamCode::Success, Level::Info, "verified"));
-    assert_eq!(r.prompts, prompts(2));
+    assert_eq!(r.prompts, retries(2));
     assert_eq!(
         r.calls,
         vec![lookup(FULL), verify("111111", FULL), verify("222222", FULL)]
@@ -588,7 +605,7 @@ fn max_tries() {
         end(PamCode::MaxTries, Level::Notice, "too many wrong codes")
     );
     assert_eq!(r.line, line("PAM_MAXTRIES", "too many wrong codes"));
-    assert_eq!(r.prompts, prompts(3));
+    assert_eq!(r.prompts, retries(3));
     assert_eq!(r.calls.len(), 4);
 
     // max_tries counts malformed answers too; a custom prompt is used.
@@ -602,7 +619,16 @@ fn max_tries() {
         .reply(enrolled())
         .run();
     assert_eq!(r.end.code, PamCode::MaxTries);
-    assert_eq!(r.prompts, vec![("Code: ".to_owned(), false); 2]);
+    assert_eq!(
+        r.prompts,
+        vec![
+            ("Code: ".to_owned(), false),
+            (
+                "That code didn't work. Try again.\nCode: ".to_owned(),
+                false
+            )
+        ]
+    );
     assert_eq!(r.calls, vec![lookup(FULL)]);
 }
 
@@ -846,7 +872,7 @@ fn total_timeout_budget() {
         assert_eq!(r.end, end(code, Level::Warning, &reason));
         assert_eq!(r.line, line(code.name(), &reason));
         assert_eq!(r.calls, vec![lookup(s(5)), verify("111111", s(3))]);
-        assert_eq!(r.prompts, prompts(2));
+        assert_eq!(r.prompts, retries(2));
     }
 
     // A budget used up by the lookup: the prompt still comes (as it
@@ -1088,7 +1114,7 @@ fn conversation_error_after_a_wrong_code() {
         .run();
     assert_eq!(r.end, end(PamCode::AuthErr, Level::Notice, "code refused"));
     assert_eq!(r.line, line("PAM_AUTH_ERR", "code refused"));
-    assert_eq!(r.prompts, prompts(2));
+    assert_eq!(r.prompts, retries(2));
 }
 
 // ---- the machine itself ----------------------------------------------------
@@ -1347,7 +1373,16 @@ fn typed_code_still_works_when_push_is_offered() {
         .reply(verdict(VerifyResult::Accept))
         .run();
     assert_eq!(r.end, end(PamCode::Success, Level::Info, "verified"));
-    assert_eq!(r.prompts, vec![prompt(OFFER), prompt(OFFER)]);
+    assert_eq!(
+        r.prompts,
+        vec![
+            prompt(OFFER),
+            prompt(&format!(
+                "{}\n{OFFER}",
+                twostep_common::decision::WRONG_CODE_MESSAGE
+            ))
+        ]
+    );
     assert_eq!(r.calls.len(), 3);
     assert!(matches!(&r.calls[2], Call::Verify { code, .. } if code == "123456"));
 
@@ -1364,7 +1399,14 @@ fn typed_code_still_works_when_push_is_offered() {
     assert_eq!(r.end.code, PamCode::Success);
     assert_eq!(
         r.prompts,
-        vec![prompt(OFFER), prompt(OFFER), prompt(NUMBER_PROMPT)]
+        vec![
+            prompt(OFFER),
+            prompt(&format!(
+                "{}\n{OFFER}",
+                twostep_common::decision::WRONG_CODE_MESSAGE
+            )),
+            prompt(NUMBER_PROMPT)
+        ]
     );
 
     // Max tries of wrong codes at the push offer.
@@ -1672,7 +1714,7 @@ fn push_off() {
         .reply(verdict(VerifyResult::Accept))
         .run();
     assert_eq!(r.end.code, PamCode::Success);
-    assert_eq!(r.prompts, prompts(2));
+    assert_eq!(r.prompts, retries(2));
     assert!(!r.calls.iter().any(|c| matches!(c, Call::StartPush { .. })));
 
     let reason = "the user has only push devices and push is not offered (push = \"off\")";

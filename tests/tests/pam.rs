@@ -836,3 +836,27 @@ fn registry_restart_while_at_the_prompt() {
     assert_eq!(r.prompts(PROMPT), 1, "{r:#?}");
     assert_eq!(r.pam_line(), SUCCESS);
 }
+
+/// A code typed as some apps show it (`123 456`) is the code; a wrong one
+/// re-prompts saying so.
+#[test]
+fn spaced_code_and_the_wrong_code_notice() {
+    let f = Fixture::new();
+    let secret = f.enrolled("spacey");
+    f.config("sp", "", "");
+    f.service("sp", "auth required TWOSTEP CONFIG(sp)\n");
+    let good = code(&secret);
+    let spaced = format!("{} {}", &good[..3], &good[3..]);
+    let r = f.auth(
+        "sp",
+        "spacey",
+        None,
+        &lines(&[&wrong_code(&secret), &spaced]),
+    );
+    r.expect(true, "PAM_SUCCESS");
+    assert_eq!(
+        r.prompts("That code didn't work. Try again.\nVerification code: "),
+        1,
+        "{r:#?}"
+    );
+}
