@@ -27,6 +27,14 @@ user=demo
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
+# Ports are checked before anything is set up or cleaned.
+for p in "TWOSTEP_RADIUS_PORT=$radius_port" "TWOSTEP_API_PORT=$api_port"; do
+  v=${p#*=}
+  case $v in
+    ''|*[!0-9]*) die "${p%%=*} must be a port number (1-65535), not '$v'" ;;
+  esac
+  [ "$v" -ge 1 ] && [ "$v" -le 65535 ] || die "${p%%=*} must be a port number (1-65535), not '$v'"
+done
 
 # ---- one run at a time -------------------------------------------------------
 # The lock lives beside .state (which each run deletes and recreates) and is
@@ -217,6 +225,10 @@ cat <<EOF
   oathtool --totp -b \$(cat $state/demo.totp)    # a code without a phone
 
   $release/twostep --config $state/twostep.toml audit     # what happened
+
+  # The Security info page, where users add their own authenticator app:
+  $release/twostep --config $state/twostep.toml user passwd $user   # a page password first
+  # then open http://127.0.0.1:$api_port/my/ in a browser on this machine
 EOF
 
 say "Running. Press Ctrl-C to stop twostep-api and twostep-radiusd."

@@ -364,7 +364,10 @@ async fn issue(
     .bind(i64::from(uses))
     .execute(change.conn())
     .await?;
-    let mut detail = format!("valid until {expires_at}, {uses} use(s)");
+    let mut detail = format!(
+        "valid until {}, {uses} use(s)",
+        crate::portal::time::date_time(expires_at)
+    );
     if req.reset_methods {
         detail.push_str(&format!("; {deleted} methods deleted first"));
     }

@@ -118,6 +118,13 @@ fn push_device_added_on_the_page_then_ssh_vpn_and_page_sign_in() {
             .expect("goto add");
         let t = text(&a).await;
         assert!(t.contains("Authenticator app – notifications"), "{t}");
+        // Codes are preselected (the common apps); choose notifications.
+        a.find(fantoccini::Locator::Css("input[name=method][value=push]"))
+            .await
+            .expect("the notifications choice")
+            .click()
+            .await
+            .expect("choose");
         click(&a, "Add").await;
         assert_eq!(path(&a).await, "/my/security-info/push/start");
         let t = text(&a).await;
@@ -331,6 +338,12 @@ fn push_device_added_on_the_page_then_ssh_vpn_and_page_sign_in() {
         b.goto(&format!("{}/my/security-info/add", reg.url))
             .await
             .expect("goto add");
+        b.find(fantoccini::Locator::Css("input[name=method][value=push]"))
+            .await
+            .expect("the notifications choice")
+            .click()
+            .await
+            .expect("choose");
         click(&b, "Add").await;
         click(&b, "Next").await;
         click(&b, "Next").await;

@@ -166,6 +166,9 @@ pub async fn security_info(
             _ => None,
         },
         backup_left: crate::recovery::backup_codes_left(&p.app.pool, s.user_id).await?,
+        tap_until: crate::recovery::open_until(&p.app.pool, s.user_id, p.now())
+            .await?
+            .map(date_time),
     };
     render(&page)
 }

@@ -102,7 +102,10 @@ async fn invite(
     change
         .commit(
             "user.invite",
-            Subject::user(&username).detail(format!("valid until {expires_at}")),
+            Subject::user(&username).detail(format!(
+                "valid until {}",
+                crate::portal::time::date_time(expires_at)
+            )),
         )
         .await?;
     let path = format!("{PORTAL_PATH}/invite/{}", token.as_str());

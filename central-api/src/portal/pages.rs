@@ -350,6 +350,8 @@ pub struct SecurityInfoPage {
     pub notice: Option<&'static str>,
     /// Unused backup codes of the current set, if the user has a set.
     pub backup_left: Option<u32>,
+    /// Until when the user's open temporary access code works, shown.
+    pub tap_until: Option<String>,
 }
 
 /// A new set of backup codes, shown once.
