@@ -561,9 +561,9 @@ fn locked(until: i64) -> VerifyResponse {
     }
 }
 
-/// Counts one failure; `reject`, or `locked` when the user was already
-/// locked by a concurrent request; `Some((locked_until, uid))` when this
-/// failure set the lock.
+/// Counts one failure; `reject`, or `locked` when this failure set the
+/// lock (then `Some((locked_until, uid))` too) or a concurrent request
+/// locked the user already.
 async fn record_failure(
     state: &AppState,
     conn: &mut AnyConnection,
@@ -601,7 +601,13 @@ async fn record_failure(
             let locked_until: Option<i64> = r.try_get("locked_until")?;
             let just_locked = count == 0 && locked_until == Some(until);
             Ok(Applied {
-                resp: verdict(VerifyResult::Reject),
+                // The failure that sets the lock answers `locked` at once,
+                // so the user is told now rather than at the next try.
+                resp: if just_locked {
+                    locked(until)
+                } else {
+                    verdict(VerifyResult::Reject)
+                },
                 lockout: just_locked.then_some((until, uid)),
                 replays: None,
                 tap: None,

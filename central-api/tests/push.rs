@@ -859,7 +859,7 @@ async fn a_locked_users_approval_is_refused_and_a_lockout_cancels() {
     let (id, _) = sent(&app, &host, "lena").await;
     let c = the_challenge(&app, &dev, &id).await;
     assert_eq!(app.result(&host, "lena", "000000").await, "reject");
-    assert_eq!(app.result(&host, "lena", "000001").await, "reject");
+    assert_eq!(app.result(&host, "lena", "000001").await, "locked");
     assert!(poll(&app, &dev, 0).await.is_empty());
     assert_eq!(outcome(&app, &host, &id, 0).await.1["result"], "cancelled");
     let (s, v) = answer(&app, &dev, &c, Decision::Deny, None).await;

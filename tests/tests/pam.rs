@@ -625,7 +625,13 @@ fn locked_user_is_denied_without_prompt() {
     f.service("alone", "auth required TWOSTEP CONFIG(base)\n");
     let w = wrong_code(&secret);
     let r = f.auth("alone", "alice", None, &lines(&[&w, &w, &w]));
-    r.expect(false, "PAM_MAXTRIES");
+    // The third wrong code locks: said at once, no more prompts.
+    r.expect(false, "PAM_PERM_DENIED");
+    assert_eq!(r.prompts(PROMPT), 3);
+    assert!(
+        r.module_log().join("\n").contains("account locked"),
+        "{r:#?}"
+    );
     // Locked now: even the right code is refused, without a prompt.
     let r = f.auth("alone", "alice", None, &lines(&[&code(&secret)]));
     r.expect(false, "PAM_PERM_DENIED");

@@ -129,8 +129,9 @@ fn two_registry_processes_on_one_postgres() {
 }
 
 /// 20 wrong codes at once with max_failures = 5, spread over `regs`: every
-/// answer is reject or locked, exactly five rejects, one lockout recorded,
-/// and the right code is then refused as locked.
+/// answer is reject or locked, exactly four rejects (the fifth failure
+/// sets the lock and is answered `locked`), one lockout recorded, and the
+/// right code is then refused as locked.
 fn wrong_code_storm(regs: &[&Registry], secret: &str, key: &std::path::Path) {
     let good = oathtool_code(secret, now());
     let wrong = format!("{:06}", (good.parse::<u32>().unwrap() + 1) % 1_000_000);
@@ -147,8 +148,8 @@ fn wrong_code_storm(regs: &[&Registry], secret: &str, key: &std::path::Path) {
         .filter(|r| **r == VerifyResult::Reject)
         .count();
     assert_eq!(
-        rejects, 5,
-        "the five failures before the lockout: {results:?}"
+        rejects, 4,
+        "the four failures before the one that locks: {results:?}"
     );
     let audit = twostep_e2e::block_on(regs[0].admin_client().audit(1000)).unwrap();
     let lockouts = audit.iter().filter(|e| e.action == "lockout").count();
