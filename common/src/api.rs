@@ -837,7 +837,7 @@ pub struct VerifyResponse {
 }
 
 /// Checks a username: 1 to [`MAX_USERNAME_BYTES`] bytes, no control
-/// characters, no `/`, no whitespace at either end, and in Unicode
+/// characters, no `/`, no `-` first, no whitespace at either end, and in Unicode
 /// Normalization Form C (UAX #15), so that `" demo"`, `"demo "` and the
 /// decomposed spelling of `"Jörg"` cannot become users distinct from
 /// `"demo"` and `"Jörg"`.
@@ -859,6 +859,9 @@ pub fn validate_username(name: &str) -> Result<(), &'static str> {
     }
     if name.chars().any(|c| c.is_control() || c == '/') {
         return Err("username contains a control character or '/'");
+    }
+    if name.starts_with('-') {
+        return Err("username starts with '-' (it would read as an option on a command line)");
     }
     Ok(())
 }
@@ -909,6 +912,8 @@ mod tests {
         assert!(validate_username("alice smith@example.com").is_ok());
         assert!(validate_username("").is_err());
         assert!(validate_username("  ").is_err());
+        assert!(validate_username("-x").is_err());
+        assert!(validate_username("x-y").is_ok());
         assert!(validate_username("a/b").is_err());
         assert!(validate_username("a\nb").is_err());
         assert!(validate_username(&"x".repeat(257)).is_err());
