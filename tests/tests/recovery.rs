@@ -629,7 +629,7 @@ fn this_wasnt_me_blocks_pushes_and_alerts_the_admins() {
             .await
             .contains("Report sign-ins you don't recognise?"));
         shot(&c, "46-this-wasnt-me").await;
-        press(&c, "This wasn't me").await;
+        click(&c, "This wasn't me").await;
         let t = text(&c).await;
         assert!(t.contains("your administrators were told"), "{t}");
         assert!(t.contains("Reported: this wasn't me"), "{t}");

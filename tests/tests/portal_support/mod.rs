@@ -113,13 +113,25 @@ pub fn png_size(png: &[u8]) -> (u32, u32) {
     (be(16), be(20))
 }
 
+/// The page's text. A document replaced while it is read (a redirect
+/// still landing) is read again, at most 20 times 100 ms apart.
 pub async fn text(c: &Client) -> String {
-    c.find(Locator::Css("body"))
-        .await
-        .expect("body")
-        .text()
-        .await
-        .expect("text")
+    let mut tries = 0;
+    loop {
+        let read = match c.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await,
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(t) => return t,
+            Err(e) if tries < 20 => {
+                tries += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("text: {e}"),
+        }
+    }
 }
 
 /// Clicks the link or button whose text is `label` and waits (at most
