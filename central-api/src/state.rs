@@ -36,6 +36,8 @@ pub struct AppState {
     pub push: crate::push::PushState,
     /// The Prometheus metrics (served on `[api.metrics] listen`).
     pub metrics: crate::metrics::Metrics,
+    /// Email (`[api.smtp]`), when configured.
+    pub mailer: Option<crate::mail::Mailer>,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
             portal: crate::portal::Settings::from_api(api),
             push: crate::push::PushState::new(api, backend),
             metrics: crate::metrics::Metrics::new(),
+            mailer: api.smtp.as_ref().map(crate::mail::Mailer::new),
         }
     }
 

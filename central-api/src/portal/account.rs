@@ -151,6 +151,8 @@ pub async fn security_info(
         chrome: chrome(&p, s, "Security info", "security").await?,
         methods: all.iter().map(MethodInfo::row).collect(),
         default_line,
+        reset_email: super::reset_methods::email_row(&p, s.user_id).await?,
+        questions: super::reset_methods::questions_row(&p, s.user_id).await?,
         notice: match params.done.as_deref() {
             Some("added") => {
                 Some("Authenticator app added. SSH and VPN sign-ins now accept its codes.")
@@ -160,6 +162,14 @@ pub async fn security_info(
             ),
             Some("deleted") => Some("The method was deleted."),
             Some("default") => Some("Your default sign-in method was changed."),
+            Some("email") => Some(
+                "Email address saved. You can use it to reset your password; it is not a sign-in method.",
+            ),
+            Some("email-deleted") => Some("The email address was deleted."),
+            Some("questions") => Some(
+                "Security questions saved. You can use them to reset your password; they are not a sign-in method.",
+            ),
+            Some("questions-deleted") => Some("Your security questions were deleted."),
             _ => None,
         },
     };
