@@ -767,11 +767,17 @@ pub async fn password_submit(
     }
     let phc = p.hash_password(&f.new_password).await?;
     let mut tx = p.app.pool.begin().await?;
-    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+    // A user disabled meanwhile keeps the old password.
+    let n = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1 AND disabled = 0")
         .bind(uid)
         .bind(&phc)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+    if n == 0 {
+        tx.rollback().await?;
+        return Err(Exit::Redirect("/my/reset/verify".into()));
+    }
     let ended = session::delete_all(&mut *tx, uid, None).await?;
     sqlx::query("DELETE FROM password_resets WHERE id_hash = $1 OR user_id = $2")
         .bind(&r.id_hash)
