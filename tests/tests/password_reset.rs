@@ -679,3 +679,87 @@ fn only_email_and_questions_is_not_enrolled_for_pam() {
     }
     assert_eq!(carol.module_result(), newbie.module_result());
 }
+
+// ---- STARTTLS required, the SMTP password a secret file ----------------------------
+
+#[test]
+fn starttls_is_required_by_default_and_the_password_file_is_a_secret() {
+    // The DebuggingServer offers no STARTTLS: with the default
+    // `starttls = true` nothing is sent to it.
+    let smtp = Smtp::start();
+    let toml = format!(
+        "\n[api.smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"no-reply@example.test\"\ntimeout = 5\n",
+        smtp.port
+    );
+    let reg = Registry::start_with(None, &toml);
+    add_user_with_password(&reg, "erin");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let web = Web::new(&reg.url, None);
+        web.sign_in("erin", PASSWORD).await;
+        let page = web.get("/my/security-info/email").await;
+        let token = csrf(&page.body);
+        let r = web
+            .post(
+                "/my/security-info/email",
+                &[("csrf", &token), ("address", "erin@example.test")],
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        assert!(
+            said(&r).contains("We couldn't send a code to that address"),
+            "{}",
+            r.body
+        );
+        // Nothing saved: the Security info page has no address.
+        let page = web.get("/my/security-info").await;
+        assert!(!page.body.contains("erin@example.test"));
+        assert!(page.body.contains("None yet"));
+    });
+    assert!(smtp.messages().is_empty(), "{:?}", smtp.messages());
+    let log = reg.log();
+    assert!(
+        log.contains("could not send the code proving a password-reset address"),
+        "{log}"
+    );
+
+    // `--check` refuses an SMTP password file others can read.
+    let pw = reg.dir.path().join("smtp.password");
+    std::fs::write(&pw, "smtp-secret-password\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let text = std::fs::read_to_string(&reg.config_path)
+        .expect("config")
+        .replace(
+            "from = \"no-reply@example.test\"",
+            &format!(
+                "from = \"no-reply@example.test\"\nusername = \"twostep\"\npassword_file = {:?}",
+                pw.display().to_string()
+            ),
+        );
+    let config = reg.dir.path().join("with-password.toml");
+    std::fs::write(&config, text).expect("write config");
+    let check = || {
+        twostep_e2e::wait_bounded(
+            Command::new(twostep_e2e::bin("twostep-api"))
+                .arg("--config")
+                .arg(&config)
+                .arg("--check")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("twostep-api --check"),
+            Duration::from_secs(30),
+        )
+    };
+    let out = check();
+    let said = twostep_e2e::show_output(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("smtp.password") && said.contains("0640"),
+        "{said}"
+    );
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = check();
+    assert!(out.status.success(), "{}", twostep_e2e::show_output(&out));
+}
