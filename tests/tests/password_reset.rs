@@ -12,15 +12,17 @@
 //!   wrong answers, an expired code and a used code are refused; a user
 //!   with only an app resets with one code from it; the limiter stops a
 //!   run of wrong codes;
-//! - through pamtester under `unenrolled = "deny"`: a user with only an
-//!   email address and security questions is refused exactly like a user
-//!   with nothing; the registrations lookup says not enrolled.
+//! - through pamtester under `unenrolled = "deny"` and radclient: a user
+//!   with only an email address and security questions is refused exactly
+//!   like a user with nothing; the registrations lookup says not enrolled;
+//! - STARTTLS required by default, the SMTP password file a secret file.
 //!
 //! Screenshots of each new page (1366×900 and 390×844) go to
 //! `target/portal-screenshots/reset-*.png`.
 
 mod pam_support;
 mod portal_support;
+mod radius_support;
 
 use fantoccini::Locator;
 use portal_support::*;
@@ -678,6 +680,38 @@ fn only_email_and_questions_is_not_enrolled_for_pam() {
         assert_eq!(r.prompts("Verification code: "), 0, "{r:?}");
     }
     assert_eq!(carol.module_result(), newbie.module_result());
+
+    // RADIUS (otp-only): the same "second factor not set up" for both.
+    use radius_support::{auth, client_toml, hex, random_bytes, Radiusd};
+    let host_key = f
+        .reg
+        .add_host("radius-1", twostep_common::api::HostKind::Radius);
+    let state_key = f.dir.path().join("state.key");
+    twostep_e2e::write_secret(&state_key, &format!("{}\n", hex(&random_bytes(32))));
+    let nas = f.dir.path().join("nas.secret");
+    twostep_e2e::write_secret(&nas, "reset-nas-secret-1\n");
+    let port = twostep_e2e::free_udp_port();
+    let cfg = f.dir.path().join("radiusd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n\n{}\n[radius]\nlisten = \"127.0.0.1:{port}\"\nstate_key_file = {:?}\n{}",
+            f.reg.registry_toml(&host_key),
+            state_key.display().to_string(),
+            client_toml("vpn", "127.0.0.1/32", &nas, "otp-only", "")
+        ),
+    )
+    .expect("radiusd config");
+    let _radiusd = Radiusd::start(&cfg, port, &f.dir.path().join("radiusd.log"));
+    for user in ["carol", "newbie"] {
+        let r = auth(port, "reset-nas-secret-1", user, "123456", &[]);
+        r.expect("Access-Reject");
+        assert_eq!(
+            r.attr("Reply-Message"),
+            Some("\"second factor not set up\""),
+            "{user}"
+        );
+    }
 }
 
 // ---- STARTTLS required, the SMTP password a secret file ----------------------------
