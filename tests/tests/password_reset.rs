@@ -654,6 +654,11 @@ fn only_email_and_questions_is_not_enrolled_for_pam() {
         let r = web.sign_in("carol", PASSWORD).await;
         assert_eq!(location(&r), "/my/security-info");
         add_reset_methods(&web, &smtp, "carol@example.test", 1).await;
+        let privacy = said(&web.get("/my/privacy").await);
+        assert!(
+            privacy.contains("Email address carol@example.test; 3 security questions"),
+            "{privacy}"
+        );
         let page = web.get("/my/security-info").await;
         assert!(page.body.contains("carol@example.test"));
         assert!(page.body.contains("3 questions answered"));

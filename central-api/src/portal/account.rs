@@ -618,6 +618,8 @@ pub async fn privacy(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
         has_password,
         method_count: methods(&p, s.user_id).await?.len(),
         session_count: sessions,
+        reset_email: super::reset_methods::email_of(&p, s.user_id).await?,
+        questions: super::reset_methods::answers_of(&p, s.user_id).await?.len(),
         events,
     };
     render(&page)

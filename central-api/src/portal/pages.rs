@@ -494,6 +494,10 @@ pub struct PrivacyPage {
     pub method_count: usize,
     /// Live page sessions.
     pub session_count: i64,
+    /// The password-reset address, if registered.
+    pub reset_email: Option<String>,
+    /// Security questions answered.
+    pub questions: usize,
     /// The newest audit records about the user.
     pub events: Vec<EventRow>,
 }
