@@ -153,13 +153,23 @@ fn add_user_with_password(reg: &Registry, user: &str) {
     );
 }
 
-/// Runs `sql` on the registry's SQLite database with sqlite3.
-fn sql(reg: &Registry, sql: &str) {
-    let out = Command::new("sqlite3")
-        .arg(reg.dir.path().join("registry.db"))
-        .arg(sql)
-        .output()
-        .expect("sqlite3");
+/// Makes the open emailed codes of the registry's database expired: with
+/// sqlite3 on its SQLite file, or psql on PostgreSQL.
+fn expire_codes(reg: &Registry) {
+    let out = if reg.database_url.starts_with("postgres") {
+        Command::new("psql")
+            .arg(&reg.database_url)
+            .args(["-v", "ON_ERROR_STOP=1", "-qtAc"])
+            .arg("UPDATE password_resets SET code_expires_at = extract(epoch from now())::bigint - 1 WHERE code_hash IS NOT NULL")
+            .output()
+            .expect("psql")
+    } else {
+        Command::new("sqlite3")
+            .arg(reg.dir.path().join("registry.db"))
+            .arg("UPDATE password_resets SET code_expires_at = strftime('%s','now') - 1 WHERE code_hash IS NOT NULL")
+            .output()
+            .expect("sqlite3")
+    };
     assert!(out.status.success(), "{out:?}");
 }
 
@@ -463,8 +473,19 @@ async fn add_reset_methods(web: &Web, smtp: &Smtp, address: &str, nth: usize) {
 
 #[test]
 fn unknown_user_same_pages_and_refusals_over_http() {
+    same_pages_and_refusals(None);
+}
+
+/// The same on PostgreSQL (`TWOSTEP_TEST_POSTGRES_URL`).
+#[test]
+fn unknown_user_same_pages_and_refusals_on_postgresql() {
+    let db = twostep_e2e::fresh_postgres_database();
+    same_pages_and_refusals(Some(&db));
+}
+
+fn same_pages_and_refusals(database: Option<&str>) {
     let smtp = Smtp::start();
-    let reg = Registry::start_with(None, &smtp.api_toml());
+    let reg = Registry::start_with(database, &smtp.api_toml());
     add_user_with_password(&reg, "bob");
     add_user_with_password(&reg, "dan");
     let dan_secret = reg.enrol_totp("dan").secret_base32;
@@ -521,28 +542,29 @@ fn unknown_user_same_pages_and_refusals_over_http() {
                 ("answer3".to_owned(), "wrong three".to_owned()),
             ]
         };
-        let mut times = (Duration::ZERO, Duration::ZERO);
-        for _ in 0..2 {
+        // Interleaved, the quickest of each (other tests share the CPU).
+        let mut best = (Duration::MAX, Duration::MAX);
+        for _ in 0..4 {
             let f = answers(&kt);
             let f: Vec<(&str, &str)> = f.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
             let t0 = Instant::now();
             let k = known.post("/my/reset/questions", &f).await;
-            times.0 += t0.elapsed();
+            best.0 = best.0.min(t0.elapsed());
             let f = answers(&ut);
             let f: Vec<(&str, &str)> = f.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
             let t0 = Instant::now();
             let u = unknown.post("/my/reset/questions", &f).await;
-            times.1 += t0.elapsed();
+            best.1 = best.1.min(t0.elapsed());
             assert_eq!(k.status, u.status);
             assert!(k.body.contains("Those answers don"), "{}", k.body);
             assert!(u.body.contains("Those answers don"), "{}", u.body);
         }
-        let ratio = times.0.as_secs_f64() / times.1.as_secs_f64();
+        let ratio = best.0.as_secs_f64() / best.1.as_secs_f64();
         assert!(
-            (0.5..2.0).contains(&ratio),
+            (0.4..2.5).contains(&ratio),
             "wrong answers took {:?} for bob and {:?} for an unknown name",
-            times.0,
-            times.1
+            best.0,
+            best.1
         );
 
         // The right code works once; a used code is refused.
@@ -564,10 +586,7 @@ fn unknown_user_same_pages_and_refusals_over_http() {
         let lt = csrf(&lb.body);
         later.post("/my/reset/email/send", &[("csrf", &lt)]).await;
         let code3 = smtp.code("bob@example.test", 3);
-        sql(
-            &reg,
-            "UPDATE password_resets SET code_expires_at = strftime('%s','now') - 1 WHERE code_hash IS NOT NULL",
-        );
+        expire_codes(&reg);
         let r = later
             .post("/my/reset/email", &[("csrf", &lt), ("code", &code3)])
             .await;
@@ -630,7 +649,10 @@ fn unknown_user_same_pages_and_refusals_over_http() {
         assert_eq!(status, 429, "the limiter never answered");
         let r = z.get("/my/reset").await;
         let r = z
-            .post("/my/reset", &[("csrf", &csrf(&r.body)), ("username", "zed")])
+            .post(
+                "/my/reset",
+                &[("csrf", &csrf(&r.body)), ("username", "zed")],
+            )
             .await;
         assert_eq!(r.status, 429);
         assert!(r.body.contains("Too many attempts"));

@@ -669,8 +669,11 @@ pub async fn app_submit(
         return app_page(&p, &v, &r, StatusCode::TOO_MANY_REQUESTS, Some(TOO_MANY)).await;
     }
     let code = f.code.trim();
-    let accepted = if r.user_id.is_some() && twostep_common::recovery::is_second_factor_format(code)
-    {
+    // Every name goes through the verification (an unknown one answers
+    // `unknown_user` there), so the time taken tells nothing; a code
+    // accepted for a name that cannot be reset completes nothing
+    // (`ready`).
+    let accepted = if twostep_common::recovery::is_second_factor_format(code) {
         let req = VerifyRequest {
             username: r.username.clone(),
             code: code.to_owned(),
