@@ -49,8 +49,15 @@ impl Smtp {
         let dir = tempfile::tempdir().expect("tmp");
         let log = dir.path().join("smtp.log");
         let port = free_tcp_port();
-        let child = Command::new("python3")
-            .args([
+        // Python 3.12 dropped smtpd: aiosmtpd (python3-aiosmtpd) prints
+        // messages the same way.
+        let has_smtpd = Command::new("python3")
+            .args(["-W", "ignore", "-c", "import smtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        let mut cmd = Command::new("python3");
+        if has_smtpd {
+            cmd.args([
                 "-u",
                 "-W",
                 "ignore",
@@ -59,13 +66,17 @@ impl Smtp {
                 "-n",
                 "-c",
                 "DebuggingServer",
-            ])
+            ]);
+        } else {
+            cmd.args(["-u", "-m", "aiosmtpd", "-n", "-l"]);
+        }
+        let child = cmd
             .arg(format!("127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).expect("log"))
             .stderr(Stdio::null())
             .spawn()
-            .expect("python3 -m smtpd (Debian's python3 3.11)");
+            .expect("python3 -m smtpd (Debian 12's python3 3.11) or python3 -m aiosmtpd");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "smtpd did not listen");
