@@ -500,6 +500,14 @@ fn same_pages_and_refusals(database: Option<&str>) {
     add_user_with_password(&reg, "bob");
     add_user_with_password(&reg, "dan");
     let dan_secret = reg.enrol_totp("dan").secret_base32;
+    add_user_with_password(&reg, "gone");
+    block_on(reg.admin_client().update_user(
+        "gone",
+        &twostep_common::api::UpdateUser {
+            disabled: Some(true),
+        },
+    ))
+    .expect("disable gone");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         // bob has no method: the password alone signs in (to Security info).
@@ -515,6 +523,9 @@ fn same_pages_and_refusals(database: Option<&str>) {
         let ub = begin_reset(&unknown, "nobody").await;
         assert_eq!(plain(&kb.body, "bob"), plain(&ub.body, "nobody"));
         assert!(kb.body.contains("Email me a code"));
+        // A disabled user too.
+        let gb = begin_reset(&Web::new(&reg.url, None), "gone").await;
+        assert_eq!(plain(&gb.body, "gone"), plain(&ub.body, "nobody"));
         let kt = csrf(&kb.body);
         let ut = csrf(&ub.body);
         let ks = known.post("/my/reset/email/send", &[("csrf", &kt)]).await;

@@ -223,16 +223,23 @@ pub async fn begin(
         .await;
     }
     let user = if validate_username(&username).is_ok() {
-        sqlx::query(
-            "SELECT id FROM users WHERE username = $1 AND disabled = 0 AND password_hash IS NOT NULL",
-        )
-        .bind(&username)
-        .fetch_optional(&p.app.pool)
-        .await?
+        sqlx::query("SELECT id, disabled, password_hash FROM users WHERE username = $1")
+            .bind(&username)
+            .fetch_optional(&p.app.pool)
+            .await?
     } else {
         None
     };
-    let user_id: Option<i64> = user.map(|r| r.try_get("id")).transpose()?;
+    // Only an enabled user with a page password can be reset; the others
+    // go through the same pages with no user behind them.
+    let (user_id, result) = match &user {
+        None => (None, "unknown_user"),
+        Some(r) if r.try_get::<i64, _>("disabled")? != 0 => (None, "disabled"),
+        Some(r) if r.try_get::<Option<String>, _>("password_hash")?.is_none() => {
+            (None, "no_password")
+        }
+        Some(r) => (Some(r.try_get::<i64, _>("id")?), "started"),
+    };
     let now = p.now();
     sqlx::query("DELETE FROM password_resets WHERE expires_at <= $1")
         .bind(now)
@@ -256,11 +263,7 @@ pub async fn begin(
         &p,
         &username,
         "portal.reset",
-        if user_id.is_some() {
-            "started"
-        } else {
-            "unknown_user"
-        },
+        result,
         peer,
         None,
     )
