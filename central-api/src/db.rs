@@ -471,6 +471,49 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX backup_codes_set ON backup_codes(set_id)",
         ],
     },
+    // Version 12: self-service password reset (crate::portal::reset).
+    // Password-reset methods are kept apart from `methods`, so they never
+    // count as a second factor: a proven email address per user, and
+    // security questions (an index into twostep_common::reset::QUESTIONS,
+    // the normalised answer's Argon2id hash). A reset in progress is a row
+    // named by the SHA-256 of its cookie, for a user or for an unknown
+    // name alike (`user_id` NULL), with the kinds proven so far and the
+    // emailed code (Argon2id hash, expiry, tries left). A new address
+    // waits in `email_proofs` until the code sent to it comes back.
+    Migration {
+        version: 12,
+        statements: &[
+            "CREATE TABLE reset_emails (
+            user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+            address TEXT NOT NULL,
+            created_at BIGINT NOT NULL)",
+            "CREATE TABLE security_answers (
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            question BIGINT NOT NULL,
+            answer_hash TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (user_id, question))",
+            "CREATE TABLE password_resets (
+            id_hash TEXT PRIMARY KEY,
+            username TEXT NOT NULL,
+            user_id BIGINT REFERENCES users(id) ON DELETE CASCADE,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            proofs TEXT NOT NULL DEFAULT '',
+            code_hash TEXT,
+            code_expires_at BIGINT,
+            code_tries_left BIGINT NOT NULL DEFAULT 0,
+            remote_addr TEXT)",
+            "CREATE INDEX password_resets_expiry ON password_resets(expires_at)",
+            "CREATE TABLE email_proofs (
+            session_hash TEXT PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            address TEXT NOT NULL,
+            code_hash TEXT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            tries_left BIGINT NOT NULL)",
+        ],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in

@@ -17,6 +17,7 @@
 //! - [`crypto`]: at-rest encryption of TOTP secrets, tokens and API keys;
 //! - [`clock`]: the injectable clock;
 //! - [`metrics`]: the Prometheus metrics on `[api.metrics] listen`;
+//! - [`mail`]: email over SMTP (`[api.smtp]`): password-reset codes;
 //! - [`portal`]: the Security info pages under `/my/`;
 //! - [`push`]: push approvals: device activation, challenges, signed
 //!   answers, long-polls woken across processes, the webhook.
@@ -29,6 +30,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod portal;

@@ -39,6 +39,8 @@ pub struct AppState {
     /// The verifications' writes, committed in batches
     /// ([`crate::writer`]; started with [`crate::writer::Writer::start`]).
     pub writer: crate::writer::Writer,
+    /// Email (`[api.smtp]`), when configured.
+    pub mailer: Option<crate::mail::Mailer>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             push: crate::push::PushState::new(api, backend),
             metrics: crate::metrics::Metrics::new(),
             writer: crate::writer::Writer::new(),
+            mailer: api.smtp.as_ref().map(crate::mail::Mailer::new),
         }
     }
 

@@ -11,6 +11,8 @@
 //! - [`portal`]: the Security info pages' admin wire types and password rule.
 //! - [`policy`]: the PAM module's local policy and prompt loop, free of PAM.
 //! - [`recovery`]: temporary access codes' shape (issued by the help desk).
+//! - [`reset`]: self-service password reset: security questions, answer
+//!   normalising, emailed codes, the proofs a reset needs.
 //!
 //! Nothing here knows about PAM, RADIUS or HTTP servers.
 
@@ -22,6 +24,7 @@ pub mod portal;
 pub mod push;
 pub mod qr;
 pub mod recovery;
+pub mod reset;
 pub mod totp;
 
 /// An error and its causes on one line, newlines folded, each cause once

@@ -109,6 +109,53 @@ pub struct ApiConfig {
     /// address. Absent: no metrics endpoint.
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
+    /// `[api.smtp]`: the mail server that carries password-reset codes
+    /// (the Security info page's "Email" method). Absent: no email codes,
+    /// and the pages do not offer the Email method.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// `[api.smtp]`: how the registry sends email (password-reset codes and
+/// the code that proves a new address), over SMTP with STARTTLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// The mail server's host name (also the name its certificate must
+    /// carry), e.g. `"smtp.example.com"`.
+    pub host: String,
+    /// TCP port. Default 587 (submission).
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// Require STARTTLS (RFC 3207) before anything is sent; the server's
+    /// certificate is checked against the web PKI roots or `ca_file`.
+    /// Default `true`. `false` sends in clear text, which is refused with
+    /// `username` (a password never crosses in clear).
+    #[serde(default = "default_true")]
+    pub starttls: bool,
+    /// PEM CA certificate(s) that sign the mail server's certificate (a
+    /// private CA), instead of the web PKI roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The sender, `"twostep <no-reply@example.com>"` or a bare address.
+    pub from: String,
+    /// SMTP AUTH user name; with `password_file`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the SMTP AUTH password (one line); a secret file:
+    /// refused when group or others can read it.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Seconds one message may take to send. Default 10.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout: u64,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_smtp_timeout() -> u64 {
+    10
 }
 
 /// `[api.metrics]` / `[radius.metrics]`: a plain-HTTP listener that serves
@@ -599,6 +646,55 @@ fn default_upstream_retries() -> u32 {
     2
 }
 
+impl SmtpConfig {
+    fn validate(&self, at: &dyn Fn(&str, String) -> ConfigError) -> Result<(), ConfigError> {
+        if self.host.is_empty() || self.host.contains(|c: char| c.is_whitespace() || c == '/') {
+            return Err(at("host", "host must be a host name or address".into()));
+        }
+        if self.port == 0 {
+            return Err(at("port", "port must be between 1 and 65535".into()));
+        }
+        let address = self
+            .from
+            .rsplit_once('<')
+            .map_or(self.from.as_str(), |(_, a)| a.trim_end_matches('>'));
+        match address.split_once('@') {
+            Some((local, domain))
+                if !local.is_empty()
+                    && !domain.is_empty()
+                    && !address.contains(char::is_whitespace) => {}
+            _ => {
+                return Err(at(
+                    "from",
+                    "from must be an email address, e.g. \"twostep <no-reply@example.com>\"".into(),
+                ))
+            }
+        }
+        if self.username.is_some() != self.password_file.is_some() {
+            return Err(at(
+                "username",
+                "username and password_file must be set together".into(),
+            ));
+        }
+        if self.username.is_some() && !self.starttls {
+            return Err(at(
+                "starttls",
+                "starttls = false with username would send the SMTP password in clear text".into(),
+            ));
+        }
+        if self.ca_file.is_some() && !self.starttls {
+            return Err(at("ca_file", "ca_file needs starttls = true".into()));
+        }
+        if !(1..=120).contains(&self.timeout) {
+            return Err(at(
+                "timeout",
+                "[api.smtp] timeout must be between 1 and 120 seconds".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Checks with [`check_config_file`] that only root or the running user
     /// can change the file at `path`, then reads and validates it.
@@ -643,7 +739,11 @@ impl Config {
             path: path.to_owned(),
             error,
         })?;
-        api.push.check_files(path, &text)
+        api.push.check_files(path, &text)?;
+        if let Some(pw) = api.smtp.as_ref().and_then(|s| s.password_file.as_ref()) {
+            read_secret_file(pw)?;
+        }
+        Ok(())
     }
 
     fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
@@ -731,6 +831,9 @@ impl Config {
                         ),
                     ));
                 }
+            }
+            if let Some(smtp) = &api.smtp {
+                smtp.validate(&at)?;
             }
         }
         if let Some(reg) = &self.registry {

@@ -466,3 +466,58 @@ fn metrics_tables_are_off_unless_given() {
         "got {e}"
     );
 }
+
+#[test]
+fn smtp_table_defaults_rules_and_password_file() {
+    assert!(parse(FULL).unwrap().api().unwrap().smtp.is_none());
+    let with = |table: &str| FULL.replace("[api.lockout]", &format!("{table}\n[api.lockout]"));
+    let c = parse(&with(
+        "[api.smtp]\nhost = \"smtp.example.com\"\nfrom = \"twostep <no-reply@example.com>\"\n",
+    ))
+    .unwrap();
+    let smtp = c.api().unwrap().smtp.clone().unwrap();
+    assert_eq!(smtp.port, 587);
+    assert!(smtp.starttls, "STARTTLS is required by default");
+    assert_eq!(smtp.timeout, 10);
+    assert_eq!(smtp.username, None);
+    for (table, key) in [
+        // An unknown key is named and placed.
+        ("host = \"smtp.example.com\"\nfrom = \"a@example.com\"\ntls = \"none\"", "tls"),
+        ("host = \"smtp.example.com\"\nfrom = \"not an address\"", "from"),
+        ("host = \"smtp.example.com\"\nfrom = \"a@example.com\"\nusername = \"u\"", "username"),
+        (
+            "host = \"smtp.example.com\"\nfrom = \"a@example.com\"\nstarttls = false\nusername = \"u\"\npassword_file = \"/tmp/p\"",
+            "starttls",
+        ),
+        ("host = \"smtp.example.com\"\nfrom = \"a@example.com\"\ntimeout = 0", "timeout"),
+        ("from = \"a@example.com\"", "host"),
+    ] {
+        let e = parse(&with(&format!("[api.smtp]\n{table}\n")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/etc/twostep/twostep.toml:"), "got {e}");
+        assert!(e.contains(key), "{key}: got {e}");
+    }
+    // The password file is a secret file: refused when group-readable.
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("smtp.password");
+    std::fs::write(&pw, "hunter2-hunter2\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let file = dir.path().join("twostep.toml");
+    std::fs::write(
+        &file,
+        with(&format!(
+            "[api.smtp]\nhost = \"smtp.example.com\"\nfrom = \"a@example.com\"\nusername = \"twostep\"\npassword_file = {:?}\n",
+            pw.display().to_string()
+        )),
+    )
+    .unwrap();
+    let c = Config::parse(&std::fs::read_to_string(&file).unwrap(), &file).unwrap();
+    let e = c.check_files(&file).unwrap_err().to_string();
+    assert!(
+        e.contains("mode 0640") && e.contains("chmod 600"),
+        "got {e}"
+    );
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    c.check_files(&file).unwrap();
+}

@@ -151,6 +151,8 @@ pub async fn security_info(
         chrome: chrome(&p, s, "Security info", "security").await?,
         methods: all.iter().map(MethodInfo::row).collect(),
         default_line,
+        reset_email: super::reset_methods::email_row(&p, s.user_id).await?,
+        questions: super::reset_methods::questions_row(&p, s.user_id).await?,
         notice: match params.done.as_deref() {
             Some("added") => {
                 Some("Authenticator app added. SSH and VPN sign-ins now accept its codes.")
@@ -163,6 +165,14 @@ pub async fn security_info(
             Some("backup-codes") => Some(
                 "New backup codes are ready. Your earlier backup codes no longer work.",
             ),
+            Some("email") => Some(
+                "Email address saved. You can use it to reset your password; it is not a sign-in method.",
+            ),
+            Some("email-deleted") => Some("The email address was deleted."),
+            Some("questions") => Some(
+                "Security questions saved. You can use them to reset your password; they are not a sign-in method.",
+            ),
+            Some("questions-deleted") => Some("Your security questions were deleted."),
             _ => None,
         },
         backup_left: crate::recovery::backup_codes_left(&p.app.pool, s.user_id).await?,
@@ -558,6 +568,11 @@ fn action_words(action: &str, host: Option<&str>, detail: Option<&str>) -> Strin
         "portal.invite_used" => "Setup link used",
         "portal.password" => "Page password set",
         "portal.sign_out_everywhere" => "Signed out everywhere",
+        "portal.reset" => "Password reset started",
+        "portal.reset_proof" => "Password reset: proof",
+        "portal.reset_email" => "Password reset email",
+        "portal.password_reset" => "Page password reset",
+        "portal.security_questions" => "Security questions",
         "verify" => "Code checked",
         "lockout" => "Locked out after wrong codes",
         "totp.enrol" => "Authenticator app added",
@@ -721,6 +736,8 @@ pub async fn privacy(State(p): State<Arc<Portal>>, v: Visit, RawQuery(q): RawQue
         has_password,
         method_count: methods(&p, s.user_id).await?.len(),
         session_count: sessions,
+        reset_email: super::reset_methods::email_of(&p, s.user_id).await?,
+        questions: super::reset_methods::answers_of(&p, s.user_id).await?.len(),
         events,
         notice: (params.done.as_deref() == Some("reported")).then_some(
             "Thank you. New sign-in requests to your phone are refused and your administrators were told. Change your password if someone else may know it.",

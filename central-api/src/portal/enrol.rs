@@ -251,6 +251,7 @@ pub async fn add_page(State(p): State<Arc<Portal>>, v: Visit, RawQuery(q): RawQu
             csrf_of(&p, s).await?,
             Some(s),
         ),
+        smtp: p.app.mailer.is_some(),
         notice: (params.done.as_deref() == Some("expired"))
             .then_some("That setup took too long or was cancelled. Start again."),
     };
@@ -273,6 +274,9 @@ pub async fn add_submit(
     let kind = match f.method.as_str() {
         "push" => FlowKind::PushApp,
         "app" => FlowKind::CodeApp,
+        // Password-reset methods: their own pages, not a flow.
+        "email" => return Err(Exit::Redirect("/my/security-info/email".into())),
+        "questions" => return Err(Exit::Redirect("/my/security-info/questions".into())),
         _ => return Err(Exit::Redirect("/my/security-info/add".into())),
     };
     begin(&p, s, &s.id_hash, kind).await?;

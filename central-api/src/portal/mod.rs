@@ -16,6 +16,9 @@
 //! - [`signin`]: sign-in, the second factor, setup links, sign-out;
 //! - [`account`]: overview, Security info, Devices, Password, Privacy;
 //! - [`enrol`]: the guided "Authenticator app" steps (codes or push);
+//! - [`reset_methods`]: password-reset methods on Security info (an
+//!   email address proven by a code, security questions);
+//! - [`reset`]: "Forgot password?", the reset with those proofs;
 //! - [`push`]: notifications sent by the pages, the live wait;
 //! - [`admin`]: the admin API side (`user passwd`, `user invite`).
 //!
@@ -29,6 +32,8 @@ pub mod pages;
 pub mod password;
 pub mod push;
 pub mod qr;
+pub mod reset;
+pub mod reset_methods;
 pub mod session;
 pub mod signin;
 pub mod throttle;
@@ -278,6 +283,42 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route(
             "/welcome",
             get(signin::welcome_page).post(signin::welcome_submit),
+        )
+        .route("/reset", get(reset::start).post(reset::begin))
+        .route("/reset/verify", get(reset::choose))
+        .route("/reset/email/send", post(reset::email_send))
+        .route(
+            "/reset/email",
+            get(reset::email_page_get).post(reset::email_submit),
+        )
+        .route(
+            "/reset/questions",
+            get(reset::questions_get).post(reset::questions_submit),
+        )
+        .route("/reset/app", get(reset::app_get).post(reset::app_submit))
+        .route(
+            "/reset/password",
+            get(reset::password_get).post(reset::password_submit),
+        )
+        .route(
+            "/security-info/email",
+            get(reset_methods::email_start).post(reset_methods::email_send),
+        )
+        .route(
+            "/security-info/email/code",
+            get(reset_methods::email_code_page).post(reset_methods::email_code_submit),
+        )
+        .route(
+            "/security-info/email/delete",
+            get(reset_methods::email_delete_page).post(reset_methods::email_delete),
+        )
+        .route(
+            "/security-info/questions",
+            get(reset_methods::questions_start).post(reset_methods::questions_submit),
+        )
+        .route(
+            "/security-info/questions/delete",
+            get(reset_methods::questions_delete_page).post(reset_methods::questions_delete),
         )
         .route("/sign-out", post(signin::sign_out))
         .route(

@@ -23,6 +23,10 @@ pub mod icons {
     pub const PRIVACY: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M12 2 4 5v6c0 5 3.4 9.7 8 11 4.6-1.3 8-6 8-11V5zm0 2.2 6 2.25V11c0 3.9-2.5 7.6-6 8.9-3.5-1.3-6-5-6-8.9V6.45z"/></svg>"#;
     /// A phone showing a code.
     pub const APP: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M7 1h10a2 2 0 0 1 2 2v18a2 2 0 0 1-2 2H7a2 2 0 0 1-2-2V3a2 2 0 0 1 2-2m0 4v14h10V5zm2 5h6v2H9zm0 3h4v2H9z"/></svg>"#;
+    /// An envelope.
+    pub const MAIL: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M3 5h18a1 1 0 0 1 1 1v12a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V6a1 1 0 0 1 1-1m1 3.2V17h16V8.2l-8 5.3zM5.4 7l6.6 4.4L18.6 7z"/></svg>"#;
+    /// A question mark in a speech bubble.
+    pub const QUESTIONS: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2h-7l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2m7 11v2h2v-2zm1-9a3.5 3.5 0 0 0-3.5 3.5h2A1.5 1.5 0 1 1 12 10c-.8 0-1 .6-1 1.3V13h2v-1.2A3.5 3.5 0 0 0 12 5"/></svg>"#;
     /// A plus sign.
     pub const ADD: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M11 4h2v7h7v2h-7v7h-2v-7H4v-2h7z"/></svg>"#;
 }
@@ -346,6 +350,10 @@ pub struct SecurityInfoPage {
     pub methods: Vec<MethodRow>,
     /// "Authenticator app – code".
     pub default_line: Option<String>,
+    /// The password-reset email address, when registered.
+    pub reset_email: Option<ResetMethodRow>,
+    /// The security questions, when registered.
+    pub questions: Option<ResetMethodRow>,
     /// A notice (method added...).
     pub notice: Option<&'static str>,
     /// Unused backup codes of the current set, if the user has a set.
@@ -364,12 +372,22 @@ pub struct BackupCodesPage {
     pub codes: Vec<String>,
 }
 
+/// A password-reset method as Security info lists it.
+pub struct ResetMethodRow {
+    /// The address, or "3 questions answered".
+    pub label: String,
+    /// "4 May 2026".
+    pub added: String,
+}
+
 /// Add a method: which kind.
 #[derive(Template)]
 #[template(path = "add_method.html")]
 pub struct AddMethodPage {
     /// Frame.
     pub chrome: Chrome,
+    /// `[api.smtp]` is set: the Email method is offered.
+    pub smtp: bool,
     /// A notice (setup expired...).
     pub notice: Option<&'static str>,
 }
@@ -494,8 +512,140 @@ pub struct PrivacyPage {
     pub method_count: usize,
     /// Live page sessions.
     pub session_count: i64,
+    /// The password-reset address, if registered.
+    pub reset_email: Option<String>,
+    /// Security questions answered.
+    pub questions: usize,
     /// The newest audit records about the user.
     pub events: Vec<EventRow>,
     /// After "This wasn't me".
     pub notice: Option<&'static str>,
+}
+
+/// Forgot password: the username.
+#[derive(Template)]
+#[template(path = "reset_start.html")]
+pub struct ResetStartPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// Why the last try failed.
+    pub error: Option<&'static str>,
+    /// The username typed, shown again.
+    pub username: String,
+}
+
+/// Forgot password: choose a proof. The same for every username, known
+/// or not, but for the kinds already proven.
+#[derive(Template)]
+#[template(path = "reset_choose.html")]
+pub struct ResetChoosePage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// The username typed.
+    pub username: String,
+    /// The proofs passed so far, in words ("" for none).
+    pub done: String,
+    /// Why the last try failed.
+    pub error: Option<&'static str>,
+    /// Offer an emailed code (`[api.smtp]` set, not proven yet).
+    pub offer_email: bool,
+    /// Offer the security questions.
+    pub offer_questions: bool,
+    /// Offer a code from a two-step method.
+    pub offer_app: bool,
+}
+
+/// Forgot password: a code (emailed, or from the app).
+#[derive(Template)]
+#[template(path = "reset_code.html")]
+pub struct ResetCodePage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// The username typed.
+    pub username: String,
+    /// Heading.
+    pub heading: &'static str,
+    /// One sentence under it.
+    pub intro: &'static str,
+    /// The field's label.
+    pub label: &'static str,
+    /// The field takes longer codes (temporary access, backup codes).
+    pub wide: bool,
+    /// Where the form goes.
+    pub action: &'static str,
+    /// Where Back goes.
+    pub back: &'static str,
+    /// Where "Send a new code" posts, for an emailed code.
+    pub resend: Option<&'static str>,
+    /// Why the last try failed.
+    pub error: Option<&'static str>,
+}
+
+/// Forgot password: the security questions.
+#[derive(Template)]
+#[template(path = "reset_questions.html")]
+pub struct ResetQuestionsPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// The username typed.
+    pub username: String,
+    /// The questions asked.
+    pub questions: Vec<&'static str>,
+    /// Why the last try failed.
+    pub error: Option<&'static str>,
+}
+
+/// Forgot password: the new password.
+#[derive(Template)]
+#[template(path = "reset_password.html")]
+pub struct ResetPasswordPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// Whose.
+    pub username: String,
+    /// Why the last try failed.
+    pub error: Option<&'static str>,
+}
+
+/// Security info → Email: the address, then the code sent to it.
+#[derive(Template)]
+#[template(path = "email_method.html")]
+pub struct EmailMethodPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// The address typed, shown again.
+    pub address: String,
+    /// The address a code went to: the code step.
+    pub sent_to: Option<String>,
+    /// Why the last try failed.
+    pub error: Option<&'static str>,
+}
+
+/// One question slot of the security questions form.
+pub struct QuestionSlot {
+    /// The question chosen, by index into the list.
+    pub chosen: Option<usize>,
+}
+
+impl QuestionSlot {
+    /// Whether question `i` is the one chosen.
+    pub fn is(&self, i: impl std::borrow::Borrow<usize>) -> bool {
+        self.chosen == Some(*i.borrow())
+    }
+}
+
+/// Security info → Security questions.
+#[derive(Template)]
+#[template(path = "questions_method.html")]
+pub struct QuestionsMethodPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// How many to answer.
+    pub needed: usize,
+    /// The fixed list.
+    pub questions: &'static [&'static str],
+    /// The slots, with the questions chosen before.
+    pub slots: Vec<QuestionSlot>,
+    /// Why the last try failed.
+    pub error: Option<&'static str>,
 }

@@ -149,7 +149,7 @@ pub fn set_cookie(name: &str, value: &str, max_age: i64, tls: bool) -> HeaderVal
 }
 
 /// The value of cookie `name` when it has the shape of ours (64 hex digits).
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -1129,6 +1129,7 @@ pub async fn signed_out_home(p: &Portal, v: &Visit, done: Option<&str>) -> PageR
     let notice = match done {
         Some("signed-out") => Some("You've signed out."),
         Some("everywhere") => Some("You've been signed out everywhere."),
+        Some("reset") => Some("Your password was reset. Sign in with your new password."),
         _ if v.ended => Some("Your session ended. Sign in again."),
         _ => None,
     };
