@@ -40,11 +40,13 @@ if [ "$SMOKE" = 1 ]; then
     HTTP_REQUESTS=40; HTTP_CONC=1,8; HTTP_REPEAT=1
     PAM_POOL=12; PAM_RUNS=3; PAM_WARMUP=1; PAM_REPEAT=1
     SMALL_USERS=0
+    PG_USERS=100; PG_REQUESTS=20; PG_CONC=8; PG_REPEAT=1
 else
     USERS=10000; RAD_REQUESTS=2000; RAD_CONC=1,8,32,128; RAD_REPEAT=3
     HTTP_REQUESTS=2000; HTTP_CONC=1,8,32; HTTP_REPEAT=3
     PAM_POOL=150; PAM_RUNS=40; PAM_WARMUP=3; PAM_REPEAT=3
     SMALL_USERS=1000
+    PG_USERS=10000; PG_REQUESTS=2000; PG_CONC=1,8,32; PG_REPEAT=2
 fi
 RUN_LIMIT=${BENCH_RUN_LIMIT:-8}   # seconds, longest single load run
 
@@ -104,18 +106,24 @@ DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "machine: $MACHINE; load: $UPTIME_BEFORE"
 
 # --- registry --------------------------------------------------------------
-# start_registry DIR: twostep-api on SQLite in DIR; sets API_URL, API_PID.
+# start_registry DIR [DATABASE_URL [LIKE_DIR]]: twostep-api in DIR, on
+# SQLite in DIR by default; LIKE_DIR: a registry on the same database whose
+# secret key and admin token this one shares. Sets API_URL, API_PID.
 start_registry() {
-    local d=$1 port
+    local d=$1 db=${2:-sqlite://$1/registry.db} like=${3:-} port
     mkdir -p "$d"
     port=$(free_port tcp)
-    secret "$d/admin.token" "admin-$(od -An -tx8 -N16 /dev/urandom | tr -d ' \n')"
+    if [ -n "$like" ]; then
+        (umask 077; cp "$like/secret.key" "$like/admin.token" "$d/")
+    else
+        secret "$d/admin.token" "admin-$(od -An -tx8 -N16 /dev/urandom | tr -d ' \n')"
+    fi
     cat > "$d/twostep.toml" <<EOF
 version = 1
 
 [api]
 listen = "127.0.0.1:$port"
-database = "sqlite://$d/registry.db"
+database = "$db"
 secret_key_file = "$d/secret.key"
 admin_token_file = "$d/admin.token"
 EOF
@@ -284,7 +292,7 @@ radius_population() {
         log "$label: POST /v1/host/verify, $HTTP_REQUESTS requests per run, in flight $HTTP_CONC"
         # Same registry and users as the twostep RADIUS runs: the step state
         # (--name twostep) carries over, so no code is used twice.
-        "$LOADGEN" http --url "$API_URL" --host-key-file "$d/reg/host-radius-bench.key" --name twostep \
+        "$LOADGEN" http --target "twostep=$API_URL" --host-key-file "$d/reg/host-radius-bench.key" --state-name twostep \
             --users "$d/users.csv" --pids "twostep=api:$API_PID" \
             --concurrency "$HTTP_CONC" --repeat "$HTTP_REPEAT" --requests "$HTTP_REQUESTS" \
             --max-seconds "$RUN_LIMIT" --state "$d/steps.json" \
@@ -311,6 +319,42 @@ if [ "$SMALL_USERS" -gt 0 ]; then
     # 1,000 users give 2,000 fresh codes in the first step and 1,000 per
     # step after: fewer, shorter runs.
     radius_population "$SMALL_USERS" "n$SMALL_USERS" 500 8,32 2 0
+fi
+
+# --- PostgreSQL: the registry alone, one and two twostep-api -----------------
+if [ "$PG_USERS" -gt 0 ]; then
+    PGDIR=$(mktemp -d /tmp/twostep-bench-pg.XXXXXX)
+    PGPORT=$(free_port tcp)
+    stop_pg() {
+        local bindir
+        bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+        runuser -u postgres -- "$bindir/pg_ctl" -D "$PGDIR" -m fast stop >/dev/null 2>&1 || true
+        rm -rf "$PGDIR"
+    }
+    trap 'stop_pg; cleanup' EXIT
+    log "PostgreSQL: a throwaway cluster on 127.0.0.1:$PGPORT"
+    # The test suite's script, on a port and directory of our own.
+    PGURL=$(TWOSTEP_PG_PORT=$PGPORT TWOSTEP_PG_DIR=$PGDIR tests/start-postgres.sh)
+    G=$W/pg
+    start_registry "$G/reg1" "$PGURL"
+    PG1_URL=$API_URL; PG1_PID=$API_PID
+    add_host "$G/reg1" verify-bench ssh
+    log "PostgreSQL: enrolling $PG_USERS users"
+    "$LOADGEN" enrol --url "$PG1_URL" --admin-token-file "$G/reg1/admin.token" \
+        --count "$PG_USERS" --concurrency 8 --out "$G/users.csv" --json "$RES/enrol-pg.jsonl"
+    start_registry "$G/reg2" "$PGURL" "$G/reg1"
+    PG2_URL=$API_URL; PG2_PID=$API_PID
+    log "PostgreSQL: POST /v1/host/verify, one registry and two on one database, in flight $PG_CONC"
+    "$LOADGEN" http --target "one twostep-api=$PG1_URL" --target "two twostep-api=$PG1_URL,$PG2_URL" \
+        --host-key-file "$G/reg1/host-verify-bench.key" --state-name pg \
+        --users "$G/users.csv" --pids "one twostep-api=api:$PG1_PID" \
+        --pids "two twostep-api=api1:$PG1_PID,api2:$PG2_PID" \
+        --concurrency "$PG_CONC" --repeat "$PG_REPEAT" --requests "$PG_REQUESTS" \
+        --max-seconds "$RUN_LIMIT" --state "$G/steps.json" \
+        --json "$RES/http-pg.jsonl" --markdown "$RES/pg.md" >&2
+    stop_pid "$PG2_PID"; stop_pid "$PG1_PID"
+    stop_pg
+    trap cleanup EXIT
 fi
 
 # --- PAM ---------------------------------------------------------------------
@@ -393,7 +437,8 @@ report() {
     echo
     for f in "$RES"/enrol-*.jsonl; do
         [ -e "$f" ] || continue
-        jq -r '"Enrolment over REST (user + TOTP method, \(.concurrency) in flight): \(.enrolled) users in \(.seconds * 100 | round / 100) s, \(.enrolled / .seconds | round) per s."' "$f"
+        case $f in *-pg.jsonl) db=PostgreSQL ;; *) db=SQLite ;; esac
+        jq -r --arg db "$db" '"Enrolment over REST (user + TOTP method, \(.concurrency) in flight, \($db)): \(.enrolled) users in \(.seconds * 100 | round / 100) s, \(.enrolled / .seconds | round) per s."' "$f"
         echo
     done
     for f in "$RES"/radius-n*.md; do
@@ -415,6 +460,14 @@ report() {
         cat "$f"
         echo
     done
+    if [ -s "$RES/pg.md" ]; then
+        echo "#### \`POST /v1/host/verify\` on PostgreSQL $(ls /usr/lib/postgresql | sort -V | tail -1): one \`twostep-api\`, and two on one database"
+        echo
+        echo "A throwaway cluster on 127.0.0.1 (initdb defaults, fsync on), $PG_USERS users; with two registries the load generator's connections alternate between them. Ratio: one registry's rate over two's. CPU: the registries only, not PostgreSQL."
+        echo
+        cat "$RES/pg.md"
+        echo
+    fi
     for f in "$RES"/replay-*.txt; do
         [ -e "$f" ] || continue
         echo "After the load, one fresh code sent twice to the registry: \`$(cat "$f")\` (the replay rule held)."
@@ -429,9 +482,17 @@ report() {
     if [ -s "$RES/criterion.txt" ]; then
         echo "#### cargo bench (criterion)"
         echo
-        echo '```'
-        grep -E '^[a-z_/ -]+time:|^[a-z0-9_/-]+$|time: +\[' "$RES/criterion.txt" | sed 's/^ *//' || true
-        echo '```'
+        echo "Time per call, criterion's estimate with its 95 % confidence interval (\`--warm-up-time 1 --measurement-time 2\`)."
+        echo
+        echo "| function | time | 95 % interval |"
+        echo "|---|---|---|"
+        awk '/^Benchmarking/ { next }
+            /^[a-z_]+\/[a-z_]+/ { name = $1 }
+            /time: +\[/ {
+                i = index($0, "["); j = index($0, "]")
+                split(substr($0, i + 1, j - i - 1), a, " ")
+                printf "| %s | %s %s | %s %s – %s %s |\n", name, a[3], a[4], a[1], a[2], a[5], a[6]
+            }' "$RES/criterion.txt"
         echo
     fi
 }

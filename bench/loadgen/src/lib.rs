@@ -338,7 +338,8 @@ fn fmt_num(x: f64) -> String {
 
 /// A Markdown table of `runs`: per concurrency and target, the median of
 /// accepts/s with min–max over the repetitions, median p50 and p99, the
-/// answer counts summed over all runs, median CPU per process and, in the
+/// answer counts summed over all runs, the median length of a run in
+/// seconds, median CPU per process and, in the
 /// first target's rows, the median over repetitions of its accepts/s
 /// divided by each other target's in the same repetition.
 pub fn markdown_table(runs: &[RunResult]) -> String {
@@ -354,7 +355,7 @@ pub fn markdown_table(runs: &[RunResult]) -> String {
     }
     concs.sort_unstable();
     let mut out = String::from(
-        "| in flight | target | accepts/s median (min–max) | p50 ms | p99 ms | accept / reject / timeout / error (all runs) | CPU cores, median | ratio |\n|---|---|---|---|---|---|---|---|\n",
+        "| in flight | target | accepts/s median (min–max) | p50 ms | p99 ms | accept / reject / timeout / error (all runs) | s per run | CPU cores, median | ratio |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for &c in &concs {
         for (ti, &t) in targets.iter().enumerate() {
@@ -370,6 +371,7 @@ pub fn markdown_table(runs: &[RunResult]) -> String {
             let max = rates.iter().copied().fold(0.0, f64::max);
             let p50 = median(&rs.iter().map(|r| r.p50_ms).collect::<Vec<_>>());
             let p99 = median(&rs.iter().map(|r| r.p99_ms).collect::<Vec<_>>());
+            let secs = median(&rs.iter().map(|r| r.seconds).collect::<Vec<_>>());
             let sum = |f: fn(&RunResult) -> usize| rs.iter().map(|r| f(r)).sum::<usize>();
             let mut cpu_names: Vec<&str> = Vec::new();
             for r in &rs {
@@ -415,7 +417,7 @@ pub fn markdown_table(runs: &[RunResult]) -> String {
                 String::new()
             };
             out.push_str(&format!(
-                "| {c} | {t} | {} ({}–{}) | {:.2} | {:.2} | {} / {} / {} / {} | {cpu} | {ratio} |\n",
+                "| {c} | {t} | {} ({}–{}) | {:.2} | {:.2} | {} / {} / {} / {} | {secs:.2} | {cpu} | {ratio} |\n",
                 fmt_num(median(&rates)),
                 fmt_num(min),
                 fmt_num(max),

@@ -98,17 +98,20 @@ enum Cmd {
         #[command(flatten)]
         run: RunOpts,
     },
-    /// `POST /v1/host/verify` with the current code, keep-alive.
+    /// `POST /v1/host/verify` with the current code, keep-alive, to each
+    /// `--target NAME=URL[,URL...]`, interleaved; the requests of a target
+    /// with several registries (on one database) are spread over them.
     Http {
-        /// Registry base URL.
-        #[arg(long)]
-        url: String,
+        /// `NAME=URL[,URL...]` (registry base URLs).
+        #[arg(long, required = true)]
+        target: Vec<String>,
         /// File holding a host API key.
         #[arg(long)]
         host_key_file: PathBuf,
-        /// Target name in the tables and the state file.
+        /// Name of the step record in the state file, shared by all targets
+        /// (they verify against one database).
         #[arg(long, default_value = "registry")]
-        name: String,
+        state_name: String,
         #[command(flatten)]
         run: RunOpts,
     },
@@ -378,7 +381,7 @@ enum Driver {
     },
     Http {
         client: reqwest::Client,
-        url: Arc<String>,
+        urls: Arc<Vec<String>>,
         key: Arc<String>,
     },
 }
@@ -406,13 +409,16 @@ async fn one_run(
     let t0 = Instant::now();
     let timeout = Duration::from_secs_f64(opts.timeout);
     let mut handles = Vec::new();
-    for _ in 0..concurrency {
+    for k in 0..concurrency {
         let feed = feed.clone();
         handles.push(match driver.clone() {
             Driver::Radius { addr, secret } => {
                 tokio::spawn(radius_worker(feed, addr, secret, timeout))
             }
-            Driver::Http { client, url, key } => tokio::spawn(http_worker(feed, client, url, key)),
+            Driver::Http { client, urls, key } => {
+                let url = Arc::new(urls[k % urls.len()].clone());
+                tokio::spawn(http_worker(feed, client, url, key))
+            }
         });
     }
     let mut all = Tally::default();
@@ -455,21 +461,39 @@ async fn one_run(
     r
 }
 
-async fn run_matrix(targets: Vec<(String, Driver)>, opts: &RunOpts) -> Result<(), Error> {
+/// Runs every target at every concurrency, `opts.repeat` times, targets
+/// alternating. With `shared_state`, all targets draw from one step record
+/// of that name (they verify against one database); otherwise each has its
+/// own, under its name.
+async fn run_matrix(
+    targets: Vec<(String, Driver)>,
+    opts: &RunOpts,
+    shared_state: Option<&str>,
+) -> Result<(), Error> {
     let users = Arc::new(read_users(&opts.users)?);
     if users.is_empty() {
         return Err(Error::Invalid("no users".into()));
     }
     let pids = parse_pids(&opts.pids)?;
     let mut states = load_states(&opts.state);
-    let scheds: Vec<Arc<Mutex<Schedule>>> = targets
+    let state_names: Vec<String> = targets
         .iter()
-        .map(|(name, _)| {
-            let mut s = states
-                .remove(name)
-                .unwrap_or_else(|| Schedule::new(users.len()));
-            s.fit(users.len());
-            Arc::new(Mutex::new(s))
+        .map(|(name, _)| shared_state.unwrap_or(name).to_owned())
+        .collect();
+    let mut by_name: HashMap<String, Arc<Mutex<Schedule>>> = HashMap::new();
+    let scheds: Vec<Arc<Mutex<Schedule>>> = state_names
+        .iter()
+        .map(|name| {
+            by_name
+                .entry(name.clone())
+                .or_insert_with(|| {
+                    let mut s = states
+                        .remove(name)
+                        .unwrap_or_else(|| Schedule::new(users.len()));
+                    s.fit(users.len());
+                    Arc::new(Mutex::new(s))
+                })
+                .clone()
         })
         .collect();
     let mut results = Vec::new();
@@ -488,7 +512,7 @@ async fn run_matrix(targets: Vec<(String, Driver)>, opts: &RunOpts) -> Result<()
         }
     }
     let mut states = load_states(&opts.state);
-    for ((name, _), sched) in targets.iter().zip(&scheds) {
+    for (name, sched) in &by_name {
         states.insert(name.clone(), sched.lock().expect("lock").clone());
     }
     save_states(&opts.state, &states)?;
@@ -688,16 +712,16 @@ async fn main() {
             Ok(s) => {
                 let secret = Arc::new(s.into_bytes());
                 match parse_targets(&target, &secret) {
-                    Ok(t) => run_matrix(t, &run).await,
+                    Ok(t) => run_matrix(t, &run, None).await,
                     Err(e) => Err(e),
                 }
             }
             Err(e) => Err(e),
         },
         Cmd::Http {
-            url,
+            target,
             host_key_file,
-            name,
+            state_name,
             run,
         } => match read_trimmed(&host_key_file) {
             Ok(key) => {
@@ -707,12 +731,31 @@ async fn main() {
                     .build();
                 match client {
                     Ok(client) => {
-                        let driver = Driver::Http {
-                            client,
-                            url: Arc::new(format!("{}/v1/host/verify", url.trim_end_matches('/'))),
-                            key: Arc::new(key),
-                        };
-                        run_matrix(vec![(name, driver)], &run).await
+                        let key = Arc::new(key);
+                        let targets = target
+                            .iter()
+                            .map(|spec| {
+                                let (name, urls) = spec.split_once('=').ok_or_else(|| {
+                                    Error::Invalid(format!("--target {spec:?}: NAME=URL[,URL]"))
+                                })?;
+                                let urls = urls
+                                    .split(',')
+                                    .map(|u| format!("{}/v1/host/verify", u.trim_end_matches('/')))
+                                    .collect();
+                                Ok((
+                                    name.to_owned(),
+                                    Driver::Http {
+                                        client: client.clone(),
+                                        urls: Arc::new(urls),
+                                        key: key.clone(),
+                                    },
+                                ))
+                            })
+                            .collect::<Result<Vec<_>, Error>>();
+                        match targets {
+                            Ok(t) => run_matrix(t, &run, Some(&state_name)).await,
+                            Err(e) => Err(e),
+                        }
                     }
                     Err(e) => Err(e.into()),
                 }
