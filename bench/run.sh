@@ -41,12 +41,14 @@ if [ "$SMOKE" = 1 ]; then
     PAM_POOL=12; PAM_RUNS=3; PAM_WARMUP=1; PAM_REPEAT=1
     SMALL_USERS=0
     PG_USERS=100; PG_REQUESTS=20; PG_CONC=8; PG_REPEAT=1
+    PENDING=${BENCH_PENDING:-300}; PEND_DELAY=${BENCH_PEND_DELAY:-4}; PEND_REQUESTS=20; PEND_REPEAT=1
 else
     USERS=10000; RAD_REQUESTS=2000; RAD_CONC=1,8,32,128; RAD_REPEAT=3
     HTTP_REQUESTS=2000; HTTP_CONC=1,8,32; HTTP_REPEAT=3
     PAM_POOL=150; PAM_RUNS=40; PAM_WARMUP=3; PAM_REPEAT=3
     SMALL_USERS=1000
     PG_USERS=10000; PG_REQUESTS=2000; PG_CONC=1,8,32; PG_REPEAT=2
+    PENDING=10000; PEND_DELAY=20; PEND_REQUESTS=200; PEND_REPEAT=3
 fi
 RUN_LIMIT=${BENCH_RUN_LIMIT:-8}   # seconds, longest single load run
 
@@ -230,9 +232,10 @@ EOF
 }
 
 # --- twostep-radiusd --------------------------------------------------------
-# start_radiusd DIR REGDIR SECRET: sets RD_PORT, RD_PID.
+# start_radiusd DIR REGDIR SECRET [REGISTRY_URL [MAX_IN_FLIGHT]]: sets
+# RD_PORT, RD_PID.
 start_radiusd() {
-    local d=$1 reg=$2 sec=$3
+    local d=$1 reg=$2 sec=$3 url=${4:-$API_URL} inflight=${5:-1024}
     mkdir -p "$d"
     RD_PORT=$(free_port udp)
     secret "$d/state.key" "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
@@ -241,13 +244,14 @@ start_radiusd() {
 version = 1
 
 [registry]
-url = "$API_URL"
+url = "$url"
 api_key_file = "$reg/host-radius-bench.key"
+timeout = 60
 
 [radius]
 listen = "127.0.0.1:$RD_PORT"
 state_key_file = "$d/state.key"
-max_in_flight = 1024
+max_in_flight = $inflight
 
 [[radius.client]]
 name = "bench"
@@ -268,11 +272,13 @@ RES=$W/results
 mkdir -p "$RES"
 RADSECRET=bench-$(od -An -tx8 -N8 /dev/urandom | tr -d ' \n')
 
-# radius_population N LABEL REQUESTS CONC REPEAT: one registry with N users,
+rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+# radius_population N LABEL REQUESTS CONC REPEAT HTTP PENDING: one registry with N users,
 # one FreeRADIUS with the same secrets; interleaved RADIUS runs; for the
 # main population also the registry's HTTP runs.
 radius_population() {
-    local n=$1 label=$2 req=$3 conc=$4 rep=$5 http=$6
+    local n=$1 label=$2 req=$3 conc=$4 rep=$5 http=$6 pending=${7:-0}
     local d=$W/$label
     start_registry "$d/reg"
     add_host "$d/reg" radius-bench radius
@@ -297,28 +303,62 @@ radius_population() {
             --concurrency "$HTTP_CONC" --repeat "$HTTP_REPEAT" --requests "$HTTP_REQUESTS" \
             --max-seconds "$RUN_LIMIT" --state "$d/steps.json" \
             --json "$RES/http-$label.jsonl" --markdown "$RES/http-$label.md" >&2
-        # Replays must still be refused: one code twice, one accept. The
-        # code of the next step (inside the registry's +-1 step window) is
-        # one the load never used.
-        local u s c r1 r2 key
-        u=$(sed -n 1p "$d/users.csv" | cut -d, -f1)
-        s=$(sed -n 1p "$d/users.csv" | cut -d, -f2)
-        c=$(oathtool --totp -b -N "@$(( $(date +%s) + 30 ))" "$s")
-        key=$(cat "$d/reg/host-radius-bench.key")
-        r1=$(curl -sf -X POST "$API_URL/v1/host/verify" -H "Authorization: Bearer $key" -H 'twostep-results: replay' -H 'Content-Type: application/json' -d "{\"username\":\"$u\",\"code\":\"$c\"}" | jq -r .result)
-        r2=$(curl -sf -X POST "$API_URL/v1/host/verify" -H "Authorization: Bearer $key" -H 'twostep-results: replay' -H 'Content-Type: application/json' -d "{\"username\":\"$u\",\"code\":\"$c\"}" | jq -r .result)
-        echo "$r1 $r2" > "$RES/replay-$label.txt"
-        log "$label: the same code twice after the load: $r1, then $r2"
-        [ "$r1 $r2" = "accept replay" ] || { echo "bench: replay check failed: $r1 $r2" >&2; exit 1; }
     fi
-    stop_pid "$FR_PID"; stop_pid "$RD_PID"; stop_pid "$API_PID"
+    stop_pid "$FR_PID"; stop_pid "$RD_PID"
+    if [ "$pending" -gt 0 ]; then
+        # Pending requests: a second twostep-radiusd whose registry calls for
+        # users "slow-NNNNN" are held $PEND_DELAY s by a proxy (then answered
+        # 503), while the enrolled users log in with codes through it.
+        local px_port px_pid hold_pid rss0 rss1 rss2 hwm
+        px_port=$(free_port tcp)
+        "$LOADGEN" slow-proxy --listen "127.0.0.1:$px_port" --upstream "${API_URL#http://}" \
+            --marker slow- --delay "$PEND_DELAY" > "$d/proxy.log" 2>&1 &
+        px_pid=$!
+        PIDS+=("$px_pid")
+        wait_for proxy "curl -sf http://127.0.0.1:$px_port/v1/health"
+        start_radiusd "$d/rdp" "$d/reg" "$RADSECRET" "http://127.0.0.1:$px_port" $(( pending + 1024 ))
+        log "$label: $pending pending requests held $PEND_DELAY s, code logins meanwhile"
+        rss0=$(rss_kib "$RD_PID" VmRSS)
+        "$LOADGEN" hold --target "127.0.0.1:$RD_PORT" --secret-file "$d/radius.secret" \
+            --count "$pending" --prefix slow- --wait $(( PEND_DELAY + 30 )) > "$RES/hold.json" &
+        hold_pid=$!
+        sleep 4
+        rss1=$(rss_kib "$RD_PID" VmRSS)
+        "$LOADGEN" radius --users "$d/users.csv" --secret-file "$d/radius.secret" \
+            --target "twostep=127.0.0.1:$RD_PORT" --pids "twostep=radiusd:$RD_PID,api:$API_PID" \
+            --concurrency 8 --repeat "$PEND_REPEAT" --requests "$PEND_REQUESTS" --max-seconds 4 \
+            --state "$d/steps.json" --json "$RES/pending.jsonl" --markdown "$RES/pending.md" >&2
+        rss2=$(rss_kib "$RD_PID" VmRSS)
+        wait "$hold_pid" || true
+        hwm=$(rss_kib "$RD_PID" VmHWM)
+        echo "$pending $PEND_DELAY $rss0 $rss1 $rss2 $hwm" > "$RES/pending.txt"
+        log "$label: RSS of twostep-radiusd idle ${rss0} KiB, with $pending pending ${rss1} KiB, after the code logins ${rss2} KiB, peak ${hwm} KiB; $(cat "$RES/hold.json")"
+        stop_pid "$RD_PID"; stop_pid "$px_pid"
+    fi
+    # After all the load, replays must still be refused: one code twice,
+    # one accept. The code of the next step (inside the registry's +-1 step
+    # window) is one the load never used.
+    local u s c r1 r2 key
+    u=$(sed -n 1p "$d/users.csv" | cut -d, -f1)
+    s=$(sed -n 1p "$d/users.csv" | cut -d, -f2)
+    c=$(oathtool --totp -b -N "@$(( $(date +%s) + 30 ))" "$s")
+    key=$(cat "$d/reg/host-radius-bench.key")
+    r1=$(curl -sf -X POST "$API_URL/v1/host/verify" -H "Authorization: Bearer $key" -H 'twostep-results: replay' -H 'Content-Type: application/json' -d "{\"username\":\"$u\",\"code\":\"$c\"}" | jq -r .result)
+    r2=$(curl -sf -X POST "$API_URL/v1/host/verify" -H "Authorization: Bearer $key" -H 'twostep-results: replay' -H 'Content-Type: application/json' -d "{\"username\":\"$u\",\"code\":\"$c\"}" | jq -r .result)
+    echo "$r1 $r2" > "$RES/replay-$label.txt"
+    log "$label: the same code twice after the load: $r1, then $r2"
+    [ "$r1 $r2" = "accept replay" ] || { echo "bench: replay check failed: $r1 $r2" >&2; exit 1; }
+    stop_pid "$API_PID"
 }
 
-radius_population "$USERS" "n$USERS" "$RAD_REQUESTS" "$RAD_CONC" "$RAD_REPEAT" 1
+# The pending-requests pass goes with the smaller population (the main
+# one in --smoke, which has no other).
+radius_population "$USERS" "n$USERS" "$RAD_REQUESTS" "$RAD_CONC" "$RAD_REPEAT" 1 \
+    "$( [ "$SMALL_USERS" -gt 0 ] && echo 0 || echo "$PENDING")"
 if [ "$SMALL_USERS" -gt 0 ]; then
     # 1,000 users give 2,000 fresh codes in the first step and 1,000 per
     # step after: fewer, shorter runs.
-    radius_population "$SMALL_USERS" "n$SMALL_USERS" 500 8,32 2 0
+    radius_population "$SMALL_USERS" "n$SMALL_USERS" 500 8,32 2 0 "$PENDING"
 fi
 
 # --- PostgreSQL: the registry alone, one and two twostep-api -----------------
@@ -466,6 +506,18 @@ report() {
         echo "A throwaway cluster on 127.0.0.1 (initdb defaults, fsync on), $PG_USERS users; with two registries the load generator's connections alternate between them. Ratio: one registry's rate over two's. CPU: the registries only, not PostgreSQL."
         echo
         cat "$RES/pg.md"
+        echo
+    fi
+    if [ -s "$RES/pending.txt" ]; then
+        read -r pn pd r0 r1 r2 rh < "$RES/pending.txt"
+        echo "#### Pending requests: $pn held by a slow registry, code logins meanwhile"
+        echo
+        echo "A second \`twostep-radiusd\` (\`max_in_flight\` $(( pn + 1024 )), \`[registry] timeout\` 60 s) talks to the registry through a proxy that holds the calls for users \`slow-NNNNN\` $pd s (then answers 503) and passes the others on at once. $pn Access-Requests of such users are sent (paced over about a second); 4 s after the first the enrolled users log in with codes through the same server, 8 in flight, $PEND_REQUESTS per run:"
+        echo
+        echo "- RSS of \`twostep-radiusd\`: $(( r0 / 1024 )) MiB idle, $(( r1 / 1024 )) MiB with the $pn pending, $(( r2 / 1024 )) MiB after the code logins, peak (VmHWM) $(( rh / 1024 )) MiB."
+        echo "- The held requests: $(jq -r '"sent in \(.send_seconds * 10 | round / 10) s (paced, 20 per ms at most); \(.answered) of \(.sent) answered (Access-Reject once the proxy gave up), the last after \(.seconds * 10 | round / 10) s; a request not answered was dropped by the server, never pending"' "$RES/hold.json")."
+        echo
+        cat "$RES/pending.md"
         echo
     fi
     for f in "$RES"/replay-*.txt; do

@@ -14,6 +14,8 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+pub mod proxy;
+
 /// Errors of the load generator.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

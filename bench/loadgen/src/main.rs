@@ -115,6 +115,41 @@ enum Cmd {
         #[command(flatten)]
         run: RunOpts,
     },
+    /// A delaying proxy in front of the registry (see `twostep_bench::proxy`).
+    SlowProxy {
+        /// HOST:PORT to listen on.
+        #[arg(long)]
+        listen: String,
+        /// The registry's HOST:PORT.
+        #[arg(long)]
+        upstream: String,
+        /// Requests holding these bytes (path or body) are held.
+        #[arg(long)]
+        marker: String,
+        /// How long they are held, seconds.
+        #[arg(long)]
+        delay: f64,
+    },
+    /// Sends `--count` Access-Requests at once (users PREFIX00000...) and
+    /// waits for their answers; prints one JSON line: sent, answered, the
+    /// seconds until the last answer.
+    Hold {
+        /// HOST:PORT of the RADIUS server.
+        #[arg(long)]
+        target: String,
+        /// File holding the shared secret.
+        #[arg(long)]
+        secret_file: PathBuf,
+        /// Requests.
+        #[arg(long)]
+        count: usize,
+        /// User name prefix.
+        #[arg(long)]
+        prefix: String,
+        /// Longest wait for the answers, seconds.
+        #[arg(long)]
+        wait: f64,
+    },
     /// A Markdown table from hyperfine `--export-json` files given as
     /// `NAME=FILE`; the first is compared with the others, and with `--floor`.
     PamTable {
@@ -604,6 +639,82 @@ async fn enrol(
     Ok(())
 }
 
+/// Identifiers used per socket by `hold` (of 256).
+const HOLD_PER_SOCKET: usize = 250;
+
+/// Sends `count` requests, paced (20 per millisecond at most, so that the
+/// server's socket buffer does not overflow), `HOLD_PER_SOCKET` per socket,
+/// and waits for their answers until `wait` seconds have passed.
+async fn hold(
+    target: &str,
+    secret: &[u8],
+    count: usize,
+    prefix: &str,
+    wait: f64,
+) -> Result<(), Error> {
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs_f64(wait);
+    let secret = Arc::new(secret.to_vec());
+    let mut socks = Vec::new();
+    let mut handles = Vec::new();
+    for first in (0..count).step_by(HOLD_PER_SOCKET) {
+        let n = HOLD_PER_SOCKET.min(count - first);
+        let sock = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .map_err(io_err(Path::new("udp socket")))?;
+        sock.connect(target)
+            .await
+            .map_err(io_err(Path::new(target)))?;
+        let sock = Arc::new(sock);
+        let ras: Vec<[u8; 16]> = (0..n).map(|_| rand::random()).collect();
+        socks.push((sock.clone(), first, ras.clone()));
+        let secret = secret.clone();
+        handles.push(tokio::spawn(async move {
+            let mut open: Vec<Option<[u8; 16]>> = ras.into_iter().map(Some).collect();
+            let mut answered = 0usize;
+            let mut buf = vec![0u8; 4096];
+            while answered < n {
+                let Ok(Ok(len)) =
+                    tokio::time::timeout_at(deadline.into(), sock.recv(&mut buf)).await
+                else {
+                    break;
+                };
+                let id = usize::from(buf[1]);
+                if let Some(Some(ra)) = open.get(id).copied() {
+                    if check_reply(&buf[..len], buf[1], &ra, &secret).is_some() {
+                        open[id] = None;
+                        answered += 1;
+                    }
+                }
+            }
+            answered
+        }));
+    }
+    let mut sent = 0usize;
+    for (sock, first, ras) in &socks {
+        for (k, ra) in ras.iter().enumerate() {
+            let user = format!("{prefix}{:05}", first + k);
+            let pkt = access_request(k as u8, ra, &user, "123456", &secret);
+            if sock.send(&pkt).await.is_ok() {
+                sent += 1;
+            }
+            if sent % 20 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    let send_seconds = t0.elapsed().as_secs_f64();
+    let mut answered = 0;
+    for h in handles {
+        answered += h.await.unwrap_or(0);
+    }
+    println!(
+        "{}",
+        serde_json::json!({"sent": sent, "send_seconds": send_seconds, "answered": answered, "seconds": t0.elapsed().as_secs_f64()})
+    );
+    Ok(())
+}
+
 fn pam_table(results: &[String], floor: &str, markdown: &Path) -> Result<(), Error> {
     // hyperfine's export: results[0].times (seconds of each run).
     let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
@@ -760,6 +871,27 @@ async fn main() {
                     Err(e) => Err(e.into()),
                 }
             }
+            Err(e) => Err(e),
+        },
+        Cmd::SlowProxy {
+            listen,
+            upstream,
+            marker,
+            delay,
+        } => twostep_bench::proxy::run(&listen, &upstream, &marker, Duration::from_secs_f64(delay))
+            .await
+            .map_err(|source| Error::Io {
+                path: listen.clone(),
+                source,
+            }),
+        Cmd::Hold {
+            target,
+            secret_file,
+            count,
+            prefix,
+            wait,
+        } => match read_trimmed(&secret_file) {
+            Ok(sec) => hold(&target, sec.as_bytes(), count, &prefix, wait).await,
             Err(e) => Err(e),
         },
         Cmd::PamTable {
