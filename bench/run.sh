@@ -319,6 +319,9 @@ radius_population() {
         start_radiusd "$d/rdp" "$d/reg" "$RADSECRET" "http://127.0.0.1:$px_port" $(( pending + 1024 ))
         log "$label: $pending pending requests held $PEND_DELAY s, code logins meanwhile"
         rss0=$(rss_kib "$RD_PID" VmRSS)
+        # Start with a new TOTP step, so that the enrolled users have fresh
+        # codes for the logins while the others are pending.
+        sleep "$(( 30 - $(date +%s) % 30 ))"
         "$LOADGEN" hold --target "127.0.0.1:$RD_PORT" --secret-file "$d/radius.secret" \
             --count "$pending" --prefix slow- --wait $(( PEND_DELAY + 30 )) > "$RES/hold.json" &
         hold_pid=$!
@@ -503,7 +506,7 @@ report() {
     if [ -s "$RES/pg.md" ]; then
         echo "#### \`POST /v1/host/verify\` on PostgreSQL $(ls /usr/lib/postgresql | sort -V | tail -1): one \`twostep-api\`, and two on one database"
         echo
-        echo "A throwaway cluster on 127.0.0.1 (initdb defaults, fsync on), $PG_USERS users; with two registries the load generator's connections alternate between them. Ratio: one registry's rate over two's. CPU: the registries only, not PostgreSQL."
+        echo "A throwaway cluster on 127.0.0.1 (initdb defaults, fsync on), $PG_USERS users; with two registries the load generator's requests alternate between them. Ratio: one registry's rate over two's. CPU: the registries only, not PostgreSQL."
         echo
         cat "$RES/pg.md"
         echo
@@ -522,12 +525,13 @@ report() {
     fi
     for f in "$RES"/replay-*.txt; do
         [ -e "$f" ] || continue
-        echo "After the load, one fresh code sent twice to the registry: \`$(cat "$f")\` (the replay rule held)."
+        n=$(basename "$f" .txt); n=${n#replay-n}
+        echo "After all the load on the registry with $n users, one fresh code sent twice: \`$(cat "$f")\` (the replay rule held)."
         echo
     done
     echo "#### PAM: pamtester with a code (hyperfine)"
     echo
-    echo "Each run a new user of a pool of $PAM_POOL with its current code; ratio: twostep's median over the other module's."
+    echo "Each run a new user of a pool of $PAM_POOL with its current code; ratio: twostep's median over the other module's. hyperfine subtracts the start-up time of the shell that runs the command; under load that correction is noisy (hence a floor near 0 ms in some runs)."
     echo
     cat "$RES/pam.md"
     echo

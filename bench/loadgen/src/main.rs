@@ -370,14 +370,20 @@ async fn radius_worker(
     tally
 }
 
+/// Sends verifications until the run is over; with several registries,
+/// request `n` of worker `k` goes to registry `(k + n) % len`.
 async fn http_worker(
     feed: Arc<Feed>,
     client: reqwest::Client,
-    url: Arc<String>,
+    urls: Arc<Vec<String>>,
+    k: usize,
     key: Arc<String>,
 ) -> Tally {
     let mut tally = Tally::default();
+    let mut n = k;
     while let Some((i, code)) = feed.next().await {
+        let url = &urls[n % urls.len()];
+        n += 1;
         let body = serde_json::json!({
             "username": feed.users[i].name,
             "code": code,
@@ -451,8 +457,7 @@ async fn one_run(
                 tokio::spawn(radius_worker(feed, addr, secret, timeout))
             }
             Driver::Http { client, urls, key } => {
-                let url = Arc::new(urls[k % urls.len()].clone());
-                tokio::spawn(http_worker(feed, client, url, key))
+                tokio::spawn(http_worker(feed, client, urls, k, key))
             }
         });
     }
