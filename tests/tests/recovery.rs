@@ -40,20 +40,26 @@ fn ok(reg: &Registry, args: &[&str]) -> (String, String) {
     )
 }
 
-/// A PAM service `tap` (pam_twostep alone) for `env`'s registry, with its
-/// own SSH host key; the service directory.
-fn pam_service(env: &Env) -> PathBuf {
-    let key = env.reg.add_host("pam-tap", HostKind::Ssh);
-    let config = env.dir.path().join("pam.toml");
+/// A PAM service directory under `dir` with service `name`: pam_twostep
+/// alone, with `[pam]` holding `pam`, for `reg` with the SSH host key
+/// `key`; the directory.
+fn service_in(
+    reg: &Registry,
+    key: &std::path::Path,
+    dir: &std::path::Path,
+    name: &str,
+    pam: &str,
+) -> PathBuf {
+    let config = dir.join("pam.toml");
     std::fs::write(
         &config,
-        format!("version = 1\n{}\n[pam]\n", env.reg.registry_toml(&key)),
+        format!("version = 1\n{}\n[pam]\n{pam}", reg.registry_toml(key)),
     )
     .expect("pam.toml");
-    let svc = env.dir.path().join("svc");
+    let svc = dir.join("svc");
     std::fs::create_dir_all(&svc).expect("svc");
     std::fs::write(
-        svc.join("tap"),
+        svc.join(name),
         format!(
             "auth required {} config={}\n",
             pam_support::module().display(),
@@ -62,6 +68,13 @@ fn pam_service(env: &Env) -> PathBuf {
     )
     .expect("service");
     svc
+}
+
+/// A PAM service `tap` (pam_twostep alone) for `env`'s registry, with its
+/// own SSH host key; the service directory.
+fn pam_service(env: &Env) -> PathBuf {
+    let key = env.reg.add_host("pam-tap", HostKind::Ssh);
+    service_in(&env.reg, &key, env.dir.path(), "tap", "")
 }
 
 fn pam(svc: &std::path::Path, user: &str, answer: &str) -> pam_support::Run {
@@ -326,27 +339,8 @@ fn phone_change_in_the_browser() {
     });
     // SSH-style login with the new app.
     let env_dir = tempfile::tempdir().expect("tmp");
-    let cfg = env_dir.path().join("pam.toml");
-    std::fs::write(
-        &cfg,
-        format!("version = 1\n{}\n[pam]\n", reg.registry_toml(&key)),
-    )
-    .expect("cfg");
-    std::fs::create_dir(env_dir.path().join("svc")).expect("svc");
-    std::fs::write(
-        env_dir.path().join("svc/tap"),
-        format!(
-            "auth required {} config={}\n",
-            pam_support::module().display(),
-            cfg.display()
-        ),
-    )
-    .expect("service");
-    let r = pam(
-        &env_dir.path().join("svc"),
-        "pat",
-        &next_code(&secret, &mut last),
-    );
+    let svc = service_in(&reg, &key, env_dir.path(), "tap", "");
+    let r = pam(&svc, "pat", &next_code(&secret, &mut last));
     r.expect(true, "PAM_SUCCESS");
     // The code was used once, on the page.
     assert_eq!(
@@ -490,23 +484,8 @@ fn backup_codes_on_the_page() {
     });
     let key = reg.add_host("web-bo", HostKind::Ssh);
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = dir.path().join("pam.toml");
-    std::fs::write(
-        &cfg,
-        format!("version = 1\n{}\n[pam]\n", reg.registry_toml(&key)),
-    )
-    .expect("cfg");
-    std::fs::create_dir(dir.path().join("svc")).expect("svc");
-    std::fs::write(
-        dir.path().join("svc/tap"),
-        format!(
-            "auth required {} config={}\n",
-            pam_support::module().display(),
-            cfg.display()
-        ),
-    )
-    .expect("service");
-    let r = pam(&dir.path().join("svc"), "bo", &codes[1]);
+    let svc = service_in(&reg, &key, dir.path(), "tap", "");
+    let r = pam(&svc, "bo", &codes[1]);
     r.expect(false, "PAM_AUTH_ERR");
 }
 
@@ -574,29 +553,11 @@ fn this_wasnt_me_blocks_pushes_and_alerts_the_admins() {
     let out = twostep_e2e::authenticator(&dir.path().join("phone.json"), &["add", &uri]);
     assert!(out.status.success(), "{}", twostep_e2e::show_output(&out));
     let key = reg.add_host("web-nia", HostKind::Ssh);
-    let cfg = dir.path().join("pam.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version = 1\n{}\n[pam]\npush = \"off\"\n",
-            reg.registry_toml(&key)
-        ),
-    )
-    .expect("cfg");
-    std::fs::create_dir(dir.path().join("svc")).expect("svc");
-    std::fs::write(
-        dir.path().join("svc/nia-ssh"),
-        format!(
-            "auth required {} config={}\n",
-            pam_support::module().display(),
-            cfg.display()
-        ),
-    )
-    .expect("service");
+    let svc = service_in(&reg, &key, dir.path(), "nia-ssh", "push = \"off\"\n");
     let mut last = 0;
     let ssh_code = next_code(&app.secret_base32, &mut last);
     let r = pam_support::pamtester(
-        &dir.path().join("svc"),
+        &svc,
         "nia-ssh",
         "nia",
         Some("203.0.113.9"),

@@ -79,42 +79,23 @@ impl Webhook {
         let Some(t) = &self.target else { return };
         for &device_id in device_ids {
             let body = render_webhook_body(&t.body, username, device_id, challenge_id);
-            let mut req = t
-                .client
-                .post(&t.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
-            for (name, value) in &t.headers {
-                match header_value(value) {
-                    Ok(v) => req = req.header(name.as_str(), v),
-                    Err(e) => {
-                        tracing::warn!(header = %name, error = %e, "push webhook not called: header value unusable");
-                        return;
-                    }
-                }
-            }
+            let Some(req) = t.request(body, "push") else {
+                return;
+            };
             let url = t.url.clone();
             let challenge = challenge_id.to_owned();
             tokio::spawn(async move {
-                match req.send().await {
-                    Ok(resp) if resp.status().is_success() => {
-                        tracing::debug!(%url, device_id, "push webhook called");
-                    }
-                    Ok(resp) => tracing::warn!(
-                        %url, device_id, challenge_id = %challenge, status = resp.status().as_u16(),
-                        "push webhook answered with an error status; the challenge goes on"
-                    ),
-                    Err(e) => tracing::warn!(
-                        %url, device_id, challenge_id = %challenge, error = %twostep_common::error_chain(&e),
+                match sent(req).await {
+                    Ok(()) => tracing::debug!(%url, device_id, "push webhook called"),
+                    Err(why) => tracing::warn!(
+                        %url, device_id, challenge_id = %challenge, error = %why,
                         "push webhook failed; the challenge goes on"
                     ),
                 }
             });
         }
     }
-}
 
-impl Webhook {
     /// Tells the admins, through `alert_webhook_url` when set, that pushes
     /// to `username` are blocked since `event` (`push_fraud`,
     /// `user_report`) at `at` (Unix seconds) from `remote_addr`; in a
@@ -128,37 +109,48 @@ impl Webhook {
             "remote_addr": remote_addr,
         })
         .to_string();
-        let mut req = t
-            .client
-            .post(&t.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        for (name, value) in &t.headers {
-            match header_value(value) {
-                Ok(v) => req = req.header(name.as_str(), v),
-                Err(e) => {
-                    tracing::warn!(header = %name, error = %e, "alert webhook not called: header value unusable");
-                    return;
-                }
-            }
-        }
+        let Some(req) = t.request(body, "alert") else {
+            return;
+        };
         let url = t.url.clone();
         let event = event.to_owned();
         tokio::spawn(async move {
-            match req.send().await {
-                Ok(resp) if resp.status().is_success() => {
-                    tracing::debug!(%url, %event, "alert webhook called");
-                }
-                Ok(resp) => tracing::warn!(
-                    %url, %event, status = resp.status().as_u16(),
-                    "alert webhook answered with an error status"
-                ),
-                Err(e) => tracing::warn!(
-                    %url, %event, error = %twostep_common::error_chain(&e),
-                    "alert webhook failed"
-                ),
+            match sent(req).await {
+                Ok(()) => tracing::debug!(%url, %event, "alert webhook called"),
+                Err(why) => tracing::warn!(%url, %event, error = %why, "alert webhook failed"),
             }
         });
+    }
+}
+
+impl Target {
+    /// The POST of `body` with the configured headers; `None` (logged)
+    /// when a header's secret file cannot be read.
+    fn request(&self, body: String, which: &str) -> Option<reqwest::RequestBuilder> {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        for (name, value) in &self.headers {
+            match header_value(value) {
+                Ok(v) => req = req.header(name.as_str(), v),
+                Err(e) => {
+                    tracing::warn!(header = %name, error = %e, "{which} webhook not called: header value unusable");
+                    return None;
+                }
+            }
+        }
+        Some(req)
+    }
+}
+
+/// Sends `req`; why it failed (no answer, or an error status).
+async fn sent(req: reqwest::RequestBuilder) -> Result<(), String> {
+    match req.send().await {
+        Ok(resp) if resp.status().is_success() => Ok(()),
+        Ok(resp) => Err(format!("answered {}", resp.status().as_u16())),
+        Err(e) => Err(twostep_common::error_chain(&e)),
     }
 }
 
