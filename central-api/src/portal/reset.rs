@@ -34,7 +34,7 @@ use serde::Deserialize;
 use sqlx::Row;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use twostep_common::api::{validate_username, AuthContext, VerifyRequest, VerifyResult};
+use twostep_common::api::{AuthContext, VerifyRequest, VerifyResult};
 use twostep_common::portal::check_password;
 use twostep_common::reset::{
     email_code_usable, generate_email_code, normalise_answer, normalise_email_code, reset_complete,
@@ -222,14 +222,7 @@ pub async fn begin(
         )
         .await;
     }
-    let user = if validate_username(&username).is_ok() {
-        sqlx::query("SELECT id, disabled, password_hash FROM users WHERE username = $1")
-            .bind(&username)
-            .fetch_optional(&p.app.pool)
-            .await?
-    } else {
-        None
-    };
+    let user = super::signin::login_row(&p, &username).await?;
     // Only an enabled user with a page password can be reset; the others
     // go through the same pages with no user behind them.
     let (user_id, result) = match &user {

@@ -259,6 +259,26 @@ pub async fn next_step(p: &Portal, user_id: i64) -> Result<SignInStep, ApiError>
     })
 }
 
+/// The row (`id`, `disabled`, `password_hash`) of the user a sign-in or a
+/// password reset names; `None` for an unknown or malformed name.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn login_row(
+    p: &Portal,
+    username: &str,
+) -> Result<Option<sqlx::any::AnyRow>, ApiError> {
+    if validate_username(username).is_err() {
+        return Ok(None);
+    }
+    Ok(
+        sqlx::query("SELECT id, disabled, password_hash FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&p.app.pool)
+            .await?,
+    )
+}
+
 /// Ends the visitor's session, if any, and starts `new` with a new id;
 /// the `Set-Cookie` value.
 async fn replace_session(
@@ -302,14 +322,7 @@ pub async fn sign_in(
         )
         .await;
     }
-    let user = if validate_username(&username).is_ok() {
-        sqlx::query("SELECT id, disabled, password_hash FROM users WHERE username = $1")
-            .bind(&username)
-            .fetch_optional(&p.app.pool)
-            .await?
-    } else {
-        None
-    };
+    let user = login_row(&p, &username).await?;
     let phc: Option<String> = match &user {
         Some(u) => u.try_get("password_hash")?,
         None => None,
