@@ -9,7 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use sqlx::Row;
-use twostep_common::api::ApiErrorCode;
+use twostep_common::api::{ApiErrorCode, HostKind};
 
 /// Checks that `headers` carry the admin token.
 ///
@@ -32,16 +32,19 @@ pub(crate) fn require_admin(state: &AppState, headers: &HeaderMap) -> ApiResult<
     }
 }
 
-/// The name of the host presenting a valid, unrevoked API key.
+/// The name and kind of the host presenting a valid, unrevoked API key.
 ///
 /// # Errors
 /// 401 `unauthorized` for a missing or unknown key, 403 `host_revoked`, 503
 /// when the database fails.
-pub(crate) async fn require_host(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
+pub(crate) async fn require_host(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> ApiResult<(String, HostKind)> {
     let key = bearer(headers)?;
     // The key is looked up by its SHA-256: the database never sees the key
     // and the lookup time does not depend on how much of a key matches.
-    let row = sqlx::query("SELECT name, revoked_at FROM hosts WHERE key_hash = $1")
+    let row = sqlx::query("SELECT name, kind, revoked_at FROM hosts WHERE key_hash = $1")
         .bind(host_key_hash(key))
         .fetch_optional(&state.pool)
         .await?;
@@ -56,7 +59,13 @@ pub(crate) async fn require_host(state: &AppState, headers: &HeaderMap) -> ApiRe
             format!("host {name:?} has been revoked"),
         ));
     }
-    Ok(name)
+    let kind: String = row.try_get("kind")?;
+    let kind = if kind == "radius" {
+        HostKind::Radius
+    } else {
+        HostKind::Ssh
+    };
+    Ok((name, kind))
 }
 
 /// Extractor: the request carries the admin token (401 otherwise). Runs
@@ -72,14 +81,16 @@ impl FromRequestParts<Shared> for AdminAuth {
     }
 }
 
-/// Extractor: the name of the host whose valid, unrevoked API key the
-/// request carries (401 unknown key, 403 revoked).
-pub struct HostAuth(pub String);
+/// Extractor: the name and kind of the host whose valid, unrevoked API key
+/// the request carries (401 unknown key, 403 revoked).
+pub struct HostAuth(pub String, pub HostKind);
 
 impl FromRequestParts<Shared> for HostAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        require_host(state, &parts.headers).await.map(Self)
+        require_host(state, &parts.headers)
+            .await
+            .map(|(name, kind)| Self(name, kind))
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::routes::audit::{DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
 use serde_json::{json, Map, Value};
-use twostep_common::api::{paths, ApiErrorCode};
+use twostep_common::api::{paths, ApiErrorCode, MethodKind};
 
 pub(crate) fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -194,7 +194,7 @@ pub(crate) fn object(required: &[&str], props: Value) -> Value {
 }
 
 fn schemas() -> Value {
-    let method_kind = json!({"type": "string", "enum": ["totp", "push"]});
+    let method_kind = json!({"type": "string", "enum": MethodKind::ALL.map(MethodKind::as_str)});
     let host_kind = json!({"type": "string", "enum": ["ssh", "radius"]});
     json!({
         "ErrorBody": object(&["error", "message"], json!({

@@ -7,6 +7,7 @@ use crate::state::{ApiResult, AppState};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 use twostep_common::api::{Method, MethodKind, User, UserStatus};
+use twostep_common::methods::ResetKind;
 
 /// The columns [`method_from_row`] reads.
 pub(crate) const METHOD_COLUMNS: &str =
@@ -18,16 +19,17 @@ pub(crate) const USER_COLUMNS: &str =
 /// A method from a row of [`METHOD_COLUMNS`].
 ///
 /// # Errors
-/// The database's, for a missing or mistyped column.
+/// The database's, for a missing or mistyped column, and a column decode
+/// error for a kind this build does not know ([`MethodKind::parse`]).
 pub(crate) fn method_from_row(row: &AnyRow) -> Result<Method, sqlx::Error> {
     let kind: String = row.try_get("kind")?;
+    let kind = MethodKind::parse(&kind).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: "kind".into(),
+        source: format!("unknown method kind {kind:?}").into(),
+    })?;
     Ok(Method {
         id: row.try_get("id")?,
-        kind: if kind == "push" {
-            MethodKind::Push
-        } else {
-            MethodKind::Totp
-        },
+        kind,
         label: row.try_get("label")?,
         is_default: row.try_get::<i64, _>("is_default")? != 0,
         created_at: row.try_get("created_at")?,
@@ -142,24 +144,34 @@ impl UserRow {
             methods,
             temporary_access_until: None,
             backup_codes_left: None,
+            reset_methods: Vec::new(),
         }
     }
 }
 
-/// The methods of the user with row id `user_id`, oldest first.
+/// The methods of the user with row id `user_id`, oldest first. A row of
+/// a kind this build does not know (written by a newer registry sharing
+/// the database) is left out with a warning: it counts nowhere here.
 ///
 /// # Errors
 /// The database's.
 pub(crate) async fn methods_of(pool: &AnyPool, user_id: i64) -> Result<Vec<Method>, sqlx::Error> {
-    sqlx::query(&format!(
+    let rows = sqlx::query(&format!(
         "SELECT {METHOD_COLUMNS} FROM methods WHERE user_id = $1 AND pending = 0 ORDER BY id"
     ))
     .bind(user_id)
     .fetch_all(pool)
-    .await?
-    .iter()
-    .map(method_from_row)
-    .collect()
+    .await?;
+    let mut methods = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let kind: String = row.try_get("kind")?;
+        if MethodKind::parse(&kind).is_none() {
+            tracing::warn!(user_id, kind, "method of an unknown kind left out");
+            continue;
+        }
+        methods.push(method_from_row(row)?);
+    }
+    Ok(methods)
 }
 
 /// The user named `username` with their methods, as admins see them.
@@ -173,10 +185,38 @@ pub(crate) async fn load_user(state: &AppState, username: &str) -> ApiResult<Use
     let methods = methods_of(&state.pool, row.id).await?;
     let tap = crate::recovery::open_until(&state.pool, row.id, state.now()).await?;
     let backup = crate::recovery::backup_codes_left(&state.pool, row.id).await?;
+    let reset_methods = reset_kinds_of(&state.pool, row.id).await?;
     let mut user = row.into_user(state.now(), methods);
     user.temporary_access_until = tap;
     user.backup_codes_left = backup;
+    user.reset_methods = reset_methods;
     Ok(user)
+}
+
+/// The password-reset-only methods of the user with row id `user_id`:
+/// an address in `reset_emails`, answers in `security_answers`.
+///
+/// # Errors
+/// The database's.
+pub(crate) async fn reset_kinds_of(
+    pool: &AnyPool,
+    user_id: i64,
+) -> Result<Vec<ResetKind>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM reset_emails WHERE user_id = $1) AS emails,
+                (SELECT COUNT(*) FROM security_answers WHERE user_id = $1) AS answers",
+    )
+    .bind(user_id)
+    .fetch_one(pool)
+    .await?;
+    let mut kinds = Vec::new();
+    if row.try_get::<i64, _>("emails")? > 0 {
+        kinds.push(ResetKind::Email);
+    }
+    if row.try_get::<i64, _>("answers")? > 0 {
+        kinds.push(ResetKind::SecurityQuestions);
+    }
+    Ok(kinds)
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 
 use std::borrow::Cow;
 use std::time::{Duration, UNIX_EPOCH};
-use twostep_common::api::{AuditEvent, Host, HostKind, Method, MethodKind, User};
+use twostep_common::api::{AuditEvent, Host, HostKind, Method, User};
+use twostep_common::methods::{self, Place};
 
 /// `s` with control characters escaped (`\u{1b}`), so text that came from
 /// hosts or admins (audit details, labels, names) cannot drive the
@@ -81,12 +82,9 @@ pub fn users(list: &[User]) -> String {
 /// One method as a table row.
 pub fn method_row(m: &Method) -> String {
     format!(
-        "  {:>5}  {:<6} {:<8} {}  {:<20}  {}{}",
+        "  {:>5}  {:<12} {:<8} {}  {:<20}  {}{}",
         m.id,
-        match m.kind {
-            MethodKind::Totp => "totp",
-            MethodKind::Push => "push",
-        },
+        m.kind.as_str(),
         if m.is_default { "default" } else { "" },
         time(m.created_at),
         m.last_used_at.map_or_else(|| "never".to_owned(), time),
@@ -125,6 +123,47 @@ pub fn user(u: &User) -> String {
             s.push_str(&method_row(m));
             s.push('\n');
         }
+    }
+    s.push_str(&uses_table(u));
+    s
+}
+
+/// What each of the user's methods is used for and where it counts
+/// ([`twostep_common::methods`]), and where the user is enrolled.
+pub fn uses_table(u: &User) -> String {
+    let rows = methods::uses_of(&u.methods, &u.reset_methods);
+    let mut s = String::new();
+    if !rows.is_empty() {
+        s.push_str(&format!(
+            "uses:
+  {:<34} {:<9} {:<9} {}\n",
+            "METHOD", "TWO-STEP", "RESET", "WORKS IN"
+        ));
+        for r in &rows {
+            let name = if r.label.is_empty() {
+                r.kind.to_owned()
+            } else {
+                format!("{} \u{201c}{}\u{201d}", r.kind, text(&r.label))
+            };
+            s.push_str(&format!(
+                "  {:<34} {:<9} {:<9} {}\n",
+                name,
+                if r.two_step { "yes" } else { "no" },
+                if r.password_reset { "yes" } else { "no" },
+                r.places_text()
+            ));
+        }
+    }
+    let enrolled = methods::enrolled_places(&u.methods);
+    let missing: Vec<Place> = [Place::Pam, Place::Radius]
+        .into_iter()
+        .filter(|p| !enrolled.contains(p))
+        .collect();
+    if !missing.is_empty() && u.temporary_access_until.is_none() {
+        s.push_str(&format!(
+            "not enrolled for: {} (no method that counts there)\n",
+            methods::join_places(&missing)
+        ));
     }
     s
 }

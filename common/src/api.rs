@@ -40,6 +40,7 @@
 //! unavailable). Path segments are percent-encoded
 //! ([`paths::fill`]).
 
+use crate::methods::Place;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -475,6 +476,10 @@ pub struct User {
     /// (absent from older registries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_codes_left: Option<u32>,
+    /// The password-reset-only methods the user has set up (absent from
+    /// older registries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reset_methods: Vec<crate::methods::ResetKind>,
 }
 
 /// The answer to `POST /v1/admin/users/{username}/backup-codes`: the new
@@ -546,6 +551,13 @@ pub enum MethodKind {
     /// Sign-in notifications to a device that approves or denies
     /// ([`crate::push`]).
     Push,
+    /// A one-time code sent by text message to a phone number.
+    Sms,
+    /// A one-time code read out by a phone call.
+    Voice,
+    /// A WebAuthn / FIDO2 security key (the Security info page only: see
+    /// [`crate::methods`]).
+    SecurityKey,
 }
 
 /// A registered verification method (a registration). Never carries a secret.
@@ -703,9 +715,26 @@ pub struct Registrations {
     /// even without a method (absent from older registries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporary_access_until: Option<i64>,
+    /// The place the registry answered for (the asking host's kind): only
+    /// methods that count there are in `methods` ([`crate::methods`]).
+    /// Absent from older registries, which sent every method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
+    /// Kinds of the user's usable methods left out of `methods` because
+    /// they do not count in `place` (a security key for SSH): such a user
+    /// is told "second factor not set up for SSH" rather than only "not
+    /// set up".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elsewhere: Vec<MethodKind>,
 }
 
 impl Registrations {
+    /// The method a login offers first: the user's default where it
+    /// counts, else the first usable one ([`crate::methods::first_offer`]).
+    pub fn first_offer(&self) -> Option<&Method> {
+        crate::methods::first_offer(&self.methods, self.place.unwrap_or(Place::Pam))
+    }
+
     /// Whether the user has something to pass a second factor with: a
     /// usable method or an open temporary access code.
     pub fn is_enrolled(&self) -> bool {

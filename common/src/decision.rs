@@ -10,6 +10,7 @@
 //! | `locked` | `Denied(Locked)` | `PAM_PERM_DENIED` | Access-Reject "account locked" |
 //! | `disabled` | `Denied(Disabled)` | `PAM_PERM_DENIED` | Access-Reject "account disabled" |
 //! | `not_enrolled` / `unknown_user`, policy `deny` | `Denied(NotEnrolled)` | `PAM_PERM_DENIED` | Access-Reject "second factor not set up" |
+//! | no method that counts here (a security key only), policy `deny` | `Denied(NotSetUpHere)` | `PAM_PERM_DENIED` | Access-Reject "second factor not set up for VPN" |
 //! | `not_enrolled` / `unknown_user`, policy `ignore` | `Ignore` | `PAM_IGNORE` | (RADIUS has no "ignore": Access-Reject) |
 //! | registry unreachable, fail mode `closed` | `Unavailable` | `PAM_AUTHINFO_UNAVAIL` | Access-Reject |
 //! | registry unreachable, fail mode `open` | `FailOpen` | `PAM_SUCCESS`, logged at warning | Access-Accept, logged at warning |
@@ -38,6 +39,7 @@
 //! [`ClientError::Transport`]: crate::client::ClientError::Transport
 
 use crate::api::{Registrations, UserStatus, VerifyResult};
+use crate::methods::Place;
 use twostep_config::{FailMode, UnenrolledPolicy};
 
 /// Why a user is refused outright (no retry helps).
@@ -49,6 +51,9 @@ pub enum DenyReason {
     Disabled,
     /// No method registered (or unknown to the registry) and policy `deny`.
     NotEnrolled,
+    /// Methods registered, but none that counts in this place (a security
+    /// key only, at an SSH login), and policy `deny`.
+    NotSetUpHere(Place),
 }
 
 impl DenyReason {
@@ -58,6 +63,11 @@ impl DenyReason {
             Self::Locked => "account locked",
             Self::Disabled => "account disabled",
             Self::NotEnrolled => "second factor not set up",
+            Self::NotSetUpHere(Place::Pam) => "second factor not set up for SSH",
+            Self::NotSetUpHere(Place::Radius) => "second factor not set up for VPN",
+            Self::NotSetUpHere(Place::Page) => {
+                "second factor not set up for the Security info page"
+            }
         }
     }
 }
@@ -139,7 +149,15 @@ pub fn from_registrations(
             UserStatus::Active => return None,
         },
     };
-    Some(from_result(as_result, unenrolled))
+    let decision = from_result(as_result, unenrolled);
+    // Methods that count elsewhere only: say where the user is not set up.
+    if let (Decision::Denied(DenyReason::NotEnrolled), Some(r)) = (decision, reg) {
+        if !r.elsewhere.is_empty() {
+            let place = r.place.unwrap_or(Place::Pam);
+            return Some(Decision::Denied(DenyReason::NotSetUpHere(place)));
+        }
+    }
+    Some(decision)
 }
 
 /// Decides when the registry could not be reached (only then: a 5xx
@@ -222,7 +240,33 @@ mod tests {
                     disabled: false,
                 })
                 .collect(),
+            place: Some(Place::Pam),
+            elsewhere: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_user_with_methods_elsewhere_only_is_told_where() {
+        let mut r = reg(UserStatus::Active, 0);
+        r.elsewhere = vec![MethodKind::SecurityKey];
+        assert_eq!(
+            from_registrations(Some(&r), UnenrolledPolicy::Deny),
+            Some(Decision::Denied(DenyReason::NotSetUpHere(Place::Pam)))
+        );
+        assert_eq!(
+            Decision::Denied(DenyReason::NotSetUpHere(Place::Pam)).as_str(),
+            "second factor not set up for SSH"
+        );
+        r.place = Some(Place::Radius);
+        assert_eq!(
+            from_registrations(Some(&r), UnenrolledPolicy::Deny).map(Decision::as_str),
+            Some("second factor not set up for VPN")
+        );
+        // `unenrolled = "ignore"` still steps aside.
+        assert_eq!(
+            from_registrations(Some(&r), UnenrolledPolicy::Ignore),
+            Some(Decision::Ignore)
+        );
     }
 
     #[test]

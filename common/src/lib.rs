@@ -7,6 +7,7 @@
 //!   they cannot drift.
 //! - [`client`]: the registry client (reqwest, rustls) for hosts and the CLI.
 //! - [`decision`]: how a registry answer becomes a front end's answer.
+//! - [`methods`]: what each kind of method is for and where it counts.
 //! - [`push`]: push approvals' wire types and the bytes a device signs.
 //! - [`portal`]: the Security info pages' admin wire types and password rule.
 //! - [`policy`]: the PAM module's local policy and prompt loop, free of PAM.
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod client;
 pub mod decision;
+pub mod methods;
 pub mod policy;
 pub mod portal;
 pub mod push;

@@ -244,6 +244,8 @@ impl Registry for ScriptedRegistry {
 fn registrations(status: UserStatus, methods: usize) -> Option<Registrations> {
     Some(Registrations {
         temporary_access_until: None,
+        place: None,
+        elsewhere: Vec::new(),
         username: "alice".into(),
         status,
         methods: (0..methods)
@@ -1241,6 +1243,8 @@ fn method(id: i64, kind: MethodKind, label: &str, disabled: bool) -> Method {
 fn with_methods(methods: Vec<Method>) -> Reply {
     Reply::Registrations(Ok(Some(Registrations {
         temporary_access_until: None,
+        place: None,
+        elsewhere: Vec::new(),
         username: "alice".into(),
         status: UserStatus::Active,
         methods,

@@ -147,6 +147,8 @@ pub fn outcome(result: PushResult) -> Result<PushOutcome, RegistryFailure> {
 pub fn enrolled(user: &str) -> Registrations {
     Registrations {
         temporary_access_until: None,
+        place: None,
+        elsewhere: Vec::new(),
         username: user.into(),
         status: UserStatus::Active,
         methods: vec![Method {

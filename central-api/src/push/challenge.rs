@@ -199,7 +199,7 @@ struct Started {
 /// `POST /v1/host/push`.
 pub(crate) async fn start(
     State(state): State<Shared>,
-    HostAuth(host): HostAuth,
+    HostAuth(host, _): HostAuth,
     JsonBody(req): JsonBody<StartPush>,
 ) -> Result<Json<PushStarted>, ApiError> {
     start_for(&state, &host, &req, None).await.map(Json)
@@ -416,7 +416,7 @@ fn unknown_challenge() -> ApiError {
 /// `GET /v1/host/push/{id}?wait=SECONDS`.
 pub(crate) async fn outcome(
     State(state): State<Shared>,
-    HostAuth(host): HostAuth,
+    HostAuth(host, _): HostAuth,
     PathArgs(id): PathArgs<String>,
     QueryArgs(q): QueryArgs<WaitQuery>,
 ) -> Result<Json<PushOutcome>, ApiError> {
@@ -470,7 +470,7 @@ pub(crate) async fn outcome(
 /// either way its result is no longer handed out.
 pub(crate) async fn cancel(
     State(state): State<Shared>,
-    HostAuth(host): HostAuth,
+    HostAuth(host, _): HostAuth,
     PathArgs(id): PathArgs<String>,
 ) -> Result<StatusCode, ApiError> {
     cancel_for(&state, &host, &id).await

@@ -19,9 +19,10 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
 use twostep_common::api::{
-    paths, AuthContext, Registrations, UserStatus, VerifyRequest, VerifyResponse, VerifyResult,
-    RESULTS_HEADER,
+    paths, AuthContext, MethodKind, Registrations, UserStatus, VerifyRequest, VerifyResponse,
+    VerifyResult, RESULTS_HEADER,
 };
+use twostep_common::methods::Place;
 
 /// `/v1/host/users/{username}/registrations` and `/v1/host/verify`.
 pub(crate) fn routes(r: Routes) -> Routes {
@@ -69,7 +70,7 @@ impl LookupQuery {
 
 async fn registrations(
     State(state): State<Shared>,
-    HostAuth(host): HostAuth,
+    HostAuth(host, host_kind): HostAuth,
     PathArgs(username): PathArgs<String>,
     QueryArgs(query): QueryArgs<LookupQuery>,
 ) -> ApiResult<Json<Registrations>> {
@@ -85,7 +86,17 @@ async fn registrations(
         crate::audit::record_refused_lookup(&state, &refused("unknown_user")).await?;
         return Err(ApiError::unknown_user(&username));
     };
-    let methods = methods_of(&state.pool, user.id).await?;
+    let place = Place::for_host(host_kind);
+    let (methods, other): (Vec<_>, Vec<_>) = methods_of(&state.pool, user.id)
+        .await?
+        .into_iter()
+        .partition(|m| m.kind.counts_in(place));
+    let mut elsewhere: Vec<MethodKind> = Vec::new();
+    for m in other.iter().filter(|m| !m.disabled) {
+        if !elsewhere.contains(&m.kind) {
+            elsewhere.push(m.kind);
+        }
+    }
     let temporary_access_until =
         crate::recovery::open_until(&state.pool, user.id, state.now()).await?;
     let reg = Registrations {
@@ -93,6 +104,8 @@ async fn registrations(
         username: user.username,
         methods,
         temporary_access_until,
+        place: Some(place),
+        elsewhere,
     };
     let result = match reg.status {
         UserStatus::Locked => Some("locked"),
@@ -108,7 +121,7 @@ async fn registrations(
 
 async fn verify(
     State(state): State<Shared>,
-    HostAuth(host): HostAuth,
+    HostAuth(host, _): HostAuth,
     headers: HeaderMap,
     JsonBody(req): JsonBody<VerifyRequest>,
 ) -> ApiResult<Json<VerifyResponse>> {
