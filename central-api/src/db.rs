@@ -514,6 +514,32 @@ const MIGRATIONS: &[Migration] = &[
             tries_left BIGINT NOT NULL)",
         ],
     },
+    // Version 14: security keys (crate::portal::security_key). A key is a
+    // `methods` row of kind `security_key` with its WebAuthn credential id
+    // (base64url, unique across the registry: a key is registered once)
+    // and the serialised credential (public key, counter). Each user gets
+    // a random WebAuthn user handle at their first key. A ceremony's state
+    // (its challenge) waits in `webauthn_ceremonies`, one row per page
+    // session and purpose, until its answer takes it or it expires.
+    Migration {
+        version: 14,
+        statements: &[
+            "ALTER TABLE methods ADD COLUMN credential_id TEXT",
+            "ALTER TABLE methods ADD COLUMN credential TEXT",
+            "CREATE UNIQUE INDEX methods_credential_id ON methods(credential_id)",
+            "ALTER TABLE users ADD COLUMN webauthn_user_id TEXT",
+            "CREATE TABLE webauthn_ceremonies (
+            session_hash TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            state TEXT NOT NULL,
+            label TEXT,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            PRIMARY KEY (session_hash, purpose))",
+            "CREATE INDEX webauthn_ceremonies_expiry ON webauthn_ceremonies(expires_at)",
+        ],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in

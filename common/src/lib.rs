@@ -14,6 +14,8 @@
 //! - [`recovery`]: temporary access codes' shape (issued by the help desk).
 //! - [`reset`]: self-service password reset: security questions, answer
 //!   normalising, emailed codes, the proofs a reset needs.
+//! - [`security_key`]: security keys' names and what the page says when a
+//!   browser refuses a WebAuthn ceremony.
 //!
 //! Nothing here knows about PAM, RADIUS or HTTP servers.
 
@@ -27,6 +29,7 @@ pub mod push;
 pub mod qr;
 pub mod recovery;
 pub mod reset;
+pub mod security_key;
 pub mod totp;
 
 /// An error and its causes on one line, newlines folded, each cause once

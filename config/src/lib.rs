@@ -24,6 +24,7 @@ mod error;
 mod push;
 pub mod radius;
 mod secret;
+pub mod webauthn;
 
 pub use error::ConfigError;
 pub use push::{
@@ -191,6 +192,11 @@ pub struct PortalConfig {
     /// `twostep user invite` prints. Default: the URL the CLI uses.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// `[api.portal.webauthn]`: security keys (relying party, user
+    /// verification). Security keys are offered when it or `public_url`
+    /// gives an origin.
+    #[serde(default)]
+    pub webauthn: webauthn::WebauthnConfig,
 }
 
 impl Default for PortalConfig {
@@ -200,6 +206,7 @@ impl Default for PortalConfig {
             session_lifetime: default_session_lifetime(),
             idle_timeout: default_idle_timeout(),
             public_url: None,
+            webauthn: webauthn::WebauthnConfig::default(),
         }
     }
 }
@@ -816,6 +823,14 @@ impl Config {
                         "public_url",
                         "public_url must start with https:// or http://".into(),
                     ));
+                }
+            }
+            // An origin or rp_id given must make a relying party; one only
+            // derived from public_url (an IP address, plain http) leaves
+            // security keys off, with a line in the registry's log.
+            if portal.webauthn.is_explicit() {
+                if let Err(p) = portal.webauthn.relying_party(portal.public_url.as_deref()) {
+                    return Err(at(p.key, p.message));
                 }
             }
             api.push.validate(path, text)?;

@@ -521,3 +521,75 @@ fn smtp_table_defaults_rules_and_password_file() {
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
     c.check_files(&file).unwrap();
 }
+
+#[test]
+fn webauthn_table_defaults_and_placed_errors() {
+    use crate::webauthn::UserVerification;
+    let c = parse(FULL).unwrap();
+    let w = &c.api().unwrap().portal.webauthn;
+    assert_eq!(w.user_verification, UserVerification::Preferred);
+    assert_eq!(
+        w.relying_party(None).unwrap(),
+        None,
+        "off without an origin"
+    );
+    let with = |table: &str| {
+        FULL.replace(
+            "[api.lockout]",
+            &format!("[api.portal]\npublic_url = \"https://id.example.com:8443\"\n\n[api.portal.webauthn]\n{table}\n[api.lockout]"),
+        )
+    };
+    let c = parse(&with("user_verification = \"required\"\n")).unwrap();
+    let portal = &c.api().unwrap().portal;
+    assert_eq!(
+        portal.webauthn.user_verification,
+        UserVerification::Required
+    );
+    let rp = portal
+        .webauthn
+        .relying_party(portal.public_url.as_deref())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rp.id.as_str(), rp.origin.as_str()),
+        ("id.example.com", "https://id.example.com:8443")
+    );
+    // A bad value, an unknown key, a bad origin: FILE:LINE:COL.
+    let e = parse(&with("user_verification = \"sometimes\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("/etc/twostep/twostep.toml:"), "got {e}");
+    assert!(
+        e.contains("sometimes") && e.contains("preferred"),
+        "got {e}"
+    );
+    let line = with("user_verification = \"sometimes\"\n")
+        .lines()
+        .position(|l| l.starts_with("user_verification"))
+        .unwrap()
+        + 1;
+    assert!(e.contains(&format!(":{line}:21: ")), "got {e}");
+    let e = parse(&with("rpid = \"example.com\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("rpid"), "got {e}");
+    let e = parse(&with("origin = \"http://id.example.com\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("https://") && e.contains(":"), "got {e}");
+    let e = parse(&with("rp_id = \"other.example.org\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("parent domain"), "got {e}");
+    // Derived from an IP public_url: not an error, only off.
+    let ip = FULL.replace(
+        "[api.lockout]",
+        "[api.portal]\npublic_url = \"http://127.0.0.1:8443\"\n\n[api.lockout]",
+    );
+    let c = parse(&ip).unwrap();
+    let portal = &c.api().unwrap().portal;
+    assert!(portal
+        .webauthn
+        .relying_party(portal.public_url.as_deref())
+        .is_err());
+}

@@ -132,7 +132,8 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
 pub struct RegistryOptions {
     /// Database URL; `None`: SQLite file `registry.db` in the temp dir.
     pub database_url: Option<String>,
-    /// Lines appended at the end of the `[api]` table.
+    /// Lines appended at the end of the `[api]` table; `{port}` in them
+    /// stands for the registry's listen port.
     pub extra_api_toml: String,
     /// HTTPS: PEM certificate (also trusted by the clients as `ca_file`)
     /// and PEM private key. The URL becomes `https://127.0.0.1:PORT`.
@@ -219,12 +220,12 @@ impl Registry {
     }
 
     fn start_in(opts: RegistryOptions, like: Option<&Registry>) -> Registry {
-        let extra_api_toml = &opts.extra_api_toml;
+        let port = free_tcp_port();
+        let extra_api_toml = &opts.extra_api_toml.replace("{port}", &port.to_string());
         let dir = tempfile::Builder::new()
             .prefix("twostep-registry-")
             .tempdir()
             .expect("temp dir");
-        let port = free_tcp_port();
         let db = opts
             .database_url
             .clone()

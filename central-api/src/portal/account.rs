@@ -48,6 +48,7 @@ impl MethodInfo {
         match self.kind.as_str() {
             "totp" => ("Authenticator app", "code"),
             "push" => ("Authenticator app", "notification"),
+            "security_key" => ("Security key", "WebAuthn"),
             _ => ("Other method", "other"),
         }
     }
@@ -58,6 +59,10 @@ impl MethodInfo {
             id: self.id,
             kind,
             mode,
+            icon: match self.kind.as_str() {
+                "security_key" => super::pages::icons::SECURITY_KEY,
+                _ => super::pages::icons::APP,
+            },
             label: self.label.clone(),
             added: date(self.created_at),
             last_used: self.last_used.map_or_else(|| "Never".to_owned(), date_time),
@@ -157,6 +162,9 @@ pub async fn security_info(
             Some("added") => {
                 Some("Authenticator app added. SSH and VPN sign-ins now accept its codes.")
             }
+            Some("added-key") => Some(
+                "Security key added. You can use it to sign in to this page; SSH and VPN logins still need an authenticator app.",
+            ),
             Some("added-push") => Some(
                 "Notification approved. Your authenticator app is set up: SSH and VPN sign-ins can now send it requests to approve.",
             ),
@@ -287,6 +295,38 @@ pub(crate) async fn commit_method_change(
 /// What deleting the last method means, said before it happens.
 pub const LAST_METHOD_WARNING: &str = "This is your only two-step verification method. Once it is deleted, SSH and VPN logins that require two-step verification will refuse you until you add a new method here, or your administrator sends you a new setup link.";
 
+/// The warning before deleting method `id` of `s`'s user, when the delete
+/// leaves a place without a method that counts there (the place table of
+/// [`twostep_common::methods`]: a security key counts on this page only).
+async fn places_lost_warning(p: &Portal, s: &Session, id: i64) -> Result<Option<String>, Exit> {
+    let all = crate::rows::methods_of(&p.app.pool, s.user_id).await?;
+    let lost = twostep_common::methods::places_lost(&all, id);
+    if lost.is_empty() {
+        return Ok(None);
+    }
+    if lost.len() == twostep_common::methods::Place::ALL.len() {
+        return Ok(Some(LAST_METHOD_WARNING.to_owned()));
+    }
+    let mut text = format!(
+        "This is your last two-step verification method for {}. Once it is deleted,",
+        twostep_common::methods::join_places(&lost)
+    );
+    if lost.contains(&twostep_common::methods::Place::Page) {
+        text.push_str(" this page signs you in with your password alone, and");
+    }
+    let hosts = lost
+        .iter()
+        .any(|p| *p != twostep_common::methods::Place::Page);
+    if hosts {
+        text.push_str(" SSH and VPN logins that require two-step verification will refuse you until you add an authenticator app here (a security key works on this page only).");
+    } else {
+        text.push_str(
+            " anyone with your password can open it. Add another method first if you can.",
+        );
+    }
+    Ok(Some(text))
+}
+
 async fn find_method(
     p: &Portal,
     s: &Session,
@@ -310,17 +350,23 @@ pub async fn delete_page(
 ) -> PageResult {
     let id = parse_id(&id)?;
     let s = fresh(&p, &v, &format!("/my/security-info/methods/{id}/delete")).await?;
-    let (m, count) = find_method(&p, s, id, None).await?;
+    let (m, _) = find_method(&p, s, id, None).await?;
     let (kind, mode) = m.kind_words();
+    let warning = places_lost_warning(&p, s, id).await?;
     let page = ConfirmPage {
         chrome: chrome(&p, s, "Delete method", "security").await?,
         heading: "Delete this method?",
         text: format!(
-            "Delete \u{201c}{}\u{201d} ({kind} – {mode}), added {}? The app on your phone may still show codes for this account, but they will no longer be accepted.",
+            "Delete \u{201c}{}\u{201d} ({kind} – {mode}), added {}? {}",
             m.label,
-            date(m.created_at)
+            date(m.created_at),
+            if m.kind == super::security_key::KIND {
+                "The key itself keeps working elsewhere, but this page will no longer accept it."
+            } else {
+                "The app on your phone may still show codes for this account, but they will no longer be accepted."
+            }
         ),
-        warning: (count == 1).then_some(LAST_METHOD_WARNING),
+        warning,
         action: format!("/my/security-info/methods/{id}/delete"),
         button: "Delete",
         cancel: "/my/security-info",
@@ -381,7 +427,12 @@ pub async fn delete_submit(
     if f.confirm != "yes" {
         return Err(Exit::Redirect(back));
     }
-    delete_method(&p, s, id, None, "method.delete", v.peer.as_deref()).await?;
+    let (m, _) = find_method(&p, s, id, None).await?;
+    if m.kind == super::security_key::KIND {
+        super::security_key::delete(&p, s, id, v.peer.as_deref()).await?;
+    } else {
+        delete_method(&p, s, id, None, "method.delete", v.peer.as_deref()).await?;
+    }
     Err(Exit::Redirect("/my/security-info?done=deleted".into()))
 }
 
@@ -483,7 +534,7 @@ pub async fn device_remove_page(
             m.label,
             date(m.created_at)
         ),
-        warning: (count == 1).then_some(LAST_METHOD_WARNING),
+        warning: (count == 1).then(|| LAST_METHOD_WARNING.to_owned()),
         action: format!("/my/devices/{id}/remove"),
         button: "Remove",
         cancel: "/my/devices",
@@ -576,6 +627,9 @@ fn action_words(action: &str, host: Option<&str>, detail: Option<&str>) -> Strin
         "verify" => "Code checked",
         "lockout" => "Locked out after wrong codes",
         "totp.enrol" => "Authenticator app added",
+        "security_key.enrol" => "Security key added",
+        "security_key.delete" => "Security key deleted",
+        "portal.verify" => "Identity verified again on this page",
         "method.delete" => "Method deleted",
         "method.default" => "Default method changed",
         "method.reset" => "All methods deleted by an administrator",

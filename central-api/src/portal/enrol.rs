@@ -252,6 +252,7 @@ pub async fn add_page(State(p): State<Arc<Portal>>, v: Visit, RawQuery(q): RawQu
             Some(s),
         ),
         smtp: p.app.mailer.is_some(),
+        security_keys: p.settings().security_keys.is_some(),
         notice: (params.done.as_deref() == Some("expired"))
             .then_some("That setup took too long or was cancelled. Start again."),
     };
@@ -277,6 +278,8 @@ pub async fn add_submit(
         // Password-reset methods: their own pages, not a flow.
         "email" => return Err(Exit::Redirect("/my/security-info/email".into())),
         "questions" => return Err(Exit::Redirect("/my/security-info/questions".into())),
+        // A security key: its own page (the browser does the ceremony).
+        "security-key" => return Err(Exit::Redirect("/my/security-info/security-key".into())),
         _ => return Err(Exit::Redirect("/my/security-info/add".into())),
     };
     begin(&p, s, &s.id_hash, kind).await?;

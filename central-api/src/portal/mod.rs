@@ -3,9 +3,10 @@
 //! verification methods themselves.
 //!
 //! Server-rendered HTML (askama templates compiled in from `templates/`),
-//! one stylesheet (`static/portal.css`) and one small script
-//! (`static/push-wait.js`, the live wait for a push approval; every page
-//! works without it). Everything a page keeps
+//! one stylesheet (`static/portal.css`) and two small scripts
+//! (`static/push-wait.js`, the live wait for a push approval, which every
+//! page works without; `static/security-key.js`, the browser's WebAuthn
+//! calls, which security keys need). Everything a page keeps
 //! between requests is a row of the registry's database, so any node of a
 //! PostgreSQL pool serves any session:
 //!
@@ -16,6 +17,8 @@
 //! - [`signin`]: sign-in, the second factor, setup links, sign-out;
 //! - [`account`]: overview, Security info, Devices, Password, Privacy;
 //! - [`enrol`]: the guided "Authenticator app" steps (codes or push);
+//! - [`security_key`]: security keys (WebAuthn): adding one, signing in
+//!   and verifying again with one;
 //! - [`reset_methods`]: password-reset methods on Security info (an
 //!   email address proven by a code, security questions);
 //! - [`reset`]: "Forgot password?", the reset with those proofs;
@@ -34,6 +37,7 @@ pub mod push;
 pub mod qr;
 pub mod reset;
 pub mod reset_methods;
+pub mod security_key;
 pub mod session;
 pub mod signin;
 pub mod throttle;
@@ -73,14 +77,40 @@ pub struct Settings {
     pub idle_timeout: i64,
     /// Base of setup links, without a trailing `/`.
     pub public_url: Option<String>,
+    /// Security keys (`[api.portal.webauthn]`), when an origin is
+    /// configured.
+    pub security_keys: Option<Arc<security_key::Keys>>,
 }
 
 impl Settings {
-    /// From `[api]` and `[api.portal]`.
+    /// From `[api]` and `[api.portal]`. Security keys stay off (with a
+    /// line in the log) when no origin is configured or the one derived
+    /// from `public_url` cannot be a relying party.
     pub fn from_api(api: &ApiConfig) -> Self {
         let p = &api.portal;
         let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+        let security_keys = match security_key::Keys::from_config(
+            &p.webauthn,
+            p.public_url.as_deref(),
+            &api.issuer,
+        ) {
+            Ok(Some(k)) => {
+                tracing::info!(rp_id = %k.rp.id, origin = %k.rp.origin, user_verification = k.user_verification.as_str(), "security keys on");
+                Some(Arc::new(k))
+            }
+            Ok(None) => {
+                tracing::info!("security keys off: set [api.portal] public_url or [api.portal.webauthn] origin to offer them");
+                None
+            }
+            // Only a derived origin gets here (an explicit one is
+            // checked with the config).
+            Err(why) => {
+                tracing::info!("security keys off: {why}");
+                None
+            }
+        };
         Self {
+            security_keys,
             enabled: p.enabled,
             tls: api.tls_cert_file.is_some() && api.tls_key_file.is_some(),
             session_lifetime: secs(p.session_lifetime),
@@ -277,6 +307,20 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(signin::verify_page).post(signin::verify_submit),
         )
         .route("/verify/push", post(signin::verify_push_submit))
+        .route(
+            "/sign-in/security-key",
+            get(security_key::sign_in_page).post(security_key::sign_in_submit),
+        )
+        .route("/verify/security-key", post(security_key::verify_submit))
+        .route(
+            "/security-info/security-key",
+            get(security_key::add_page).post(security_key::add_submit),
+        )
+        .route(
+            "/security-info/security-key/finish",
+            post(security_key::add_finish),
+        )
+        .route("/static/security-key.js", get(security_key::script))
         .route("/verify/push/resend", post(signin::verify_push_resend))
         .route("/invite/{token}", get(signin::invite_page))
         .route("/invite", post(signin::invite_accept))

@@ -27,6 +27,8 @@ pub mod icons {
     pub const MAIL: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M3 5h18a1 1 0 0 1 1 1v12a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V6a1 1 0 0 1 1-1m1 3.2V17h16V8.2l-8 5.3zM5.4 7l6.6 4.4L18.6 7z"/></svg>"#;
     /// A question mark in a speech bubble.
     pub const QUESTIONS: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2h-7l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2m7 11v2h2v-2zm1-9a3.5 3.5 0 0 0-3.5 3.5h2A1.5 1.5 0 1 1 12 10c-.8 0-1 .6-1 1.3V13h2v-1.2A3.5 3.5 0 0 0 12 5"/></svg>"#;
+    /// A security key (a USB key with a button).
+    pub const SECURITY_KEY: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" fill-rule="evenodd" d="M9 1h6v5h1a2 2 0 0 1 2 2v13a2 2 0 0 1-2 2H8a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2h1zm2 2v3h2V3zM8 8v13h8V8zm4 3a2.5 2.5 0 1 1 0 5 2.5 2.5 0 0 1 0-5"/></svg>"#;
     /// A plus sign.
     pub const ADD: &str = r#"<svg class="icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M11 4h2v7h7v2h-7v7h-2v-7H4v-2h7z"/></svg>"#;
 }
@@ -239,6 +241,8 @@ pub struct CodePage {
     /// Where "Send a request to my app instead" goes, when the user has a
     /// push device.
     pub push_alt: Option<String>,
+    /// Where "Use my security key instead" goes, when the user has one.
+    pub key_alt: Option<String>,
 }
 
 /// Approve a push request: at sign-in, or for a fresh second factor.
@@ -271,6 +275,8 @@ pub struct PushPage {
     pub can_send: bool,
     /// Where "Use a verification code instead" goes, when the user has one.
     pub code_alt: Option<String>,
+    /// Where "Use my security key instead" goes, when the user has one.
+    pub key_alt: Option<String>,
     /// Who is signing in.
     pub username: String,
     /// `src` of the live-wait script.
@@ -323,8 +329,10 @@ pub struct MethodRow {
     pub id: i64,
     /// What it is, e.g. "Authenticator app".
     pub kind: &'static str,
-    /// How it signs in: "code" or "notification".
+    /// How it signs in: "code", "notification" or "WebAuthn".
     pub mode: &'static str,
+    /// Its icon (our own SVG).
+    pub icon: &'static str,
     /// Its label.
     pub label: String,
     /// "4 May 2026".
@@ -388,6 +396,8 @@ pub struct AddMethodPage {
     pub chrome: Chrome,
     /// `[api.smtp]` is set: the Email method is offered.
     pub smtp: bool,
+    /// Security keys are configured: the Security key method is offered.
+    pub security_keys: bool,
     /// A notice (setup expired...).
     pub notice: Option<&'static str>,
 }
@@ -451,7 +461,7 @@ pub struct ConfirmPage {
     /// What will happen.
     pub text: String,
     /// What it means for SSH and VPN, when it matters.
-    pub warning: Option<&'static str>,
+    pub warning: Option<String>,
     /// Where the form goes.
     pub action: String,
     /// The button.
@@ -648,4 +658,55 @@ pub struct QuestionsMethodPage {
     pub slots: Vec<QuestionSlot>,
     /// Why the last try failed.
     pub error: Option<&'static str>,
+}
+
+/// Security info → Security key: name the key, then use it.
+#[derive(Template)]
+#[template(path = "security_key.html")]
+pub struct SecurityKeyPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// The name typed, shown again (or the name being registered).
+    pub label: String,
+    /// Why the last try failed.
+    pub error: Option<&'static str>,
+    /// The "use your key" step: the registry's creation options, as JSON
+    /// for `static/security-key.js`.
+    pub options: Option<String>,
+    /// Keys must verify the user (a PIN or fingerprint).
+    pub uv_required: bool,
+    /// `src` of the security-key script.
+    pub script: &'static str,
+}
+
+/// Sign in (or verify again) with a security key.
+#[derive(Template)]
+#[template(path = "security_key_sign_in.html")]
+pub struct SecurityKeySignInPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// Heading.
+    pub heading: &'static str,
+    /// One sentence under it.
+    pub intro: &'static str,
+    /// Where the answer is posted.
+    pub action: &'static str,
+    /// Local path to go on to, for a fresh factor.
+    pub next: Option<String>,
+    /// Why the last try failed.
+    pub error: Option<&'static str>,
+    /// The names of the user's keys.
+    pub keys: String,
+    /// The registry's request options, as JSON for the script; `None`
+    /// when the user has no usable key.
+    pub options: Option<String>,
+    /// Where "Use a verification code instead" goes, when the user has one.
+    pub code_alt: Option<String>,
+    /// Where "Send a request to my app instead" goes, when the user has a
+    /// push device.
+    pub push_alt: Option<String>,
+    /// Who is signing in.
+    pub username: String,
+    /// `src` of the security-key script.
+    pub script: &'static str,
 }

@@ -4,8 +4,10 @@
 //! Sign-in steps: password → the second factor [`next_step`] chooses
 //! ([`SignInStep::Code`], or [`SignInStep::Push`]: approve a request sent
 //! to the user's devices, when their default method is a push device or
-//! they have no code method) → signed in. The session id changes at each
-//! step. The fresh second factor (`/my/verify`) offers the same two.
+//! they have no code method; or [`SignInStep::SecurityKey`], when it is
+//! the default method or the only kind: [`super::security_key`]) → signed
+//! in. The session id changes at each step. The fresh second factor
+//! (`/my/verify`) offers the same.
 
 use super::pages::{
     self, render, render_status, Chrome, CodePage, ConfirmPage, InvitePage, SignInPage, WelcomePage,
@@ -46,8 +48,8 @@ pub struct Params {
     /// Where to go on to.
     #[serde(default)]
     pub next: Option<String>,
-    /// The second factor asked for: `code` or `push` (else the user's
-    /// default).
+    /// The second factor asked for: `code`, `push` or `key` (else the
+    /// user's default).
     #[serde(default)]
     pub with: Option<String>,
 }
@@ -204,6 +206,8 @@ pub enum SignInStep {
     Code,
     /// Approve a request sent to the user's push devices.
     Push,
+    /// Touch a security key (WebAuthn).
+    SecurityKey,
     /// Nothing: the user has no method yet (goes to Security info).
     NoMethod,
     /// The user has methods but every one is disabled.
@@ -211,7 +215,7 @@ pub enum SignInStep {
 }
 
 /// Which second-factor step a user with row id `user_id` gets: their
-/// default method's kind when they have both kinds, else the kind they
+/// default method's kind when they have several kinds, else the kind they
 /// have.
 ///
 /// # Errors
@@ -219,6 +223,11 @@ pub enum SignInStep {
 pub async fn next_step(p: &Portal, user_id: i64) -> Result<SignInStep, ApiError> {
     let code = has_code_method(p, user_id).await?;
     let push = has_push_device(p, user_id).await?;
+    if super::security_key::has_security_key(p, user_id).await?
+        && ((!code && !push) || default_is_security_key(p, user_id).await?)
+    {
+        return Ok(SignInStep::SecurityKey);
+    }
     if code && push {
         let default_push = sqlx::query(
             "SELECT 1 FROM methods WHERE user_id = $1 AND is_default = 1 AND kind = 'push'
@@ -257,6 +266,18 @@ pub async fn next_step(p: &Portal, user_id: i64) -> Result<SignInStep, ApiError>
     } else {
         SignInStep::NoMethod
     })
+}
+
+/// Whether the user's default method is an enabled security key.
+async fn default_is_security_key(p: &Portal, user_id: i64) -> Result<bool, ApiError> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM methods WHERE user_id = $1 AND is_default = 1 AND kind = 'security_key'
+         AND disabled = 0 AND pending = 0",
+    )
+    .bind(user_id)
+    .fetch_optional(&p.app.pool)
+    .await?
+    .is_some())
 }
 
 /// The row (`id`, `disabled`, `password_hash`) of the user a sign-in or a
@@ -385,6 +406,7 @@ pub async fn sign_in(
     let (stage, to) = match next_step(&p, uid).await? {
         SignInStep::Code => (Stage::SecondFactor, "/my/sign-in/code"),
         SignInStep::Push => (Stage::SecondFactor, "/my/sign-in/push"),
+        SignInStep::SecurityKey => (Stage::SecondFactor, "/my/sign-in/security-key"),
         SignInStep::NoMethod => (Stage::SignedIn, "/my/security-info"),
         SignInStep::Unusable => {
             return sign_in_page(
@@ -464,6 +486,7 @@ async fn render_code(
     } else {
         None
     };
+    let key_alt = key_alt(p, s, fresh_check.as_deref()).await?;
     let tap = crate::recovery::open_until(&p.app.pool, s.user_id, p.now())
         .await?
         .is_some();
@@ -491,8 +514,21 @@ async fn render_code(
         error,
         username: s.username.clone(),
         push_alt,
+        key_alt,
     };
     render(&page)
+}
+
+/// Where "Use my security key instead" goes (sign-in, or a fresh factor
+/// before `next`), when the user has a usable key.
+async fn key_alt(p: &Portal, s: &Session, next: Option<&str>) -> Result<Option<String>, ApiError> {
+    if !super::security_key::has_security_key(p, s.user_id).await? {
+        return Ok(None);
+    }
+    Ok(Some(match next {
+        Some(n) => format!("/my/verify?next={n}&with=key"),
+        None => "/my/sign-in/security-key".to_owned(),
+    }))
 }
 
 /// The CSRF token of forms shown to the holder of `s`.
@@ -619,10 +655,20 @@ pub async fn verify_page(
     if fresh(&p, &v, &next).await.is_ok() {
         return Err(Exit::Redirect(next));
     }
+    let step = next_step(&p, s.user_id).await?;
+    let key = match params.with.as_deref() {
+        Some("key") => super::security_key::has_security_key(&p, s.user_id).await?,
+        Some(_) => false,
+        None => step == SignInStep::SecurityKey,
+    };
+    if key {
+        let purpose = super::security_key::KeyFor::Verify(next);
+        return super::security_key::show_sign_in(&p, s, &purpose, None).await;
+    }
     let push = match params.with.as_deref() {
         Some("code") => !has_code_method(&p, s.user_id).await?,
         Some("push") => has_push_device(&p, s.user_id).await?,
-        _ => next_step(&p, s.user_id).await? == SignInStep::Push,
+        _ => step == SignInStep::Push,
     };
     if push {
         return push_get(&p, s, PushFor::Verify(next), v.peer.as_deref()).await;
@@ -722,6 +768,15 @@ async fn render_push(
     } else {
         None
     };
+    let key_alt = key_alt(
+        p,
+        s,
+        match purpose {
+            PushFor::SignIn => None,
+            PushFor::Verify(n) => Some(n.as_str()),
+        },
+    )
+    .await?;
     let heading = match purpose {
         PushFor::SignIn => "Approve sign-in request",
         PushFor::Verify(_) => "Verify your identity",
@@ -744,6 +799,7 @@ async fn render_push(
         },
         message,
         code_alt,
+        key_alt,
         username: s.username.clone(),
         script: push::script_src(),
     };

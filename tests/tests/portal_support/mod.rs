@@ -44,6 +44,11 @@ impl Driver {
         d
     }
 
+    /// Its WebDriver port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// A new browser (its own profile: its own cookies) with JavaScript off.
     pub async fn browser(&self) -> Client {
         self.browser_js(false).await
