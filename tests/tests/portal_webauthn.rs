@@ -26,8 +26,13 @@ const KEY_NAME: &str = "YubiKey 5";
 /// A registry whose pages offer security keys at `http://localhost:PORT`,
 /// with `user_verification = uv`, and user alice with a page password.
 fn registry(uv: &str) -> Registry {
+    registry_on(None, uv)
+}
+
+/// As [`registry`], on database `db` (None: SQLite).
+fn registry_on(db: Option<&str>, uv: &str) -> Registry {
     let reg = Registry::start_with(
-        None,
+        db,
         &format!(
             "[api.portal.webauthn]\norigin = \"http://localhost:{{port}}\"\nuser_verification = \"{uv}\"\n"
         ),
@@ -324,6 +329,17 @@ fn a_key_is_added_then_signs_in_with_the_password() {
             .await
             .expect("goto");
         assert_eq!(path(&c).await, "/my/security-info");
+        assert!(text(&c).await.contains("Page only"), "where the key counts");
+        // Deleting the only key asks first and says what it means.
+        click(&c, &format!("Delete {KEY_NAME}")).await;
+        let t = text(&c).await;
+        assert!(
+            t.contains("last two-step verification method for the Security info page")
+                && t.contains("password alone"),
+            "{t}"
+        );
+        click(&c, "Cancel").await;
+        assert_eq!(key_methods(&reg).await.len(), 1);
     });
     // Not for SSH and VPN: the registry answers hosts that alice is not
     // enrolled there (the place table of main).
@@ -594,6 +610,32 @@ fn a_key_as_default_and_fresh_factor_then_removed_no_longer_signs_in() {
         sign_in_password(&b, &reg).await;
         assert_eq!(path(&b).await, "/my/sign-in/security-key");
 
+        // Deleting the app instead would leave SSH and VPN without a
+        // method (the key does not count there): the page says so.
+        let app_id = reg
+            .admin_client()
+            .user("alice")
+            .await
+            .expect("user")
+            .methods
+            .iter()
+            .find(|m| m.kind == MethodKind::Totp)
+            .expect("the app")
+            .id;
+        c.goto(&format!(
+            "{}/my/security-info/methods/{app_id}/delete",
+            base(&reg)
+        ))
+        .await
+        .expect("goto");
+        let t = text(&c).await;
+        assert!(
+            t.contains("last two-step verification method for SSH and VPN")
+                && t.contains("a security key works on this page only"),
+            "{t}"
+        );
+        click(&c, "Cancel").await;
+
         // Remove the key on the page: the app is left, nothing lost.
         c.goto(&format!(
             "{}/my/security-info/methods/{key_id}/delete",
@@ -638,6 +680,41 @@ fn a_key_as_default_and_fresh_factor_then_removed_no_longer_signs_in() {
         assert!(text(&c)
             .await
             .contains("You have no security key that works here any more."));
+    });
+}
+
+#[test]
+fn keys_on_postgresql_add_sign_in_refuse_twice_and_delete() {
+    let db = twostep_e2e::fresh_postgres_database();
+    let reg = registry_on(Some(&db), "preferred");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let driver = Driver::start();
+    let c = rt.block_on(driver.browser_js(true));
+    rt.block_on(async {
+        let _auth = Authenticator::add(&driver, &c, false, true).await;
+        sign_in_password(&c, &reg).await;
+        assert!(add_key(&c, &reg, KEY_NAME, None)
+            .await
+            .contains("Security key added"));
+        assert!(add_key(&c, &reg, "Again", None)
+            .await
+            .contains("already registered"));
+        assert_eq!(key_methods(&reg).await.len(), 1);
+        sign_out(&c).await;
+        sign_in_password(&c, &reg).await;
+        click(&c, "Use my security key").await;
+        assert_eq!(path(&c).await, "/my/");
+        let id = key_methods(&reg).await[0].id;
+        assert!(key_methods(&reg).await[0].last_used_at.is_some());
+        c.goto(&format!(
+            "{}/my/security-info/methods/{id}/delete",
+            base(&reg)
+        ))
+        .await
+        .expect("goto");
+        click(&c, "Delete").await;
+        assert!(key_methods(&reg).await.is_empty());
+        assert_eq!(audit(&reg, "security_key.delete").await.len(), 1);
     });
 }
 

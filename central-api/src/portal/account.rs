@@ -53,12 +53,29 @@ impl MethodInfo {
         }
     }
 
+    /// Where it passes a second factor: "Page, SSH, VPN", "Page only"
+    /// (the place table of [`twostep_common::methods`]).
+    fn places_text(&self) -> String {
+        if self.disabled {
+            return "Nowhere (disabled)".to_owned();
+        }
+        let Some(kind) = twostep_common::api::MethodKind::parse(&self.kind) else {
+            return "Nowhere".to_owned();
+        };
+        let names: Vec<&str> = kind.places().iter().map(|p| p.heading()).collect();
+        match names.as_slice() {
+            [one] => format!("{one} only"),
+            _ => names.join(", "),
+        }
+    }
+
     fn row(&self) -> MethodRow {
         let (kind, mode) = self.kind_words();
         MethodRow {
             id: self.id,
             kind,
             mode,
+            places: self.places_text(),
             icon: match self.kind.as_str() {
                 "security_key" => super::pages::icons::SECURITY_KEY,
                 _ => super::pages::icons::APP,
@@ -230,6 +247,7 @@ pub async fn default_page(State(p): State<Arc<Portal>>, v: Visit) -> PageResult 
     let page = DefaultPage {
         chrome: chrome(&p, s, "Change default method", "security").await?,
         methods: all.iter().map(MethodInfo::row).collect(),
+        has_key: all.iter().any(|m| m.kind == super::security_key::KIND),
     };
     render(&page)
 }

@@ -333,6 +333,8 @@ pub struct MethodRow {
     pub mode: &'static str,
     /// Its icon (our own SVG).
     pub icon: &'static str,
+    /// Where it counts: "Page, SSH, VPN", "Page only".
+    pub places: String,
     /// Its label.
     pub label: String,
     /// "4 May 2026".
@@ -448,6 +450,8 @@ pub struct DefaultPage {
     pub chrome: Chrome,
     /// The methods to choose from.
     pub methods: Vec<MethodRow>,
+    /// One of them is a security key (the default on this page only).
+    pub has_key: bool,
 }
 
 /// "Are you sure?" before a change that cannot be undone.
