@@ -293,9 +293,14 @@ fn a_key_is_added_then_signs_in_with_the_password() {
             .expect("goto");
         assert!(text(&c).await.contains("Security key added"));
 
-        // Sign out, sign in: password, then the key.
+        // Sign out, sign in: password, then the key (the code step sends
+        // a key-only user to the key).
         sign_out(&c).await;
         sign_in_password(&c, &reg).await;
+        assert_eq!(path(&c).await, "/my/sign-in/security-key");
+        c.goto(&format!("{}/my/sign-in/code", base(&reg)))
+            .await
+            .expect("goto");
         assert_eq!(path(&c).await, "/my/sign-in/security-key");
         let t = text(&c).await;
         assert!(
@@ -715,6 +720,69 @@ fn keys_on_postgresql_add_sign_in_refuse_twice_and_delete() {
         click(&c, "Delete").await;
         assert!(key_methods(&reg).await.is_empty());
         assert_eq!(audit(&reg, "security_key.delete").await.len(), 1);
+    });
+}
+
+/// On a key page: lets the key answer, then posts that one answer twice
+/// (from the page, with its cookies); the two answers' final URLs and
+/// texts.
+async fn answer_twice(c: &Client) -> Vec<String> {
+    let script = r#"
+        const done = arguments[arguments.length - 1];
+        const f = document.getElementById("key-form");
+        const post = (body) => fetch(f.action, { method: "POST", body, credentials: "same-origin" })
+            .then((r) => r.text().then((t) => [r.url, t]));
+        f.submit = function () {
+            const body = new URLSearchParams(new FormData(f));
+            post(body).then((a) => post(body).then((b) => done(a.concat(b))));
+        };
+        document.getElementById("key-button").click();
+    "#;
+    let v = c.execute_async(script, vec![]).await.expect("script");
+    v.as_array()
+        .expect("four strings")
+        .iter()
+        .map(|s| s.as_str().expect("string").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_ceremony_is_used_once() {
+    let reg = registry("preferred");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let driver = Driver::start();
+    let c = rt.block_on(driver.browser_js(true));
+    rt.block_on(async {
+        let _auth = Authenticator::add(&driver, &c, false, true).await;
+        sign_in_password(&c, &reg).await;
+        // Registration: the answer saves the key once; the same answer
+        // again finds no ceremony.
+        c.goto(&format!("{}/my/security-info/security-key", base(&reg)))
+            .await
+            .expect("goto");
+        fill(&c, "label", KEY_NAME).await;
+        click(&c, "Next").await;
+        let r = answer_twice(&c).await;
+        assert!(r[0].ends_with("/my/security-info?done=added-key"), "{r:?}");
+        assert!(r[1].contains("Security key added"));
+        assert!(r[3].contains("used twice"), "{}", r[3]);
+        assert_eq!(key_methods(&reg).await.len(), 1);
+        // The fresh second factor: one answer, one verification.
+        sql(
+            &reg,
+            "UPDATE portal_sessions SET factor_at = factor_at - 601",
+        );
+        c.goto(&format!("{}/my/security-info", base(&reg)))
+            .await
+            .expect("goto");
+        assert_eq!(path(&c).await, "/my/verify");
+        let r = answer_twice(&c).await;
+        assert!(r[0].ends_with("/my/security-info"), "{r:?}");
+        assert!(r[3].contains("used twice"), "{}", r[3]);
+        let verified: Vec<_> = audit(&reg, "portal.verify").await;
+        assert_eq!(verified.len(), 2, "{verified:?}");
+        assert_eq!(verified[0].detail.as_deref(), Some("expired"));
+        assert_eq!(verified[1].result.as_deref(), Some("security_key"));
     });
 }
 

@@ -709,6 +709,8 @@ pub struct SecurityKeySignInPage {
     /// Where "Send a request to my app instead" goes, when the user has a
     /// push device.
     pub push_alt: Option<String>,
+    /// Where "Use a backup code" goes, at sign-in when the user has some.
+    pub backup_alt: Option<String>,
     /// Who is signing in.
     pub username: String,
     /// `src` of the security-key script.

@@ -776,7 +776,18 @@ pub async fn show_sign_in(
             push.then(|| format!("/my/verify?next={n}&with=push")),
         ),
     };
+    let backup_alt = match purpose {
+        KeyFor::SignIn
+            if crate::recovery::backup_codes_left(&p.app.pool, s.user_id)
+                .await?
+                .is_some_and(|n| n > 0) =>
+        {
+            Some("/my/sign-in/code?with=backup".to_owned())
+        }
+        _ => None,
+    };
     let page = SecurityKeySignInPage {
+        backup_alt,
         chrome: Chrome::new(p, heading, "", csrf_of(p, s).await?, None),
         heading,
         intro,

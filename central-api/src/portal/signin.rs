@@ -609,6 +609,17 @@ pub async fn code_page(
     let s = second_factor_session(&v)?;
     let params: Params = query(q);
     let backup = params.with.as_deref() == Some("backup");
+    // A user whose only way in is a security key (no code method, no
+    // temporary access code) goes to the key, not to a code field.
+    if !backup
+        && !has_code_method(&p, s.user_id).await?
+        && crate::recovery::open_until(&p.app.pool, s.user_id, p.now())
+            .await?
+            .is_none()
+        && super::security_key::has_security_key(&p, s.user_id).await?
+    {
+        return Err(Exit::Redirect("/my/sign-in/security-key".into()));
+    }
     render_code(&p, s, None, None, backup).await
 }
 
