@@ -787,6 +787,95 @@ fn a_ceremony_is_used_once() {
 }
 
 #[test]
+fn an_https_origin_with_a_port_over_tls() {
+    // The registry over TLS with a certificate for localhost that the
+    // browser trusts (its own NSS database), origin https://localhost:PORT.
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let reg = Registry::start_opts(twostep_e2e::RegistryOptions {
+        tls: Some((cert.cert.pem(), cert.key_pair.serialize_pem())),
+        extra_api_toml: "[api.portal]\npublic_url = \"https://localhost:{port}\"\n".into(),
+        ..Default::default()
+    });
+    block_on(async {
+        let admin = reg.admin_client();
+        admin
+            .create_user(&twostep_common::api::CreateUser {
+                username: "alice".into(),
+                display_name: None,
+            })
+            .await
+            .expect("add alice");
+        admin
+            .set_password(
+                "alice",
+                &twostep_common::portal::SetPassword {
+                    password: PASSWORD.into(),
+                },
+            )
+            .await
+            .expect("set password");
+    });
+    let home = tempfile::tempdir().expect("home");
+    let nssdb = home.path().join(".pki/nssdb");
+    std::fs::create_dir_all(&nssdb).expect("nssdb");
+    let db = format!("sql:{}", nssdb.display());
+    let run = |args: &[&str]| {
+        let out = Command::new("certutil")
+            .args(args)
+            .output()
+            .expect("run certutil (apt-get install libnss3-tools)");
+        assert!(out.status.success(), "certutil {args:?}: {out:?}");
+    };
+    run(&["-N", "-d", &db, "--empty-password"]);
+    let ca = reg.ca_file.clone().expect("certificate");
+    run(&[
+        "-A",
+        "-d",
+        &db,
+        "-n",
+        "twostep-test",
+        "-t",
+        "P,,",
+        "-i",
+        &ca.display().to_string(),
+    ]);
+    let origin = format!("https://localhost:{}", reg.port);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let driver = Driver::start_with_home(home.path());
+    let c = rt.block_on(driver.browser_js(true));
+    rt.block_on(async {
+        let _auth = Authenticator::add(&driver, &c, false, true).await;
+        c.goto(&format!("{origin}/my/")).await.expect("goto");
+        fill(&c, "username", "alice").await;
+        fill(&c, "password", PASSWORD).await;
+        click(&c, "Sign in").await;
+        assert_eq!(path(&c).await, "/my/security-info");
+        c.goto(&format!("{origin}/my/security-info/security-key"))
+            .await
+            .expect("goto");
+        fill(&c, "label", KEY_NAME).await;
+        click(&c, "Next").await;
+        click(&c, "Use my security key").await;
+        let t = text(&c).await;
+        assert!(t.contains("Security key added"), "{t}\n{}", reg.log());
+        click(&c, "Sign out").await;
+        c.goto(&format!("{origin}/my/")).await.expect("goto");
+        fill(&c, "username", "alice").await;
+        fill(&c, "password", PASSWORD).await;
+        click(&c, "Sign in").await;
+        click(&c, "Use my security key").await;
+        assert_eq!(path(&c).await, "/my/", "{}", text(&c).await);
+        assert!(c.get_named_cookie("__Host-twostep-session").await.is_ok());
+    });
+    assert!(
+        reg.log().contains(&format!("origin={origin}")),
+        "the origin from public_url, port included: {}",
+        reg.log()
+    );
+}
+
+#[test]
 fn without_an_origin_no_key_is_offered() {
     // public_url with an IP address cannot be a relying party: keys off.
     let reg = Registry::start_with(

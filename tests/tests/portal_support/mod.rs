@@ -24,8 +24,22 @@ pub struct Driver {
 
 impl Driver {
     pub fn start() -> Driver {
+        Self::start_in(None)
+    }
+
+    /// A chromedriver whose browsers run with `HOME=home` (their NSS
+    /// certificate database is `home/.pki/nssdb`).
+    pub fn start_with_home(home: &std::path::Path) -> Driver {
+        Self::start_in(Some(home))
+    }
+
+    fn start_in(home: Option<&std::path::Path>) -> Driver {
         let port = free_tcp_port();
-        let child = Command::new("chromedriver")
+        let mut cmd = Command::new("chromedriver");
+        if let Some(h) = home {
+            cmd.env("HOME", h);
+        }
+        let child = cmd
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
