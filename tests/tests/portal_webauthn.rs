@@ -511,6 +511,25 @@ fn the_same_key_twice_is_refused_and_a_cloned_key_is_refused() {
         }
         let counter = stored_counter(&reg, KEY_NAME);
         assert!(counter >= 2, "{counter}");
+        // A user locked after wrong codes is locked for the key too.
+        sql(
+            &reg,
+            "UPDATE users SET locked_until = 4102444800 WHERE username = 'alice'",
+        );
+        sign_in_password(&c, &reg).await;
+        click(&c, "Use my security key").await;
+        assert!(text(&c).await.contains("Your account is locked"));
+        assert_eq!(
+            stored_counter(&reg, KEY_NAME),
+            counter,
+            "the key was not used"
+        );
+        sql(
+            &reg,
+            "UPDATE users SET locked_until = NULL WHERE username = 'alice'",
+        );
+        c.goto(&format!("{}/my/", base(&reg))).await.expect("goto");
+        click(&c, "Sign in with a different account").await;
         auth.remove_all().await;
         auth.add_credential(old).await;
         sign_in_password(&c, &reg).await;

@@ -817,6 +817,19 @@ async fn check_answer(
     f: &AnswerForm,
 ) -> Result<Result<i64, (&'static str, &'static str)>, Exit> {
     let keys = keys_of(p)?;
+    // A user locked after wrong codes is locked for every second factor,
+    // as for pushes (the lock ends by itself or with `twostep user unlock`).
+    let locked: Option<i64> = sqlx::query("SELECT locked_until FROM users WHERE id = $1")
+        .bind(s.user_id)
+        .fetch_one(&p.app.pool)
+        .await?
+        .try_get("locked_until")?;
+    if locked.is_some_and(|t| t > p.now()) {
+        return Ok(Err((
+            "locked",
+            "Your account is locked for a while after too many wrong codes. Try again later, or ask your administrator to unlock it.",
+        )));
+    }
     let Some((state, _)) = take_ceremony(p, s, purpose.purpose()).await? else {
         return Ok(Err((
             "expired",
