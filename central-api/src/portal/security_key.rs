@@ -306,10 +306,18 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Exit {
 /// (`"Name: message"`, the message logged at info for the administrator).
 fn browser_error<'a>(s: &Session, error: &'a str) -> &'a str {
     let (name, message) = error.split_once(':').unwrap_or((error, ""));
+    // The browser's words, as printable text only: they reach the log.
+    let printable = |t: &str, n: usize| -> String {
+        t.trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(n)
+            .collect()
+    };
     tracing::info!(
         username = %s.username,
-        error = %name.trim(),
-        message = %message.trim().chars().take(300).collect::<String>(),
+        error = %printable(name, 40),
+        message = %printable(message, 300),
         "the browser refused a security key ceremony"
     );
     name.trim()
@@ -361,18 +369,21 @@ fn refusal_words(e: &WebauthnError, ceremony: Ceremony) -> (&'static str, &'stat
 
 // ---- registration --------------------------------------------------------------
 
+/// `POST /my/security-info/security-key`: the key's name.
 #[derive(Deserialize)]
 pub struct NameForm {
     #[serde(default)]
     label: String,
 }
 
+/// The form `static/security-key.js` posts: the browser's answer or its
+/// refusal.
 #[derive(Deserialize)]
 pub struct AnswerForm {
     /// The browser's answer, as JSON.
     #[serde(default)]
     credential: String,
-    /// The browser's error name, when it refused.
+    /// The browser's error, `"Name: message"`, when it refused.
     #[serde(default)]
     error: String,
     /// Where to go on to, for a fresh factor.
