@@ -1099,6 +1099,154 @@ mod tests {
             .is_none());
     }
 
+    /// A portal on a fresh SQLite file, its clock, and a signed-in
+    /// session for each of `users`.
+    async fn portal(
+        users: &[&str],
+    ) -> (
+        tempfile::TempDir,
+        Portal,
+        crate::clock::FixedClock,
+        Vec<Session>,
+    ) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("admin.token");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&token)
+            .unwrap()
+            .write_all(b"admin-token-for-the-key-tests\n")
+            .unwrap();
+        let text = format!(
+            "version = 1\n[api]\nlisten = \"127.0.0.1:1\"\ndatabase = \"sqlite://{0}/registry.db\"\nsecret_key_file = \"{0}/secret.key\"\nadmin_token_file = \"{1}\"\n[api.portal.webauthn]\norigin = \"https://id.example.com:8443\"\n",
+            dir.path().display(),
+            token.display()
+        );
+        let config = twostep_config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        let clock = crate::clock::FixedClock::new(1_700_000_000);
+        let app = crate::server::prepare(config.api().unwrap(), Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        let p = Portal {
+            app,
+            key: tokio::sync::OnceCell::new(),
+            hashing: tokio::sync::Semaphore::new(1),
+        };
+        assert!(p.settings().security_keys.is_some());
+        let mut sessions = Vec::new();
+        for (i, name) in users.iter().enumerate() {
+            let uid: i64 =
+                sqlx::query("INSERT INTO users (username, created_at) VALUES ($1, 1) RETURNING id")
+                    .bind(*name)
+                    .fetch_one(&p.app.pool)
+                    .await
+                    .unwrap()
+                    .try_get("id")
+                    .unwrap();
+            sessions.push(Session {
+                id_hash: format!("{i:064}"),
+                cookie: String::new(),
+                user_id: uid,
+                username: (*name).to_owned(),
+                display_name: None,
+                stage: Stage::SignedIn,
+                factor_at: None,
+                set_password: false,
+                flow_sealed: None,
+                push_challenge: None,
+                created_at: 1,
+            });
+        }
+        (dir, p, clock, sessions)
+    }
+
+    #[tokio::test]
+    async fn a_credential_id_is_saved_once_in_the_registry() {
+        let (_dir, p, _, s) = portal(&["alice", "bob"]).await;
+        let saved = save(&p, &s[0], "YubiKey 5", "Y3JlZA", "{}", None).await;
+        assert!(matches!(saved, Ok(Saved::Yes)));
+        // The same credential id again, for the same user or another one:
+        // refused, nothing stored.
+        for who in [&s[0], &s[1]] {
+            let again = save(&p, who, "Copy", "Y3JlZA", "{}", None).await;
+            assert!(matches!(again, Ok(Saved::Duplicate)));
+        }
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM methods")
+            .fetch_one(&p.app.pool)
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+        assert_eq!(n, 1);
+        let row = sqlx::query("SELECT kind, label, is_default FROM methods")
+            .fetch_one(&p.app.pool)
+            .await
+            .unwrap();
+        assert_eq!(row.try_get::<String, _>("kind").unwrap(), KIND);
+        assert_eq!(row.try_get::<String, _>("label").unwrap(), "YubiKey 5");
+        assert_eq!(
+            row.try_get::<i64, _>("is_default").unwrap(),
+            1,
+            "the first method"
+        );
+        // The unique index holds even without the registry's own check.
+        let raw = sqlx::query(
+            "INSERT INTO methods (user_id, kind, label, created_at, credential_id) VALUES ($1, 'security_key', 'x', 1, 'Y3JlZA')",
+        )
+        .bind(s[1].user_id)
+        .execute(&p.app.pool)
+        .await;
+        assert!(raw.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_ceremony_belongs_to_its_session_is_taken_once_and_expires() {
+        let (_dir, p, clock, s) = portal(&["alice", "bob"]).await;
+        put_ceremony(&p, &s[0], Purpose::Register, "state-1", Some("Key"))
+            .await
+            .unwrap();
+        // Another session (another user) finds nothing; nor another purpose.
+        assert!(take_ceremony(&p, &s[1], Purpose::Register)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(take_ceremony(&p, &s[0], Purpose::SignIn)
+            .await
+            .unwrap()
+            .is_none());
+        let got = take_ceremony(&p, &s[0], Purpose::Register).await.unwrap();
+        assert_eq!(got, Some(("state-1".to_owned(), Some("Key".to_owned()))));
+        assert!(
+            take_ceremony(&p, &s[0], Purpose::Register)
+                .await
+                .unwrap()
+                .is_none(),
+            "one use"
+        );
+        // A new ceremony replaces the session's old one of that purpose.
+        put_ceremony(&p, &s[0], Purpose::SignIn, "old", None)
+            .await
+            .unwrap();
+        put_ceremony(&p, &s[0], Purpose::SignIn, "new", None)
+            .await
+            .unwrap();
+        let got = take_ceremony(&p, &s[0], Purpose::SignIn).await.unwrap();
+        assert_eq!(got.map(|g| g.0).as_deref(), Some("new"));
+        // Past its life it is gone (and taking it used it up anyway).
+        put_ceremony(&p, &s[0], Purpose::Verify, "late", None)
+            .await
+            .unwrap();
+        clock.advance(CEREMONY_LIFETIME_SECS.unsigned_abs());
+        assert!(take_ceremony(&p, &s[0], Purpose::Verify)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
     #[test]
     fn refusals_have_words_and_sentences() {
         let (w, t) = refusal_words(&WebauthnError::UserNotVerified, Ceremony::Register);
