@@ -338,6 +338,24 @@ pub struct MethodRow {
     /// A push device's last poll: "4 May 2026, 14:03 UTC from 192.0.2.7"
     /// or "Never".
     pub last_seen: String,
+    /// Where it counts: "Page, SSH, VPN", "Page only"
+    /// ([`twostep_common::methods::UseRow::places_text`]).
+    pub works: String,
+}
+
+/// One row of Security info's "what your methods are used for" table
+/// ([`twostep_common::methods::uses_of`]).
+pub struct UseLine {
+    /// "Text message", "Security key".
+    pub kind: &'static str,
+    /// The user's label; empty for reset methods.
+    pub label: String,
+    /// "Yes" / "No".
+    pub two_step: &'static str,
+    /// "Yes" / "No".
+    pub password_reset: &'static str,
+    /// "Page, SSH, VPN", "Page only", "Password reset only".
+    pub works: String,
 }
 
 /// Security info: the methods.
@@ -360,6 +378,11 @@ pub struct SecurityInfoPage {
     pub backup_left: Option<u32>,
     /// Until when the user's open temporary access code works, shown.
     pub tap_until: Option<String>,
+    /// What each method is used for and where it counts.
+    pub uses: Vec<UseLine>,
+    /// "SSH and VPN" when the user has methods, none of which counts
+    /// there (security keys only).
+    pub not_enrolled_for: Option<String>,
 }
 
 /// A new set of backup codes, shown once.
@@ -451,7 +474,7 @@ pub struct ConfirmPage {
     /// What will happen.
     pub text: String,
     /// What it means for SSH and VPN, when it matters.
-    pub warning: Option<&'static str>,
+    pub warning: Option<String>,
     /// Where the form goes.
     pub action: String,
     /// The button.
