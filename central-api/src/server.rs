@@ -467,20 +467,53 @@ pub async fn run(api: &ApiConfig) -> Result<(), StartupError> {
                 h2.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
             });
             tracing::info!(listen = %api.listen, ?backend, "twostep-api listening (HTTPS)");
-            axum_server::from_tcp_rustls(std_listener, tls)
+            let mut server = axum_server::from_tcp_rustls(std_listener, tls);
+            tune_http(server.http_builder());
+            server
                 .handle(handle)
                 .serve(app)
                 .await
                 .map_err(|e| StartupError::Listen(format!("server: {e}")))
         }
         _ => {
+            let std_listener = listener
+                .into_std()
+                .map_err(|e| StartupError::Listen(format!("listener: {e}")))?;
+            let handle = axum_server::Handle::new();
+            let h2 = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal(stop).await;
+                h2.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+            });
             tracing::info!(listen = %api.listen, ?backend, "twostep-api listening (plain HTTP)");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal(stop))
+            let mut server = axum_server::from_tcp(std_listener);
+            tune_http(server.http_builder());
+            server
+                .handle(handle)
+                .serve(app)
                 .await
                 .map_err(|e| StartupError::Listen(format!("server: {e}")))
         }
     }
+}
+
+/// Most requests one HTTP/2 connection may carry at once. A RADIUS server
+/// multiplexes every registry call over one connection (HTTP/2 with ALPN
+/// over TLS, prior knowledge on loopback plain HTTP), and holds one open
+/// per pending push login: with hyper's default of 200 the rest would
+/// queue behind them in the client.
+pub const MAX_CONCURRENT_STREAMS: u32 = 65_536;
+
+/// HTTP/1.1 and HTTP/2 settings of the API listener (both are served on
+/// the same port; HTTP/2 by ALPN over TLS, by its preface on plain HTTP).
+fn tune_http(b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>) {
+    b.http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        // Pending requests are long-polls: keep-alive pings find a dead
+        // peer rather than holding its streams until their deadline.
+        .keep_alive_interval(Some(std::time::Duration::from_secs(20)))
+        .keep_alive_timeout(std::time::Duration::from_secs(10));
 }
 
 #[cfg(test)]

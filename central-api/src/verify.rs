@@ -45,7 +45,8 @@ use crate::rows::{Standing, UserRow};
 use crate::state::AppState;
 use crate::validate::check_username;
 use sqlx::{AnyConnection, Row};
-use twostep_common::api::{ApiErrorCode, VerifyRequest, VerifyResponse, VerifyResult};
+use twostep_common::api::{ApiErrorCode, MethodKind, VerifyRequest, VerifyResponse, VerifyResult};
+use twostep_common::methods::Place;
 use twostep_common::recovery;
 use twostep_common::totp::{self, TotpCheck, TotpParams, CODE_DIGITS};
 
@@ -59,9 +60,10 @@ use twostep_common::totp::{self, TotpCheck, TotpParams, CODE_DIGITS};
 pub async fn verify(
     state: &AppState,
     host: &str,
+    place: Place,
     req: &VerifyRequest,
 ) -> Result<VerifyResponse, ApiError> {
-    verify_as(state, &format!("host:{host}"), Some(host), req).await
+    verify_as(state, &format!("host:{host}"), Some(host), place, req).await
 }
 
 /// [`verify`] on behalf of `actor` (the audit record's actor: `host:NAME`,
@@ -76,10 +78,11 @@ pub async fn verify_as(
     state: &AppState,
     actor: &str,
     default_host: Option<&str>,
+    place: Place,
     req: &VerifyRequest,
 ) -> Result<VerifyResponse, ApiError> {
     let started = std::time::Instant::now();
-    let answer = decide_and_record(state, actor, default_host, req).await;
+    let answer = decide_and_record(state, actor, default_host, place, req).await;
     match &answer {
         Ok(resp) => state
             .metrics
@@ -96,6 +99,7 @@ async fn decide_and_record(
     state: &AppState,
     actor: &str,
     default_host: Option<&str>,
+    place: Place,
     req: &VerifyRequest,
 ) -> Result<VerifyResponse, ApiError> {
     check_username(&req.username)?;
@@ -114,7 +118,7 @@ async fn decide_and_record(
     // writes, so a failure leaves nothing half-done.
     // `123 456` as some apps show it: the code without its spaces.
     let code = recovery::normalise_code(&req.code).unwrap_or_else(|| req.code.clone());
-    let plan = plan(state, &req.username, &code, now_u, now).await?;
+    let plan = plan(state, &req.username, &code, place, now_u, now).await?;
     let ctx = req.context.clone();
     let username = req.username.clone();
     let actor_owned = actor.to_owned();
@@ -316,6 +320,7 @@ async fn plan(
     state: &AppState,
     username: &str,
     code: &str,
+    place: Place,
     now_u: u64,
     now: i64,
 ) -> Result<Plan, ApiError> {
@@ -332,16 +337,20 @@ async fn plan(
         return Ok(
             match crate::recovery::find_backup(state, uid, &backup).await? {
                 Some(code_id) => Plan::UseBackup { uid, code_id },
-                None if enrolled(state, uid, now).await? => Plan::Fail { uid },
-                None => Plan::Answer(verdict(VerifyResult::NotEnrolled)),
+                None => match enrolment(state, uid, now, place).await? {
+                    Enrolment::Here => Plan::Fail { uid },
+                    e => Plan::Answer(not_enrolled(e, place)),
+                },
             },
         );
     }
     if let Some(tap) = recovery::normalise_tap(code) {
         return Ok(match crate::recovery::find(state, uid, &tap, now).await? {
             Some(tap_id) => Plan::UseTap { uid, tap_id },
-            None if enrolled(state, uid, now).await? => Plan::Fail { uid },
-            None => Plan::Answer(verdict(VerifyResult::NotEnrolled)),
+            None => match enrolment(state, uid, now, place).await? {
+                Enrolment::Here => Plan::Fail { uid },
+                e => Plan::Answer(not_enrolled(e, place)),
+            },
         });
     }
     let methods = sqlx::query(
@@ -357,10 +366,9 @@ async fn plan(
         // has only a temporary access code, is enrolled: a code is wrong
         // for them, never "not enrolled" (which the `ignore` policy would
         // let through).
-        return Ok(if enrolled(state, uid, now).await? {
-            Plan::Fail { uid }
-        } else {
-            Plan::Answer(verdict(VerifyResult::NotEnrolled))
+        return Ok(match enrolment(state, uid, now, place).await? {
+            Enrolment::Here => Plan::Fail { uid },
+            e => Plan::Answer(not_enrolled(e, place)),
         });
     }
     // A fresh match on any method wins over a replay on another.
@@ -402,16 +410,51 @@ async fn plan(
 
 /// Whether user `uid` has something to pass a second factor with: a
 /// method (a disabled one included) or an open temporary access code.
-async fn enrolled(state: &AppState, uid: i64, now: i64) -> Result<bool, ApiError> {
-    let method = sqlx::query("SELECT id FROM methods WHERE user_id = $1 AND pending = 0 LIMIT 1")
-        .bind(uid)
-        .fetch_optional(&state.pool)
-        .await?
-        .is_some();
-    Ok(method
+async fn enrolment(
+    state: &AppState,
+    uid: i64,
+    now: i64,
+    place: Place,
+) -> Result<Enrolment, ApiError> {
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM methods WHERE user_id = $1 AND pending = 0")
+            .bind(uid)
+            .fetch_all(&state.pool)
+            .await?;
+    let known = || kinds.iter().filter_map(|k| MethodKind::parse(k));
+    if known().any(|k| k.counts_in(place))
         || crate::recovery::open_until(&state.pool, uid, now)
             .await?
-            .is_some())
+            .is_some()
+    {
+        Ok(Enrolment::Here)
+    } else if known().next().is_some() {
+        Ok(Enrolment::Elsewhere)
+    } else {
+        Ok(Enrolment::Nowhere)
+    }
+}
+
+/// Whether a user can pass a second factor in a place
+/// ([`twostep_common::methods`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Enrolment {
+    /// A method (enabled or disabled: a wrong code is wrong, not "not
+    /// enrolled", which the `ignore` policy would let through) that counts
+    /// there, or an open temporary access code.
+    Here,
+    /// Methods, none of which counts there (a security key, at a VPN).
+    Elsewhere,
+    /// No method at all.
+    Nowhere,
+}
+
+/// The `not_enrolled` answer, naming `place` for [`Enrolment::Elsewhere`].
+fn not_enrolled(e: Enrolment, place: Place) -> VerifyResponse {
+    VerifyResponse {
+        not_set_up_for: (e == Enrolment::Elsewhere).then_some(place),
+        ..verdict(VerifyResult::NotEnrolled)
+    }
 }
 
 /// Carries out `plan` in `tx`.
@@ -474,6 +517,7 @@ async fn apply(
                     result: VerifyResult::Accept,
                     method_id: Some(method_id),
                     locked_until: None,
+                    not_set_up_for: None,
                 }));
             }
             // Another request consumed this step (or a newer one) first: a
@@ -535,6 +579,7 @@ async fn record_replay(
             result: VerifyResult::Replay,
             method_id: Some(method_id),
             locked_until: None,
+            not_set_up_for: None,
         },
         lockout: None,
         replays: count,
@@ -549,6 +594,7 @@ fn verdict(result: VerifyResult) -> VerifyResponse {
         result,
         method_id: None,
         locked_until: None,
+        not_set_up_for: None,
     }
 }
 
@@ -558,6 +604,7 @@ fn locked(until: i64) -> VerifyResponse {
         result: VerifyResult::Locked,
         method_id: None,
         locked_until: Some(until),
+        not_set_up_for: None,
     }
 }
 

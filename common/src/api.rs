@@ -863,6 +863,11 @@ pub struct VerifyResponse {
     /// Unix seconds until which the user is locked, on `locked`.
     #[serde(default)]
     pub locked_until: Option<i64>,
+    /// On `not_enrolled`: the place the user has no method for, when they
+    /// have methods that count elsewhere only (a security key, at a VPN
+    /// login). Absent from older registries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_set_up_for: Option<Place>,
 }
 
 /// Checks a username: 1 to [`MAX_USERNAME_BYTES`] bytes, no control

@@ -116,6 +116,9 @@ pub enum Pooling {
     /// Keep idle keep-alive connections for the next call (reqwest's
     /// default): for long-running processes whose runtime keeps running
     /// (twostep-radiusd, the CLI), which notice when the registry closes one.
+    /// Calls are multiplexed over HTTP/2 where it is known to be there:
+    /// negotiated by ALPN over TLS, by prior knowledge on plain HTTP to a
+    /// loopback registry without a proxy.
     #[default]
     KeepAlive,
     /// Close each connection once its answer is read; every call opens a
@@ -188,8 +191,22 @@ impl RegistryClient {
             .connect_timeout(Duration::from_secs(cfg.connect_timeout))
             .timeout(Duration::from_secs(cfg.timeout))
             .user_agent(concat!("twostep/", env!("CARGO_PKG_VERSION")));
-        if pooling == Pooling::PerCall {
-            builder = builder.pool_max_idle_per_host(0);
+        match pooling {
+            // One call, then the connection closes: HTTP/2 would add its
+            // SETTINGS exchange and nothing else.
+            Pooling::PerCall => builder = builder.pool_max_idle_per_host(0).http1_only(),
+            // Every call on one connection, multiplexed: HTTP/2 by ALPN
+            // over TLS, and by prior knowledge (RFC 9113 §3.3) on plain
+            // HTTP straight to a loopback registry, which serves both on
+            // one port. A pending push login is then a stream, not a
+            // connection with its buffers. Through a proxy, or plain HTTP
+            // to another host (a reverse proxy may sit there), HTTP/1.1.
+            Pooling::KeepAlive
+                if url.scheme() == "http" && is_loopback_host(&url) && cfg.proxy.is_none() =>
+            {
+                builder = builder.http2_prior_knowledge();
+            }
+            Pooling::KeepAlive => {}
         }
         if let Some(proxy) = &cfg.proxy {
             let p = reqwest::Proxy::all(proxy)

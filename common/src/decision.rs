@@ -38,7 +38,7 @@
 //! [`ClientError::Tls`]: crate::client::ClientError::Tls
 //! [`ClientError::Transport`]: crate::client::ClientError::Transport
 
-use crate::api::{Registrations, UserStatus, VerifyResult};
+use crate::api::{Registrations, UserStatus, VerifyResponse, VerifyResult};
 use crate::methods::Place;
 use twostep_config::{FailMode, UnenrolledPolicy};
 
@@ -128,6 +128,18 @@ pub fn from_result(result: VerifyResult, unenrolled: UnenrolledPolicy) -> Decisi
             UnenrolledPolicy::Deny => Decision::Denied(DenyReason::NotEnrolled),
             UnenrolledPolicy::Ignore => Decision::Ignore,
         },
+    }
+}
+
+/// Decides from the registry's whole answer to a code: as
+/// [`from_result`], and "not set up for VPN" rather than "not set up" for
+/// a user whose methods count elsewhere only.
+pub fn from_response(resp: &VerifyResponse, unenrolled: UnenrolledPolicy) -> Decision {
+    match (from_result(resp.result, unenrolled), resp.not_set_up_for) {
+        (Decision::Denied(DenyReason::NotEnrolled), Some(place)) => {
+            Decision::Denied(DenyReason::NotSetUpHere(place))
+        }
+        (d, _) => d,
     }
 }
 

@@ -271,6 +271,7 @@ fn verdict(result: VerifyResult) -> Reply {
         result,
         method_id: (result == VerifyResult::Accept).then_some(1),
         locked_until: None,
+        not_set_up_for: None,
     }))
 }
 

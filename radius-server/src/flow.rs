@@ -712,7 +712,7 @@ impl<'a> Login<'a> {
             ) => self.registrations_done(primary, attrs, push, result, now),
             (Phase::Verify { attrs }, Event::Verified(result)) => match result {
                 Ok(resp) => self.decide(
-                    decision::from_result(resp.result, UnenrolledPolicy::Deny),
+                    decision::from_response(&resp, UnenrolledPolicy::Deny),
                     &attrs,
                     None,
                 ),

@@ -169,6 +169,7 @@ pub fn verdict_of(result: VerifyResult) -> VerifyResponse {
         result,
         method_id: None,
         locked_until: None,
+        not_set_up_for: None,
     }
 }
 

@@ -339,7 +339,7 @@ fn a_key_is_added_then_signs_in_with_the_password() {
         click(&c, &format!("Delete {KEY_NAME}")).await;
         let t = text(&c).await;
         assert!(
-            t.contains("last two-step verification method for the Security info page")
+            t.contains("only two-step verification method, and it works on this page only")
                 && t.contains("password alone"),
             "{t}"
         );
@@ -654,8 +654,8 @@ fn a_key_as_default_and_fresh_factor_then_removed_no_longer_signs_in() {
         .expect("goto");
         let t = text(&c).await;
         assert!(
-            t.contains("last two-step verification method for SSH and VPN")
-                && t.contains("a security key works on this page only"),
+            t.contains("only method that works for SSH and VPN")
+                && t.contains("Your other methods work on this page only"),
             "{t}"
         );
         click(&c, "Cancel").await;
@@ -673,7 +673,7 @@ fn a_key_as_default_and_fresh_factor_then_removed_no_longer_signs_in() {
             "{t}"
         );
         assert!(t.contains("this page will no longer accept it"), "{t}");
-        assert!(!t.contains("last two-step"), "the app remains: {t}");
+        assert!(!t.contains("only method"), "the app remains: {t}");
         shot(&c, "48-delete-key").await;
         click(&c, "Delete").await;
         assert!(text(&c).await.contains("The method was deleted."));

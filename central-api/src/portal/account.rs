@@ -4,7 +4,7 @@
 
 use super::pages::{
     render, BackupCodesPage, Chrome, ConfirmPage, DefaultPage, DevicesPage, EventRow, MethodRow,
-    OverviewPage, PasswordPage, PrivacyPage, SecurityInfoPage,
+    OverviewPage, PasswordPage, PrivacyPage, SecurityInfoPage, UseLine,
 };
 use super::session::{self, CsrfForm, Session, Stage, Visit};
 use super::signin::{
@@ -18,6 +18,8 @@ use axum::extract::{Path, RawQuery, State};
 use serde::Deserialize;
 use sqlx::Row;
 use std::sync::Arc;
+use twostep_common::api::{Method, MethodKind};
+use twostep_common::methods::{self, Place};
 
 /// One of the user's methods, as stored.
 #[derive(Debug, Clone)]
@@ -43,6 +45,20 @@ pub struct MethodInfo {
 }
 
 impl MethodInfo {
+    /// As the registry's wire type; `None` for a kind this build does not
+    /// know.
+    pub fn as_method(&self) -> Option<Method> {
+        Some(Method {
+            id: self.id,
+            kind: MethodKind::parse(&self.kind)?,
+            label: self.label.clone(),
+            is_default: self.is_default,
+            created_at: self.created_at,
+            last_used_at: self.last_used,
+            disabled: self.disabled,
+        })
+    }
+
     /// "Authenticator app", and "code" or "notification".
     pub fn kind_words(&self) -> (&'static str, &'static str) {
         match self.kind.as_str() {
@@ -53,29 +69,12 @@ impl MethodInfo {
         }
     }
 
-    /// Where it passes a second factor: "Page, SSH, VPN", "Page only"
-    /// (the place table of [`twostep_common::methods`]).
-    fn places_text(&self) -> String {
-        if self.disabled {
-            return "Nowhere (disabled)".to_owned();
-        }
-        let Some(kind) = twostep_common::api::MethodKind::parse(&self.kind) else {
-            return "Nowhere".to_owned();
-        };
-        let names: Vec<&str> = kind.places().iter().map(|p| p.heading()).collect();
-        match names.as_slice() {
-            [one] => format!("{one} only"),
-            _ => names.join(", "),
-        }
-    }
-
     fn row(&self) -> MethodRow {
         let (kind, mode) = self.kind_words();
         MethodRow {
             id: self.id,
             kind,
             mode,
-            places: self.places_text(),
             icon: match self.kind.as_str() {
                 "security_key" => super::pages::icons::SECURITY_KEY,
                 _ => super::pages::icons::APP,
@@ -90,6 +89,10 @@ impl MethodInfo {
                 Some((t, None)) => date_time(*t),
                 None => "Never".to_owned(),
             },
+            works: self.as_method().map_or_else(
+                || "Nowhere".to_owned(),
+                |m| methods::uses_of(&[m], &[])[0].places_text(),
+            ),
         }
     }
 }
@@ -169,9 +172,31 @@ pub async fn security_info(
         let (kind, mode) = m.kind_words();
         format!("{kind} – {mode}")
     });
+    let as_methods: Vec<Method> = all.iter().filter_map(MethodInfo::as_method).collect();
+    let reset_kinds = crate::rows::reset_kinds_of(&p.app.pool, s.user_id).await?;
+    let yes = |b: bool| if b { "Yes" } else { "No" };
+    let uses = methods::uses_of(&as_methods, &reset_kinds)
+        .into_iter()
+        .map(|r| UseLine {
+            kind: r.kind,
+            works: r.places_text(),
+            two_step: yes(r.two_step),
+            password_reset: yes(r.password_reset),
+            label: r.label,
+        })
+        .collect();
+    let enrolled = methods::enrolled_places(&as_methods);
+    let missing: Vec<Place> = [Place::Pam, Place::Radius]
+        .into_iter()
+        .filter(|p| !enrolled.contains(p))
+        .collect();
+    let not_enrolled_for =
+        (!as_methods.is_empty() && !missing.is_empty()).then(|| methods::join_places(&missing));
     let page = SecurityInfoPage {
         chrome: chrome(&p, s, "Security info", "security").await?,
         methods: all.iter().map(MethodInfo::row).collect(),
+        uses,
+        not_enrolled_for,
         default_line,
         reset_email: super::reset_methods::email_row(&p, s.user_id).await?,
         questions: super::reset_methods::questions_row(&p, s.user_id).await?,
@@ -296,14 +321,21 @@ pub(crate) async fn commit_method_change(
     id: i64,
     peer: Option<&str>,
 ) -> Result<(), Exit> {
-    audit(
+    // The user on the page did it: the actor names them, as `admin` names
+    // the admin for the same changes made with the CLI.
+    let actor = format!("user:{}", s.username);
+    crate::audit::write_audit(
         &mut *tx,
-        p,
-        &s.username,
-        action,
-        "ok",
-        peer,
-        Some(format!("method {id}")),
+        p.now(),
+        &crate::audit::Audit {
+            actor: &actor,
+            action,
+            username: Some(&s.username),
+            host: None,
+            remote_addr: peer,
+            result: Some("ok"),
+            detail: Some(format!("method {id}")),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -313,51 +345,42 @@ pub(crate) async fn commit_method_change(
 /// What deleting the last method means, said before it happens.
 pub const LAST_METHOD_WARNING: &str = "This is your only two-step verification method. Once it is deleted, SSH and VPN logins that require two-step verification will refuse you until you add a new method here, or your administrator sends you a new setup link.";
 
-/// The warning before deleting method `id` of `s`'s user, when the delete
-/// leaves a place without a method that counts there (the place table of
-/// [`twostep_common::methods`]: a security key counts on this page only).
-async fn places_lost_warning(p: &Portal, s: &Session, id: i64) -> Result<Option<String>, Exit> {
-    let all = crate::rows::methods_of(&p.app.pool, s.user_id).await?;
-    let lost = twostep_common::methods::places_lost(&all, id);
+/// What deleting method `id` of `all` means, said before it happens:
+/// `None` when every place keeps a method that counts there
+/// ([`methods::places_lost`]).
+fn loss_warning(all: &[MethodInfo], id: i64) -> Option<String> {
+    let ms: Vec<Method> = all.iter().filter_map(MethodInfo::as_method).collect();
+    let lost = methods::places_lost(&ms, id);
     if lost.is_empty() {
-        return Ok(None);
-    }
-    if lost.len() == twostep_common::methods::Place::ALL.len() {
-        return Ok(Some(LAST_METHOD_WARNING.to_owned()));
-    }
-    let mut text = format!(
-        "This is your last two-step verification method for {}. Once it is deleted,",
-        twostep_common::methods::join_places(&lost)
-    );
-    if lost.contains(&twostep_common::methods::Place::Page) {
-        text.push_str(" this page signs you in with your password alone, and");
-    }
-    let hosts = lost
-        .iter()
-        .any(|p| *p != twostep_common::methods::Place::Page);
-    if hosts {
-        text.push_str(" SSH and VPN logins that require two-step verification will refuse you until you add an authenticator app here (a security key works on this page only).");
+        None
+    } else if lost == [Place::Page] {
+        // A security key, the user's only method: SSH and VPN never took it.
+        Some("This is your only two-step verification method, and it works on this page only. Once it is deleted, this page signs you in with your password alone until you add a method here. SSH and VPN logins never accepted it.".to_owned())
+    } else if lost.contains(&Place::Page) {
+        Some(LAST_METHOD_WARNING.to_owned())
     } else {
-        text.push_str(
-            " anyone with your password can open it. Add another method first if you can.",
-        );
+        let places = methods::join_places(&lost);
+        Some(format!(
+            "This is your only method that works for {places}. Your other methods work on this page only, so once it is deleted, {places} logins that require two-step verification will refuse you until you add an authenticator app or a phone number here."
+        ))
     }
-    Ok(Some(text))
 }
 
+/// Method `id` of `s`'s user (of `kind` when given), and what deleting it
+/// means ([`loss_warning`]).
 async fn find_method(
     p: &Portal,
     s: &Session,
     id: i64,
     kind: Option<&str>,
-) -> Result<(MethodInfo, usize), Exit> {
+) -> Result<(MethodInfo, Option<String>), Exit> {
     let all = methods(p, s.user_id).await?;
-    let count = all.len();
+    let warning = loss_warning(&all, id);
     let m = all
         .into_iter()
         .find(|m| m.id == id && kind.is_none_or(|k| m.kind == k))
         .ok_or_else(not_found)?;
-    Ok((m, count))
+    Ok((m, warning))
 }
 
 /// `GET /my/security-info/methods/{id}/delete`: are you sure?
@@ -368,9 +391,8 @@ pub async fn delete_page(
 ) -> PageResult {
     let id = parse_id(&id)?;
     let s = fresh(&p, &v, &format!("/my/security-info/methods/{id}/delete")).await?;
-    let (m, _) = find_method(&p, s, id, None).await?;
+    let (m, warning) = find_method(&p, s, id, None).await?;
     let (kind, mode) = m.kind_words();
-    let warning = places_lost_warning(&p, s, id).await?;
     let page = ConfirmPage {
         chrome: chrome(&p, s, "Delete method", "security").await?,
         heading: "Delete this method?",
@@ -543,7 +565,7 @@ pub async fn device_remove_page(
 ) -> PageResult {
     let id = parse_id(&id)?;
     let s = fresh(&p, &v, "/my/devices").await?;
-    let (m, count) = find_method(&p, s, id, Some("push")).await?;
+    let (m, warning) = find_method(&p, s, id, Some("push")).await?;
     let page = ConfirmPage {
         chrome: chrome(&p, s, "Remove device", "devices").await?,
         heading: "Remove this device?",
@@ -552,7 +574,7 @@ pub async fn device_remove_page(
             m.label,
             date(m.created_at)
         ),
-        warning: (count == 1).then(|| LAST_METHOD_WARNING.to_owned()),
+        warning,
         action: format!("/my/devices/{id}/remove"),
         button: "Remove",
         cancel: "/my/devices",

@@ -333,8 +333,6 @@ pub struct MethodRow {
     pub mode: &'static str,
     /// Its icon (our own SVG).
     pub icon: &'static str,
-    /// Where it counts: "Page, SSH, VPN", "Page only".
-    pub places: String,
     /// Its label.
     pub label: String,
     /// "4 May 2026".
@@ -348,6 +346,24 @@ pub struct MethodRow {
     /// A push device's last poll: "4 May 2026, 14:03 UTC from 192.0.2.7"
     /// or "Never".
     pub last_seen: String,
+    /// Where it counts: "Page, SSH, VPN", "Page only"
+    /// ([`twostep_common::methods::UseRow::places_text`]).
+    pub works: String,
+}
+
+/// One row of Security info's "what your methods are used for" table
+/// ([`twostep_common::methods::uses_of`]).
+pub struct UseLine {
+    /// "Text message", "Security key".
+    pub kind: &'static str,
+    /// The user's label; empty for reset methods.
+    pub label: String,
+    /// "Yes" / "No".
+    pub two_step: &'static str,
+    /// "Yes" / "No".
+    pub password_reset: &'static str,
+    /// "Page, SSH, VPN", "Page only", "Password reset only".
+    pub works: String,
 }
 
 /// Security info: the methods.
@@ -370,6 +386,11 @@ pub struct SecurityInfoPage {
     pub backup_left: Option<u32>,
     /// Until when the user's open temporary access code works, shown.
     pub tap_until: Option<String>,
+    /// What each method is used for and where it counts.
+    pub uses: Vec<UseLine>,
+    /// "SSH and VPN" when the user has methods, none of which counts
+    /// there (security keys only).
+    pub not_enrolled_for: Option<String>,
 }
 
 /// A new set of backup codes, shown once.

@@ -680,9 +680,15 @@ pub async fn app_submit(
                 tty: None,
             },
         };
-        crate::verify::verify_as(&p.app, "portal", None, &req)
-            .await?
-            .result
+        crate::verify::verify_as(
+            &p.app,
+            "portal",
+            None,
+            twostep_common::methods::Place::Page,
+            &req,
+        )
+        .await?
+        .result
             == VerifyResult::Accept
     } else {
         false

@@ -562,7 +562,14 @@ async fn check_code(
             tty: None,
         },
     };
-    let resp = crate::verify::verify_as(&p.app, "portal", None, &req).await?;
+    let resp = crate::verify::verify_as(
+        &p.app,
+        "portal",
+        None,
+        twostep_common::methods::Place::Page,
+        &req,
+    )
+    .await?;
     Ok(match resp.result {
         VerifyResult::Accept => Ok(()),
         VerifyResult::NotEnrolled => Err(CodeRefusal::NoMethod),

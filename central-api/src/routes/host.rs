@@ -121,11 +121,11 @@ async fn registrations(
 
 async fn verify(
     State(state): State<Shared>,
-    HostAuth(host, _): HostAuth,
+    HostAuth(host, host_kind): HostAuth,
     headers: HeaderMap,
     JsonBody(req): JsonBody<VerifyRequest>,
 ) -> ApiResult<Json<VerifyResponse>> {
-    let mut resp = crate::verify::verify(&state, &host, &req).await?;
+    let mut resp = crate::verify::verify(&state, &host, Place::for_host(host_kind), &req).await?;
     if resp.result == VerifyResult::Replay && !understands_replay(&headers) {
         // An older host knows no `replay`: it gets `reject` (still no
         // failure counted; the audit says `replay`).
