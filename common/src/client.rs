@@ -190,7 +190,11 @@ impl RegistryClient {
             .no_proxy()
             .connect_timeout(Duration::from_secs(cfg.connect_timeout))
             .timeout(Duration::from_secs(cfg.timeout))
-            .user_agent(concat!("twostep/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("twostep/", env!("CARGO_PKG_VERSION")))
+            // The registry answers where it is asked; a redirect is an
+            // answer like any other (a 3xx is refused), and no request is
+            // copied to follow one.
+            .redirect(reqwest::redirect::Policy::none());
         match pooling {
             // One call, then the connection closes: HTTP/2 would add its
             // SETTINGS exchange and nothing else.

@@ -114,6 +114,10 @@ impl Authenticator {
         let mut lead = None;
         let (mut login, mut action) =
             Login::start(env, packet, &lock(&self.used_states), unix_now());
+        // Each call's future is boxed: the task holds only the one being
+        // awaited, not room for the largest of them all, so a pending
+        // request (a push long-poll, a slow registry) costs what its own
+        // call needs.
         let verdict = loop {
             let event = match action {
                 Action::AskPrimary {
@@ -121,22 +125,22 @@ impl Authenticator {
                     user,
                     password,
                 } => Event::Primary(
-                    self.timed(
+                    Box::pin(self.timed(
                         Call::Primary,
                         upstream::check(&upstream, &user, &password, packet),
-                    )
+                    ))
                     .await,
                 ),
                 Action::LookUp { user, context } => Event::Registrations(
-                    self.timed(
+                    Box::pin(self.timed(
                         Call::Registrations,
                         self.registry.registrations_for(&user, &context),
-                    )
+                    ))
                     .await
                     .map_err(RegistryFailure::from),
                 ),
                 Action::Verify(req) => Event::Verified(
-                    self.timed(Call::Verify, self.registry.verify(&req))
+                    Box::pin(self.timed(Call::Verify, self.registry.verify(&req)))
                         .await
                         .map_err(RegistryFailure::from),
                 ),
@@ -159,22 +163,24 @@ impl Authenticator {
                     })
                 }
                 Action::StartPush(req) => Event::PushStarted(
-                    self.timed(Call::PushStart, self.registry.start_push(&req))
+                    Box::pin(self.timed(Call::PushStart, self.registry.start_push(&req)))
                         .await
                         .map_err(RegistryFailure::from),
                 ),
                 Action::AwaitPush { challenge_id, wait } => Event::PushOutcome(
-                    self.timed(
+                    Box::pin(self.timed(
                         Call::PushOutcome,
                         self.registry.push_outcome(&challenge_id, wait),
-                    )
+                    ))
                     .await
                     .map_err(RegistryFailure::from),
                 ),
                 Action::CancelPush { challenge_id } => Event::PushCancelled(
-                    self.timed(Call::PushCancel, self.registry.cancel_push(&challenge_id))
-                        .await
-                        .map_err(RegistryFailure::from),
+                    Box::pin(
+                        self.timed(Call::PushCancel, self.registry.cancel_push(&challenge_id)),
+                    )
+                    .await
+                    .map_err(RegistryFailure::from),
                 ),
                 Action::Reply(verdict) => break verdict,
             };
