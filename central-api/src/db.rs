@@ -519,7 +519,9 @@ const MIGRATIONS: &[Migration] = &[
     // E.164 number sealed in `phone_sealed`; each code sent is a row of
     // `sent_codes` (an HMAC of its salt and the code, its expiry, tries
     // left, one use; `method_id` NULL for the page's proof of a number
-    // not saved yet). (11 is not used; 14 belongs to security keys.)
+    // not saved yet); a page's number waiting for its code is a row of
+    // `phone_proofs`, sealed, named by the SHA-256 of the page session.
+    // (11 is not used; 14 belongs to security keys.)
     Migration {
         version: 13,
         statements: &[
@@ -538,6 +540,13 @@ const MIGRATIONS: &[Migration] = &[
             used_at BIGINT,
             status TEXT NOT NULL)",
             "CREATE INDEX sent_codes_user ON sent_codes(user_id, created_at)",
+            "CREATE TABLE phone_proofs (
+            session_hash TEXT PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            sent_id BIGINT NOT NULL,
+            channel TEXT NOT NULL,
+            phone_sealed TEXT NOT NULL,
+            created_at BIGINT NOT NULL)",
         ],
     },
 ];

@@ -4,8 +4,8 @@
 //!
 //! A phone method is a `methods` row of kind `sms` or `voice` whose
 //! number is sealed in `phone_sealed` (XChaCha20-Poly1305 under the
-//! secret key, bound to the user, as TOTP secrets are); its label holds
-//! the masked number only. Each send makes one row of `sent_codes`
+//! secret key, bound to the user, as TOTP secrets are); its label is the
+//! masked number (`+1 ••• ••• ••42`). Each send makes one row of `sent_codes`
 //! (migration 13): an HMAC of a random salt and the 6-digit code under the
 //! key derived from the secret key ([`crate::crypto::SecretBox::code_mac`]),
 //! valid [`CODE_LIFETIME_SECS`], one use, [`CODE_MAX_TRIES`] wrong codes;
@@ -544,7 +544,7 @@ pub async fn save_method(
         .secrets
         .seal(e164.as_bytes(), &phone_aad(uid))
         .map_err(ApiError::Secret)?;
-    let label = format!("{} {}", channel.title(), phone::mask(e164));
+    let label = phone::mask(e164);
     let row = sqlx::query(
         "INSERT INTO methods (user_id, kind, label, is_default, created_at, phone_sealed)
          SELECT $1, $2, $3,

@@ -2115,7 +2115,7 @@ fn with_phone(phone_default: bool) -> Reply {
     r.methods.push(Method {
         id: 9,
         kind: MethodKind::Sms,
-        label: "Text message +1 ••• ••• ••42".into(),
+        label: "+1 ••• ••• ••42".into(),
         is_default: phone_default,
         created_at: 0,
         last_used_at: None,

@@ -5,9 +5,14 @@
 //! pam_twostep.so under libpam-wrapper) and radclient (a real
 //! twostep-radiusd, challenge and append modes) once and not twice; a
 //! gateway answering 500 and one that cannot be reached give a clear
-//! message and no login; the sixth send within the hour is refused.
+//! message and no login; the sixth send within the hour is refused; and
+//! in a real headless Chromium the Security info page adds a number only
+//! once the code sent to it is typed (a wrong one refused), then signs in
+//! with a code asked for by "Text me a code". Screenshots go to
+//! `target/portal-screenshots/` (`sms-*`).
 
 mod pam_support;
+mod portal_support;
 mod radius_support;
 
 use pam_support::{pamtester_script, AtPrompt};
@@ -519,4 +524,142 @@ fn failing_gateways_refuse_clearly_and_sends_are_limited() {
     assert!(audit(&env.reg, "lim", "otp.send")
         .iter()
         .any(|(res, _)| res == "rate_limited"));
+}
+
+#[test]
+fn the_page_adds_a_number_once_its_code_is_typed_and_signs_in_with_it() {
+    use portal_support::{click, fill, method_count, path, shot, text, Driver, PASSWORD};
+    let sms = Gateway::start(200);
+    let voice = Gateway::start(200);
+    let scratch = tempfile::tempdir().expect("tmp");
+    let reg = Registry::start_with(None, &gateways_toml(scratch.path(), sms.port, voice.port));
+    reg.add_user("pat");
+    let secret = reg.enrol_totp("pat").secret_base32;
+    block_on(reg.admin_client().set_password(
+        "pat",
+        &twostep_common::portal::SetPassword {
+            password: PASSWORD.into(),
+        },
+    ))
+    .expect("password");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let driver = Driver::start();
+    let a = rt.block_on(driver.browser());
+    let mut last = 0u64;
+    let first = portal_support::next_code(&secret, &mut last);
+    rt.block_on(async {
+        a.goto(&format!("{}/my/", reg.url)).await.expect("goto");
+        fill(&a, "username", "pat").await;
+        fill(&a, "password", PASSWORD).await;
+        click(&a, "Sign in").await;
+        assert_eq!(path(&a).await, "/my/sign-in/code");
+        let t = text(&a).await;
+        assert!(t.contains("Enter code"), "{t}");
+        fill(&a, "code", &first).await;
+        click(&a, "Verify").await;
+        a.goto(&format!("{}/my/security-info/add", reg.url))
+            .await
+            .expect("goto add");
+        a.find(fantoccini::Locator::Css("input[name=method][value=phone]"))
+            .await
+            .expect("Phone is offered")
+            .click()
+            .await
+            .expect("choose phone");
+        click(&a, "Add").await;
+        assert_eq!(path(&a).await, "/my/security-info/phone");
+        shot(&a, "sms-01-number").await;
+        // Not E.164: a clear error, nothing sent.
+        fill(&a, "number", "555 0100").await;
+        click(&a, "Send code").await;
+        let t = text(&a).await;
+        assert!(
+            t.contains(
+                "That is not a phone number we can use: enter the number in international form"
+            ),
+            "{t}"
+        );
+        shot(&a, "sms-02-bad-number").await;
+        assert!(sms.requests().is_empty());
+        fill(&a, "number", "+1 (555) 010-0042").await;
+        click(&a, "Send code").await;
+        assert_eq!(path(&a).await, "/my/security-info/phone/code");
+        let t = text(&a).await;
+        assert!(
+            t.contains("We texted a 6-digit code to +1 ••• ••• ••42"),
+            "{t}"
+        );
+        // A wrong code: refused, nothing saved.
+        let right = sms.last().code();
+        let wrong = if right == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        fill(&a, "code", wrong).await;
+        click(&a, "Next").await;
+        let t = text(&a).await;
+        assert!(t.contains("That code didn't work"), "{t}");
+        shot(&a, "sms-03-wrong-code").await;
+    });
+    assert_eq!(
+        method_count(&reg, "pat"),
+        1,
+        "saved before the code was typed"
+    );
+    let right = sms.last().code();
+    assert_eq!(sms.requests().len(), 1);
+    assert!(sms.last().body.starts_with("To=%2B15550100042&"));
+    rt.block_on(async {
+        fill(&a, "code", &right).await;
+        click(&a, "Next").await;
+        assert_eq!(path(&a).await, "/my/security-info");
+        let t = text(&a).await;
+        assert!(t.contains("Phone number added"), "{t}");
+        assert!(t.contains("Phone – text message"), "{t}");
+        assert!(t.contains("+1 ••• ••• ••42"), "{t}");
+        assert!(!t.contains("0100042"), "the number is shown masked: {t}");
+        shot(&a, "sms-04-security-info").await;
+    });
+    assert_eq!(method_count(&reg, "pat"), 2);
+    let added = audit(&reg, "pat", "portal.phone");
+    assert!(
+        added
+            .iter()
+            .any(|(r, d)| r == "added" && d.contains("channel=sms number=+1 ••• ••• ••42")),
+        "{added:?}"
+    );
+    // The enrolment's code is no login code.
+    let key = reg.add_host("pam-page", HostKind::Ssh);
+    let host = reg.host_client(&key);
+    let v = block_on(host.verify(&twostep_common::api::VerifyRequest {
+        username: "pat".into(),
+        code: right.clone(),
+        context: AuthContext::default(),
+    }))
+    .expect("verify");
+    assert_ne!(v.result, twostep_common::api::VerifyResult::Accept);
+
+    // Sign-in: the app is the default, so the page offers "Text me a code".
+    let b = rt.block_on(driver.browser());
+    rt.block_on(async {
+        b.goto(&format!("{}/my/", reg.url)).await.expect("goto");
+        fill(&b, "username", "pat").await;
+        fill(&b, "password", PASSWORD).await;
+        click(&b, "Sign in").await;
+        assert_eq!(path(&b).await, "/my/sign-in/code");
+        assert_eq!(sms.requests().len(), 1, "nothing sent before asked");
+        click(&b, "Text me a code").await;
+        let t = text(&b).await;
+        assert!(t.contains("We texted a code to +1 ••• ••• ••42"), "{t}");
+        assert!(t.contains("Send a new code"), "{t}");
+        shot(&b, "sms-05-sign-in-texted").await;
+        assert_eq!(sms.requests().len(), 2);
+        fill(&b, "code", &sms.last().code()).await;
+        click(&b, "Verify").await;
+        assert_eq!(path(&b).await, "/my/");
+    });
+    let sends = audit(&reg, "pat", "otp.send");
+    assert_eq!(sends.len(), 2, "{sends:?}");
+    assert!(sends.iter().any(|(_, d)| d.contains("new number")));
 }

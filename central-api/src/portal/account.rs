@@ -48,6 +48,8 @@ impl MethodInfo {
         match self.kind.as_str() {
             "totp" => ("Authenticator app", "code"),
             "push" => ("Authenticator app", "notification"),
+            "sms" => ("Phone", "text message"),
+            "voice" => ("Phone", "call"),
             _ => ("Other method", "other"),
         }
     }
@@ -169,6 +171,9 @@ pub async fn security_info(
                 "Email address saved. You can use it to reset your password; it is not a sign-in method.",
             ),
             Some("email-deleted") => Some("The email address was deleted."),
+            Some("phone") => Some(
+                "Phone number added. SSH and VPN sign-ins can now send you a code: type sms (or call) at the code prompt.",
+            ),
             Some("questions") => Some(
                 "Security questions saved. You can use them to reset your password; they are not a sign-in method.",
             ),

@@ -252,6 +252,8 @@ pub async fn add_page(State(p): State<Arc<Portal>>, v: Visit, RawQuery(q): RawQu
             Some(s),
         ),
         smtp: p.app.mailer.is_some(),
+        phone: p.app.gateways.has(twostep_common::phone::Channel::Sms)
+            || p.app.gateways.has(twostep_common::phone::Channel::Voice),
         notice: (params.done.as_deref() == Some("expired"))
             .then_some("That setup took too long or was cancelled. Start again."),
     };
@@ -276,6 +278,7 @@ pub async fn add_submit(
         "app" => FlowKind::CodeApp,
         // Password-reset methods: their own pages, not a flow.
         "email" => return Err(Exit::Redirect("/my/security-info/email".into())),
+        "phone" => return Err(Exit::Redirect("/my/security-info/phone".into())),
         "questions" => return Err(Exit::Redirect("/my/security-info/questions".into())),
         _ => return Err(Exit::Redirect("/my/security-info/add".into())),
     };
