@@ -663,3 +663,75 @@ fn the_page_adds_a_number_once_its_code_is_typed_and_signs_in_with_it() {
     assert_eq!(sends.len(), 2, "{sends:?}");
     assert!(sends.iter().any(|(_, d)| d.contains("new number")));
 }
+
+#[test]
+fn sent_codes_on_postgresql_once_within_their_tries_and_limit() {
+    let db = twostep_e2e::fresh_postgres_database();
+    let sms = Gateway::start(200);
+    let scratch = tempfile::tempdir().expect("tmp");
+    let reg = Registry::start_with(
+        Some(&db.url),
+        &gateways_toml(scratch.path(), sms.port, free_tcp_port()),
+    );
+    reg.add_user("pg");
+    phone(&reg, "pg", Channel::Sms, "+15550100042", false);
+    let key = reg.add_host("pg-host", HostKind::Ssh);
+    let host = reg.host_client(&key);
+    let send = || {
+        block_on(host.send_code(
+            "pg",
+            &SendCode {
+                channel: Channel::Sms,
+                context: AuthContext::default(),
+            },
+        ))
+        .expect("send")
+        .result
+    };
+    let verify = |code: &str| {
+        block_on(host.verify(&twostep_common::api::VerifyRequest {
+            username: "pg".into(),
+            code: code.into(),
+            context: AuthContext::default(),
+        }))
+        .expect("verify")
+        .result
+    };
+    use twostep_common::api::VerifyResult;
+    assert_eq!(send(), SendResult::Sent);
+    let code = sms.last().code();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(verify(wrong), VerifyResult::Reject);
+    assert_eq!(verify(&code), VerifyResult::Accept);
+    assert_eq!(verify(&code), VerifyResult::Replay, "once");
+    // Three wrong tries end a code: the right one no longer works.
+    assert_eq!(send(), SendResult::Sent);
+    let code = sms.last().code();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..3 {
+        assert_eq!(verify(wrong), VerifyResult::Reject);
+    }
+    block_on(reg.admin_client().unlock_user("pg")).expect("unlock");
+    assert_ne!(
+        verify(&code),
+        VerifyResult::Accept,
+        "used up by 3 wrong tries"
+    );
+    // A new code voids the one before.
+    assert_eq!(send(), SendResult::Sent);
+    let old = sms.last().code();
+    assert_eq!(send(), SendResult::Sent);
+    let new = sms.last().code();
+    if old != new {
+        assert_ne!(
+            verify(&old),
+            VerifyResult::Accept,
+            "voided by the newer code"
+        );
+    }
+    assert_eq!(verify(&new), VerifyResult::Accept);
+    // 5 sends within the hour, then none.
+    assert_eq!(send(), SendResult::Sent);
+    assert_eq!(send(), SendResult::RateLimited);
+    assert_eq!(sms.requests().len(), 5);
+}
