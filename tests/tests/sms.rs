@@ -453,7 +453,29 @@ fn failing_gateways_refuse_clearly_and_sends_are_limited() {
 
     // A call through a gateway that cannot be reached.
     env.reg.add_user("vic");
-    phone(&env.reg, "vic", Channel::Voice, "+15550100077", false);
+    let cli = |args: &[&str]| {
+        std::process::Command::new(twostep_e2e::bin("twostep"))
+            .arg("--config")
+            .arg(&env.reg.config_path)
+            .args(args)
+            .output()
+            .expect("run twostep")
+    };
+    let bad = cli(&["enrol", "vic", "--call", "0155 5010"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("international form"), "{err}");
+    let ok = cli(&["enrol", "vic", "--call", "+1 555 010 0077", "--default"]);
+    let said = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        said.contains("(phone call, +1 ••• ••• ••77) for vic; the default"),
+        "{said}"
+    );
     let r = pamtester_script(
         &svc,
         "sms",

@@ -320,11 +320,19 @@ pub async fn delete_page(
     let page = ConfirmPage {
         chrome: chrome(&p, s, "Delete method", "security").await?,
         heading: "Delete this method?",
-        text: format!(
-            "Delete \u{201c}{}\u{201d} ({kind} – {mode}), added {}? The app on your phone may still show codes for this account, but they will no longer be accepted.",
-            m.label,
-            date(m.created_at)
-        ),
+        text: if m.kind == "sms" || m.kind == "voice" {
+            format!(
+                "Delete \u{201c}{}\u{201d} ({kind} – {mode}), added {}? Sign-ins will no longer send codes to this number.",
+                m.label,
+                date(m.created_at)
+            )
+        } else {
+            format!(
+                "Delete \u{201c}{}\u{201d} ({kind} – {mode}), added {}? The app on your phone may still show codes for this account, but they will no longer be accepted.",
+                m.label,
+                date(m.created_at)
+            )
+        },
         warning: (count == 1).then_some(LAST_METHOD_WARNING),
         action: format!("/my/security-info/methods/{id}/delete"),
         button: "Delete",
