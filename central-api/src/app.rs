@@ -36,6 +36,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     (paths::AUDIT, &["get"]),
     (paths::HOST_REGISTRATIONS, &["get"]),
     (paths::HOST_VERIFY, &["post"]),
+    (paths::HOST_OTP_SEND, &["post"]),
+    (paths::USER_PHONE, &["post"]),
     (paths::USER_PUSH, &["post"]),
     (paths::METHOD_DISABLE, &["post"]),
     (paths::METHOD_ENABLE, &["post"]),
@@ -55,6 +57,7 @@ const RESOURCES: &[fn(Routes) -> Routes] = &[
     routes::hosts::routes,
     routes::audit::routes,
     routes::host::routes,
+    crate::phone::routes,
     crate::portal::admin::routes,
     crate::push::routes,
 ];

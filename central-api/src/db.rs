@@ -514,6 +514,41 @@ const MIGRATIONS: &[Migration] = &[
             tries_left BIGINT NOT NULL)",
         ],
     },
+    // Version 13: text-message and phone-call codes (crate::phone). A
+    // phone method is a `methods` row of kind `sms` or `voice` with its
+    // E.164 number sealed in `phone_sealed`; each code sent is a row of
+    // `sent_codes` (an HMAC of its salt and the code, its expiry, tries
+    // left, one use; `method_id` NULL for the page's proof of a number
+    // not saved yet); a page's number waiting for its code is a row of
+    // `phone_proofs`, sealed, named by the SHA-256 of the page session.
+    // (11 is not used; 14 belongs to security keys.)
+    Migration {
+        version: 13,
+        statements: &[
+            "ALTER TABLE methods ADD COLUMN phone_sealed TEXT",
+            "CREATE TABLE sent_codes (
+            id {id},
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            method_id BIGINT REFERENCES methods(id) ON DELETE CASCADE,
+            channel TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            salt TEXT NOT NULL,
+            code_hash TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            tries_left BIGINT NOT NULL,
+            used_at BIGINT,
+            status TEXT NOT NULL)",
+            "CREATE INDEX sent_codes_user ON sent_codes(user_id, created_at)",
+            "CREATE TABLE phone_proofs (
+            session_hash TEXT PRIMARY KEY,
+            user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            sent_id BIGINT NOT NULL,
+            channel TEXT NOT NULL,
+            phone_sealed TEXT NOT NULL,
+            created_at BIGINT NOT NULL)",
+        ],
+    },
     // Version 14: security keys (crate::portal::security_key). A key is a
     // `methods` row of kind `security_key` with its WebAuthn credential id
     // (base64url, unique across the registry: a key is registered once)

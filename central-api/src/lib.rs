@@ -33,6 +33,7 @@ pub mod extract;
 pub mod mail;
 pub mod metrics;
 pub mod openapi;
+pub mod phone;
 pub mod portal;
 pub mod push;
 pub mod recovery;

@@ -164,6 +164,12 @@ fn operations() -> Vec<(&'static str, &'static str, Op<'static>)> {
         (paths::HOST_VERIFY, "post", Op { summary: "Verify (and on accept consume) a code",
             auth: host, body: Some("VerifyRequest"), ok: ("200", Some(schema_ref("VerifyResponse"))),
             errs: &[E400, E401, E403, E413, E503] }),
+        (paths::HOST_OTP_SEND, "post", Op { summary: "Send a user a one-time code by text message or phone call (through [api.sms] / [api.voice]); the code is then verified by /v1/host/verify. At most 5 per user per hour",
+            auth: host, body: Some("SendCode"), ok: ("200", Some(schema_ref("CodeSent"))),
+            errs: &[E400, E401, E403, E413, E503] }),
+        (paths::USER_PHONE, "post", Op { summary: "Set up a phone method (text message or call) with an E.164 number",
+            auth: admin, body: Some("EnrolPhone"), ok: ("201", Some(schema_ref("Method"))),
+            errs: &[E400, E401, E404, E413, E503] }),
     ]
 }
 
@@ -260,6 +266,17 @@ fn schemas() -> Value {
             "username": string(),
             "code": { "type": "string", "description": "6 digits, or a temporary access code (12+ characters of 23456789ABCDEFGHJKMNPQRSTWXYZ, case, dashes and spaces ignored)" },
             "context": schema_ref("AuthContext") })),
+        "SendCode": object(&["channel"], json!({
+            "channel": {"type": "string", "enum": ["sms", "voice"]},
+            "context": schema_ref("AuthContext") })),
+        "CodeSent": object(&["result"], json!({
+            "result": {"type": "string", "enum": ["sent", "could_not_send", "rate_limited", "not_enrolled", "not_configured", "unknown_user", "locked", "disabled"]},
+            "sent_to": nullable(json!({"type": "string", "description": "the number's last two digits, as ••42"})),
+            "expires_at": nullable(int64()) })),
+        "EnrolPhone": object(&["channel", "number"], json!({
+            "channel": {"type": "string", "enum": ["sms", "voice"]},
+            "number": {"type": "string", "description": "E.164: + then 8 to 15 digits (spaces, dashes, dots, parentheses ignored)"},
+            "default": {"type": "boolean"} })),
         "VerifyResponse": object(&["result"], json!({
             "result": {"type": "string", "enum": ["accept", "reject", "replay", "locked", "not_enrolled", "unknown_user", "disabled"]},
             "method_id": nullable(int64()),

@@ -41,6 +41,8 @@ pub struct AppState {
     pub writer: crate::writer::Writer,
     /// Email (`[api.smtp]`), when configured.
     pub mailer: Option<crate::mail::Mailer>,
+    /// The text-message and phone-call gateways (`[api.sms]`, `[api.voice]`).
+    pub gateways: crate::phone::Gateways,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             metrics: crate::metrics::Metrics::new(),
             writer: crate::writer::Writer::new(),
             mailer: api.smtp.as_ref().map(crate::mail::Mailer::new),
+            gateways: crate::phone::Gateways::new(api),
         }
     }
 

@@ -31,6 +31,12 @@
 //! wrong code. Each use is logged at warning level and audited with the
 //! uses left.
 //!
+//! A code sent by text message or phone call ([`crate::phone`]) is
+//! verified in the same call, before the apps' codes: the user's open sent
+//! code is used once (one `UPDATE … WHERE used_at IS NULL`); a used one is
+//! a replay; a wrong code spends one of the open code's tries and counts
+//! as a failure like any wrong code.
+//!
 //! Secrets are decrypted and codes checked before any write, on the pool
 //! (on SQLite, WAL readers never wait for the writer). The writes of one
 //! verification and its audit records then run as one job of
@@ -226,6 +232,9 @@ fn verify_detail(
     if let Some(id) = applied.resp.method_id {
         detail.push(format!("method={id}"));
     }
+    if let Some(via) = &applied.via {
+        detail.push(format!("sent_code channel={via}"));
+    }
     if let Some(left) = applied.backup_left {
         detail.push(format!("backup_code backup_codes_left={left}"));
     }
@@ -275,6 +284,25 @@ enum Plan {
         /// The backup code's row id.
         code_id: i64,
     },
+    /// The answer is the user's open sent code `sent_id` (text message
+    /// or call, [`crate::phone`]): use it if it still works.
+    UseSent {
+        /// The user's row id.
+        uid: i64,
+        /// The sent code's row id.
+        sent_id: i64,
+        /// Its phone method.
+        method_id: i64,
+        /// How it was sent (`sms`, `voice`), for the audit.
+        channel: String,
+    },
+    /// Wrong code while sent codes are open: a try off each, and a failure.
+    FailSent {
+        /// The user's row id.
+        uid: i64,
+        /// The open sent codes.
+        open: Vec<i64>,
+    },
     /// Wrong or expired code: count a failure.
     Fail {
         /// The user's row id.
@@ -302,6 +330,8 @@ struct Applied {
     tap: Option<(i64, i64)>,
     /// A backup code used: the unused codes of its set left.
     backup_left: Option<i64>,
+    /// A sent code used: how it was sent (`sms`, `voice`).
+    via: Option<String>,
 }
 
 impl Applied {
@@ -312,6 +342,7 @@ impl Applied {
             replays: None,
             tap: None,
             backup_left: None,
+            via: None,
         }
     }
 }
@@ -353,6 +384,30 @@ async fn plan(
             },
         });
     }
+    // A code sent by text message or call (crate::phone).
+    let sent = crate::phone::find_sent(state, uid, code, now).await?;
+    let sent = match sent {
+        crate::phone::SentMatch::Open {
+            sent_id,
+            method_id,
+            channel,
+        } => {
+            return Ok(Plan::UseSent {
+                uid,
+                sent_id,
+                method_id,
+                channel,
+            })
+        }
+        other => other,
+    };
+    let no_app_match = |sent: crate::phone::SentMatch| match sent {
+        crate::phone::SentMatch::Used { method_id } => Some(Plan::Replay { uid, method_id }),
+        crate::phone::SentMatch::NoMatch { open } if !open.is_empty() => {
+            Some(Plan::FailSent { uid, open })
+        }
+        _ => None,
+    };
     let methods = sqlx::query(
         "SELECT id, secret_sealed, digits, step_seconds, last_step FROM methods
          WHERE user_id = $1 AND kind = 'totp' AND secret_sealed IS NOT NULL AND disabled = 0
@@ -362,6 +417,9 @@ async fn plan(
     .fetch_all(&state.pool)
     .await?;
     if methods.is_empty() {
+        if let Some(p) = no_app_match(sent) {
+            return Ok(p);
+        }
         // A user whose methods are all push devices or disabled, or who
         // has only a temporary access code, is enrolled: a code is wrong
         // for them, never "not enrolled" (which the `ignore` policy would
@@ -404,7 +462,7 @@ async fn plan(
     }
     Ok(match replayed {
         Some(method_id) => Plan::Replay { uid, method_id },
-        None => Plan::Fail { uid },
+        None => no_app_match(sent).unwrap_or(Plan::Fail { uid }),
     })
 }
 
@@ -492,6 +550,48 @@ async fn apply(
         },
         Plan::Replay { uid, method_id } => {
             return record_replay(state, conn, uid, method_id, now).await
+        }
+        Plan::FailSent { uid, open } => {
+            crate::phone::spend_tries(conn, &open).await?;
+            uid
+        }
+        Plan::UseSent {
+            uid,
+            sent_id,
+            method_id,
+            channel,
+        } => {
+            if crate::phone::use_sent(conn, sent_id, uid, now).await? {
+                sqlx::query("UPDATE methods SET last_used_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(method_id)
+                    .execute(&mut *conn)
+                    .await?;
+                clear_failures(conn, uid).await?;
+                return Ok(Applied {
+                    via: Some(channel),
+                    ..Applied::answer(VerifyResponse {
+                        result: VerifyResult::Accept,
+                        method_id: Some(method_id),
+                        locked_until: None,
+                        not_set_up_for: None,
+                    })
+                });
+            }
+            // Used by a concurrent request first: a replay. Otherwise it
+            // expired, or the user was locked meanwhile.
+            let used = sqlx::query("SELECT used_at FROM sent_codes WHERE id = $1")
+                .bind(sent_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|r| r.try_get::<Option<i64>, _>("used_at"))
+                .transpose()?
+                .flatten()
+                .is_some();
+            if used {
+                return record_replay(state, conn, uid, method_id, now).await;
+            }
+            uid
         }
         Plan::Consume {
             uid,
@@ -585,6 +685,7 @@ async fn record_replay(
         replays: count,
         tap: None,
         backup_left: None,
+        via: None,
     })
 }
 
@@ -659,6 +760,7 @@ async fn record_failure(
                 replays: None,
                 tap: None,
                 backup_left: None,
+                via: None,
             })
         }
         None => {

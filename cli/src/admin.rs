@@ -431,6 +431,17 @@ pub struct EnrolArgs {
     /// activation URI (and QR code) for `twostep authenticator add`.
     #[arg(long)]
     pub push: bool,
+    /// Register a phone number (E.164, `+15550100042`) for codes by text
+    /// message instead (the admin vouches for the number; the Security
+    /// info page proves it with a code).
+    #[arg(long, value_name = "NUMBER", conflicts_with_all = ["push", "call"])]
+    pub sms: Option<String>,
+    /// Register a phone number for codes read out in a phone call.
+    #[arg(long, value_name = "NUMBER", conflicts_with_all = ["push", "sms"])]
+    pub call: Option<String>,
+    /// With --sms or --call: make it the user's default method.
+    #[arg(long)]
+    pub default: bool,
     /// Do not draw the QR code.
     #[arg(long)]
     pub no_qr: bool,
@@ -515,6 +526,36 @@ impl Run for EnrolArgs {
         let mut files = self.open_image_files()?;
         if self.push {
             return self.run_push(g, &mut files);
+        }
+        let phone = match (&self.sms, &self.call) {
+            (Some(n), _) => Some((twostep_common::phone::Channel::Sms, n.clone())),
+            (None, Some(n)) => Some((twostep_common::phone::Channel::Voice, n.clone())),
+            (None, None) => None,
+        };
+        if let Some((channel, number)) = phone {
+            let name = self.name.clone();
+            let default = self.default;
+            let m = with_admin(g, |c| async move {
+                c.enrol_phone(
+                    &name,
+                    &twostep_common::phone::EnrolPhone {
+                        channel,
+                        number,
+                        default,
+                    },
+                )
+                .await
+            })?;
+            writeln!(
+                std::io::stdout().lock(),
+                "enrolled phone method {} ({}, {}) for {}{}",
+                m.id,
+                channel.title().to_lowercase(),
+                m.label,
+                self.name,
+                if m.is_default { "; the default" } else { "" }
+            )?;
+            return Ok(ExitCode::SUCCESS);
         }
         let name = self.name.clone();
         let label = self.label.clone();

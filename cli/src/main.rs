@@ -20,6 +20,7 @@ Examples:
   twostep user passwd alice            # set alice's Security info page password
   twostep enrol alice                  # prints the otpauth URI, the key and a QR code
   twostep enrol alice --push           # a one-time device activation URI and QR code
+  twostep enrol alice --sms +15550100042   # codes by text message (--call: by phone call)
   twostep method disable 7             # a lost device: no more pushes, open ones cancelled
   twostep host add web1 --kind ssh --key-file /etc/twostep/host.key
   twostep host add vpn1 --kind radius

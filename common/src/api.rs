@@ -26,7 +26,9 @@
 //! | DELETE | `/v1/admin/hosts/{name}` ([`paths::HOST`]) | admin | → 204 (revoke) |
 //! | GET | `/v1/admin/audit?limit=N[&after=ID]` ([`paths::AUDIT`]) | admin | → `[AuditEvent]`, newest first; with `after`, the events after ID, oldest first |
 //! | GET | `/v1/host/users/{username}/registrations` ([`paths::HOST_REGISTRATIONS`]) | host | → [`Registrations`] |
-//! | POST | `/v1/host/verify` ([`paths::HOST_VERIFY`]) | host | [`VerifyRequest`] → [`VerifyResponse`] |
+//! | POST | `/v1/host/verify` ([`paths::HOST_VERIFY`]) | host | [`VerifyRequest`] → [`VerifyResponse`] (an app's code, a sent code, a backup or temporary access code) |
+//! | POST | `/v1/host/users/{username}/otp/send` ([`paths::HOST_OTP_SEND`]) | host | [`crate::phone::SendCode`] → [`crate::phone::CodeSent`] |
+//! | POST | `/v1/admin/users/{username}/methods/phone` ([`paths::USER_PHONE`]) | admin | [`crate::phone::EnrolPhone`] → 201 [`Method`] |
 //!
 //! The push routes (device activation, challenges, device poll and answer,
 //! method disable / enable) are listed in [`crate::push`].
@@ -92,6 +94,11 @@ pub mod paths {
     pub const HOST_REGISTRATIONS: &str = "/v1/host/users/{username}/registrations";
     /// `POST`: verify a code, for hosts.
     pub const HOST_VERIFY: &str = "/v1/host/verify";
+    /// `POST`: send a user a one-time code by text message or phone call,
+    /// for hosts ([`crate::phone::SendCode`]).
+    pub const HOST_OTP_SEND: &str = "/v1/host/users/{username}/otp/send";
+    /// `POST`: set up a phone method ([`crate::phone::EnrolPhone`]).
+    pub const USER_PHONE: &str = "/v1/admin/users/{username}/methods/phone";
 
     /// `POST`: create a one-time push device activation for a user.
     pub const USER_PUSH: &str = "/v1/admin/users/{username}/methods/push";

@@ -9,8 +9,8 @@ use crate::api::paths::encode_segment as seg;
 use crate::api::paths::{self, fill};
 use crate::api::{
     ApiErrorCode, AuditEvent, AuthContext, BackupCodes, CreateHost, CreateUser, EnrolTotp,
-    ErrorBody, Health, Host, HostCreated, IssueTap, Registrations, TapIssued, TotpEnrolment,
-    UpdateUser, User, VerifyRequest, VerifyResponse,
+    ErrorBody, Health, Host, HostCreated, IssueTap, Method, Registrations, TapIssued,
+    TotpEnrolment, UpdateUser, User, VerifyRequest, VerifyResponse,
 };
 use crate::error_chain;
 use reqwest::{Method as HttpMethod, StatusCode};
@@ -490,6 +490,21 @@ impl RegistryClient {
         self.post(paths::HOST_VERIFY, req).await
     }
 
+    /// Asks the registry to send `username` a one-time code by text
+    /// message or phone call (`POST /v1/host/users/{username}/otp/send`);
+    /// the code is then typed and verified with [`Self::verify`].
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn send_code(
+        &self,
+        username: &str,
+        req: &crate::phone::SendCode,
+    ) -> Result<crate::phone::CodeSent, ClientError> {
+        self.post(&fill(paths::HOST_OTP_SEND, &[username]), req)
+            .await
+    }
+
     // ---- admin calls ------------------------------------------------------
 
     /// Creates a user.
@@ -556,6 +571,19 @@ impl RegistryClient {
         req: &EnrolTotp,
     ) -> Result<TotpEnrolment, ClientError> {
         self.post(&fill(paths::USER_TOTP, &[username]), req).await
+    }
+
+    /// Sets up a phone method for a user (the admin vouches for the
+    /// number; the page proves it with a code instead).
+    ///
+    /// # Errors
+    /// See [`ClientError`]; `Api { status: 400 }` for a number that is not E.164.
+    pub async fn enrol_phone(
+        &self,
+        username: &str,
+        req: &crate::phone::EnrolPhone,
+    ) -> Result<Method, ClientError> {
+        self.post(&fill(paths::USER_PHONE, &[username]), req).await
     }
 
     /// Deletes one method.

@@ -8,6 +8,8 @@
 //! - [`client`]: the registry client (reqwest, rustls) for hosts and the CLI.
 //! - [`decision`]: how a registry answer becomes a front end's answer.
 //! - [`methods`]: what each kind of method is for and where it counts.
+//! - [`phone`]: text-message and phone-call codes: E.164 numbers, masking,
+//!   the gateway templates, the words of the prompts.
 //! - [`push`]: push approvals' wire types and the bytes a device signs.
 //! - [`portal`]: the Security info pages' admin wire types and password rule.
 //! - [`policy`]: the PAM module's local policy and prompt loop, free of PAM.
@@ -23,6 +25,7 @@ pub mod api;
 pub mod client;
 pub mod decision;
 pub mod methods;
+pub mod phone;
 pub mod policy;
 pub mod portal;
 pub mod push;

@@ -147,7 +147,7 @@ fn unquote(v: &str, q: char) -> Option<&str> {
 }
 
 /// 1-based (line, column) of byte `offset` in `text`; columns count characters.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;

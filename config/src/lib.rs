@@ -21,12 +21,17 @@
 //! A commented example lives in `packaging/twostep.toml`.
 
 mod error;
+mod gateway;
 mod push;
 pub mod radius;
 mod secret;
 pub mod webauthn;
 
 pub use error::ConfigError;
+pub use gateway::{
+    GatewayConfig, GatewayMethod, DEFAULT_FORM_BODY, DEFAULT_JSON_BODY, DEFAULT_SMS_MESSAGE,
+    DEFAULT_VOICE_MESSAGE, FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, MAX_GATEWAY_TIMEOUT,
+};
 pub use push::{
     render_webhook_body, PushConfig, WebhookHeader, WebhookHeaderFile, DEFAULT_WEBHOOK_BODY,
     MAX_CHALLENGE_LIFETIME,
@@ -115,6 +120,15 @@ pub struct ApiConfig {
     /// and the pages do not offer the Email method.
     #[serde(default)]
     pub smtp: Option<SmtpConfig>,
+    /// `[api.sms]`: the gateway that sends one-time codes by text
+    /// message. Absent: no text-message codes, and the pages do not offer
+    /// the Phone method's text option.
+    #[serde(default)]
+    pub sms: Option<GatewayConfig>,
+    /// `[api.voice]`: the gateway that reads one-time codes out in a
+    /// phone call. Absent: no call codes.
+    #[serde(default)]
+    pub voice: Option<GatewayConfig>,
 }
 
 /// `[api.smtp]`: how the registry sends email (password-reset codes and
@@ -750,6 +764,11 @@ impl Config {
         if let Some(pw) = api.smtp.as_ref().and_then(|s| s.password_file.as_ref()) {
             read_secret_file(pw)?;
         }
+        for g in [&api.sms, &api.voice].into_iter().flatten() {
+            if let Some(t) = &g.token_file {
+                read_secret_file(t)?;
+            }
+        }
         Ok(())
     }
 
@@ -849,6 +868,12 @@ impl Config {
             }
             if let Some(smtp) = &api.smtp {
                 smtp.validate(&at)?;
+            }
+            if let Some(g) = &api.sms {
+                g.validate("sms", path, text)?;
+            }
+            if let Some(g) = &api.voice {
+                g.validate("voice", path, text)?;
             }
         }
         if let Some(reg) = &self.registry {

@@ -177,7 +177,7 @@ pub fn render_webhook_body(
 }
 
 /// Whether `name` is an HTTP header name (RFC 9110 §5.1: a token).
-fn is_header_name(name: &str) -> bool {
+pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -291,7 +291,7 @@ impl PushConfig {
 
 /// Why `u` is not an http(s) URL with a host (`base`: nor one with a
 /// query or fragment, as it is the base of other URLs), if it is not.
-fn url_problem(u: &str, base: bool) -> Option<String> {
+pub(crate) fn url_problem(u: &str, base: bool) -> Option<String> {
     let parsed = match url::Url::parse(u) {
         Ok(p) => p,
         Err(e) => return Some(format!("is not a URL: {e}")),

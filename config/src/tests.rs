@@ -593,3 +593,80 @@ fn webauthn_table_defaults_and_placed_errors() {
         .relying_party(portal.public_url.as_deref())
         .is_err());
 }
+
+#[test]
+fn sms_and_voice_gateways_defaults_rules_and_token_file() {
+    let api = parse(FULL).unwrap();
+    assert!(api.api().unwrap().sms.is_none() && api.api().unwrap().voice.is_none());
+    let with = |table: &str| FULL.replace("[api.lockout]", &format!("{table}\n[api.lockout]"));
+    let c = parse(&with(
+        "[api.sms]\nurl = \"https://sms.example.com/send\"\n[api.voice]\nurl = \"https://voice.example.com/call\"\ncontent_type = \"application/json\"\n",
+    ))
+    .unwrap();
+    let sms = c.api().unwrap().sms.clone().unwrap();
+    assert_eq!(sms.method, GatewayMethod::Post);
+    assert_eq!(sms.timeout, 10);
+    assert_eq!(sms.body_template(), DEFAULT_FORM_BODY);
+    assert_eq!(sms.message_template(false), DEFAULT_SMS_MESSAGE);
+    let voice = c.api().unwrap().voice.clone().unwrap();
+    assert!(voice.is_json());
+    assert_eq!(voice.body_template(), DEFAULT_JSON_BODY);
+    assert_eq!(voice.message_template(true), DEFAULT_VOICE_MESSAGE);
+    for (table, key, words) in [
+        ("url = \"x\"\nsender = \"me\"", "sender", "unknown field"),
+        ("url = \"ftp://sms.example.com\"", "url", "https://"),
+        ("url = \"https://sms.example.com\"\nmethod = \"PUT\"", "method", "POST"),
+        ("url = \"https://sms.example.com\"\ntimeout = 0", "timeout", "between 1 and 30"),
+        ("url = \"https://sms.example.com\"\ntimeout = 31", "timeout", "between 1 and 30"),
+        ("url = \"https://sms.example.com\"\ncontent_type = \"text/plain\"", "content_type", "application/json"),
+        ("url = \"https://sms.example.com\"\nbody = \"to={{phone}}\"", "body", "{{message}}"),
+        ("url = \"https://sms.example.com\"\ncontent_type = \"application/json\"\nbody = \"{\\\"to\\\":{{phone}},\\\"m\\\":\\\"{{message}}\\\"\"", "body", "not JSON"),
+        ("url = \"https://sms.example.com\"\nmessage = \"hello\"", "message", "{{code}}"),
+        ("url = \"https://sms.example.com\"\nmethod = \"GET\"", "url", "{{message}}"),
+        ("url = \"https://sms.example.com\"\nheaders = { Authorization = \"Bearer {{token}}\" }", "headers", "token_file"),
+        ("url = \"https://sms.example.com\"\ntoken_file = \"/etc/twostep/sms.token\"", "token_file", "no header"),
+        ("url = \"https://sms.example.com\"\nheaders = { \"Bad Name\" = \"x\" }", "headers", "header name"),
+    ] {
+        let e = parse(&with(&format!("[api.sms]\n{table}\n")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/etc/twostep/twostep.toml:"), "got {e}");
+        assert!(e.contains(words), "{key}: got {e}");
+    }
+    // The error is placed inside [api.sms], not at [registry] url.
+    let text = with("[api.sms]\nurl = \"ftp://x\"\n");
+    let e = parse(&text).unwrap_err().to_string();
+    let line = text.lines().position(|l| l == "url = \"ftp://x\"").unwrap() + 1;
+    assert!(
+        e.starts_with(&format!("/etc/twostep/twostep.toml:{line}:1:")),
+        "got {e}"
+    );
+    // A GET with the placeholders in the query.
+    let c = parse(&with(
+        "[api.sms]\nurl = \"https://sms.example.com/send?to={{phone}}&text={{message}}\"\nmethod = \"GET\"\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.api().unwrap().sms.as_ref().unwrap().method,
+        GatewayMethod::Get
+    );
+    // The token file is a secret file: refused when group-readable.
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("sms.token");
+    std::fs::write(&token, "AC123:secret\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let file = dir.path().join("twostep.toml");
+    std::fs::write(
+        &file,
+        with(&format!(
+            "[api.sms]\nurl = \"https://sms.example.com\"\nheaders = {{ Authorization = \"Basic {{{{token}}}}\" }}\ntoken_file = {:?}\n",
+            token.display().to_string()
+        )),
+    )
+    .unwrap();
+    let c = Config::parse(&std::fs::read_to_string(&file).unwrap(), &file).unwrap();
+    let e = c.check_files(&file).unwrap_err().to_string();
+    assert!(e.contains("mode 0640"), "got {e}");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    c.check_files(&file).unwrap();
+}

@@ -23,6 +23,7 @@ use crate::flow::{Action, CallError, End, Event, Flow, Inputs, Level, PamCode, S
 use std::time::{Duration, Instant};
 use twostep_common::api::{AuthContext, Registrations, VerifyRequest, VerifyResponse};
 use twostep_common::client::{ClientError, Pooling, RegistryClient};
+use twostep_common::phone::{CodeSent, SendCode};
 use twostep_common::policy;
 use twostep_common::push::{PushResult, PushStarted, StartPush, MAX_WAIT_SECS};
 use twostep_config::{Config, RegistryClientConfig};
@@ -122,6 +123,17 @@ pub trait Registry {
     /// # Errors
     /// As [`Registry::registrations`].
     fn cancel_push(&mut self, challenge_id: &str, within: Duration) -> Result<(), CallError>;
+    /// Asks the registry to send `user` a code by text message or call; a
+    /// code that did not go out is an `Ok` answer saying why.
+    ///
+    /// # Errors
+    /// As [`Registry::registrations`].
+    fn send_code(
+        &mut self,
+        user: &str,
+        request: &SendCode,
+        within: Duration,
+    ) -> Result<CodeSent, CallError>;
 }
 
 /// The `auth` hook: `pam_sm_authenticate`.
@@ -280,6 +292,11 @@ pub fn drive(
                 challenge_id,
                 within,
             } => Event::PushCancelled(registry.cancel_push(&challenge_id, within)),
+            Action::SendCode {
+                user,
+                request,
+                within,
+            } => Event::CodeSent(registry.send_code(&user, &request, within)),
             Action::Done(end) => return end,
         };
     }
@@ -405,6 +422,17 @@ impl Registry for Remote<'_> {
         let rt = self.rt;
         let client = self.client()?;
         bounded(rt, within, client.cancel_push(challenge_id))
+    }
+
+    fn send_code(
+        &mut self,
+        user: &str,
+        request: &SendCode,
+        within: Duration,
+    ) -> Result<CodeSent, CallError> {
+        let rt = self.rt;
+        let client = self.client()?;
+        bounded(rt, within, client.send_code(user, request))
     }
 }
 

@@ -19,6 +19,7 @@
 //! | [`Action::AwaitPush`] | [`Event::PushOutcome`] |
 //! | [`Action::CancelPush`] | [`Event::PushCancelled`] |
 //! | [`Action::Stash`] | [`Event::Stashed`] |
+//! | [`Action::SendCode`] | [`Event::CodeSent`] |
 //! | [`Action::Done`] | nothing: the hook returns [`End::code`] and logs [`Who::line`] |
 //!
 //! The clock is an input: `total_timeout` ([`Budget`]) is spent by the time
@@ -57,6 +58,18 @@
 //!   is pending, cancels the challenge ([`Action::CancelPush`]) and never
 //!   lets in. A denial, a fraud report or a wrong number is final: no
 //!   second push.
+//!
+//! - **text message / phone call** (`CodeSending`), for a user with a
+//!   phone method: the code prompt adds `, or type sms` (or `call`,
+//!   [`phone::with_keyword_offer`]); typing it asks the registry to send a
+//!   code ([`Action::SendCode`]) and the next prompt says where it went
+//!   ([`phone::sent_prompt`]: `Code sent by text message to ••42: `); the
+//!   answer is a code like any other. When the user's default method is a
+//!   phone method (and the login can prompt), the code is sent at the
+//!   start without asking. A send that did not go out (gateway failing,
+//!   too many codes) is said before the next prompt
+//!   ([`phone::send_refusal`]); at most [`MAX_SENDS_PER_LOGIN`] sends per
+//!   call.
 //!
 //! # Adding a method (text message, recovery code)
 //!
@@ -97,6 +110,7 @@ use twostep_common::api::{
     AuthContext, Registrations, VerifyRequest, VerifyResponse, VerifyResult,
 };
 use twostep_common::decision::{self, Decision, REPLAY_MESSAGE, WRONG_CODE_MESSAGE};
+use twostep_common::phone::{self, Channel, CodeSent, SendCode, SendResult};
 use twostep_common::policy::{self, Answer, Budget, CodeLoop, Next, Outcome};
 use twostep_common::push::{
     PushContext, PushResult, PushStarted, StartPush, StartResult, StartedChallenge, MAX_WAIT_SECS,
@@ -408,6 +422,16 @@ pub enum Action {
         /// How long the cancel may take.
         within: Duration,
     },
+    /// Ask the registry to send the user a code by text message or call,
+    /// waiting at most `within`. Answer: [`Event::CodeSent`].
+    SendCode {
+        /// PAM_USER.
+        user: String,
+        /// The channel and where the login comes from.
+        request: SendCode,
+        /// What is left of `total_timeout`; never zero.
+        within: Duration,
+    },
     /// Keep `Stash` in PAM data for a later `verify_stashed` line,
     /// replacing what an earlier call left. Answer: [`Event::Stashed`].
     Stash(Stash),
@@ -422,6 +446,10 @@ pub const PUSH_CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The first prompt for a user with a code method and a push device.
 pub const PUSH_OFFER_PROMPT: &str = "Verification code, or press Enter for a push: ";
+
+/// Codes one hook call asks the registry to send, at most (the
+/// registry's own limit is per hour: [`phone::MAX_SENDS_PER_WINDOW`]).
+pub const MAX_SENDS_PER_LOGIN: u32 = 3;
 
 /// Characters of a device label shown in a prompt; longer ones are cut.
 const MAX_LABEL_CHARS: usize = 64;
@@ -452,6 +480,8 @@ pub enum Event {
     PushCancelled(Result<(), CallError>),
     /// The result of [`Action::Stash`].
     Stashed(Result<(), PamCode>),
+    /// The answer to [`Action::SendCode`].
+    CodeSent(Result<CodeSent, CallError>),
 }
 
 impl Event {
@@ -467,6 +497,7 @@ impl Event {
             Self::PushOutcome(_) => "PushOutcome",
             Self::PushCancelled(_) => "PushCancelled",
             Self::Stashed(_) => "Stashed",
+            Self::CodeSent(_) => "CodeSent",
         }
     }
 }
@@ -531,6 +562,14 @@ enum State {
         /// The end once it is (or could not be) cancelled; never a success.
         end: End,
     },
+    /// Text message / call: waits for the registry to send the code
+    /// asked for at `since`.
+    CodeSending {
+        /// When [`Action::SendCode`] was issued.
+        since: Instant,
+        /// How.
+        channel: Channel,
+    },
     /// Over.
     Finished(End),
 }
@@ -549,6 +588,7 @@ impl State {
             Self::PushNumber { .. } => "PushNumber",
             Self::PushWaiting { .. } => "PushWaiting",
             Self::PushCancelling { .. } => "PushCancelling",
+            Self::CodeSending { .. } => "CodeSending",
             Self::Finished(_) => "Finished",
         }
     }
@@ -562,6 +602,17 @@ pub struct Flow {
     state: State,
     /// Set by [`Flow::begin_method`] when the user is offered a push.
     push: Option<PushOffer>,
+    /// Set by [`Flow::begin_method`]: the channels of the user's phone
+    /// methods (text message, call) offered at the code prompt.
+    phone: Vec<Channel>,
+    /// Codes sent (or tried to) in this call.
+    sends: u32,
+    /// Set by [`Flow::begin_method`]: the user has an app's code or a
+    /// temporary access code to type.
+    has_app_code: bool,
+    /// Said before the next prompt, once: where a code went, or why it
+    /// did not.
+    phone_notice: Option<PhoneNotice>,
     /// `stash_code`: the stash was handed out (once per call).
     stashed: bool,
     /// The last wrong try came from PAM_AUTHTOK (an earlier module's
@@ -583,6 +634,10 @@ impl Flow {
             inputs,
             state: State::Start,
             push: None,
+            phone: Vec::new(),
+            sends: 0,
+            has_app_code: false,
+            phone_notice: None,
             stashed: false,
             authtok_tried: false,
             outbox: VecDeque::new(),
@@ -661,6 +716,9 @@ impl Flow {
             ) => self.on_push_outcome(now, since, challenge_id, r),
             (State::PushCancelling { end }, Event::PushCancelled(r)) => {
                 self.on_push_cancelled(end, r)
+            }
+            (State::CodeSending { since, channel }, Event::CodeSent(r)) => {
+                self.on_code_sent(now, since, channel, r)
             }
             (state, event) => {
                 self.state = state;
@@ -812,9 +870,24 @@ impl Flow {
     /// show a prompt for its number ([`Flow::push_unavailable`]), codes
     /// otherwise; with both, the code prompt offers the push.
     fn begin_method(&mut self, now: Instant, reg: &Registrations) {
-        let has_code = reg.has_code_method();
+        self.phone = phone::channels(reg);
+        self.has_app_code = reg.has_code_method();
+        let has_code = reg.has_code_method() || !self.phone.is_empty();
         let devices = reg.push_devices();
         let unavailable = self.push_unavailable();
+        if let Some(channel) = self.default_phone(reg) {
+            if !devices.is_empty() && unavailable.is_none() {
+                let labels: Vec<&str> = devices.iter().map(|m| m.label.as_str()).collect();
+                self.push = Some(PushOffer {
+                    push_only: false,
+                    devices: shown_label(&labels.join(", ")),
+                });
+            }
+            self.debug(format!(
+                "the user's default method is a phone method: sending a code ({channel})"
+            ));
+            return self.phone_send(now, channel);
+        }
         match (devices.is_empty(), unavailable) {
             (false, None) => {
                 let labels: Vec<&str> = devices.iter().map(|m| m.label.as_str()).collect();
@@ -919,11 +992,11 @@ impl Flow {
             return self.push_offer_prompt();
         }
         let text = if self.splits() {
-            &self.inputs.pam.forward_pass_prompt
+            self.inputs.pam.forward_pass_prompt.clone()
         } else {
-            &self.inputs.pam.prompt
+            self.phone_prompt(&self.inputs.pam.prompt.clone())
         };
-        let text = self.with_replay_notice(text);
+        let text = self.with_replay_notice(&text);
         self.outbox.push_back(Action::Prompt {
             text,
             echo_on: false,
@@ -946,7 +1019,12 @@ impl Flow {
     /// already, or [`WRONG_CODE_MESSAGE`] after a wrong one (inside the
     /// prompt, as the push number: OpenSSH holds info messages back, sudo
     /// shows only prompts).
-    fn with_replay_notice(&self, prompt: &str) -> String {
+    fn with_replay_notice(&mut self, prompt: &str) -> String {
+        match self.phone_notice.take() {
+            Some(PhoneNotice::Sent(text)) => return text,
+            Some(PhoneNotice::Refused(why)) => return format!("{why}\n{prompt}"),
+            None => {}
+        }
         if self.tries.last_replayed() {
             format!("{REPLAY_MESSAGE}\n{prompt}")
         } else if self.tries.last_wrong() && !self.authtok_tried {
@@ -958,7 +1036,10 @@ impl Flow {
 
     fn on_code_answer(&mut self, now: Instant, answer: Result<Option<Typed>, PamCode>) {
         match answer {
-            Ok(Some(a)) => self.code_try(now, a, false),
+            Ok(Some(a)) => match self.asked_channel(&a) {
+                Some(channel) => self.phone_send(now, channel),
+                None => self.code_try(now, a, false),
+            },
             // No answer, or the conversation failed: PAM_CONV_ERR before
             // any code, a wrong code after one.
             Ok(None) | Err(_) => self.end(End::from_outcome(self.tries.no_more_answers())),
@@ -1097,11 +1178,17 @@ impl Flow {
 
     /// Offers a push: a code or Enter, or (push-only) Enter to send one.
     fn push_offer_prompt(&mut self) {
-        let text = match &self.push {
-            Some(offer) if offer.push_only => {
-                format!("Press Enter to send a push to {}: ", offer.devices)
+        let push_only = self
+            .push
+            .as_ref()
+            .filter(|o| o.push_only)
+            .map(|o| format!("Press Enter to send a push to {}: ", o.devices));
+        let text = match push_only {
+            Some(text) => text,
+            None => {
+                let text = self.phone_prompt(PUSH_OFFER_PROMPT);
+                self.with_replay_notice(&text)
             }
-            _ => self.with_replay_notice(PUSH_OFFER_PROMPT),
         };
         self.outbox.push_back(Action::Prompt {
             text,
@@ -1116,6 +1203,10 @@ impl Flow {
         let push_only = self.push.as_ref().is_some_and(|o| o.push_only);
         match answer {
             Ok(Some(a)) if policy::is_sshd_stand_in(a.expose()) => self.sshd_refused(),
+            Ok(Some(a)) if self.asked_channel(&a).is_some() => {
+                let channel = self.asked_channel(&a).unwrap_or(Channel::Sms);
+                self.phone_send(now, channel)
+            }
             Ok(Some(a)) if !push_only && !a.expose().trim().is_empty() => {
                 self.code_try(now, a, false)
             }
@@ -1315,6 +1406,120 @@ impl Flow {
             }
         }
     }
+}
+
+impl Flow {
+    // ---- text message / phone call ---------------------------------------
+
+    /// The channel of the user's default method when it is a phone method
+    /// and this login can prompt for the code it sends (not with
+    /// `use_first_pass`, `forward_pass` or `verify_stashed`).
+    fn default_phone(&self, reg: &Registrations) -> Option<Channel> {
+        let args = &self.inputs.args;
+        if args.first_pass == FirstPass::Use || args.forward_pass || args.verify_stashed {
+            return None;
+        }
+        reg.first_offer().and_then(|m| phone::channel_of(m.kind))
+    }
+
+    /// `prompt` with `, or type sms` (and the like) for the user's phone
+    /// channels; a user with phone methods alone and no code sent yet
+    /// gets [`phone::phone_only_prompt`].
+    fn phone_prompt(&self, prompt: &str) -> String {
+        if self.push.is_none() && self.phone_only() && self.sends == 0 {
+            if let Some(p) = phone::phone_only_prompt(&self.phone) {
+                return p;
+            }
+        }
+        phone::with_keyword_offer(prompt, &self.phone)
+    }
+
+    /// Whether the user's only methods are phone methods (no app, no
+    /// temporary access code, no push offered).
+    fn phone_only(&self) -> bool {
+        !self.phone.is_empty() && !self.has_app_code
+    }
+
+    /// The channel `answer` asks for, if it is one of the user's.
+    fn asked_channel(&self, answer: &Typed) -> Option<Channel> {
+        Channel::from_keyword(answer.expose()).filter(|c| self.phone.contains(c))
+    }
+
+    /// Asks the registry to send a code by `channel`; past
+    /// [`MAX_SENDS_PER_LOGIN`], says so at the next prompt instead.
+    fn phone_send(&mut self, now: Instant, channel: Channel) {
+        if self.sends >= MAX_SENDS_PER_LOGIN {
+            self.phone_notice = Some(PhoneNotice::Refused(phone::TOO_MANY_SENDS.into()));
+            return self.code_prompt();
+        }
+        self.sends += 1;
+        match self.call() {
+            Ok(within) => {
+                let request = SendCode {
+                    channel,
+                    context: self.context(),
+                };
+                self.state = State::CodeSending {
+                    since: now,
+                    channel,
+                };
+                self.outbox.push_back(Action::SendCode {
+                    user: self.inputs.who.user.clone(),
+                    request,
+                    within,
+                });
+            }
+            Err(e) => self.failed_call(e, None),
+        }
+    }
+
+    fn on_code_sent(
+        &mut self,
+        now: Instant,
+        since: Instant,
+        channel: Channel,
+        r: Result<CodeSent, CallError>,
+    ) {
+        self.spend(since, now);
+        let sent = match r {
+            Ok(s) => s,
+            Err(e) => return self.failed_call(e, None),
+        };
+        self.debug(format!("{channel} code: {}", sent.result.as_str()));
+        let as_verdict = match sent.result {
+            SendResult::Sent => {
+                let to = sent
+                    .sent_to
+                    .as_deref()
+                    .map_or_else(|| "your phone".to_owned(), shown_label);
+                self.phone_notice = Some(PhoneNotice::Sent(phone::sent_prompt(channel, &to)));
+                return self.code_prompt();
+            }
+            SendResult::UnknownUser => VerifyResult::UnknownUser,
+            SendResult::Locked => VerifyResult::Locked,
+            SendResult::Disabled => VerifyResult::Disabled,
+            r => {
+                let why = phone::send_refusal(r, channel).unwrap_or("the code was not sent");
+                self.phone_notice = Some(PhoneNotice::Refused(why.to_owned()));
+                return self.code_prompt();
+            }
+        };
+        let d = decision::from_result(as_verdict, self.inputs.pam.unenrolled);
+        let (code, level) = map_decision(d);
+        self.end(End::new(
+            code,
+            level,
+            format!("code not sent: {}", d.as_str()),
+        ));
+    }
+}
+
+/// What the next prompt says first about a text message or call.
+enum PhoneNotice {
+    /// The code went out: this prompt replaces the usual one.
+    Sent(String),
+    /// It did not: this line comes before the usual prompt.
+    Refused(String),
 }
 
 /// How a `stash_code` line ends when it keeps `end` for

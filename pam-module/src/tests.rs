@@ -121,6 +121,7 @@ enum Reply {
     Started(Result<PushStarted, CallError>),
     Outcome(Result<PushResult, CallError>),
     Cancelled(Result<(), CallError>),
+    Sent(Result<twostep_common::phone::CodeSent, CallError>),
 }
 
 /// One recorded registry request.
@@ -148,6 +149,10 @@ enum Call {
     CancelPush {
         id: String,
         within: Duration,
+    },
+    SendCode {
+        user: String,
+        channel: twostep_common::phone::Channel,
     },
 }
 
@@ -237,6 +242,21 @@ impl Registry for ScriptedRegistry {
         }) {
             Reply::Cancelled(r) => r,
             _ => panic!("another answer scripted where a push cancel came"),
+        }
+    }
+
+    fn send_code(
+        &mut self,
+        user: &str,
+        request: &twostep_common::phone::SendCode,
+        _within: Duration,
+    ) -> Result<twostep_common::phone::CodeSent, CallError> {
+        match self.next(Call::SendCode {
+            user: user.into(),
+            channel: request.channel,
+        }) {
+            Reply::Sent(r) => r,
+            _ => panic!("another answer scripted where a send came"),
         }
     }
 }
@@ -2084,4 +2104,110 @@ fn sshd_stand_in_password_is_named() {
     assert_eq!(r.authtok_set, None);
     let kept = kept_end(r).expect("decided");
     assert!(kept.reason.starts_with("sshd refused"), "{}", kept.reason);
+}
+
+// ---- text message / phone call ---------------------------------------------
+
+/// alice with an app (default unless `phone_default`) and a text-message
+/// number.
+fn with_phone(phone_default: bool) -> Reply {
+    let mut r = registrations(UserStatus::Active, 1).unwrap();
+    r.methods[0].is_default = !phone_default;
+    r.methods.push(Method {
+        id: 9,
+        kind: MethodKind::Sms,
+        label: "+1 ••• ••• ••42".into(),
+        is_default: phone_default,
+        created_at: 0,
+        last_used_at: None,
+        disabled: false,
+    });
+    Reply::Registrations(Ok(Some(r)))
+}
+
+fn code_sent(result: twostep_common::phone::SendResult) -> Reply {
+    Reply::Sent(Ok(twostep_common::phone::CodeSent {
+        result,
+        sent_to: Some("••42".into()),
+        expires_at: None,
+    }))
+}
+
+#[test]
+fn typing_sms_sends_a_code_and_asks_for_it() {
+    use twostep_common::phone::{Channel, SendResult};
+    let ran = case()
+        .answer("sms")
+        .answer("123456")
+        .reply(with_phone(false))
+        .reply(code_sent(SendResult::Sent))
+        .reply(verdict(VerifyResult::Accept))
+        .run();
+    assert_eq!(ran.end.code, PamCode::Success, "{:?}", ran.end);
+    assert_eq!(
+        ran.prompts[0].0, "Verification code, or type sms: ",
+        "the prompt offers the text message"
+    );
+    assert_eq!(ran.prompts[1].0, "Code sent by text message to ••42: ");
+    assert!(matches!(
+        &ran.calls[1],
+        Call::SendCode { user, channel: Channel::Sms } if user == "alice"
+    ));
+    assert!(matches!(&ran.calls[2], Call::Verify { code, .. } if code == "123456"));
+}
+
+#[test]
+fn a_phone_default_sends_at_the_start() {
+    use twostep_common::phone::SendResult;
+    let ran = case()
+        .answer("123456")
+        .reply(with_phone(true))
+        .reply(code_sent(SendResult::Sent))
+        .reply(verdict(VerifyResult::Accept))
+        .run();
+    assert_eq!(ran.end.code, PamCode::Success);
+    assert_eq!(ran.prompts.len(), 1);
+    assert_eq!(ran.prompts[0].0, "Code sent by text message to ••42: ");
+}
+
+#[test]
+fn a_code_not_sent_is_said_before_the_next_prompt_and_never_lets_in() {
+    use twostep_common::phone::SendResult;
+    for (result, words) in [
+        (
+            SendResult::CouldNotSend,
+            "Could not send the text message; try again later or use another method",
+        ),
+        (
+            SendResult::RateLimited,
+            "too many codes sent; try again later",
+        ),
+    ] {
+        let ran = case()
+            .no_answer()
+            .reply(with_phone(true))
+            .reply(code_sent(result))
+            .run();
+        assert_ne!(ran.end.code, PamCode::Success);
+        assert_eq!(
+            ran.prompts[0].0,
+            format!("{words}\nVerification code, or type sms: ")
+        );
+    }
+    // Typing `sms` over and over is bounded.
+    let mut c = case().reply(with_phone(false));
+    for _ in 0..crate::flow::MAX_SENDS_PER_LOGIN {
+        c = c.answer("sms").reply(code_sent(SendResult::CouldNotSend));
+    }
+    let ran = c.answer("sms").no_answer().run();
+    assert_ne!(ran.end.code, PamCode::Success);
+    let last = &ran.prompts.last().unwrap().0;
+    assert!(last.starts_with("too many codes sent"), "{last}");
+    // A user without a phone method typing `sms` typed a wrong code.
+    let ran = case().answer("sms").no_answer().enrolled_then(&[]).run();
+    assert_eq!(ran.end.code, PamCode::AuthErr);
+    assert!(ran
+        .calls
+        .iter()
+        .all(|c| !matches!(c, Call::SendCode { .. })));
 }

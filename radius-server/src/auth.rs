@@ -182,6 +182,11 @@ impl Authenticator {
                     .await
                     .map_err(RegistryFailure::from),
                 ),
+                Action::SendCode { user, request } => Event::CodeSent(
+                    self.timed(Call::SendCode, self.registry.send_code(&user, &request))
+                        .await
+                        .map_err(RegistryFailure::from),
+                ),
                 Action::Reply(verdict) => break verdict,
             };
             action = login.resume(event, unix_now());

@@ -20,7 +20,17 @@
 //! auto-push, 1st        [AskPrimary ─►] LookUp ─► Join ─► StartPush ► as append ",push"
 //!                       (no push device: the code Access-Challenge of challenge)
 //! push State, answer    (State opened here) Join ─► AwaitPush… ───► Reply (final, or the number again)
+//! append, ",sms"        AskPrimary ─► SendCode ───────────────────► Reply (Access-Challenge "Code sent by text message to ••42" + State)
+//! challenge, 1st, default a phone method: LookUp ─► SendCode ─────► as append ",sms"
+//! challenge, "sms"      (State opened here) SendCode ─────────────► as append ",sms"
 //! ```
+//!
+//! A code sent by text message or call (`sms`, `call`:
+//! [`twostep_common::phone::Channel::from_keyword`]) is asked for in a new
+//! Access-Challenge whose Reply-Message says where it went
+//! ([`twostep_common::phone::sent_message`]); the answer is verified as a
+//! code. A code that did not go out is an Access-Reject saying why
+//! ([`twostep_common::phone::send_refusal`]).
 //!
 //! `Join` asks whether an identical push login is pending
 //! ([`crate::pending`]): then its reply is this one's too and no second
@@ -97,6 +107,7 @@ use tracing::Level;
 use twostep_common::api::{AuthContext, Registrations, VerifyRequest, VerifyResponse};
 use twostep_common::client::ClientError;
 use twostep_common::decision::{self, Decision, DenyReason};
+use twostep_common::phone::{self, Channel, CodeSent, SendCode, SendResult};
 pub use twostep_common::push::MAX_WAIT_SECS;
 use twostep_common::push::{
     PushContext, PushOutcome, PushResult, PushStarted, StartPush, StartResult,
@@ -370,6 +381,14 @@ pub enum Action {
         /// The registry's challenge id.
         challenge_id: String,
     },
+    /// Ask the registry to send the user a code by text message or call.
+    /// Answer: [`Event::CodeSent`].
+    SendCode {
+        /// The user.
+        user: String,
+        /// The channel and the login's context.
+        request: SendCode,
+    },
     /// Send the reply: the login is over.
     Reply(Verdict),
 }
@@ -399,6 +418,11 @@ impl fmt::Debug for Action {
             Self::CancelPush { challenge_id } => f
                 .debug_struct("CancelPush")
                 .field("challenge_id", challenge_id)
+                .finish(),
+            Self::SendCode { user, request } => f
+                .debug_struct("SendCode")
+                .field("user", user)
+                .field("request", request)
                 .finish(),
             Self::Reply(v) => f.debug_tuple("Reply").field(v).finish(),
         }
@@ -438,6 +462,8 @@ pub enum Event {
     PushOutcome(Result<PushOutcome, RegistryFailure>),
     /// Answer to [`Action::CancelPush`].
     PushCancelled(Result<(), RegistryFailure>),
+    /// Answer to [`Action::SendCode`].
+    CodeSent(Result<CodeSent, RegistryFailure>),
 }
 
 impl Event {
@@ -450,6 +476,7 @@ impl Event {
             Self::PushStarted(_) => "push start",
             Self::PushOutcome(_) => "push outcome",
             Self::PushCancelled(_) => "push cancel",
+            Self::CodeSent(_) => "code send",
         }
     }
 }
@@ -585,6 +612,15 @@ enum Phase {
     },
     /// [`Event::PushCancelled`]; then this verdict.
     Cancel(Box<Verdict>),
+    /// [`Event::CodeSent`]; then an Access-Challenge for the code.
+    SendCode {
+        /// What the primary said.
+        primary: Primary,
+        /// The primary's Access-Accept attributes.
+        attrs: Vec<RawAttr>,
+        /// How the code goes out.
+        channel: Channel,
+    },
     /// Nothing: the reply was given.
     Done,
 }
@@ -599,6 +635,7 @@ impl Phase {
             Self::StartPush { .. } => "the push start",
             Self::AwaitPush { .. } => "the push outcome",
             Self::Cancel(_) => "the push cancel",
+            Self::SendCode { .. } => "the code send",
             Self::Done => "nothing (login over)",
         }
     }
@@ -610,6 +647,8 @@ enum AfterPrimary {
     Code(Zeroizing<String>),
     /// `append` with `push`: start a push (login `0`).
     Push(PendingKey),
+    /// `append` with `sms` or `call`: send a code, then challenge.
+    Phone(Channel),
     /// `challenge`: look up the registrations, then challenge; `auto-push`
     /// (login `Some(key)`): look up, then push or challenge.
     Challenge(Option<PendingKey>),
@@ -687,6 +726,9 @@ impl<'a> Login<'a> {
                 let key = login.push_key(PushStep::Start, &password, None);
                 login.primary(password, AfterPrimary::Push(key))
             }
+            Step::PasswordAndPhone { password, channel } => {
+                login.primary(password, AfterPrimary::Phone(channel))
+            }
             Step::Password { password } => {
                 let key = (env.client.mode == RadiusMode::AutoPush)
                     .then(|| login.push_key(PushStep::Start, &password, None));
@@ -733,6 +775,14 @@ impl<'a> Login<'a> {
                 },
                 Event::PushOutcome(result),
             ) => self.push_outcome(challenge, deadline, pending, attrs, result, now),
+            (
+                Phase::SendCode {
+                    primary,
+                    attrs,
+                    channel,
+                },
+                Event::CodeSent(result),
+            ) => self.code_sent(primary, attrs, channel, result, now),
             (Phase::Cancel(mut verdict), Event::PushCancelled(result)) => {
                 if let Err(f) = result {
                     verdict
@@ -815,6 +865,9 @@ impl<'a> Login<'a> {
                 expires_at,
                 attrs,
             }) => {
+                if let (Awaiting::Code, Some(channel)) = (&awaiting, Channel::from_keyword(&code)) {
+                    return self.send_code(primary, attrs, channel);
+                }
                 let step = match &awaiting {
                     Awaiting::Code if !is_push_keyword(&code) => None,
                     Awaiting::Code => Some(PushStep::Start),
@@ -906,6 +959,7 @@ impl<'a> Login<'a> {
         match then {
             AfterPrimary::Code(code) => self.code(code, attrs),
             AfterPrimary::Push(key) => self.join(key, attrs, AfterJoin::Start { primary }),
+            AfterPrimary::Phone(channel) => self.send_code(primary, attrs, channel),
             AfterPrimary::Challenge(push) => {
                 self.phase = Phase::Registrations {
                     primary,
@@ -945,10 +999,33 @@ impl<'a> Login<'a> {
         if let (Some(key), true) = (push, devices) {
             return self.join(key, attrs, AfterJoin::Start { primary });
         }
-        let prompt = match (codes, devices) {
+        let channels = reg.as_ref().map(phone::channels).unwrap_or_default();
+        let default_phone = reg
+            .as_ref()
+            .and_then(|r| r.first_offer())
+            .and_then(|m| phone::channel_of(m.kind));
+        if let Some(channel) = default_phone {
+            return self.send_code(primary, attrs, channel);
+        }
+        let base = match (codes, devices) {
             (true, true) => CHALLENGE_PROMPT_OR_PUSH,
             (false, true) => CHALLENGE_PROMPT_PUSH_ONLY,
             _ => CHALLENGE_PROMPT,
+        };
+        let with_phone;
+        let prompt = match (codes || devices, channels.is_empty()) {
+            (_, true) => base,
+            (false, false) => {
+                with_phone = phone::phone_only_prompt(&channels)
+                    .unwrap_or_default()
+                    .trim_end_matches([':', ' '])
+                    .to_owned();
+                with_phone.as_str()
+            }
+            (true, false) => {
+                with_phone = format!("{base}{}", phone::keyword_offer(&channels));
+                with_phone.as_str()
+            }
         };
         let contents = Contents {
             awaiting: Awaiting::Code,
@@ -956,9 +1033,10 @@ impl<'a> Login<'a> {
             expires_at: now.saturating_add(self.env.state_lifetime.as_secs()),
             attrs,
         };
-        let what = match prompt {
-            CHALLENGE_PROMPT => "code requested",
-            CHALLENGE_PROMPT_OR_PUSH => "code or push requested",
+        let what = match (base, channels.is_empty()) {
+            (_, false) => "code requested, sms or call offered",
+            (CHALLENGE_PROMPT, true) => "code requested",
+            (CHALLENGE_PROMPT_OR_PUSH, true) => "code or push requested",
             _ => "push offered",
         };
         self.challenge(prompt, &contents, self.env.state_lifetime, what.into())
@@ -995,6 +1073,71 @@ impl<'a> Login<'a> {
 
     /// A typed code: refused here when not shaped like a code, otherwise
     /// sent to the registry.
+    /// Asks the registry to send a code by `channel`; its answer goes on
+    /// in [`Login::code_sent`].
+    fn send_code(&mut self, primary: Primary, attrs: Vec<RawAttr>, channel: Channel) -> Action {
+        self.phase = Phase::SendCode {
+            primary,
+            attrs,
+            channel,
+        };
+        Action::SendCode {
+            user: self.user_name(),
+            request: SendCode {
+                channel,
+                context: self.context.clone(),
+            },
+        }
+    }
+
+    /// A sent code is asked for in an Access-Challenge saying where it
+    /// went; one that did not go out is an Access-Reject saying why.
+    fn code_sent(
+        &mut self,
+        primary: Primary,
+        attrs: Vec<RawAttr>,
+        channel: Channel,
+        result: Result<CodeSent, RegistryFailure>,
+        now: u64,
+    ) -> Action {
+        let sent = match result {
+            Ok(s) => s,
+            Err(f) => return self.registry_failed(f, &attrs),
+        };
+        let as_deny = match sent.result {
+            SendResult::Sent => {
+                let to = sent.sent_to.unwrap_or_else(|| "your phone".into());
+                let contents = Contents {
+                    awaiting: Awaiting::Code,
+                    primary,
+                    expires_at: now.saturating_add(self.env.state_lifetime.as_secs()),
+                    attrs,
+                };
+                return self.challenge(
+                    &phone::sent_message(channel, &to),
+                    &contents,
+                    self.env.state_lifetime,
+                    format!("code sent ({channel})"),
+                );
+            }
+            SendResult::Locked => DenyReason::Locked,
+            SendResult::Disabled => DenyReason::Disabled,
+            SendResult::UnknownUser => DenyReason::NotEnrolled,
+            other => {
+                let why = phone::send_refusal(other, channel).unwrap_or("code not sent");
+                return self.reply(
+                    Reply::reject(Some(why)),
+                    Level::WARN,
+                    format!(
+                        "Access-Reject: code not sent ({channel}): {}",
+                        other.as_str()
+                    ),
+                );
+            }
+        };
+        self.decide(Decision::Denied(as_deny), &attrs, None)
+    }
+
     fn code(&mut self, code: Zeroizing<String>, attrs: Vec<RawAttr>) -> Action {
         if !recovery::is_second_factor_format(&code) {
             return self.decide(Decision::WrongCode, &attrs, None);

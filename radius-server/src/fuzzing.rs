@@ -120,6 +120,17 @@ pub struct Script {
     pub push_outcomes: Vec<Result<PushOutcome, RegistryFailure>>,
     /// The registry's answer to a push cancel.
     pub push_cancel: Result<(), RegistryFailure>,
+    /// The registry's answer to a code send (text message, call).
+    pub code_sent: Result<twostep_common::phone::CodeSent, RegistryFailure>,
+}
+
+/// A code sent to `••42`.
+pub fn code_sent() -> twostep_common::phone::CodeSent {
+    twostep_common::phone::CodeSent {
+        result: twostep_common::phone::SendResult::Sent,
+        sent_to: Some("••42".into()),
+        expires_at: Some(300),
+    }
 }
 
 /// The challenge id of [`sent`].
@@ -187,6 +198,7 @@ impl Script {
             push_start: Ok(sent(Some(42))),
             push_outcomes: vec![outcome(PushResult::Denied)],
             push_cancel: Ok(()),
+            code_sent: Ok(code_sent()),
         }
     }
 
@@ -198,7 +210,8 @@ impl Script {
             verify: Err(down.clone()),
             push_start: Err(down.clone()),
             push_outcomes: vec![Err(down.clone())],
-            push_cancel: Err(down),
+            push_cancel: Err(down.clone()),
+            code_sent: Err(down),
             ..Self::wrong_code()
         }
     }
@@ -239,6 +252,8 @@ pub enum Asked {
         /// The challenge cancelled.
         challenge_id: String,
     },
+    /// [`Action::SendCode`].
+    SendCode(twostep_common::phone::SendCode),
 }
 
 /// Most actions one login may take before its reply; more is a flow bug.
@@ -349,6 +364,10 @@ pub fn drive(
             Action::CancelPush { challenge_id } => {
                 asked.push(Asked::CancelPush { challenge_id });
                 Event::PushCancelled(script.push_cancel.clone())
+            }
+            Action::SendCode { request, .. } => {
+                asked.push(Asked::SendCode(request));
+                Event::CodeSent(script.code_sent.clone())
             }
             Action::Reply(verdict) => {
                 if let Some(spent) = &verdict.spent_state {

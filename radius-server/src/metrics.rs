@@ -134,6 +134,8 @@ pub enum Call {
     PushOutcome,
     /// The registry: cancel a push.
     PushCancel,
+    /// The registry: send a code by text message or call.
+    SendCode,
 }
 
 impl Call {
@@ -146,6 +148,7 @@ impl Call {
             Self::PushStart => "push_start",
             Self::PushOutcome => "push_outcome",
             Self::PushCancel => "push_cancel",
+            Self::SendCode => "send_code",
         }
     }
 }

@@ -50,6 +50,15 @@ pub enum Step {
         /// Primary password.
         password: Zeroizing<Vec<u8>>,
     },
+    /// `append` with `sms` or `call` instead of a code: password for the
+    /// primary, then a code sent by text message or call and asked for in
+    /// an Access-Challenge.
+    PasswordAndPhone {
+        /// Primary password.
+        password: Zeroizing<Vec<u8>>,
+        /// How the code goes out.
+        channel: twostep_common::phone::Channel,
+    },
     /// `challenge` or `auto-push`, first round: the primary password.
     Password {
         /// Primary password.
@@ -64,6 +73,7 @@ impl Step {
             Self::Code { state: Some(_), .. } => "challenge answer",
             Self::PasswordAndCode { .. } => "password and code",
             Self::PasswordAndPush { .. } => "password and push",
+            Self::PasswordAndPhone { .. } => "password and a sent code",
             Self::Password { .. } => "password",
         }
     }
@@ -162,6 +172,11 @@ pub fn parse(client: &Client, packet: &RawPacket) -> Result<AuthRequest, Refusal
             let code = code_of(&password[at + delim.len()..]);
             if is_push_keyword(&code) {
                 Step::PasswordAndPush { password: primary }
+            } else if let Some(channel) = twostep_common::phone::Channel::from_keyword(&code) {
+                Step::PasswordAndPhone {
+                    password: primary,
+                    channel,
+                }
             } else {
                 Step::PasswordAndCode {
                     password: primary,

@@ -1389,3 +1389,118 @@ fn a_push_state_too_large_for_the_primary_attributes_cancels_the_push() {
     assert_eq!(v.log.level, Level::ERROR);
     assert_eq!(asked.last(), Some(&cancel()));
 }
+
+// ---- text message / phone call ----------------------------------------------
+
+/// alice with an app and a text-message number (the default when
+/// `phone_default`).
+fn phone_user(phone_default: bool) -> Registrations {
+    let mut r = enrolled("alice");
+    r.methods[0].is_default = !phone_default;
+    r.methods.push(Method {
+        id: 3,
+        kind: MethodKind::Sms,
+        label: "+1 ••• ••• ••42".into(),
+        is_default: phone_default,
+        created_at: 0,
+        last_used_at: None,
+        disabled: false,
+    });
+    r
+}
+
+#[test]
+fn challenge_mode_offers_sms_and_sends_it_when_asked() {
+    use twostep_common::phone::Channel;
+    let mut s = Server::new(RadiusMode::Challenge, true);
+    let script = Script {
+        registrations: Ok(Some(phone_user(false))),
+        verify: Ok(verdict_of(VerifyResult::Accept)),
+        ..Script::wrong_code()
+    };
+    let (v, asked) = s.run(&request("alice", "pw", None), &script);
+    assert_eq!(asked, vec![primary_of("alice", "pw"), look_up("alice")]);
+    let first = state_of(&v.reply);
+    assert_eq!(
+        v.reply,
+        Reply::challenge_with(
+            "Enter the verification code from your authenticator app, or type sms",
+            first.clone(),
+            Duration::from_secs(LIFETIME)
+        )
+    );
+    // `sms` at the prompt: a code is sent and asked for in a new challenge.
+    let (v, asked) = s.at(NOW + 5, &request("alice", "SMS", Some(&first)), &script);
+    assert!(
+        matches!(&asked[..], [Asked::SendCode(r)] if r.channel == Channel::Sms),
+        "{asked:?}"
+    );
+    let second = state_of(&v.reply);
+    assert_ne!(first, second);
+    assert_eq!(
+        v.reply,
+        Reply::challenge_with(
+            "Code sent by text message to ••42",
+            second.clone(),
+            Duration::from_secs(LIFETIME)
+        )
+    );
+    assert_eq!(v.log.text, "Access-Challenge: code sent (sms)");
+    // The answer is verified as a code, with the primary's attributes.
+    let (v, asked) = s.at(NOW + 20, &request("alice", GOOD, Some(&second)), &script);
+    assert!(
+        matches!(&asked[..], [Asked::Verify(r)] if r.code == GOOD),
+        "{asked:?}"
+    );
+    assert_eq!(v.reply, Reply::accept(class()));
+}
+
+#[test]
+fn a_phone_default_and_append_sms_send_at_once_and_a_refused_send_is_said() {
+    use twostep_common::phone::{Channel, CodeSent, SendResult};
+    let mut s = Server::new(RadiusMode::Challenge, true);
+    let script = Script {
+        registrations: Ok(Some(phone_user(true))),
+        ..Script::wrong_code()
+    };
+    let (v, asked) = s.run(&request("alice", "pw", None), &script);
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert!(matches!(&asked[2], Asked::SendCode(r) if r.channel == Channel::Sms));
+    assert_eq!(v.reply.code, code::ACCESS_CHALLENGE);
+    assert_eq!(
+        v.reply,
+        Reply::challenge_with(
+            "Code sent by text message to ••42",
+            state_of(&v.reply),
+            Duration::from_secs(LIFETIME)
+        )
+    );
+    // Append: `password,call` after the primary; a gateway failure is an
+    // Access-Reject saying so, never an accept.
+    let mut s = Server::new(RadiusMode::Append, true);
+    let failed = Script {
+        code_sent: Ok(CodeSent {
+            result: SendResult::CouldNotSend,
+            sent_to: Some("••42".into()),
+            expires_at: None,
+        }),
+        ..Script::wrong_code()
+    };
+    let (v, asked) = s.run(&request("alice", "pw,call", None), &failed);
+    assert_eq!(asked[0], primary_of("alice", "pw"));
+    assert!(matches!(&asked[1], Asked::SendCode(r) if r.channel == Channel::Voice));
+    assert_eq!(
+        v.reply,
+        Reply::reject(Some(
+            "Could not place the phone call; try again later or use another method"
+        ))
+    );
+    // The primary refused: nothing is sent.
+    let refused = Script {
+        primary: PrimaryResult::Reject,
+        ..Script::wrong_code()
+    };
+    let (v, asked) = s.run(&request("alice", "pw,sms", None), &refused);
+    assert_eq!(asked, vec![primary_of("alice", "pw")]);
+    assert_eq!(v.reply, Reply::reject(Some(PASSWORD_REFUSED)));
+}

@@ -65,6 +65,8 @@ impl MethodInfo {
             "totp" => ("Authenticator app", "code"),
             "push" => ("Authenticator app", "notification"),
             "security_key" => ("Security key", "WebAuthn"),
+            "sms" => ("Phone", "text message"),
+            "voice" => ("Phone", "call"),
             _ => ("Other method", "other"),
         }
     }
@@ -219,6 +221,9 @@ pub async fn security_info(
                 "Email address saved. You can use it to reset your password; it is not a sign-in method.",
             ),
             Some("email-deleted") => Some("The email address was deleted."),
+            Some("phone") => Some(
+                "Phone number added. SSH and VPN sign-ins can now send you a code: type sms (or call) at the code prompt.",
+            ),
             Some("questions") => Some(
                 "Security questions saved. You can use them to reset your password; they are not a sign-in method.",
             ),
@@ -402,6 +407,8 @@ pub async fn delete_page(
             date(m.created_at),
             if m.kind == super::security_key::KIND {
                 "The key itself keeps working elsewhere, but this page will no longer accept it."
+            } else if m.kind == "sms" || m.kind == "voice" {
+                "Sign-ins will no longer send codes to this number."
             } else {
                 "The app on your phone may still show codes for this account, but they will no longer be accepted."
             }

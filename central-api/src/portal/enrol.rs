@@ -253,6 +253,8 @@ pub async fn add_page(State(p): State<Arc<Portal>>, v: Visit, RawQuery(q): RawQu
         ),
         smtp: p.app.mailer.is_some(),
         security_keys: p.settings().security_keys.is_some(),
+        phone: p.app.gateways.has(twostep_common::phone::Channel::Sms)
+            || p.app.gateways.has(twostep_common::phone::Channel::Voice),
         notice: (params.done.as_deref() == Some("expired"))
             .then_some("That setup took too long or was cancelled. Start again."),
     };
@@ -277,6 +279,7 @@ pub async fn add_submit(
         "app" => FlowKind::CodeApp,
         // Password-reset methods: their own pages, not a flow.
         "email" => return Err(Exit::Redirect("/my/security-info/email".into())),
+        "phone" => return Err(Exit::Redirect("/my/security-info/phone".into())),
         "questions" => return Err(Exit::Redirect("/my/security-info/questions".into())),
         // A security key: its own page (the browser does the ceremony).
         "security-key" => return Err(Exit::Redirect("/my/security-info/security-key".into())),

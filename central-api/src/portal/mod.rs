@@ -33,6 +33,7 @@ pub mod admin;
 pub mod enrol;
 pub mod pages;
 pub mod password;
+pub mod phone;
 pub mod push;
 pub mod qr;
 pub mod reset;
@@ -302,6 +303,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(signin::push_page).post(signin::push_submit),
         )
         .route("/sign-in/push/resend", post(signin::push_resend))
+        .route("/sign-in/code/send", post(signin::code_send))
         .route(
             "/verify",
             get(signin::verify_page).post(signin::verify_submit),
@@ -347,6 +349,11 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route(
             "/security-info/email",
             get(reset_methods::email_start).post(reset_methods::email_send),
+        )
+        .route("/security-info/phone", get(phone::start).post(phone::send))
+        .route(
+            "/security-info/phone/code",
+            get(phone::code_page).post(phone::code_submit),
         )
         .route(
             "/security-info/email/code",

@@ -243,6 +243,12 @@ pub struct CodePage {
     pub push_alt: Option<String>,
     /// Where "Use my security key instead" goes, when the user has one.
     pub key_alt: Option<String>,
+    /// Said instead of `intro` once a code went to the user's phone ("We
+    /// texted a code to +1 ••• ••• ••42."), or why it did not.
+    pub phone_said: Option<String>,
+    /// The button that sends a code to the user's phone ("Text me a
+    /// code"), when they have one at sign-in.
+    pub phone_offer: Option<&'static str>,
 }
 
 /// Approve a push request: at sign-in, or for a fresh second factor.
@@ -421,6 +427,8 @@ pub struct AddMethodPage {
     pub smtp: bool,
     /// Security keys are configured: the Security key method is offered.
     pub security_keys: bool,
+    /// `[api.sms]` or `[api.voice]` is set: the Phone method is offered.
+    pub phone: bool,
     /// A notice (setup expired...).
     pub notice: Option<&'static str>,
 }
@@ -654,6 +662,27 @@ pub struct EmailMethodPage {
     pub sent_to: Option<String>,
     /// Why the last try failed.
     pub error: Option<&'static str>,
+}
+
+/// Security info → Phone: the number and how codes go, then the code
+/// sent to it.
+#[derive(Template)]
+#[template(path = "phone_method.html")]
+pub struct PhoneMethodPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// The number typed, shown again.
+    pub number: String,
+    /// Text messages can be sent (`[api.sms]`).
+    pub sms: bool,
+    /// Calls can be made (`[api.voice]`).
+    pub voice: bool,
+    /// The chosen channel is a call.
+    pub call: bool,
+    /// The masked number a code went to: the code step.
+    pub sent_to: Option<String>,
+    /// Why the last try failed.
+    pub error: Option<String>,
 }
 
 /// One question slot of the security questions form.

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use sqlx::Row;
 use std::sync::Arc;
 use twostep_common::api::{validate_username, AuthContext, VerifyRequest, VerifyResult};
+use twostep_common::phone::{self, Channel};
 use twostep_common::portal::check_password;
 
 /// The one answer for an unknown user and a wrong password.
@@ -124,8 +125,9 @@ pub fn signed_in(v: &Visit) -> Result<&Session, Exit> {
 /// Database errors.
 pub async fn has_code_method(p: &Portal, user_id: i64) -> Result<bool, ApiError> {
     Ok(sqlx::query(
-        "SELECT 1 FROM methods WHERE user_id = $1 AND kind = 'totp' AND secret_sealed IS NOT NULL
-         AND disabled = 0 AND pending = 0 LIMIT 1",
+        "SELECT 1 FROM methods WHERE user_id = $1 AND disabled = 0 AND pending = 0
+         AND ((kind = 'totp' AND secret_sealed IS NOT NULL)
+              OR (kind IN ('sms', 'voice') AND phone_sealed IS NOT NULL)) LIMIT 1",
     )
     .bind(user_id)
     .fetch_optional(&p.app.pool)
@@ -465,6 +467,136 @@ async fn render_code(
     error: Option<String>,
     backup: bool,
 ) -> PageResult {
+    render_code_with(p, s, fresh_check, error, backup, None).await
+}
+
+/// The user's usable phone method the registry can send to, default
+/// first: (its channel, whether it is what sign-in offers first: the
+/// default, or the user has no app).
+async fn sign_in_phone(p: &Portal, user_id: i64) -> Result<Option<(Channel, bool)>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT kind, is_default FROM methods WHERE user_id = $1 AND kind IN ('sms', 'voice')
+         AND phone_sealed IS NOT NULL AND disabled = 0 AND pending = 0
+         ORDER BY is_default DESC, id",
+    )
+    .bind(user_id)
+    .fetch_all(&p.app.pool)
+    .await?;
+    let has_app = sqlx::query(
+        "SELECT 1 FROM methods WHERE user_id = $1 AND kind IN ('totp', 'push') AND disabled = 0 AND pending = 0 LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(&p.app.pool)
+    .await?
+    .is_some();
+    for r in rows {
+        let Some(channel) = Channel::from_name(&r.try_get::<String, _>("kind")?) else {
+            continue;
+        };
+        if p.app.gateways.has(channel) {
+            let first = r.try_get::<i64, _>("is_default")? == 1 || !has_app;
+            return Ok(Some((channel, first)));
+        }
+    }
+    Ok(None)
+}
+
+/// The button's words once a code was sent.
+const RESEND: &str = "Send a new code";
+
+/// The words of the button that sends a code to the user's phone.
+async fn phone_button(p: &Portal, user_id: i64) -> Result<Option<&'static str>, ApiError> {
+    Ok(sign_in_phone(p, user_id).await?.map(|(c, _)| match c {
+        Channel::Sms => "Text me a code",
+        Channel::Voice => "Call me with a code",
+    }))
+}
+
+/// At the sign-in's code step: a user whose phone is what sign-in offers
+/// first gets a code sent (once while one is open) and is told where;
+/// others get the button.
+async fn phone_at_sign_in(
+    p: &Portal,
+    s: &Session,
+) -> Result<(Option<String>, Option<&'static str>), ApiError> {
+    let Some((channel, first)) = sign_in_phone(p, s.user_id).await? else {
+        return Ok((None, None));
+    };
+    let button = phone_button(p, s.user_id).await?;
+    if !first {
+        return Ok((None, button));
+    }
+    let button = button.map(|_| RESEND);
+    let open = sqlx::query(
+        "SELECT 1 FROM sent_codes WHERE user_id = $1 AND purpose = 'login' AND status = 'sent'
+         AND used_at IS NULL AND tries_left > 0 AND expires_at > $2 LIMIT 1",
+    )
+    .bind(s.user_id)
+    .bind(p.now())
+    .fetch_optional(&p.app.pool)
+    .await?
+    .is_some();
+    if open {
+        return Ok((Some(phone_sent_words(p, s.user_id, channel).await?), button));
+    }
+    Ok((Some(send_to_phone(p, s, channel).await?), button))
+}
+
+/// "We texted a code to +1 ••• ••• ••42." for the user's phone method of
+/// `channel`.
+async fn phone_sent_words(p: &Portal, user_id: i64, channel: Channel) -> Result<String, ApiError> {
+    let number = match crate::phone::method_for(&p.app, user_id, channel).await? {
+        Some(id) => crate::phone::number_of(&p.app, user_id, id).await?,
+        None => None,
+    };
+    let to = number.map_or_else(|| "your phone".to_owned(), |n| phone::mask(&n));
+    Ok(match channel {
+        Channel::Sms => format!("We texted a code to {to}. Enter it here."),
+        Channel::Voice => format!("We called {to} and read out a code. Enter it here."),
+    })
+}
+
+/// Sends a sign-in code to the user's phone: what the page says then.
+async fn send_to_phone(p: &Portal, s: &Session, channel: Channel) -> Result<String, ApiError> {
+    let context = twostep_common::api::AuthContext {
+        service: Some("portal".into()),
+        ..Default::default()
+    };
+    let sent =
+        crate::phone::send_login_code(&p.app, "portal", &s.username, channel, &context).await?;
+    Ok(match phone::send_refusal(sent.result, channel) {
+        None => phone_sent_words(p, s.user_id, channel).await?,
+        Some(why) => format!("{why}."),
+    })
+}
+
+/// `POST /my/sign-in/code/send`: "Text me a code" at the sign-in's code
+/// step.
+pub async fn code_send(
+    State(p): State<Arc<Portal>>,
+    v: Visit,
+    CsrfForm(_): CsrfForm<SendForm>,
+) -> PageResult {
+    let s = second_factor_session(&v)?;
+    let said = match sign_in_phone(&p, s.user_id).await? {
+        Some((channel, _)) => send_to_phone(&p, s, channel).await?,
+        None => return Err(Exit::Redirect("/my/sign-in/code".into())),
+    };
+    render_code_with(&p, s, None, None, false, Some(said)).await
+}
+
+/// The (empty) form of [`code_send`].
+#[derive(Deserialize)]
+pub struct SendForm {}
+
+async fn render_code_with(
+    p: &Portal,
+    s: &Session,
+    fresh_check: Option<String>,
+    error: Option<String>,
+    backup: bool,
+    phone_said: Option<String>,
+) -> PageResult {
     let key = csrf_of(p, s).await?;
     let (action, heading, intro) = match fresh_check {
         Some(_) => (
@@ -502,7 +634,17 @@ async fn render_code(
     } else {
         intro
     };
+    let (phone_said, phone_offer) = match (&fresh_check, phone_said) {
+        (None, Some(said)) => (
+            Some(said),
+            phone_button(p, s.user_id).await?.map(|_| RESEND),
+        ),
+        (None, None) => phone_at_sign_in(p, s).await?,
+        (Some(_), _) => (None, None),
+    };
     let page = CodePage {
+        phone_said,
+        phone_offer,
         chrome: Chrome::new(p, heading, "", key, None),
         tap,
         backup,

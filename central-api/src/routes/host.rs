@@ -51,21 +51,31 @@ impl LookupQuery {
             remote_addr: self.remote_addr,
             tty: self.tty,
         };
-        for v in [&ctx.service, &ctx.host, &ctx.remote_addr, &ctx.tty]
-            .into_iter()
-            .flatten()
-        {
-            if v.len() > MAX_CONTEXT_BYTES || v.chars().any(char::is_control) {
-                return Err(ApiError::new(
-                    twostep_common::api::ApiErrorCode::InvalidQuery,
-                    format!(
-                        "context values must be at most {MAX_CONTEXT_BYTES} bytes without control characters"
-                    ),
-                ));
-            }
-        }
+        check_context(&ctx)?;
         Ok(ctx)
     }
+}
+
+/// Checks a login context a host sent: each value at most
+/// [`MAX_CONTEXT_BYTES`] bytes without control characters.
+///
+/// # Errors
+/// 400 `invalid_query`.
+pub(crate) fn check_context(ctx: &AuthContext) -> Result<(), ApiError> {
+    for v in [&ctx.service, &ctx.host, &ctx.remote_addr, &ctx.tty]
+        .into_iter()
+        .flatten()
+    {
+        if v.len() > MAX_CONTEXT_BYTES || v.chars().any(char::is_control) {
+            return Err(ApiError::new(
+                twostep_common::api::ApiErrorCode::InvalidQuery,
+                format!(
+                    "context values must be at most {MAX_CONTEXT_BYTES} bytes without control characters"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn registrations(

@@ -134,7 +134,8 @@ async fn delete_method(
         ));
     };
     promote_default(change.conn(), uid).await?;
-    let cancelled = if deleted.try_get::<String, _>("kind")? == "push" {
+    let kind: String = deleted.try_get("kind")?;
+    let cancelled = if kind == "push" {
         let peer = peer.text();
         crate::push::cancel_open(
             &state,
@@ -150,7 +151,7 @@ async fn delete_method(
     change
         .commit(
             "method.delete",
-            Subject::user(&username).detail(format!("method {id}")),
+            Subject::user(&username).detail(format!("method {id} ({kind})")),
         )
         .await?;
     state.push.hub.finished(&cancelled);
