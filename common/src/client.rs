@@ -770,6 +770,12 @@ fn lookup_query(context: &AuthContext) -> String {
 mod tests {
     use super::*;
 
+    /// The tests' canned servers speak HTTP/1.1 only, and each answers
+    /// one call: a client of one connection per call.
+    fn h1(cfg: &RegistryClientConfig, key: Secret) -> Result<RegistryClient, ClientError> {
+        RegistryClient::with_pooling(cfg, key, Pooling::PerCall)
+    }
+
     fn cfg(url: &str) -> RegistryClientConfig {
         RegistryClientConfig {
             url: url.into(),
@@ -786,16 +792,16 @@ mod tests {
     #[test]
     fn plain_http_only_to_loopback() {
         let key = || Secret::new(b"k".to_vec());
-        assert!(RegistryClient::new(&cfg("http://127.0.0.1:1"), key()).is_ok());
-        assert!(RegistryClient::new(&cfg("http://localhost:1"), key()).is_ok());
-        assert!(RegistryClient::new(&cfg("http://[::1]:1"), key()).is_ok());
-        let e = RegistryClient::new(&cfg("http://192.0.2.1:1"), key()).unwrap_err();
+        assert!(h1(&cfg("http://127.0.0.1:1"), key()).is_ok());
+        assert!(h1(&cfg("http://localhost:1"), key()).is_ok());
+        assert!(h1(&cfg("http://[::1]:1"), key()).is_ok());
+        let e = h1(&cfg("http://192.0.2.1:1"), key()).unwrap_err();
         assert!(matches!(e, ClientError::Setup(_)), "{e}");
         let mut c = cfg("http://192.0.2.1:1");
         c.allow_plain_http = true;
-        assert!(RegistryClient::new(&c, key()).is_ok());
-        assert!(RegistryClient::new(&cfg("https://registry.example:1"), key()).is_ok());
-        assert!(RegistryClient::new(&cfg("ftp://x"), key()).is_err());
+        assert!(h1(&c, key()).is_ok());
+        assert!(h1(&cfg("https://registry.example:1"), key()).is_ok());
+        assert!(h1(&cfg("ftp://x"), key()).is_err());
     }
 
     #[test]
@@ -852,7 +858,7 @@ mod tests {
             body.len()
         );
         let (url, _) = responder(head, body.to_vec(), false).await;
-        RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap()
+        h1(&cfg(&url), Secret::new(b"k".to_vec())).unwrap()
     }
 
     #[tokio::test]
@@ -909,7 +915,7 @@ mod tests {
         let (url, sent) = responder(head, b"{\"name\":\"x\"},".repeat(1024), true).await;
         let mut c = cfg(&url);
         c.timeout = 30;
-        let client = RegistryClient::new(&c, Secret::new(b"k".to_vec())).unwrap();
+        let client = h1(&c, Secret::new(b"k".to_vec())).unwrap();
         let start = std::time::Instant::now();
         let e = client
             .registrations("alice")
@@ -933,7 +939,7 @@ mod tests {
             MAX_ADMIN_ANSWER_BYTES + 1
         );
         let (url, _) = responder(head, b"[".to_vec(), false).await;
-        let client = RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
+        let client = h1(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
         let e = client.list_users().await.unwrap_err();
         assert!(
             e.to_string()
@@ -1002,7 +1008,7 @@ mod tests {
         let mut c = cfg(&format!("https://127.0.0.1:{port}"));
         c.ca_file = Some(pem_file(name, ca_pem));
         c.timeout = 10;
-        RegistryClient::new(&c, Secret::new(b"k".to_vec())).unwrap()
+        h1(&c, Secret::new(b"k".to_vec())).unwrap()
     }
 
     /// A certificate not signed by the CA in `ca_file` (someone else's
@@ -1086,7 +1092,7 @@ mod tests {
             let _ = s.read(&mut buf).await;
             // Dropped: closed with the request unanswered.
         });
-        let c = RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
+        let c = h1(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
         let e = c.health().await.unwrap_err();
         assert!(!e.is_unreachable(), "{e}");
         assert!(matches!(e, ClientError::Transport(_)), "{e:?}");
@@ -1103,7 +1109,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(10)).await;
             drop(s);
         });
-        let c = RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
+        let c = h1(&cfg(&url), Secret::new(b"k".to_vec())).unwrap();
         let start = std::time::Instant::now();
         let e = c.health().await.unwrap_err();
         assert!(start.elapsed() < Duration::from_secs(5));
@@ -1117,7 +1123,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let c = RegistryClient::new(
+        let c = h1(
             &cfg(&format!("http://127.0.0.1:{port}")),
             Secret::new(b"k".to_vec()),
         )
