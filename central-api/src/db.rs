@@ -586,9 +586,12 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
     )
     .await
     .or_else(|e| match (&e, backend) {
-        // Two replicas racing on CREATE TABLE IF NOT EXISTS: the other won.
+        // Two replicas racing on CREATE TABLE IF NOT EXISTS: the other won
+        // (a unique violation in the catalogue, or 42710 duplicate_object /
+        // 42P07 duplicate_table for its row type).
         (sqlx::Error::Database(d), Backend::Postgres)
-            if d.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+            if d.kind() == sqlx::error::ErrorKind::UniqueViolation
+                || matches!(d.code().as_deref(), Some("42710" | "42P07")) =>
         {
             Ok(Default::default())
         }
