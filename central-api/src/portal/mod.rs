@@ -419,3 +419,29 @@ pub fn router(app: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(portal)
 }
+
+/// `path?v=VERSION` of a compiled-in script: the version is the first 6
+/// bytes of its SHA-256 in hex, so a new build's script is fetched anew.
+pub(crate) fn versioned_src(path: &str, script: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let v = hex::encode(&Sha256::digest(script.as_bytes())[..6]);
+    format!("{path}?v={v}")
+}
+
+/// A compiled-in script as the answer, cached a year (its `src` carries
+/// its version: [`versioned_src`]).
+pub(crate) fn javascript(script: &'static str) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        script,
+    )
+        .into_response()
+}

@@ -28,27 +28,14 @@ pub const SCRIPT: &str = include_str!("../../static/push-wait.js");
 
 /// `src` of the live-wait script, with a content version (cached a year).
 pub fn script_src() -> &'static str {
-    static SRC: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        use sha2::{Digest, Sha256};
-        let v = hex::encode(&Sha256::digest(SCRIPT.as_bytes())[..6]);
-        format!("/my/static/push-wait.js?v={v}")
-    });
+    static SRC: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| super::versioned_src("/my/static/push-wait.js", SCRIPT));
     &SRC
 }
 
 /// `GET /my/static/push-wait.js`.
 pub async fn script() -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/javascript; charset=utf-8",
-            ),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-        ],
-        SCRIPT,
-    )
-        .into_response()
+    super::javascript(SCRIPT)
 }
 
 /// Sends a notification for user `username` (row id `uid`): to all their

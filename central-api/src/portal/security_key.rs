@@ -28,8 +28,7 @@ use super::signin::{csrf_of, fresh, safe_next, signed_in};
 use super::{Exit, PageResult, Portal};
 use crate::error::ApiError;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use data_encoding::BASE64URL_NOPAD;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -54,27 +53,14 @@ pub const SCRIPT: &str = include_str!("../../static/security-key.js");
 
 /// `src` of the script, with a content version (cached a year).
 pub fn script_src() -> &'static str {
-    static SRC: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        use sha2::{Digest, Sha256};
-        let v = hex::encode(&Sha256::digest(SCRIPT.as_bytes())[..6]);
-        format!("/my/static/security-key.js?v={v}")
-    });
+    static SRC: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| super::versioned_src("/my/static/security-key.js", SCRIPT));
     &SRC
 }
 
 /// `GET /my/static/security-key.js`.
 pub async fn script() -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/javascript; charset=utf-8",
-            ),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-        ],
-        SCRIPT,
-    )
-        .into_response()
+    super::javascript(SCRIPT)
 }
 
 /// The relying party and its `webauthn-rs` instance.
