@@ -135,6 +135,13 @@ async fn decide_and_record(
     let (applied, cancelled, over_replays) = state
         .writer
         .run(state, move |state, conn| {
+            // The writer may run this more than once (crate::writer): each
+            // run takes its own copies.
+            let plan = plan.clone();
+            let ctx = ctx.clone();
+            let username = username.clone();
+            let actor_owned = actor_owned.clone();
+            let record_host = record_host.clone();
             Box::pin(async move {
                 let applied = apply(state, conn, plan, now).await?;
                 let (over_replays, record_detail) = verify_detail(state, &ctx, &applied);
@@ -256,6 +263,7 @@ fn verify_detail(
 }
 
 /// What a verification does, decided from reads alone.
+#[derive(Clone)]
 enum Plan {
     /// Answer without changing anything but the audit table.
     Answer(VerifyResponse),
@@ -267,6 +275,8 @@ enum Plan {
         method_id: i64,
         /// The matched time step.
         step: i64,
+        /// Whether the user has failures to clear on an accept.
+        clear: bool,
     },
     /// The answer is the user's open temporary access code `tap_id`: use
     /// it once if it still works.
@@ -347,6 +357,110 @@ impl Applied {
     }
 }
 
+/// What [`plan`] reads of a user, in one statement: the user row, the
+/// failure count, how many sent codes are open, and every method that is
+/// not pending (in the order codes are tried: default first).
+struct Reads {
+    user: UserRow,
+    failure_count: i64,
+    sent_open: i64,
+    methods: Vec<MethodRead>,
+}
+
+/// One method of [`Reads`].
+struct MethodRead {
+    id: i64,
+    kind: String,
+    /// Hex of the sealed TOTP secret; `None` for other kinds.
+    secret_sealed: Option<String>,
+    digits: i64,
+    step_seconds: i64,
+    last_step: Option<i64>,
+    disabled: bool,
+}
+
+impl Reads {
+    /// The reads for `username` at `now` (Unix seconds); `None` for an
+    /// unknown user. One statement: on SQLite each statement is a hand-off
+    /// to a connection's thread, the cost that dominates a verification.
+    async fn load(state: &AppState, username: &str, now: i64) -> Result<Option<Self>, ApiError> {
+        let user_columns = crate::rows::USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // The sent-code condition is crate::phone::find_sent's.
+        let rows = sqlx::query(&format!(
+            "SELECT {user_columns}, u.failure_count,
+                    (SELECT COUNT(*) FROM sent_codes s
+                     WHERE s.user_id = u.id AND s.purpose = 'login' AND s.status = 'sent'
+                       AND s.expires_at > $2 AND s.method_id IS NOT NULL
+                       AND (s.used_at IS NOT NULL OR s.tries_left > 0)) AS sent_open,
+                    m.id AS m_id, m.kind AS m_kind, m.secret_sealed AS m_secret,
+                    m.digits AS m_digits, m.step_seconds AS m_step, m.last_step AS m_last,
+                    m.disabled AS m_disabled
+             FROM users u LEFT JOIN methods m ON m.user_id = u.id AND m.pending = 0
+             WHERE u.username = $1
+             ORDER BY m.is_default DESC, m.id"
+        ))
+        .bind(username)
+        .bind(now)
+        .fetch_all(&state.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut methods = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(id) = r.try_get::<Option<i64>, _>("m_id")? else {
+                continue;
+            };
+            methods.push(MethodRead {
+                id,
+                kind: r.try_get("m_kind")?,
+                secret_sealed: r.try_get("m_secret")?,
+                digits: r.try_get::<Option<i64>, _>("m_digits")?.unwrap_or(6),
+                step_seconds: r.try_get::<Option<i64>, _>("m_step")?.unwrap_or(30),
+                last_step: r.try_get("m_last")?,
+                disabled: r.try_get::<Option<i64>, _>("m_disabled")?.unwrap_or(0) != 0,
+            });
+        }
+        Ok(Some(Self {
+            user: UserRow::from_row(first)?,
+            failure_count: first.try_get("failure_count")?,
+            sent_open: first.try_get("sent_open")?,
+            methods,
+        }))
+    }
+
+    /// Whether the user has something to pass a second factor with in
+    /// `place`: a method (a disabled one included) that counts there, or
+    /// an open temporary access code.
+    async fn enrolment(
+        &self,
+        state: &AppState,
+        now: i64,
+        place: Place,
+    ) -> Result<Enrolment, ApiError> {
+        let known = || {
+            self.methods
+                .iter()
+                .filter_map(|m| MethodKind::parse(&m.kind))
+        };
+        if known().any(|k| k.counts_in(place))
+            || crate::recovery::open_until(&state.pool, self.user.id, now)
+                .await?
+                .is_some()
+        {
+            Ok(Enrolment::Here)
+        } else if known().next().is_some() {
+            Ok(Enrolment::Elsewhere)
+        } else {
+            Ok(Enrolment::Nowhere)
+        }
+    }
+}
+
 async fn plan(
     state: &AppState,
     username: &str,
@@ -355,11 +469,15 @@ async fn plan(
     now_u: u64,
     now: i64,
 ) -> Result<Plan, ApiError> {
-    let Some(user) = UserRow::find(&state.pool, username).await? else {
+    let Some(reads) = Reads::load(state, username, now).await? else {
         return Ok(Plan::Answer(verdict(VerifyResult::UnknownUser)));
     };
-    let uid = user.id;
-    match user.standing(now) {
+    let uid = reads.user.id;
+    // An accept clears the failure count; none to clear, no statement. (A
+    // failure recorded meanwhile then stays counted: stricter, never
+    // laxer.)
+    let clear = reads.failure_count != 0;
+    match reads.user.standing(now) {
         Standing::Disabled => return Ok(Plan::Answer(verdict(VerifyResult::Disabled))),
         Standing::Locked { until } => return Ok(Plan::Answer(locked(until))),
         Standing::Active => {}
@@ -368,7 +486,7 @@ async fn plan(
         return Ok(
             match crate::recovery::find_backup(state, uid, &backup).await? {
                 Some(code_id) => Plan::UseBackup { uid, code_id },
-                None => match enrolment(state, uid, now, place).await? {
+                None => match reads.enrolment(state, now, place).await? {
                     Enrolment::Here => Plan::Fail { uid },
                     e => Plan::Answer(not_enrolled(e, place)),
                 },
@@ -378,14 +496,19 @@ async fn plan(
     if let Some(tap) = recovery::normalise_tap(code) {
         return Ok(match crate::recovery::find(state, uid, &tap, now).await? {
             Some(tap_id) => Plan::UseTap { uid, tap_id },
-            None => match enrolment(state, uid, now, place).await? {
+            None => match reads.enrolment(state, now, place).await? {
                 Enrolment::Here => Plan::Fail { uid },
                 e => Plan::Answer(not_enrolled(e, place)),
             },
         });
     }
-    // A code sent by text message or call (crate::phone).
-    let sent = crate::phone::find_sent(state, uid, code, now).await?;
+    // A code sent by text message or call (crate::phone), looked up only
+    // when one is open.
+    let sent = if reads.sent_open > 0 {
+        crate::phone::find_sent(state, uid, code, now).await?
+    } else {
+        crate::phone::SentMatch::NoMatch { open: Vec::new() }
+    };
     let sent = match sent {
         crate::phone::SentMatch::Open {
             sent_id,
@@ -408,15 +531,12 @@ async fn plan(
         }
         _ => None,
     };
-    let methods = sqlx::query(
-        "SELECT id, secret_sealed, digits, step_seconds, last_step FROM methods
-         WHERE user_id = $1 AND kind = 'totp' AND secret_sealed IS NOT NULL AND disabled = 0
-         ORDER BY is_default DESC, id",
-    )
-    .bind(uid)
-    .fetch_all(&state.pool)
-    .await?;
-    if methods.is_empty() {
+    let apps: Vec<&MethodRead> = reads
+        .methods
+        .iter()
+        .filter(|m| m.kind == MethodKind::Totp.as_str() && !m.disabled && m.secret_sealed.is_some())
+        .collect();
+    if apps.is_empty() {
         if let Some(p) = no_app_match(sent) {
             return Ok(p);
         }
@@ -424,16 +544,16 @@ async fn plan(
         // has only a temporary access code, is enrolled: a code is wrong
         // for them, never "not enrolled" (which the `ignore` policy would
         // let through).
-        return Ok(match enrolment(state, uid, now, place).await? {
+        return Ok(match reads.enrolment(state, now, place).await? {
             Enrolment::Here => Plan::Fail { uid },
             e => Plan::Answer(not_enrolled(e, place)),
         });
     }
     // A fresh match on any method wins over a replay on another.
     let mut replayed = None;
-    for m in &methods {
-        let id: i64 = m.try_get("id")?;
-        let sealed_hex: String = m.try_get("secret_sealed")?;
+    for m in apps {
+        let id = m.id;
+        let sealed_hex = m.secret_sealed.as_deref().unwrap_or_default();
         let sealed = hex::decode(sealed_hex)
             .map_err(|_| ApiError::Secret(format!("method {id}: stored secret is not hex")))?;
         let secret = state
@@ -441,19 +561,19 @@ async fn plan(
             .open(&sealed, &totp_aad(id, uid))
             .map_err(|e| ApiError::Secret(format!("method {id}: {e}")))?;
         let params = TotpParams {
-            digits: u32::try_from(m.try_get::<i64, _>("digits")?).unwrap_or(6),
-            step_seconds: u64::try_from(m.try_get::<i64, _>("step_seconds")?).unwrap_or(30),
+            digits: u32::try_from(m.digits).unwrap_or(6),
+            step_seconds: u64::try_from(m.step_seconds).unwrap_or(30),
             t0: 0,
             skew_steps: state.skew_steps,
         };
-        let last: Option<i64> = m.try_get("last_step")?;
-        let last = last.and_then(|l| u64::try_from(l).ok());
+        let last = m.last_step.and_then(|l| u64::try_from(l).ok());
         match totp::check(&secret, code, now_u, last, &params) {
             TotpCheck::Match { step } => {
                 return Ok(Plan::Consume {
                     uid,
                     method_id: id,
                     step: i64::try_from(step).unwrap_or(i64::MAX),
+                    clear,
                 })
             }
             TotpCheck::Replay => replayed = replayed.or(Some(id)),
@@ -464,33 +584,6 @@ async fn plan(
         Some(method_id) => Plan::Replay { uid, method_id },
         None => no_app_match(sent).unwrap_or(Plan::Fail { uid }),
     })
-}
-
-/// Whether user `uid` has something to pass a second factor with: a
-/// method (a disabled one included) or an open temporary access code.
-async fn enrolment(
-    state: &AppState,
-    uid: i64,
-    now: i64,
-    place: Place,
-) -> Result<Enrolment, ApiError> {
-    let kinds: Vec<String> =
-        sqlx::query_scalar("SELECT kind FROM methods WHERE user_id = $1 AND pending = 0")
-            .bind(uid)
-            .fetch_all(&state.pool)
-            .await?;
-    let known = || kinds.iter().filter_map(|k| MethodKind::parse(k));
-    if known().any(|k| k.counts_in(place))
-        || crate::recovery::open_until(&state.pool, uid, now)
-            .await?
-            .is_some()
-    {
-        Ok(Enrolment::Here)
-    } else if known().next().is_some() {
-        Ok(Enrolment::Elsewhere)
-    } else {
-        Ok(Enrolment::Nowhere)
-    }
 }
 
 /// Whether a user can pass a second factor in a place
@@ -597,6 +690,7 @@ async fn apply(
             uid,
             method_id,
             step,
+            clear,
         } => {
             let consumed = sqlx::query(
                 "UPDATE methods SET last_step = $1, last_used_at = $4
@@ -612,7 +706,9 @@ async fn apply(
             .await?
             .rows_affected();
             if consumed == 1 {
-                clear_failures(conn, uid).await?;
+                if clear {
+                    clear_failures(conn, uid).await?;
+                }
                 return Ok(Applied::answer(VerifyResponse {
                     result: VerifyResult::Accept,
                     method_id: Some(method_id),

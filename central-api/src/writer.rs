@@ -3,11 +3,18 @@
 //! Every verification that writes (a code consumed, a failure or replay
 //! counted, its audit record) hands its writes to this task as a job. The
 //! task takes the jobs waiting in its queue, up to [`MAX_BATCH`], and runs
-//! them one after the other in one transaction, each inside its own
-//! savepoint (a job that fails is rolled back alone), then commits once:
-//! one fsync for the batch instead of one per verification. Each caller is
+//! them one after the other in one transaction, then commits once: one
+//! fsync for the batch instead of one per verification. Each caller is
 //! answered only after its batch committed (or with the commit's error), so
 //! an acknowledged accept is as durable as before.
+//!
+//! A job that fails is rolled back alone. Savepoints would do that at two
+//! statements per job (on SQLite each statement is a hand-off to the
+//! connection's thread, which is what bounds a writer on one connection),
+//! so the batch first runs without them; only when a job fails is the
+//! whole transaction rolled back and the batch run again, each job in its
+//! own savepoint. A job is therefore written to be run more than once
+//! (its work is a `Fn`; only the run that commits is answered).
 //!
 //! Because the jobs of a batch run in order on one connection, the
 //! single-statement rules of [`crate::verify`] (`UPDATE … WHERE last_step <
@@ -18,9 +25,9 @@
 //! back-off: they queue here, in order, in the process.
 //!
 //! Written by hand: sqlx has no group commit, and the batching is the
-//! point of this module. A job is a boxed future over the connection; a
-//! batch runs in a task of its own, so a panic in a job loses that batch
-//! (its callers get an error), never the writer.
+//! point of this module. A job is a boxed object whose work is a future
+//! over the connection; a batch runs in a task of its own, so a panic in a
+//! job loses that batch (its callers get an error), never the writer.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -39,21 +46,66 @@ const QUEUE: usize = 4096;
 /// A boxed future borrowing `'a`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Hands a job's result to its caller once the batch's fate is known:
-/// `None` when the batch committed, else why it did not.
-type Deliver = Box<dyn FnOnce(Option<String>) + Send>;
+/// One verification's writes, as the batch runs them.
+trait Job: Send {
+    /// Runs the writes on the batch's connection, keeping their result;
+    /// `true` when they succeeded (else the batch rolls them back). May be
+    /// called again, after a rollback, when a later run is the one kept.
+    fn run<'a>(
+        &'a mut self,
+        state: &'a AppState,
+        conn: &'a mut AnyConnection,
+    ) -> BoxFuture<'a, bool>;
 
-/// One job: its writes on the batch's connection; `true` when they
-/// succeeded (else its savepoint is rolled back), and its delivery.
-type Job = Box<
-    dyn for<'a> FnOnce(&'a AppState, &'a mut AnyConnection) -> BoxFuture<'a, (bool, Deliver)>
-        + Send,
->;
+    /// Answers the caller with the last run's result once the batch's fate
+    /// is known: `commit` is `None` when it committed, else why it did not.
+    fn deliver(self: Box<Self>, commit: Option<String>);
+}
+
+/// A [`Job`] over a caller's work and its answer channel.
+struct Work<T, F> {
+    work: F,
+    result: Option<Result<T, ApiError>>,
+    done: oneshot::Sender<Result<T, ApiError>>,
+}
+
+impl<T, F> Job for Work<T, F>
+where
+    T: Send + 'static,
+    F: for<'a> Fn(&'a AppState, &'a mut AnyConnection) -> BoxFuture<'a, Result<T, ApiError>>
+        + Send
+        + 'static,
+{
+    fn run<'a>(
+        &'a mut self,
+        state: &'a AppState,
+        conn: &'a mut AnyConnection,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let result = (self.work)(state, conn).await;
+            let ok = result.is_ok();
+            self.result = Some(result);
+            ok
+        })
+    }
+
+    fn deliver(self: Box<Self>, commit: Option<String>) {
+        let answer = match (self.result, commit) {
+            (Some(Ok(v)), None) => Ok(v),
+            (Some(Ok(_)), Some(why)) => Err(storage(why)),
+            (Some(Err(e)), _) => Err(e),
+            (None, why) => Err(storage(
+                why.unwrap_or_else(|| "the verification was not run".into()),
+            )),
+        };
+        let _ = self.done.send(answer);
+    }
+}
 
 /// The queue to the writer task.
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
-    rx: Mutex<Option<mpsc::Receiver<Job>>>,
+    tx: mpsc::Sender<Box<dyn Job>>,
+    rx: Mutex<Option<mpsc::Receiver<Box<dyn Job>>>>,
 }
 
 impl Default for Writer {
@@ -89,7 +141,9 @@ impl Writer {
     }
 
     /// Runs `work` (the writes of one verification) in the next batch and
-    /// returns its result once the batch committed.
+    /// returns its result once the batch committed. `work` may be run more
+    /// than once (after a rollback of the batch); the result of its last
+    /// run is the one returned.
     ///
     /// # Errors
     /// The job's own error; the batch's commit error (503); 503 when the
@@ -97,27 +151,15 @@ impl Writer {
     pub async fn run<T, F>(&self, state: &AppState, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: for<'a> FnOnce(
-                &'a AppState,
-                &'a mut AnyConnection,
-            ) -> BoxFuture<'a, Result<T, ApiError>>
+        F: for<'a> Fn(&'a AppState, &'a mut AnyConnection) -> BoxFuture<'a, Result<T, ApiError>>
             + Send
             + 'static,
     {
         let (done, answer) = oneshot::channel::<Result<T, ApiError>>();
-        let job: Job = Box::new(move |state, conn| {
-            Box::pin(async move {
-                let result = work(state, conn).await;
-                let ok = result.is_ok();
-                let deliver: Deliver = Box::new(move |commit: Option<String>| {
-                    let _ = done.send(match (result, commit) {
-                        (Ok(v), None) => Ok(v),
-                        (Ok(_), Some(why)) => Err(storage(why)),
-                        (Err(e), _) => Err(e),
-                    });
-                });
-                (ok, deliver)
-            })
+        let job: Box<dyn Job> = Box::new(Work {
+            work,
+            result: None,
+            done,
         });
         let started = self.rx.lock().map(|r| r.is_none()).unwrap_or(false);
         if !started {
@@ -138,7 +180,7 @@ fn storage(why: String) -> ApiError {
     ApiError::Db(sqlx::Error::Io(std::io::Error::other(why)))
 }
 
-async fn writer_loop(state: Weak<AppState>, mut rx: mpsc::Receiver<Job>) {
+async fn writer_loop(state: Weak<AppState>, mut rx: mpsc::Receiver<Box<dyn Job>>) {
     while let Some(first) = rx.recv().await {
         let mut batch = Vec::with_capacity(MAX_BATCH.min(rx.len() + 1));
         batch.push(first);
@@ -157,39 +199,174 @@ async fn writer_loop(state: Weak<AppState>, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// One transaction for `jobs`, each in a savepoint; every job's delivery
-/// called with the commit's outcome. Jobs not run because the batch broke
-/// off are dropped: their callers get an error.
-async fn run_batch(state: &AppState, jobs: Vec<Job>) {
-    let mut deliveries: Vec<Deliver> = Vec::with_capacity(jobs.len());
-    let outcome: Result<(), sqlx::Error> = async {
-        let mut tx = state.pool.begin().await?;
-        for job in jobs {
-            let mut savepoint = Connection::begin(&mut *tx).await?;
-            let (ok, deliver) = job(state, &mut savepoint).await;
-            deliveries.push(deliver);
-            if ok {
-                savepoint.commit().await?;
-            } else {
-                savepoint.rollback().await?;
-            }
-        }
-        tx.commit().await
-    }
-    .await;
+/// One transaction for `jobs`, then every job's answer with the commit's
+/// outcome. The jobs run without savepoints; when one fails, the
+/// transaction is rolled back and they run again, each in a savepoint, so
+/// that the failing one alone is undone. Jobs not run because the batch
+/// broke off get the batch's error.
+async fn run_batch(state: &AppState, mut jobs: Vec<Box<dyn Job>>) {
+    let outcome = match run_all(state, &mut jobs, false).await {
+        Ok(true) => Ok(()),
+        Ok(false) => run_all(state, &mut jobs, true).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
     match outcome {
         Ok(()) => {
-            state.metrics.write_batch(deliveries.len());
-            for d in deliveries {
-                d(None);
+            state.metrics.write_batch(jobs.len());
+            for j in jobs {
+                j.deliver(None);
             }
         }
         Err(e) => {
             let why = format!("database write failed: {}", twostep_common::error_chain(&e));
-            tracing::error!(error = %why, jobs = deliveries.len(), "a batch of verifications was not committed");
-            for d in deliveries {
-                d(Some(why.clone()));
+            tracing::error!(error = %why, jobs = jobs.len(), "a batch of verifications was not committed");
+            for j in jobs {
+                j.deliver(Some(why.clone()));
             }
         }
+    }
+}
+
+/// Runs `jobs` in one transaction. Without savepoints: `Ok(false)`, rolled
+/// back, at the first job that fails; else committed, `Ok(true)`. With
+/// savepoints: a failing job's writes are rolled back alone and the rest
+/// committed (`Ok(true)`).
+async fn run_all(
+    state: &AppState,
+    jobs: &mut [Box<dyn Job>],
+    savepoints: bool,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = state.pool.begin().await?;
+    for job in jobs.iter_mut() {
+        if !savepoints {
+            if !job.run(state, &mut tx).await {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            continue;
+        }
+        let mut savepoint = Connection::begin(&mut *tx).await?;
+        if job.run(state, &mut savepoint).await {
+            savepoint.commit().await?;
+        } else {
+            savepoint.rollback().await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    async fn state() -> (tempfile::TempDir, Arc<AppState>) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("admin.token");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&token)
+            .unwrap()
+            .write_all(b"admin-token-for-the-writer-tests\n")
+            .unwrap();
+        let text = format!(
+            "version = 1\n[api]\nlisten = \"127.0.0.1:1\"\ndatabase = \"sqlite://{0}/registry.db\"\nsecret_key_file = \"{0}/secret.key\"\nadmin_token_file = \"{1}\"\n",
+            dir.path().display(),
+            token.display()
+        );
+        let config = twostep_config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        let clock = crate::clock::FixedClock::new(1_700_000_000);
+        let app = crate::server::prepare(config.api().unwrap(), Arc::new(clock))
+            .await
+            .unwrap();
+        (dir, app)
+    }
+
+    /// `f`, with the signature a job's work has.
+    fn shaped<T, F>(f: F) -> F
+    where
+        F: for<'a> Fn(&'a AppState, &'a mut AnyConnection) -> BoxFuture<'a, Result<T, ApiError>>,
+    {
+        f
+    }
+
+    /// A job that inserts user `name` (and fails afterwards when `fail`),
+    /// counting its runs; its answer channel.
+    fn insert(
+        name: &'static str,
+        fail: bool,
+        runs: &Arc<AtomicUsize>,
+    ) -> (
+        Box<dyn Job>,
+        oneshot::Receiver<Result<&'static str, ApiError>>,
+    ) {
+        let (done, answer) = oneshot::channel();
+        let runs = Arc::clone(runs);
+        let work = shaped(move |_, conn| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                sqlx::query("INSERT INTO users (username, created_at) VALUES ($1, 1)")
+                    .bind(name)
+                    .execute(&mut *conn)
+                    .await?;
+                if fail {
+                    return Err(ApiError::Secret(format!("{name}: made to fail")));
+                }
+                Ok(name)
+            })
+        });
+        let job: Box<dyn Job> = Box::new(Work {
+            work,
+            result: None,
+            done,
+        });
+        (job, answer)
+    }
+
+    async fn users(state: &AppState) -> Vec<String> {
+        sqlx::query("SELECT username FROM users ORDER BY username")
+            .fetch_all(&state.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get("username").unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_succeeds_runs_each_job_once_and_commits_all() {
+        let (_dir, state) = state().await;
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (a, ra) = insert("a", false, &runs);
+        let (b, rb) = insert("b", false, &runs);
+        run_batch(&state, vec![a, b]).await;
+        assert_eq!(ra.await.unwrap().unwrap(), "a");
+        assert_eq!(rb.await.unwrap().unwrap(), "b");
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "no second pass");
+        assert_eq!(users(&state).await, ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_is_rolled_back_alone_and_the_others_commit_once() {
+        let (_dir, state) = state().await;
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (a, ra) = insert("a", false, &runs);
+        let (b, rb) = insert("b", true, &runs);
+        let (c, rc) = insert("c", false, &runs);
+        run_batch(&state, vec![a, b, c]).await;
+        assert_eq!(ra.await.unwrap().unwrap(), "a");
+        let err = rb.await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("b: made to fail"), "{err}");
+        assert_eq!(rc.await.unwrap().unwrap(), "c");
+        // First pass: a, b (fails, rollback); second pass: a, b, c.
+        assert_eq!(runs.load(Ordering::SeqCst), 5);
+        // b's insert is undone, a's is not written twice.
+        assert_eq!(users(&state).await, ["a", "c"]);
     }
 }
