@@ -32,7 +32,51 @@ pub(crate) fn require_admin(state: &AppState, headers: &HeaderMap) -> ApiResult<
     }
 }
 
-/// The name and kind of the host presenting a valid, unrevoked API key.
+/// How long a host API key found valid is taken as valid without asking
+/// the database again, in seconds. A revocation on this node applies at
+/// once ([`HostKeys::forget`]); on another node of the same database
+/// within this time.
+pub const HOST_KEY_CACHE_SECONDS: u64 = 2;
+
+/// Most keys remembered; past it the cache starts empty again.
+const HOST_KEY_CACHE_ENTRIES: usize = 4096;
+
+/// Host API keys recently found valid, by their SHA-256 (hex): a host call
+/// costs no database statement for its key while one is fresh. Only valid,
+/// unrevoked keys are kept, so an unknown or revoked key is always looked
+/// up (a host added since is let in at once).
+#[derive(Debug, Default)]
+pub struct HostKeys {
+    entries:
+        std::sync::Mutex<std::collections::HashMap<String, (String, HostKind, std::time::Instant)>>,
+}
+
+impl HostKeys {
+    fn get(&self, hash: &str) -> Option<(String, HostKind)> {
+        let entries = self.entries.lock().ok()?;
+        let (name, kind, at) = entries.get(hash)?;
+        (at.elapsed().as_secs() < HOST_KEY_CACHE_SECONDS).then(|| (name.clone(), *kind))
+    }
+
+    fn put(&self, hash: String, name: &str, kind: HostKind) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= HOST_KEY_CACHE_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(hash, (name.to_owned(), kind, std::time::Instant::now()));
+        }
+    }
+
+    /// Forgets host `name`'s key (it was revoked on this node).
+    pub(crate) fn forget(&self, name: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (n, _, _)| n != name);
+        }
+    }
+}
+
+/// The name and kind of the host presenting a valid, unrevoked API key
+/// (remembered [`HOST_KEY_CACHE_SECONDS`] by [`HostKeys`]).
 ///
 /// # Errors
 /// 401 `unauthorized` for a missing or unknown key, 403 `host_revoked`, 503
@@ -44,8 +88,12 @@ pub(crate) async fn require_host(
     let key = bearer(headers)?;
     // The key is looked up by its SHA-256: the database never sees the key
     // and the lookup time does not depend on how much of a key matches.
+    let hash = host_key_hash(key);
+    if let Some(found) = state.host_keys.get(&hash) {
+        return Ok(found);
+    }
     let row = sqlx::query("SELECT name, kind, revoked_at FROM hosts WHERE key_hash = $1")
-        .bind(host_key_hash(key))
+        .bind(&hash)
         .fetch_optional(&state.pool)
         .await?;
     let Some(row) = row else {
@@ -65,6 +113,7 @@ pub(crate) async fn require_host(
     } else {
         HostKind::Ssh
     };
+    state.host_keys.put(hash, &name, kind);
     Ok((name, kind))
 }
 

@@ -43,6 +43,8 @@ pub struct AppState {
     pub mailer: Option<crate::mail::Mailer>,
     /// The text-message and phone-call gateways (`[api.sms]`, `[api.voice]`).
     pub gateways: crate::phone::Gateways,
+    /// Host API keys recently found valid ([`crate::auth::HostKeys`]).
+    pub host_keys: crate::auth::HostKeys,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl AppState {
             writer: crate::writer::Writer::new(),
             mailer: api.smtp.as_ref().map(crate::mail::Mailer::new),
             gateways: crate::phone::Gateways::new(api),
+            host_keys: crate::auth::HostKeys::default(),
         }
     }
 

@@ -129,5 +129,7 @@ async fn revoke_host(
         ));
     }
     change.commit("host.revoke", Subject::host(&name)).await?;
+    // After the commit: a call checked meanwhile cannot bring it back.
+    state.host_keys.forget(&name);
     Ok(StatusCode::NO_CONTENT)
 }
