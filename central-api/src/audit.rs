@@ -77,6 +77,102 @@ where
     Ok(())
 }
 
+/// An [`Audit`] record that owns its fields, written later with others
+/// ([`write_audits`]): the verification writer's batch writes the records
+/// of all its jobs in one statement.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    /// When, in Unix seconds.
+    pub at: i64,
+    actor: String,
+    action: String,
+    username: Option<String>,
+    host: Option<String>,
+    remote_addr: Option<String>,
+    result: Option<String>,
+    detail: Option<String>,
+}
+
+impl AuditRow {
+    /// `a`, at `at` (Unix seconds).
+    pub fn new(at: i64, a: &Audit<'_>) -> Self {
+        Self {
+            at,
+            actor: a.actor.to_owned(),
+            action: a.action.to_owned(),
+            username: a.username.map(str::to_owned),
+            host: a.host.map(str::to_owned),
+            remote_addr: a.remote_addr.map(str::to_owned),
+            result: a.result.map(str::to_owned),
+            detail: a.detail.clone(),
+        }
+    }
+}
+
+/// Most records one statement writes (8 parameters each: under SQLite's
+/// and PostgreSQL's parameter limits).
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// Writes `rows` to the audit table through `conn`, in their order, in as
+/// few statements as the parameter limits allow, and logs each.
+///
+/// # Errors
+/// The database's, when the records cannot be written.
+pub(crate) async fn write_audits(
+    conn: &mut AnyConnection,
+    rows: &[AuditRow],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let b = i * 8;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO audit (at, actor, action, username, host, remote_addr, result, detail) VALUES {values}"
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(r.at)
+                .bind(r.actor.as_str())
+                .bind(r.action.as_str())
+                .bind(r.username.as_deref())
+                .bind(r.host.as_deref())
+                .bind(r.remote_addr.as_deref())
+                .bind(r.result.as_deref())
+                .bind(r.detail.as_deref());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    for r in rows {
+        tracing::info!(
+            target: "twostep::audit",
+            actor = r.actor,
+            action = r.action,
+            username = r.username.as_deref(),
+            host = r.host.as_deref(),
+            remote_addr = r.remote_addr.as_deref(),
+            result = r.result.as_deref(),
+            detail = r.detail.as_deref(),
+            "audit"
+        );
+    }
+    Ok(())
+}
+
 /// What an admin change concerned, for its audit record.
 #[derive(Debug, Default)]
 pub(crate) struct Subject<'a> {

@@ -44,7 +44,7 @@
 //! after the jobs queued before it, answered once the batch committed (on
 //! PostgreSQL rows are always locked methods first, then users).
 
-use crate::audit::{write_audit, Audit};
+use crate::audit::{Audit, AuditRow};
 use crate::crypto::totp_aad;
 use crate::error::ApiError;
 use crate::rows::{Standing, UserRow};
@@ -134,7 +134,7 @@ async fn decide_and_record(
     // (crate::writer): answered once that batch committed.
     let (applied, cancelled, over_replays) = state
         .writer
-        .run(state, move |state, conn| {
+        .run(state, move |state, conn, audits| {
             // The writer may run this more than once (crate::writer): each
             // run takes its own copies.
             let plan = plan.clone();
@@ -154,7 +154,7 @@ async fn decide_and_record(
                     result: Some(applied.resp.result.as_str()),
                     detail: record_detail,
                 };
-                write_audit(&mut *conn, now, &record).await?;
+                audits.push(AuditRow::new(now, &record));
                 let mut cancelled = Vec::new();
                 if let Some((until, uid)) = applied.lockout {
                     let record = Audit {
@@ -166,7 +166,7 @@ async fn decide_and_record(
                         )),
                         ..record
                     };
-                    write_audit(&mut *conn, now, &record).await?;
+                    audits.push(AuditRow::new(now, &record));
                     // A locked user's open pushes end with the lockout.
                     cancelled = crate::push::challenge::cancel_open_as(
                         state,

@@ -29,6 +29,7 @@
 //! over the connection; a batch runs in a task of its own, so a panic in a
 //! job loses that batch (its callers get an error), never the writer.
 
+use crate::audit::{write_audits, AuditRow};
 use crate::error::ApiError;
 use crate::state::AppState;
 use sqlx::{AnyConnection, Connection};
@@ -51,10 +52,12 @@ trait Job: Send {
     /// Runs the writes on the batch's connection, keeping their result;
     /// `true` when they succeeded (else the batch rolls them back). May be
     /// called again, after a rollback, when a later run is the one kept.
+    /// Its audit records go to `audits`.
     fn run<'a>(
         &'a mut self,
         state: &'a AppState,
         conn: &'a mut AnyConnection,
+        audits: &'a mut Vec<AuditRow>,
     ) -> BoxFuture<'a, bool>;
 
     /// Answers the caller with the last run's result once the batch's fate
@@ -72,7 +75,11 @@ struct Work<T, F> {
 impl<T, F> Job for Work<T, F>
 where
     T: Send + 'static,
-    F: for<'a> Fn(&'a AppState, &'a mut AnyConnection) -> BoxFuture<'a, Result<T, ApiError>>
+    F: for<'a> Fn(
+            &'a AppState,
+            &'a mut AnyConnection,
+            &'a mut Vec<AuditRow>,
+        ) -> BoxFuture<'a, Result<T, ApiError>>
         + Send
         + 'static,
 {
@@ -80,9 +87,10 @@ where
         &'a mut self,
         state: &'a AppState,
         conn: &'a mut AnyConnection,
+        audits: &'a mut Vec<AuditRow>,
     ) -> BoxFuture<'a, bool> {
         Box::pin(async move {
-            let result = (self.work)(state, conn).await;
+            let result = (self.work)(state, conn, audits).await;
             let ok = result.is_ok();
             self.result = Some(result);
             ok
@@ -141,7 +149,9 @@ impl Writer {
     }
 
     /// Runs `work` (the writes of one verification) in the next batch and
-    /// returns its result once the batch committed. `work` may be run more
+    /// returns its result once the batch committed. The audit records
+    /// `work` pushes are written after the batch's jobs, all in one
+    /// statement, in the same transaction. `work` may be run more
     /// than once (after a rollback of the batch); the result of its last
     /// run is the one returned.
     ///
@@ -151,7 +161,11 @@ impl Writer {
     pub async fn run<T, F>(&self, state: &AppState, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: for<'a> Fn(&'a AppState, &'a mut AnyConnection) -> BoxFuture<'a, Result<T, ApiError>>
+        F: for<'a> Fn(
+                &'a AppState,
+                &'a mut AnyConnection,
+                &'a mut Vec<AuditRow>,
+            ) -> BoxFuture<'a, Result<T, ApiError>>
             + Send
             + 'static,
     {
@@ -237,21 +251,25 @@ async fn run_all(
     savepoints: bool,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = state.pool.begin().await?;
+    let mut audits = Vec::with_capacity(jobs.len());
     for job in jobs.iter_mut() {
         if !savepoints {
-            if !job.run(state, &mut tx).await {
+            if !job.run(state, &mut tx, &mut audits).await {
                 tx.rollback().await?;
                 return Ok(false);
             }
             continue;
         }
+        let kept = audits.len();
         let mut savepoint = Connection::begin(&mut *tx).await?;
-        if job.run(state, &mut savepoint).await {
+        if job.run(state, &mut savepoint, &mut audits).await {
             savepoint.commit().await?;
         } else {
             savepoint.rollback().await?;
+            audits.truncate(kept);
         }
     }
+    write_audits(&mut tx, &audits).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -291,7 +309,11 @@ mod tests {
     /// `f`, with the signature a job's work has.
     fn shaped<T, F>(f: F) -> F
     where
-        F: for<'a> Fn(&'a AppState, &'a mut AnyConnection) -> BoxFuture<'a, Result<T, ApiError>>,
+        F: for<'a> Fn(
+            &'a AppState,
+            &'a mut AnyConnection,
+            &'a mut Vec<AuditRow>,
+        ) -> BoxFuture<'a, Result<T, ApiError>>,
     {
         f
     }
@@ -308,13 +330,22 @@ mod tests {
     ) {
         let (done, answer) = oneshot::channel();
         let runs = Arc::clone(runs);
-        let work = shaped(move |_, conn| {
+        let work = shaped(move |_, conn, audits| {
             runs.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
                 sqlx::query("INSERT INTO users (username, created_at) VALUES ($1, 1)")
                     .bind(name)
                     .execute(&mut *conn)
                     .await?;
+                audits.push(AuditRow::new(
+                    1,
+                    &crate::audit::Audit {
+                        actor: "test",
+                        action: "insert",
+                        username: Some(name),
+                        ..Default::default()
+                    },
+                ));
                 if fail {
                     return Err(ApiError::Secret(format!("{name}: made to fail")));
                 }
@@ -339,6 +370,16 @@ mod tests {
             .collect()
     }
 
+    async fn audited(state: &AppState) -> Vec<String> {
+        sqlx::query("SELECT username FROM audit WHERE action = 'insert' ORDER BY id")
+            .fetch_all(&state.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get("username").unwrap())
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_batch_that_succeeds_runs_each_job_once_and_commits_all() {
         let (_dir, state) = state().await;
@@ -350,6 +391,7 @@ mod tests {
         assert_eq!(rb.await.unwrap().unwrap(), "b");
         assert_eq!(runs.load(Ordering::SeqCst), 2, "no second pass");
         assert_eq!(users(&state).await, ["a", "b"]);
+        assert_eq!(audited(&state).await, ["a", "b"]);
     }
 
     #[tokio::test]
@@ -368,5 +410,7 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 5);
         // b's insert is undone, a's is not written twice.
         assert_eq!(users(&state).await, ["a", "c"]);
+        // Its audit record too; the others' once each, in order.
+        assert_eq!(audited(&state).await, ["a", "c"]);
     }
 }
