@@ -381,6 +381,21 @@ pub fn send_refusal(result: SendResult, channel: Channel) -> Option<&'static str
     })
 }
 
+/// What a front end makes of a send the registry did not answer (a
+/// timeout, a dropped connection): [`SendResult::CouldNotSend`], never an
+/// unreachable registry. The registry answered the login's lookup a moment
+/// before, and it waits on the gateway while it sends: a slow gateway must
+/// not turn into `fail_mode = "open"` and a login without a second factor.
+/// From then on that login is failed closed if the registry stops
+/// answering ([`FAIL_MODE_AFTER_A_FAILED_SEND`]).
+pub const UNANSWERED_SEND: SendResult = SendResult::CouldNotSend;
+
+/// Why a login whose code send went unanswered does not apply the fail
+/// mode to a later unanswered call: the registry was reached, and is
+/// slow, not down.
+pub const FAIL_MODE_AFTER_A_FAILED_SEND: &str =
+    "fail_mode does not apply once the registry was reached and a code send went unanswered";
+
 /// What the user is told once the code went out: `Code sent by text
 /// message to ••42`, `Code read out by phone call to ••42`.
 pub fn sent_message(channel: Channel, sent_to: &str) -> String {

@@ -79,7 +79,9 @@ pub struct GatewayConfig {
     /// [`DEFAULT_VOICE_MESSAGE`].
     #[serde(default)]
     pub message: Option<String>,
-    /// Seconds one call may take, connection included (1 to 30). Default 10.
+    /// Seconds one call may take, connection included (1 to 30). Default 4:
+    /// under the hosts' `[registry] timeout` (5 s by default), so that the
+    /// registry answers "could not send" before a host stops waiting.
     #[serde(default = "default_timeout")]
     pub timeout: u64,
 }
@@ -88,7 +90,7 @@ fn default_content_type() -> String {
     FORM_CONTENT_TYPE.to_owned()
 }
 fn default_timeout() -> u64 {
-    10
+    4
 }
 
 impl GatewayConfig {

@@ -613,6 +613,9 @@ pub struct Flow {
     /// Said before the next prompt, once: where a code went, or why it
     /// did not.
     phone_notice: Option<PhoneNotice>,
+    /// A code send went unanswered: the fail mode no longer applies
+    /// ([`phone::UNANSWERED_SEND`]).
+    send_unanswered: bool,
     /// `stash_code`: the stash was handed out (once per call).
     stashed: bool,
     /// The last wrong try came from PAM_AUTHTOK (an earlier module's
@@ -638,6 +641,7 @@ impl Flow {
             sends: 0,
             has_app_code: false,
             phone_notice: None,
+            send_unanswered: false,
             stashed: false,
             authtok_tried: false,
             outbox: VecDeque::new(),
@@ -795,6 +799,11 @@ impl Flow {
     /// the user in.
     fn failed_call(&mut self, e: CallError, password: Option<Typed>) {
         let end = match e {
+            CallError::Unreachable(why) if self.send_unanswered => End::new(
+                PamCode::AuthinfoUnavail,
+                Level::Error,
+                format!("{why} ({})", phone::FAIL_MODE_AFTER_A_FAILED_SEND),
+            ),
             CallError::Unreachable(why) => {
                 let d = decision::unreachable(self.inputs.pam.fail_mode);
                 let (code, level) = map_decision(d);
@@ -1483,7 +1492,22 @@ impl Flow {
         self.spend(since, now);
         let sent = match r {
             Ok(s) => s,
-            Err(e) => return self.failed_call(e, None),
+            Err(e) => {
+                // Slow gateway, not a registry down: no fail mode.
+                let why = match e {
+                    CallError::Unreachable(w) | CallError::Other(w) => w,
+                };
+                self.outbox.push_back(Action::Log {
+                    level: Level::Warning,
+                    message: format!("{channel} code not sent: {why}"),
+                });
+                self.send_unanswered = true;
+                CodeSent {
+                    result: phone::UNANSWERED_SEND,
+                    sent_to: None,
+                    expires_at: None,
+                }
+            }
         };
         self.debug(format!("{channel} code: {}", sent.result.as_str()));
         let as_verdict = match sent.result {

@@ -2211,3 +2211,39 @@ fn a_code_not_sent_is_said_before_the_next_prompt_and_never_lets_in() {
         .iter()
         .all(|c| !matches!(c, Call::SendCode { .. })));
 }
+
+#[test]
+fn an_unanswered_send_is_could_not_send_and_the_fail_mode_no_longer_applies() {
+    // A gateway slower than the host's timeout: the registry was reached
+    // (the lookup answered), so fail_mode = "open" must not let the user
+    // in, neither at the send nor at a later unanswered call.
+    let ran = case()
+        .pam(fail_mode(FailMode::Open))
+        .answer("123456")
+        .reply(with_phone(true))
+        .reply(Reply::Sent(Err(unreachable())))
+        .reply(Reply::Verdict(Err(unreachable())))
+        .run();
+    assert_eq!(ran.end.code, PamCode::AuthinfoUnavail, "{:?}", ran.end);
+    assert!(
+        ran.end
+            .reason
+            .contains(twostep_common::phone::FAIL_MODE_AFTER_A_FAILED_SEND),
+        "{}",
+        ran.end.reason
+    );
+    assert_eq!(
+        ran.prompts[0].0,
+        "Could not send the text message; try again later or use another method\nVerification code, or type sms: "
+    );
+    // Without a later outage the login goes on as usual: the app's code
+    // still works.
+    let ran = case()
+        .pam(fail_mode(FailMode::Open))
+        .answer("123456")
+        .reply(with_phone(true))
+        .reply(Reply::Sent(Err(unreachable())))
+        .reply(verdict(VerifyResult::Accept))
+        .run();
+    assert_eq!(ran.end.code, PamCode::Success);
+}

@@ -1102,7 +1102,17 @@ impl<'a> Login<'a> {
     ) -> Action {
         let sent = match result {
             Ok(s) => s,
-            Err(f) => return self.registry_failed(f, &attrs),
+            // A send the registry did not answer is "could not send",
+            // never the fail mode (phone::UNANSWERED_SEND).
+            Err(f) => {
+                let why =
+                    phone::send_refusal(phone::UNANSWERED_SEND, channel).unwrap_or("code not sent");
+                return self.reply(
+                    Reply::reject(Some(why)),
+                    Level::WARN,
+                    format!("Access-Reject: code not sent ({channel}): {f}"),
+                );
+            }
         };
         let as_deny = match sent.result {
             SendResult::Sent => {

@@ -1504,3 +1504,42 @@ fn a_phone_default_and_append_sms_send_at_once_and_a_refused_send_is_said() {
     assert_eq!(asked, vec![primary_of("alice", "pw")]);
     assert_eq!(v.reply, Reply::reject(Some(PASSWORD_REFUSED)));
 }
+
+#[test]
+fn an_unanswered_send_is_could_not_send_even_with_fail_mode_open() {
+    use twostep_common::phone::Channel;
+    // The gateway is slower than radiusd's registry timeout: the send call
+    // times out. The registry answered the lookup, so this is no outage:
+    // an Access-Reject saying the code could not be sent, never the fail
+    // mode's accept.
+    for mode in [RadiusMode::Challenge, RadiusMode::Append] {
+        let mut s = Server::new(mode, true).fail_open();
+        let slow = Script {
+            registrations: Ok(Some(phone_user(true))),
+            code_sent: Err(RegistryFailure::from(&ClientError::Transport(
+                "operation timed out".into(),
+            ))),
+            ..Script::wrong_code()
+        };
+        let password = if mode == RadiusMode::Append {
+            "pw,sms"
+        } else {
+            "pw"
+        };
+        let (v, asked) = s.run(&request("alice", password, None), &slow);
+        assert!(
+            asked
+                .iter()
+                .any(|a| matches!(a, Asked::SendCode(r) if r.channel == Channel::Sms)),
+            "{asked:?}"
+        );
+        assert_eq!(
+            v.reply,
+            Reply::reject(Some(
+                "Could not send the text message; try again later or use another method"
+            )),
+            "{mode:?}"
+        );
+        assert!(v.log.text.contains("code not sent (sms)"), "{}", v.log.text);
+    }
+}
