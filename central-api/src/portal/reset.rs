@@ -259,15 +259,20 @@ async fn name_mac(p: &Portal, what: &str, username: &str) -> Result<Vec<u8>, Exi
 }
 
 /// The ways `r` can prove itself: the user's, or for a name that cannot
-/// be reset the decoy ways of its name.
+/// be reset (and a user with no way at all, who can never reset either)
+/// the decoy ways of its name.
 async fn ways(p: &Portal, r: &Reset) -> Result<BTreeSet<ProofWay>, Exit> {
-    Ok(match r.user_id {
+    let own = match r.user_id {
         Some(uid) => ways_of(&registered(p, uid).await?, &available(p)),
-        None => decoy_ways(
-            &name_mac(p, "reset-ways", &r.username).await?,
-            &available(p),
-        ),
-    })
+        None => BTreeSet::new(),
+    };
+    if !own.is_empty() {
+        return Ok(own);
+    }
+    Ok(decoy_ways(
+        &name_mac(p, "reset-ways", &r.username).await?,
+        &available(p),
+    ))
 }
 
 /// The kinds of proof `user_id` registered (none without a user).
