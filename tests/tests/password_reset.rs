@@ -448,6 +448,21 @@ async fn token(web: &Web) -> String {
     csrf(&web.get("/my/reset/questions").await.body)
 }
 
+/// The new password ([`NEW_PASSWORD`]) of a complete reset.
+async fn set_new_password(web: &Web, token: &str) {
+    let r = web
+        .post(
+            "/my/reset/password",
+            &[
+                ("csrf", token),
+                ("new_password", NEW_PASSWORD),
+                ("confirm_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(location(&r), "/my/?done=reset", "{}", r.body);
+}
+
 async fn begin_reset(web: &Web, user: &str) -> Answer {
     let page = web.get("/my/reset").await;
     let token = csrf(&page.body);
@@ -644,17 +659,7 @@ fn same_pages_and_refusals(database: Option<&str>) {
         ];
         let r = known.post("/my/reset/questions", &f).await;
         assert_eq!(location(&r), "/my/reset/password", "{}", r.body);
-        let r = known
-            .post(
-                "/my/reset/password",
-                &[
-                    ("csrf", &kt),
-                    ("new_password", NEW_PASSWORD),
-                    ("confirm_password", NEW_PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(location(&r), "/my/?done=reset");
+        set_new_password(&known, &kt).await;
         let r = signed.get("/my/security-info").await;
         assert_eq!(location(&r), "/my/", "bob's other session ended");
         // The unknown name never gets a password page.
@@ -876,17 +881,7 @@ fn push_and_text_message_prove_a_reset_and_unknown_names_look_the_same() {
             .post("/my/reset/phone", &[("csrf", &t), ("code", &code)])
             .await;
         assert!(said(&r).contains("was used already"), "{}", r.body);
-        let r = w
-            .post(
-                "/my/reset/password",
-                &[
-                    ("csrf", &t),
-                    ("new_password", NEW_PASSWORD),
-                    ("confirm_password", NEW_PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(location(&r), "/my/?done=reset");
+        set_new_password(&w, &t).await;
         let r = Web::new(&reg.url, None).sign_in("pia", NEW_PASSWORD).await;
         assert!(
             location(&r).starts_with("/my/sign-in/"),

@@ -978,6 +978,7 @@ fn a_security_key_proves_a_password_reset_and_a_removed_one_does_not() {
             click(&c, "Use my security key").await;
             let t = text(&c).await;
             assert_eq!(path(&c).await, "/my/reset/security-key", "{t}");
+            assert!(t.contains("The key wasn't used"), "{t}");
             shot(&c, "reset-53-removed-key-refused").await;
         }
         c.goto(&format!("{}/my/reset/password", base(&reg)))

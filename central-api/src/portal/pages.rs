@@ -765,7 +765,7 @@ pub struct SecurityKeySignInPage {
     pub next: Option<String>,
     /// Why the last try failed.
     pub error: Option<&'static str>,
-    /// The names of the user's keys.
+    /// The names of the user's keys ("" on a reset: not shown).
     pub keys: String,
     /// The registry's request options, as JSON for the script; `None`
     /// when the user has no usable key.

@@ -194,6 +194,69 @@ async fn current(p: &Portal, headers: &HeaderMap) -> Result<Reset, Exit> {
         .ok_or_else(|| Exit::Redirect("/my/reset?done=expired".into()))
 }
 
+/// A page of the reset, for [`show`] and [`attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Choose,
+    Email,
+    Questions,
+    App,
+    Push,
+    Phone,
+    Key,
+}
+
+/// The page of `step` for `r`.
+async fn step_page(
+    p: &Portal,
+    v: &Visit,
+    r: &Reset,
+    step: Step,
+    status: StatusCode,
+    error: Option<&'static str>,
+) -> PageResult {
+    match step {
+        Step::Choose => choose_page(p, v, r, status, error).await,
+        Step::Email => email_page(p, v, r, status, error).await,
+        Step::Questions => questions_page(p, v, r, status, error).await,
+        Step::App => app_page(p, v, r, status, error).await,
+        Step::Push => push_page(p, v, r, status, error).await,
+        Step::Phone => phone_page(p, v, r, status, error).await,
+        Step::Key => key_page(p, v, r, status, error).await,
+    }
+}
+
+/// `GET` of a step: the visitor's reset on the page of `step`.
+async fn show(p: &Portal, v: &Visit, headers: &HeaderMap, step: Step) -> PageResult {
+    let r = current(p, headers).await?;
+    step_page(p, v, &r, step, StatusCode::OK, None).await
+}
+
+/// The visitor's reset for an attempt at `step` (a proof, or with
+/// `Step::Choose` a send): `Err` with the page of `step` saying "Too many
+/// attempts" (429) when the name or the address is throttled.
+async fn attempt(
+    p: &Portal,
+    v: &Visit,
+    headers: &HeaderMap,
+    step: Step,
+) -> Result<Reset, PageResult> {
+    let r = current(p, headers).await.map_err(Err)?;
+    match p.throttled(&r.keys(v)).await {
+        Ok(false) => Ok(r),
+        Ok(true) => Err(step_page(
+            p,
+            v,
+            &r,
+            step,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(TOO_MANY),
+        )
+        .await),
+        Err(e) => Err(Err(e.into())),
+    }
+}
+
 /// What this registry can send or check for a reset.
 fn available(p: &Portal) -> Available {
     Available {
@@ -484,8 +547,7 @@ fn option(way: ProofWay) -> ResetOption {
 
 /// `GET /my/reset/verify`.
 pub async fn choose(State(p): State<Arc<Portal>>, v: Visit, headers: HeaderMap) -> PageResult {
-    let r = current(&p, &headers).await?;
-    choose_page(&p, &v, &r, StatusCode::OK, None).await
+    show(&p, &v, &headers, Step::Choose).await
 }
 
 /// After a proof passed: the new password when the reset is complete,
@@ -568,13 +630,13 @@ pub async fn email_send(
     headers: HeaderMap,
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> PageResult {
-    let r = current(&p, &headers).await?;
     let Some(mailer) = p.app.mailer.clone() else {
         return Err(Exit::Redirect("/my/reset/verify".into()));
     };
-    if p.throttled(&r.keys(&v)).await? {
-        return choose_page(&p, &v, &r, StatusCode::TOO_MANY_REQUESTS, Some(TOO_MANY)).await;
-    }
+    let r = match attempt(&p, &v, &headers, Step::Choose).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
     // Every code sent counts toward the limit, so the page cannot be used
     // to flood a mailbox.
     p.count_failure(&r.keys(&v)).await?;
@@ -635,8 +697,7 @@ pub async fn email_page_get(
     v: Visit,
     headers: HeaderMap,
 ) -> PageResult {
-    let r = current(&p, &headers).await?;
-    email_page(&p, &v, &r, StatusCode::OK, None).await
+    show(&p, &v, &headers, Step::Email).await
 }
 
 #[derive(Deserialize)]
@@ -653,10 +714,10 @@ pub async fn email_submit(
     headers: HeaderMap,
     CsrfForm(f): CsrfForm<CodeForm>,
 ) -> PageResult {
-    let r = current(&p, &headers).await?;
-    if p.throttled(&r.keys(&v)).await? {
-        return email_page(&p, &v, &r, StatusCode::TOO_MANY_REQUESTS, Some(TOO_MANY)).await;
-    }
+    let r = match attempt(&p, &v, &headers, Step::Email).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
     let Some(hash) = r
         .code_hash
         .clone()
@@ -761,8 +822,7 @@ pub async fn questions_get(
     v: Visit,
     headers: HeaderMap,
 ) -> PageResult {
-    let r = current(&p, &headers).await?;
-    questions_page(&p, &v, &r, StatusCode::OK, None).await
+    show(&p, &v, &headers, Step::Questions).await
 }
 
 #[derive(Deserialize)]
@@ -782,10 +842,10 @@ pub async fn questions_submit(
     headers: HeaderMap,
     CsrfForm(f): CsrfForm<AnswersForm>,
 ) -> PageResult {
-    let r = current(&p, &headers).await?;
-    if p.throttled(&r.keys(&v)).await? {
-        return questions_page(&p, &v, &r, StatusCode::TOO_MANY_REQUESTS, Some(TOO_MANY)).await;
-    }
+    let r = match attempt(&p, &v, &headers, Step::Questions).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
     let typed = [&f.answer1, &f.answer2, &f.answer3];
     let mut all = true;
     // Every answer is checked (a dummy hash where there is none), so the
@@ -832,8 +892,7 @@ async fn app_page(
 
 /// `GET /my/reset/app`.
 pub async fn app_get(State(p): State<Arc<Portal>>, v: Visit, headers: HeaderMap) -> PageResult {
-    let r = current(&p, &headers).await?;
-    app_page(&p, &v, &r, StatusCode::OK, None).await
+    show(&p, &v, &headers, Step::App).await
 }
 
 /// `POST /my/reset/app`: the registry's verification (replay rule,
@@ -844,10 +903,10 @@ pub async fn app_submit(
     headers: HeaderMap,
     CsrfForm(f): CsrfForm<CodeForm>,
 ) -> PageResult {
-    let r = current(&p, &headers).await?;
-    if p.throttled(&r.keys(&v)).await? {
-        return app_page(&p, &v, &r, StatusCode::TOO_MANY_REQUESTS, Some(TOO_MANY)).await;
-    }
+    let r = match attempt(&p, &v, &headers, Step::App).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
     let code = f.code.trim();
     // Every name goes through the verification (an unknown one answers
     // `unknown_user` there), so the time taken tells nothing; a code
@@ -954,10 +1013,10 @@ pub async fn push_send(
     headers: HeaderMap,
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> PageResult {
-    let r = current(&p, &headers).await?;
-    if p.throttled(&r.keys(&v)).await? {
-        return choose_page(&p, &v, &r, StatusCode::TOO_MANY_REQUESTS, Some(TOO_MANY)).await;
-    }
+    let r = match attempt(&p, &v, &headers, Step::Choose).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
     // Every request sent counts, so the page cannot be used to flood a
     // phone with requests.
     p.count_failure(&r.keys(&v)).await?;
@@ -1038,10 +1097,10 @@ pub async fn push_submit(
     headers: HeaderMap,
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> PageResult {
-    let r = current(&p, &headers).await?;
-    if p.throttled(&r.keys(&v)).await? {
-        return push_page(&p, &v, &r, StatusCode::TOO_MANY_REQUESTS, Some(TOO_MANY)).await;
-    }
+    let r = match attempt(&p, &v, &headers, Step::Push).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
     match push_state(&p, &r).await? {
         Some((PushResult::Approved, _, _)) => {
             let n = sqlx::query(
@@ -1117,9 +1176,6 @@ pub struct ChannelForm {
 /// background (the answer takes the same time whether or not a code goes
 /// out), the code's row kept with the reset once it went out.
 async fn phone_send_by(p: &Arc<Portal>, v: &Visit, r: &Reset, channel: Channel) -> PageResult {
-    if p.throttled(&r.keys(v)).await? {
-        return choose_page(p, v, r, StatusCode::TOO_MANY_REQUESTS, Some(TOO_MANY)).await;
-    }
     // Every code sent counts toward the limit, as emailed ones.
     p.count_failure(&r.keys(v)).await?;
     sqlx::query(
@@ -1214,7 +1270,10 @@ pub async fn phone_send(
     headers: HeaderMap,
     CsrfForm(f): CsrfForm<ChannelForm>,
 ) -> PageResult {
-    let r = current(&p, &headers).await?;
+    let r = match attempt(&p, &v, &headers, Step::Choose).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
     let Some(channel) = Channel::from_name(&f.channel).filter(|c| p.app.gateways.has(*c)) else {
         return Err(Exit::Redirect("/my/reset/verify".into()));
     };
@@ -1229,7 +1288,10 @@ pub async fn phone_resend(
     headers: HeaderMap,
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> PageResult {
-    let r = current(&p, &headers).await?;
+    let r = match attempt(&p, &v, &headers, Step::Choose).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
     let Some(channel) = r.phone_channel.filter(|c| p.app.gateways.has(*c)) else {
         return Err(Exit::Redirect("/my/reset/verify".into()));
     };
@@ -1254,12 +1316,12 @@ pub async fn phone_submit(
     CsrfForm(f): CsrfForm<CodeForm>,
 ) -> PageResult {
     use crate::phone::PageCheck;
-    let r = current(&p, &headers).await?;
+    let r = match attempt(&p, &v, &headers, Step::Phone).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
     if r.phone_channel.is_none() {
         return Err(Exit::Redirect("/my/reset/verify".into()));
-    }
-    if p.throttled(&r.keys(&v)).await? {
-        return phone_page(&p, &v, &r, StatusCode::TOO_MANY_REQUESTS, Some(TOO_MANY)).await;
     }
     let typed: String = f.code.chars().filter(|c| !c.is_whitespace()).collect();
     let check = match (r.user_id, r.phone_sent_id) {
@@ -1343,7 +1405,7 @@ async fn key_page(
         next: None,
         error,
         // Never the keys' names: they would tell the account exists.
-        keys: "the ones you added on Security info".to_owned(),
+        keys: String::new(),
         options,
         code_alt: None,
         push_alt: None,
@@ -1357,8 +1419,7 @@ async fn key_page(
 
 /// `GET /my/reset/security-key`.
 pub async fn key_get(State(p): State<Arc<Portal>>, v: Visit, headers: HeaderMap) -> PageResult {
-    let r = current(&p, &headers).await?;
-    key_page(&p, &v, &r, StatusCode::OK, None).await
+    show(&p, &v, &headers, Step::Key).await
 }
 
 /// `POST /my/reset/security-key`: the key's answer, checked as at
@@ -1369,10 +1430,10 @@ pub async fn key_submit(
     headers: HeaderMap,
     CsrfForm(f): CsrfForm<AnswerForm>,
 ) -> PageResult {
-    let r = current(&p, &headers).await?;
-    if p.throttled(&r.keys(&v)).await? {
-        return key_page(&p, &v, &r, StatusCode::TOO_MANY_REQUESTS, Some(TOO_MANY)).await;
-    }
+    let r = match attempt(&p, &v, &headers, Step::Key).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
     let owner = key_owner(&p, &r).await?;
     let checked = super::security_key::check_reset(&p, owner, &r.username, &f).await?;
     match checked {
