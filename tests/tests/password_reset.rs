@@ -19,7 +19,8 @@
 //!   device `twostep authenticator` and a test HTTP gateway for
 //!   `[api.sms]` / `[api.voice]`: a push denied proves nothing, one
 //!   approved with the number shown (its request saying `portal-reset`)
-//!   proves the app; a text-message code the gateway received proves the
+//!   proves the app (with a number to match even under `number_matching
+//!   = false`), one reported as fraud proves nothing and blocks the next; a text-message code the gateway received proves the
 //!   phone once (a wrong one, and the same one again, refused); an
 //!   unknown name sees a choose page of the same shape, a push that only
 //!   times out and a "code sent" page that sent nothing;
@@ -777,7 +778,7 @@ fn push_and_text_message_prove_a_reset_and_unknown_names_look_the_same() {
     let reg = Registry::start_with(
         None,
         &format!(
-            "{}\n[api.push]\nmax_challenges = 100\nchallenge_lifetime = 8\n",
+            "{}\n[api.push]\nmax_challenges = 100\nchallenge_lifetime = 8\nnumber_matching = false\n",
             gateways_toml(dir.path(), sms.port, voice.port)
         ),
     );
@@ -836,6 +837,8 @@ fn push_and_text_message_prove_a_reset_and_unknown_names_look_the_same() {
         w.post("/my/reset/push/send", &[("csrf", &t)]).await;
         let pushed = w.get("/my/reset/push").await;
         let n = number_shown(&pushed.body);
+        // A reset's push carries a number to match even with
+        // `number_matching = false` (as this registry has).
         assert_eq!(n.len(), 2, "number matching: {}", pushed.body);
         device_answers(&accounts, &["approve", "--number", &n], "approved");
         let r = w.post("/my/reset/push", &[("csrf", &t)]).await;
@@ -1016,6 +1019,35 @@ fn push_and_text_message_prove_a_reset_and_unknown_names_look_the_same() {
         let t = text(&c).await;
         assert!(t.contains("Approve the request in your app"), "{t}");
         shot(&c, "reset-61-push-wait").await;
+        // Reported as fraud on the phone: the live wait shows it, nothing
+        // is proven, and the next request is blocked (it looks sent, and
+        // never reaches the phone).
+        device_answers(&accounts, &["fraud"], "fraud");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !text(&c).await.contains("You reported the request as fraud") {
+            assert!(Instant::now() < deadline, "{}", text(&c).await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        shot(&c, "reset-63-push-fraud").await;
+        click_css(&c, "form[action='/my/reset/push/send'] button").await;
+        assert_eq!(path(&c).await, "/my/reset/push");
+        assert!(text(&c).await.contains("Approve the request in your app"));
+        assert_eq!(
+            audited(&reg, "pia", "portal.reset_push")
+                .await
+                .last()
+                .map(String::as_str),
+            Some("blocked")
+        );
+        let pending = twostep_e2e::authenticator(&accounts, &["pending", "--json"]);
+        assert_eq!(String::from_utf8_lossy(&pending.stdout).trim(), "[]");
+        assert_eq!(
+            audited(&reg, "pia", "portal.reset_proof")
+                .await
+                .last()
+                .map(String::as_str),
+            Some("push_fraud")
+        );
         c.goto(&format!("{}/my/reset/verify", reg.url))
             .await
             .expect("goto");
