@@ -897,6 +897,8 @@ pub async fn app_get(State(p): State<Arc<Portal>>, v: Visit, headers: HeaderMap)
 
 /// `POST /my/reset/app`: the registry's verification (replay rule,
 /// lockout, audit as for PAM and RADIUS); every refusal reads the same.
+/// The proof is of the kind of the method that matched
+/// ([`ProofKind::of_method`]).
 pub async fn app_submit(
     State(p): State<Arc<Portal>>,
     v: Visit,
@@ -912,7 +914,7 @@ pub async fn app_submit(
     // `unknown_user` there), so the time taken tells nothing; a code
     // accepted for a name that cannot be reset completes nothing
     // (`ready`).
-    let accepted = if twostep_common::recovery::is_second_factor_format(code) {
+    let verdict = if twostep_common::recovery::is_second_factor_format(code) {
         let req = VerifyRequest {
             username: r.username.clone(),
             code: code.to_owned(),
@@ -923,24 +925,36 @@ pub async fn app_submit(
                 tty: None,
             },
         };
-        crate::verify::verify_as(
+        let resp = crate::verify::verify_as(
             &p.app,
             "portal",
             None,
             twostep_common::methods::Place::Page,
             &req,
         )
-        .await?
-        .result
-            == VerifyResult::Accept
+        .await?;
+        (resp.result == VerifyResult::Accept).then_some(resp.method_id)
     } else {
-        false
+        None
     };
-    if !accepted {
+    let Some(method) = verdict else {
         failed(&p, &v, &r, "wrong_code").await?;
         return app_page(&p, &v, &r, StatusCode::OK, Some(WRONG_CODE)).await;
-    }
-    after_proof(&p, &r, ProofKind::App, v.peer.as_deref()).await
+    };
+    // The kind of the device behind the code: a phone's login code typed
+    // here proves the phone, not the app (one device never counts twice);
+    // temporary access and backup codes are the app's kind.
+    let kind = match method {
+        Some(id) => sqlx::query("SELECT kind FROM methods WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&p.app.pool)
+            .await?
+            .and_then(|row| row.try_get::<String, _>("kind").ok())
+            .and_then(|k| MethodKind::parse(&k))
+            .map_or(ProofKind::App, ProofKind::of_method),
+        None => ProofKind::App,
+    };
+    after_proof(&p, &r, kind, v.peer.as_deref()).await
 }
 
 // ---- a push approved in the app -----------------------------------------------
