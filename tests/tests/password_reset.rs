@@ -996,6 +996,23 @@ fn push_and_text_message_prove_a_reset_and_unknown_names_look_the_same() {
         }
         let r = u.get("/my/reset/password").await;
         assert_eq!(location(&r), "/my/reset/verify");
+        // A call: the page says so, and nothing reaches the gateway.
+        let calls = voice.requests().len();
+        let r = u
+            .post(
+                "/my/reset/phone/send",
+                &[("csrf", &ut), ("channel", "voice")],
+            )
+            .await;
+        assert_eq!(location(&r), "/my/reset/phone");
+        let r = u.get("/my/reset/phone").await;
+        assert!(r.body.contains("Answer your phone"), "{}", r.body);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(voice.requests().len(), calls);
+        assert_eq!(
+            audited(&reg, "nobody", "portal.reset_phone").await,
+            ["no_user", "no_user"]
+        );
         assert_eq!(
             audited(&reg, "nobody", "portal.reset_push").await,
             ["no_user"]
