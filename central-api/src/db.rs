@@ -575,6 +575,26 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX webauthn_ceremonies_expiry ON webauthn_ceremonies(expires_at)",
         ],
     },
+    // Version 15: two-step methods as proofs of a password reset
+    // (crate::portal::reset). A reset in progress keeps the push challenge
+    // it waits for (or, for a name that cannot be reset, the number and
+    // expiry its page shows), and the text-message or call code it sent
+    // (a `sent_codes` row of purpose `reset`; for a code not sent, the
+    // life and tries a real one would have). A security key's ceremony
+    // for a reset is a `webauthn_ceremonies` row named by the reset's
+    // own hash.
+    Migration {
+        version: 15,
+        statements: &[
+            "ALTER TABLE password_resets ADD COLUMN push_challenge TEXT",
+            "ALTER TABLE password_resets ADD COLUMN push_number BIGINT",
+            "ALTER TABLE password_resets ADD COLUMN push_expires_at BIGINT",
+            "ALTER TABLE password_resets ADD COLUMN phone_sent_id BIGINT",
+            "ALTER TABLE password_resets ADD COLUMN phone_channel TEXT",
+            "ALTER TABLE password_resets ADD COLUMN phone_expires_at BIGINT",
+            "ALTER TABLE password_resets ADD COLUMN phone_tries_left BIGINT",
+        ],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in

@@ -17,7 +17,9 @@
 //!
 //! Login codes (`purpose = 'login'`) are verified by [`crate::verify`]
 //! beside the apps' codes; a page's proof of a new number (`purpose =
-//! 'enrol'`, no method yet) only by [`check_enrol_code`].
+//! 'enrol'`, no method yet) and a password reset's proof of a registered
+//! phone (`purpose = 'reset'`, [`crate::portal::reset`]) only by
+//! [`check_page_code`], each for its own purpose.
 
 use crate::app::Routes;
 use crate::audit::{write_audit, AdminChange, Audit, Subject};
@@ -192,8 +194,11 @@ impl Gateways {
 pub enum Purpose {
     /// A login's second factor, verified by [`crate::verify`].
     Login,
-    /// The proof of a new number on the page ([`check_enrol_code`]).
+    /// The proof of a new number on the page ([`check_page_code`]).
     Enrol,
+    /// A password reset's proof of a registered phone
+    /// ([`check_page_code`]); never a second factor.
+    Reset,
 }
 
 impl Purpose {
@@ -201,6 +206,7 @@ impl Purpose {
         match self {
             Self::Login => "login",
             Self::Enrol => "enrol",
+            Self::Reset => "reset",
         }
     }
 }
@@ -461,9 +467,9 @@ pub(crate) async fn spend_tries(conn: &mut AnyConnection, ids: &[i64]) -> Result
     Ok(())
 }
 
-/// How a page's proof of a new number went.
+/// How a page's code (a new number's proof, a reset's) went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EnrolCheck {
+pub enum PageCheck {
     /// The code is right; it is used now.
     Proven,
     /// Wrong; tries remain.
@@ -472,30 +478,36 @@ pub enum EnrolCheck {
     Gone,
 }
 
-/// Checks `code` against the page's enrolment code `sent_id` of user
-/// `uid`: used on a match, one try spent otherwise.
+/// Checks `code` against the page's code `sent_id` of user `uid` sent
+/// for `purpose` (`Enrol` or `Reset`; a login code is never taken here):
+/// used on a match, one try spent otherwise.
 ///
 /// # Errors
 /// Database errors.
-pub async fn check_enrol_code(
+pub async fn check_page_code(
     state: &AppState,
     uid: i64,
     sent_id: i64,
+    purpose: Purpose,
     code: &str,
-) -> Result<EnrolCheck, ApiError> {
+) -> Result<PageCheck, ApiError> {
+    if purpose == Purpose::Login {
+        return Ok(PageCheck::Gone);
+    }
     let now = state.now();
     let Some(r) = sqlx::query(
         "SELECT salt, code_hash FROM sent_codes
-         WHERE id = $1 AND user_id = $2 AND purpose = 'enrol' AND status = 'sent'
+         WHERE id = $1 AND user_id = $2 AND purpose = $4 AND status = 'sent'
            AND used_at IS NULL AND tries_left > 0 AND expires_at > $3",
     )
     .bind(sent_id)
     .bind(uid)
     .bind(now)
+    .bind(purpose.as_str())
     .fetch_optional(&state.pool)
     .await?
     else {
-        return Ok(EnrolCheck::Gone);
+        return Ok(PageCheck::Gone);
     };
     let salt = hex::decode(r.try_get::<String, _>("salt")?)
         .map_err(|_| ApiError::new(ApiErrorCode::Internal, "sent code salt is not hex"))?;
@@ -508,9 +520,9 @@ pub async fn check_enrol_code(
     let mut conn = state.pool.acquire().await?;
     if matches {
         if use_sent(&mut conn, sent_id, uid, now).await? {
-            return Ok(EnrolCheck::Proven);
+            return Ok(PageCheck::Proven);
         }
-        return Ok(EnrolCheck::Gone);
+        return Ok(PageCheck::Gone);
     }
     spend_tries(&mut conn, &[sent_id]).await?;
     let left: Option<i64> = sqlx::query("SELECT tries_left FROM sent_codes WHERE id = $1")
@@ -520,9 +532,9 @@ pub async fn check_enrol_code(
         .map(|r| r.try_get("tries_left"))
         .transpose()?;
     Ok(if left.unwrap_or(0) > 0 {
-        EnrolCheck::Wrong
+        PageCheck::Wrong
     } else {
-        EnrolCheck::Gone
+        PageCheck::Gone
     })
 }
 

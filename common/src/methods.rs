@@ -131,8 +131,9 @@ impl MethodKind {
     }
 
     /// Whether it proves who the user is for a password reset. Every
-    /// kind does (module table); the reset pages take the ones they have
-    /// a step for.
+    /// kind does (module table), as the kind of evidence of its device
+    /// ([`crate::reset::ProofKind::of_method`]: code and notification are
+    /// the app, text message and call the phone).
     pub fn resets_password(self) -> bool {
         true
     }

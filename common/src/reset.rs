@@ -5,8 +5,22 @@
 //!
 //! Password-reset methods (a registered email address, security
 //! questions) are kept apart from the verification methods: they never
-//! count as a second factor for PAM, RADIUS or the page's sign-in.
+//! count as a second factor for PAM, RADIUS or the page's sign-in. The
+//! two-step methods prove the user for a reset too
+//! ([`crate::methods`]' table), each as the [`ProofKind`] of its device:
+//!
+//! | proof kind | ways ([`ProofWay`]) | from |
+//! |---|---|---|
+//! | [`ProofKind::App`] | a typed code, an approved push (number matching) | authenticator app (code, notification); temporary access and backup codes |
+//! | [`ProofKind::Phone`] | a code by text message or call | text message, phone call methods |
+//! | [`ProofKind::SecurityKey`] | a WebAuthn assertion | security keys |
+//! | [`ProofKind::Email`] | an emailed code | the registered address |
+//! | [`ProofKind::Questions`] | the answers | security questions |
+//!
+//! A reset needs one proof per kind, two kinds at most
+//! ([`proofs_needed`]); disabled and pending methods never count.
 
+use crate::api::MethodKind;
 use std::collections::BTreeSet;
 
 /// The questions a user picks from, by index (the registry stores the
@@ -43,21 +57,35 @@ pub const RESET_LIFETIME_SECS: i64 = 1800;
 /// Longest email address accepted, in bytes (RFC 5321 §4.5.3.1.3).
 pub const MAX_EMAIL_BYTES: usize = 254;
 
-/// The kinds of proof a password reset takes.
+/// The kinds of proof a password reset takes: categories of evidence, so
+/// that one device never counts twice (an authenticator app's code and its
+/// push approval are one kind; a text message and a call to the same
+/// phone are one kind). [`proofs_needed`] asks for distinct kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ProofKind {
     /// A code sent to the registered email address.
     Email,
     /// The answers to the user's security questions.
     Questions,
-    /// A code from a two-step method (authenticator app, temporary access
-    /// code, backup code), checked by the registry's verification.
+    /// The authenticator app: a typed code (also a temporary access code
+    /// or a backup code, checked by the registry's verification) or an
+    /// approved push with number matching.
     App,
+    /// A code sent by text message or call to a registered phone.
+    Phone,
+    /// A WebAuthn assertion by a registered security key.
+    SecurityKey,
 }
 
 impl ProofKind {
     /// Every kind, in the order the pages offer them.
-    pub const ALL: [ProofKind; 3] = [ProofKind::Email, ProofKind::Questions, ProofKind::App];
+    pub const ALL: [ProofKind; 5] = [
+        ProofKind::App,
+        ProofKind::Phone,
+        ProofKind::SecurityKey,
+        ProofKind::Email,
+        ProofKind::Questions,
+    ];
 
     /// Its name in the database and the audit.
     pub fn as_str(self) -> &'static str {
@@ -65,6 +93,8 @@ impl ProofKind {
             Self::Email => "email",
             Self::Questions => "questions",
             Self::App => "app",
+            Self::Phone => "phone",
+            Self::SecurityKey => "security_key",
         }
     }
 
@@ -72,6 +102,174 @@ impl ProofKind {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
+
+    /// The kind of evidence a two-step method of `kind` gives.
+    pub fn of_method(kind: MethodKind) -> Self {
+        match kind {
+            MethodKind::Totp | MethodKind::Push => Self::App,
+            MethodKind::Sms | MethodKind::Voice => Self::Phone,
+            MethodKind::SecurityKey => Self::SecurityKey,
+        }
+    }
+
+    /// In words, for "Done: …" on the choose page.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Email => "emailed code",
+            Self::Questions => "security questions",
+            Self::App => "authenticator app",
+            Self::Phone => "phone code",
+            Self::SecurityKey => "security key",
+        }
+    }
+}
+
+/// One way of giving a proof, as the choose page offers it: several ways
+/// may give the same [`ProofKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProofWay {
+    /// A typed code from the authenticator app (or a temporary access or
+    /// backup code).
+    AppCode,
+    /// A push approved in the app, with number matching.
+    AppPush,
+    /// A code sent by text message.
+    Text,
+    /// A code read out by a phone call.
+    Call,
+    /// A security key.
+    SecurityKey,
+    /// An emailed code.
+    Email,
+    /// The security questions.
+    Questions,
+}
+
+impl ProofWay {
+    /// Every way, in the order the choose page lists them.
+    pub const ALL: [ProofWay; 7] = [
+        ProofWay::AppPush,
+        ProofWay::AppCode,
+        ProofWay::Text,
+        ProofWay::Call,
+        ProofWay::SecurityKey,
+        ProofWay::Email,
+        ProofWay::Questions,
+    ];
+
+    /// The kind of evidence it gives.
+    pub fn kind(self) -> ProofKind {
+        match self {
+            Self::AppCode | Self::AppPush => ProofKind::App,
+            Self::Text | Self::Call => ProofKind::Phone,
+            Self::SecurityKey => ProofKind::SecurityKey,
+            Self::Email => ProofKind::Email,
+            Self::Questions => ProofKind::Questions,
+        }
+    }
+
+    /// Whether this registry can take it at all: `available` says what
+    /// is configured. Questions, app codes and pushes need nothing.
+    pub fn available(self, available: &Available) -> bool {
+        match self {
+            Self::Email => available.email,
+            Self::Text => available.sms,
+            Self::Call => available.voice,
+            Self::SecurityKey => available.security_keys,
+            Self::AppCode | Self::AppPush | Self::Questions => true,
+        }
+    }
+}
+
+/// What the registry is configured to send or check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Available {
+    /// `[api.smtp]` is set.
+    pub email: bool,
+    /// `[api.sms]` is set.
+    pub sms: bool,
+    /// `[api.voice]` is set.
+    pub voice: bool,
+    /// Security keys are configured (a WebAuthn relying party).
+    pub security_keys: bool,
+}
+
+/// What a user registered that could prove them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Registered {
+    /// Kinds of their enabled, confirmed two-step methods (a disabled or
+    /// pending method is not in the list).
+    pub methods: Vec<MethodKind>,
+    /// A temporary access code is open, or backup codes are left beside
+    /// a method: typed like an app code.
+    pub recovery_code: bool,
+    /// A proven email address.
+    pub email: bool,
+    /// At least [`QUESTIONS_NEEDED`] answered security questions.
+    pub questions: bool,
+}
+
+/// The ways a user who registered `r` can prove themselves here.
+pub fn ways_of(r: &Registered, available: &Available) -> BTreeSet<ProofWay> {
+    let has = |k: MethodKind| r.methods.contains(&k);
+    let mut w = BTreeSet::new();
+    if has(MethodKind::Totp) || r.recovery_code {
+        w.insert(ProofWay::AppCode);
+    }
+    if has(MethodKind::Push) {
+        w.insert(ProofWay::AppPush);
+    }
+    if has(MethodKind::Sms) {
+        w.insert(ProofWay::Text);
+    }
+    if has(MethodKind::Voice) {
+        w.insert(ProofWay::Call);
+    }
+    if has(MethodKind::SecurityKey) {
+        w.insert(ProofWay::SecurityKey);
+    }
+    if r.email {
+        w.insert(ProofWay::Email);
+    }
+    if r.questions {
+        w.insert(ProofWay::Questions);
+    }
+    w.retain(|x| x.available(available));
+    w
+}
+
+/// The kinds the ways `ways` give.
+pub fn kinds_of(ways: &BTreeSet<ProofWay>) -> BTreeSet<ProofKind> {
+    ways.iter().map(|w| w.kind()).collect()
+}
+
+/// The ways offered for a name that cannot be reset (unknown, disabled,
+/// no page password), so that its choose page looks like a user's: each
+/// way the registry can take is in or out by one bit of `mac` (a keyed
+/// MAC of the name, so the same name gets the same ways at every visit
+/// and the set cannot be told from a real user's); never empty (the
+/// questions, when no bit was set).
+pub fn decoy_ways(mac: &[u8], available: &Available) -> BTreeSet<ProofWay> {
+    let bit = |i: usize| mac.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 == 1);
+    let mut w: BTreeSet<ProofWay> = ProofWay::ALL
+        .into_iter()
+        .enumerate()
+        .filter(|(i, x)| x.available(available) && bit(*i))
+        .map(|(_, x)| x)
+        .collect();
+    if w.is_empty() {
+        w.insert(ProofWay::Questions);
+    }
+    w
+}
+
+/// The ways the choose page offers: those of `ways` whose kind is not
+/// proven yet, in the page's order.
+pub fn ways_left(ways: &BTreeSet<ProofWay>, passed: &BTreeSet<ProofKind>) -> Vec<ProofWay> {
+    ProofWay::ALL
+        .into_iter()
+        .filter(|w| ways.contains(w) && !passed.contains(&w.kind()))
+        .collect()
 }
 
 /// Proofs a reset needs from a user who registered `kinds`: one per kind,
@@ -200,6 +398,127 @@ mod tests {
         for k in ProofKind::ALL {
             assert_eq!(ProofKind::parse(k.as_str()), Some(k));
         }
+    }
+
+    #[test]
+    fn one_device_is_one_kind_and_disabled_methods_never_count() {
+        use MethodKind as M;
+        let all = Available {
+            email: true,
+            sms: true,
+            voice: true,
+            security_keys: true,
+        };
+        // An app's code and its push are one kind, as are a text message
+        // and a call: two ways of one device never complete a reset alone.
+        let r = Registered {
+            methods: vec![M::Totp, M::Push, M::Sms, M::Voice],
+            ..Registered::default()
+        };
+        let ways = ways_of(&r, &all);
+        assert_eq!(
+            ways_left(&ways, &BTreeSet::new()),
+            vec![
+                ProofWay::AppPush,
+                ProofWay::AppCode,
+                ProofWay::Text,
+                ProofWay::Call
+            ]
+        );
+        let kinds = kinds_of(&ways);
+        assert_eq!(kinds, set(&[ProofKind::App, ProofKind::Phone]));
+        assert_eq!(proofs_needed(&kinds), Some(2));
+        assert!(!reset_complete(&kinds, &set(&[ProofKind::App])));
+        assert!(reset_complete(
+            &kinds,
+            &set(&[ProofKind::App, ProofKind::Phone])
+        ));
+        // Once the app is proven, neither of its ways is offered again.
+        assert_eq!(
+            ways_left(&ways, &set(&[ProofKind::App])),
+            vec![ProofWay::Text, ProofWay::Call]
+        );
+        // A push device alone: one proof.
+        let push = Registered {
+            methods: vec![M::Push],
+            ..Registered::default()
+        };
+        assert_eq!(kinds_of(&ways_of(&push, &all)), set(&[ProofKind::App]));
+        // A security key and questions: two kinds.
+        let key = Registered {
+            methods: vec![M::SecurityKey],
+            questions: true,
+            ..Registered::default()
+        };
+        assert_eq!(
+            kinds_of(&ways_of(&key, &all)),
+            set(&[ProofKind::SecurityKey, ProofKind::Questions])
+        );
+        // What the registry cannot send or check is never offered or
+        // required: a phone without a gateway, a key without WebAuthn.
+        let none = Available::default();
+        let phone_key = Registered {
+            methods: vec![M::Sms, M::SecurityKey],
+            questions: true,
+            ..Registered::default()
+        };
+        assert_eq!(
+            kinds_of(&ways_of(&phone_key, &none)),
+            set(&[ProofKind::Questions])
+        );
+        // Disabled or pending methods are not in `methods`: nothing.
+        assert_eq!(
+            proofs_needed(&kinds_of(&ways_of(&Registered::default(), &all))),
+            None
+        );
+        // Temporary access / backup codes are typed like app codes.
+        let tap = Registered {
+            recovery_code: true,
+            ..Registered::default()
+        };
+        assert_eq!(ways_of(&tap, &all), [ProofWay::AppCode].into());
+        for m in MethodKind::ALL {
+            assert!(ProofWay::ALL
+                .iter()
+                .any(|w| w.kind() == ProofKind::of_method(m)));
+        }
+    }
+
+    #[test]
+    fn decoys_are_stable_never_empty_and_only_what_is_configured() {
+        let all = Available {
+            email: true,
+            sms: true,
+            voice: true,
+            security_keys: true,
+        };
+        let a = decoy_ways(&[0b0101_0110, 0xff], &all);
+        assert_eq!(a, decoy_ways(&[0b0101_0110, 0xff], &all));
+        assert_eq!(
+            a,
+            [
+                ProofWay::AppCode,
+                ProofWay::Text,
+                ProofWay::SecurityKey,
+                ProofWay::Questions
+            ]
+            .into()
+        );
+        assert_eq!(decoy_ways(&[0], &all), [ProofWay::Questions].into());
+        let everything = decoy_ways(&[0xff], &all);
+        assert_eq!(everything.len(), ProofWay::ALL.len());
+        // Nothing the registry is not configured for.
+        let few = decoy_ways(&[0xff], &Available::default());
+        assert_eq!(
+            few,
+            [ProofWay::AppPush, ProofWay::AppCode, ProofWay::Questions].into()
+        );
+        // Over many names every set of ways a user could have turns up.
+        let mut seen = BTreeSet::new();
+        for b in 0..=255u8 {
+            seen.insert(decoy_ways(&[b], &all));
+        }
+        assert!(seen.len() > 100, "{}", seen.len());
     }
 
     #[test]

@@ -15,11 +15,21 @@
 //! - through pamtester under `unenrolled = "deny"` and radclient: a user
 //!   with only an email address and security questions is refused exactly
 //!   like a user with nothing; the registrations lookup says not enrolled;
+//! - two-step methods as proofs, over plain HTTP with the reference
+//!   device `twostep authenticator` and a test HTTP gateway for
+//!   `[api.sms]` / `[api.voice]`: a push denied proves nothing, one
+//!   approved with the number shown (its request saying `portal-reset`)
+//!   proves the app (with a number to match even under `number_matching
+//!   = false`), one reported as fraud proves nothing and blocks the next; a text-message code the gateway received proves the
+//!   phone once (a wrong one, and the same one again, refused); an
+//!   unknown name sees a choose page of the same shape, a push that only
+//!   times out and a "code sent" page that sent nothing;
 //! - STARTTLS required by default, the SMTP password file a secret file.
 //!
 //! Screenshots of each new page (1366×900 and 390×844) go to
 //! `target/portal-screenshots/reset-*.png`.
 
+mod gateway_support;
 mod pam_support;
 mod portal_support;
 mod radius_support;
@@ -182,23 +192,6 @@ fn expire_codes(reg: &Registry) {
             .expect("sqlite3")
     };
     assert!(out.status.success(), "{out:?}");
-}
-
-/// Clicks the element `css` finds and waits (at most 10 s) for the next
-/// page (for the reset choices, whose text is a title and a sentence).
-async fn click_css(c: &fantoccini::Client, css: &str) {
-    let old = c.find(Locator::Css("html")).await.expect("html");
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .click()
-        .await
-        .expect("click");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while old.tag_name().await.is_ok() {
-        assert!(Instant::now() < deadline, "{css} led to no new page");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 async fn select(c: &fantoccini::Client, id: &str, value: &str) {
@@ -434,6 +427,43 @@ fn plain(body: &str, user: &str) -> String {
     out
 }
 
+/// A choose page as [`plain`], with its list of ways taken out, and the
+/// titles of the ways it lists.
+fn shape(body: &str, user: &str) -> (String, Vec<String>) {
+    let mut out = plain(body, user);
+    let titles = body
+        .split("<strong>")
+        .skip(1)
+        .filter_map(|t| t.split("</strong>").next())
+        .map(|t| t.replace("&#39;", "'"))
+        .collect();
+    if let (Some(a), Some(b)) = (out.find("<ul class=\"reset-options\""), out.find("</ul>")) {
+        out.replace_range(a..b, "OPTIONS");
+    }
+    (out, titles)
+}
+
+/// The visitor's CSRF token, from the reset's questions page (which
+/// always has a form: the ways a choose page lists may all be links).
+async fn token(web: &Web) -> String {
+    csrf(&web.get("/my/reset/questions").await.body)
+}
+
+/// The new password ([`NEW_PASSWORD`]) of a complete reset.
+async fn set_new_password(web: &Web, token: &str) {
+    let r = web
+        .post(
+            "/my/reset/password",
+            &[
+                ("csrf", token),
+                ("new_password", NEW_PASSWORD),
+                ("confirm_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(location(&r), "/my/?done=reset", "{}", r.body);
+}
+
 async fn begin_reset(web: &Web, user: &str) -> Answer {
     let page = web.get("/my/reset").await;
     let token = csrf(&page.body);
@@ -521,13 +551,19 @@ fn same_pages_and_refusals(database: Option<&str>) {
         let unknown = Web::new(&reg.url, None);
         let kb = begin_reset(&known, "bob").await;
         let ub = begin_reset(&unknown, "nobody").await;
-        assert_eq!(plain(&kb.body, "bob"), plain(&ub.body, "nobody"));
-        assert!(kb.body.contains("Email me a code"));
+        // The same page but for the ways listed: bob's own, and for the
+        // name nobody has ways made up from the name, the same each time.
+        let (k_shape, k_ways) = shape(&kb.body, "bob");
+        let (u_shape, u_ways) = shape(&ub.body, "nobody");
+        assert_eq!(k_shape, u_shape);
+        assert_eq!(k_ways, ["Email me a code", "Answer my security questions"]);
+        assert!(!u_ways.is_empty());
+        assert_eq!(ub.body, unknown.get("/my/reset/verify").await.body);
         // A disabled user too.
         let gb = begin_reset(&Web::new(&reg.url, None), "gone").await;
-        assert_eq!(plain(&gb.body, "gone"), plain(&ub.body, "nobody"));
+        assert_eq!(shape(&gb.body, "gone").0, u_shape);
         let kt = csrf(&kb.body);
-        let ut = csrf(&ub.body);
+        let ut = token(&unknown).await;
         let ks = known.post("/my/reset/email/send", &[("csrf", &kt)]).await;
         let us = unknown.post("/my/reset/email/send", &[("csrf", &ut)]).await;
         assert_eq!((ks.status, location(&ks)), (us.status, location(&us)));
@@ -624,17 +660,7 @@ fn same_pages_and_refusals(database: Option<&str>) {
         ];
         let r = known.post("/my/reset/questions", &f).await;
         assert_eq!(location(&r), "/my/reset/password", "{}", r.body);
-        let r = known
-            .post(
-                "/my/reset/password",
-                &[
-                    ("csrf", &kt),
-                    ("new_password", NEW_PASSWORD),
-                    ("confirm_password", NEW_PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(location(&r), "/my/?done=reset");
+        set_new_password(&known, &kt).await;
         let r = signed.get("/my/security-info").await;
         assert_eq!(location(&r), "/my/", "bob's other session ended");
         // The unknown name never gets a password page.
@@ -643,8 +669,8 @@ fn same_pages_and_refusals(database: Option<&str>) {
 
         // dan has only the app: one code from it resets.
         let d = Web::new(&reg.url, None);
-        let db = begin_reset(&d, "dan").await;
-        let dt = csrf(&db.body);
+        begin_reset(&d, "dan").await;
+        let dt = token(&d).await;
         let r = d
             .post(
                 "/my/reset/app",
@@ -656,8 +682,8 @@ fn same_pages_and_refusals(database: Option<&str>) {
         // A run of wrong codes is stopped by the limiter (10 a name in 15
         // minutes), for a name nobody has as well.
         let z = Web::new(&reg.url, None);
-        let zb = begin_reset(&z, "zed").await;
-        let zt = csrf(&zb.body);
+        begin_reset(&z, "zed").await;
+        let zt = token(&z).await;
         let mut status = 0;
         for _ in 0..12 {
             status = z
@@ -678,6 +704,374 @@ fn same_pages_and_refusals(database: Option<&str>) {
             .await;
         assert_eq!(r.status, 429);
         assert!(r.body.contains("Too many attempts"));
+    });
+}
+
+// ---- two-step methods as proofs: push and phone codes ----------------------------
+
+/// The reference device answers the oldest request with `args`
+/// (`approve --number N`, `deny`); asserts the word it prints.
+fn device_answers(accounts: &std::path::Path, args: &[&str], word: &str) {
+    let mut all = args.to_vec();
+    all.extend(["--wait", "20"]);
+    let out = twostep_e2e::authenticator(accounts, &all);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        word,
+        "{}",
+        twostep_e2e::show_output(&out)
+    );
+}
+
+/// The number a push page shows to choose in the app.
+fn number_shown(body: &str) -> String {
+    let at = body
+        .find("class=\"push-number\"")
+        .expect("a number on the page");
+    body[at..]
+        .split("</span>")
+        .nth(1)
+        .expect("number")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect()
+}
+
+/// The audit results of `action` for `user`, oldest first.
+async fn audited(reg: &Registry, user: &str, action: &str) -> Vec<String> {
+    let mut r: Vec<String> = reg
+        .admin_client()
+        .audit(1000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == action && e.username.as_deref() == Some(user))
+        .map(|e| e.result.unwrap_or_default())
+        .collect();
+    r.reverse();
+    r
+}
+
+/// Waits (at most 10 s) until the gateway got `n` requests.
+fn gateway_got(gw: &gateway_support::Gateway, n: usize) -> gateway_support::Got {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.requests().len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway got {:?}",
+            gw.requests()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The registry keeps the code's row once the gateway answered.
+    std::thread::sleep(Duration::from_millis(300));
+    gw.last()
+}
+
+#[test]
+fn push_and_text_message_prove_a_reset_and_unknown_names_look_the_same() {
+    use gateway_support::{gateways_toml, phone, Gateway};
+    use twostep_common::phone::Channel;
+    let sms = Gateway::start(200);
+    let voice = Gateway::start(200);
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = Registry::start_with(
+        None,
+        &format!(
+            "{}\n[api.push]\nmax_challenges = 100\nchallenge_lifetime = 8\nnumber_matching = false\n",
+            gateways_toml(dir.path(), sms.port, voice.port)
+        ),
+    );
+    add_user_with_password(&reg, "pia");
+    // pia's phone app approves pushes; her phone takes text messages.
+    let out = cli(&reg, &["enrol", "pia", "--push", "--no-qr"], None);
+    let uri = out
+        .lines()
+        .find_map(|l| l.strip_prefix("uri:"))
+        .expect("uri: line")
+        .trim()
+        .to_owned();
+    let accounts = dir.path().join("pia-authenticator.json");
+    let added = twostep_e2e::authenticator(&accounts, &["add", &uri, "--name", "Pia's phone"]);
+    assert!(
+        added.status.success(),
+        "{}",
+        twostep_e2e::show_output(&added)
+    );
+    phone(&reg, "pia", Channel::Sms, "+15551234567", false);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let w = Web::new(&reg.url, None);
+        let page = begin_reset(&w, "pia").await;
+        let (pia_shape, ways) = shape(&page.body, "pia");
+        assert_eq!(
+            ways,
+            ["Approve a request in my app", "Text me a code"],
+            "only what pia has"
+        );
+        let t = csrf(&page.body);
+
+        // A denied push proves nothing.
+        let r = w.post("/my/reset/push/send", &[("csrf", &t)]).await;
+        assert_eq!(location(&r), "/my/reset/push", "{}", r.body);
+        let pushed = w.get("/my/reset/push").await;
+        assert!(
+            pushed.body.contains("/my/reset/push-status"),
+            "{}",
+            pushed.body
+        );
+        assert!(!pushed.body.contains("Pia's phone"), "no device names");
+        let pending = twostep_e2e::authenticator(&accounts, &["pending", "--json"]);
+        let pending = String::from_utf8_lossy(&pending.stdout).into_owned();
+        assert!(pending.contains("portal-reset"), "{pending}");
+        device_answers(&accounts, &["deny"], "denied");
+        let r = w.get("/my/reset/push-status").await;
+        assert_eq!(r.body, r#"{"status":"denied"}"#);
+        let r = w.post("/my/reset/push", &[("csrf", &t)]).await;
+        assert!(said(&r).contains("You denied the request"), "{}", r.body);
+        let r = w.get("/my/reset/password").await;
+        assert_eq!(location(&r), "/my/reset/verify");
+
+        // Approved with the number shown: the app is proven, one more
+        // kind is asked for (pia has two).
+        w.post("/my/reset/push/send", &[("csrf", &t)]).await;
+        let pushed = w.get("/my/reset/push").await;
+        let n = number_shown(&pushed.body);
+        // A reset's push carries a number to match even with
+        // `number_matching = false` (as this registry has).
+        assert_eq!(n.len(), 2, "number matching: {}", pushed.body);
+        device_answers(&accounts, &["approve", "--number", &n], "approved");
+        let r = w.post("/my/reset/push", &[("csrf", &t)]).await;
+        assert_eq!(location(&r), "/my/reset/verify", "{}", r.body);
+        let r = w.get("/my/reset/password").await;
+        assert_eq!(location(&r), "/my/reset/verify", "one kind is not enough");
+        let page = w.get("/my/reset/verify").await;
+        assert!(
+            said(&page).contains("Done: authenticator app"),
+            "{}",
+            page.body
+        );
+        assert_eq!(shape(&page.body, "pia").1, ["Text me a code"]);
+        // The approval is used once: Continue again proves nothing more.
+        let r = w.post("/my/reset/push", &[("csrf", &t)]).await;
+        assert_eq!(location(&r), "/my/reset/verify");
+
+        // A text message: a wrong code refused, the one the gateway got
+        // proves the phone, the same code a second time is refused.
+        let before = sms.requests().len();
+        let r = w
+            .post("/my/reset/phone/send", &[("csrf", &t), ("channel", "sms")])
+            .await;
+        assert_eq!(location(&r), "/my/reset/phone", "{}", r.body);
+        let code = gateway_got(&sms, before + 1).code();
+        assert!(
+            sms.last().body.contains("%2B15551234567"),
+            "{:?}",
+            sms.last()
+        );
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let r = w
+            .post("/my/reset/phone", &[("csrf", &t), ("code", wrong)])
+            .await;
+        assert!(said(&r).contains("That code didn't work"), "{}", r.body);
+        let r = w.get("/my/reset/password").await;
+        assert_eq!(location(&r), "/my/reset/verify");
+        let r = w
+            .post("/my/reset/phone", &[("csrf", &t), ("code", &code)])
+            .await;
+        assert_eq!(location(&r), "/my/reset/password", "{}", r.body);
+        let r = w
+            .post("/my/reset/phone", &[("csrf", &t), ("code", &code)])
+            .await;
+        assert!(said(&r).contains("was used already"), "{}", r.body);
+        set_new_password(&w, &t).await;
+        let r = Web::new(&reg.url, None).sign_in("pia", NEW_PASSWORD).await;
+        assert!(
+            location(&r).starts_with("/my/sign-in/"),
+            "the new password leads to the second factor: {}",
+            r.body
+        );
+        assert_eq!(
+            audited(&reg, "pia", "portal.reset_push").await,
+            ["sent", "sent"]
+        );
+        let proofs = audited(&reg, "pia", "portal.reset_proof").await;
+        assert_eq!(
+            proofs,
+            [
+                "push_denied",
+                "app",
+                "wrong_phone_code",
+                "phone",
+                "phone_code_gone"
+            ]
+        );
+        assert_eq!(audited(&reg, "pia", "portal.reset_phone").await, ["sent"]);
+
+        // A name nobody has: the same page shape, a push that shows a
+        // number and only times out, a "code sent" page that sent nothing.
+        let u = Web::new(&reg.url, None);
+        let ub = begin_reset(&u, "nobody").await;
+        let (u_shape, u_ways) = shape(&ub.body, "nobody");
+        assert_eq!(u_shape, pia_shape);
+        let all = [
+            "Approve a request in my app",
+            "Enter a code from my authenticator app",
+            "Text me a code",
+            "Call me with a code",
+            "Answer my security questions",
+        ];
+        assert!(
+            u_ways.iter().all(|w| all.contains(&w.as_str())),
+            "{u_ways:?}"
+        );
+        let ut = token(&u).await;
+        let r = u.post("/my/reset/push/send", &[("csrf", &ut)]).await;
+        assert_eq!(location(&r), "/my/reset/push");
+        let up = u.get("/my/reset/push").await;
+        assert_eq!(number_shown(&up.body).len(), 2);
+        let strip_number = |b: &str, user: &str| {
+            let n = number_shown(b);
+            plain(b, user).replace(&format!("</span>{n}</p>"), "</span>NN</p>")
+        };
+        // The seconds left differ by the time between the two.
+        let seconds = |b: String| {
+            let at = b.find("data-push-seconds=\"").map(|i| i + 19).unwrap_or(0);
+            let mut b = b;
+            if let Some(end) = b[at..].find('"') {
+                b.replace_range(at..at + end, "S");
+            }
+            b
+        };
+        let k = Web::new(&reg.url, None);
+        let kb = begin_reset(&k, "pia").await;
+        let kt = csrf(&kb.body);
+        k.post("/my/reset/push/send", &[("csrf", &kt)]).await;
+        let kp = k.get("/my/reset/push").await;
+        assert_eq!(
+            seconds(strip_number(&kp.body, "pia")),
+            seconds(strip_number(&up.body, "nobody"))
+        );
+        let r = u.get("/my/reset/push-status").await;
+        assert_eq!(r.body, r#"{"status":"pending"}"#);
+        let r = u.post("/my/reset/push", &[("csrf", &ut)]).await;
+        assert!(
+            said(&r).contains("haven't received your answer"),
+            "{}",
+            r.body
+        );
+        // After the challenge lifetime (8 s here), as an unanswered one.
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        let r = u.get("/my/reset/push-status").await;
+        assert_eq!(r.body, r#"{"status":"expired"}"#);
+        let r = u.post("/my/reset/push", &[("csrf", &ut)]).await;
+        assert!(said(&r).contains("The request timed out"), "{}", r.body);
+        let kr = k.post("/my/reset/push", &[("csrf", &kt)]).await;
+        assert_eq!(plain(&kr.body, "pia"), plain(&r.body, "nobody"));
+        // A text message to nobody: nothing reaches the gateway, and the
+        // page and the refusals read the same as pia's.
+        let before = sms.requests().len();
+        let r = u
+            .post("/my/reset/phone/send", &[("csrf", &ut), ("channel", "sms")])
+            .await;
+        assert_eq!(location(&r), "/my/reset/phone");
+        let r = k
+            .post("/my/reset/phone/send", &[("csrf", &kt), ("channel", "sms")])
+            .await;
+        assert_eq!(location(&r), "/my/reset/phone");
+        gateway_got(&sms, before + 1);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(sms.requests().len(), before + 1, "nothing sent for nobody");
+        let kc = k.get("/my/reset/phone").await;
+        let uc = u.get("/my/reset/phone").await;
+        assert_eq!(plain(&kc.body, "pia"), plain(&uc.body, "nobody"));
+        for _ in 0..3 {
+            let kw = k
+                .post("/my/reset/phone", &[("csrf", &kt), ("code", "123456")])
+                .await;
+            let uw = u
+                .post("/my/reset/phone", &[("csrf", &ut), ("code", "123456")])
+                .await;
+            assert_eq!(plain(&kw.body, "pia"), plain(&uw.body, "nobody"));
+        }
+        let r = u.get("/my/reset/password").await;
+        assert_eq!(location(&r), "/my/reset/verify");
+        // A call: the page says so, and nothing reaches the gateway.
+        let calls = voice.requests().len();
+        let r = u
+            .post(
+                "/my/reset/phone/send",
+                &[("csrf", &ut), ("channel", "voice")],
+            )
+            .await;
+        assert_eq!(location(&r), "/my/reset/phone");
+        let r = u.get("/my/reset/phone").await;
+        assert!(r.body.contains("Answer your phone"), "{}", r.body);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(voice.requests().len(), calls);
+        assert_eq!(
+            audited(&reg, "nobody", "portal.reset_phone").await,
+            ["no_user", "no_user"]
+        );
+        assert_eq!(
+            audited(&reg, "nobody", "portal.reset_push").await,
+            ["no_user"]
+        );
+    });
+
+    // The new screens in Chromium, for pia (JavaScript on: the live wait).
+    let driver = Driver::start();
+    let c = rt.block_on(driver.browser_js(true));
+    rt.block_on(async {
+        c.goto(&format!("{}/my/reset", reg.url))
+            .await
+            .expect("goto");
+        fill(&c, "username", "pia").await;
+        click(&c, "Next").await;
+        let t = text(&c).await;
+        assert!(t.contains("Approve a request in my app"), "{t}");
+        shot(&c, "reset-60-choose-push-or-text").await;
+        click_css(&c, "form[action='/my/reset/push/send'] button").await;
+        assert_eq!(path(&c).await, "/my/reset/push");
+        let t = text(&c).await;
+        assert!(t.contains("Approve the request in your app"), "{t}");
+        shot(&c, "reset-61-push-wait").await;
+        // Reported as fraud on the phone: the live wait shows it, nothing
+        // is proven, and the next request is blocked (it looks sent, and
+        // never reaches the phone).
+        device_answers(&accounts, &["fraud"], "fraud");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !text(&c).await.contains("You reported the request as fraud") {
+            assert!(Instant::now() < deadline, "{}", text(&c).await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        shot(&c, "reset-63-push-fraud").await;
+        click_css(&c, "form[action='/my/reset/push/send'] button").await;
+        assert_eq!(path(&c).await, "/my/reset/push");
+        assert!(text(&c).await.contains("Approve the request in your app"));
+        assert_eq!(
+            audited(&reg, "pia", "portal.reset_push")
+                .await
+                .last()
+                .map(String::as_str),
+            Some("blocked")
+        );
+        let pending = twostep_e2e::authenticator(&accounts, &["pending", "--json"]);
+        assert_eq!(String::from_utf8_lossy(&pending.stdout).trim(), "[]");
+        assert_eq!(
+            audited(&reg, "pia", "portal.reset_proof")
+                .await
+                .last()
+                .map(String::as_str),
+            Some("push_fraud")
+        );
+        c.goto(&format!("{}/my/reset/verify", reg.url))
+            .await
+            .expect("goto");
+        click_css(&c, "form[action='/my/reset/phone/send'] button").await;
+        assert_eq!(path(&c).await, "/my/reset/phone");
+        assert!(text(&c).await.contains("Check your phone"));
+        shot(&c, "reset-62-text-code").await;
     });
 }
 

@@ -918,3 +918,82 @@ fn without_an_origin_no_key_is_offered() {
     });
     assert!(reg.log().contains("security keys off"), "{}", reg.log());
 }
+
+/// "Forgot password?" for `user` in `c`: the username, then the choose
+/// page's text.
+async fn begin_reset(c: &Client, reg: &Registry, user: &str) -> String {
+    c.goto(&format!("{}/my/reset", base(reg)))
+        .await
+        .expect("goto");
+    fill(c, "username", user).await;
+    click(c, "Next").await;
+    assert_eq!(path(c).await, "/my/reset/verify");
+    text(c).await
+}
+
+#[test]
+fn a_security_key_proves_a_password_reset_and_a_removed_one_does_not() {
+    let reg = registry("preferred");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let driver = Driver::start();
+    let c = rt.block_on(driver.browser_js(true));
+    rt.block_on(async {
+        let _auth = Authenticator::add(&driver, &c, false, true).await;
+        sign_in_password(&c, &reg).await;
+        let t = add_key(&c, &reg, KEY_NAME, None).await;
+        assert!(t.contains("Security key added"), "{t}");
+        sign_out(&c).await;
+
+        // The key is alice's one kind of proof: it alone resets.
+        let t = begin_reset(&c, &reg, "alice").await;
+        assert!(t.contains("Use my security key"), "{t}");
+        assert!(
+            !t.contains("Enter a code from my authenticator app")
+                && !t.contains("Approve a request"),
+            "only what alice has: {t}"
+        );
+        shot(&c, "reset-50-choose-key").await;
+        click_css(&c, "a[href='/my/reset/security-key']").await;
+        let t = text(&c).await;
+        assert!(t.contains("Use your security key"), "{t}");
+        assert!(!t.contains(KEY_NAME), "no key names on a reset: {t}");
+        shot(&c, "reset-51-security-key").await;
+        click(&c, "Use my security key").await;
+        assert_eq!(path(&c).await, "/my/reset/password", "{}", text(&c).await);
+        shot(&c, "reset-52-new-password-after-key").await;
+        let proofs = audit(&reg, "portal.reset_proof").await;
+        assert_eq!(proofs[0].result.as_deref(), Some("security_key"));
+        assert_eq!(
+            sql(&reg, "SELECT COUNT(*) FROM webauthn_ceremonies"),
+            "0",
+            "the ceremony was used up"
+        );
+
+        // Removed from the account (the authenticator still has it): a
+        // new reset offers made-up keys, and the key proves nothing.
+        sql(&reg, "DELETE FROM methods WHERE kind = 'security_key'");
+        begin_reset(&c, &reg, "alice").await;
+        c.goto(&format!("{}/my/reset/security-key", base(&reg)))
+            .await
+            .expect("goto");
+        if text(&c).await.contains("no security key that works here") {
+            // The made-up list for this name was empty: nothing to press.
+        } else {
+            click(&c, "Use my security key").await;
+            let t = text(&c).await;
+            assert_eq!(path(&c).await, "/my/reset/security-key", "{t}");
+            assert!(t.contains("The key wasn't used"), "{t}");
+            shot(&c, "reset-53-removed-key-refused").await;
+        }
+        c.goto(&format!("{}/my/reset/password", base(&reg)))
+            .await
+            .expect("goto");
+        assert_eq!(path(&c).await, "/my/reset/verify");
+        let proofs = audit(&reg, "portal.reset_proof").await;
+        assert_ne!(
+            proofs[0].result.as_deref(),
+            Some("security_key"),
+            "{proofs:?}"
+        );
+    });
+}

@@ -599,7 +599,7 @@ async fn send_test(
     device: i64,
     peer: Option<&str>,
 ) -> Result<Option<&'static str>, Exit> {
-    match super::push::send(p, &s.username, Some(device), peer).await? {
+    match super::push::send(p, &s.username, super::push::Ask::Test, Some(device), peer).await? {
         Ok(c) => {
             flow.challenge = Some(c.challenge_id);
             session::set_flow(p, &s.id_hash, Some(&flow.seal(p, s.user_id)?)).await?;

@@ -287,6 +287,11 @@ pub struct PushPage {
     pub username: String,
     /// `src` of the live-wait script.
     pub script: &'static str,
+    /// What the live-wait script polls (`/my/push-status`).
+    pub status_url: &'static str,
+    /// Where "Choose another way" goes, for a password reset (instead of
+    /// signing out).
+    pub back: Option<&'static str>,
 }
 
 /// The landing page of a setup link.
@@ -590,12 +595,23 @@ pub struct ResetChoosePage {
     pub done: String,
     /// Why the last try failed.
     pub error: Option<&'static str>,
-    /// Offer an emailed code (`[api.smtp]` set, not proven yet).
-    pub offer_email: bool,
-    /// Offer the security questions.
-    pub offer_questions: bool,
-    /// Offer a code from a two-step method.
-    pub offer_app: bool,
+    /// The ways offered, in order ([`twostep_common::reset::ways_left`]).
+    pub options: Vec<ResetOption>,
+}
+
+/// One way to prove it's you on the choose page.
+#[derive(Debug, Clone)]
+pub struct ResetOption {
+    /// Where it goes: a link, or with `post` a form's action.
+    pub href: &'static str,
+    /// Posted (sends a code or a request) rather than followed.
+    pub post: bool,
+    /// The channel posted with it (`sms`, `voice`), for a phone code.
+    pub channel: Option<&'static str>,
+    /// Its title.
+    pub title: &'static str,
+    /// One sentence under it.
+    pub text: &'static str,
 }
 
 /// Forgot password: a code (emailed, or from the app).
@@ -749,7 +765,7 @@ pub struct SecurityKeySignInPage {
     pub next: Option<String>,
     /// Why the last try failed.
     pub error: Option<&'static str>,
-    /// The names of the user's keys.
+    /// The names of the user's keys ("" on a reset: not shown).
     pub keys: String,
     /// The registry's request options, as JSON for the script; `None`
     /// when the user has no usable key.
@@ -761,6 +777,9 @@ pub struct SecurityKeySignInPage {
     pub push_alt: Option<String>,
     /// Where "Use a backup code" goes, at sign-in when the user has some.
     pub backup_alt: Option<String>,
+    /// Where "Choose another way" goes, for a password reset (instead of
+    /// signing out).
+    pub back: Option<&'static str>,
     /// Who is signing in.
     pub username: String,
     /// `src` of the security-key script.

@@ -11,7 +11,7 @@ use super::pages::{render, Chrome, PhoneMethodPage};
 use super::session::{CsrfForm, Session, Visit};
 use super::signin::{audit, csrf_of, fresh};
 use super::{Exit, PageResult, Portal};
-use crate::phone::{check_enrol_code, phone_aad, save_method, EnrolCheck, Purpose, Send};
+use crate::phone::{check_page_code, phone_aad, save_method, PageCheck, Purpose, Send};
 use axum::extract::State;
 use serde::Deserialize;
 use sqlx::Row;
@@ -204,9 +204,9 @@ pub async fn code_submit(
     };
     let typed: String = f.code.chars().filter(|c| !c.is_whitespace()).collect();
     let masked = phone::mask(&number);
-    match check_enrol_code(&p.app, s.user_id, sent_id, &typed).await? {
-        EnrolCheck::Proven => {}
-        EnrolCheck::Wrong => {
+    match check_page_code(&p.app, s.user_id, sent_id, Purpose::Enrol, &typed).await? {
+        PageCheck::Proven => {}
+        PageCheck::Wrong => {
             let e = match channel {
                 Channel::Sms => {
                     "That code didn't work. Check the text message we sent and try again."
@@ -217,7 +217,7 @@ pub async fn code_submit(
             };
             return page(&p, s, String::new(), channel, Some(masked), Some(e.into())).await;
         }
-        EnrolCheck::Gone => {
+        PageCheck::Gone => {
             return page(
                 &p,
                 s,

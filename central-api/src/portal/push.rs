@@ -38,7 +38,30 @@ pub async fn script() -> Response {
     super::javascript(SCRIPT)
 }
 
-/// Sends a notification for user `username` (row id `uid`): to all their
+/// What a page's notification is for: the service its challenge context
+/// names on the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// Sign-in or a fresh second factor (`security-info`).
+    SignIn,
+    /// The test notification of a device being added.
+    Test,
+    /// A proof of a password reset (`portal-reset`, always with number
+    /// matching).
+    Reset,
+}
+
+impl Ask {
+    fn service(self) -> &'static str {
+        match self {
+            Self::SignIn => "security-info",
+            Self::Test => "security-info (test notification)",
+            Self::Reset => "portal-reset",
+        }
+    }
+}
+
+/// Sends a notification for user `username`, for `ask`: to all their
 /// enabled devices, or with `device` to that one device only (pending or
 /// not). `Err(result)` says why none was sent.
 ///
@@ -47,24 +70,21 @@ pub async fn script() -> Response {
 pub async fn send(
     p: &Portal,
     username: &str,
+    ask: Ask,
     device: Option<i64>,
     peer: Option<&str>,
 ) -> Result<Result<StartedChallenge, StartResult>, ApiError> {
     let req = StartPush {
         username: username.to_owned(),
         context: PushContext {
-            service: Some(if device.is_some() {
-                "security-info (test notification)".into()
-            } else {
-                "security-info".into()
-            }),
+            service: Some(ask.service().into()),
             host: None,
             remote_addr: peer.map(str::to_owned),
             tty: None,
             nas: None,
         },
     };
-    let started = challenge::start_for(&p.app, PAGE_HOST, &req, device).await?;
+    let started = challenge::start_for(&p.app, PAGE_HOST, &req, device, ask == Ask::Reset).await?;
     Ok(started.challenge.ok_or(started.result))
 }
 

@@ -134,6 +134,8 @@ enum Purpose {
     Register,
     SignIn,
     Verify,
+    /// A proof of a password reset ([`super::reset`]).
+    Reset,
 }
 
 impl Purpose {
@@ -142,15 +144,38 @@ impl Purpose {
             Self::Register => "register",
             Self::SignIn => "sign_in",
             Self::Verify => "verify",
+            Self::Reset => "reset",
         }
     }
 }
 
-/// Keeps `state` (and the key's name) for session `id_hash`, replacing
-/// the session's ceremony of the same purpose; prunes expired ones.
+/// Whose ceremony: a page session's, or a password reset's (its own
+/// hash), for a user.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Owner<'a> {
+    /// SHA-256 of the session id or of the reset's cookie.
+    pub id_hash: &'a str,
+    /// The user's row id.
+    pub user_id: i64,
+    /// The user's name (logs).
+    pub username: &'a str,
+}
+
+impl<'a> From<&'a Session> for Owner<'a> {
+    fn from(s: &'a Session) -> Self {
+        Owner {
+            id_hash: &s.id_hash,
+            user_id: s.user_id,
+            username: &s.username,
+        }
+    }
+}
+
+/// Keeps `state` (and the key's name) for `s`, replacing its ceremony of
+/// the same purpose; prunes expired ones.
 async fn put_ceremony(
     p: &Portal,
-    s: &Session,
+    s: Owner<'_>,
     purpose: Purpose,
     state: &str,
     label: Option<&str>,
@@ -161,7 +186,7 @@ async fn put_ceremony(
         "DELETE FROM webauthn_ceremonies WHERE expires_at <= $1 OR (session_hash = $2 AND purpose = $3)",
     )
     .bind(now)
-    .bind(&s.id_hash)
+    .bind(s.id_hash)
     .bind(purpose.as_str())
     .execute(&mut *tx)
     .await?;
@@ -169,7 +194,7 @@ async fn put_ceremony(
         "INSERT INTO webauthn_ceremonies (session_hash, purpose, user_id, state, label, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(&s.id_hash)
+    .bind(s.id_hash)
     .bind(purpose.as_str())
     .bind(s.user_id)
     .bind(state)
@@ -182,11 +207,11 @@ async fn put_ceremony(
     Ok(())
 }
 
-/// Takes (deletes) the session's ceremony of `purpose`: its state and
+/// Takes (deletes) the ceremony of `s` for `purpose`: its state and
 /// the key's name, or `None` when there is none or it expired.
 async fn take_ceremony(
     p: &Portal,
-    s: &Session,
+    s: Owner<'_>,
     purpose: Purpose,
 ) -> Result<Option<(String, Option<String>)>, ApiError> {
     let row = sqlx::query(
@@ -194,7 +219,7 @@ async fn take_ceremony(
          WHERE session_hash = $1 AND purpose = $2 AND user_id = $3
          RETURNING state, label, expires_at",
     )
-    .bind(&s.id_hash)
+    .bind(s.id_hash)
     .bind(purpose.as_str())
     .bind(s.user_id)
     .fetch_optional(&p.app.pool)
@@ -290,7 +315,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Exit {
 
 /// The name of the browser's error from the form's `error` field
 /// (`"Name: message"`, the message logged at info for the administrator).
-fn browser_error<'a>(s: &Session, error: &'a str) -> &'a str {
+fn browser_error<'a>(username: &str, error: &'a str) -> &'a str {
     let (name, message) = error.split_once(':').unwrap_or((error, ""));
     // The browser's words, as printable text only: they reach the log.
     let printable = |t: &str, n: usize| -> String {
@@ -301,7 +326,7 @@ fn browser_error<'a>(s: &Session, error: &'a str) -> &'a str {
             .collect()
     };
     tracing::info!(
-        username = %s.username,
+        username = %username,
         error = %printable(name, 40),
         message = %printable(message, 300),
         "the browser refused a security key ceremony"
@@ -459,7 +484,7 @@ pub async fn add_submit(
         (ccr_json(&ccr)?, RegState::Key(st))
     };
     let state = serde_json::to_string(&state).map_err(|e| internal("registration state", e))?;
-    put_ceremony(&p, s, Purpose::Register, &state, Some(&label)).await?;
+    put_ceremony(&p, s.into(), Purpose::Register, &state, Some(&label)).await?;
     name_page(&p, s, &label, None, Some(options)).await
 }
 
@@ -509,7 +534,7 @@ pub async fn add_finish(
     let s = fresh(&p, &v, "/my/security-info/security-key").await?;
     let keys = keys_of(&p)?;
     let peer = v.peer.as_deref();
-    let Some((state, label)) = take_ceremony(&p, s, Purpose::Register).await? else {
+    let Some((state, label)) = take_ceremony(&p, s.into(), Purpose::Register).await? else {
         return name_page(
             &p,
             s,
@@ -538,7 +563,7 @@ pub async fn add_finish(
         }
     };
     if !f.error.is_empty() || f.credential.is_empty() {
-        let name = browser_error(s, &f.error);
+        let name = browser_error(&s.username, &f.error);
         let (word, text) = browser_refusal(name, Ceremony::Register, keys.uv_required());
         return refuse(word, text).await;
     }
@@ -704,14 +729,15 @@ impl KeyFor {
     }
 }
 
-/// Starts an authentication with the user's keys for `s` and shows the
-/// page (with `error` when the last try failed).
-pub async fn show_sign_in(
+/// Starts an authentication with the keys of `s`'s user for `purpose`
+/// (its state kept as the ceremony of `s`): the request options as JSON
+/// for `security-key.js` (`None` when the user has no usable key) and the
+/// keys' names.
+async fn start_authentication(
     p: &Portal,
-    s: &Session,
-    purpose: &KeyFor,
-    error: Option<&'static str>,
-) -> PageResult {
+    s: Owner<'_>,
+    purpose: Purpose,
+) -> Result<(Option<String>, Vec<String>), Exit> {
     let keys = keys_of(p)?;
     let stored = stored_keys(p, s.user_id).await?;
     let options = if stored.is_empty() {
@@ -741,9 +767,105 @@ pub async fn show_sign_in(
             (ccr_json(&rcr)?, AuthState::Key(st))
         };
         let state = serde_json::to_string(&state).map_err(|e| internal("sign-in state", e))?;
-        put_ceremony(p, s, purpose.purpose(), &state, None).await?;
+        put_ceremony(p, s, purpose, &state, None).await?;
         Some(options)
     };
+    Ok((options, stored.into_iter().map(|k| k.label).collect()))
+}
+
+/// Starts a reset's authentication with the keys of `s`'s user (its
+/// state kept under the reset's hash): as [`start_authentication`].
+///
+/// # Errors
+/// [`Exit::Redirect`] when security keys are not configured; the
+/// database's.
+pub(crate) async fn start_reset(
+    p: &Portal,
+    s: Owner<'_>,
+) -> Result<(Option<String>, Vec<String>), Exit> {
+    start_authentication(p, s, Purpose::Reset).await
+}
+
+/// Request options for keys nobody has, for a password reset of a name
+/// that cannot be reset or of a user without a key: credential ids made
+/// by `webauthn-rs`'s fake generator (keyed by `hmac_key`, seeded by the
+/// name, so the same name gets the same ids), with a fresh challenge, in
+/// the shape of a real request; `None` when the generator gives no id
+/// (a user without keys looks the same). No ceremony is kept: no answer
+/// can pass.
+///
+/// # Errors
+/// [`Exit::Redirect`] when security keys are not configured; an internal
+/// error when `webauthn-rs` fails.
+pub(crate) fn decoy_options(
+    p: &Portal,
+    hmac_key: &[u8],
+    username: &str,
+) -> Result<Option<String>, Exit> {
+    use webauthn_rs::fake::{FakePasskeyDistribution, WebauthnFakeCredentialGenerator};
+    let keys = keys_of(p)?;
+    let ids = WebauthnFakeCredentialGenerator::<FakePasskeyDistribution>::new(hmac_key)
+        .and_then(|g| g.generate(username.to_lowercase().as_bytes()))
+        .map_err(|e| internal("decoy ids", e))?;
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let rcr = if keys.uv_required() {
+        keys.webauthn
+            .start_passkey_authentication(&[])
+            .map(|(r, _)| r)
+    } else {
+        keys.webauthn
+            .start_securitykey_authentication(&[])
+            .map(|(r, _)| r)
+    }
+    .map_err(|e| internal("decoy options", e))?;
+    let mut options = serde_json::to_value(&rcr).map_err(|e| internal("decoy options", e))?;
+    options["publicKey"]["allowCredentials"] = ids
+        .iter()
+        .map(|id| serde_json::json!({"type": "public-key", "id": id}))
+        .collect();
+    Ok(Some(ccr_json(&options)?))
+}
+
+/// Checks a reset's key answer `f` for `s`: as [`check_answer`]. With no
+/// `s` (a name that cannot be reset, a user without a key: the page had
+/// [`decoy_options`]) the answer is refused as a real one for an unknown
+/// key would be: the browser's refusal in its words, else "not
+/// registered".
+///
+/// # Errors
+/// As [`check_answer`].
+pub(crate) async fn check_reset(
+    p: &Portal,
+    s: Option<Owner<'_>>,
+    username: &str,
+    f: &AnswerForm,
+) -> Result<Result<i64, (&'static str, &'static str)>, Exit> {
+    let keys = keys_of(p)?;
+    match s {
+        Some(s) => check_answer(p, s, Purpose::Reset, f).await,
+        None if !f.error.is_empty() || f.credential.is_empty() => Ok(Err(browser_refusal(
+            browser_error(username, &f.error),
+            Ceremony::Authenticate,
+            keys.uv_required(),
+        ))),
+        None => Ok(Err(refusal_words(
+            &WebauthnError::CredentialNotFound,
+            Ceremony::Authenticate,
+        ))),
+    }
+}
+
+/// Starts an authentication with the user's keys for `s` and shows the
+/// page (with `error` when the last try failed).
+pub async fn show_sign_in(
+    p: &Portal,
+    s: &Session,
+    purpose: &KeyFor,
+    error: Option<&'static str>,
+) -> PageResult {
+    let (options, labels) = start_authentication(p, s.into(), purpose.purpose()).await?;
     let (heading, intro, action, next) = match purpose {
         KeyFor::SignIn => (
             "Use your security key",
@@ -791,11 +913,8 @@ pub async fn show_sign_in(
         action,
         next,
         error,
-        keys: stored
-            .iter()
-            .map(|k| k.label.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        keys: labels.join(", "),
+        back: None,
         options,
         code_alt,
         push_alt,
@@ -809,8 +928,8 @@ pub async fn show_sign_in(
 /// say and the audit word.
 async fn check_answer(
     p: &Portal,
-    s: &Session,
-    purpose: &KeyFor,
+    s: Owner<'_>,
+    purpose: Purpose,
     f: &AnswerForm,
 ) -> Result<Result<i64, (&'static str, &'static str)>, Exit> {
     let keys = keys_of(p)?;
@@ -827,7 +946,7 @@ async fn check_answer(
             "Your account is locked for a while after too many wrong codes. Try again later, or ask your administrator to unlock it.",
         )));
     }
-    let Some((state, _)) = take_ceremony(p, s, purpose.purpose()).await? else {
+    let Some((state, _)) = take_ceremony(p, s, purpose).await? else {
         return Ok(Err((
             "expired",
             "That took too long or the page was used twice. Try again.",
@@ -835,7 +954,7 @@ async fn check_answer(
     };
     if !f.error.is_empty() || f.credential.is_empty() {
         return Ok(Err(browser_refusal(
-            browser_error(s, &f.error),
+            browser_error(s.username, &f.error),
             Ceremony::Authenticate,
             keys.uv_required(),
         )));
@@ -926,7 +1045,7 @@ pub async fn sign_in_submit(
 ) -> PageResult {
     let s = second_factor_session(&v)?;
     let peer = v.peer.as_deref();
-    match check_answer(&p, s, &KeyFor::SignIn, &f).await? {
+    match check_answer(&p, s.into(), Purpose::SignIn, &f).await? {
         Ok(id) => {
             audit_key(
                 &p.app.pool,
@@ -970,7 +1089,7 @@ pub async fn verify_submit(
     let next = safe_next(f.next.as_deref());
     let purpose = KeyFor::Verify(next.clone());
     let peer = v.peer.as_deref();
-    match check_answer(&p, s, &purpose, &f).await? {
+    match check_answer(&p, s.into(), purpose.purpose(), &f).await? {
         Ok(id) => {
             audit_key(
                 &p.app.pool,
@@ -1192,42 +1311,52 @@ mod tests {
     #[tokio::test]
     async fn a_ceremony_belongs_to_its_session_is_taken_once_and_expires() {
         let (_dir, p, clock, s) = portal(&["alice", "bob"]).await;
-        put_ceremony(&p, &s[0], Purpose::Register, "state-1", Some("Key"))
+        put_ceremony(
+            &p,
+            (&s[0]).into(),
+            Purpose::Register,
+            "state-1",
+            Some("Key"),
+        )
+        .await
+        .unwrap();
+        // Another session (another user) finds nothing; nor another purpose.
+        assert!(take_ceremony(&p, (&s[1]).into(), Purpose::Register)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(take_ceremony(&p, (&s[0]).into(), Purpose::SignIn)
+            .await
+            .unwrap()
+            .is_none());
+        let got = take_ceremony(&p, (&s[0]).into(), Purpose::Register)
             .await
             .unwrap();
-        // Another session (another user) finds nothing; nor another purpose.
-        assert!(take_ceremony(&p, &s[1], Purpose::Register)
-            .await
-            .unwrap()
-            .is_none());
-        assert!(take_ceremony(&p, &s[0], Purpose::SignIn)
-            .await
-            .unwrap()
-            .is_none());
-        let got = take_ceremony(&p, &s[0], Purpose::Register).await.unwrap();
         assert_eq!(got, Some(("state-1".to_owned(), Some("Key".to_owned()))));
         assert!(
-            take_ceremony(&p, &s[0], Purpose::Register)
+            take_ceremony(&p, (&s[0]).into(), Purpose::Register)
                 .await
                 .unwrap()
                 .is_none(),
             "one use"
         );
         // A new ceremony replaces the session's old one of that purpose.
-        put_ceremony(&p, &s[0], Purpose::SignIn, "old", None)
+        put_ceremony(&p, (&s[0]).into(), Purpose::SignIn, "old", None)
             .await
             .unwrap();
-        put_ceremony(&p, &s[0], Purpose::SignIn, "new", None)
+        put_ceremony(&p, (&s[0]).into(), Purpose::SignIn, "new", None)
             .await
             .unwrap();
-        let got = take_ceremony(&p, &s[0], Purpose::SignIn).await.unwrap();
+        let got = take_ceremony(&p, (&s[0]).into(), Purpose::SignIn)
+            .await
+            .unwrap();
         assert_eq!(got.map(|g| g.0).as_deref(), Some("new"));
         // Past its life it is gone (and taking it used it up anyway).
-        put_ceremony(&p, &s[0], Purpose::Verify, "late", None)
+        put_ceremony(&p, (&s[0]).into(), Purpose::Verify, "late", None)
             .await
             .unwrap();
         clock.advance(CEREMONY_LIFETIME_SECS.unsigned_abs());
-        assert!(take_ceremony(&p, &s[0], Purpose::Verify)
+        assert!(take_ceremony(&p, (&s[0]).into(), Purpose::Verify)
             .await
             .unwrap()
             .is_none());

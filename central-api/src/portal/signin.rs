@@ -962,6 +962,8 @@ async fn render_push(
         key_alt,
         username: s.username.clone(),
         script: push::script_src(),
+        status_url: "/my/push-status",
+        back: None,
     };
     render(&page)
 }
@@ -974,7 +976,7 @@ async fn push_send(p: &Portal, s: &Session, purpose: &PushFor, peer: Option<&str
     if let Some(old) = &s.push_challenge {
         push::cancel(p, old).await?;
     }
-    match push::send(p, &s.username, None, peer).await? {
+    match push::send(p, &s.username, push::Ask::SignIn, None, peer).await? {
         Ok(c) => {
             session::set_push_challenge(p, &s.id_hash, Some(&c.challenge_id)).await?;
             let mut s = s.clone();

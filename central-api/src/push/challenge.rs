@@ -202,7 +202,7 @@ pub(crate) async fn start(
     HostAuth(host, _): HostAuth,
     JsonBody(req): JsonBody<StartPush>,
 ) -> Result<Json<PushStarted>, ApiError> {
-    start_for(&state, &host, &req, None).await.map(Json)
+    start_for(&state, &host, &req, None, false).await.map(Json)
 }
 
 /// The name challenges started by the Security info page carry as their
@@ -212,7 +212,8 @@ pub const PAGE_HOST: &str = "Security info page";
 /// Starts a challenge for `req` as `host`, with the same checks and limits
 /// for every caller: to all the user's enabled devices, or, with `device`
 /// (the page's test notification), to that one device only, pending or
-/// not.
+/// not. With `number_matching` the challenge carries a number to match
+/// even where `[api.push] number_matching` is off (a password reset's).
 ///
 /// # Errors
 /// 400 for a malformed username or context field; the database's.
@@ -221,6 +222,7 @@ pub(crate) async fn start_for(
     host: &str,
     req: &StartPush,
     device: Option<i64>,
+    number_matching: bool,
 ) -> Result<PushStarted, ApiError> {
     check_username(&req.username)?;
     let ctx = &req.context;
@@ -243,7 +245,7 @@ pub(crate) async fn start_for(
         expire_due(state, Due::User(row.try_get("id")?)).await?;
     }
     let mut tx = state.pool.begin().await?;
-    let started = decide(state, &mut tx, host, req, device, now).await?;
+    let started = decide(state, &mut tx, host, req, device, number_matching, now).await?;
     let actor = format!("host:{host}");
     let mut detail = Vec::new();
     if let Some(s) = &ctx.service {
@@ -301,6 +303,7 @@ async fn decide(
     host: &str,
     req: &StartPush,
     device: Option<i64>,
+    number_matching: bool,
     now: i64,
 ) -> Result<Started, ApiError> {
     let refused = |result, uid| Started {
@@ -360,7 +363,7 @@ async fn decide(
     }
     let id = random_token(ID_BYTES);
     let nonce = random_token(ID_BYTES);
-    let number = cfg.number_matching.then(|| {
+    let number = (cfg.number_matching || number_matching).then(|| {
         use rand::Rng;
         rand::rngs::OsRng.gen_range(10u8..=99)
     });

@@ -165,6 +165,23 @@ pub async fn click(c: &Client, label: &str) {
     }
 }
 
+/// Clicks the element `css` finds and waits (at most 10 s) for the next
+/// page (for the reset choices, whose text is a title and a sentence).
+pub async fn click_css(c: &Client, css: &str) {
+    let old = c.find(Locator::Css("html")).await.expect("html");
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .expect("click");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while old.tag_name().await.is_ok() {
+        assert!(Instant::now() < deadline, "{css} led to no new page");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Clicks the link, button or summary whose text is `label`.
 pub async fn press(c: &Client, label: &str) {
     let xpath =
