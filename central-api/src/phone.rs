@@ -276,7 +276,8 @@ pub async fn send(state: &AppState, s: &Send<'_>) -> Result<(CodeSent, Option<i6
         "INSERT INTO sent_codes (user_id, method_id, channel, purpose, salt, code_hash,
                                  created_at, expires_at, tries_left, status)
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'sending'
-         WHERE (SELECT COUNT(*) FROM sent_codes WHERE user_id = $1 AND created_at > $10) < $11
+         WHERE (SELECT COUNT(*) FROM sent_codes
+                WHERE user_id = $1 AND created_at > $10 AND status <> 'failed') < $11
          RETURNING id",
     )
     .bind(s.uid)
@@ -700,14 +701,22 @@ async fn host_send(
     crate::routes::host::check_context(&req.context)?;
     let mut context = req.context.clone();
     context.host = context.host.or_else(|| Some(host.clone()));
-    let sent = send_login_code(
-        &state,
-        &format!("host:{host}"),
-        &username,
-        req.channel,
-        &context,
-    )
-    .await?;
+    // A task of its own: a host that stops waiting (its timeout, shorter
+    // than the gateway's) does not cancel the send half-way, so the code's
+    // row and its audit record are always written.
+    let task = tokio::spawn(async move {
+        send_login_code(
+            &state,
+            &format!("host:{host}"),
+            &username,
+            req.channel,
+            &context,
+        )
+        .await
+    });
+    let sent = task.await.map_err(|e| {
+        ApiError::new(ApiErrorCode::Internal, format!("the code send failed: {e}"))
+    })??;
     Ok(Json(sent))
 }
 

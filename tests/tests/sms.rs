@@ -361,8 +361,8 @@ fn failing_gateways_refuse_clearly_and_sends_are_limited() {
         env.reg.log()
     );
 
-    // At most 5 codes per user within the hour.
-    sms.status.store(200, Ordering::SeqCst);
+    // At most 5 codes per user within the hour; sends the gateway refused
+    // (an outage) do not count.
     env.reg.add_user("lim");
     phone(&env.reg, "lim", Channel::Sms, "+15550100099", false);
     let key = env.reg.add_host("sender", HostKind::Ssh);
@@ -377,6 +377,10 @@ fn failing_gateways_refuse_clearly_and_sends_are_limited() {
         ))
         .expect("send")
     };
+    for _ in 0..4 {
+        assert_eq!(send().result, SendResult::CouldNotSend);
+    }
+    sms.status.store(200, Ordering::SeqCst);
     for _ in 0..5 {
         let s = send();
         assert_eq!(s.result, SendResult::Sent, "{s:?}");
