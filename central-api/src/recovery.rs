@@ -44,7 +44,13 @@ use zeroize::Zeroizing;
 /// The SQL condition of a code that still works at `$now` (bound as the
 /// parameter named in `now`).
 fn open_at(now: &str) -> String {
-    format!("revoked_at IS NULL AND uses_left > 0 AND expires_at > {now}")
+    open_in("", now)
+}
+
+/// [`open_at`] for the table named `alias` (with its dot, `t.`) in a
+/// statement that joins others.
+pub(crate) fn open_in(alias: &str, now: &str) -> String {
+    format!("{alias}revoked_at IS NULL AND {alias}uses_left > 0 AND {alias}expires_at > {now}")
 }
 
 /// `/v1/admin/users/{username}/temporary-access`.

@@ -174,6 +174,71 @@ pub(crate) async fn methods_of(pool: &AnyPool, user_id: i64) -> Result<Vec<Metho
     Ok(methods)
 }
 
+/// What a host's lookup reads of the user named `username` at `now` (Unix
+/// seconds), in one statement: the user, their methods (not pending,
+/// unknown kinds left out, by id) and the end of their open temporary
+/// access code, if any. `None` for an unknown user.
+///
+/// # Errors
+/// The database's.
+pub(crate) async fn lookup(
+    pool: &AnyPool,
+    username: &str,
+    now: i64,
+) -> Result<Option<(UserRow, Vec<Method>, Option<i64>)>, sqlx::Error> {
+    let user_columns = USER_COLUMNS
+        .split(", ")
+        .map(|c| format!("u.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let method_columns = METHOD_COLUMNS
+        .split(", ")
+        .map(|c| format!("m.{c} AS m_{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = sqlx::query(&format!(
+        "SELECT {user_columns}, {method_columns},
+                (SELECT MAX(t.expires_at) FROM temporary_access_codes t
+                 WHERE t.user_id = u.id AND {}) AS tap_until
+         FROM users u LEFT JOIN methods m ON m.user_id = u.id AND m.pending = 0
+         WHERE u.username = $1
+         ORDER BY m.id",
+        crate::recovery::open_in("t.", "$2")
+    ))
+    .bind(username)
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut methods = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let Some(id) = row.try_get::<Option<i64>, _>("m_id")? else {
+            continue;
+        };
+        let kind: String = row.try_get("m_kind")?;
+        let Some(kind) = MethodKind::parse(&kind) else {
+            tracing::warn!(method_id = id, kind, "method of an unknown kind left out");
+            continue;
+        };
+        methods.push(Method {
+            id,
+            kind,
+            label: row.try_get("m_label")?,
+            is_default: row.try_get::<i64, _>("m_is_default")? != 0,
+            created_at: row.try_get("m_created_at")?,
+            last_used_at: row.try_get("m_last_used_at")?,
+            disabled: row.try_get::<i64, _>("m_disabled")? != 0,
+        });
+    }
+    Ok(Some((
+        UserRow::from_row(first)?,
+        methods,
+        first.try_get("tap_until")?,
+    )))
+}
+
 /// The user named `username` with their methods, as admins see them.
 ///
 /// # Errors

@@ -11,7 +11,6 @@ use crate::app::Routes;
 use crate::auth::HostAuth;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathArgs, QueryArgs};
-use crate::rows::{methods_of, UserRow};
 use crate::state::{ApiResult, Shared};
 use crate::validate::check_username;
 use axum::extract::State;
@@ -92,23 +91,20 @@ async fn registrations(
         result,
         context: &context,
     };
-    let Some(user) = UserRow::find(&state.pool, &username).await? else {
+    let Some((user, all, temporary_access_until)) =
+        crate::rows::lookup(&state.pool, &username, state.now()).await?
+    else {
         crate::audit::record_refused_lookup(&state, &refused("unknown_user")).await?;
         return Err(ApiError::unknown_user(&username));
     };
     let place = Place::for_host(host_kind);
-    let (methods, other): (Vec<_>, Vec<_>) = methods_of(&state.pool, user.id)
-        .await?
-        .into_iter()
-        .partition(|m| m.kind.counts_in(place));
+    let (methods, other): (Vec<_>, Vec<_>) = all.into_iter().partition(|m| m.kind.counts_in(place));
     let mut elsewhere: Vec<MethodKind> = Vec::new();
     for m in other.iter().filter(|m| !m.disabled) {
         if !elsewhere.contains(&m.kind) {
             elsewhere.push(m.kind);
         }
     }
-    let temporary_access_until =
-        crate::recovery::open_until(&state.pool, user.id, state.now()).await?;
     let reg = Registrations {
         status: user.standing(state.now()).status(),
         username: user.username,
