@@ -174,6 +174,19 @@ pub(crate) async fn methods_of(pool: &AnyPool, user_id: i64) -> Result<Vec<Metho
     Ok(methods)
 }
 
+/// `columns` (a list like [`USER_COLUMNS`]) of the table named `alias` in
+/// a join, each renamed `{rename}{column}` when `rename` is given.
+pub(crate) fn qualified(columns: &str, alias: &str, rename: Option<&str>) -> String {
+    columns
+        .split(", ")
+        .map(|c| match rename {
+            Some(r) => format!("{alias}.{c} AS {r}{c}"),
+            None => format!("{alias}.{c}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What a host's lookup reads of the user named `username` at `now` (Unix
 /// seconds), in one statement: the user, their methods (not pending,
 /// unknown kinds left out, by id) and the end of their open temporary
@@ -186,16 +199,8 @@ pub(crate) async fn lookup(
     username: &str,
     now: i64,
 ) -> Result<Option<(UserRow, Vec<Method>, Option<i64>)>, sqlx::Error> {
-    let user_columns = USER_COLUMNS
-        .split(", ")
-        .map(|c| format!("u.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let method_columns = METHOD_COLUMNS
-        .split(", ")
-        .map(|c| format!("m.{c} AS m_{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let user_columns = qualified(USER_COLUMNS, "u", None);
+    let method_columns = qualified(METHOD_COLUMNS, "m", Some("m_"));
     let rows = sqlx::query(&format!(
         "SELECT {user_columns}, {method_columns},
                 (SELECT MAX(t.expires_at) FROM temporary_access_codes t

@@ -516,6 +516,38 @@ fn tune_http(b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::Tok
         .keep_alive_timeout(std::time::Duration::from_secs(10));
 }
 
+/// A registry for unit tests: a fresh SQLite file in a new directory,
+/// the `[api]` settings plus `extra` (TOML tables), its clock at a fixed
+/// time.
+#[cfg(test)]
+pub(crate) async fn test_state(
+    extra: &str,
+) -> (tempfile::TempDir, Arc<AppState>, crate::clock::FixedClock) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("admin.token");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&token)
+        .unwrap()
+        .write_all(b"admin-token-for-the-unit-tests\n")
+        .unwrap();
+    let text = format!(
+        "version = 1\n[api]\nlisten = \"127.0.0.1:1\"\ndatabase = \"sqlite://{0}/registry.db\"\nsecret_key_file = \"{0}/secret.key\"\nadmin_token_file = \"{1}\"\n{extra}",
+        dir.path().display(),
+        token.display()
+    );
+    let config = twostep_config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+    let clock = crate::clock::FixedClock::new(1_700_000_000);
+    let app = prepare(config.api().unwrap(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    (dir, app, clock)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -384,11 +384,7 @@ impl Reads {
     /// unknown user. One statement: on SQLite each statement is a hand-off
     /// to a connection's thread, the cost that dominates a verification.
     async fn load(state: &AppState, username: &str, now: i64) -> Result<Option<Self>, ApiError> {
-        let user_columns = crate::rows::USER_COLUMNS
-            .split(", ")
-            .map(|c| format!("u.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let user_columns = crate::rows::qualified(crate::rows::USER_COLUMNS, "u", None);
         // The sent-code condition is crate::phone::find_sent's.
         let rows = sqlx::query(&format!(
             "SELECT {user_columns}, u.failure_count,

@@ -281,28 +281,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     async fn state() -> (tempfile::TempDir, Arc<AppState>) {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let token = dir.path().join("admin.token");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&token)
-            .unwrap()
-            .write_all(b"admin-token-for-the-writer-tests\n")
-            .unwrap();
-        let text = format!(
-            "version = 1\n[api]\nlisten = \"127.0.0.1:1\"\ndatabase = \"sqlite://{0}/registry.db\"\nsecret_key_file = \"{0}/secret.key\"\nadmin_token_file = \"{1}\"\n",
-            dir.path().display(),
-            token.display()
-        );
-        let config = twostep_config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
-        let clock = crate::clock::FixedClock::new(1_700_000_000);
-        let app = crate::server::prepare(config.api().unwrap(), Arc::new(clock))
-            .await
-            .unwrap();
+        let (dir, app, _) = crate::server::test_state("").await;
         (dir, app)
     }
 

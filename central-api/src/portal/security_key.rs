@@ -1214,28 +1214,10 @@ mod tests {
         crate::clock::FixedClock,
         Vec<Session>,
     ) {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let token = dir.path().join("admin.token");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&token)
-            .unwrap()
-            .write_all(b"admin-token-for-the-key-tests\n")
-            .unwrap();
-        let text = format!(
-            "version = 1\n[api]\nlisten = \"127.0.0.1:1\"\ndatabase = \"sqlite://{0}/registry.db\"\nsecret_key_file = \"{0}/secret.key\"\nadmin_token_file = \"{1}\"\n[api.portal.webauthn]\norigin = \"https://id.example.com:8443\"\n",
-            dir.path().display(),
-            token.display()
-        );
-        let config = twostep_config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
-        let clock = crate::clock::FixedClock::new(1_700_000_000);
-        let app = crate::server::prepare(config.api().unwrap(), Arc::new(clock.clone()))
-            .await
-            .unwrap();
+        let (dir, app, clock) = crate::server::test_state(
+            "[api.portal.webauthn]\norigin = \"https://id.example.com:8443\"\n",
+        )
+        .await;
         let p = Portal {
             app,
             key: tokio::sync::OnceCell::new(),
