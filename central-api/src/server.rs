@@ -467,7 +467,12 @@ pub async fn run(api: &ApiConfig) -> Result<(), StartupError> {
                 h2.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
             });
             tracing::info!(listen = %api.listen, ?backend, "twostep-api listening (HTTPS)");
-            let mut server = axum_server::from_tcp_rustls(std_listener, tls);
+            // TCP_NODELAY: an HTTP/2 connection carries many small frames
+            // in both directions; with Nagle's algorithm a reply can wait
+            // for the peer's delayed ACK (40 ms).
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
+            let mut server = axum_server::from_tcp(std_listener).acceptor(acceptor);
             tune_http(server.http_builder());
             server
                 .handle(handle)
@@ -486,7 +491,9 @@ pub async fn run(api: &ApiConfig) -> Result<(), StartupError> {
                 h2.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
             });
             tracing::info!(listen = %api.listen, ?backend, "twostep-api listening (plain HTTP)");
-            let mut server = axum_server::from_tcp(std_listener);
+            // TCP_NODELAY, as for HTTPS above.
+            let mut server = axum_server::from_tcp(std_listener)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
             tune_http(server.http_builder());
             server
                 .handle(handle)
