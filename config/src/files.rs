@@ -250,14 +250,13 @@ impl Config {
     /// runs rather than at start (kind [`FileKind::Secret`], reader
     /// [`FileReader::Api`], not `tls_key_file`, which the TLS setup reads):
     /// the webhook headers' `value_file`s, `[api.smtp] password_file`,
-    /// `[api.sms]` / `[api.voice]` `token_file`. A webhook header's error
-    /// is placed at its FILE:LINE:COL of `path` (read again for the
-    /// positions). The registry runs it at start and with `--check`.
+    /// `[api.sms]` / `[api.voice]` `token_file`. Errors are placed at the
+    /// key's FILE:LINE:COL of `path` (read again for the positions) and
+    /// name the key. The registry runs it at start and with `--check`.
     ///
     /// # Errors
-    /// [`ConfigError::Io`] when `path` or a file cannot be read,
-    /// [`ConfigError::Secret`] for a refused file, [`ConfigError::Parse`] for
-    /// a webhook header's.
+    /// [`ConfigError::Io`] when `path` cannot be read; [`ConfigError::Parse`]
+    /// naming the key and why its file is refused.
     pub fn check_files(&self, path: &Path) -> Result<(), ConfigError> {
         let checked: Vec<ConfigFile> = self
             .files()
@@ -277,14 +276,15 @@ impl Config {
         })?;
         for f in checked {
             if let Err(e) = crate::read_secret_file(&f.path) {
+                let message = format!("{}: {e}", f.key);
                 return Err(match &f.place {
-                    Place::WebhookHeader(name) => crate::push::header_at(
-                        path,
-                        &text,
-                        name,
-                        format!("webhook_headers: the value_file of {name:?}: {e}"),
-                    ),
-                    _ => e,
+                    Place::Key { table, key } => {
+                        crate::gateway::table_key_error(path, &text, table, key, message)
+                    }
+                    Place::WebhookHeader(name) => {
+                        crate::push::header_at(path, &text, name, message)
+                    }
+                    Place::Elsewhere => ConfigError::at_key(path, &text, "", message),
                 });
             }
         }

@@ -432,7 +432,7 @@ mod tests {
         };
         let e = check(&token).unwrap_err();
         assert!(
-            e.starts_with("t.toml:9:1: webhook_headers: the value_file of \"Authorization\": "),
+            e.starts_with("t.toml:9:1: [api.push] webhook_headers \"Authorization\" value_file: "),
             "{e}"
         );
         std::fs::write(&token, "Bearer x\n").unwrap();
