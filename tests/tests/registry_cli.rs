@@ -185,6 +185,47 @@ fn admin_commands_end_to_end() {
         VerifyResult::Accept
     );
 
+    // An existing key file (web1's key) is never overwritten, and the host
+    // is not added either.
+    let web1_key = std::fs::read_to_string(&key).unwrap();
+    let out = twostep(
+        &reg,
+        &[
+            "host",
+            "add",
+            "web2",
+            "--kind",
+            "ssh",
+            "--key-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("{}: already exists", key.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), web1_key);
+    assert!(!ok(&reg, &["host", "list"]).contains("web2"));
+    // A host name taken leaves no key file behind.
+    let spare = reg.dir.path().join("spare.key");
+    let out = twostep(
+        &reg,
+        &[
+            "host",
+            "add",
+            "web1",
+            "--kind",
+            "ssh",
+            "--key-file",
+            spare.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!spare.exists());
+
     // Without --key-file the key goes to stdout, alone on its line.
     let printed = ok(&reg, &["host", "add", "vpn1", "--kind", "radius"]);
     assert!(
