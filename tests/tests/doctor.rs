@@ -318,7 +318,11 @@ fn each_broken_piece_is_reported_with_its_fix() {
     );
     assert!(l.contains("fix: set `LoginGraceTime 61`"), "{l}");
 
-    let l = line(&out, "FAIL", &["radius:", "client weak", "5 characters"]);
+    let l = line(
+        &out,
+        "warn",
+        &["radius:", "client \"weak\": shared secret is 5 characters"],
+    );
     assert!(l.contains("fix: write 16 or more random characters"), "{l}");
     line(
         &out,
@@ -862,4 +866,50 @@ fn gateway_and_smtp_secret_files_are_checked() {
         err.contains("mode 0640") || err.contains("mode 0644"),
         "{err}"
     );
+}
+
+/// A short RADIUS shared secret is judged by one rule
+/// (`twostep_config::radius::warnings`): `twostep-radiusd --check` and
+/// doctor both pass with the same warning, in the same words.
+#[test]
+fn short_shared_secret_is_the_same_warning_for_radiusd_and_doctor() {
+    let f = Fixture::new();
+    let registry = Registry::start();
+    let key = registry.add_host("doctor-radius", HostKind::Radius);
+    let state = f.path("state.key");
+    write_secret(&state, &"ab".repeat(32));
+    let weak = f.path("nas.secret");
+    write_secret(&weak, "short\n");
+    let config = f.config(&format!(
+        "version = 1\n{}\n\
+         [radius]\nlisten = \"127.0.0.1:0\"\nstate_key_file = {state:?}\n\
+         [[radius.client]]\nname = \"weak\"\naddress = \"127.0.0.1/32\"\nsecret_file = {weak:?}\n",
+        registry.registry_toml(&key)
+    ));
+    let check = Command::new(bin("twostep-radiusd"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--check")
+        .output()
+        .expect("run twostep-radiusd --check");
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let warning = said
+        .lines()
+        .find_map(|l| l.split_once(": warning: ").map(|(_, w)| w))
+        .unwrap_or_else(|| panic!("no warning in:\n{said}"));
+    assert!(warning.contains("shared secret is 5 characters"), "{said}");
+    let (code, out) = f.doctor(
+        &config,
+        Path::new("/nonexistent"),
+        &["--no-sshd", "--no-pam"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let l = line(&out, "warn", &["radius:", warning]);
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(l.contains("fix: write 16 or more"), "{l}");
 }
