@@ -82,7 +82,19 @@ pub async fn refuse_duplicate(State(state): State<Shared>, req: Request, next: N
     if !is_enrol {
         return next.run(req).await;
     }
+    // The admin token first, before the body is read (as the handler's
+    // own extractors do): others go on to the handler unchanged.
     let (mut parts, body) = req.into_parts();
+    let admin = AdminAuth::from_request_parts(&mut parts, &state)
+        .await
+        .is_ok();
+    let username = Path::<String>::from_request_parts(&mut parts, &state)
+        .await
+        .ok()
+        .map(|p| p.0);
+    let (Some(username), true) = (username, admin) else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
     let bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
@@ -93,17 +105,7 @@ pub async fn refuse_duplicate(State(state): State<Shared>, req: Request, next: N
             .into_response()
         }
     };
-    let admin = AdminAuth::from_request_parts(&mut parts, &state)
-        .await
-        .is_ok();
-    let username = Path::<String>::from_request_parts(&mut parts, &state)
-        .await
-        .ok()
-        .map(|p| p.0);
     let req_again = |parts, bytes| Request::from_parts(parts, axum::body::Body::from(bytes));
-    let (Some(username), true) = (username, admin) else {
-        return next.run(req_again(parts, bytes)).await;
-    };
     let Ok(enrol) = serde_json::from_slice::<EnrolPhone>(&bytes) else {
         return next.run(req_again(parts, bytes)).await;
     };

@@ -805,6 +805,25 @@ fn the_same_number_twice_is_refused_by_the_admin_route() {
         "{err}"
     );
     assert_eq!(portal_support::method_count(&reg, "bob"), 1);
+    // Without the admin token the answer is the handler's 401, whatever
+    // the body: nothing is learnt about bob's numbers.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/v1/admin/users/bob/methods/phone", reg.url))
+            .header("authorization", "Bearer wrong")
+            .json(&EnrolPhone {
+                channel: Channel::Sms,
+                number: "+15550100042".into(),
+                default: false,
+            })
+            .send()
+            .await
+            .expect("POST")
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 401);
     let call = cli(&["enrol", "bob", "--call", "+1 555 010 0042"]);
     assert!(call.status.success(), "{call:?}");
     // Another user may have the same number.
