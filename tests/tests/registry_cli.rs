@@ -736,3 +736,42 @@ fn readme_tells_how_to_check_a_packaged_install_and_share_the_key() {
     // The error the README quotes is the one twostep-api prints.
     assert!(section("## The registry and the admin CLI").contains(KEY_MISMATCH));
 }
+
+/// A gateway's token file refused by `--check` (and at start) is named by
+/// its key and placed at its line, missing or with a loose mode.
+#[test]
+fn api_check_names_the_key_of_a_refused_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let token = dir.path().join("sms.token");
+    let cfg = dir.path().join("wm.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[api]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"sqlite://{d}/r.db\"\nsecret_key_file = \"{d}/secret.key\"\nadmin_token_file = \"{d}/admin.token\"\n\
+             [api.sms]\nurl = \"https://sms.example.com/send\"\nheaders = {{ Authorization = \"Basic {{{{token}}}}\" }}\ntoken_file = {token:?}\n",
+            port = free_tcp_port()
+        ),
+    )
+    .unwrap();
+    let check = ["--config".as_ref(), cfg.as_os_str(), "--check".as_ref()];
+    let line = api_fails_with_one_line(&check, "[api.sms] token_file: ");
+    assert!(
+        line.contains(&format!(
+            "wm.toml:10:1: [api.sms] token_file: {}: No such file",
+            token.display()
+        )),
+        "{line}"
+    );
+    twostep_e2e::write_secret(&token, "QUMxMjM6c2VjcmV0\n");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let line = api_fails_with_one_line(&check, "[api.sms] token_file: ");
+    assert!(
+        line.ends_with(&format!(
+            "wm.toml:10:1: [api.sms] token_file: {}: mode 0644 gives access to group or others (fix: chmod 600 {})",
+            token.display(),
+            token.display()
+        )),
+        "{line}"
+    );
+}
