@@ -34,6 +34,7 @@ pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod phone;
+pub mod phone_dupes;
 pub mod portal;
 pub mod push;
 pub mod recovery;

@@ -169,7 +169,7 @@ fn operations() -> Vec<(&'static str, &'static str, Op<'static>)> {
             errs: &[E400, E401, E403, E413, E503] }),
         (paths::USER_PHONE, "post", Op { summary: "Set up a phone method (text message or call) with an E.164 number",
             auth: admin, body: Some("EnrolPhone"), ok: ("201", Some(schema_ref("Method"))),
-            errs: &[E400, E401, E404, E413, E503] }),
+            errs: &[E400, E401, E404, E409, E413, E503] }),
     ]
 }
 

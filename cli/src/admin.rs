@@ -731,21 +731,28 @@ impl Run for HostCmd {
                     KindArg::Ssh => HostKind::Ssh,
                     KindArg::Radius => HostKind::Radius,
                 };
-                if let Some(p) = &key_file {
-                    // Fail before creating the host if the key cannot be kept.
-                    let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
-                    if let Some(d) = dir {
-                        if !d.is_dir() {
-                            bail!("{}: directory does not exist", d.display());
-                        }
-                    }
-                }
+                // The key file is created (new, mode 0600) before the host,
+                // so an existing file (another host's key) is never
+                // overwritten and no host is added without a place for its key.
+                let file = match &key_file {
+                    Some(p) => Some(create_key_file(p)?),
+                    None => None,
+                };
                 let created = with_admin(g, |c| async move {
                     c.create_host(&CreateHost { name, kind }).await
-                })?;
-                match key_file {
-                    Some(p) => {
-                        write_key_file(&p, &created.api_key)?;
+                });
+                let created = match created {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if let Some(p) = &key_file {
+                            let _ = std::fs::remove_file(p);
+                        }
+                        return Err(e);
+                    }
+                };
+                match (key_file, file) {
+                    (Some(p), Some(file)) => {
+                        write_key_file(file, &p, &created.api_key)?;
                         println!(
                             "added {} host {}; API key written to {}",
                             output::host_kind(created.host.kind),
@@ -753,7 +760,7 @@ impl Run for HostCmd {
                             p.display()
                         );
                     }
-                    None => {
+                    _ => {
                         eprintln!(
                             "added {} host {}; its API key (shown only once, put it in the host's [registry].api_key_file, mode 0600):",
                             output::host_kind(created.host.kind),
@@ -779,24 +786,49 @@ impl Run for HostCmd {
     }
 }
 
-/// Writes `key` and a newline to `path` with mode 0600: into a new file
-/// beside it, then renamed over `path`, so no reader sees a partial key.
-fn write_key_file(path: &Path, key: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+/// Creates the key file `path`, new (`O_EXCL`) with mode 0600, before the
+/// host is added.
+///
+/// # Errors
+/// One line naming `path`: it exists already (it may hold another host's
+/// key), its directory is missing, or the OS refused.
+fn create_key_file(path: &Path) -> anyhow::Result<std::fs::File> {
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match opened {
+        Ok(f) => {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            Ok(f)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+            "{}: already exists (it may hold another host's key); remove it or choose another --key-file; no host was added",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            bail!(
+                "{}: directory does not exist; no host was added",
+                dir.unwrap_or(path).display()
+            )
+        }
+        Err(e) => bail!("{}: {e}; no host was added", path.display()),
+    }
+}
+
+/// Writes `key` and a newline to `file`, the new file at `path` from
+/// [`create_key_file`].
+fn write_key_file(mut file: std::fs::File, path: &Path, key: &str) -> anyhow::Result<()> {
     let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(key.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        file.write_all(key.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()
     })();
     if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(path);
         return Err(anyhow!(
             "{}: {e} (the host was added; revoke it and add it again)",
             path.display()

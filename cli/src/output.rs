@@ -79,17 +79,84 @@ pub fn users(list: &[User]) -> String {
     s
 }
 
-/// One method as a table row.
-pub fn method_row(m: &Method) -> String {
-    format!(
-        "  {:>5}  {:<12} {:<8} {}  {:<20}  {}{}",
-        m.id,
-        m.kind.as_str(),
-        if m.is_default { "default" } else { "" },
-        time(m.created_at),
-        m.last_used_at.map_or_else(|| "never".to_owned(), time),
-        text(&m.label),
-        if m.disabled { "  (disabled)" } else { "" }
+/// Columns: left-aligned, or right-aligned (numbers).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// `rows` under `header` as text lines, each starting with `indent`; every
+/// column as wide as its widest cell (counted in characters), two spaces
+/// between columns, the last column not padded.
+fn table(indent: &str, header: &[(&str, Align)], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|(h, _)| h.chars().count()).collect();
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut l = indent.to_owned();
+        for (i, cell) in cells.into_iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            if i > 0 {
+                l.push_str("  ");
+            }
+            match header[i].1 {
+                Align::Right => {
+                    l.push_str(&" ".repeat(pad));
+                    l.push_str(cell);
+                }
+                Align::Left if i == last => l.push_str(cell),
+                Align::Left => {
+                    l.push_str(cell);
+                    l.push_str(&" ".repeat(pad));
+                }
+            }
+        }
+        l.truncate(l.trim_end().len());
+        l.push('\n');
+        l
+    };
+    let mut s = line(header.iter().map(|(h, _)| *h).collect());
+    for r in rows {
+        s.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    s
+}
+
+/// The user's methods as a table, columns as wide as their content.
+pub fn methods_table(list: &[Method]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.to_string(),
+                m.kind.as_str().to_owned(),
+                if m.is_default { "default" } else { "" }.to_owned(),
+                time(m.created_at),
+                m.last_used_at.map_or_else(|| "never".to_owned(), time),
+                format!(
+                    "{}{}",
+                    text(&m.label),
+                    if m.disabled { "  (disabled)" } else { "" }
+                ),
+            ]
+        })
+        .collect();
+    table(
+        "  ",
+        &[
+            ("ID", Align::Right),
+            ("KIND", Align::Left),
+            ("DEFAULT", Align::Left),
+            ("CREATED", Align::Left),
+            ("LAST USED", Align::Left),
+            ("LABEL", Align::Left),
+        ],
+        &rows,
     )
 }
 
@@ -118,11 +185,8 @@ pub fn user(u: &User) -> String {
     if u.methods.is_empty() && u.temporary_access_until.is_none() {
         s.push_str("methods:      none (not enrolled)\n");
     } else {
-        s.push_str("methods:\n     ID  KIND   DEFAULT  CREATED               LAST USED             LABEL\n");
-        for m in &u.methods {
-            s.push_str(&method_row(m));
-            s.push('\n');
-        }
+        s.push_str("methods:\n");
+        s.push_str(&methods_table(&u.methods));
     }
     s.push_str(&uses_table(u));
     s
@@ -134,25 +198,34 @@ pub fn uses_table(u: &User) -> String {
     let rows = methods::uses_of(&u.methods, &u.reset_methods);
     let mut s = String::new();
     if !rows.is_empty() {
-        s.push_str(&format!(
-            "uses:
-  {:<34} {:<9} {:<9} {}\n",
-            "METHOD", "TWO-STEP", "RESET", "WORKS IN"
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let name = if r.label.is_empty() {
+                    r.kind.to_owned()
+                } else {
+                    format!("{} \u{201c}{}\u{201d}", r.kind, text(&r.label))
+                };
+                let yes = |b: bool| if b { "yes" } else { "no" }.to_owned();
+                vec![
+                    name,
+                    yes(r.two_step),
+                    yes(r.password_reset),
+                    r.places_text(),
+                ]
+            })
+            .collect();
+        s.push_str("uses:\n");
+        s.push_str(&table(
+            "  ",
+            &[
+                ("METHOD", Align::Left),
+                ("TWO-STEP", Align::Left),
+                ("RESET", Align::Left),
+                ("WORKS IN", Align::Left),
+            ],
+            &cells,
         ));
-        for r in &rows {
-            let name = if r.label.is_empty() {
-                r.kind.to_owned()
-            } else {
-                format!("{} \u{201c}{}\u{201d}", r.kind, text(&r.label))
-            };
-            s.push_str(&format!(
-                "  {:<34} {:<9} {:<9} {}\n",
-                name,
-                if r.two_step { "yes" } else { "no" },
-                if r.password_reset { "yes" } else { "no" },
-                r.places_text()
-            ));
-        }
     }
     let enrolled = methods::enrolled_places(&u.methods);
     let missing: Vec<Place> = [Place::Pam, Place::Radius]
@@ -250,6 +323,97 @@ pub fn audit_json(events: &[AuditEvent]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The character offset of each header word in `header`, and of the
+    /// cell that starts there in `row`: the same when the columns line up.
+    fn starts(header: &str, words: &[&str]) -> Vec<usize> {
+        words
+            .iter()
+            .map(|w| {
+                let b = header.find(w).unwrap_or_else(|| panic!("{w} in {header}"));
+                header[..b].chars().count()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn user_show_columns_line_up_with_their_headers() {
+        use twostep_common::api::MethodKind;
+        let m = |id, kind, label: &str, is_default, last| Method {
+            id,
+            kind,
+            label: label.into(),
+            is_default,
+            created_at: 1_700_000_000,
+            last_used_at: last,
+            disabled: false,
+        };
+        let u = User {
+            username: "bob".into(),
+            display_name: None,
+            disabled: false,
+            created_at: 1_700_000_000,
+            locked_until: None,
+            push_blocked_at: None,
+            methods: vec![
+                m(7, MethodKind::Totp, "Authenticator app", true, None),
+                m(
+                    1234,
+                    MethodKind::SecurityKey,
+                    "YubiKey 5C NFC of the help desk, second drawer",
+                    false,
+                    Some(1_700_000_060),
+                ),
+                m(9, MethodKind::Sms, "+1 ••• ••• ••42", false, None),
+            ],
+            temporary_access_until: None,
+            backup_codes_left: None,
+            reset_methods: Vec::new(),
+        };
+        let out = user(&u);
+        let lines: Vec<&str> = out.lines().collect();
+        let at = |prefix: &str| {
+            lines
+                .iter()
+                .position(|l| l.trim_start().starts_with(prefix))
+                .unwrap_or_else(|| panic!("{prefix} in:\n{out}"))
+        };
+        // Methods: every cell starts where its header does (ID right-aligned).
+        let h = at("ID  KIND");
+        let words = ["KIND", "DEFAULT", "CREATED", "LAST USED", "LABEL"];
+        let cols = starts(lines[h], &words);
+        for row in &lines[h + 1..h + 4] {
+            let chars: Vec<char> = row.chars().collect();
+            for (w, c) in words.iter().zip(&cols) {
+                let blank = *w == "DEFAULT" && !row.contains("default");
+                assert!(
+                    (blank || chars[*c] != ' ') && chars[c - 1] == ' ',
+                    "{w} at {c} in {row:?}:\n{out}"
+                );
+            }
+        }
+        let id_end = lines[h].find("ID").unwrap() + 2;
+        assert!(lines[h + 2][..id_end].ends_with("1234"), "{out}");
+        assert!(lines[h + 1].contains("default"), "{out}");
+        // Uses: long labels widen the column instead of pushing the rest.
+        let h = at("METHOD");
+        let words = ["TWO-STEP", "RESET", "WORKS IN"];
+        let cols = starts(lines[h], &words);
+        let rows: Vec<&&str> = lines[h + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("  "))
+            .collect();
+        assert_eq!(rows.len(), 3, "{out}");
+        for row in rows {
+            let chars: Vec<char> = row.chars().collect();
+            for (w, c) in words.iter().zip(&cols) {
+                assert!(
+                    chars[*c] != ' ' && chars[c - 1] == ' ',
+                    "{w} at {c} in {row:?}:\n{out}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn audit_json_is_one_object_per_line_oldest_first() {

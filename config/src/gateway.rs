@@ -241,7 +241,7 @@ impl GatewayConfig {
 
 /// An error at the first line setting `key` inside the table headed
 /// `header` (e.g. `[api.sms]`), else at `header`, else at 1:1.
-fn table_key_error(
+pub(crate) fn table_key_error(
     path: &Path,
     text: &str,
     header: &str,

@@ -21,6 +21,7 @@
 //! A commented example lives in `packaging/twostep.toml`.
 
 mod error;
+mod files;
 mod gateway;
 mod push;
 pub mod radius;
@@ -28,6 +29,7 @@ mod secret;
 pub mod webauthn;
 
 pub use error::ConfigError;
+pub use files::{ConfigFile, FileKind, FileReader};
 pub use gateway::{
     GatewayConfig, GatewayMethod, DEFAULT_FORM_BODY, DEFAULT_JSON_BODY, DEFAULT_SMS_MESSAGE,
     DEFAULT_VOICE_MESSAGE, FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, MAX_GATEWAY_TIMEOUT,
@@ -743,33 +745,6 @@ impl Config {
             toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
         config.validate(path, text)?;
         Ok(config)
-    }
-
-    /// Checks the files `[api]` names that the parse cannot (the webhook
-    /// headers' `value_file`s, [`PushConfig::check_files`]), with errors at
-    /// FILE:LINE:COL of `path` (read again for the positions). The registry
-    /// runs it at start and with `--check`.
-    ///
-    /// # Errors
-    /// [`ConfigError::Io`] when `path` cannot be read; the check's.
-    pub fn check_files(&self, path: &Path) -> Result<(), ConfigError> {
-        let Some(api) = &self.api else {
-            return Ok(());
-        };
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
-            path: path.to_owned(),
-            error,
-        })?;
-        api.push.check_files(path, &text)?;
-        if let Some(pw) = api.smtp.as_ref().and_then(|s| s.password_file.as_ref()) {
-            read_secret_file(pw)?;
-        }
-        for g in [&api.sms, &api.voice].into_iter().flatten() {
-            if let Some(t) = &g.token_file {
-                read_secret_file(t)?;
-            }
-        }
-        Ok(())
     }
 
     fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {

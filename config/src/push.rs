@@ -187,7 +187,7 @@ pub(crate) fn is_header_name(name: &str) -> bool {
 impl PushConfig {
     /// Checks the values serde cannot: ranges, URLs (parsed), the body
     /// template (JSON once filled in), header names, values and the form
-    /// of their `value_file`s (the files themselves: [`Self::check_files`]).
+    /// of their `value_file`s (the files themselves: [`Config::check_files`](crate::Config::check_files)).
     pub(crate) fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
         let at = |key: &str, message: String| ConfigError::at_key(path, text, key, message);
         if !(1..=MAX_CHALLENGE_LIFETIME).contains(&self.challenge_lifetime) {
@@ -264,29 +264,6 @@ impl PushConfig {
         }
         Ok(())
     }
-
-    /// Checks the webhook headers' `value_file`s under the rule of every
-    /// secret file ([`crate::check_secret_file`]: exists, owned by root or
-    /// this user, not group- or world-readable, not empty); an error is
-    /// placed at the header's line of `text`, the file at `path`.
-    ///
-    /// # Errors
-    /// [`ConfigError::Parse`] naming the header and why its file is refused.
-    pub fn check_files(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
-        for (name, value) in &self.webhook_headers {
-            if let WebhookHeader::File(f) = value {
-                if let Err(e) = crate::check_secret_file(&f.value_file) {
-                    return Err(header_at(
-                        path,
-                        text,
-                        name,
-                        format!("webhook_headers: the value_file of {name:?}: {e}"),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Why `u` is not an http(s) URL with a host (`base`: nor one with a
@@ -310,7 +287,7 @@ pub(crate) fn url_problem(u: &str, base: bool) -> Option<String> {
 
 /// An error at the line setting webhook header `name` (a
 /// `[api.push.webhook_headers]` table), else at `webhook_headers`.
-fn header_at(path: &Path, text: &str, name: &str, message: String) -> ConfigError {
+pub(crate) fn header_at(path: &Path, text: &str, name: &str, message: String) -> ConfigError {
     let quoted = format!("{name:?}");
     let key = [name, quoted.as_str()]
         .into_iter()
@@ -448,15 +425,14 @@ mod tests {
                 cfg(file)
             );
             let c = Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
-            c.api
-                .unwrap()
-                .push
-                .check_files(std::path::Path::new("t.toml"), &text)
-                .map_err(|e| e.to_string())
+            let toml = dir.path().join("t.toml");
+            std::fs::write(&toml, &text).unwrap();
+            c.check_files(&toml)
+                .map_err(|e| e.to_string().replace(&toml.display().to_string(), "t.toml"))
         };
         let e = check(&token).unwrap_err();
         assert!(
-            e.starts_with("t.toml:9:1: webhook_headers: the value_file of \"Authorization\": "),
+            e.starts_with("t.toml:9:1: [api.push] webhook_headers \"Authorization\" value_file: "),
             "{e}"
         );
         std::fs::write(&token, "Bearer x\n").unwrap();

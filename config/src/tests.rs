@@ -667,6 +667,33 @@ fn sms_and_voice_gateways_defaults_rules_and_token_file() {
     let c = Config::parse(&std::fs::read_to_string(&file).unwrap(), &file).unwrap();
     let e = c.check_files(&file).unwrap_err().to_string();
     assert!(e.contains("mode 0640"), "got {e}");
+    // The error names the key and is placed at its line.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("token_file ="))
+        .unwrap()
+        + 1;
+    assert_eq!(
+        e,
+        format!(
+            "{}:{line}:1: [api.sms] token_file: {}: mode 0640 gives access to group or others (fix: chmod 600 {})",
+            file.display(),
+            token.display(),
+            token.display()
+        )
+    );
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
     c.check_files(&file).unwrap();
+    // A missing file too.
+    std::fs::remove_file(&token).unwrap();
+    let e = c.check_files(&file).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!(
+            "{}:{line}:1: [api.sms] token_file: {}: No such file",
+            file.display(),
+            token.display()
+        )),
+        "got {e}"
+    );
 }

@@ -318,7 +318,11 @@ fn each_broken_piece_is_reported_with_its_fix() {
     );
     assert!(l.contains("fix: set `LoginGraceTime 61`"), "{l}");
 
-    let l = line(&out, "FAIL", &["radius:", "client weak", "5 characters"]);
+    let l = line(
+        &out,
+        "warn",
+        &["radius:", "client \"weak\": shared secret is 5 characters"],
+    );
     assert!(l.contains("fix: write 16 or more random characters"), "{l}");
     line(
         &out,
@@ -781,4 +785,131 @@ fn missing_module_fails_closed_even_with_dash_auth() {
     let run = pam_support::pamtester(&f.pam_dir(), "sshd", "demo", None, "", &[]);
     assert!(!run.ok, "{run:#?}");
     assert_eq!(run.pam_line(), "pamtester: Module is unknown", "{run:#?}");
+}
+
+/// The `*_file` secrets of `[api.sms]`, `[api.voice]`, `[api.smtp]` and the
+/// webhook headers are judged like the others (the registry's own check
+/// reads the same list), and `twostep-api --check` refuses the same file.
+#[test]
+fn gateway_and_smtp_secret_files_are_checked() {
+    let f = Fixture::new();
+    let sms = f.path("sms.token");
+    write_secret(&sms, "AC123:secret\n");
+    std::fs::set_permissions(&sms, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let voice = f.path("voice.token");
+    let smtp = f.path("smtp.password");
+    write_secret(&smtp, "pw\n");
+    let relay = f.path("relay.token");
+    write_secret(&relay, "Bearer x\n");
+    std::fs::set_permissions(&relay, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let config = f.config(&format!(
+        "version = 1\n\
+         [api]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"sqlite://{db}\"\nsecret_key_file = {sk:?}\nadmin_token_file = {at:?}\n\
+         [api.push]\nwebhook_url = \"https://relay.example/w\"\nwebhook_headers = {{ Authorization = {{ value_file = {relay:?} }} }}\n\
+         [api.smtp]\nhost = \"smtp.example.com\"\nfrom = \"a@example.com\"\nusername = \"twostep\"\npassword_file = {smtp:?}\n\
+         [api.sms]\nurl = \"https://sms.example.com\"\nheaders = {{ Authorization = \"Basic {{{{token}}}}\" }}\ntoken_file = {sms:?}\n\
+         [api.voice]\nurl = \"https://voice.example.com\"\nheaders = {{ Authorization = \"Basic {{{{token}}}}\" }}\ntoken_file = {voice:?}\n",
+        port = free_tcp_port(),
+        db = f.path("registry.db").display(),
+        sk = f.path("secret.key"),
+        at = f.path("admin.token"),
+    ));
+    let (code, out) = f.doctor(
+        &config,
+        Path::new("/nonexistent"),
+        &["--no-sshd", "--no-pam"],
+    );
+    assert_eq!(code, 1, "{out}");
+    let l = line(
+        &out,
+        "FAIL",
+        &["files:", "[api.sms] token_file", "mode 0644"],
+    );
+    assert!(
+        l.contains(&format!("fix: chmod 600 {}", sms.display())),
+        "{l}"
+    );
+    line(
+        &out,
+        "FAIL",
+        &["files:", "[api.voice] token_file", "voice.token"],
+    );
+    line(
+        &out,
+        "ok",
+        &["files:", "[api.smtp] password_file", "mode 0600 are safe"],
+    );
+    line(
+        &out,
+        "FAIL",
+        &[
+            "files:",
+            "[api.push] webhook_headers \"Authorization\" value_file",
+            "mode 0640",
+        ],
+    );
+    line(
+        &out,
+        "ok",
+        &["files:", "[api] secret_key_file", "will be created"],
+    );
+
+    let check = Command::new(bin("twostep-api"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--check")
+        .output()
+        .expect("run twostep-api --check");
+    assert!(!check.status.success());
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        err.contains("mode 0640") || err.contains("mode 0644"),
+        "{err}"
+    );
+}
+
+/// A short RADIUS shared secret is judged by one rule
+/// (`twostep_config::radius::warnings`): `twostep-radiusd --check` and
+/// doctor both pass with the same warning, in the same words.
+#[test]
+fn short_shared_secret_is_the_same_warning_for_radiusd_and_doctor() {
+    let f = Fixture::new();
+    let registry = Registry::start();
+    let key = registry.add_host("doctor-radius", HostKind::Radius);
+    let state = f.path("state.key");
+    write_secret(&state, &"ab".repeat(32));
+    let weak = f.path("nas.secret");
+    write_secret(&weak, "short\n");
+    let config = f.config(&format!(
+        "version = 1\n{}\n\
+         [radius]\nlisten = \"127.0.0.1:0\"\nstate_key_file = {state:?}\n\
+         [[radius.client]]\nname = \"weak\"\naddress = \"127.0.0.1/32\"\nsecret_file = {weak:?}\n",
+        registry.registry_toml(&key)
+    ));
+    let check = Command::new(bin("twostep-radiusd"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--check")
+        .output()
+        .expect("run twostep-radiusd --check");
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let warning = said
+        .lines()
+        .find_map(|l| l.split_once(": warning: ").map(|(_, w)| w))
+        .unwrap_or_else(|| panic!("no warning in:\n{said}"));
+    assert!(warning.contains("shared secret is 5 characters"), "{said}");
+    let (code, out) = f.doctor(
+        &config,
+        Path::new("/nonexistent"),
+        &["--no-sshd", "--no-pam"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let l = line(&out, "warn", &["radius:", warning]);
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(l.contains("fix: write 16 or more"), "{l}");
 }

@@ -681,3 +681,47 @@ fn sessions_are_shared_by_registry_nodes_on_postgresql() {
         assert_eq!((r.status, location(&r)), (303, "/my/"));
     });
 }
+
+/// A GET on a path that only takes a form's POST (the address left in the
+/// bar after a wrong password, reloaded or bookmarked) is a 303 to the
+/// page that shows the form, never a blank 405.
+#[test]
+fn get_on_a_form_address_goes_to_its_page() {
+    let reg = Registry::start();
+    cli(
+        &reg,
+        &["user", "add", "gina", "--password-prompt"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let web = Web::new(&reg.url, None);
+        // The reported case: a wrong password, then the address reloaded.
+        let r = web.sign_in("gina", "not-the-password").await;
+        assert_ne!(r.status, 405);
+        for (path, page) in [
+            ("/my/sign-in", "/my/"),
+            ("/my/invite", "/my/"),
+            ("/my/sign-out", "/my/"),
+            ("/my/sign-in/code/send", "/my/sign-in/code"),
+            ("/my/sign-in/push/resend", "/my/sign-in/push"),
+            ("/my/verify/push", "/my/verify"),
+            ("/my/verify/push/resend", "/my/verify"),
+            ("/my/verify/security-key", "/my/verify"),
+            ("/my/reset/email/send", "/my/reset/email"),
+            ("/my/security-info/backup-codes", "/my/security-info"),
+            (
+                "/my/security-info/security-key/finish",
+                "/my/security-info/security-key",
+            ),
+            ("/my/devices/1/disable", "/my/devices"),
+        ] {
+            let r = web.get(path).await;
+            assert_eq!((r.status, location(&r)), (303, page), "GET {path}");
+        }
+        // The page it leads to answers (the sign-in form, signed out).
+        let r = web.get("/my/").await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("name=\"password\""), "{}", r.body);
+    });
+}

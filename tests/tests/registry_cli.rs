@@ -185,6 +185,47 @@ fn admin_commands_end_to_end() {
         VerifyResult::Accept
     );
 
+    // An existing key file (web1's key) is never overwritten, and the host
+    // is not added either.
+    let web1_key = std::fs::read_to_string(&key).unwrap();
+    let out = twostep(
+        &reg,
+        &[
+            "host",
+            "add",
+            "web2",
+            "--kind",
+            "ssh",
+            "--key-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("{}: already exists", key.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), web1_key);
+    assert!(!ok(&reg, &["host", "list"]).contains("web2"));
+    // A host name taken leaves no key file behind.
+    let spare = reg.dir.path().join("spare.key");
+    let out = twostep(
+        &reg,
+        &[
+            "host",
+            "add",
+            "web1",
+            "--kind",
+            "ssh",
+            "--key-file",
+            spare.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!spare.exists());
+
     // Without --key-file the key goes to stdout, alone on its line.
     let printed = ok(&reg, &["host", "add", "vpn1", "--kind", "radius"]);
     assert!(
@@ -694,4 +735,43 @@ fn readme_tells_how_to_check_a_packaged_install_and_share_the_key() {
     }
     // The error the README quotes is the one twostep-api prints.
     assert!(section("## The registry and the admin CLI").contains(KEY_MISMATCH));
+}
+
+/// A gateway's token file refused by `--check` (and at start) is named by
+/// its key and placed at its line, missing or with a loose mode.
+#[test]
+fn api_check_names_the_key_of_a_refused_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let token = dir.path().join("sms.token");
+    let cfg = dir.path().join("wm.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[api]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"sqlite://{d}/r.db\"\nsecret_key_file = \"{d}/secret.key\"\nadmin_token_file = \"{d}/admin.token\"\n\
+             [api.sms]\nurl = \"https://sms.example.com/send\"\nheaders = {{ Authorization = \"Basic {{{{token}}}}\" }}\ntoken_file = {token:?}\n",
+            port = free_tcp_port()
+        ),
+    )
+    .unwrap();
+    let check = ["--config".as_ref(), cfg.as_os_str(), "--check".as_ref()];
+    let line = api_fails_with_one_line(&check, "[api.sms] token_file: ");
+    assert!(
+        line.contains(&format!(
+            "wm.toml:10:1: [api.sms] token_file: {}: No such file",
+            token.display()
+        )),
+        "{line}"
+    );
+    twostep_e2e::write_secret(&token, "QUMxMjM6c2VjcmV0\n");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let line = api_fails_with_one_line(&check, "[api.sms] token_file: ");
+    assert!(
+        line.ends_with(&format!(
+            "wm.toml:10:1: [api.sms] token_file: {}: mode 0644 gives access to group or others (fix: chmod 600 {})",
+            token.display(),
+            token.display()
+        )),
+        "{line}"
+    );
 }

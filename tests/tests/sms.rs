@@ -506,6 +506,23 @@ fn the_page_adds_a_number_once_its_code_is_typed_and_signs_in_with_it() {
         shot(&a, "sms-04-security-info").await;
     });
     assert_eq!(method_count(&reg, "pat"), 2);
+    // The same number again, typed another way: refused before any send.
+    rt.block_on(async {
+        a.goto(&format!("{}/my/security-info/phone", reg.url))
+            .await
+            .expect("goto phone");
+        fill(&a, "number", "+15550100042").await;
+        click(&a, "Send code").await;
+        assert_eq!(path(&a).await, "/my/security-info/phone");
+        let t = text(&a).await;
+        assert!(
+            t.contains("+1 ••• ••• ••42 is already on your Security info for text messages."),
+            "{t}"
+        );
+        shot(&a, "sms-04b-number-twice").await;
+    });
+    assert_eq!(sms.requests().len(), 1, "no code sent to a number twice");
+    assert_eq!(method_count(&reg, "pat"), 2);
     let added = audit(&reg, "pat", "portal.phone");
     assert!(
         added
@@ -618,4 +635,62 @@ fn sent_codes_on_postgresql_once_within_their_tries_and_limit() {
     assert_eq!(send(), SendResult::Sent);
     assert_eq!(send(), SendResult::RateLimited);
     assert_eq!(sms.requests().len(), 5);
+}
+
+/// `twostep enrol --sms` refuses a number the user has for text messages
+/// already, however it is typed; the same number for calls is another
+/// method.
+#[test]
+fn the_same_number_twice_is_refused_by_the_admin_route() {
+    let scratch = tempfile::tempdir().expect("tmp");
+    let reg = Registry::start_with(
+        None,
+        &gateways_toml(scratch.path(), free_tcp_port(), free_tcp_port()),
+    );
+    reg.add_user("bob");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(twostep_e2e::bin("twostep"))
+            .arg("--config")
+            .arg(&reg.config_path)
+            .args(args)
+            .output()
+            .expect("run twostep")
+    };
+    let first = cli(&["enrol", "bob", "--sms", "+15550100042"]);
+    assert!(first.status.success(), "{first:?}");
+    let again = cli(&["enrol", "bob", "--sms", "+1 555 010 0042"]);
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("bob already has +1 ••• ••• ••42 for text messages"),
+        "{err}"
+    );
+    assert_eq!(portal_support::method_count(&reg, "bob"), 1);
+    // Without the admin token the answer is the handler's 401, whatever
+    // the body: nothing is learnt about bob's numbers.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/v1/admin/users/bob/methods/phone", reg.url))
+            .header("authorization", "Bearer wrong")
+            .json(&EnrolPhone {
+                channel: Channel::Sms,
+                number: "+15550100042".into(),
+                default: false,
+            })
+            .send()
+            .await
+            .expect("POST")
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 401);
+    let call = cli(&["enrol", "bob", "--call", "+1 555 010 0042"]);
+    assert!(call.status.success(), "{call:?}");
+    // Another user may have the same number.
+    reg.add_user("amy");
+    let other = cli(&["enrol", "amy", "--sms", "+15550100042"]);
+    assert!(other.status.success(), "{other:?}");
+    assert_eq!(portal_support::method_count(&reg, "bob"), 2);
 }

@@ -49,7 +49,7 @@ use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use std::sync::Arc;
 use twostep_common::api::ApiErrorCode;
@@ -278,6 +278,14 @@ async fn page_not_found() -> Exit {
     not_found()
 }
 
+/// The GET side of a path that only takes a form's POST: a 303 to `page`,
+/// the page that shows that form, so an address left in the bar (after a
+/// wrong password, say), reloaded or bookmarked, lands on a page rather
+/// than a blank 405.
+fn form_at(page: &'static str) -> MethodRouter<Arc<Portal>> {
+    get(move || async move { Redirect::to(page) })
+}
+
 /// The pages' router, to be nested at [`twostep_common::portal::PORTAL_PATH`].
 /// When `[api.portal] enabled = false` every path answers 404.
 pub fn router(app: Arc<AppState>) -> Router {
@@ -293,7 +301,7 @@ pub fn router(app: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(account::overview))
         .route("/static/portal.css", get(stylesheet))
-        .route("/sign-in", post(signin::sign_in))
+        .route("/sign-in", form_at("/my/").post(signin::sign_in))
         .route(
             "/sign-in/code",
             get(signin::code_page).post(signin::code_submit),
@@ -302,37 +310,55 @@ pub fn router(app: Arc<AppState>) -> Router {
             "/sign-in/push",
             get(signin::push_page).post(signin::push_submit),
         )
-        .route("/sign-in/push/resend", post(signin::push_resend))
-        .route("/sign-in/code/send", post(signin::code_send))
+        .route(
+            "/sign-in/push/resend",
+            form_at("/my/sign-in/push").post(signin::push_resend),
+        )
+        .route(
+            "/sign-in/code/send",
+            form_at("/my/sign-in/code").post(signin::code_send),
+        )
         .route(
             "/verify",
             get(signin::verify_page).post(signin::verify_submit),
         )
-        .route("/verify/push", post(signin::verify_push_submit))
+        .route(
+            "/verify/push",
+            form_at("/my/verify").post(signin::verify_push_submit),
+        )
         .route(
             "/sign-in/security-key",
             get(security_key::sign_in_page).post(security_key::sign_in_submit),
         )
-        .route("/verify/security-key", post(security_key::verify_submit))
+        .route(
+            "/verify/security-key",
+            form_at("/my/verify").post(security_key::verify_submit),
+        )
         .route(
             "/security-info/security-key",
             get(security_key::add_page).post(security_key::add_submit),
         )
         .route(
             "/security-info/security-key/finish",
-            post(security_key::add_finish),
+            form_at("/my/security-info/security-key").post(security_key::add_finish),
         )
         .route("/static/security-key.js", get(security_key::script))
-        .route("/verify/push/resend", post(signin::verify_push_resend))
+        .route(
+            "/verify/push/resend",
+            form_at("/my/verify").post(signin::verify_push_resend),
+        )
         .route("/invite/{token}", get(signin::invite_page))
-        .route("/invite", post(signin::invite_accept))
+        .route("/invite", form_at("/my/").post(signin::invite_accept))
         .route(
             "/welcome",
             get(signin::welcome_page).post(signin::welcome_submit),
         )
         .route("/reset", get(reset::start).post(reset::begin))
         .route("/reset/verify", get(reset::choose))
-        .route("/reset/email/send", post(reset::email_send))
+        .route(
+            "/reset/email/send",
+            form_at("/my/reset/email").post(reset::email_send),
+        )
         .route(
             "/reset/email",
             get(reset::email_page_get).post(reset::email_submit),
@@ -384,7 +410,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             "/security-info/questions/delete",
             get(reset_methods::questions_delete_page).post(reset_methods::questions_delete),
         )
-        .route("/sign-out", post(signin::sign_out))
+        .route("/sign-out", form_at("/my/").post(signin::sign_out))
         .route(
             "/sign-out-everywhere",
             get(signin::sign_out_everywhere_page).post(signin::sign_out_everywhere),
@@ -392,7 +418,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/security-info", get(account::security_info))
         .route(
             "/security-info/backup-codes",
-            post(account::backup_codes_submit),
+            form_at("/my/security-info").post(account::backup_codes_submit),
         )
         .route(
             "/security-info/add",
@@ -413,7 +439,10 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(account::delete_page).post(account::delete_submit),
         )
         .route("/devices", get(account::devices))
-        .route("/devices/{id}/{action}", post(account::device_action))
+        .route(
+            "/devices/{id}/{action}",
+            form_at("/my/devices").post(account::device_action),
+        )
         .route(
             "/devices/{id}/remove",
             get(account::device_remove_page).post(account::device_remove),

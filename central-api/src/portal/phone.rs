@@ -51,6 +51,18 @@ async fn page(
     render(&page)
 }
 
+/// What the page says for a number the user has already for `channel`.
+fn already_yours(channel: Channel, number: &str) -> String {
+    let by = match channel {
+        Channel::Sms => "text messages",
+        Channel::Voice => "calls",
+    };
+    format!(
+        "{} is already on your Security info for {by}.",
+        phone::mask(number)
+    )
+}
+
 /// `GET /my/security-info/phone`: the number to add.
 pub async fn start(State(p): State<Arc<Portal>>, v: Visit) -> PageResult {
     let s = fresh(&p, &v, START).await?;
@@ -90,6 +102,13 @@ pub async fn send(
             return page(&p, s, typed, channel, None, Some(e)).await;
         }
     };
+    let mut conn = p.app.pool.acquire().await?;
+    let had = crate::phone_dupes::existing(&p.app, &mut conn, s.user_id, channel, &number).await?;
+    drop(conn);
+    if had.is_some() {
+        let e = already_yours(channel, &number);
+        return page(&p, s, typed, channel, None, Some(e)).await;
+    }
     let context = AuthContext {
         service: Some("portal".into()),
         host: None,
@@ -239,6 +258,15 @@ pub async fn code_submit(
         .rows_affected();
     if gone == 0 {
         return Err(Exit::Redirect(START.into()));
+    }
+    // Added meanwhile (another tab, an admin): nothing saved twice.
+    if crate::phone_dupes::existing(&p.app, &mut tx, s.user_id, channel, &number)
+        .await?
+        .is_some()
+    {
+        tx.commit().await?;
+        let e = already_yours(channel, &number);
+        return page(&p, s, String::new(), channel, None, Some(e)).await;
     }
     let method = save_method(&p.app, &mut tx, s.user_id, channel, &number, false, p.now()).await?;
     audit(

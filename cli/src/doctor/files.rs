@@ -5,7 +5,9 @@
 use super::report::{Finding, Status};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use twostep_config::{secret_file_problem, Config, SecretFileProblem};
+use twostep_config::{
+    secret_file_problem, Config, ConfigFile, FileKind, FileReader, SecretFileProblem,
+};
 
 /// System user of the `twostep-api` service (Debian package).
 pub const API_USER: &str = "twostep";
@@ -35,10 +37,6 @@ fn user_name(uid: u32) -> Option<String> {
 fn user_id(name: &str) -> Option<u32> {
     let user = nix::unistd::User::from_name(name).ok()??;
     Some(user.uid.as_raw())
-}
-
-fn check_file(key: &str, path: &Path, kind: Kind, owners: &[&str]) -> Finding {
-    check_file_or(key, path, kind, owners, None)
 }
 
 /// One finding for the file `path` of `key`: for secrets, the secret-file
@@ -168,139 +166,43 @@ fn check_file_or(
     }
 }
 
-/// One finding per file named by the configuration.
+/// One finding per file named by the configuration ([`Config::files`], the
+/// list the registry's own check reads), each judged for the service that
+/// reads it.
 pub fn check_files(c: &Config) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let api_owners = [API_USER];
-    let radius_owners = [RADIUS_USER];
-    if let Some(api) = &c.api {
-        out.push(check_file(
-            "[api] secret_key_file",
-            &api.secret_key_file,
-            Kind::SecretCreated,
-            &api_owners,
-        ));
-        out.push(check_file(
-            "[api] admin_token_file",
-            &api.admin_token_file,
-            Kind::SecretCreated,
-            &api_owners,
-        ));
-        if let Some(p) = &api.tls_key_file {
-            out.push(check_file(
-                "[api] tls_key_file",
-                p,
-                Kind::Secret,
-                &api_owners,
-            ));
-        }
-        if let Some(p) = &api.tls_cert_file {
-            out.push(check_file("[api] tls_cert_file", p, Kind::Public, &[]));
-        }
-    }
-    if let Some(reg) = &c.registry {
+    c.files().iter().map(|f| check_config_file(c, f)).collect()
+}
+
+/// The finding for one file of [`Config::files`].
+fn check_config_file(c: &Config, f: &ConfigFile) -> Finding {
+    let kind = match f.kind {
+        FileKind::Secret => Kind::Secret,
+        FileKind::SecretCreated => Kind::SecretCreated,
+        FileKind::Public => Kind::Public,
+    };
+    let owners: &[&str] = match f.reader {
+        FileReader::Api => &[API_USER],
+        FileReader::Radius => &[RADIUS_USER],
         // The PAM module runs as root and accepts only root's key file; a
         // config for twostep-radiusd (it has [radius]) may give it to its user.
-        let key_owners: &[&str] = if c.radius.is_some() {
-            &radius_owners
-        } else {
-            &[]
-        };
-        if let Some(p) = &reg.api_key_file {
-            out.push(check_file_or(
-                "[registry] api_key_file",
-                p,
-                Kind::Secret,
-                key_owners,
-                Some((
-                    Status::Fail,
-                    format!(
-                        "run `twostep host add NAME` on the registry and write the key printed to {} (mode 0600)",
-                        p.display()
-                    ),
-                )),
-            ));
-        }
-        if let Some(p) = &reg.admin_token_file {
-            out.push(check_file_or(
-                "[registry] admin_token_file",
-                p,
-                Kind::Secret,
-                &[],
-                Some((
-                    Status::Warn,
-                    format!(
-                        "needed only where admins run `twostep`: copy the registry's admin token to {} (mode 0600)",
-                        p.display()
-                    ),
-                )),
-            ));
-        }
-        if let Some(p) = &reg.ca_file {
-            out.push(check_file("[registry] ca_file", p, Kind::Public, &[]));
-        }
-    }
-    if let Some(r) = &c.radius {
-        out.push(check_file(
-            "[radius] state_key_file",
-            &r.state_key_file,
-            Kind::Secret,
-            &radius_owners,
-        ));
-        for cl in &r.clients {
-            out.push(check_file(
-                &format!("[[radius.client]] {} secret_file", cl.name),
-                &cl.secret_file,
-                Kind::Secret,
-                &radius_owners,
-            ));
-        }
-        for up in &r.upstreams {
-            if let Some(file) = &up.secret_file {
-                out.push(check_file(
-                    &format!("[[radius.upstream]] {} secret_file", up.name),
-                    file,
-                    Kind::Secret,
-                    &radius_owners,
-                ));
-            }
-            if let Some(rs) = &up.radsec {
-                out.push(check_file(
-                    &format!("[radius.upstream.radsec] {} key_file", up.name),
-                    &rs.key_file,
-                    Kind::Secret,
-                    &radius_owners,
-                ));
-                for (key, file) in [("cert_file", &rs.cert_file), ("ca_file", &rs.ca_file)] {
-                    out.push(check_file(
-                        &format!("[radius.upstream.radsec] {} {key}", up.name),
-                        file,
-                        Kind::Public,
-                        &[],
-                    ));
-                }
-            }
-        }
-        if let Some(rs) = &r.radsec {
-            out.push(check_file(
-                "[radius.radsec] key_file",
-                &rs.key_file,
-                Kind::Secret,
-                &radius_owners,
-            ));
-            out.push(check_file(
-                "[radius.radsec] cert_file",
-                &rs.cert_file,
-                Kind::Public,
-                &[],
-            ));
-            out.push(check_file(
-                "[radius.radsec] ca_file",
-                &rs.ca_file,
-                Kind::Public,
-                &[],
-            ));
-        }
-    }
-    out
+        FileReader::Host if c.radius.is_some() => &[RADIUS_USER],
+        FileReader::Host | FileReader::Admin => &[],
+    };
+    let p = f.path.display();
+    let missing = match (f.reader, f.kind) {
+        (FileReader::Host, FileKind::Secret) => Some((
+            Status::Fail,
+            format!(
+                "run `twostep host add NAME` on the registry and write the key printed to {p} (mode 0600)"
+            ),
+        )),
+        (FileReader::Admin, _) => Some((
+            Status::Warn,
+            format!(
+                "needed only where admins run `twostep`: copy the registry's admin token to {p} (mode 0600)"
+            ),
+        )),
+        _ => None,
+    };
+    check_file_or(&f.key, &f.path, kind, owners, missing)
 }
