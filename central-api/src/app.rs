@@ -68,10 +68,6 @@ pub fn router(state: Shared) -> Router {
     let limit = state.max_body_bytes;
     build()
         .router
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::phone_dupes::refuse_duplicate,
-        ))
         .nest_service(
             twostep_common::portal::PORTAL_PATH,
             crate::portal::router(state.clone()),

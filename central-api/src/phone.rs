@@ -732,6 +732,16 @@ async fn admin_enrol(
         .map_err(|why| ApiError::new(ApiErrorCode::InvalidField, format!("number: {why}")))?;
     let mut change = AdminChange::begin(&state, &peer).await?;
     let now = change.now();
+    if let Some(id) =
+        crate::phone_dupes::existing(&state, change.conn(), uid, req.channel, &number).await?
+    {
+        return Err(crate::phone_dupes::duplicate_error(
+            &username,
+            req.channel,
+            &number,
+            id,
+        ));
+    }
     let method = save_method(
         &state,
         change.conn(),

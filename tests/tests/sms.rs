@@ -23,7 +23,7 @@ use radius_support::{auth, client_toml, Env};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use twostep_common::api::{AuthContext, HostKind};
-use twostep_common::phone::{Channel, SendCode, SendResult};
+use twostep_common::phone::{Channel, EnrolPhone, SendCode, SendResult};
 use twostep_e2e::{block_on, free_tcp_port, Registry};
 
 /// A PAM service `sms` (pam_twostep alone) for `env`'s registry.
