@@ -709,6 +709,9 @@ fn get_on_a_form_address_goes_to_its_page() {
             ("/my/verify/push/resend", "/my/verify"),
             ("/my/verify/security-key", "/my/verify"),
             ("/my/reset/email/send", "/my/reset/email"),
+            ("/my/reset/push/send", "/my/reset/verify"),
+            ("/my/reset/phone/send", "/my/reset/verify"),
+            ("/my/reset/phone/resend", "/my/reset/phone"),
             ("/my/security-info/backup-codes", "/my/security-info"),
             (
                 "/my/security-info/security-key/finish",

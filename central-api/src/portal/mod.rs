@@ -368,11 +368,20 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(reset::questions_get).post(reset::questions_submit),
         )
         .route("/reset/app", get(reset::app_get).post(reset::app_submit))
-        .route("/reset/push/send", post(reset::push_send))
+        .route(
+            "/reset/push/send",
+            form_at("/my/reset/verify").post(reset::push_send),
+        )
         .route("/reset/push", get(reset::push_get).post(reset::push_submit))
         .route("/reset/push-status", get(reset::push_status))
-        .route("/reset/phone/send", post(reset::phone_send))
-        .route("/reset/phone/resend", post(reset::phone_resend))
+        .route(
+            "/reset/phone/send",
+            form_at("/my/reset/verify").post(reset::phone_send),
+        )
+        .route(
+            "/reset/phone/resend",
+            form_at("/my/reset/phone").post(reset::phone_resend),
+        )
         .route(
             "/reset/phone",
             get(reset::phone_get).post(reset::phone_submit),
