@@ -498,6 +498,40 @@ fn the_same_key_twice_is_refused_and_a_cloned_key_is_refused() {
         assert_eq!(auth.credentials().await.len(), 1);
         let refused = audit(&reg, "security_key.enrol").await;
         assert_eq!(refused[0].result.as_deref(), Some("already_registered"));
+        // The Privacy page says so too: one key added, one not.
+        c.goto(&format!("{}/my/privacy", base(&reg)))
+            .await
+            .expect("goto");
+        let t = text(&c).await;
+        assert!(t.contains("Security key not added"), "{t}");
+        assert_eq!(t.matches("Security key added").count(), 1, "{t}");
+        // The activity table on a phone: one record per block, each
+        // value under its label, nothing wider than the screen.
+        c.set_window_size(390, 844).await.expect("window size");
+        c.goto(&format!("{}/my/privacy#recent", base(&reg)))
+            .await
+            .expect("goto");
+        let widest = c
+            .execute(
+                "return Math.max(...[...document.querySelectorAll('.activity td')].map(e => e.getBoundingClientRect().right));",
+                vec![],
+            )
+            .await
+            .expect("script");
+        let width = c
+            .execute("return document.documentElement.clientWidth;", vec![])
+            .await
+            .expect("script");
+        assert!(
+            widest.as_f64().unwrap() <= width.as_f64().unwrap(),
+            "{widest} > {width}"
+        );
+        let png = c.screenshot().await.expect("screenshot");
+        std::fs::write(
+            screenshot_dir().join("46-privacy-activity-phone.png"),
+            png,
+        )
+        .expect("write png");
 
         // Sign in twice, then give the key its old counter back (a copy
         // made before those sign-ins): refused as a possible clone.

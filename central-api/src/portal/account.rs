@@ -660,7 +660,28 @@ pub async fn password_submit(
     Ok(super::pages::redirect_with("/my/?done=password", [cookie]))
 }
 
-fn action_words(action: &str, host: Option<&str>, detail: Option<&str>) -> String {
+/// The words the Privacy page shows for an audit record: what happened
+/// (`action`, worded by its `result` where a refusal changes the meaning:
+/// a security key the browser or the registry refused was not added),
+/// with the service and host of a login. An action this list does not
+/// know yet is shown with its dots and underscores as spaces, never as a
+/// raw name.
+fn action_words(
+    action: &str,
+    result: Option<&str>,
+    host: Option<&str>,
+    detail: Option<&str>,
+) -> String {
+    let word = |key: &str| {
+        detail.and_then(|d| {
+            d.split_whitespace()
+                .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        })
+    };
+    // Enrolment records are written for refusals too (result other than
+    // "ok"/"added"): their words must not say the method was added.
+    let refused = !matches!(result, None | Some("ok") | Some("added"));
+    let by_phone = word("channel") == Some("voice");
     let base = match action {
         "portal.sign_in" => "Sign-in to this page",
         "portal.invite_used" => "Setup link used",
@@ -669,21 +690,39 @@ fn action_words(action: &str, host: Option<&str>, detail: Option<&str>) -> Strin
         "portal.reset" => "Password reset started",
         "portal.reset_proof" => "Password reset: proof",
         "portal.reset_email" => "Password reset email",
+        "portal.reset_push" => "Password reset: request sent to your phone",
+        "portal.reset_phone" if by_phone => "Password reset: code by phone call",
+        "portal.reset_phone" => "Password reset: code by text message",
         "portal.password_reset" => "Page password reset",
         "portal.security_questions" => "Security questions",
+        "portal.phone" if refused => "Phone number not added",
+        "portal.phone" if by_phone => "Phone number added for calls",
+        "portal.phone" => "Phone number added for text messages",
+        "phone.enrol" if refused => "Phone number not added by an administrator",
+        "phone.enrol" => "Phone number added by an administrator",
+        "otp.send" if by_phone => "Code read out by phone call",
+        "otp.send" => "Code sent by text message",
         "verify" => "Code checked",
         "lockout" => "Locked out after wrong codes",
+        "totp.enrol" if refused => "Authenticator app not added",
         "totp.enrol" => "Authenticator app added",
+        "push.enrol" if refused => "Push device not added",
+        "push.enrol" => "Push device added",
+        "security_key.enrol" if refused => "Security key not added",
         "security_key.enrol" => "Security key added",
         "security_key.delete" => "Security key deleted",
         "portal.verify" => "Identity verified again on this page",
         "method.delete" => "Method deleted",
         "method.default" => "Default method changed",
+        "method.disable" => "Method disabled",
+        "method.enable" => "Method enabled",
         "method.reset" => "All methods deleted by an administrator",
         "device.disable" => "Device disabled",
         "device.enable" => "Device enabled",
         "device.remove" => "Device removed",
         "user.create" => "Account created",
+        "user.disable" => "Account disabled by an administrator",
+        "user.enable" => "Account enabled by an administrator",
         "user.password" => "Page password set by an administrator",
         "user.invite" => "Setup link created by an administrator",
         "user.unlock" => "Unlocked by an administrator",
@@ -695,20 +734,31 @@ fn action_words(action: &str, host: Option<&str>, detail: Option<&str>) -> Strin
         "push.answer" => "Sign-in request answered on your phone",
         "push.cancel" => "Sign-in request cancelled",
         "push.expire" => "Sign-in request not answered in time",
+        "push.poll" => "Your phone checked for requests",
         "tap.issue" => "Temporary access code issued by an administrator",
         "tap.revoke" => "Temporary access code revoked by an administrator",
         "backup_codes.create" => "Backup codes created",
-        other => other,
+        other => return plain_words(other, host, word("service")),
     };
-    let service = detail.and_then(|d| {
-        d.split_whitespace()
-            .find_map(|w| w.strip_prefix("service="))
-    });
+    plain_words(base, host, word("service"))
+}
+
+/// `what`, with the service and host of a login in brackets; a raw
+/// action name's dots and underscores become spaces, its first letter a
+/// capital.
+fn plain_words(what: &str, host: Option<&str>, service: Option<&str>) -> String {
+    let mut base: String = what
+        .chars()
+        .map(|c| if c == '.' || c == '_' { ' ' } else { c })
+        .collect();
+    if let Some(first) = base.get(..1) {
+        base = first.to_uppercase() + &base[1..];
+    }
     match (host, service) {
         (Some(h), Some(svc)) => format!("{base} ({svc} on {h})"),
         (Some(h), None) => format!("{base} ({h})"),
         (None, Some(svc)) => format!("{base} ({svc})"),
-        (None, None) => base.to_owned(),
+        (None, None) => base,
     }
 }
 
@@ -813,17 +863,16 @@ pub async fn privacy(State(p): State<Arc<Portal>>, v: Visit, RawQuery(q): RawQue
     for r in rows {
         let host: Option<String> = r.try_get("host")?;
         let detail: Option<String> = r.try_get("detail")?;
+        let result: Option<String> = r.try_get("result")?;
         events.push(EventRow {
             at: date_time(r.try_get("at")?),
             action: action_words(
                 &r.try_get::<String, _>("action")?,
+                result.as_deref(),
                 host.as_deref(),
                 detail.as_deref(),
             ),
-            result: r
-                .try_get::<Option<String>, _>("result")?
-                .unwrap_or_default()
-                .replace('_', " "),
+            result: result.unwrap_or_default().replace('_', " "),
             remote_addr: r
                 .try_get::<Option<String>, _>("remote_addr")?
                 .unwrap_or_else(|| "—".into()),
@@ -845,4 +894,53 @@ pub async fn privacy(State(p): State<Arc<Portal>>, v: Visit, RawQuery(q): RawQue
         ),
     };
     render(&page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::action_words;
+
+    #[test]
+    fn a_refused_enrolment_is_not_worded_as_added() {
+        assert_eq!(
+            action_words("security_key.enrol", Some("ok"), None, None),
+            "Security key added"
+        );
+        assert_eq!(
+            action_words("security_key.enrol", Some("already_registered"), None, None),
+            "Security key not added"
+        );
+        assert_eq!(
+            action_words(
+                "portal.phone",
+                Some("added"),
+                None,
+                Some("method 3 channel=voice")
+            ),
+            "Phone number added for calls"
+        );
+    }
+
+    #[test]
+    fn logins_name_service_and_host_and_unknown_actions_are_plain_words() {
+        assert_eq!(
+            action_words(
+                "verify",
+                Some("accept"),
+                Some("web1"),
+                Some("service=sshd kind=pam")
+            ),
+            "Code checked (sshd on web1)"
+        );
+        assert_eq!(
+            action_words(
+                "otp.send",
+                Some("sent"),
+                Some("vpn"),
+                Some("channel=sms method=4")
+            ),
+            "Code sent by text message (vpn)"
+        );
+        assert_eq!(action_words("admin.token", None, None, None), "Admin token");
+    }
 }
