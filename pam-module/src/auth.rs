@@ -162,6 +162,16 @@ pub fn authenticate(io: &mut dyn PamIo, argv: &[String]) -> PamCode {
             return code;
         }
     };
+    // The registry's one username rule: a name it could never hold (a
+    // control character, whitespace at an end, not NFC, …) is refused
+    // here, not sent to it and not counted as unreachable.
+    if let Err(why) = twostep_common::api::validate_username(&user) {
+        io.log(
+            Level::Error,
+            &format!("user={user:?} result=PAM_USER_UNKNOWN reason=\"{why}\""),
+        );
+        return PamCode::UserUnknown;
+    }
     let who = Who {
         user,
         service: io.service(),
@@ -499,6 +509,22 @@ mod tests {
             "{logs:?}"
         );
         assert!(io.prompts.is_empty());
+    }
+
+    #[test]
+    fn a_name_the_registry_cannot_hold_is_user_unknown_before_any_call() {
+        for name in ["ali\0ce", " alice", "alice\n", "-alice", "a/b"] {
+            let mut io = Conversation::default();
+            io.who.user = name.into();
+            // The configuration is not even read: no registry call.
+            let code = authenticate(&mut io, &["config=/nonexistent/twostep.toml".into()]);
+            assert_eq!(code, PamCode::UserUnknown, "{name:?}");
+            let logs = io.logs.borrow();
+            assert_eq!(logs.len(), 1, "{logs:?}");
+            assert!(logs[0].1.contains("result=PAM_USER_UNKNOWN"), "{logs:?}");
+            assert!(logs[0].1.contains(&format!("{name:?}")), "{logs:?}");
+            assert!(io.prompts.is_empty());
+        }
     }
 
     #[test]

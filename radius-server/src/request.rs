@@ -116,6 +116,10 @@ fn refuse(log: impl Into<String>, message: Option<&'static str>) -> Refusal {
 /// CHAP/EAP, a missing or undecodable User-Password, or an `append`
 /// password without the delimiter.
 pub fn parse(client: &Client, packet: &RawPacket) -> Result<AuthRequest, Refusal> {
+    // RFC 2865 §5.1: User-Name appears at most once (0-1 in §5.44's table).
+    if packet.count(attr::USER_NAME) > 1 {
+        return Err(refuse("more than one User-Name", None));
+    }
     let user = match packet.first(attr::USER_NAME) {
         None => return Err(refuse("no User-Name", None)),
         Some(u) => std::str::from_utf8(u)
@@ -125,6 +129,11 @@ pub fn parse(client: &Client, packet: &RawPacket) -> Result<AuthRequest, Refusal
     if user.is_empty() {
         return Err(refuse("empty User-Name", None));
     }
+    // The registry's one username rule: a name it could never hold (a NUL
+    // or other control character, whitespace at an end, …) is refused
+    // here, not forwarded.
+    twostep_common::api::validate_username(&user)
+        .map_err(|why| refuse(format!("User-Name refused: {why}"), None))?;
     if packet.first(attr::EAP_MESSAGE).is_some() {
         return Err(refuse(
             "EAP is not supported (use PAP)",
@@ -255,6 +264,33 @@ mod tests {
         attrs.extend_from_slice(extra);
         let (bytes, _) = wire::build_access_request(1, &attrs, password, b"s3cret").unwrap();
         wire::parse(&bytes).unwrap()
+    }
+
+    #[test]
+    fn a_second_user_name_or_one_the_registry_cannot_hold_is_refused() {
+        let c = client(RadiusMode::OtpOnly, ",");
+        let two = packet(
+            b"123456",
+            &[RawAttr {
+                typ: attr::USER_NAME,
+                value: b"bob".to_vec(),
+            }],
+        );
+        assert_eq!(parse(&c, &two).unwrap_err().log, "more than one User-Name");
+        for name in [b"ali\0ce".as_slice(), b"alice ", b"bob\r\n", b"-x"] {
+            let attrs = [RawAttr {
+                typ: attr::USER_NAME,
+                value: name.to_vec(),
+            }];
+            let (bytes, _) = wire::build_access_request(1, &attrs, b"123456", b"s3cret").unwrap();
+            let e = parse(&c, &wire::parse(&bytes).unwrap()).unwrap_err();
+            assert!(
+                e.log.starts_with("User-Name refused: "),
+                "{name:?}: {}",
+                e.log
+            );
+            assert_eq!(e.message, None);
+        }
     }
 
     #[test]

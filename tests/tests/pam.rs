@@ -145,6 +145,15 @@ fn unenrolled_disabled_and_unknown_users() {
         r.expect(true, "PAM_IGNORE");
     }
 
+    // A name the registry could never hold (whitespace at an end, a '/')
+    // is refused without a prompt or a registry call, even under ignore:
+    // fail closed, never "unreachable".
+    for odd in ["stranger ", "a/b"] {
+        let r = f.auth("ignore-permit", odd, None, "");
+        r.expect(false, "PAM_USER_UNKNOWN");
+        assert_eq!(r.prompts(PROMPT), 0);
+    }
+
     // Disabled: refused without a prompt, even under ignore.
     let secret = f.enrolled("gone");
     block_on(f.reg.admin_client().update_user(

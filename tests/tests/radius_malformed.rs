@@ -66,3 +66,42 @@ fn unknown_sources_are_dropped_and_logged_once_per_window() {
     let log = d.log();
     assert_eq!(log.matches("unknown source").count(), 1, "{log}");
 }
+
+#[test]
+fn a_second_user_name_or_a_name_with_a_control_character_is_rejected_not_forwarded() {
+    let env = Env::new();
+    let s = env.secret_file("nas.secret", "some-secret");
+    let d = env.radiusd(
+        "names",
+        &client_toml("vpn", "127.0.0.1/32", &s, "otp-only", ""),
+    );
+    let user = env.enrolled_user("alice");
+    for (names, why) in [
+        (&["\"alice\"", "\"bob\""][..], "more than one User-Name"),
+        (
+            &["\"ali\\001ce\""][..],
+            "User-Name refused: username contains a control character",
+        ),
+        (
+            &["\"alice\\n\""][..],
+            "User-Name refused: username has whitespace at its start or end",
+        ),
+    ] {
+        let mut attrs: Vec<String> = names.iter().map(|n| format!("User-Name = {n}")).collect();
+        attrs.push(format!("User-Password = \"{}\"", code(&user)));
+        attrs.push("Message-Authenticator = 0x00".to_owned());
+        let r = radclient_with(d.port, "some-secret", "auth", &attrs, 3.0, 1);
+        assert_eq!(
+            r.code.as_deref(),
+            Some("Access-Reject"),
+            "{names:?}: {}",
+            r.output
+        );
+        let log = d.log();
+        assert!(log.contains(why), "{why}: {log}");
+    }
+    // The right code with one clean User-Name still logs in: the refused
+    // requests did not reach the registry (nothing was used or counted).
+    let r = auth(d.port, "some-secret", "alice", &code(&user), &[]);
+    assert_eq!(r.code.as_deref(), Some("Access-Accept"), "{}", r.output);
+}
