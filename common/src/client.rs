@@ -406,6 +406,13 @@ impl RegistryClient {
             ClientError::Setup(why)
         } else if e.is_redirect() {
             ClientError::Protocol(why)
+        } else if self.base.starts_with("http://") {
+            // A TLS listener answers a plain-text request with a TLS
+            // record, which reads as a malformed HTTP answer ("frame with
+            // invalid size", "invalid HTTP version"): say the likely cause.
+            ClientError::Transport(format!(
+                "{why} (if the registry serves TLS, its URL starts with https://)"
+            ))
         } else {
             ClientError::Transport(why)
         }
@@ -1096,6 +1103,36 @@ mod tests {
         let e = c.health().await.unwrap_err();
         assert!(!e.is_unreachable(), "{e}");
         assert!(matches!(e, ClientError::Transport(_)), "{e:?}");
+    }
+
+    /// An http:// URL pointed at a TLS listener: the listener's TLS alert
+    /// record reads as a malformed answer; the error names the likely
+    /// cause.
+    #[tokio::test]
+    async fn plain_http_to_a_tls_listener_suggests_https() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                // A fatal decode_error alert (RFC 8446 §6), as a TLS
+                // server sends to a client that does not speak TLS.
+                let _ = s
+                    .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32])
+                    .await;
+            }
+        });
+        for c in [
+            h1(&cfg(&url), Secret::new(b"k".to_vec())).unwrap(),
+            RegistryClient::new(&cfg(&url), Secret::new(b"k".to_vec())).unwrap(),
+        ] {
+            let e = c.health().await.unwrap_err();
+            assert!(!e.is_unreachable(), "{e}");
+            assert!(e.to_string().contains("starts with https://"), "{e}");
+        }
     }
 
     /// A registry that accepts the connection and never answers: the
