@@ -221,6 +221,11 @@ pub struct CheckReport {
 pub async fn check(api: &ApiConfig) -> Result<CheckReport, StartupError> {
     let mut notes = Vec::new();
     check_listen(api)?;
+    notes.extend(
+        api.portal
+            .webauthn
+            .origin_mismatch(api.portal.public_url.as_deref()),
+    );
     let transport = match (&api.tls_cert_file, &api.tls_key_file) {
         (Some(cert), Some(key)) => {
             twostep_config::check_secret_file(key)?;

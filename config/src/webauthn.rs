@@ -170,6 +170,26 @@ impl WebauthnConfig {
         };
         Ok(Some(RelyingParty { id, origin }))
     }
+
+    /// A warning when `origin` is set and `public_url` (from `[api.portal]`)
+    /// gives another origin (scheme, host, port): browsers refuse a key
+    /// ceremony whose page origin is not the relying party's, so users who
+    /// open the page at `public_url` could not add or use security keys.
+    /// `None` when either is unset, unparsable (refused elsewhere) or both
+    /// agree.
+    pub fn origin_mismatch(&self, public_url: Option<&str>) -> Option<String> {
+        let origin = url::Url::parse(self.origin.as_deref()?).ok()?;
+        let page = url::Url::parse(public_url?).ok()?;
+        let (origin, page) = (
+            origin.origin().ascii_serialization(),
+            page.origin().ascii_serialization(),
+        );
+        (origin != page).then(|| {
+            format!(
+                "[api.portal.webauthn] origin {origin} is not the origin of [api.portal] public_url ({page}): security keys work only on pages opened at {origin}"
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +209,28 @@ mod tests {
             id: id.into(),
             origin: origin.into(),
         })
+    }
+
+    #[test]
+    fn an_origin_other_than_public_urls_is_warned_about() {
+        let c = cfg(None, Some("https://id.example.com:8443"));
+        assert_eq!(
+            c.origin_mismatch(Some("https://id.example.com:8443/my/")),
+            None
+        );
+        assert_eq!(c.origin_mismatch(None), None);
+        assert_eq!(
+            cfg(None, None).origin_mismatch(Some("https://a.example")),
+            None
+        );
+        let w = c
+            .origin_mismatch(Some("https://id.example.com/"))
+            .expect("another port is another origin");
+        assert!(w.contains("https://id.example.com:8443"), "{w}");
+        assert!(w.contains("(https://id.example.com)"), "{w}");
+        assert!(c
+            .origin_mismatch(Some("http://id.example.com:8443"))
+            .is_some());
     }
 
     #[test]

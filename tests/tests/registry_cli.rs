@@ -419,7 +419,9 @@ fn api_check_validates_without_creating_anything() {
     std::fs::write(
         &cfg,
         format!(
-            "version = 1\n[api]\nlisten = \"127.0.0.1:1\"\ndatabase = \"sqlite://{d}/db/r.db\"\nsecret_key_file = \"{d}/keys/secret.key\"\nadmin_token_file = \"{d}/keys/admin.token\"\n"
+            "version = 1\n[api]\nlisten = \"127.0.0.1:1\"\ndatabase = \"sqlite://{d}/db/r.db\"\nsecret_key_file = \"{d}/keys/secret.key\"\nadmin_token_file = \"{d}/keys/admin.token\"\n\
+             [api.portal]\npublic_url = \"https://id.example.com/\"\n\
+             [api.portal.webauthn]\norigin = \"https://id.example.com:8443\"\n"
         ),
     )
     .unwrap();
@@ -439,8 +441,15 @@ fn api_check_validates_without_creating_anything() {
         )),
         "{stdout}"
     );
-    assert_eq!(stdout.matches(": note: ").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches(": note: ").count(), 4, "{stdout}");
     assert!(stdout.contains("secret.key does not exist"), "{stdout}");
+    // An origin other than the page's: security keys would fail there.
+    assert!(
+        stdout.contains(
+            "note: [api.portal.webauthn] origin https://id.example.com:8443 is not the origin of [api.portal] public_url (https://id.example.com)"
+        ),
+        "{stdout}"
+    );
     let mut left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())

@@ -97,6 +97,9 @@ impl Settings {
         ) {
             Ok(Some(k)) => {
                 tracing::info!(rp_id = %k.rp.id, origin = %k.rp.origin, user_verification = k.user_verification.as_str(), "security keys on");
+                if let Some(w) = p.webauthn.origin_mismatch(p.public_url.as_deref()) {
+                    tracing::warn!("{w}");
+                }
                 Some(Arc::new(k))
             }
             Ok(None) => {
