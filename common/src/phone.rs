@@ -24,7 +24,7 @@ pub const MAX_SENDS_PER_WINDOW: i64 = 5;
 /// The window of [`MAX_SENDS_PER_WINDOW`], in seconds (one hour).
 pub const SEND_WINDOW_SECS: i64 = 3600;
 /// What the user is told when [`MAX_SENDS_PER_WINDOW`] is reached.
-pub const TOO_MANY_SENDS: &str = "too many codes sent; try again later";
+pub const TOO_MANY_SENDS: &str = "Too many codes sent; try again later";
 /// Digits of the sent code.
 pub const SENT_CODE_DIGITS: usize = 6;
 
@@ -111,7 +111,10 @@ pub fn parse_e164(typed: &str) -> Result<String, &'static str> {
             "enter the number in international form: + then the country code, e.g. +1 555 010 0042",
         );
     };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.is_empty() {
+        return Err("enter the country code and number after the +, e.g. +1 555 010 0042");
+    }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err("a phone number has only digits after the +");
     }
     if digits.starts_with('0') {
@@ -371,10 +374,10 @@ pub fn send_refusal(result: SendResult, channel: Channel) -> Option<&'static str
             "Could not place the phone call; try again later or use another method"
         }
         (SendResult::RateLimited, _) => TOO_MANY_SENDS,
-        (SendResult::NotEnrolled, Channel::Sms) => "no phone number set up for text messages",
-        (SendResult::NotEnrolled, Channel::Voice) => "no phone number set up for calls",
-        (SendResult::NotConfigured, Channel::Sms) => "text messages are not set up here",
-        (SendResult::NotConfigured, Channel::Voice) => "phone calls are not set up here",
+        (SendResult::NotEnrolled, Channel::Sms) => "No phone number set up for text messages",
+        (SendResult::NotEnrolled, Channel::Voice) => "No phone number set up for calls",
+        (SendResult::NotConfigured, Channel::Sms) => "Text messages are not set up here",
+        (SendResult::NotConfigured, Channel::Voice) => "Phone calls are not set up here",
         (SendResult::UnknownUser, _) => "second factor not set up",
         (SendResult::Locked, _) => "account locked",
         (SendResult::Disabled, _) => "account disabled",

@@ -2180,7 +2180,7 @@ fn a_code_not_sent_is_said_before_the_next_prompt_and_never_lets_in() {
         ),
         (
             SendResult::RateLimited,
-            "too many codes sent; try again later",
+            "Too many codes sent; try again later",
         ),
     ] {
         let ran = case()
@@ -2202,7 +2202,7 @@ fn a_code_not_sent_is_said_before_the_next_prompt_and_never_lets_in() {
     let ran = c.answer("sms").no_answer().run();
     assert_ne!(ran.end.code, PamCode::Success);
     let last = &ran.prompts.last().unwrap().0;
-    assert!(last.starts_with("too many codes sent"), "{last}");
+    assert!(last.starts_with("Too many codes sent"), "{last}");
     // A user without a phone method typing `sms` typed a wrong code.
     let ran = case().answer("sms").no_answer().enrolled_then(&[]).run();
     assert_eq!(ran.end.code, PamCode::AuthErr);

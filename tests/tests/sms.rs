@@ -394,13 +394,13 @@ fn failing_gateways_refuse_clearly_and_sends_are_limited() {
         "lim",
         None,
         vec![(
-            "too many codes sent; try again later",
+            "Too many codes sent; try again later",
             Box::new(|_: &str| None),
         )],
     );
     assert!(!r.ok);
     assert!(
-        shown(&r).contains("too many codes sent; try again later"),
+        shown(&r).contains("Too many codes sent; try again later"),
         "{}",
         shown(&r)
     );
