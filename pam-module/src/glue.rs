@@ -74,6 +74,7 @@ impl PamHooks for Twostep {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         let mut io = Handle(pamh);
+        let _sigpipe = SigpipeBlocked::new();
         to_pam(guarded(&mut io, |io| auth::authenticate(io, &args)))
     }
 
@@ -83,6 +84,64 @@ impl PamHooks for Twostep {
 
     fn acct_mgmt(_: &mut PamHandle, _: Vec<&CStr>, _: PamFlag) -> PamResultCode {
         PamResultCode::PAM_IGNORE
+    }
+}
+
+/// SIGPIPE blocked on the calling thread while the module runs, as a
+/// library that writes to sockets must (the application's disposition is
+/// its own: sudo, su, login and pamtester keep the default, which ends the
+/// process). A write to a connection the registry closed (a plain-HTTP
+/// registry answering a TLS ClientHello and closing, say) then fails with
+/// `EPIPE` and becomes a registry error, instead of killing the process
+/// that loaded the module. The threads tokio starts meanwhile inherit the
+/// mask. On drop, a SIGPIPE raised meanwhile on this thread is taken
+/// (`sigtimedwait` with a zero timeout) and the old mask put back; one that
+/// was pending before is left alone.
+struct SigpipeBlocked {
+    old: libc::sigset_t,
+    was_pending: bool,
+}
+
+impl SigpipeBlocked {
+    fn new() -> Option<Self> {
+        // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise
+        // it before use, and pthread_sigmask/sigpending only read and write
+        // the sets passed by pointer, which live on this stack frame.
+        unsafe {
+            let mut pipe: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut pipe);
+            libc::sigaddset(&mut pipe, libc::SIGPIPE);
+            let mut pending: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut pending);
+            libc::sigpending(&mut pending);
+            let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            if libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old) != 0 {
+                return None;
+            }
+            Some(Self { old, was_pending })
+        }
+    }
+}
+
+impl Drop for SigpipeBlocked {
+    fn drop(&mut self) {
+        // SAFETY: as in `new`; sigtimedwait with a zero timeout returns at
+        // once, taking a pending SIGPIPE (blocked here) or failing with
+        // EAGAIN; the old mask is the one pthread_sigmask gave us.
+        unsafe {
+            if !self.was_pending {
+                let mut pipe: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut pipe);
+                libc::sigaddset(&mut pipe, libc::SIGPIPE);
+                let zero = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                while libc::sigtimedwait(&pipe, std::ptr::null_mut(), &zero) == libc::SIGPIPE {}
+            }
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
+        }
     }
 }
 

@@ -875,3 +875,29 @@ fn spaced_code_and_the_wrong_code_notice() {
         "{r:#?}"
     );
 }
+
+/// An https:// URL pointed at a plain-HTTP registry: the registry answers
+/// the TLS ClientHello with a 400 and closes, the module's next write
+/// meets a closed connection. That is a refused login (TLS failure, fail
+/// closed even when open), never a SIGPIPE that kills the application.
+#[test]
+fn https_url_to_a_plain_registry_fails_closed_without_killing_the_caller() {
+    let f = Fixture::new();
+    let secret = f.enrolled("alice");
+    let plain = f.reg.registry_toml(&f.key);
+    let https = plain.replace("url = \"http://", "url = \"https://");
+    assert_ne!(plain, https, "{plain}");
+    f.write_config(
+        "https",
+        &format!("version = 1\n{https}\n[pam]\nfail_mode = \"open\"\n"),
+    );
+    f.service("https", "auth required TWOSTEP CONFIG(https)\n");
+    for _ in 0..3 {
+        let r = f.auth("https", "alice", None, &lines(&[&code(&secret)]));
+        r.expect(false, "PAM_AUTHINFO_UNAVAIL");
+        assert_eq!(r.pam_line(), AUTHINFO_UNAVAIL, "{r:#?}");
+        assert_eq!(r.prompts(PROMPT), 0);
+        let log = r.module_log().join("\n");
+        assert!(!log.contains("fail-open"), "{log}");
+    }
+}
