@@ -620,6 +620,11 @@ enum Phase {
         attrs: Vec<RawAttr>,
         /// How the code goes out.
         channel: Channel,
+        /// The code prompt of the user's other methods (an app, a push
+        /// device, the other channel), when the send was the default's:
+        /// a refused send then asks for one of those, as PAM does, instead
+        /// of ending the login.
+        fallback: Option<String>,
     },
     /// Nothing: the reply was given.
     Done,
@@ -780,9 +785,10 @@ impl<'a> Login<'a> {
                     primary,
                     attrs,
                     channel,
+                    fallback,
                 },
                 Event::CodeSent(result),
-            ) => self.code_sent(primary, attrs, channel, result, now),
+            ) => self.code_sent(primary, attrs, channel, fallback, result, now),
             (Phase::Cancel(mut verdict), Event::PushCancelled(result)) => {
                 if let Err(f) = result {
                     verdict
@@ -866,7 +872,7 @@ impl<'a> Login<'a> {
                 attrs,
             }) => {
                 if let (Awaiting::Code, Some(channel)) = (&awaiting, Channel::from_keyword(&code)) {
-                    return self.send_code(primary, attrs, channel);
+                    return self.send_code(primary, attrs, channel, None);
                 }
                 let step = match &awaiting {
                     Awaiting::Code if !is_push_keyword(&code) => None,
@@ -959,7 +965,7 @@ impl<'a> Login<'a> {
         match then {
             AfterPrimary::Code(code) => self.code(code, attrs),
             AfterPrimary::Push(key) => self.join(key, attrs, AfterJoin::Start { primary }),
-            AfterPrimary::Phone(channel) => self.send_code(primary, attrs, channel),
+            AfterPrimary::Phone(channel) => self.send_code(primary, attrs, channel, None),
             AfterPrimary::Challenge(push) => {
                 self.phase = Phase::Registrations {
                     primary,
@@ -1004,9 +1010,6 @@ impl<'a> Login<'a> {
             .as_ref()
             .and_then(|r| r.first_offer())
             .and_then(|m| phone::channel_of(m.kind));
-        if let Some(channel) = default_phone {
-            return self.send_code(primary, attrs, channel);
-        }
         let base = match (codes, devices) {
             (true, true) => CHALLENGE_PROMPT_OR_PUSH,
             (false, true) => CHALLENGE_PROMPT_PUSH_ONLY,
@@ -1027,6 +1030,13 @@ impl<'a> Login<'a> {
                 with_phone.as_str()
             }
         };
+        if let Some(channel) = default_phone {
+            // Something else to offer if this send is refused: an app, a
+            // push device, or the other channel.
+            let others = codes || devices || channels.iter().any(|c| *c != channel);
+            let fallback = others.then(|| prompt.to_owned());
+            return self.send_code(primary, attrs, channel, fallback);
+        }
         let contents = Contents {
             awaiting: Awaiting::Code,
             primary,
@@ -1075,11 +1085,18 @@ impl<'a> Login<'a> {
     /// sent to the registry.
     /// Asks the registry to send a code by `channel`; its answer goes on
     /// in [`Login::code_sent`].
-    fn send_code(&mut self, primary: Primary, attrs: Vec<RawAttr>, channel: Channel) -> Action {
+    fn send_code(
+        &mut self,
+        primary: Primary,
+        attrs: Vec<RawAttr>,
+        channel: Channel,
+        fallback: Option<String>,
+    ) -> Action {
         self.phase = Phase::SendCode {
             primary,
             attrs,
             channel,
+            fallback,
         };
         Action::SendCode {
             user: self.user_name(),
@@ -1097,9 +1114,16 @@ impl<'a> Login<'a> {
         primary: Primary,
         attrs: Vec<RawAttr>,
         channel: Channel,
+        fallback: Option<String>,
         result: Result<CodeSent, RegistryFailure>,
         now: u64,
     ) -> Action {
+        let contents = |primary, attrs| Contents {
+            awaiting: Awaiting::Code,
+            primary,
+            expires_at: now.saturating_add(self.env.state_lifetime.as_secs()),
+            attrs,
+        };
         let sent = match result {
             Ok(s) => s,
             // A send the registry did not answer is "could not send",
@@ -1107,6 +1131,15 @@ impl<'a> Login<'a> {
             Err(f) => {
                 let why =
                     phone::send_refusal(phone::UNANSWERED_SEND, channel).unwrap_or("code not sent");
+                if let Some(prompt) = fallback {
+                    let c = contents(primary, attrs);
+                    return self.challenge(
+                        &format!("{why}. {prompt}"),
+                        &c,
+                        self.env.state_lifetime,
+                        format!("code not sent ({channel}): {f}; other methods offered"),
+                    );
+                }
                 return self.reply(
                     Reply::reject(Some(why)),
                     Level::WARN,
@@ -1117,15 +1150,10 @@ impl<'a> Login<'a> {
         let as_deny = match sent.result {
             SendResult::Sent => {
                 let to = sent.sent_to.unwrap_or_else(|| "your phone".into());
-                let contents = Contents {
-                    awaiting: Awaiting::Code,
-                    primary,
-                    expires_at: now.saturating_add(self.env.state_lifetime.as_secs()),
-                    attrs,
-                };
+                let c = contents(primary, attrs);
                 return self.challenge(
                     &phone::sent_message(channel, &to),
-                    &contents,
+                    &c,
                     self.env.state_lifetime,
                     format!("code sent ({channel})"),
                 );
@@ -1135,6 +1163,18 @@ impl<'a> Login<'a> {
             SendResult::UnknownUser => DenyReason::NotEnrolled,
             other => {
                 let why = phone::send_refusal(other, channel).unwrap_or("code not sent");
+                if let Some(prompt) = fallback {
+                    let c = contents(primary, attrs);
+                    return self.challenge(
+                        &format!("{why}. {prompt}"),
+                        &c,
+                        self.env.state_lifetime,
+                        format!(
+                            "code not sent ({channel}): {}; other methods offered",
+                            other.as_str()
+                        ),
+                    );
+                }
                 return self.reply(
                     Reply::reject(Some(why)),
                     Level::WARN,
