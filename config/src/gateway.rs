@@ -118,6 +118,24 @@ impl GatewayConfig {
         }
     }
 
+    /// A warning when `url` is plain `http://` to a host other than
+    /// loopback: the token header and every code would cross the network
+    /// in clear text. `table` is `"sms"` or `"voice"`.
+    pub fn plain_http_note(&self, table: &str) -> Option<String> {
+        let u = url::Url::parse(&self.url.replace(['{', '}'], "")).ok()?;
+        let loopback = match u.host()? {
+            url::Host::Domain(d) => d == "localhost",
+            url::Host::Ipv4(a) => a.is_loopback(),
+            url::Host::Ipv6(a) => a.is_loopback(),
+        };
+        (u.scheme() == "http" && !loopback).then(|| {
+            format!(
+                "[api.{table}] url {} is plain http:// to another host: the gateway's token and every code cross the network unencrypted; use https://",
+                self.url
+            )
+        })
+    }
+
     /// Checks what serde cannot; `table` is `"sms"` or `"voice"`, errors
     /// at the key's line inside `[api.TABLE]`.
     pub(crate) fn validate(&self, table: &str, path: &Path, text: &str) -> Result<(), ConfigError> {
@@ -129,6 +147,31 @@ impl GatewayConfig {
                 .replace("{{message}}", "x")
                 .replace("{{token}}", "t")
         };
+        // Every {{…}} must be one the key fills in: a typo ({{tokn}},
+        // {{username}}) would otherwise be sent as it is.
+        let url_names: &[&str] = &["phone", "message"];
+        let mut templates: Vec<(&str, &str, &[&str])> = vec![("url", &self.url, url_names)];
+        if let Some(b) = &self.body {
+            templates.push(("body", b, url_names));
+        }
+        if let Some(m) = &self.message {
+            templates.push(("message", m, &["code"]));
+        }
+        for v in self.headers.values() {
+            templates.push(("headers", v, &["token"]));
+        }
+        for (key, template, known) in templates {
+            if let Some(name) = unknown_placeholder(template, known) {
+                let known: Vec<String> = known.iter().map(|k| format!("{{{{{k}}}}}")).collect();
+                return Err(at(
+                    key,
+                    format!(
+                        "[api.{table}] {key}: {{{{{name}}}}} is not a placeholder here; {} can be used",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
         if let Some(why) = crate::push::url_problem(&sample(&self.url), false) {
             return Err(at("url", format!("[api.{table}] url {:?} {why}", self.url)));
         }
@@ -279,4 +322,19 @@ pub(crate) fn table_key_error(
         column,
         message,
     }
+}
+
+/// The first `{{name}}` in `template` whose name is not in `known`.
+fn unknown_placeholder<'a>(template: &'a str, known: &[&str]) -> Option<&'a str> {
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after.find("}}")?;
+        let name = &after[..end];
+        if !known.contains(&name) {
+            return Some(name);
+        }
+        rest = &after[end + 2..];
+    }
+    None
 }

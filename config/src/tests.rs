@@ -626,6 +626,9 @@ fn sms_and_voice_gateways_defaults_rules_and_token_file() {
         ("url = \"https://sms.example.com\"\nheaders = { Authorization = \"Bearer {{token}}\" }", "headers", "token_file"),
         ("url = \"https://sms.example.com\"\ntoken_file = \"/etc/twostep/sms.token\"", "token_file", "no header"),
         ("url = \"https://sms.example.com\"\nheaders = { \"Bad Name\" = \"x\" }", "headers", "header name"),
+        ("url = \"https://sms.example.com\"\nmessage = \"Code {{code}} for {{username}}\"", "message", "{{username}} is not a placeholder here; {{code}} can be used"),
+        ("url = \"https://sms.example.com\"\nheaders = { Authorization = \"Basic {{tokn}}\" }\ntoken_file = \"/etc/t\"", "headers", "{{tokn}} is not a placeholder here; {{token}} can be used"),
+        ("url = \"https://sms.example.com\"\nbody = \"To={{phone}}&Body={{message}}&Id={{id}}\"", "body", "{{id}} is not a placeholder here"),
     ] {
         let e = parse(&with(&format!("[api.sms]\n{table}\n")))
             .unwrap_err()
@@ -633,6 +636,31 @@ fn sms_and_voice_gateways_defaults_rules_and_token_file() {
         assert!(e.starts_with("/etc/twostep/twostep.toml:"), "got {e}");
         assert!(e.contains(words), "{key}: got {e}");
     }
+    // Plain http:// to another host: a warning for --check, not an error.
+    let c = parse(&with("[api.sms]\nurl = \"http://sms.example.com/send\"\n")).unwrap();
+    let note = c
+        .api()
+        .unwrap()
+        .sms
+        .as_ref()
+        .unwrap()
+        .plain_http_note("sms");
+    assert!(
+        note.as_deref().is_some_and(
+            |n| n.starts_with("[api.sms] url http://sms.example.com/send is plain http://")
+        ),
+        "{note:?}"
+    );
+    let c = parse(&with("[api.sms]\nurl = \"http://127.0.0.1:8099/send\"\n")).unwrap();
+    assert_eq!(
+        c.api()
+            .unwrap()
+            .sms
+            .as_ref()
+            .unwrap()
+            .plain_http_note("sms"),
+        None
+    );
     // The error is placed inside [api.sms], not at [registry] url.
     let text = with("[api.sms]\nurl = \"ftp://x\"\n");
     let e = parse(&text).unwrap_err().to_string();
