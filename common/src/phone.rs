@@ -101,8 +101,11 @@ impl fmt::Display for Channel {
 /// # Errors
 /// A one-line reason for people.
 pub fn parse_e164(typed: &str) -> Result<String, &'static str> {
+    // "+44 (0)20 …": the bracketed trunk 0 is dialled only inside the
+    // country, never after the country code.
     let kept: String = typed
         .trim()
+        .replace("(0)", "")
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}'))
         .collect();
@@ -485,6 +488,10 @@ mod tests {
         assert!(parse_e164("+1555O100042").unwrap_err().contains("digits"));
         assert!(parse_e164("").is_err());
         assert!(parse_e164("+").is_err());
+        assert_eq!(
+            parse_e164("+44 (0) 7700 900124").as_deref(),
+            Ok("+447700900124")
+        );
         assert!(parse_e164("++15550100042").is_err());
         assert!(parse_e164("+1555\n0100042").is_err());
     }
