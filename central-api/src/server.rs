@@ -226,6 +226,9 @@ pub async fn check(api: &ApiConfig) -> Result<CheckReport, StartupError> {
             .webauthn
             .origin_mismatch(api.portal.public_url.as_deref()),
     );
+    for (table, gateway) in [("sms", &api.sms), ("voice", &api.voice)] {
+        notes.extend(gateway.as_ref().and_then(|g| g.plain_http_note(table)));
+    }
     let transport = match (&api.tls_cert_file, &api.tls_key_file) {
         (Some(cert), Some(key)) => {
             twostep_config::check_secret_file(key)?;
