@@ -1108,7 +1108,9 @@ impl<'a> Login<'a> {
     }
 
     /// A sent code is asked for in an Access-Challenge saying where it
-    /// went; one that did not go out is an Access-Reject saying why.
+    /// went; one that did not go out is said, then the user's other
+    /// methods are asked for (`fallback`), or, with none, an Access-Reject
+    /// ends the login.
     fn code_sent(
         &mut self,
         primary: Primary,
@@ -1118,74 +1120,60 @@ impl<'a> Login<'a> {
         result: Result<CodeSent, RegistryFailure>,
         now: u64,
     ) -> Action {
-        let contents = |primary, attrs| Contents {
+        let contents = Contents {
             awaiting: Awaiting::Code,
             primary,
             expires_at: now.saturating_add(self.env.state_lifetime.as_secs()),
             attrs,
         };
-        let sent = match result {
-            Ok(s) => s,
+        let (result, why_logged) = match result {
+            Ok(s) => match s.result {
+                SendResult::Sent => {
+                    let to = s.sent_to.unwrap_or_else(|| "your phone".into());
+                    return self.challenge(
+                        &phone::sent_message(channel, &to),
+                        &contents,
+                        self.env.state_lifetime,
+                        format!("code sent ({channel})"),
+                    );
+                }
+                SendResult::Locked => {
+                    return self.decide(Decision::Denied(DenyReason::Locked), &contents.attrs, None)
+                }
+                SendResult::Disabled => {
+                    return self.decide(
+                        Decision::Denied(DenyReason::Disabled),
+                        &contents.attrs,
+                        None,
+                    )
+                }
+                SendResult::UnknownUser => {
+                    return self.decide(
+                        Decision::Denied(DenyReason::NotEnrolled),
+                        &contents.attrs,
+                        None,
+                    )
+                }
+                other => (other, other.as_str().to_owned()),
+            },
             // A send the registry did not answer is "could not send",
             // never the fail mode (phone::UNANSWERED_SEND).
-            Err(f) => {
-                let why =
-                    phone::send_refusal(phone::UNANSWERED_SEND, channel).unwrap_or("code not sent");
-                if let Some(prompt) = fallback {
-                    let c = contents(primary, attrs);
-                    return self.challenge(
-                        &format!("{why}. {prompt}"),
-                        &c,
-                        self.env.state_lifetime,
-                        format!("code not sent ({channel}): {f}; other methods offered"),
-                    );
-                }
-                return self.reply(
-                    Reply::reject(Some(why)),
-                    Level::WARN,
-                    format!("Access-Reject: code not sent ({channel}): {f}"),
-                );
-            }
+            Err(f) => (phone::UNANSWERED_SEND, f.to_string()),
         };
-        let as_deny = match sent.result {
-            SendResult::Sent => {
-                let to = sent.sent_to.unwrap_or_else(|| "your phone".into());
-                let c = contents(primary, attrs);
-                return self.challenge(
-                    &phone::sent_message(channel, &to),
-                    &c,
-                    self.env.state_lifetime,
-                    format!("code sent ({channel})"),
-                );
-            }
-            SendResult::Locked => DenyReason::Locked,
-            SendResult::Disabled => DenyReason::Disabled,
-            SendResult::UnknownUser => DenyReason::NotEnrolled,
-            other => {
-                let why = phone::send_refusal(other, channel).unwrap_or("code not sent");
-                if let Some(prompt) = fallback {
-                    let c = contents(primary, attrs);
-                    return self.challenge(
-                        &format!("{why}. {prompt}"),
-                        &c,
-                        self.env.state_lifetime,
-                        format!(
-                            "code not sent ({channel}): {}; other methods offered",
-                            other.as_str()
-                        ),
-                    );
-                }
-                return self.reply(
-                    Reply::reject(Some(why)),
-                    Level::WARN,
-                    format!(
-                        "Access-Reject: code not sent ({channel}): {}",
-                        other.as_str()
-                    ),
-                );
-            }
-        };
-        self.decide(Decision::Denied(as_deny), &attrs, None)
+        let why = phone::send_refusal(result, channel).unwrap_or("code not sent");
+        match fallback {
+            Some(prompt) => self.challenge(
+                &format!("{why}. {prompt}"),
+                &contents,
+                self.env.state_lifetime,
+                format!("code not sent ({channel}): {why_logged}; other methods offered"),
+            ),
+            None => self.reply(
+                Reply::reject(Some(why)),
+                Level::WARN,
+                format!("Access-Reject: code not sent ({channel}): {why_logged}"),
+            ),
+        }
     }
 
     fn code(&mut self, code: Zeroizing<String>, attrs: Vec<RawAttr>) -> Action {
