@@ -4,11 +4,11 @@
 use crate::crypto::host_key_hash;
 use crate::error::ApiError;
 use crate::extract::bearer;
+use crate::sqlite_reads::Columns;
 use crate::state::{ApiResult, AppState, Shared};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use sqlx::Row;
 use twostep_common::api::{ApiErrorCode, HostKind};
 
 /// Checks that `headers` carry the admin token.
@@ -92,22 +92,29 @@ pub(crate) async fn require_host(
     if let Some(found) = state.host_keys.get(&hash) {
         return Ok(found);
     }
-    let row = sqlx::query("SELECT name, kind, revoked_at FROM hosts WHERE key_hash = $1")
-        .bind(&hash)
-        .fetch_optional(&state.pool)
-        .await?;
-    let Some(row) = row else {
+    const SQL: &str = "SELECT name, kind, revoked_at FROM hosts WHERE key_hash = $1";
+    let found = match &state.sqlite_reads {
+        Some(reads) => reads
+            .query(SQL, &[("$1", &hash)], |r| host_row(r))?
+            .into_iter()
+            .next(),
+        None => sqlx::query(SQL)
+            .bind(&hash)
+            .fetch_optional(&state.pool)
+            .await?
+            .as_ref()
+            .map(host_row)
+            .transpose()?,
+    };
+    let Some((name, kind, revoked)) = found else {
         return Err(ApiError::unauthorized("unknown host API key"));
     };
-    let name: String = row.try_get("name")?;
-    let revoked: Option<i64> = row.try_get("revoked_at")?;
     if revoked.is_some() {
         return Err(ApiError::new(
             ApiErrorCode::HostRevoked,
             format!("host {name:?} has been revoked"),
         ));
     }
-    let kind: String = row.try_get("kind")?;
     let kind = if kind == "radius" {
         HostKind::Radius
     } else {
@@ -115,6 +122,11 @@ pub(crate) async fn require_host(
     };
     state.host_keys.put(hash, &name, kind);
     Ok((name, kind))
+}
+
+/// A row of `hosts`' name, kind and revocation time.
+fn host_row(r: &impl Columns) -> Result<(String, String, Option<i64>), sqlx::Error> {
+    Ok((r.col("name")?, r.col("kind")?, r.col("revoked_at")?))
 }
 
 /// Extractor: the request carries the admin token (401 otherwise). Runs

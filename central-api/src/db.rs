@@ -96,6 +96,15 @@ fn sqlite_url(url: &str) -> (Option<std::path::PathBuf>, String) {
     (path, full)
 }
 
+/// The file an `sqlite:` URL names; `None` for another backend and for
+/// `sqlite::memory:`.
+pub(crate) fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    match backend_of(url) {
+        Ok(Backend::Sqlite) => sqlite_url(url).0,
+        _ => None,
+    }
+}
+
 /// Opens the pool (bounded by [`STARTUP_TIMEOUT`]) and brings the schema up to date.
 ///
 /// # Errors

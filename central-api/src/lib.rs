@@ -41,6 +41,7 @@ pub mod recovery;
 pub mod routes;
 mod rows;
 pub mod server;
+pub mod sqlite_reads;
 pub mod state;
 mod validate;
 pub mod verify;

@@ -588,6 +588,7 @@ pub async fn save_method(
         .bind(id)
         .fetch_one(&mut *conn)
         .await?,
+        "",
     )?)
 }
 

@@ -3,8 +3,8 @@
 //! verification share.
 
 use crate::error::ApiError;
+use crate::sqlite_reads::Columns;
 use crate::state::{ApiResult, AppState};
-use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 use twostep_common::api::{Method, MethodKind, User, UserStatus};
 use twostep_common::methods::ResetKind;
@@ -16,25 +16,27 @@ pub(crate) const METHOD_COLUMNS: &str =
 pub(crate) const USER_COLUMNS: &str =
     "id, username, display_name, disabled, created_at, locked_until, push_blocked_at";
 
-/// A method from a row of [`METHOD_COLUMNS`].
+/// A method from a row of [`METHOD_COLUMNS`], each column named
+/// `{prefix}{column}` (`""`, or the `m_` of a join).
 ///
 /// # Errors
 /// The database's, for a missing or mistyped column, and a column decode
 /// error for a kind this build does not know ([`MethodKind::parse`]).
-pub(crate) fn method_from_row(row: &AnyRow) -> Result<Method, sqlx::Error> {
-    let kind: String = row.try_get("kind")?;
+pub(crate) fn method_from_row(row: &impl Columns, prefix: &str) -> Result<Method, sqlx::Error> {
+    let name = |c: &str| format!("{prefix}{c}");
+    let kind: String = row.col(&name("kind"))?;
     let kind = MethodKind::parse(&kind).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: "kind".into(),
+        index: name("kind"),
         source: format!("unknown method kind {kind:?}").into(),
     })?;
     Ok(Method {
-        id: row.try_get("id")?,
+        id: row.col(&name("id"))?,
         kind,
-        label: row.try_get("label")?,
-        is_default: row.try_get::<i64, _>("is_default")? != 0,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        label: row.col(&name("label"))?,
+        is_default: row.col::<i64>(&name("is_default"))? != 0,
+        created_at: row.col(&name("created_at"))?,
+        last_used_at: row.col(&name("last_used_at"))?,
+        disabled: row.col::<i64>(&name("disabled"))? != 0,
     })
 }
 
@@ -87,15 +89,15 @@ impl UserRow {
     ///
     /// # Errors
     /// The database's, for a missing or mistyped column.
-    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+    pub(crate) fn from_row(row: &impl Columns) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            id: row.try_get("id")?,
-            username: row.try_get("username")?,
-            display_name: row.try_get("display_name")?,
-            disabled: row.try_get::<i64, _>("disabled")? != 0,
-            created_at: row.try_get("created_at")?,
-            locked_until: row.try_get("locked_until")?,
-            push_blocked_at: row.try_get("push_blocked_at")?,
+            id: row.col("id")?,
+            username: row.col("username")?,
+            display_name: row.col("display_name")?,
+            disabled: row.col::<i64>("disabled")? != 0,
+            created_at: row.col("created_at")?,
+            locked_until: row.col("locked_until")?,
+            push_blocked_at: row.col("push_blocked_at")?,
         })
     }
 
@@ -169,7 +171,7 @@ pub(crate) async fn methods_of(pool: &AnyPool, user_id: i64) -> Result<Vec<Metho
             tracing::warn!(user_id, kind, "method of an unknown kind left out");
             continue;
         }
-        methods.push(method_from_row(row)?);
+        methods.push(method_from_row(row, "")?);
     }
     Ok(methods)
 }
@@ -190,58 +192,67 @@ pub(crate) fn qualified(columns: &str, alias: &str, rename: Option<&str>) -> Str
 /// What a host's lookup reads of the user named `username` at `now` (Unix
 /// seconds), in one statement: the user, their methods (not pending,
 /// unknown kinds left out, by id) and the end of their open temporary
-/// access code, if any. `None` for an unknown user.
+/// access code, if any. `None` for an unknown user. On an SQLite file
+/// the statement runs on [`crate::sqlite_reads`], else on the pool.
 ///
 /// # Errors
 /// The database's.
 pub(crate) async fn lookup(
-    pool: &AnyPool,
+    state: &AppState,
     username: &str,
     now: i64,
 ) -> Result<Option<(UserRow, Vec<Method>, Option<i64>)>, sqlx::Error> {
-    let user_columns = qualified(USER_COLUMNS, "u", None);
-    let method_columns = qualified(METHOD_COLUMNS, "m", Some("m_"));
-    let rows = sqlx::query(&format!(
-        "SELECT {user_columns}, {method_columns},
-                (SELECT MAX(t.expires_at) FROM temporary_access_codes t
-                 WHERE t.user_id = u.id AND {}) AS tap_until
-         FROM users u LEFT JOIN methods m ON m.user_id = u.id AND m.pending = 0
-         WHERE u.username = $1
-         ORDER BY m.id",
-        crate::recovery::open_in("t.", "$2")
-    ))
-    .bind(username)
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let mut methods = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let Some(id) = row.try_get::<Option<i64>, _>("m_id")? else {
-            continue;
-        };
-        let kind: String = row.try_get("m_kind")?;
-        let Some(kind) = MethodKind::parse(&kind) else {
-            tracing::warn!(method_id = id, kind, "method of an unknown kind left out");
-            continue;
-        };
-        methods.push(Method {
-            id,
-            kind,
-            label: row.try_get("m_label")?,
-            is_default: row.try_get::<i64, _>("m_is_default")? != 0,
-            created_at: row.try_get("m_created_at")?,
-            last_used_at: row.try_get("m_last_used_at")?,
-            disabled: row.try_get::<i64, _>("m_disabled")? != 0,
-        });
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT {}, {},
+                    (SELECT MAX(t.expires_at) FROM temporary_access_codes t
+                     WHERE t.user_id = u.id AND {}) AS tap_until
+             FROM users u LEFT JOIN methods m ON m.user_id = u.id AND m.pending = 0
+             WHERE u.username = $1
+             ORDER BY m.id",
+            qualified(USER_COLUMNS, "u", None),
+            qualified(METHOD_COLUMNS, "m", Some("m_")),
+            crate::recovery::open_in("t.", "$2")
+        )
+    });
+    let mut found = None;
+    if let Some(reads) = &state.sqlite_reads {
+        reads.query(sql, &[("$1", &username), ("$2", &now)], |r| {
+            lookup_row(&mut found, r)
+        })?;
+    } else {
+        let rows = sqlx::query(sql)
+            .bind(username)
+            .bind(now)
+            .fetch_all(&state.pool)
+            .await?;
+        for r in &rows {
+            lookup_row(&mut found, r)?;
+        }
     }
-    Ok(Some((
-        UserRow::from_row(first)?,
-        methods,
-        first.try_get("tap_until")?,
-    )))
+    Ok(found)
+}
+
+/// One row of [`lookup`]'s statement into what it found so far.
+fn lookup_row(
+    found: &mut Option<(UserRow, Vec<Method>, Option<i64>)>,
+    row: &impl Columns,
+) -> Result<(), sqlx::Error> {
+    let (_, methods, _) = match found {
+        Some(f) => f,
+        None => found.insert((UserRow::from_row(row)?, Vec::new(), row.col("tap_until")?)),
+    };
+    let Some(id) = row.col::<Option<i64>>("m_id")? else {
+        return Ok(());
+    };
+    let kind: String = row.col("m_kind")?;
+    if MethodKind::parse(&kind).is_none() {
+        tracing::warn!(method_id = id, kind, "method of an unknown kind left out");
+        return Ok(());
+    }
+    methods.push(method_from_row(row, "m_")?);
+    Ok(())
 }
 
 /// The user named `username` with their methods, as admins see them.

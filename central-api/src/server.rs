@@ -97,7 +97,15 @@ pub async fn prepare(
     let mut created = Vec::new();
     match open_keys(api, &pool, &mut created).await {
         Ok((secrets, admin)) => {
-            let state = Arc::new(AppState::new(api, pool, backend, secrets, admin, clock));
+            let mut state = AppState::new(api, pool, backend, secrets, admin, clock);
+            state.sqlite_reads =
+                crate::sqlite_reads::SqliteReads::for_url(&api.database).map_err(|e| {
+                    StartupError::Database {
+                        url: crate::db::redact_url(&api.database),
+                        message: format!("read-only connection: {e}"),
+                    }
+                })?;
+            let state = Arc::new(state);
             crate::writer::Writer::start(&state);
             Ok(state)
         }

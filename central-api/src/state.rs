@@ -45,6 +45,9 @@ pub struct AppState {
     pub gateways: crate::phone::Gateways,
     /// Host API keys recently found valid ([`crate::auth::HostKeys`]).
     pub host_keys: crate::auth::HostKeys,
+    /// The hot reads on an SQLite file, off sqlx's thread hand-off
+    /// ([`crate::sqlite_reads`]); `None` on PostgreSQL and in memory.
+    pub sqlite_reads: Option<crate::sqlite_reads::SqliteReads>,
 }
 
 impl AppState {
@@ -74,6 +77,7 @@ impl AppState {
             mailer: api.smtp.as_ref().map(crate::mail::Mailer::new),
             gateways: crate::phone::Gateways::new(api),
             host_keys: crate::auth::HostKeys::default(),
+            sqlite_reads: None,
         }
     }
 

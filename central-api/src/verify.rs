@@ -48,6 +48,7 @@ use crate::audit::{Audit, AuditRow};
 use crate::crypto::totp_aad;
 use crate::error::ApiError;
 use crate::rows::{Standing, UserRow};
+use crate::sqlite_reads::Columns;
 use crate::state::AppState;
 use crate::validate::check_username;
 use sqlx::{AnyConnection, Row};
@@ -384,10 +385,11 @@ impl Reads {
     /// unknown user. One statement: on SQLite each statement is a hand-off
     /// to a connection's thread, the cost that dominates a verification.
     async fn load(state: &AppState, username: &str, now: i64) -> Result<Option<Self>, ApiError> {
-        let user_columns = crate::rows::qualified(crate::rows::USER_COLUMNS, "u", None);
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         // The sent-code condition is crate::phone::find_sent's.
-        let rows = sqlx::query(&format!(
-            "SELECT {user_columns}, u.failure_count,
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT {}, u.failure_count,
                     (SELECT COUNT(*) FROM sent_codes s
                      WHERE s.user_id = u.id AND s.purpose = 'login' AND s.status = 'sent'
                        AND s.expires_at > $2 AND s.method_id IS NOT NULL
@@ -397,36 +399,52 @@ impl Reads {
                     m.disabled AS m_disabled
              FROM users u LEFT JOIN methods m ON m.user_id = u.id AND m.pending = 0
              WHERE u.username = $1
-             ORDER BY m.is_default DESC, m.id"
-        ))
-        .bind(username)
-        .bind(now)
-        .fetch_all(&state.pool)
-        .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let mut methods = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let Some(id) = r.try_get::<Option<i64>, _>("m_id")? else {
-                continue;
-            };
-            methods.push(MethodRead {
-                id,
-                kind: r.try_get("m_kind")?,
-                secret_sealed: r.try_get("m_secret")?,
-                digits: r.try_get::<Option<i64>, _>("m_digits")?.unwrap_or(6),
-                step_seconds: r.try_get::<Option<i64>, _>("m_step")?.unwrap_or(30),
-                last_step: r.try_get("m_last")?,
-                disabled: r.try_get::<Option<i64>, _>("m_disabled")?.unwrap_or(0) != 0,
-            });
+             ORDER BY m.is_default DESC, m.id",
+                crate::rows::qualified(crate::rows::USER_COLUMNS, "u", None)
+            )
+        });
+        let mut found = None;
+        if let Some(reads) = &state.sqlite_reads {
+            reads.query(sql, &[("$1", &username), ("$2", &now)], |r| {
+                Self::add_row(&mut found, r)
+            })?;
+        } else {
+            let rows = sqlx::query(sql)
+                .bind(username)
+                .bind(now)
+                .fetch_all(&state.pool)
+                .await?;
+            for r in &rows {
+                Self::add_row(&mut found, r)?;
+            }
         }
-        Ok(Some(Self {
-            user: UserRow::from_row(first)?,
-            failure_count: first.try_get("failure_count")?,
-            sent_open: first.try_get("sent_open")?,
-            methods,
-        }))
+        Ok(found)
+    }
+
+    /// One row of [`Reads::load`]'s statement into what it found so far.
+    fn add_row(found: &mut Option<Self>, r: &impl Columns) -> Result<(), sqlx::Error> {
+        let reads = match found {
+            Some(f) => f,
+            None => found.insert(Self {
+                user: UserRow::from_row(r)?,
+                failure_count: r.col("failure_count")?,
+                sent_open: r.col("sent_open")?,
+                methods: Vec::new(),
+            }),
+        };
+        let Some(id) = r.col::<Option<i64>>("m_id")? else {
+            return Ok(());
+        };
+        reads.methods.push(MethodRead {
+            id,
+            kind: r.col("m_kind")?,
+            secret_sealed: r.col("m_secret")?,
+            digits: r.col::<Option<i64>>("m_digits")?.unwrap_or(6),
+            step_seconds: r.col::<Option<i64>>("m_step")?.unwrap_or(30),
+            last_step: r.col("m_last")?,
+            disabled: r.col::<Option<i64>>("m_disabled")?.unwrap_or(0) != 0,
+        });
+        Ok(())
     }
 
     /// Whether the user has something to pass a second factor with in

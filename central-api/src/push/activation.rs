@@ -337,7 +337,7 @@ pub(crate) async fn activate(
     .bind(pending)
     .fetch_one(&mut *tx)
     .await?;
-    let method = method_from_row(&row)?;
+    let method = method_from_row(&row, "")?;
     sqlx::query("UPDATE push_activations SET method_id = $1 WHERE code_hash = $2")
         .bind(method.id)
         .bind(&hash)

@@ -607,7 +607,7 @@ async fn set_disabled(
     .fetch_optional(change.conn())
     .await?
     .ok_or_else(|| ApiError::new(ApiErrorCode::UnknownMethod, format!("no method {id}")))?;
-    let method = method_from_row(&row)?;
+    let method = method_from_row(&row, "")?;
     let uid: i64 = row.try_get("user_id")?;
     let cancelled = if disabled && method.kind == MethodKind::Push {
         let peer = peer.text();

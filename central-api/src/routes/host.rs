@@ -92,7 +92,7 @@ async fn registrations(
         context: &context,
     };
     let Some((user, all, temporary_access_until)) =
-        crate::rows::lookup(&state.pool, &username, state.now()).await?
+        crate::rows::lookup(&state, &username, state.now()).await?
     else {
         crate::audit::record_refused_lookup(&state, &refused("unknown_user")).await?;
         return Err(ApiError::unknown_user(&username));

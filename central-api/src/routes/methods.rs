@@ -82,6 +82,7 @@ async fn enrol_totp(
         .bind(method_id)
         .fetch_one(change.conn())
         .await?,
+        "",
     )?;
     change
         .commit(

@@ -72,7 +72,10 @@ async fn list_users(State(state): State<Shared>, _admin: AdminAuth) -> ApiResult
     .await?
     {
         let uid: i64 = row.try_get("user_id")?;
-        by_user.entry(uid).or_default().push(method_from_row(&row)?);
+        by_user
+            .entry(uid)
+            .or_default()
+            .push(method_from_row(&row, "")?);
     }
     let rows = sqlx::query(&format!(
         "SELECT {USER_COLUMNS} FROM users ORDER BY username"
