@@ -17,7 +17,8 @@
 //!   like a user with nothing; the registrations lookup says not enrolled;
 //! - two-step methods as proofs, over plain HTTP with the reference
 //!   device `twostep authenticator` and a test HTTP gateway for
-//!   `[api.sms]` / `[api.voice]`: a push denied proves nothing, one
+//!   `[api.sms]` / `[api.voice]`: a push denied proves nothing (and shows
+//!   as unanswered, then timed out), one
 //!   approved with the number shown (its request saying `portal-reset`)
 //!   proves the app (with a number to match even under `number_matching
 //!   = false`), one reported as fraud proves nothing and blocks the next; a text-message code the gateway received proves the
@@ -825,10 +826,25 @@ fn push_and_text_message_prove_a_reset_and_unknown_names_look_the_same() {
         let pending = String::from_utf8_lossy(&pending.stdout).into_owned();
         assert!(pending.contains("portal-reset"), "{pending}");
         device_answers(&accounts, &["deny"], "denied");
+        // Whoever started the reset may not be pia: the page shows the
+        // denial as a request still waiting, then timed out, as a
+        // decoy's push that nobody answers; only the audit says denied.
         let r = w.get("/my/reset/push-status").await;
-        assert_eq!(r.body, r#"{"status":"denied"}"#);
+        assert_eq!(r.body, r#"{"status":"pending"}"#);
         let r = w.post("/my/reset/push", &[("csrf", &t)]).await;
-        assert!(said(&r).contains("You denied the request"), "{}", r.body);
+        assert!(
+            said(&r).contains("haven't received your answer"),
+            "{}",
+            r.body
+        );
+        assert!(!r.body.contains("denied"), "{}", r.body);
+        let r = w.get("/my/reset/password").await;
+        assert_eq!(location(&r), "/my/reset/verify");
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        let r = w.get("/my/reset/push-status").await;
+        assert_eq!(r.body, r#"{"status":"expired"}"#);
+        let r = w.post("/my/reset/push", &[("csrf", &t)]).await;
+        assert!(said(&r).contains("The request timed out"), "{}", r.body);
         let r = w.get("/my/reset/password").await;
         assert_eq!(location(&r), "/my/reset/verify");
 
@@ -1036,13 +1052,15 @@ fn push_and_text_message_prove_a_reset_and_unknown_names_look_the_same() {
         let t = text(&c).await;
         assert!(t.contains("Approve the request in your app"), "{t}");
         shot(&c, "reset-61-push-wait").await;
-        // Reported as fraud on the phone: the live wait shows it, nothing
-        // is proven, and the next request is blocked (it looks sent, and
-        // never reaches the phone).
+        // Reported as fraud on the phone: the live wait goes on waiting
+        // until the request's lifetime is over, then shows it timed out,
+        // as for a name nobody has; nothing is proven, and the next
+        // request is blocked (it looks sent, and never reaches the phone).
         device_answers(&accounts, &["fraud"], "fraud");
         let deadline = Instant::now() + Duration::from_secs(15);
-        while !text(&c).await.contains("You reported the request as fraud") {
+        while !text(&c).await.contains("The request timed out") {
             assert!(Instant::now() < deadline, "{}", text(&c).await);
+            assert!(!text(&c).await.contains("fraud"), "{}", text(&c).await);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         shot(&c, "reset-63-push-fraud").await;

@@ -31,7 +31,9 @@
 //!
 //! A real user's push or phone code that could not be sent (rate limit,
 //! fraud block, gateway down) looks the same as a decoy's: it never
-//! arrives; the audit says why. Phone codes are sent, and checked, in the
+//! arrives; the audit says why. So does a push the user denied, reported
+//! as fraud or answered with the wrong number: the page shows it waiting
+//! until its expiry, then timed out; only an approval shows. Phone codes are sent, and checked, in the
 //! background of the answer, so the time taken does not tell either.
 //!
 //! Every send (email, push, phone code) and every failed proof counts
@@ -961,23 +963,39 @@ pub async fn app_submit(
 
 const PUSH_PAGE: &str = "/my/reset/push";
 
-/// The reset's push as it stands: its result, number and expiry; a
-/// request that was not sent stays pending until its expiry, then
-/// expired, as an unanswered one.
-async fn push_state(p: &Portal, r: &Reset) -> Result<Option<(PushResult, Option<u8>, i64)>, Exit> {
+/// The reset's push as it stands: its result as the page shows it, its
+/// number and expiry, and its result as recorded. A request that was not
+/// sent stays pending until its expiry, then expired, as an unanswered
+/// one; so does a real user's denial, fraud report or wrong number
+/// ([`shown_result`]).
+async fn push_state(
+    p: &Portal,
+    r: &Reset,
+) -> Result<Option<(PushResult, Option<u8>, i64, PushResult)>, Exit> {
     if let (Some(uid), Some(id)) = (r.user_id, &r.push_challenge) {
         if let Some(c) = push::current(p, uid, id).await? {
-            return Ok(Some((c.result, c.number, c.expires_at)));
+            let shown = shown_result(c.result, p.now() < c.expires_at);
+            return Ok(Some((shown, c.number, c.expires_at, c.result)));
         }
     }
     Ok(r.push_expires_at.map(|t| {
-        let result = if p.now() < t {
-            PushResult::Pending
-        } else {
-            PushResult::Expired
-        };
-        (result, r.push_number.and_then(|n| u8::try_from(n).ok()), t)
+        let result = shown_result(PushResult::Pending, p.now() < t);
+        let number = r.push_number.and_then(|n| u8::try_from(n).ok());
+        (result, number, t, result)
     }))
+}
+
+/// What the reset page shows of a push whose result is `result`, while
+/// `running` (before its expiry) or after: only what a decoy's push
+/// (never answered) could show too, and an approval. Whoever started the
+/// reset may not be the user; a denial would tell them the account exists
+/// and someone holds its phone. The audit keeps the real result.
+fn shown_result(result: PushResult, running: bool) -> PushResult {
+    match result {
+        PushResult::Approved => PushResult::Approved,
+        _ if running => PushResult::Pending,
+        _ => PushResult::Expired,
+    }
 }
 
 async fn push_page(
@@ -989,8 +1007,8 @@ async fn push_page(
 ) -> PageResult {
     let (csrf, set) = v.form_token(p).await?;
     let (waiting, number, seconds, message) = match push_state(p, r).await? {
-        Some((PushResult::Pending, n, t)) => (true, n, push::seconds_left(p, t), None),
-        Some((result, _, _)) => (false, None, 0, Some(push::result_text(result))),
+        Some((PushResult::Pending, n, t, _)) => (true, n, push::seconds_left(p, t), None),
+        Some((result, _, _, _)) => (false, None, 0, Some(push::result_text(result))),
         None => (false, None, 0, None),
     };
     let heading = "Approve the request in your app";
@@ -1090,7 +1108,7 @@ pub async fn push_status(
 ) -> Result<Response, Exit> {
     let word = match load(&p, &headers).await? {
         Some(r) => match push_state(&p, &r).await? {
-            Some((result, _, _)) => result.as_str(),
+            Some((result, _, _, _)) => result.as_str(),
             None => "none",
         },
         None => "none",
@@ -1116,7 +1134,7 @@ pub async fn push_submit(
         Err(page) => return page,
     };
     match push_state(&p, &r).await? {
-        Some((PushResult::Approved, _, _)) => {
+        Some((PushResult::Approved, _, _, _)) => {
             let n = sqlx::query(
                 "UPDATE password_resets SET push_challenge = NULL, push_expires_at = NULL
                  WHERE id_hash = $1 AND push_challenge = $2",
@@ -1131,12 +1149,12 @@ pub async fn push_submit(
             }
             after_proof(&p, &r, ProofKind::App, v.peer.as_deref()).await
         }
-        Some((PushResult::Pending, _, _)) => {
+        Some((PushResult::Pending, _, _, _)) => {
             let say = push::result_text(PushResult::Pending);
             push_page(&p, &v, &r, StatusCode::OK, Some(say)).await
         }
-        Some((result, _, _)) => {
-            failed(&p, &v, &r, &format!("push_{}", result.as_str())).await?;
+        Some((_, _, _, recorded)) => {
+            failed(&p, &v, &r, &format!("push_{}", recorded.as_str())).await?;
             push_page(&p, &v, &r, StatusCode::OK, None).await
         }
         None => Err(Exit::Redirect("/my/reset/verify".into())),
