@@ -568,14 +568,33 @@ fn default_max_pending_pushes() -> usize {
     10_000
 }
 
+/// An IP address (one host: the longest prefix) or a CIDR network, as
+/// FreeRADIUS's `ipaddr` takes either.
+fn address_or_network<'de, D: serde::Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+    let text = String::deserialize(d)?;
+    let text = text.trim();
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not an IP address (192.0.2.10) or a network (192.0.2.0/24)"
+            ))
+        })
+}
+
 /// `[[radius.client]]`: one NAS (or a network of them).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RadiusClientConfig {
     /// Name used in logs and audit records; unique among clients.
     pub name: String,
-    /// Source address or CIDR network of the NAS; when networks of two
+    /// Source address (`192.0.2.10`, taken as `/32`; `/128` for IPv6) or
+    /// CIDR network (`192.0.2.0/24`) of the NAS; when networks of two
     /// clients overlap, the most specific (longest prefix) wins.
+    #[serde(deserialize_with = "address_or_network")]
     pub address: IpNet,
     /// File holding the shared secret (RFC 2865 §3).
     pub secret_file: PathBuf,

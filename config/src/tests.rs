@@ -100,6 +100,35 @@ fn wrong_type_and_bad_cidr_are_placed() {
 }
 
 #[test]
+fn a_client_address_is_one_host_or_a_network() {
+    let with = |address: &str| {
+        FULL.replace(
+            "address = \"127.0.0.1/32\"",
+            &format!("address = \"{address}\""),
+        )
+    };
+    let client =
+        |address: &str| parse(&with(address)).map(|c| c.radius().unwrap().clients[0].address);
+    assert_eq!(
+        client("192.0.2.10").unwrap(),
+        "192.0.2.10/32".parse().unwrap()
+    );
+    assert_eq!(
+        client("2001:db8::1").unwrap(),
+        "2001:db8::1/128".parse().unwrap()
+    );
+    assert_eq!(
+        client("192.0.2.0/24").unwrap(),
+        "192.0.2.0/24".parse().unwrap()
+    );
+    let e = client("192.0.2.300").unwrap_err().to_string();
+    assert!(
+        e.contains(":27:11: \"192.0.2.300\" is not an IP address (192.0.2.10) or a network"),
+        "got {e}"
+    );
+}
+
+#[test]
 fn cross_key_rules_are_placed() {
     let e = parse("version = 2\n").unwrap_err().to_string();
     assert!(e.contains(":1:1: unsupported config version 2"), "got {e}");
