@@ -79,11 +79,21 @@ fn run(args: &Args) -> anyhow::Result<()> {
             Some(m) => format!(", metrics {m}"),
             None => String::new(),
         };
+        let clients = match settings.clients.len() {
+            1 => "1 client".to_owned(),
+            n => format!("{n} clients"),
+        };
         println!(
-            "{}: OK ({} clients, listen {}{radsec}{metrics}{noted})",
+            "{}: OK ({clients}, listen {}{radsec}{metrics}{noted})",
             args.config.display(),
-            settings.clients.len(),
             settings.listen
+        );
+        // --check reads files only (it runs before start, where the
+        // registry may not be up yet); doctor asks the registry.
+        println!(
+            "{}: the registry was not contacted; `twostep doctor --config {} --no-pam --no-sshd` checks that it answers and accepts the host key",
+            args.config.display(),
+            args.config.display()
         );
         return Ok(());
     }

@@ -32,7 +32,12 @@ fn check_accepts_a_good_config() {
     );
     let (ok, out, err) = run(&["--config".as_ref(), cfg.as_os_str(), "--check".as_ref()]);
     assert!(ok, "{err}");
-    assert!(out.contains("OK (1 clients"), "{out}");
+    assert!(out.contains("OK (1 client, listen"), "{out}");
+    // It says what it did not check, and what does.
+    assert!(
+        out.contains("the registry was not contacted; `twostep doctor --config"),
+        "{out}"
+    );
 }
 
 #[test]
