@@ -57,6 +57,34 @@ pub enum DenyReason {
 }
 
 impl DenyReason {
+    /// What the user is told (a PAM error message before the module
+    /// returns): what happened and what to do. A name the registry does
+    /// not know is told what a user without methods is (both are
+    /// [`Self::NotEnrolled`]), so the words tell the two apart no more
+    /// than the result does.
+    pub fn notice(self) -> &'static str {
+        match self {
+            Self::Locked => {
+                "Too many wrong verification codes: your account is locked for a while. Try again later."
+            }
+            Self::Disabled => {
+                "Two-step verification is disabled for your account. Ask your administrator."
+            }
+            Self::NotEnrolled => {
+                "Two-step verification is not set up for your account. Set it up on the Security info page, or ask your administrator."
+            }
+            Self::NotSetUpHere(Place::Pam) => {
+                "None of your verification methods works for SSH logins (a security key works only on the Security info page). Add an authenticator app."
+            }
+            Self::NotSetUpHere(Place::Radius) => {
+                "None of your verification methods works for VPN logins (a security key works only on the Security info page). Add an authenticator app."
+            }
+            Self::NotSetUpHere(Place::Page) => {
+                "None of your verification methods works on the Security info page."
+            }
+        }
+    }
+
     /// Short text for logs and Reply-Message.
     pub fn message(self) -> &'static str {
         match self {

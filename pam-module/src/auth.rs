@@ -60,6 +60,9 @@ pub trait PamIo {
     /// # Errors
     /// `PAM_CONV_ERR` (or libpam's result) when the conversation failed.
     fn prompt(&mut self, text: &str, echo_on: bool) -> Result<Option<Zeroizing<String>>, PamCode>;
+    /// Shows `text` to the user as a `PAM_ERROR_MSG` (best effort: a
+    /// conversation that fails changes nothing, the result stands).
+    fn tell(&mut self, text: &str);
     /// One log line via `pam_syslog`.
     fn log(&self, level: Level, message: &str);
     /// Keeps `stash` for a later `verify_stashed` line of this PAM
@@ -307,7 +310,12 @@ pub fn drive(
                 request,
                 within,
             } => Event::CodeSent(registry.send_code(&user, &request, within)),
-            Action::Done(end) => return end,
+            Action::Done(end) => {
+                if let Some(notice) = end.notice {
+                    io.tell(notice);
+                }
+                return end;
+            }
         };
     }
 }

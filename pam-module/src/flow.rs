@@ -266,22 +266,33 @@ pub struct End {
     pub level: Level,
     /// Why, for the log line (never a code or password).
     pub reason: String,
+    /// Told the user (`PAM_ERROR_MSG`) before the hook returns: why they
+    /// are refused when no retry helps ([`DenyReason::notice`]).
+    pub notice: Option<&'static str>,
 }
 
 impl End {
-    /// An end from its parts.
+    /// An end from its parts, telling the user nothing.
     pub fn new(code: PamCode, level: Level, reason: impl Into<String>) -> Self {
         Self {
             code,
             level,
             reason: reason.into(),
+            notice: None,
         }
     }
 
-    /// The end of a decision (ARCHITECTURE.md "PAM result mapping").
+    /// The end of a decision (ARCHITECTURE.md "PAM result mapping"); a
+    /// refusal tells the user why.
     pub fn decided(d: Decision) -> Self {
         let (code, level) = map_decision(d);
-        Self::new(code, level, d.as_str())
+        Self {
+            notice: match d {
+                Decision::Denied(r) => Some(r.notice()),
+                _ => None,
+            },
+            ..Self::new(code, level, d.as_str())
+        }
     }
 
     /// The end of the tries loop's outcome.

@@ -36,7 +36,9 @@
 use crate::auth::{self, PamIo};
 use crate::flow::{Level, PamCode, Stash};
 use libc::{c_char, c_int};
-use pam::constants::{PamFlag, PamResultCode, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON};
+use pam::constants::{
+    PamFlag, PamResultCode, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON,
+};
 use pam::conv::Conv;
 use pam::items::{AuthTok, RHost, Service, Tty};
 use pam::module::{PamHandle, PamHooks};
@@ -262,6 +264,14 @@ impl PamIo for Handle<'_> {
         Ok(answer.map(|a| Zeroizing::new(String::from_utf8_lossy(a.as_bytes()).into_owned())))
     }
 
+    fn tell(&mut self, text: &str) {
+        if let Ok(Some(conv)) = self.0.get_item::<Conv>() {
+            // An application without a way to show it (or one that fails)
+            // only loses the message; the PAM result is the same.
+            let _ = conv.send(PAM_ERROR_MSG, text);
+        }
+    }
+
     fn set_stash(&mut self, stash: Stash) -> Result<(), PamCode> {
         self.0
             .set_data(STASH_KEY, Box::new(StashSlot(RefCell::new(Some(stash)))))
@@ -324,6 +334,9 @@ mod tests {
         }
         fn prompt(&mut self, p: &str, echo_on: bool) -> Result<Option<Zeroizing<String>>, PamCode> {
             self.0.prompt(p, echo_on)
+        }
+        fn tell(&mut self, text: &str) {
+            self.0.tell(text);
         }
         fn log(&self, level: Level, message: &str) {
             self.0.log(level, message);

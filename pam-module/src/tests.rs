@@ -39,6 +39,8 @@ pub(crate) struct Conversation {
     pub authtok: Option<String>,
     pub answers: VecDeque<(Duration, Result<Option<String>, PamCode>)>,
     pub prompts: Vec<(String, bool)>,
+    /// The `PAM_ERROR_MSG`s shown, in order.
+    pub told: Vec<String>,
     pub authtok_set: Option<String>,
     pub set_authtok_result: Result<(), PamCode>,
     pub logs: RefCell<Vec<(Level, String)>>,
@@ -60,6 +62,7 @@ impl Default for Conversation {
             authtok: None,
             answers: VecDeque::new(),
             prompts: Vec::new(),
+            told: Vec::new(),
             authtok_set: None,
             set_authtok_result: Ok(()),
             logs: RefCell::default(),
@@ -100,6 +103,9 @@ impl PamIo for Conversation {
             .unwrap_or((Duration::ZERO, Ok(None)));
         advance(&self.clock, think);
         answer.map(|a| a.map(Zeroizing::new))
+    }
+    fn tell(&mut self, text: &str) {
+        self.told.push(text.to_owned());
     }
     fn log(&self, level: Level, message: &str) {
         self.logs.borrow_mut().push((level, message.to_owned()));
@@ -316,6 +322,8 @@ struct Ran {
     /// The hook's final log line.
     line: String,
     prompts: Vec<(String, bool)>,
+    /// The `PAM_ERROR_MSG`s shown.
+    told: Vec<String>,
     calls: Vec<Call>,
     /// Lines logged during the flow (debug), the final line not included.
     logs: Vec<(Level, String)>,
@@ -437,6 +445,7 @@ impl Case {
             line: io.who.line(&end),
             end,
             prompts: io.prompts,
+            told: io.told,
             calls: registry.calls,
             logs: io.logs.into_inner(),
             authtok_set: io.authtok_set,
@@ -451,6 +460,11 @@ fn line(result: &str, reason: &str) -> String {
 
 fn end(code: PamCode, level: Level, reason: &str) -> End {
     End::new(code, level, reason)
+}
+
+/// The end of a refusal for `why`, which tells the user.
+fn denied(why: DenyReason) -> End {
+    End::decided(Decision::Denied(why))
 }
 
 const PROMPT: (&str, bool) = ("Verification code: ", false);
@@ -659,18 +673,25 @@ fn max_tries() {
 
 #[test]
 fn locked_or_disabled_is_denied_without_a_prompt() {
-    for (status, reason) in [
-        (UserStatus::Locked, "account locked"),
-        (UserStatus::Disabled, "account disabled"),
+    for (status, reason, why) in [
+        (UserStatus::Locked, "account locked", DenyReason::Locked),
+        (
+            UserStatus::Disabled,
+            "account disabled",
+            DenyReason::Disabled,
+        ),
     ] {
         for unenrolled in [UnenrolledPolicy::Deny, UnenrolledPolicy::Ignore] {
             let r = case()
                 .pam(|p| p.unenrolled = unenrolled)
                 .reply(Reply::Registrations(Ok(registrations(status, 1))))
                 .run();
-            assert_eq!(r.end, end(PamCode::PermDenied, Level::Notice, reason));
+            assert_eq!(r.end, denied(why));
+            assert_eq!(r.end.reason, reason);
             assert_eq!(r.line, line("PAM_PERM_DENIED", reason));
             assert!(r.prompts.is_empty());
+            // Told why, once: no retry helps.
+            assert_eq!(r.told, [why.notice()]);
         }
     }
 }
@@ -679,17 +700,24 @@ fn locked_or_disabled_is_denied_without_a_prompt() {
 /// lockout reached meanwhile): denied, no further prompt.
 #[test]
 fn locked_or_disabled_verdict_is_denied() {
-    for (result, reason) in [
-        (VerifyResult::Locked, "account locked"),
-        (VerifyResult::Disabled, "account disabled"),
+    for (result, reason, why) in [
+        (VerifyResult::Locked, "account locked", DenyReason::Locked),
+        (
+            VerifyResult::Disabled,
+            "account disabled",
+            DenyReason::Disabled,
+        ),
     ] {
         let r = case()
             .answer("111111")
             .reply(enrolled())
             .reply(verdict(result))
             .run();
-        assert_eq!(r.end, end(PamCode::PermDenied, Level::Notice, reason));
+        assert_eq!(r.end, denied(why));
+        assert_eq!(r.end.reason, reason);
         assert_eq!(r.prompts, prompts(1));
+        assert_eq!(r.told, [why.notice()]);
+        assert!(r.told[0].contains("Try again later") || r.told[0].contains("administrator"));
     }
 }
 
@@ -699,16 +727,14 @@ fn unknown_and_unenrolled_follow_the_policy() {
     let no_method = || Reply::Registrations(Ok(registrations(UserStatus::Active, 0)));
     for reply in [unknown(), no_method()] {
         let r = case().reply(reply).run();
-        assert_eq!(
-            r.end,
-            end(
-                PamCode::PermDenied,
-                Level::Notice,
-                "second factor not set up"
-            )
-        );
+        assert_eq!(r.end, denied(DenyReason::NotEnrolled));
+        assert_eq!(r.end.reason, "second factor not set up");
         assert_eq!(r.line, line("PAM_PERM_DENIED", "second factor not set up"));
         assert!(r.prompts.is_empty());
+        // The same words for a name the registry does not know as for a
+        // user without methods: they tell the two apart no more than the
+        // result does.
+        assert_eq!(r.told, [DenyReason::NotEnrolled.notice()]);
     }
     for reply in [unknown(), no_method()] {
         let r = case()
@@ -721,6 +747,7 @@ fn unknown_and_unenrolled_follow_the_policy() {
         );
         assert_eq!(r.line, line("PAM_IGNORE", "ignored (not enrolled)"));
         assert!(r.prompts.is_empty());
+        assert!(r.told.is_empty(), "nothing to tell when stepping aside");
     }
     // A verdict of not_enrolled (the method removed meanwhile) as well.
     let r = case()

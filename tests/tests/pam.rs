@@ -634,13 +634,16 @@ fn locked_user_is_denied_without_prompt() {
     f.service("alone", "auth required TWOSTEP CONFIG(base)\n");
     let w = wrong_code(&secret);
     let r = f.auth("alone", "alice", None, &lines(&[&w, &w, &w]));
-    // The third wrong code locks: said at once, no more prompts.
+    // The third wrong code locks: said at once, no more prompts, and the
+    // user is told why (pamtester shows a PAM_ERROR_MSG on stderr).
+    const LOCKED: &str = "your account is locked for a while. Try again later.";
     r.expect(false, "PAM_PERM_DENIED");
     assert_eq!(r.prompts(PROMPT), 3);
     assert!(
         r.module_log().join("\n").contains("account locked"),
         "{r:#?}"
     );
+    assert_eq!(r.stderr.matches(LOCKED).count(), 1, "{r:#?}");
     // Locked now: even the right code is refused, without a prompt.
     let r = f.auth("alone", "alice", None, &lines(&[&code(&secret)]));
     r.expect(false, "PAM_PERM_DENIED");
@@ -649,6 +652,7 @@ fn locked_user_is_denied_without_prompt() {
         r.module_log().join("\n").contains("account locked"),
         "{r:#?}"
     );
+    assert_eq!(r.stderr.matches(LOCKED).count(), 1, "{r:#?}");
     // An unknown user, refused without a prompt too.
     let r = f.auth("alone", "stranger", Some("203.0.113.5"), "");
     r.expect(false, "PAM_PERM_DENIED");
