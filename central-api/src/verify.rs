@@ -70,7 +70,31 @@ pub async fn verify(
     place: Place,
     req: &VerifyRequest,
 ) -> Result<VerifyResponse, ApiError> {
-    verify_as(state, &format!("host:{host}"), Some(host), place, req).await
+    verify_as(
+        state,
+        &format!("host:{host}"),
+        Some(host),
+        place,
+        Failures::Counted,
+        req,
+    )
+    .await
+}
+
+/// What a wrong code does to the user's failure count (`[api.lockout]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failures {
+    /// Counted: `max_failures` of them in the window lock the user. Every
+    /// login (hosts, the page's sign-in), where the code follows a
+    /// password or a key.
+    Counted,
+    /// Not counted, and an open text-message code's tries not spent: the
+    /// page's password reset, where whoever types knows no password, so
+    /// counting would let anyone lock any user out of every login by
+    /// name. The caller bounds the tries itself (the reset's limiter,
+    /// [`crate::portal::throttle`]); a locked or disabled user is still
+    /// refused, and the audit still records each wrong code.
+    NotCounted,
 }
 
 /// [`verify`] on behalf of `actor` (the audit record's actor: `host:NAME`,
@@ -86,10 +110,11 @@ pub async fn verify_as(
     actor: &str,
     default_host: Option<&str>,
     place: Place,
+    failures: Failures,
     req: &VerifyRequest,
 ) -> Result<VerifyResponse, ApiError> {
     let started = std::time::Instant::now();
-    let answer = decide_and_record(state, actor, default_host, place, req).await;
+    let answer = decide_and_record(state, actor, default_host, place, failures, req).await;
     match &answer {
         Ok(resp) => state
             .metrics
@@ -107,6 +132,7 @@ async fn decide_and_record(
     actor: &str,
     default_host: Option<&str>,
     place: Place,
+    failures: Failures,
     req: &VerifyRequest,
 ) -> Result<VerifyResponse, ApiError> {
     check_username(&req.username)?;
@@ -144,7 +170,7 @@ async fn decide_and_record(
             let actor_owned = actor_owned.clone();
             let record_host = record_host.clone();
             Box::pin(async move {
-                let applied = apply(state, conn, plan, now).await?;
+                let applied = apply(state, conn, plan, now, failures).await?;
                 let (over_replays, record_detail) = verify_detail(state, &ctx, &applied);
                 let record = Audit {
                     actor: &actor_owned,
@@ -622,12 +648,13 @@ fn not_enrolled(e: Enrolment, place: Place) -> VerifyResponse {
     }
 }
 
-/// Carries out `plan` in `tx`.
+/// Carries out `plan` in `tx`, counting a failure as `failures` says.
 async fn apply(
     state: &AppState,
     conn: &mut AnyConnection,
     plan: Plan,
     now: i64,
+    failures: Failures,
 ) -> Result<Applied, ApiError> {
     let uid = match plan {
         Plan::Answer(resp) => return Ok(Applied::answer(resp)),
@@ -659,7 +686,9 @@ async fn apply(
             return record_replay(state, conn, uid, method_id, now).await
         }
         Plan::FailSent { uid, open } => {
-            crate::phone::spend_tries(conn, &open).await?;
+            if failures == Failures::Counted {
+                crate::phone::spend_tries(conn, &open).await?;
+            }
             uid
         }
         Plan::UseSent {
@@ -746,7 +775,10 @@ async fn apply(
             uid
         }
     };
-    record_failure(state, conn, uid, now).await
+    match failures {
+        Failures::Counted => record_failure(state, conn, uid, now).await,
+        Failures::NotCounted => Ok(Applied::answer(verdict(VerifyResult::Reject))),
+    }
 }
 
 /// Clears user `uid`'s failure count after an accepted code.

@@ -668,10 +668,24 @@ fn same_pages_and_refusals(database: Option<&str>) {
         let r = unknown.get("/my/reset/password").await;
         assert_eq!(location(&r), "/my/reset/verify");
 
-        // dan has only the app: one code from it resets.
+        // dan has only the app: one code from it resets. Wrong codes typed
+        // on the reset page first (anyone can start a reset for dan) are
+        // refused, but do not lock dan out of his logins.
         let d = Web::new(&reg.url, None);
         begin_reset(&d, "dan").await;
         let dt = token(&d).await;
+        let wrong = pam_support::wrong_code(&dan_secret);
+        for _ in 0..6 {
+            let r = d
+                .post("/my/reset/app", &[("csrf", &dt), ("code", &wrong)])
+                .await;
+            assert!(said(&r).contains("didn't work"), "{}", r.body);
+        }
+        let dan = reg.admin_client().user("dan").await.expect("dan");
+        assert_eq!(
+            dan.locked_until, None,
+            "a stranger's wrong codes lock no one"
+        );
         let r = d
             .post(
                 "/my/reset/app",

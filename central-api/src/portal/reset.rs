@@ -932,6 +932,9 @@ pub async fn app_submit(
             "portal",
             None,
             twostep_common::methods::Place::Page,
+            // A stranger can start a reset for any name: their wrong codes
+            // must not lock the user out of logins (the limiter bounds them).
+            crate::verify::Failures::NotCounted,
             &req,
         )
         .await?;

@@ -709,6 +709,7 @@ async fn check_code(
         "portal",
         None,
         twostep_common::methods::Place::Page,
+        crate::verify::Failures::Counted,
         &req,
     )
     .await?;
