@@ -604,6 +604,15 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE password_resets ADD COLUMN phone_tries_left BIGINT",
         ],
     },
+    // Version 16: what a push challenge is for (crate::push::challenge::
+    // Purpose): `login`, or `reset` for a password reset's, counted apart
+    // against `[api.push] max_challenges`.
+    Migration {
+        version: 16,
+        statements: &[
+            "ALTER TABLE push_challenges ADD COLUMN purpose TEXT NOT NULL DEFAULT 'login'",
+        ],
+    },
 ];
 
 /// Applies the migrations not yet recorded in `schema_migrations`, each in

@@ -25,7 +25,9 @@ pub struct PushConfig {
     #[serde(default = "default_activation_lifetime")]
     pub activation_lifetime: u64,
     /// Challenges per user within `rate_window`; more are refused as
-    /// `rate_limited` (at least 1). Default 5.
+    /// `rate_limited` (at least 1). Logins and password resets are
+    /// counted apart, so resets (anyone can start one by name) cannot use
+    /// up a user's login pushes. Default 5.
     #[serde(default = "default_max_challenges")]
     pub max_challenges: u32,
     /// Window of `max_challenges`, in seconds (at least 1). Default 600.

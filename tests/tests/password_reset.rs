@@ -1110,6 +1110,58 @@ fn push_and_text_message_prove_a_reset_and_unknown_names_look_the_same() {
 // ---- PAM: password-reset methods are no second factor ------------------------------
 
 #[test]
+fn reset_pushes_a_stranger_starts_leave_the_users_login_pushes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = Registry::start_with(None, "[api.push]\nmax_challenges = 2\n");
+    add_user_with_password(&reg, "quin");
+    let out = cli(&reg, &["enrol", "quin", "--push", "--no-qr"], None);
+    let uri = out
+        .lines()
+        .find_map(|l| l.strip_prefix("uri:"))
+        .expect("uri: line")
+        .trim()
+        .to_owned();
+    let accounts = dir.path().join("quin-authenticator.json");
+    let added = twostep_e2e::authenticator(&accounts, &["add", &uri]);
+    assert!(
+        added.status.success(),
+        "{}",
+        twostep_e2e::show_output(&added)
+    );
+    let key = reg.add_host("vpn1", twostep_common::api::HostKind::Radius);
+    let host = reg.host_client(&key);
+    let login = || {
+        block_on(host.start_push(&twostep_common::push::StartPush {
+            username: "quin".into(),
+            context: Default::default(),
+        }))
+        .expect("start a login push")
+        .result
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        // A stranger sends three reset pushes: two reach the phone, the
+        // third is over the limit (the page looks the same).
+        let w = Web::new(&reg.url, None);
+        let page = begin_reset(&w, "quin").await;
+        let t = csrf(&page.body);
+        for _ in 0..3 {
+            let r = w.post("/my/reset/push/send", &[("csrf", &t)]).await;
+            assert_eq!(location(&r), "/my/reset/push", "{}", r.body);
+        }
+        assert_eq!(
+            audited(&reg, "quin", "portal.reset_push").await,
+            ["sent", "sent", "rate_limited"]
+        );
+    });
+    // quin's own logins still get their two pushes, then the limit.
+    use twostep_common::push::StartResult;
+    assert_eq!(login(), StartResult::Sent);
+    assert_eq!(login(), StartResult::Sent);
+    assert_eq!(login(), StartResult::RateLimited);
+}
+
+#[test]
 fn only_email_and_questions_is_not_enrolled_for_pam() {
     use pam_support::{Fixture, PERM_DENIED};
     let smtp = Smtp::start();

@@ -84,7 +84,11 @@ pub async fn send(
             nas: None,
         },
     };
-    let started = challenge::start_for(&p.app, PAGE_HOST, &req, device, ask == Ask::Reset).await?;
+    let purpose = match ask {
+        Ask::Reset => challenge::Purpose::Reset,
+        Ask::SignIn | Ask::Test => challenge::Purpose::Login,
+    };
+    let started = challenge::start_for(&p.app, PAGE_HOST, &req, device, purpose).await?;
     Ok(started.challenge.ok_or(started.result))
 }
 

@@ -202,18 +202,42 @@ pub(crate) async fn start(
     HostAuth(host, _): HostAuth,
     JsonBody(req): JsonBody<StartPush>,
 ) -> Result<Json<PushStarted>, ApiError> {
-    start_for(&state, &host, &req, None, false).await.map(Json)
+    start_for(&state, &host, &req, None, Purpose::Login)
+        .await
+        .map(Json)
 }
 
 /// The name challenges started by the Security info page carry as their
 /// host (it cannot be a registered host's name: those have no spaces).
 pub const PAGE_HOST: &str = "Security info page";
 
+/// What a challenge is for: each purpose has its own count against
+/// `[api.push] max_challenges` per `rate_window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A login (hosts) or the page's sign-in and test notification.
+    Login,
+    /// A password reset's proof, which anyone can start by name: always
+    /// with a number to match (even where `[api.push] number_matching` is
+    /// off), and counted apart, so a stranger's resets cannot use up the
+    /// pushes the user's own logins need.
+    Reset,
+}
+
+impl Purpose {
+    /// The `push_challenges.purpose` value.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Reset => "reset",
+        }
+    }
+}
+
 /// Starts a challenge for `req` as `host`, with the same checks and limits
 /// for every caller: to all the user's enabled devices, or, with `device`
 /// (the page's test notification), to that one device only, pending or
-/// not. With `number_matching` the challenge carries a number to match
-/// even where `[api.push] number_matching` is off (a password reset's).
+/// not; for `purpose` (its number matching and its rate count).
 ///
 /// # Errors
 /// 400 for a malformed username or context field; the database's.
@@ -222,7 +246,7 @@ pub(crate) async fn start_for(
     host: &str,
     req: &StartPush,
     device: Option<i64>,
-    number_matching: bool,
+    purpose: Purpose,
 ) -> Result<PushStarted, ApiError> {
     check_username(&req.username)?;
     let ctx = &req.context;
@@ -245,7 +269,7 @@ pub(crate) async fn start_for(
         expire_due(state, Due::User(row.try_get("id")?)).await?;
     }
     let mut tx = state.pool.begin().await?;
-    let started = decide(state, &mut tx, host, req, device, number_matching, now).await?;
+    let started = decide(state, &mut tx, host, req, device, purpose, now).await?;
     let actor = format!("host:{host}");
     let mut detail = Vec::new();
     if let Some(s) = &ctx.service {
@@ -303,7 +327,7 @@ async fn decide(
     host: &str,
     req: &StartPush,
     device: Option<i64>,
-    number_matching: bool,
+    purpose: Purpose,
     now: i64,
 ) -> Result<Started, ApiError> {
     let refused = |result, uid| Started {
@@ -351,10 +375,12 @@ async fn decide(
     let cfg = &state.push.config;
     let window = i64::try_from(cfg.rate_window).unwrap_or(i64::MAX);
     let recent: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM push_challenges WHERE user_id = $1 AND created_at > $2",
+        "SELECT COUNT(*) AS n FROM push_challenges
+         WHERE user_id = $1 AND created_at > $2 AND purpose = $3",
     )
     .bind(uid)
     .bind(now.saturating_sub(window))
+    .bind(purpose.as_str())
     .fetch_one(&mut **tx)
     .await?
     .try_get("n")?;
@@ -363,15 +389,15 @@ async fn decide(
     }
     let id = random_token(ID_BYTES);
     let nonce = random_token(ID_BYTES);
-    let number = (cfg.number_matching || number_matching).then(|| {
+    let number = (cfg.number_matching || purpose == Purpose::Reset).then(|| {
         use rand::Rng;
         rand::rngs::OsRng.gen_range(10u8..=99)
     });
     let expires_at = now.saturating_add(i64::try_from(cfg.challenge_lifetime).unwrap_or(60));
     let context = serde_json::to_string(&req.context).unwrap_or_else(|_| "{}".into());
     sqlx::query(
-        "INSERT INTO push_challenges (id, user_id, host, nonce, number, context, status, created_at, expires_at, device_id)
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)",
+        "INSERT INTO push_challenges (id, user_id, host, nonce, number, context, status, created_at, expires_at, device_id, purpose)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10)",
     )
     .bind(&id)
     .bind(uid)
@@ -382,6 +408,7 @@ async fn decide(
     .bind(now)
     .bind(expires_at)
     .bind(device)
+    .bind(purpose.as_str())
     .execute(&mut **tx)
     .await?;
     let mut labels = Vec::new();
