@@ -569,20 +569,42 @@ fn default_max_pending_pushes() -> usize {
 }
 
 /// An IP address (one host: the longest prefix) or a CIDR network, as
-/// FreeRADIUS's `ipaddr` takes either.
+/// FreeRADIUS's `ipaddr` takes either. An IPv4-mapped IPv6 address
+/// (`::ffff:192.0.2.10`, as a dual-stack socket shows an IPv4 peer) is its
+/// IPv4 address: the daemon matches IPv4 peers that way. A network with
+/// host bits set (`192.0.2.10/24`, as `ip addr` prints an address) is
+/// refused: one host or the whole network, it cannot tell which was meant.
 fn address_or_network<'de, D: serde::Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+    use serde::de::Error as _;
     let text = String::deserialize(d)?;
     let text = text.trim();
-    if let Ok(net) = text.parse::<IpNet>() {
-        return Ok(net);
+    let net = match text.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => text
+            .parse::<std::net::IpAddr>()
+            .map(IpNet::from)
+            .map_err(|_| {
+                D::Error::custom(format!(
+                    "{text:?} is not an IP address (192.0.2.10) or a network (192.0.2.0/24)"
+                ))
+            })?,
+    };
+    if net.addr() != net.network() {
+        return Err(D::Error::custom(format!(
+            "{text:?} has host bits set: write {} for the network, or {} for one host",
+            net.trunc(),
+            net.addr()
+        )));
     }
-    text.parse::<std::net::IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| {
-            serde::de::Error::custom(format!(
-                "{text:?} is not an IP address (192.0.2.10) or a network (192.0.2.0/24)"
-            ))
-        })
+    Ok(match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other,
+    })
 }
 
 /// `[[radius.client]]`: one NAS (or a network of them).

@@ -95,6 +95,14 @@ pub enum Warning {
         /// The client's name.
         client: String,
     },
+    /// A client's network is every address (`0.0.0.0/0`, `::/0`): only
+    /// the shared secret tells its requests from anyone's.
+    AnyAddress {
+        /// The client's name.
+        client: String,
+        /// Its network.
+        network: IpNet,
+    },
     /// `[radius]` has no client: every request is dropped.
     NoClients,
 }
@@ -125,6 +133,9 @@ impl Warning {
                 "nothing if intended; if requests from {network} belong to client {outer:?}, remove client {client:?} or change its address"
             ),
             Warning::NoPushNumberMatching { .. } => "use a NAS that shows Access-Challenge prompts (mode = \"challenge\" or \"auto-push\") and remove push_number_matching = false; codes work either way".into(),
+            Warning::AnyAddress { .. } => {
+                "set address to the NAS's own address (or its management network)".into()
+            }
             Warning::NoClients => "add a [[radius.client]] for each NAS".into(),
         }
     }
@@ -167,6 +178,10 @@ impl fmt::Display for Warning {
                 f,
                 "client {client:?}: push_number_matching = false: pushes to this NAS carry no number to match, so they are refused while the registry's [api.push] number_matching is on, and approved by a tap (open to push fatigue) when it is off"
             ),
+            Warning::AnyAddress { client, network } => write!(
+                f,
+                "client {client:?}: address {network} takes requests from every address: only its shared secret keeps anyone else from sending logins"
+            ),
             Warning::NoClients => f.write_str("[radius] has no [[radius.client]]: every request is dropped"),
         }
     }
@@ -178,8 +193,8 @@ impl fmt::Display for Warning {
 /// [`MIN_SHARED_SECRET`], clients and upstreams that do not require
 /// Message-Authenticator, clients with `primary = "none"` outside
 /// `otp-only`, clients with `push_number_matching = false` outside
-/// `otp-only` (which has no push), networks inside another client's, no
-/// client at all.
+/// `otp-only` (which has no push), a client whose network is every
+/// address, networks inside another client's, no client at all.
 ///
 /// `secret_len` gives the length in octets of the secret in a
 /// `secret_file` (surrounding whitespace removed, as
@@ -216,6 +231,12 @@ pub fn warnings(
         if !c.push_number_matching && c.mode != RadiusMode::OtpOnly {
             out.push(Warning::NoPushNumberMatching {
                 client: c.name.clone(),
+            });
+        }
+        if c.address.prefix_len() == 0 {
+            out.push(Warning::AnyAddress {
+                client: c.name.clone(),
+                network: c.address,
             });
         }
     }
@@ -413,11 +434,32 @@ mod tests {
     }
 
     #[test]
+    fn a_client_of_every_address_is_warned_of() {
+        for net in ["0.0.0.0/0", "::/0"] {
+            let r = radius(&client("any", net, "/s16", ""));
+            let w = warnings(&r, len);
+            assert_eq!(
+                w,
+                vec![Warning::AnyAddress {
+                    client: "any".into(),
+                    network: net.parse().unwrap()
+                }]
+            );
+            assert!(
+                w[0].to_string()
+                    .contains("takes requests from every address"),
+                "{}",
+                w[0]
+            );
+        }
+    }
+
+    #[test]
     fn unknown_lengths_and_equal_networks_draw_no_warning() {
         let r = radius(&format!(
             "{}{}",
             client("a", "10.0.0.0/8", "/unreadable", ""),
-            client("b", "10.1.2.3/8", "/unreadable", ""),
+            client("b", "10.0.0.0/8", "/unreadable", ""),
         ));
         assert_eq!(warnings(&r, len), vec![]);
     }

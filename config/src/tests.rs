@@ -121,6 +121,22 @@ fn a_client_address_is_one_host_or_a_network() {
         client("192.0.2.0/24").unwrap(),
         "192.0.2.0/24".parse().unwrap()
     );
+    // As a dual-stack socket shows an IPv4 peer: the IPv4 address.
+    assert_eq!(
+        client("::ffff:192.0.2.10").unwrap(),
+        "192.0.2.10/32".parse().unwrap()
+    );
+    assert_eq!(
+        client("::ffff:192.0.2.0/120").unwrap(),
+        "192.0.2.0/24".parse().unwrap()
+    );
+    let e = client("192.0.2.10/24").unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "has host bits set: write 192.0.2.0/24 for the network, or 192.0.2.10 for one host"
+        ),
+        "got {e}"
+    );
     let e = client("192.0.2.300").unwrap_err().to_string();
     assert!(
         e.contains(":27:11: \"192.0.2.300\" is not an IP address (192.0.2.10) or a network"),

@@ -336,6 +336,9 @@ fn handle_packet(
         Inbound::UnknownSource => {
             shared.auth.metrics.dropped(DropReason::UnknownClient);
             if let Some(more) = limits.unknown.allow(now) {
+                // An IPv4 peer of a dual-stack socket as 192.0.2.10, the
+                // form a [[radius.client]] address takes.
+                let source = SocketAddr::new(source.ip().to_canonical(), source.port());
                 tracing::warn!(%source, suppressed = more, "dropped packet from unknown source");
             }
         }
