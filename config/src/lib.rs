@@ -58,8 +58,9 @@ pub const CONFIG_VERSION: u32 = 1;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Format version; must be [`CONFIG_VERSION`].
-    pub version: u32,
+    /// Format version; must be [`CONFIG_VERSION`]. Optional only so that
+    /// a file without it gets an error saying what to write.
+    pub version: Option<u32>,
     /// The registry server (`twostep-api`).
     pub api: Option<ApiConfig>,
     /// How clients reach the registry.
@@ -790,14 +791,22 @@ impl Config {
 
     fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
         let at = |key: &str, message: String| ConfigError::at_key(path, text, key, message);
-        if self.version != CONFIG_VERSION {
-            return Err(at(
-                "version",
-                format!(
-                    "unsupported config version {} (this build reads version {CONFIG_VERSION})",
-                    self.version
-                ),
-            ));
+        match self.version {
+            Some(CONFIG_VERSION) => {}
+            None => {
+                return Err(at(
+                    "version",
+                    format!("no `version`: the file starts with `version = {CONFIG_VERSION}`, the format this build reads"),
+                ))
+            }
+            Some(v) => {
+                return Err(at(
+                    "version",
+                    format!(
+                        "unsupported config version {v} (this build reads version {CONFIG_VERSION})"
+                    ),
+                ))
+            }
         }
         if let Some(api) = &self.api {
             if api.tls_cert_file.is_some() != api.tls_key_file.is_some() {

@@ -148,6 +148,11 @@ fn a_client_address_is_one_host_or_a_network() {
 fn cross_key_rules_are_placed() {
     let e = parse("version = 2\n").unwrap_err().to_string();
     assert!(e.contains(":1:1: unsupported config version 2"), "got {e}");
+    let e = parse("[pam]\nmax_tries = 3\n").unwrap_err().to_string();
+    assert!(
+        e.contains(":1:1: no `version`: the file starts with `version = 1`"),
+        "got {e}"
+    );
     let e = parse("version = 1\n\n[pam]\nmax_tries = 0\n")
         .unwrap_err()
         .to_string();

@@ -93,11 +93,11 @@ pub fn collect(config_path: &Path, args: &DoctorArgs) -> Vec<Finding> {
         Err(e) => {
             let fix = match &e {
                 ConfigError::Io { .. } => format!(
-                    "create {} (example: /usr/share/doc/twostep/examples/twostep.toml) or pass --config FILE",
+                    "create {} (example: /usr/share/doc/twostep/examples/twostep.toml, packaging/twostep.toml in the source) or pass --config FILE",
                     config_path.display()
                 ),
                 ConfigError::Unsafe { .. } => "run the chown/chmod named above: every twostep component refuses a configuration others can change".into(),
-                _ => "correct the line and column named; /usr/share/doc/twostep/examples/twostep.toml documents every key".into(),
+                _ => "correct the line and column named; /usr/share/doc/twostep/examples/twostep.toml (packaging/twostep.toml in the source) documents every key".into(),
             };
             out.push(Finding::new(Status::Fail, "config", e.to_string(), fix));
             None
