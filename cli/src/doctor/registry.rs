@@ -8,6 +8,27 @@ use twostep_config::{Config, Secret};
 /// the key is accepted.
 pub const PROBE_USER: &str = "twostep-doctor-probe";
 
+/// What to do when `GET /v1/health` at `url` failed with `e`: the
+/// registry down only when nothing answered.
+fn health_fix(e: &ClientError, url: &str) -> String {
+    match e {
+        ClientError::Tls(_) => format!(
+            "a TLS handshake with {url:?} failed: if the registry serves plain HTTP, the url starts with http://; otherwise set [registry] ca_file to the CA that signed its certificate"
+        ),
+        ClientError::Api { status: 404, .. }
+        | ClientError::Refused { status: 404, .. }
+        | ClientError::Protocol(_) => format!(
+            "no twostep registry API answers at {url:?}: the url is the registry's address without a path (https://registry.example.com:8443); check the port"
+        ),
+        ClientError::Transport(_) => format!(
+            "the connection to {url:?} broke: if the registry serves TLS, the url starts with https://; check a proxy or load balancer in between"
+        ),
+        _ => format!(
+            "start the registry (systemctl start twostep-api) or correct [registry] url = {url:?}; check firewalls and, for https, ca_file"
+        ),
+    }
+}
+
 /// The registry's health, then the host key (a registrations query for
 /// [`PROBE_USER`]).
 pub fn check_registry(c: &Config) -> Vec<Finding> {
@@ -63,15 +84,8 @@ pub fn check_registry(c: &Config) -> Vec<Finding> {
             "check the registry's log and its database (journalctl -u twostep-api)",
         )),
         Err(e) => {
-            out.push(Finding::new(
-                Status::Fail,
-                check,
-                e.to_string(),
-                format!(
-                    "start the registry (systemctl start twostep-api) or correct [registry] url = {:?}; check firewalls and, for https, ca_file",
-                    reg.url
-                ),
-            ));
+            let fix = health_fix(&e, &reg.url);
+            out.push(Finding::new(Status::Fail, check, e.to_string(), fix));
             return out;
         }
     }
@@ -99,7 +113,7 @@ pub fn check_registry(c: &Config) -> Vec<Finding> {
         }
     };
     let fix_key = format!(
-        "run `twostep host add NAME` on the registry and write the key printed to {} (mode 0600)",
+        "run `twostep host add NAME` on the registry and write the key it prints over the old one in {} (mode 0600; `host add --key-file` refuses an existing file, remove it first)",
         key_file.display()
     );
     match rt.block_on(client.registrations(PROBE_USER)) {
