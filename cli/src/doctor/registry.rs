@@ -189,4 +189,21 @@ mod clock_tests {
         assert_eq!(clock_finding(-30).status, Status::Warn);
         assert!(clock_finding(-30).message.contains("-30 s"));
     }
+
+    #[test]
+    fn a_failed_health_check_is_told_by_what_answered() {
+        let url = "https://r.example:8443/v1";
+        let fix = |e: ClientError| health_fix(&e, url);
+        assert!(fix(ClientError::Tls("corrupt message".into()))
+            .contains("if the registry serves plain HTTP, the url starts with http://"));
+        assert!(fix(ClientError::Api {
+            status: 404,
+            code: "not_found".into(),
+            message: "no such route".into()
+        })
+        .contains("without a path"));
+        assert!(fix(ClientError::Transport("frame size".into()))
+            .contains("if the registry serves TLS, the url starts with https://"));
+        assert!(fix(ClientError::Unreachable("refused".into())).starts_with("start the registry"));
+    }
 }
