@@ -103,6 +103,13 @@ pub enum Warning {
         /// Its network.
         network: IpNet,
     },
+    /// `fail_mode = "open"`: while the registry cannot be reached, logins
+    /// pass without a second factor.
+    FailOpen {
+        /// Whether an `otp-only` client exists, where the code is all there
+        /// is: then nothing at all is checked.
+        otp_only: bool,
+    },
     /// `[radius]` has no client: every request is dropped.
     NoClients,
 }
@@ -135,6 +142,9 @@ impl Warning {
             Warning::NoPushNumberMatching { .. } => "use a NAS that shows Access-Challenge prompts (mode = \"challenge\" or \"auto-push\") and remove push_number_matching = false; codes work either way".into(),
             Warning::AnyAddress { .. } => {
                 "set address to the NAS's own address (or its management network)".into()
+            }
+            Warning::FailOpen { .. } => {
+                "set fail_mode = \"closed\" (the default)".into()
             }
             Warning::NoClients => "add a [[radius.client]] for each NAS".into(),
         }
@@ -182,6 +192,13 @@ impl fmt::Display for Warning {
                 f,
                 "client {client:?}: address {network} takes requests from every address: only its shared secret keeps anyone else from sending logins"
             ),
+            Warning::FailOpen { otp_only } => {
+                f.write_str("[radius] fail_mode = \"open\": while the registry is unreachable, VPN logins pass without a second factor")?;
+                if *otp_only {
+                    f.write_str(" (and at an otp-only client, where the code is all there is, without any check: any name and any code)")?;
+                }
+                Ok(())
+            }
             Warning::NoClients => f.write_str("[radius] has no [[radius.client]]: every request is dropped"),
         }
     }
@@ -194,7 +211,8 @@ impl fmt::Display for Warning {
 /// Message-Authenticator, clients with `primary = "none"` outside
 /// `otp-only`, clients with `push_number_matching = false` outside
 /// `otp-only` (which has no push), a client whose network is every
-/// address, networks inside another client's, no client at all.
+/// address, networks inside another client's, `fail_mode = "open"`, no
+/// client at all.
 ///
 /// `secret_len` gives the length in octets of the secret in a
 /// `secret_file` (surrounding whitespace removed, as
@@ -264,6 +282,11 @@ pub fn warnings(
                 });
             }
         }
+    }
+    if radius.fail_mode == crate::FailMode::Open {
+        out.push(Warning::FailOpen {
+            otp_only: radius.clients.iter().any(|c| c.mode == RadiusMode::OtpOnly),
+        });
     }
     if radius.clients.is_empty() {
         out.push(Warning::NoClients);
@@ -452,6 +475,32 @@ mod tests {
                 w[0]
             );
         }
+    }
+
+    #[test]
+    fn fail_open_is_warned_of_and_worse_with_otp_only() {
+        let r = radius(&format!(
+            "fail_mode = \"open\"\n{}",
+            client("vpn", "10.0.0.0/8", "/s16", "mode = \"otp-only\"")
+        ));
+        let w = warnings(&r, len);
+        assert_eq!(w, vec![Warning::FailOpen { otp_only: true }]);
+        assert!(
+            w[0].to_string()
+                .contains("without any check: any name and any code"),
+            "{}",
+            w[0]
+        );
+        let r = radius(&format!(
+            "fail_mode = \"open\"\n{}",
+            client(
+                "vpn",
+                "10.0.0.0/8",
+                "/s16",
+                "mode = \"append\"\nprimary = \"none\""
+            )
+        ));
+        assert!(warnings(&r, len).contains(&Warning::FailOpen { otp_only: false }));
     }
 
     #[test]

@@ -69,6 +69,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         }
         let noted = match warnings.len() {
             0 => String::new(),
+            1 => ", 1 warning above".to_owned(),
             n => format!(", {n} warnings above"),
         };
         let radsec = match &settings.radsec {
@@ -128,8 +129,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
             });
         }
         tracing::info!(
-            "listening on {} ({clients} clients), version {}",
+            "listening on {} ({clients} client{}), version {}",
             server.local_addr()?,
+            if clients == 1 { "" } else { "s" },
             env!("CARGO_PKG_VERSION")
         );
         if let Some(addr) = server.radsec_addr()? {

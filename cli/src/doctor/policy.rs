@@ -23,17 +23,8 @@ pub fn check_policy(c: &Config) -> Vec<Finding> {
             "enrol everybody (twostep enrol NAME), then set unenrolled = \"deny\"",
         ));
     }
-    if c.radius
-        .as_ref()
-        .is_some_and(|r| r.fail_mode == FailMode::Open)
-    {
-        out.push(Finding::new(
-            Status::Warn,
-            "policy",
-            "[radius] fail_mode = \"open\": while the registry is unreachable, VPN logins pass without a second factor",
-            "set fail_mode = \"closed\" (the default)",
-        ));
-    }
+    // [radius] fail_mode is one of the radius warnings
+    // (twostep_config::radius::warnings), which the radius checks report.
     out
 }
 
