@@ -63,13 +63,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
         let report = rt.block_on(twostep_api::server::check(api))?;
         let file = args.config.display();
         for note in &report.notes {
-            println!("{file}: note: {note}");
+            twostep_common::outln!("{file}: note: {note}");
         }
         let metrics = match &api.metrics {
             Some(m) => format!(", metrics {}", m.listen),
             None => String::new(),
         };
-        println!(
+        twostep_common::outln!(
             "{file}: OK (listen {} {}, database {} {}{metrics})",
             api.listen,
             report.transport,

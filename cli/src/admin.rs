@@ -199,9 +199,9 @@ impl Run for UserCmd {
                     }
                     Ok(u)
                 })?;
-                println!("added user {}", u.username);
+                twostep_common::outln!("added user {}", u.username);
                 if password_prompt {
-                    println!("set the Security info page password of {}", u.username);
+                    twostep_common::outln!("set the Security info page password of {}", u.username);
                 }
             }
             Self::Passwd { name } => {
@@ -215,7 +215,7 @@ impl Run for UserCmd {
                     let n = name.clone();
                     async move { c.set_password(&n, &password).await }
                 })?;
-                println!(
+                twostep_common::outln!(
                     "set the Security info page password of {name}; their page sessions ended"
                 );
             }
@@ -233,15 +233,15 @@ impl Run for UserCmd {
                     "setup link for {name} (works once, until {}; shown only this once):",
                     output::time(invite.expires_at)
                 );
-                println!("{link}");
+                twostep_common::outln!("{link}");
             }
             Self::List => {
                 let users = with_admin(g, |c| async move { c.list_users().await })?;
-                print!("{}", output::users(&users));
+                twostep_common::out!("{}", output::users(&users));
             }
             Self::Show { name } => {
                 let u = with_admin(g, |c| async move { c.user(&name).await })?;
-                print!("{}", output::user(&u));
+                twostep_common::out!("{}", output::user(&u));
             }
             Self::Disable { name } => set_disabled(g, name, true)?,
             Self::Enable { name } => set_disabled(g, name, false)?,
@@ -250,11 +250,11 @@ impl Run for UserCmd {
                     let n = name.clone();
                     async move { c.delete_user(&n).await }
                 })?;
-                println!("deleted user {name}");
+                twostep_common::outln!("deleted user {name}");
             }
             Self::Unlock { name } => {
                 let u = with_admin(g, |c| async move { c.unlock_user(&name).await })?;
-                println!("unlocked user {}", u.username);
+                twostep_common::outln!("unlocked user {}", u.username);
             }
             Self::Reset {
                 name, tap: false, ..
@@ -263,7 +263,7 @@ impl Run for UserCmd {
                     let n = name.clone();
                     async move { c.reset_methods(&n).await }
                 })?;
-                println!("deleted all methods of {name}");
+                twostep_common::outln!("deleted all methods of {name}");
             }
             Self::Reset {
                 name,
@@ -280,7 +280,7 @@ impl Run for UserCmd {
                     "backup codes for {name} (each works once; the earlier set no longer works; shown only this once):"
                 );
                 for c in set.codes {
-                    println!("{c}");
+                    twostep_common::outln!("{c}");
                 }
             }
             Self::Tap {
@@ -295,8 +295,12 @@ impl Run for UserCmd {
                     }
                 })?;
                 match open {
-                    Some(_) => println!("revoked the open temporary access code of {name}"),
-                    None => println!("{name} has no open temporary access code; nothing to revoke"),
+                    Some(_) => {
+                        twostep_common::outln!("revoked the open temporary access code of {name}")
+                    }
+                    None => twostep_common::outln!(
+                        "{name} has no open temporary access code; nothing to revoke"
+                    ),
                 }
             }
             Self::Tap {
@@ -349,7 +353,7 @@ fn issue_tap(g: &Global, name: &str, hours: u32, uses: u32, reset: bool) -> anyh
         issued.uses,
         output::time(issued.expires_at)
     );
-    println!("{}", issued.code);
+    twostep_common::outln!("{}", issued.code);
     Ok(())
 }
 
@@ -363,7 +367,7 @@ fn set_disabled(g: &Global, name: String, disabled: bool) -> anyhow::Result<()> 
         )
         .await
     })?;
-    println!(
+    twostep_common::outln!(
         "{} user {}",
         if u.disabled { "disabled" } else { "enabled" },
         u.username
@@ -670,15 +674,15 @@ impl Run for MethodCmd {
                     let n = name.clone();
                     async move { c.delete_method(&n, id).await }
                 })?;
-                println!("deleted method {id} of {name}");
+                twostep_common::outln!("deleted method {id} of {name}");
             }
             Self::Disable { id } => {
                 let m = with_admin(g, |c| async move { c.disable_method(id).await })?;
-                println!("disabled method {} ({:?})", m.id, m.label);
+                twostep_common::outln!("disabled method {} ({:?})", m.id, m.label);
             }
             Self::Enable { id } => {
                 let m = with_admin(g, |c| async move { c.enable_method(id).await })?;
-                println!("enabled method {} ({:?})", m.id, m.label);
+                twostep_common::outln!("enabled method {} ({:?})", m.id, m.label);
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -753,7 +757,7 @@ impl Run for HostCmd {
                 match (key_file, file) {
                     (Some(p), Some(file)) => {
                         write_key_file(file, &p, &created.api_key)?;
-                        println!(
+                        twostep_common::outln!(
                             "added {} host {}; API key written to {}",
                             output::host_kind(created.host.kind),
                             created.host.name,
@@ -766,20 +770,20 @@ impl Run for HostCmd {
                             output::host_kind(created.host.kind),
                             created.host.name
                         );
-                        println!("{}", created.api_key);
+                        twostep_common::outln!("{}", created.api_key);
                     }
                 }
             }
             Self::List => {
                 let hosts = with_admin(g, |c| async move { c.list_hosts().await })?;
-                print!("{}", output::hosts(&hosts));
+                twostep_common::out!("{}", output::hosts(&hosts));
             }
             Self::Revoke { name } => {
                 with_admin(g, |c| {
                     let n = name.clone();
                     async move { c.revoke_host(&n).await }
                 })?;
-                println!("revoked host {name}");
+                twostep_common::outln!("revoked host {name}");
             }
         }
         Ok(ExitCode::SUCCESS)

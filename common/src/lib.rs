@@ -33,6 +33,7 @@ pub mod qr;
 pub mod recovery;
 pub mod reset;
 pub mod security_key;
+pub mod stdout;
 pub mod totp;
 
 /// An error and its causes on one line, newlines folded, each cause once

@@ -65,7 +65,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         twostep_common::client::RegistryClient::for_host(&settings.registry)
             .with_context(|| format!("{}: [registry]", args.config.display()))?;
         for w in &warnings {
-            println!("{}: warning: {w}", args.config.display());
+            twostep_common::outln!("{}: warning: {w}", args.config.display());
         }
         let noted = match warnings.len() {
             0 => String::new(),
@@ -84,14 +84,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
             1 => "1 client".to_owned(),
             n => format!("{n} clients"),
         };
-        println!(
+        twostep_common::outln!(
             "{}: OK ({clients}, listen {}{radsec}{metrics}{noted})",
             args.config.display(),
             settings.listen
         );
         // --check reads files only (it runs before start, where the
         // registry may not be up yet); doctor asks the registry.
-        println!(
+        twostep_common::outln!(
             "{}: the registry was not contacted; `twostep doctor --config {} --no-pam --no-sshd` checks that it answers and accepts the host key",
             args.config.display(),
             args.config.display()

@@ -40,6 +40,43 @@ fn check_accepts_a_good_config() {
     );
 }
 
+/// `--check | head -1`: a reader gone away ends it quietly with the
+/// shell's status for SIGPIPE, and a full disk behind a redirect is one
+/// line and EX_IOERR; never a panic.
+#[test]
+fn check_output_to_a_closed_pipe_or_a_full_disk() {
+    let env = Env::new();
+    let s = env.secret_file("nas.secret", SECRET);
+    let cfg = env.config(
+        "ok",
+        free_udp_port(),
+        &client_toml("vpn", "10.0.0.0/8", &s, "append", ""),
+    );
+    let check = |stdout: std::process::Stdio| {
+        std::process::Command::new(twostep_e2e::bin("twostep-radiusd"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--check")
+            .stdout(stdout)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = check(writer.into());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let out = check(std::fs::File::create("/dev/full").unwrap().into());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{err}");
+    assert_eq!(
+        err.trim(),
+        "cannot write to standard output: No space left on device (os error 28)"
+    );
+}
+
 #[test]
 fn otp_only_with_a_primary_is_refused() {
     let env = Env::new();

@@ -171,7 +171,7 @@ impl Run for AuthenticatorArgs {
                 ca_file,
             } => add(&path, &uri, account, name, ca_file),
             AuthenticatorCmd::List => {
-                print!("{}", list_text(&Accounts::load(&path)?));
+                twostep_common::out!("{}", list_text(&Accounts::load(&path)?));
                 Ok(ExitCode::SUCCESS)
             }
             AuthenticatorCmd::Codes { account } => codes(&Accounts::load(&path)?, account),
@@ -183,7 +183,7 @@ impl Run for AuthenticatorArgs {
                     bail!("no account named {name:?} (see `twostep authenticator list`)");
                 }
                 locked.commit()?;
-                println!("removed account {}", text(&name));
+                twostep_common::outln!("removed account {}", text(&name));
                 Ok(ExitCode::SUCCESS)
             }
             AuthenticatorCmd::Watch { account } => {
@@ -269,7 +269,7 @@ fn add(
             .accounts
             .push(Account::Totp(parsed.into_account(name, unix_now())));
         locked.commit()?;
-        println!("{summary}");
+        twostep_common::outln!("{summary}");
         return Ok(ExitCode::SUCCESS);
     }
     let parsed = parse_activation_uri(uri.trim()).map_err(|e| anyhow!("{e}"))?;
@@ -318,8 +318,8 @@ fn add(
             "{e:#} (device {device_id} was registered but its key is lost: ask an admin to delete method {device_id}, then activate again)"
         )
     })?;
-    println!("{summary}");
-    println!("Run `twostep authenticator watch` to answer sign-in requests.");
+    twostep_common::outln!("{summary}");
+    twostep_common::outln!("Run `twostep authenticator watch` to answer sign-in requests.");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -408,7 +408,7 @@ fn codes(accounts: &Accounts, only: Option<String>) -> anyhow::Result<ExitCode> 
         }
     }
     let now = u64::try_from(unix_now()).unwrap_or(0);
-    print!(
+    twostep_common::out!(
         "{}",
         otpauth::codes_text(&totp, now).map_err(|e| anyhow!("{e}"))?
     );
@@ -433,11 +433,11 @@ fn pending(
         }
     })?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        twostep_common::outln!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         let now = unix_now();
         for c in &list {
-            println!("{}", device::pending_line(c, now));
+            twostep_common::outln!("{}", device::pending_line(c, now));
         }
     }
     if wait > 0 && list.is_empty() {
@@ -503,7 +503,7 @@ fn answer(
             }
             Err(e) => bail!("{}", device::answer_error(&e)),
         };
-        println!("{}", result.as_str());
+        twostep_common::outln!("{}", result.as_str());
         let asked = match decision {
             Decision::Approve => PushResult::Approved,
             Decision::Deny => PushResult::Denied,

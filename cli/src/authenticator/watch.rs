@@ -58,7 +58,7 @@ pub async fn watch(devices: Vec<Device>) -> anyhow::Result<ExitCode> {
     }
     drop(tx);
     let mut input = Input::spawn();
-    println!(
+    twostep_common::outln!(
         "Waiting for sign-in requests for {}; Ctrl-C stops.",
         names.join(", ")
     );
@@ -72,7 +72,7 @@ pub async fn watch(devices: Vec<Device>) -> anyhow::Result<ExitCode> {
         r = run => r,
         r = tokio::signal::ctrl_c() => {
             r.context("waiting for Ctrl-C")?;
-            println!();
+            twostep_common::outln!();
             eprintln!("stopped");
             Ok(ExitCode::SUCCESS)
         }
@@ -172,7 +172,7 @@ impl Input {
     /// Standard input is closed.
     async fn ask(&mut self, prompt: &str, deadline: Instant) -> anyhow::Result<Option<String>> {
         while self.rx.try_recv().is_ok() {}
-        print!("{prompt}");
+        twostep_common::out!("{prompt}");
         let _ = std::io::stdout().flush();
         tokio::select! {
             line = self.rx.recv() => match line {
@@ -182,7 +182,7 @@ impl Input {
                 ),
             },
             () = tokio::time::sleep_until(deadline) => {
-                println!();
+                twostep_common::outln!();
                 Ok(None)
             }
         }
@@ -238,25 +238,25 @@ async fn ask_and_answer(incoming: &Incoming, input: &mut Input) -> anyhow::Resul
     let (device, c) = (&incoming.device, &incoming.challenge);
     let now = unix_now();
     if c.expires_at <= now {
-        println!(
+        twostep_common::outln!(
             "A sign-in request for {} expired before it could be shown.",
             text(&c.username)
         );
         return Ok(());
     }
-    println!();
-    print!("{}", describe(&device.account.name, c, now));
+    twostep_common::outln!();
+    twostep_common::out!("{}", describe(&device.account.name, c, now));
     let left = u64::try_from(c.expires_at.saturating_sub(now)).unwrap_or(0);
     let deadline = Instant::now() + Duration::from_secs(left);
     let (decision, number) = loop {
         let Some(line) = input.ask(prompt(c.number_matching), deadline).await? else {
-            println!("The request expired without an answer.");
+            twostep_common::outln!("The request expired without an answer.");
             return Ok(());
         };
         match parse_choice(&line, c.number_matching) {
             Ok(Choice::Answer(d, n)) => break (d, n),
             Ok(Choice::Skip) => {
-                println!("Skipped: the login waits until the request expires.");
+                twostep_common::outln!("Skipped: the login waits until the request expires.");
                 return Ok(());
             }
             Ok(Choice::Fraud) => {
@@ -266,7 +266,7 @@ async fn ask_and_answer(incoming: &Incoming, input: &mut Input) -> anyhow::Resul
                 );
                 match input.ask(&question, deadline).await? {
                     None => {
-                        println!("The request expired without an answer.");
+                        twostep_common::outln!("The request expired without an answer.");
                         return Ok(());
                     }
                     Some(l) if matches!(l.to_ascii_lowercase().as_str(), "y" | "yes") => {
@@ -275,11 +275,11 @@ async fn ask_and_answer(incoming: &Incoming, input: &mut Input) -> anyhow::Resul
                     Some(_) => {}
                 }
             }
-            Err(why) => println!("{why}."),
+            Err(why) => twostep_common::outln!("{why}."),
         }
     };
     match device.answer(c, decision, number).await {
-        Ok(result) => println!("{}", result_message(result, &c.username)),
+        Ok(result) => twostep_common::outln!("{}", result_message(result, &c.username)),
         Err(e) => eprintln!(
             "twostep: {}: {}",
             text(&device.account.name),

@@ -79,14 +79,14 @@ impl fmt::Display for Finding {
 /// check failed, success otherwise (warnings allowed).
 pub fn print(findings: &[Finding]) -> ExitCode {
     for f in findings {
-        println!("{f}");
+        twostep_common::outln!("{f}");
     }
     let fails = findings.iter().filter(|f| f.status == Status::Fail).count();
     let warns = findings.iter().filter(|f| f.status == Status::Warn).count();
     if fails == 0 && warns == 0 {
-        println!("all {} checks passed", findings.len());
+        twostep_common::outln!("all {} checks passed", findings.len());
     } else {
-        println!(
+        twostep_common::outln!(
             "{fails} failed, {warns} warnings, {} checks",
             findings.len()
         );
