@@ -188,8 +188,15 @@ async fn decide_and_record(
                         action: "lockout",
                         result: Some("locked"),
                         detail: Some(format!(
-                            "{} failures within {} s; locked until {until}",
-                            state.lockout.max_failures, state.lockout.window_seconds
+                            "{} failures within {} s; locked until {}",
+                            state.lockout.max_failures,
+                            state.lockout.window_seconds,
+                            humantime::format_rfc3339_seconds(
+                                std::time::UNIX_EPOCH
+                                    + std::time::Duration::from_secs(
+                                        u64::try_from(until).unwrap_or(0)
+                                    )
+                            )
                         )),
                         ..record
                     };
