@@ -25,7 +25,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -68,11 +68,19 @@ impl From<Failure> for ClientError {
     }
 }
 
+/// A connection no call took for this long is not taken again (its open
+/// streams finish on it, then it closes): 90 s, reqwest's pool idle
+/// timeout. A connection silently dropped on the way (a NAT, a firewall)
+/// then costs no call its deadline.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// The connection in use (numbered, so that a call forgets only the one
-/// that failed it), and the last attempt's failure.
+/// that failed it) and when a call last took it, and the last attempt's
+/// failure.
 #[derive(Default)]
 struct Slot {
     conn: Option<(u64, SendRequest<Bytes>)>,
+    taken: Option<Instant>,
     failed: Option<Failure>,
     opened: u64,
 }
@@ -247,6 +255,14 @@ impl Mux {
     async fn connection(&self) -> Result<Option<(u64, SendRequest<Bytes>)>, ClientError> {
         let seen = self.attempts.load(Ordering::Acquire);
         let mut slot = self.slot.lock().await;
+        let now = Instant::now();
+        if slot
+            .taken
+            .is_some_and(|t| now.saturating_duration_since(t) > IDLE_TIMEOUT)
+        {
+            slot.conn = None;
+        }
+        slot.taken = Some(now);
         if let Some((id, send)) = &slot.conn {
             return Ok(Some((*id, send.clone())));
         }
