@@ -191,7 +191,6 @@ impl Mux {
         path: &str,
         cap: usize,
     ) -> Result<Option<(StatusCode, Vec<u8>)>, ClientError> {
-        let req = self.request(method, url, token, body.as_ref().map(Bytes::len))?;
         // Once again on a new connection if the first could not have
         // reached the registry (closed while idle, shutting down).
         let mut again = false;
@@ -199,7 +198,10 @@ impl Mux {
             let Some((id, send)) = self.connection().await? else {
                 return Ok(None);
             };
-            match send_request(send, req.clone(), body.clone()).await {
+            // Made for each attempt, not kept: h2 lets go of the head
+            // once it is sent, and a waiting call holds no copy.
+            let req = self.request(method.clone(), url, token, body.as_ref().map(Bytes::len))?;
+            match send_request(send, req, body.clone()).await {
                 Ok(resp) => return self.read(resp, path, cap).await.map(Some),
                 Err(Sent::Not(_)) if !again => {
                     self.forget(id).await;
