@@ -9,9 +9,10 @@
 //! reqwest call over HTTP/2 costs some 10 KB of heap besides its stream:
 //! reqwest's boxed request future and retry layer, hyper-util's pooled
 //! `Client::call` future, a copy of the request kept for retries, and a
-//! task hyper spawns per HTTP/2 request (`ClientTask::poll_pipe`). Here a
-//! call is its own future (awaited by the caller) plus the stream's entry
-//! in h2's table. The wire is the same as reqwest's was: HTTP/2 by prior
+//! task hyper spawns per HTTP/2 request (`ClientTask::poll_pipe`). hyper's
+//! own `client::conn::http2` would still spawn that task for every
+//! request. Here a call is its own future (awaited by the caller) plus the
+//! stream's entry in h2's table. The wire is the same as reqwest's was: HTTP/2 by prior
 //! knowledge on plain HTTP to a loopback registry, by ALPN over TLS (a
 //! registry that picks HTTP/1.1 is then served by reqwest, [`Mux::call`]
 //! answers `None`), with the same headers, timeouts, trusted CAs and
