@@ -1,8 +1,10 @@
 //! The registry client for hosts (PAM, RADIUS) and the admin CLI.
 //!
-//! reqwest with rustls; proxies only from the config (environment proxy
-//! variables are ignored: sudo keeps the caller's environment); every
-//! request bounded by the configured connect and total timeouts.
+//! reqwest with rustls; keep-alive clients multiplex their calls over one
+//! HTTP/2 connection spoken with h2 instead ([`mux`], which says why);
+//! proxies only from the config (environment proxy variables are ignored:
+//! sudo keeps the caller's environment); every request bounded by the
+//! configured connect and total timeouts.
 
 #[cfg(test)]
 use crate::api::paths::encode_segment as seg;
@@ -20,6 +22,7 @@ use std::path::Path;
 use std::time::Duration;
 use twostep_config::{read_secret_file, ConfigError, RegistryClientConfig, Secret};
 
+mod mux;
 mod push;
 
 /// Errors from talking to the registry.
@@ -113,8 +116,8 @@ impl ClientError {
 /// Whether a client keeps idle connections to the registry between calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pooling {
-    /// Keep idle keep-alive connections for the next call (reqwest's
-    /// default): for long-running processes whose runtime keeps running
+    /// Keep idle keep-alive connections for the next call: for
+    /// long-running processes whose runtime keeps running
     /// (twostep-radiusd, the CLI), which notice when the registry closes one.
     /// Calls are multiplexed over HTTP/2 where it is known to be there:
     /// negotiated by ALPN over TLS, by prior knowledge on plain HTTP to a
@@ -134,9 +137,18 @@ pub enum Pooling {
 #[derive(Debug, Clone)]
 pub struct RegistryClient {
     http: reqwest::Client,
+    /// Keep-alive calls over HTTP/2 ([`mux`]); `None` for
+    /// [`Pooling::PerCall`], through a proxy, and plain HTTP to another
+    /// host (reqwest then, HTTP/1.1).
+    mux: Option<std::sync::Arc<mux::Mux>>,
     base: String,
     credential: Secret,
+    /// The request deadline (`[registry] timeout`).
+    timeout: Duration,
 }
+
+/// `User-Agent` of every call.
+const USER_AGENT: &str = concat!("twostep/", env!("CARGO_PKG_VERSION"));
 
 /// Largest answer read from the registry for host calls (registrations,
 /// verify, health), in bytes: 64 KiB, far above any real answer. A longer
@@ -190,33 +202,33 @@ impl RegistryClient {
             .no_proxy()
             .connect_timeout(Duration::from_secs(cfg.connect_timeout))
             .timeout(Duration::from_secs(cfg.timeout))
-            .user_agent(concat!("twostep/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             // The registry answers where it is asked; a redirect is an
             // answer like any other (a 3xx is refused), and no request is
             // copied to follow one.
             .redirect(reqwest::redirect::Policy::none());
-        match pooling {
+        // Every keep-alive call on one connection, multiplexed: HTTP/2 by
+        // ALPN over TLS, and by prior knowledge (RFC 9113 §3.3) on plain
+        // HTTP straight to a loopback registry, which serves both on one
+        // port; spoken by [`mux`] (reqwest for a TLS registry that picks
+        // HTTP/1.1). A pending push login is then a stream, not a
+        // connection with its buffers. Through a proxy, or plain HTTP to
+        // another host (a reverse proxy may sit there), HTTP/1.1 by
+        // reqwest.
+        let multiplexed = pooling == Pooling::KeepAlive
+            && cfg.proxy.is_none()
+            && (url.scheme() == "https" || is_loopback_host(&url));
+        if pooling == Pooling::PerCall {
             // One call, then the connection closes: HTTP/2 would add its
             // SETTINGS exchange and nothing else.
-            Pooling::PerCall => builder = builder.pool_max_idle_per_host(0).http1_only(),
-            // Every call on one connection, multiplexed: HTTP/2 by ALPN
-            // over TLS, and by prior knowledge (RFC 9113 §3.3) on plain
-            // HTTP straight to a loopback registry, which serves both on
-            // one port. A pending push login is then a stream, not a
-            // connection with its buffers. Through a proxy, or plain HTTP
-            // to another host (a reverse proxy may sit there), HTTP/1.1.
-            Pooling::KeepAlive
-                if url.scheme() == "http" && is_loopback_host(&url) && cfg.proxy.is_none() =>
-            {
-                builder = builder.http2_prior_knowledge();
-            }
-            Pooling::KeepAlive => {}
+            builder = builder.pool_max_idle_per_host(0).http1_only();
         }
         if let Some(proxy) = &cfg.proxy {
             let p = reqwest::Proxy::all(proxy)
                 .map_err(|e| ClientError::Setup(format!("proxy {proxy:?}: {e}")))?;
             builder = builder.proxy(p);
         }
+        let mut ca_pem = None;
         if let Some(ca) = &cfg.ca_file {
             let pem = std::fs::read(ca).map_err(|error| ConfigError::Io {
                 path: ca.clone(),
@@ -238,14 +250,34 @@ impl RegistryClient {
             for c in certs {
                 builder = builder.add_root_certificate(c);
             }
+            ca_pem = Some(pem);
         }
         let http = builder
             .build()
             .map_err(|e| ClientError::Setup(format!("HTTP client: {e}")))?;
+        let base = cfg.url.trim_end_matches('/').to_owned();
+        let mux = if multiplexed {
+            let tls = match url.scheme() {
+                "https" => Some(tls_config(ca_pem.as_deref(), cfg)?),
+                _ => None,
+            };
+            let connect_timeout = Duration::from_secs(cfg.connect_timeout);
+            Some(std::sync::Arc::new(mux::Mux::new(
+                &url,
+                &base,
+                tls,
+                connect_timeout,
+                USER_AGENT,
+            )?))
+        } else {
+            None
+        };
         Ok(Self {
             http,
-            base: cfg.url.trim_end_matches('/').to_owned(),
+            mux,
+            base,
             credential,
+            timeout: Duration::from_secs(cfg.timeout),
         })
     }
 
@@ -305,30 +337,46 @@ impl RegistryClient {
             .credential
             .expose_str()
             .ok_or_else(|| ClientError::Setup("credential file is not UTF-8 text".into()))?;
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header(crate::api::RESULTS_HEADER, "replay");
-        if !token.is_empty() {
-            req = req.bearer_auth(token);
-        }
-        if let Some(t) = timeout {
-            req = req.timeout(t);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
-        let status = resp.status();
-        if status == StatusCode::NO_CONTENT {
-            return Ok(None);
-        }
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ClientError::Setup(format!("{path}: request body: {e}")))?
+            .map(bytes::Bytes::from);
         let cap = if path.starts_with(paths::ADMIN_PREFIX) {
             MAX_ADMIN_ANSWER_BYTES
         } else {
             MAX_HOST_ANSWER_BYTES
         };
-        let bytes = self.read_capped(resp, path, cap).await?;
+        let url = format!("{}{path}", self.base);
+        let mut answer = None;
+        if let Some(mux) = self.mux.as_ref().filter(|m| !m.is_http1()) {
+            // The whole call within the deadline, as reqwest's `timeout`.
+            let deadline = timeout.unwrap_or(self.timeout);
+            // The call's future is built in place: a future held in a
+            // local first would be stored twice in this one.
+            answer = tokio::time::timeout(
+                deadline,
+                mux.call(method.clone(), &url, token, body.clone(), path, cap),
+            )
+            .await
+            .map_err(|_| {
+                ClientError::Unreachable(format!(
+                    "{}: no answer within {} s (timeout)",
+                    self.base,
+                    deadline.as_secs_f64()
+                ))
+            })??;
+        }
+        let (status, bytes) = match answer {
+            Some(a) => a,
+            // Boxed: a multiplexed call's future has no room for it.
+            None => {
+                Box::pin(self.via_reqwest(method, url, token, body, timeout, path, cap)).await?
+            }
+        };
+        if status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map(Some)
@@ -362,6 +410,42 @@ impl RegistryClient {
             code,
             message,
         })
+    }
+
+    /// One call through reqwest: the status and (unless 204) the body
+    /// of the answer, capped at `cap` bytes.
+    #[allow(clippy::too_many_arguments)]
+    async fn via_reqwest(
+        &self,
+        method: HttpMethod,
+        url: String,
+        token: &str,
+        body: Option<bytes::Bytes>,
+        timeout: Option<Duration>,
+        path: &str,
+        cap: usize,
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        let mut req = self
+            .http
+            .request(method, url)
+            .header(crate::api::RESULTS_HEADER, "replay");
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = resp.status();
+        if status == StatusCode::NO_CONTENT {
+            return Ok((status, Vec::new()));
+        }
+        Ok((status, self.read_capped(resp, path, cap).await?))
     }
 
     /// The body of `resp`, read chunk by chunk and refused as soon as it
@@ -745,6 +829,43 @@ fn tls_cause<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls:
         cur = err.source();
     }
     None
+}
+
+/// The rustls configuration of [`mux`] over TLS, trusting what reqwest
+/// trusts with the same settings: the certificates of the `ca_file` bundle
+/// `ca_pem` when given, else the bundled web PKI roots; TLS 1.2 and 1.3
+/// with ring.
+fn tls_config(
+    ca_pem: Option<&[u8]>,
+    cfg: &RegistryClientConfig,
+) -> Result<rustls::ClientConfig, ClientError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            let name = || {
+                cfg.ca_file
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            };
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| {
+                    ClientError::Setup(format!("{}: not a PEM certificate bundle: {e}", name()))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    ClientError::Setup(format!("{}: unusable CA certificate: {e}", name()))
+                })?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| ClientError::Setup(format!("TLS settings: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn is_loopback_host(url: &reqwest::Url) -> bool {
@@ -1167,5 +1288,299 @@ mod tests {
         .unwrap();
         let e = c.health().await.unwrap_err();
         assert!(e.is_unreachable(), "{e}");
+    }
+
+    // ---- keep-alive clients: HTTP/2 by prior knowledge (client::mux) ----
+
+    /// What a canned HTTP/2 server does with each request.
+    #[derive(Clone, Copy)]
+    enum H2Answer {
+        /// `status` with the JSON `body`.
+        With(u16, &'static str),
+        /// Nothing, ever (the stream stays open).
+        Silence,
+        /// The connection is dropped once the request arrived.
+        Hangup,
+        /// An endless body.
+        Endless,
+    }
+
+    /// The head and body of a request an [`h2_server`] received.
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(http::request::Parts, Vec<u8>)>>>;
+
+    /// An HTTP/2 server (prior knowledge) on 127.0.0.1 answering every
+    /// request with `answer`; a connection is closed after `per_conn`
+    /// answers. Returns its URL, the requests it saw and the count of
+    /// connections it took.
+    async fn h2_server(
+        answer: H2Answer,
+        per_conn: usize,
+    ) -> (String, Seen, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let seen: Seen = Seen::default();
+        let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (seen2, conns2) = (seen.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = l.accept().await.unwrap();
+                conns2.fetch_add(1, Ordering::SeqCst);
+                let seen = seen2.clone();
+                tokio::spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(s).await else {
+                        return;
+                    };
+                    let mut answered = 0;
+                    while let Some(Ok((req, mut respond))) = conn.accept().await {
+                        let (parts, mut body) = req.into_parts();
+                        let mut bytes = Vec::new();
+                        while let Some(Ok(chunk)) = body.data().await {
+                            let _ = body.flow_control().release_capacity(chunk.len());
+                            bytes.extend_from_slice(&chunk);
+                        }
+                        seen.lock().unwrap().push((parts, bytes));
+                        let head = |status: u16| {
+                            http::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(())
+                                .unwrap()
+                        };
+                        match answer {
+                            H2Answer::With(status, body) => {
+                                let mut tx = respond.send_response(head(status), false).unwrap();
+                                tx.send_data(bytes::Bytes::from_static(body.as_bytes()), true)
+                                    .unwrap();
+                            }
+                            H2Answer::Silence => {
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(Duration::from_secs(30)).await;
+                                    drop(respond);
+                                });
+                            }
+                            H2Answer::Hangup => return,
+                            H2Answer::Endless => {
+                                let mut tx = respond.send_response(head(200), false).unwrap();
+                                tokio::spawn(async move {
+                                    let chunk =
+                                        bytes::Bytes::from(b"{\"name\":\"x\"},".repeat(1024));
+                                    loop {
+                                        tx.reserve_capacity(chunk.len());
+                                        match std::future::poll_fn(|cx| tx.poll_capacity(cx)).await
+                                        {
+                                            Some(Ok(_)) => {}
+                                            _ => return,
+                                        }
+                                        if tx.send_data(chunk.clone(), false).is_err() {
+                                            return;
+                                        }
+                                    }
+                                });
+                            }
+                        }
+                        answered += 1;
+                        if answered == per_conn {
+                            // Closed gracefully: GOAWAY, then the end.
+                            conn.graceful_shutdown();
+                        }
+                    }
+                    // Serve what is left (the GOAWAY and open streams).
+                    while let Some(Ok(_)) = conn.accept().await {}
+                });
+            }
+        });
+        (url, seen, conns)
+    }
+
+    fn keep_alive(url: &str) -> RegistryClient {
+        let c = RegistryClient::new(&cfg(url), Secret::new(b"k".to_vec())).unwrap();
+        assert!(c.mux.is_some(), "loopback http:// is multiplexed");
+        c
+    }
+
+    fn verify_req() -> VerifyRequest {
+        VerifyRequest {
+            username: "alice".into(),
+            code: "000000".into(),
+            context: Default::default(),
+        }
+    }
+
+    /// Concurrent calls of a keep-alive client are streams of one
+    /// HTTP/2 connection, each with the headers reqwest sent.
+    #[tokio::test]
+    async fn keep_alive_calls_share_one_http2_connection() {
+        let body = r#"{"status":"ok","version":"1"}"#;
+        let (url, seen, conns) = h2_server(H2Answer::With(200, body), usize::MAX).await;
+        let c = keep_alive(&url);
+        let calls: Vec<_> = (0..20).map(|_| c.health()).collect();
+        for h in futures_join(calls).await {
+            assert_eq!(h.unwrap().status, "ok");
+        }
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let _ = c.verify(&verify_req()).await;
+        let seen = seen.lock().unwrap();
+        let (get, _) = &seen[0];
+        assert_eq!(get.method, http::Method::GET);
+        assert_eq!(get.uri.path(), paths::HEALTH);
+        assert_eq!(get.headers["authorization"], "Bearer k");
+        assert_eq!(get.headers["twostep-results"], "replay");
+        assert_eq!(
+            get.headers["user-agent"],
+            concat!("twostep/", env!("CARGO_PKG_VERSION"))
+        );
+        assert!(get.headers.get("content-type").is_none());
+        let (post, sent) = seen.last().unwrap();
+        assert_eq!(post.method, http::Method::POST);
+        assert_eq!(post.uri.path(), paths::HOST_VERIFY);
+        assert_eq!(post.headers["content-type"], "application/json");
+        let sent: serde_json::Value = serde_json::from_slice(sent).unwrap();
+        assert_eq!(sent["username"], "alice");
+    }
+
+    /// `join_all` without the futures crate: each call spawned on the
+    /// test's runtime would need `'static`, so they are polled together.
+    async fn futures_join<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
+        let mut fs: Vec<_> = fs.into_iter().map(Box::pin).collect();
+        let mut out: Vec<Option<F::Output>> = fs.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut done = true;
+            for (f, o) in fs.iter_mut().zip(out.iter_mut()) {
+                if o.is_none() {
+                    match f.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => *o = Some(v),
+                        std::task::Poll::Pending => done = false,
+                    }
+                }
+            }
+            if done {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        out.into_iter().map(Option::unwrap).collect()
+    }
+
+    #[tokio::test]
+    async fn http2_server_error_is_not_unreachable() {
+        let body = r#"{"error":"storage_full","message":"database storage is full"}"#;
+        let (url, _, _) = h2_server(H2Answer::With(503, body), usize::MAX).await;
+        let e = keep_alive(&url).verify(&verify_req()).await.unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Server { status: 503, message } if message == "database storage is full"),
+            "{e:?}"
+        );
+        let body = r#"{"error":"device_disabled","message":"this device is disabled"}"#;
+        let (url, _, _) = h2_server(H2Answer::With(403, body), usize::MAX).await;
+        let e = keep_alive(&url).health().await.unwrap_err();
+        assert_eq!(e.api_code(), Some(ApiErrorCode::DeviceDisabled), "{e:?}");
+    }
+
+    /// A registry that takes the stream and never answers: the request
+    /// timeout (1 s) makes it unreachable, as with reqwest.
+    #[tokio::test]
+    async fn silent_http2_registry_times_out_as_unreachable() {
+        let (url, _, _) = h2_server(H2Answer::Silence, usize::MAX).await;
+        let start = std::time::Instant::now();
+        let e = keep_alive(&url).verify(&verify_req()).await.unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(e.is_unreachable(), "{e:?}");
+    }
+
+    /// A connection dropped with the request unanswered: the registry may
+    /// have acted on it, so not unreachable.
+    #[tokio::test]
+    async fn http2_connection_dropped_before_the_answer_is_transport() {
+        let (url, _, _) = h2_server(H2Answer::Hangup, usize::MAX).await;
+        let e = keep_alive(&url).verify(&verify_req()).await.unwrap_err();
+        assert!(matches!(e, ClientError::Transport(_)), "{e:?}");
+    }
+
+    /// A connection the registry closed (gracefully, after each answer)
+    /// is replaced: every call gets its answer.
+    #[tokio::test]
+    async fn closed_http2_connection_is_replaced() {
+        let body = r#"{"status":"ok","version":"1"}"#;
+        let (url, _, conns) = h2_server(H2Answer::With(200, body), 1).await;
+        let c = keep_alive(&url);
+        for _ in 0..3 {
+            assert_eq!(c.health().await.unwrap().status, "ok");
+            // Let the GOAWAY and the close arrive.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn endless_http2_answer_is_refused_past_the_cap() {
+        let (url, _, _) = h2_server(H2Answer::Endless, usize::MAX).await;
+        let mut c = cfg(&url);
+        c.timeout = 30;
+        let client = RegistryClient::new(&c, Secret::new(b"k".to_vec())).unwrap();
+        let start = std::time::Instant::now();
+        let e = client.registrations("alice").await.unwrap_err();
+        match &e {
+            ClientError::Protocol(m) => assert!(m.contains("larger than 65536 bytes"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_unreachable_when_multiplexed() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = keep_alive(&format!("http://127.0.0.1:{port}"));
+        let e = c.health().await.unwrap_err();
+        assert!(e.is_unreachable(), "{e}");
+        assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+
+    /// Over TLS a keep-alive client offers HTTP/2 by ALPN; a registry that
+    /// does not take it (this one has no ALPN) is served HTTP/1.1 by
+    /// reqwest, and a certificate from another CA is a TLS failure there
+    /// too, never unreachable.
+    #[tokio::test]
+    async fn keep_alive_over_tls_without_h2_uses_http1() {
+        let server = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let port = tls_server(&server);
+        let mut c = cfg(&format!("https://127.0.0.1:{port}"));
+        c.ca_file = Some(pem_file("keep-alive-own-ca", &server.cert.pem()));
+        c.timeout = 10;
+        let trusting = RegistryClient::new(&c, Secret::new(b"k".to_vec())).unwrap();
+        assert!(trusting.mux.is_some());
+        let e = trusting.health().await.unwrap_err();
+        assert!(
+            matches!(e, ClientError::Server { status: 503, .. }),
+            "{e:?}"
+        );
+        assert!(trusting.mux.as_ref().unwrap().is_http1());
+
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "another CA");
+        let other_ca = params
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        c.ca_file = Some(pem_file("keep-alive-other-ca", &other_ca.pem()));
+        let e = RegistryClient::new(&c, Secret::new(b"k".to_vec()))
+            .unwrap()
+            .verify(&verify_req())
+            .await
+            .unwrap_err();
+        assert!(!e.is_unreachable(), "{e}");
+        match &e {
+            ClientError::Tls(m) => {
+                assert!(m.contains("invalid peer certificate: UnknownIssuer"), "{m}");
+                assert!(m.starts_with(&format!("https://127.0.0.1:{port}: ")), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -4,6 +4,8 @@
 //! spent State and writes the verdict's log line. Every decision is the
 //! flow's ([`crate::flow`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,7 +15,7 @@ use twostep_common::client::RegistryClient;
 use twostep_config::FailMode;
 
 use crate::flow::{Action, Env, Event, Joined, LogLine, Login, RegistryFailure, Reply, Verdict};
-use crate::metrics::{Answer, Call, Metrics};
+use crate::metrics::{Answer, Call as Metric, Metrics};
 use crate::pending::{Join, Keyer, PendingKey, PendingPushes};
 use crate::settings::Client;
 use crate::state::{StateKey, UsedStates};
@@ -47,6 +49,9 @@ pub struct Authenticator {
     /// Requests answered and call latency ([`crate::metrics`]).
     pub metrics: Arc<Metrics>,
 }
+
+/// One action's call in progress, resolving to the event it brings.
+type Call<'s> = Pin<Box<dyn Future<Output = Event> + Send + 's>>;
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -114,81 +119,16 @@ impl Authenticator {
         let mut lead = None;
         let (mut login, mut action) =
             Login::start(env, packet, &lock(&self.used_states), unix_now());
-        // Each call's future is boxed: the task holds only the one being
-        // awaited, not room for the largest of them all, so a pending
-        // request (a push long-poll, a slow registry) costs what its own
-        // call needs.
         let verdict = loop {
-            let event = match action {
-                Action::AskPrimary {
-                    upstream,
-                    user,
-                    password,
-                } => Event::Primary(
-                    Box::pin(self.timed(
-                        Call::Primary,
-                        upstream::check(&upstream, &user, &password, packet),
-                    ))
-                    .await,
-                ),
-                Action::LookUp { user, context } => Event::Registrations(
-                    Box::pin(self.timed(
-                        Call::Registrations,
-                        self.registry.registrations_for(&user, &context),
-                    ))
-                    .await
-                    .map_err(RegistryFailure::from),
-                ),
-                Action::Verify(req) => Event::Verified(
-                    Box::pin(self.timed(Call::Verify, self.registry.verify(&req)))
-                        .await
-                        .map_err(RegistryFailure::from),
-                ),
+            let call = match action {
+                Action::Reply(verdict) => break verdict,
                 Action::Join(key) => {
                     drop(in_flight.take());
-                    let join = lock(&self.pending).join(key, unix_now());
-                    Event::Joined(match join {
-                        Join::Lead => {
-                            lead = Some(Lead {
-                                pending: &self.pending,
-                                key: Some(key),
-                            });
-                            Joined::Lead
-                        }
-                        Join::Replay(reply) => Joined::Reply(reply),
-                        Join::Wait(rx) => leader_reply(rx)
-                            .await
-                            .map_or(Joined::LeaderGone, Joined::Reply),
-                        Join::Full => Joined::Full,
-                    })
+                    self.join(key, &mut lead)
                 }
-                Action::StartPush(req) => Event::PushStarted(
-                    Box::pin(self.timed(Call::PushStart, self.registry.start_push(&req)))
-                        .await
-                        .map_err(RegistryFailure::from),
-                ),
-                Action::AwaitPush { challenge_id, wait } => Event::PushOutcome(
-                    Box::pin(self.timed(
-                        Call::PushOutcome,
-                        self.registry.push_outcome(&challenge_id, wait),
-                    ))
-                    .await
-                    .map_err(RegistryFailure::from),
-                ),
-                Action::CancelPush { challenge_id } => Event::PushCancelled(
-                    Box::pin(
-                        self.timed(Call::PushCancel, self.registry.cancel_push(&challenge_id)),
-                    )
-                    .await
-                    .map_err(RegistryFailure::from),
-                ),
-                Action::SendCode { user, request } => Event::CodeSent(
-                    self.timed(Call::SendCode, self.registry.send_code(&user, &request))
-                        .await
-                        .map_err(RegistryFailure::from),
-                ),
-                Action::Reply(verdict) => break verdict,
+                other => self.call(other, packet),
             };
+            let event = call.await;
             action = login.resume(event, unix_now());
         };
         if let Some(spent) = &verdict.spent_state {
@@ -207,10 +147,114 @@ impl Authenticator {
         verdict.reply
     }
 
-    /// `call` awaited, its time recorded in the metrics.
-    async fn timed<T>(&self, call: Call, call_future: impl std::future::Future<Output = T>) -> T {
+    /// The future of one action's call, boxed: while a request waits (a
+    /// push long-poll, a slow registry), its task holds this call's state
+    /// and nothing else, not room for the largest call of them all.
+    fn call<'s>(&'s self, action: Action, packet: &'s RawPacket) -> Call<'s> {
+        match action {
+            Action::AskPrimary {
+                upstream,
+                user,
+                password,
+            } => Box::pin(async move {
+                Event::Primary(
+                    self.timed(Metric::Primary, || {
+                        upstream::check(&upstream, &user, &password, packet)
+                    })
+                    .await,
+                )
+            }),
+            Action::LookUp { user, context } => Box::pin(async move {
+                Event::Registrations(
+                    self.timed(Metric::Registrations, || {
+                        self.registry.registrations_for(&user, &context)
+                    })
+                    .await
+                    .map_err(RegistryFailure::from),
+                )
+            }),
+            Action::Verify(req) => Box::pin(async move {
+                Event::Verified(
+                    self.timed(Metric::Verify, || self.registry.verify(&req))
+                        .await
+                        .map_err(RegistryFailure::from),
+                )
+            }),
+            Action::StartPush(req) => Box::pin(async move {
+                Event::PushStarted(
+                    self.timed(Metric::PushStart, || self.registry.start_push(&req))
+                        .await
+                        .map_err(RegistryFailure::from),
+                )
+            }),
+            Action::AwaitPush { challenge_id, wait } => Box::pin(async move {
+                Event::PushOutcome(
+                    self.timed(Metric::PushOutcome, || {
+                        self.registry.push_outcome(&challenge_id, wait)
+                    })
+                    .await
+                    .map_err(RegistryFailure::from),
+                )
+            }),
+            Action::CancelPush { challenge_id } => Box::pin(async move {
+                Event::PushCancelled(
+                    self.timed(Metric::PushCancel, || {
+                        self.registry.cancel_push(&challenge_id)
+                    })
+                    .await
+                    .map_err(RegistryFailure::from),
+                )
+            }),
+            Action::SendCode { user, request } => Box::pin(async move {
+                Event::CodeSent(
+                    self.timed(Metric::SendCode, || {
+                        self.registry.send_code(&user, &request)
+                    })
+                    .await
+                    .map_err(RegistryFailure::from),
+                )
+            }),
+            // Handled by the caller (`handle`); never reached.
+            Action::Join(_) | Action::Reply(_) => {
+                Box::pin(std::future::ready(Event::Joined(Joined::LeaderGone)))
+            }
+        }
+    }
+
+    /// [`Action::Join`]: looks the push login up among the pending ones;
+    /// the request leads it (`lead` set) or waits for the leader's reply.
+    fn join<'s>(&'s self, key: PendingKey, lead: &mut Option<Lead<'s>>) -> Call<'s> {
+        let join = lock(&self.pending).join(key, unix_now());
+        let joined = match join {
+            Join::Lead => {
+                *lead = Some(Lead {
+                    pending: &self.pending,
+                    key: Some(key),
+                });
+                Joined::Lead
+            }
+            Join::Replay(reply) => Joined::Reply(reply),
+            Join::Wait(rx) => {
+                return Box::pin(async move {
+                    Event::Joined(
+                        leader_reply(rx)
+                            .await
+                            .map_or(Joined::LeaderGone, Joined::Reply),
+                    )
+                })
+            }
+            Join::Full => Joined::Full,
+        };
+        Box::pin(std::future::ready(Event::Joined(joined)))
+    }
+
+    /// The future `start` makes, awaited, its time recorded in the
+    /// metrics. Made here rather than passed in: a future passed in would
+    /// be stored twice in this one (as the argument and as what is
+    /// awaited), and it is most of what a pending request holds.
+    async fn timed<T, F: Future<Output = T>>(&self, call: Metric, start: impl FnOnce() -> F) -> T {
         let started = Instant::now();
-        let out = call_future.await;
+        let out = start().await;
         self.metrics.call(call, started.elapsed());
         out
     }
