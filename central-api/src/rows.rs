@@ -3,7 +3,7 @@
 //! verification share.
 
 use crate::error::ApiError;
-use crate::sqlite_reads::Columns;
+use crate::sqlite_reads::{Columns, FromRows};
 use crate::state::{ApiResult, AppState};
 use sqlx::{AnyPool, Row};
 use twostep_common::api::{Method, MethodKind, User, UserStatus};
@@ -216,43 +216,33 @@ pub(crate) async fn lookup(
             crate::recovery::open_in("t.", "$2")
         )
     });
-    let mut found = None;
-    if let Some(reads) = &state.sqlite_reads {
-        reads.query(sql, &[("$1", &username), ("$2", &now)], |r| {
-            lookup_row(&mut found, r)
-        })?;
-    } else {
-        let rows = sqlx::query(sql)
-            .bind(username)
-            .bind(now)
-            .fetch_all(&state.pool)
-            .await?;
-        for r in &rows {
-            lookup_row(&mut found, r)?;
-        }
-    }
-    Ok(found)
+    let mut found = Lookup(None);
+    crate::sqlite_reads::by_user_at(state, sql, username, now, &mut found).await?;
+    Ok(found.0)
 }
 
-/// One row of [`lookup`]'s statement into what it found so far.
-fn lookup_row(
-    found: &mut Option<(UserRow, Vec<Method>, Option<i64>)>,
-    row: &impl Columns,
-) -> Result<(), sqlx::Error> {
-    let (_, methods, _) = match found {
-        Some(f) => f,
-        None => found.insert((UserRow::from_row(row)?, Vec::new(), row.col("tap_until")?)),
-    };
-    let Some(id) = row.col::<Option<i64>>("m_id")? else {
-        return Ok(());
-    };
-    let kind: String = row.col("m_kind")?;
-    if MethodKind::parse(&kind).is_none() {
-        tracing::warn!(method_id = id, kind, "method of an unknown kind left out");
-        return Ok(());
+/// What [`lookup`]'s rows build.
+struct Lookup(Option<(UserRow, Vec<Method>, Option<i64>)>);
+
+impl FromRows for Lookup {
+    fn add(&mut self, row: &impl Columns) -> Result<(), sqlx::Error> {
+        let (_, methods, _) = match &mut self.0 {
+            Some(f) => f,
+            None => self
+                .0
+                .insert((UserRow::from_row(row)?, Vec::new(), row.col("tap_until")?)),
+        };
+        let Some(id) = row.col::<Option<i64>>("m_id")? else {
+            return Ok(());
+        };
+        let kind: String = row.col("m_kind")?;
+        if MethodKind::parse(&kind).is_none() {
+            tracing::warn!(method_id = id, kind, "method of an unknown kind left out");
+            return Ok(());
+        }
+        methods.push(method_from_row(row, "m_")?);
+        Ok(())
     }
-    methods.push(method_from_row(row, "m_")?);
-    Ok(())
 }
 
 /// The user named `username` with their methods, as admins see them.

@@ -141,6 +141,43 @@ impl SqliteReads {
     }
 }
 
+/// What a statement's rows build, one row at a time, on either path.
+pub trait FromRows {
+    /// Takes the next row.
+    ///
+    /// # Errors
+    /// A missing or mistyped column.
+    fn add(&mut self, row: &impl Columns) -> Result<(), sqlx::Error>;
+}
+
+/// Runs `sql`, whose `$1` is a username and `$2` a time (Unix seconds),
+/// with `username` and `now`, and feeds its rows to `into`, in order: on
+/// `state`'s SQLite reads when it has them, else on the pool.
+///
+/// # Errors
+/// The database's and `into`'s.
+pub async fn by_user_at(
+    state: &crate::state::AppState,
+    sql: &str,
+    username: &str,
+    now: i64,
+    into: &mut impl FromRows,
+) -> Result<(), sqlx::Error> {
+    if let Some(reads) = &state.sqlite_reads {
+        reads.query(sql, &[("$1", &username), ("$2", &now)], |r| into.add(r))?;
+    } else {
+        let rows = sqlx::query(sql)
+            .bind(username)
+            .bind(now)
+            .fetch_all(&state.pool)
+            .await?;
+        for r in &rows {
+            into.add(r)?;
+        }
+    }
+    Ok(())
+}
+
 fn read_error(e: rusqlite::Error) -> sqlx::Error {
     sqlx::Error::Protocol(format!("SQLite read: {e}"))
 }

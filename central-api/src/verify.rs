@@ -48,7 +48,7 @@ use crate::audit::{Audit, AuditRow};
 use crate::crypto::totp_aad;
 use crate::error::ApiError;
 use crate::rows::{Standing, UserRow};
-use crate::sqlite_reads::Columns;
+use crate::sqlite_reads::{Columns, FromRows};
 use crate::state::AppState;
 use crate::validate::check_username;
 use sqlx::{AnyConnection, Row};
@@ -437,28 +437,17 @@ impl Reads {
             )
         });
         let mut found = None;
-        if let Some(reads) = &state.sqlite_reads {
-            reads.query(sql, &[("$1", &username), ("$2", &now)], |r| {
-                Self::add_row(&mut found, r)
-            })?;
-        } else {
-            let rows = sqlx::query(sql)
-                .bind(username)
-                .bind(now)
-                .fetch_all(&state.pool)
-                .await?;
-            for r in &rows {
-                Self::add_row(&mut found, r)?;
-            }
-        }
+        crate::sqlite_reads::by_user_at(state, sql, username, now, &mut found).await?;
         Ok(found)
     }
+}
 
-    /// One row of [`Reads::load`]'s statement into what it found so far.
-    fn add_row(found: &mut Option<Self>, r: &impl Columns) -> Result<(), sqlx::Error> {
-        let reads = match found {
+/// What [`Reads::load`]'s rows build.
+impl FromRows for Option<Reads> {
+    fn add(&mut self, r: &impl Columns) -> Result<(), sqlx::Error> {
+        let reads = match self {
             Some(f) => f,
-            None => found.insert(Self {
+            None => self.insert(Reads {
                 user: UserRow::from_row(r)?,
                 failure_count: r.col("failure_count")?,
                 sent_open: r.col("sent_open")?,
@@ -479,7 +468,9 @@ impl Reads {
         });
         Ok(())
     }
+}
 
+impl Reads {
     /// Whether the user has something to pass a second factor with in
     /// `place`: a method (a disabled one included) that counts there, or
     /// an open temporary access code.

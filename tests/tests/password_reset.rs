@@ -783,6 +783,26 @@ fn gateway_got(gw: &gateway_support::Gateway, n: usize) -> gateway_support::Got 
     gw.last()
 }
 
+/// Enrols a push device named `name` for `user` (`twostep enrol --push`,
+/// activated by the reference device); its accounts file, in `dir`.
+fn push_device(reg: &Registry, dir: &std::path::Path, user: &str, name: &str) -> PathBuf {
+    let out = cli(reg, &["enrol", user, "--push", "--no-qr"], None);
+    let uri = out
+        .lines()
+        .find_map(|l| l.strip_prefix("uri:"))
+        .expect("uri: line")
+        .trim()
+        .to_owned();
+    let accounts = dir.join(format!("{user}-authenticator.json"));
+    let added = twostep_e2e::authenticator(&accounts, &["add", &uri, "--name", name]);
+    assert!(
+        added.status.success(),
+        "{}",
+        twostep_e2e::show_output(&added)
+    );
+    accounts
+}
+
 #[test]
 fn push_and_text_message_prove_a_reset_and_unknown_names_look_the_same() {
     use gateway_support::{gateways_toml, phone, Gateway};
@@ -799,20 +819,7 @@ fn push_and_text_message_prove_a_reset_and_unknown_names_look_the_same() {
     );
     add_user_with_password(&reg, "pia");
     // pia's phone app approves pushes; her phone takes text messages.
-    let out = cli(&reg, &["enrol", "pia", "--push", "--no-qr"], None);
-    let uri = out
-        .lines()
-        .find_map(|l| l.strip_prefix("uri:"))
-        .expect("uri: line")
-        .trim()
-        .to_owned();
-    let accounts = dir.path().join("pia-authenticator.json");
-    let added = twostep_e2e::authenticator(&accounts, &["add", &uri, "--name", "Pia's phone"]);
-    assert!(
-        added.status.success(),
-        "{}",
-        twostep_e2e::show_output(&added)
-    );
+    let accounts = push_device(&reg, dir.path(), "pia", "Pia's phone");
     phone(&reg, "pia", Channel::Sms, "+15551234567", false);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
@@ -1114,20 +1121,7 @@ fn reset_pushes_a_stranger_starts_leave_the_users_login_pushes() {
     let dir = tempfile::tempdir().expect("tmp");
     let reg = Registry::start_with(None, "[api.push]\nmax_challenges = 2\n");
     add_user_with_password(&reg, "quin");
-    let out = cli(&reg, &["enrol", "quin", "--push", "--no-qr"], None);
-    let uri = out
-        .lines()
-        .find_map(|l| l.strip_prefix("uri:"))
-        .expect("uri: line")
-        .trim()
-        .to_owned();
-    let accounts = dir.path().join("quin-authenticator.json");
-    let added = twostep_e2e::authenticator(&accounts, &["add", &uri]);
-    assert!(
-        added.status.success(),
-        "{}",
-        twostep_e2e::show_output(&added)
-    );
+    push_device(&reg, dir.path(), "quin", "Quin's phone");
     let key = reg.add_host("vpn1", twostep_common::api::HostKind::Radius);
     let host = reg.host_client(&key);
     let login = || {
