@@ -6,6 +6,7 @@
 use crate::error::ApiError;
 use crate::extract::Peer;
 use crate::state::AppState;
+use crate::write_conn::Arg;
 use sqlx::{Any, AnyConnection, Transaction};
 
 /// One audit record to write.
@@ -113,13 +114,13 @@ impl AuditRow {
 /// and PostgreSQL's parameter limits).
 const ROWS_PER_STATEMENT: usize = 256;
 
-/// Writes `rows` to the audit table through `conn`, in their order, in as
+/// Writes `rows` to the audit table through `conn` (a transaction's), in their order, in as
 /// few statements as the parameter limits allow, and logs each.
 ///
 /// # Errors
 /// The database's, when the records cannot be written.
 pub(crate) async fn write_audits(
-    conn: &mut AnyConnection,
+    conn: &mut dyn crate::write_conn::WriteConn,
     rows: &[AuditRow],
 ) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -143,19 +144,20 @@ pub(crate) async fn write_audits(
         let sql = format!(
             "INSERT INTO audit (at, actor, action, username, host, remote_addr, result, detail) VALUES {values}"
         );
-        let mut q = sqlx::query(&sql);
+        let mut args = Vec::with_capacity(chunk.len() * 8);
         for r in chunk {
-            q = q
-                .bind(r.at)
-                .bind(r.actor.as_str())
-                .bind(r.action.as_str())
-                .bind(r.username.as_deref())
-                .bind(r.host.as_deref())
-                .bind(r.remote_addr.as_deref())
-                .bind(r.result.as_deref())
-                .bind(r.detail.as_deref());
+            args.extend([
+                Arg::from(r.at),
+                Arg::from(r.actor.as_str()),
+                Arg::from(r.action.as_str()),
+                Arg::from(r.username.as_deref()),
+                Arg::from(r.host.as_deref()),
+                Arg::from(r.remote_addr.as_deref()),
+                Arg::from(r.result.as_deref()),
+                Arg::from(r.detail.as_deref()),
+            ]);
         }
-        q.execute(&mut *conn).await?;
+        conn.execute(&sql, &args).await?;
     }
     for r in rows {
         tracing::info!(

@@ -45,6 +45,7 @@ pub mod sqlite_reads;
 pub mod state;
 mod validate;
 pub mod verify;
+pub mod write_conn;
 pub mod writer;
 
 pub use error::{ApiError, StartupError};

@@ -29,6 +29,7 @@ use crate::extract::{JsonBody, PathArgs, Peer};
 use crate::rows::{method_from_row, UserRow, METHOD_COLUMNS};
 use crate::state::{ApiResult, AppState, Shared};
 use crate::validate::check_username;
+use crate::write_conn::WriteConn;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -432,23 +433,20 @@ pub(crate) async fn find_sent(
 /// # Errors
 /// Database errors.
 pub(crate) async fn use_sent(
-    conn: &mut AnyConnection,
+    conn: &mut dyn WriteConn,
     id: i64,
     uid: i64,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query(
-        "UPDATE sent_codes SET used_at = $2
+    let n = conn
+        .execute(
+            "UPDATE sent_codes SET used_at = $2
          WHERE id = $1 AND used_at IS NULL AND tries_left > 0 AND expires_at > $2 AND status = 'sent'
            AND NOT EXISTS (SELECT 1 FROM users
                            WHERE id = $3 AND locked_until IS NOT NULL AND locked_until > $2)",
-    )
-    .bind(id)
-    .bind(now)
-    .bind(uid)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+            &[id.into(), now.into(), uid.into()],
+        )
+        .await?;
     Ok(n == 1)
 }
 
@@ -456,13 +454,12 @@ pub(crate) async fn use_sent(
 ///
 /// # Errors
 /// Database errors.
-pub(crate) async fn spend_tries(conn: &mut AnyConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
+pub(crate) async fn spend_tries(conn: &mut dyn WriteConn, ids: &[i64]) -> Result<(), sqlx::Error> {
     for id in ids {
-        sqlx::query(
+        conn.execute(
             "UPDATE sent_codes SET tries_left = tries_left - 1 WHERE id = $1 AND tries_left > 0",
+            &[(*id).into()],
         )
-        .bind(id)
-        .execute(&mut *conn)
         .await?;
     }
     Ok(())
@@ -520,12 +517,12 @@ pub async fn check_page_code(
         ));
     let mut conn = state.pool.acquire().await?;
     if matches {
-        if use_sent(&mut conn, sent_id, uid, now).await? {
+        if use_sent(&mut *conn, sent_id, uid, now).await? {
             return Ok(PageCheck::Proven);
         }
         return Ok(PageCheck::Gone);
     }
-    spend_tries(&mut conn, &[sent_id]).await?;
+    spend_tries(&mut *conn, &[sent_id]).await?;
     let left: Option<i64> = sqlx::query("SELECT tries_left FROM sent_codes WHERE id = $1")
         .bind(sent_id)
         .fetch_optional(&mut *conn)

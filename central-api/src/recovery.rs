@@ -31,6 +31,7 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, PathArgs, Peer};
 use crate::routes::methods::{delete_all_methods, user_id};
 use crate::state::{ApiResult, AppState, Shared};
+use crate::write_conn::{fetch_int, WriteConn};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -122,30 +123,29 @@ pub async fn find_backup(state: &AppState, uid: i64, code: &str) -> Result<Optio
 /// # Errors
 /// Database errors.
 pub async fn use_backup(
-    conn: &mut AnyConnection,
+    conn: &mut dyn WriteConn,
     id: i64,
     now: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let used = sqlx::query(
-        "UPDATE backup_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL
+    let used = conn
+        .execute(
+            "UPDATE backup_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL
            AND set_id IN (SELECT id FROM backup_code_sets WHERE voided_at IS NULL)",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+            &[id.into(), now.into()],
+        )
+        .await?;
     if used != 1 {
         return Ok(None);
     }
-    let left = sqlx::query(
+    let left = fetch_int(
+        conn,
         "SELECT COUNT(*) AS n FROM backup_codes WHERE used_at IS NULL
            AND set_id = (SELECT set_id FROM backup_codes WHERE id = $1)",
+        &[id.into()],
+        "n",
     )
-    .bind(id)
-    .fetch_one(&mut *conn)
     .await?;
-    Ok(Some(left.try_get::<i64, _>("n")?))
+    Ok(Some(left.flatten().unwrap_or(0)))
 }
 
 /// A new set of backup codes for user `uid` within `conn` (the earlier
@@ -285,7 +285,7 @@ pub async fn find(
 /// # Errors
 /// Database errors.
 pub async fn use_once(
-    conn: &mut AnyConnection,
+    conn: &mut dyn WriteConn,
     id: i64,
     now: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
@@ -294,13 +294,9 @@ pub async fn use_once(
          WHERE id = $1 AND {} RETURNING uses_left",
         open_at("$2")
     );
-    sqlx::query(&sql)
-        .bind(id)
-        .bind(now)
-        .fetch_optional(&mut *conn)
+    Ok(fetch_int(conn, &sql, &[id.into(), now.into()], "uses_left")
         .await?
-        .map(|r| r.try_get::<i64, _>("uses_left"))
-        .transpose()
+        .map(|left| left.unwrap_or(0)))
 }
 
 /// Revokes the user's open codes within `conn`; how many.

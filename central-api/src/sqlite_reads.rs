@@ -69,6 +69,11 @@ impl SqliteReads {
         Ok(reads)
     }
 
+    /// The database file these connections read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The reads for a `database` URL: `None` unless it names an SQLite
     /// file (PostgreSQL and `sqlite::memory:` stay on the pool; another
     /// connection would not see an in-memory database).

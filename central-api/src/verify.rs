@@ -51,7 +51,7 @@ use crate::rows::{Standing, UserRow};
 use crate::sqlite_reads::{Columns, FromRows};
 use crate::state::AppState;
 use crate::validate::check_username;
-use sqlx::{AnyConnection, Row};
+use crate::write_conn::{fetch_int, WriteConn, WriteRow};
 use twostep_common::api::{ApiErrorCode, MethodKind, VerifyRequest, VerifyResponse, VerifyResult};
 use twostep_common::methods::Place;
 use twostep_common::recovery;
@@ -649,7 +649,7 @@ fn not_enrolled(e: Enrolment, place: Place) -> VerifyResponse {
 /// Carries out `plan` in `tx`, counting a failure as `failures` says.
 async fn apply(
     state: &AppState,
-    conn: &mut AnyConnection,
+    conn: &mut dyn WriteConn,
     plan: Plan,
     now: i64,
     failures: Failures,
@@ -696,11 +696,11 @@ async fn apply(
             channel,
         } => {
             if crate::phone::use_sent(conn, sent_id, uid, now).await? {
-                sqlx::query("UPDATE methods SET last_used_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(method_id)
-                    .execute(&mut *conn)
-                    .await?;
+                conn.execute(
+                    "UPDATE methods SET last_used_at = $1 WHERE id = $2",
+                    &[now.into(), method_id.into()],
+                )
+                .await?;
                 clear_failures(conn, uid).await?;
                 return Ok(Applied {
                     via: Some(channel),
@@ -714,14 +714,15 @@ async fn apply(
             }
             // Used by a concurrent request first: a replay. Otherwise it
             // expired, or the user was locked meanwhile.
-            let used = sqlx::query("SELECT used_at FROM sent_codes WHERE id = $1")
-                .bind(sent_id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .map(|r| r.try_get::<Option<i64>, _>("used_at"))
-                .transpose()?
-                .flatten()
-                .is_some();
+            let used = fetch_int(
+                conn,
+                "SELECT used_at FROM sent_codes WHERE id = $1",
+                &[sent_id.into()],
+                "used_at",
+            )
+            .await?
+            .flatten()
+            .is_some();
             if used {
                 return record_replay(state, conn, uid, method_id, now).await;
             }
@@ -733,19 +734,15 @@ async fn apply(
             step,
             clear,
         } => {
-            let consumed = sqlx::query(
-                "UPDATE methods SET last_step = $1, last_used_at = $4
+            let consumed = conn
+                .execute(
+                    "UPDATE methods SET last_step = $1, last_used_at = $4
                  WHERE id = $2 AND (last_step IS NULL OR last_step < $1)
                    AND NOT EXISTS (SELECT 1 FROM users
                                    WHERE id = $3 AND locked_until IS NOT NULL AND locked_until > $4)",
-            )
-            .bind(step)
-            .bind(method_id)
-            .bind(uid)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+                    &[step.into(), method_id.into(), uid.into(), now.into()],
+                )
+                .await?;
             if consumed == 1 {
                 if clear {
                     clear_failures(conn, uid).await?;
@@ -760,13 +757,14 @@ async fn apply(
             // Another request consumed this step (or a newer one) first: a
             // replay. Otherwise the user was locked meanwhile, which
             // `record_failure` answers with `locked`.
-            let last: Option<i64> = sqlx::query("SELECT last_step FROM methods WHERE id = $1")
-                .bind(method_id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .map(|r| r.try_get::<Option<i64>, _>("last_step"))
-                .transpose()?
-                .flatten();
+            let last = fetch_int(
+                conn,
+                "SELECT last_step FROM methods WHERE id = $1",
+                &[method_id.into()],
+                "last_step",
+            )
+            .await?
+            .flatten();
             if last.is_some_and(|l| l >= step) {
                 return record_replay(state, conn, uid, method_id, now).await;
             }
@@ -780,11 +778,12 @@ async fn apply(
 }
 
 /// Clears user `uid`'s failure count after an accepted code.
-async fn clear_failures(conn: &mut AnyConnection, uid: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET failure_count = 0, failure_window_start = NULL WHERE id = $1")
-        .bind(uid)
-        .execute(&mut *conn)
-        .await?;
+async fn clear_failures(conn: &mut dyn WriteConn, uid: i64) -> Result<(), sqlx::Error> {
+    conn.execute(
+        "UPDATE users SET failure_count = 0, failure_window_start = NULL WHERE id = $1",
+        &[uid.into()],
+    )
+    .await?;
     Ok(())
 }
 
@@ -792,7 +791,7 @@ async fn clear_failures(conn: &mut AnyConnection, uid: i64) -> Result<(), sqlx::
 /// (never a failure): `replay`, with the count in the window.
 async fn record_replay(
     state: &AppState,
-    conn: &mut AnyConnection,
+    conn: &mut dyn WriteConn,
     uid: i64,
     method_id: i64,
     now: i64,
@@ -806,14 +805,14 @@ async fn record_replay(
          WHERE id = $1
          RETURNING replay_count"
     );
-    let count: Option<i64> = sqlx::query(&sql)
-        .bind(uid)
-        .bind(now.saturating_sub(window))
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| r.try_get::<i64, _>("replay_count"))
-        .transpose()?;
+    let count = fetch_int(
+        conn,
+        &sql,
+        &[uid.into(), now.saturating_sub(window).into(), now.into()],
+        "replay_count",
+    )
+    .await?
+    .flatten();
     Ok(Applied {
         resp: VerifyResponse {
             result: VerifyResult::Replay,
@@ -854,7 +853,7 @@ fn locked(until: i64) -> VerifyResponse {
 /// locked the user already.
 async fn record_failure(
     state: &AppState,
-    conn: &mut AnyConnection,
+    conn: &mut dyn WriteConn,
     uid: i64,
     now: i64,
 ) -> Result<Applied, ApiError> {
@@ -875,18 +874,26 @@ async fn record_failure(
          WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $3)
          RETURNING failure_count, locked_until"
     );
-    let row = sqlx::query(&sql)
-        .bind(uid)
-        .bind(now.saturating_sub(window))
-        .bind(now)
-        .bind(i64::from(lk.max_failures))
-        .bind(until)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let mut row = None;
+    let mut each = |r: &dyn WriteRow| {
+        row = Some((r.int("failure_count")?, r.int("locked_until")?));
+        Ok(())
+    };
+    conn.fetch(
+        &sql,
+        &[
+            uid.into(),
+            now.saturating_sub(window).into(),
+            now.into(),
+            i64::from(lk.max_failures).into(),
+            until.into(),
+        ],
+        &mut each,
+    )
+    .await?;
     match row {
-        Some(r) => {
-            let count: i64 = r.try_get("failure_count")?;
-            let locked_until: Option<i64> = r.try_get("locked_until")?;
+        Some((count, locked_until)) => {
+            let count = count.unwrap_or(0);
             let just_locked = count == 0 && locked_until == Some(until);
             Ok(Applied {
                 // The failure that sets the lock answers `locked` at once,
@@ -905,13 +912,14 @@ async fn record_failure(
         }
         None => {
             // Locked (or deleted) since we looked.
-            let until: Option<i64> = sqlx::query("SELECT locked_until FROM users WHERE id = $1")
-                .bind(uid)
-                .fetch_optional(&mut *conn)
-                .await?
-                .map(|r| r.try_get::<Option<i64>, _>("locked_until"))
-                .transpose()?
-                .flatten();
+            let until = fetch_int(
+                conn,
+                "SELECT locked_until FROM users WHERE id = $1",
+                &[uid.into()],
+                "locked_until",
+            )
+            .await?
+            .flatten();
             Ok(Applied::answer(match until {
                 Some(t) if t > now => locked(t),
                 _ => verdict(VerifyResult::UnknownUser),

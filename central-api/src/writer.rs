@@ -9,12 +9,18 @@
 //! an acknowledged accept is as durable as before.
 //!
 //! A job that fails is rolled back alone. Savepoints would do that at two
-//! statements per job (on SQLite each statement is a hand-off to the
-//! connection's thread, which is what bounds a writer on one connection),
-//! so the batch first runs without them; only when a job fails is the
-//! whole transaction rolled back and the batch run again, each job in its
-//! own savepoint. A job is therefore written to be run more than once
-//! (its work is a `Fn`; only the run that commits is answered).
+//! statements per job, so the batch first runs without them; only when a
+//! job fails is the whole transaction rolled back and the batch run again,
+//! each job in its own savepoint. A job is therefore written to be run
+//! more than once (its work is a `Fn`; only the run that commits is
+//! answered).
+//!
+//! On an SQLite file the batch runs on the writer's own rusqlite
+//! connection ([`crate::write_conn`]), on a blocking thread from `BEGIN
+//! IMMEDIATE` to `COMMIT`: one thread hand-off per batch, where sqlx-sqlite
+//! would make one per statement. On PostgreSQL it runs in a transaction of
+//! the pool. The jobs' statements are the same on both
+//! ([`crate::write_conn::WriteConn`]).
 //!
 //! Because the jobs of a batch run in order on one connection, the
 //! single-statement rules of [`crate::verify`] (`UPDATE … WHERE last_step <
@@ -26,16 +32,16 @@
 //!
 //! Written by hand: sqlx has no group commit, and the batching is the
 //! point of this module. A job is a boxed object whose work is a future
-//! over the connection; a batch runs in a task of its own, so a panic in a
-//! job loses that batch (its callers get an error), never the writer.
+//! over the connection; a batch runs in a task (or blocking thread) of its
+//! own, so a panic in a job loses that batch (its callers get an error),
+//! never the writer.
 
 use crate::audit::{write_audits, AuditRow};
 use crate::error::ApiError;
 use crate::state::AppState;
-use sqlx::{AnyConnection, Connection};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, Weak};
+pub use crate::write_conn::BoxFuture;
+use crate::write_conn::{sqlite_error, SqliteWrite, WriteConn};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most jobs committed together.
@@ -43,9 +49,6 @@ pub const MAX_BATCH: usize = 128;
 
 /// Jobs waiting before `run` waits for room (back-pressure).
 const QUEUE: usize = 4096;
-
-/// A boxed future borrowing `'a`.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One verification's writes, as the batch runs them.
 trait Job: Send {
@@ -56,7 +59,7 @@ trait Job: Send {
     fn run<'a>(
         &'a mut self,
         state: &'a AppState,
-        conn: &'a mut AnyConnection,
+        conn: &'a mut dyn WriteConn,
         audits: &'a mut Vec<AuditRow>,
     ) -> BoxFuture<'a, bool>;
 
@@ -77,7 +80,7 @@ where
     T: Send + 'static,
     F: for<'a> Fn(
             &'a AppState,
-            &'a mut AnyConnection,
+            &'a mut dyn WriteConn,
             &'a mut Vec<AuditRow>,
         ) -> BoxFuture<'a, Result<T, ApiError>>
         + Send
@@ -86,7 +89,7 @@ where
     fn run<'a>(
         &'a mut self,
         state: &'a AppState,
-        conn: &'a mut AnyConnection,
+        conn: &'a mut dyn WriteConn,
         audits: &'a mut Vec<AuditRow>,
     ) -> BoxFuture<'a, bool> {
         Box::pin(async move {
@@ -114,6 +117,10 @@ where
 pub struct Writer {
     tx: mpsc::Sender<Box<dyn Job>>,
     rx: Mutex<Option<mpsc::Receiver<Box<dyn Job>>>>,
+    /// On an SQLite file, the writer's own connection
+    /// ([`crate::write_conn::SqliteWrite`]), set by [`Writer::start`];
+    /// `None` on PostgreSQL and in memory (the batches run on the pool).
+    sqlite: Mutex<Option<rusqlite::Connection>>,
 }
 
 impl Default for Writer {
@@ -136,16 +143,38 @@ impl Writer {
         Self {
             tx,
             rx: Mutex::new(Some(rx)),
+            sqlite: Mutex::new(None),
         }
     }
 
     /// Starts the writer task of `state` (once; later calls do nothing).
-    /// The task ends when `state` is dropped.
+    /// On an SQLite file ([`AppState::sqlite_reads`] names it) the batches
+    /// run on a read-write connection of the writer's own; when that
+    /// cannot be opened (a read-only file) they run on the pool, whose
+    /// writes then fail as every other write does. The task ends when
+    /// `state` is dropped.
     pub fn start(state: &Arc<AppState>) {
         let rx = state.writer.rx.lock().ok().and_then(|mut r| r.take());
-        if let Some(rx) = rx {
-            tokio::spawn(writer_loop(Arc::downgrade(state), rx));
+        let Some(rx) = rx else {
+            return;
+        };
+        if let Some(reads) = &state.sqlite_reads {
+            match crate::write_conn::open_sqlite(reads.path()) {
+                Ok(conn) => {
+                    *state
+                        .writer
+                        .sqlite
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(conn);
+                }
+                Err(e) => tracing::warn!(
+                    path = %reads.path().display(),
+                    error = %e,
+                    "the verification writer could not open the database for writing; verifications write through the pool"
+                ),
+            }
         }
+        tokio::spawn(writer_loop(Arc::downgrade(state), rx));
     }
 
     /// Runs `work` (the writes of one verification) in the next batch and
@@ -163,7 +192,7 @@ impl Writer {
         T: Send + 'static,
         F: for<'a> Fn(
                 &'a AppState,
-                &'a mut AnyConnection,
+                &'a mut dyn WriteConn,
                 &'a mut Vec<AuditRow>,
             ) -> BoxFuture<'a, Result<T, ApiError>>
             + Send
@@ -179,7 +208,7 @@ impl Writer {
         if !started {
             // No task (a state built without `start`): one job, one
             // transaction, as the batch would run it.
-            run_batch(state, vec![job]).await;
+            run_batch_on_pool(state, vec![job]).await;
         } else if self.tx.send(job).await.is_err() {
             return Err(storage("the verification writer has stopped".into()));
         }
@@ -207,9 +236,36 @@ async fn writer_loop(state: Weak<AppState>, mut rx: mpsc::Receiver<Box<dyn Job>>
         let Some(state) = state.upgrade() else {
             return;
         };
-        // A task of its own: a panic in a job loses this batch (its
-        // callers' answers are dropped: an error for them), not the writer.
-        let _ = tokio::spawn(async move { run_batch(&state, batch).await }).await;
+        run_batch(state, batch).await;
+    }
+}
+
+/// Runs `jobs` as one batch: on the writer's SQLite connection, in a
+/// blocking thread, when it has one; else on the pool. Returns once every
+/// job is answered. A panic in a job loses the batch (its callers' answer
+/// channels are dropped: an error for them), never the writer.
+async fn run_batch(state: Arc<AppState>, jobs: Vec<Box<dyn Job>>) {
+    let has_sqlite = state
+        .writer
+        .sqlite
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some();
+    if has_sqlite {
+        let rt = tokio::runtime::Handle::current();
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut conn = state
+                .writer
+                .sqlite
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(conn) = conn.as_mut() {
+                rt.block_on(run_batch_on_sqlite(&state, conn, jobs));
+            }
+        })
+        .await;
+    } else {
+        let _ = tokio::spawn(async move { run_batch_on_pool(&state, jobs).await }).await;
     }
 }
 
@@ -218,12 +274,39 @@ async fn writer_loop(state: Weak<AppState>, mut rx: mpsc::Receiver<Box<dyn Job>>
 /// transaction is rolled back and they run again, each in a savepoint, so
 /// that the failing one alone is undone. Jobs not run because the batch
 /// broke off get the batch's error.
-async fn run_batch(state: &AppState, mut jobs: Vec<Box<dyn Job>>) {
-    let outcome = match run_all(state, &mut jobs, false).await {
+async fn run_batch_on_pool(state: &AppState, mut jobs: Vec<Box<dyn Job>>) {
+    let outcome = match run_all_on_pool(state, &mut jobs, false).await {
         Ok(true) => Ok(()),
-        Ok(false) => run_all(state, &mut jobs, true).await.map(|_| ()),
+        Ok(false) => run_all_on_pool(state, &mut jobs, true).await.map(|_| ()),
         Err(e) => Err(e),
     };
+    deliver(state, jobs, outcome);
+}
+
+/// [`run_batch_on_pool`] on the writer's SQLite connection `conn`. Its
+/// futures never wait, so the thread that calls this runs the batch to
+/// the end (the commit's fsync included) without a hand-off.
+async fn run_batch_on_sqlite(
+    state: &AppState,
+    conn: &mut rusqlite::Connection,
+    mut jobs: Vec<Box<dyn Job>>,
+) {
+    // A batch that panicked midway left its transaction open.
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let outcome = match run_all_on_sqlite(state, conn, &mut jobs, false).await {
+        Ok(true) => Ok(()),
+        Ok(false) => run_all_on_sqlite(state, conn, &mut jobs, true)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    deliver(state, jobs, outcome);
+}
+
+/// Answers every job of a batch whose commit gave `outcome`.
+fn deliver(state: &AppState, jobs: Vec<Box<dyn Job>>, outcome: Result<(), sqlx::Error>) {
     match outcome {
         Ok(()) => {
             state.metrics.write_batch(jobs.len());
@@ -241,36 +324,76 @@ async fn run_batch(state: &AppState, mut jobs: Vec<Box<dyn Job>>) {
     }
 }
 
-/// Runs `jobs` in one transaction. Without savepoints: `Ok(false)`, rolled
-/// back, at the first job that fails; else committed, `Ok(true)`. With
-/// savepoints: a failing job's writes are rolled back alone and the rest
-/// committed (`Ok(true)`).
-async fn run_all(
+/// Runs `jobs` in one transaction of the pool. Without savepoints:
+/// `Ok(false)`, rolled back, at the first job that fails; else committed,
+/// `Ok(true)`. With savepoints: a failing job's writes are rolled back
+/// alone and the rest committed (`Ok(true)`).
+async fn run_all_on_pool(
     state: &AppState,
     jobs: &mut [Box<dyn Job>],
     savepoints: bool,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = state.pool.begin().await?;
+    if !run_jobs(state, &mut *tx, jobs, savepoints).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// [`run_all_on_pool`] on the writer's SQLite connection. The transaction
+/// takes the write lock at once (`BEGIN IMMEDIATE`): no lock upgrade
+/// midway, so no `SQLITE_BUSY` after the first statement.
+async fn run_all_on_sqlite(
+    state: &AppState,
+    conn: &mut rusqlite::Connection,
+    jobs: &mut [Box<dyn Job>],
+    savepoints: bool,
+) -> Result<bool, sqlx::Error> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(sqlite_error)?;
+    let ran = run_jobs(state, &mut SqliteWrite(conn), jobs, savepoints).await;
+    let end = match ran {
+        Ok(true) => conn.execute_batch("COMMIT"),
+        _ => conn.execute_batch("ROLLBACK"),
+    };
+    if end.is_err() && !conn.is_autocommit() {
+        // A failed COMMIT (a full disk, say) leaves the transaction open.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let ran = ran?;
+    end.map_err(sqlite_error)?;
+    Ok(ran)
+}
+
+/// The jobs of one batch, then their audit records, in the transaction
+/// `conn` is in: `Ok(false)` at the first job that fails without
+/// savepoints (the caller rolls back); with savepoints a failing job's
+/// writes are undone alone.
+async fn run_jobs(
+    state: &AppState,
+    conn: &mut dyn WriteConn,
+    jobs: &mut [Box<dyn Job>],
+    savepoints: bool,
+) -> Result<bool, sqlx::Error> {
     let mut audits = Vec::with_capacity(jobs.len());
     for job in jobs.iter_mut() {
         if !savepoints {
-            if !job.run(state, &mut tx, &mut audits).await {
-                tx.rollback().await?;
+            if !job.run(state, conn, &mut audits).await {
                 return Ok(false);
             }
             continue;
         }
         let kept = audits.len();
-        let mut savepoint = Connection::begin(&mut *tx).await?;
-        if job.run(state, &mut savepoint, &mut audits).await {
-            savepoint.commit().await?;
-        } else {
-            savepoint.rollback().await?;
+        conn.execute("SAVEPOINT job", &[]).await?;
+        if !job.run(state, conn, &mut audits).await {
+            conn.execute("ROLLBACK TO SAVEPOINT job", &[]).await?;
             audits.truncate(kept);
         }
+        conn.execute("RELEASE SAVEPOINT job", &[]).await?;
     }
-    write_audits(&mut tx, &audits).await?;
-    tx.commit().await?;
+    write_audits(conn, &audits).await?;
     Ok(true)
 }
 
@@ -290,7 +413,7 @@ mod tests {
     where
         F: for<'a> Fn(
             &'a AppState,
-            &'a mut AnyConnection,
+            &'a mut dyn WriteConn,
             &'a mut Vec<AuditRow>,
         ) -> BoxFuture<'a, Result<T, ApiError>>,
     {
@@ -312,10 +435,11 @@ mod tests {
         let work = shaped(move |_, conn, audits| {
             runs.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
-                sqlx::query("INSERT INTO users (username, created_at) VALUES ($1, 1)")
-                    .bind(name)
-                    .execute(&mut *conn)
-                    .await?;
+                conn.execute(
+                    "INSERT INTO users (username, created_at) VALUES ($1, 1)",
+                    &[name.into()],
+                )
+                .await?;
                 audits.push(AuditRow::new(
                     1,
                     &crate::audit::Audit {
@@ -359,37 +483,93 @@ mod tests {
             .collect()
     }
 
+    /// How a test runs a batch: on the writer's SQLite connection (what
+    /// a registry on an SQLite file does) or on the pool (PostgreSQL's way).
+    #[derive(Clone, Copy, Debug)]
+    enum Side {
+        Sqlite,
+        Pool,
+    }
+
+    async fn batch(side: Side, state: &Arc<AppState>, jobs: Vec<Box<dyn Job>>) {
+        let native = state.writer.sqlite.lock().unwrap().is_some();
+        assert!(
+            native,
+            "a registry on an SQLite file writes on its own connection"
+        );
+        match side {
+            Side::Sqlite => run_batch(Arc::clone(state), jobs).await,
+            Side::Pool => run_batch_on_pool(state, jobs).await,
+        }
+    }
+
     #[tokio::test]
     async fn a_batch_that_succeeds_runs_each_job_once_and_commits_all() {
-        let (_dir, state) = state().await;
-        let runs = Arc::new(AtomicUsize::new(0));
-        let (a, ra) = insert("a", false, &runs);
-        let (b, rb) = insert("b", false, &runs);
-        run_batch(&state, vec![a, b]).await;
-        assert_eq!(ra.await.unwrap().unwrap(), "a");
-        assert_eq!(rb.await.unwrap().unwrap(), "b");
-        assert_eq!(runs.load(Ordering::SeqCst), 2, "no second pass");
-        assert_eq!(users(&state).await, ["a", "b"]);
-        assert_eq!(audited(&state).await, ["a", "b"]);
+        for side in [Side::Sqlite, Side::Pool] {
+            let (_dir, state) = state().await;
+            let runs = Arc::new(AtomicUsize::new(0));
+            let (a, ra) = insert("a", false, &runs);
+            let (b, rb) = insert("b", false, &runs);
+            batch(side, &state, vec![a, b]).await;
+            assert_eq!(ra.await.unwrap().unwrap(), "a", "{side:?}");
+            assert_eq!(rb.await.unwrap().unwrap(), "b", "{side:?}");
+            assert_eq!(runs.load(Ordering::SeqCst), 2, "{side:?}: no second pass");
+            assert_eq!(users(&state).await, ["a", "b"], "{side:?}");
+            assert_eq!(audited(&state).await, ["a", "b"], "{side:?}");
+        }
     }
 
     #[tokio::test]
     async fn a_failing_job_is_rolled_back_alone_and_the_others_commit_once() {
+        for side in [Side::Sqlite, Side::Pool] {
+            let (_dir, state) = state().await;
+            let runs = Arc::new(AtomicUsize::new(0));
+            let (a, ra) = insert("a", false, &runs);
+            let (b, rb) = insert("b", true, &runs);
+            let (c, rc) = insert("c", false, &runs);
+            batch(side, &state, vec![a, b, c]).await;
+            assert_eq!(ra.await.unwrap().unwrap(), "a", "{side:?}");
+            let err = rb.await.unwrap().unwrap_err();
+            assert!(
+                err.to_string().contains("b: made to fail"),
+                "{side:?}: {err}"
+            );
+            assert_eq!(rc.await.unwrap().unwrap(), "c", "{side:?}");
+            // First pass: a, b (fails, rollback); second pass: a, b, c.
+            assert_eq!(runs.load(Ordering::SeqCst), 5, "{side:?}");
+            // b's insert is undone, a's is not written twice.
+            assert_eq!(users(&state).await, ["a", "c"], "{side:?}");
+            // Its audit record too; the others' once each, in order.
+            assert_eq!(audited(&state).await, ["a", "c"], "{side:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_breaks_off_writes_nothing_and_the_next_one_commits() {
         let (_dir, state) = state().await;
         let runs = Arc::new(AtomicUsize::new(0));
         let (a, ra) = insert("a", false, &runs);
-        let (b, rb) = insert("b", true, &runs);
-        let (c, rc) = insert("c", false, &runs);
-        run_batch(&state, vec![a, b, c]).await;
+        // A second "a" breaks the unique username: its job fails, the
+        // savepoint pass undoes it alone.
+        let (dup, rdup) = insert("a", false, &runs);
+        batch(Side::Sqlite, &state, vec![a, dup]).await;
         assert_eq!(ra.await.unwrap().unwrap(), "a");
-        let err = rb.await.unwrap().unwrap_err();
-        assert!(err.to_string().contains("b: made to fail"), "{err}");
-        assert_eq!(rc.await.unwrap().unwrap(), "c");
-        // First pass: a, b (fails, rollback); second pass: a, b, c.
-        assert_eq!(runs.load(Ordering::SeqCst), 5);
-        // b's insert is undone, a's is not written twice.
-        assert_eq!(users(&state).await, ["a", "c"]);
-        // Its audit record too; the others' once each, in order.
-        assert_eq!(audited(&state).await, ["a", "c"]);
+        let err = rdup.await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("UNIQUE"), "{err}");
+        // The writer's connection is usable afterwards, out of any
+        // transaction.
+        let (b, rb) = insert("b", false, &runs);
+        batch(Side::Sqlite, &state, vec![b]).await;
+        assert_eq!(rb.await.unwrap().unwrap(), "b");
+        assert_eq!(users(&state).await, ["a", "b"]);
+        assert_eq!(audited(&state).await, ["a", "b"]);
+        assert!(state
+            .writer
+            .sqlite
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .is_autocommit());
     }
 }

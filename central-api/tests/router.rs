@@ -874,8 +874,14 @@ async fn metrics_count_verifications_lockouts_and_database_errors() {
         "twostep_api_database_errors_total 0",
     ])
     .await;
-    // The database goes away: each failed request counts once.
+    // The database goes away: each failed request counts once. The pool
+    // is closed; the verification's own connections (reads, the writer)
+    // find the users table gone.
     app.state.pool.close().await;
+    rusqlite::Connection::open(app.dir.path().join("registry.db"))
+        .unwrap()
+        .execute_batch("ALTER TABLE users RENAME TO users_gone")
+        .unwrap();
     let (s, v) = app
         .call(Method::GET, "/v1/admin/users", Some(ADMIN), None)
         .await;

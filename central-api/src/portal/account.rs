@@ -801,7 +801,7 @@ pub async fn not_me_submit(
         .await?;
     let cancelled = crate::push::challenge::cancel_open_as(
         &p.app,
-        &mut tx,
+        &mut *tx,
         s.user_id,
         "portal",
         peer,

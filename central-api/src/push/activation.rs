@@ -343,7 +343,7 @@ pub(crate) async fn activate(
         .bind(&hash)
         .execute(&mut *tx)
         .await?;
-    let username = super::challenge::username_of(&mut tx, uid)
+    let username = super::challenge::username_of(&mut *tx, uid)
         .await?
         .unwrap_or_default();
     let actor = format!("device:{}", method.id);

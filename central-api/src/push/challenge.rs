@@ -4,13 +4,14 @@
 //! the user's open challenges at once.
 
 use super::notify::{self, PushEvent};
-use crate::audit::{write_audit, AdminChange, Audit, Subject};
+use crate::audit::{write_audit, write_audits, AdminChange, Audit, AuditRow, Subject};
 use crate::auth::{AdminAuth, HostAuth};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathArgs, Peer, QueryArgs};
 use crate::rows::{method_from_row, METHOD_COLUMNS};
 use crate::state::{AppState, Shared};
 use crate::validate::check_username;
+use crate::write_conn::{fetch_texts, WriteConn};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -29,15 +30,17 @@ pub const ID_BYTES: usize = 16;
 
 /// The name of user `uid`, if it still exists.
 pub(crate) async fn username_of(
-    conn: &mut AnyConnection,
+    conn: &mut dyn WriteConn,
     uid: i64,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query("SELECT username FROM users WHERE id = $1")
-        .bind(uid)
-        .fetch_optional(conn)
-        .await?
-        .map(|r| r.try_get("username"))
-        .transpose()
+    let names = fetch_texts(
+        conn,
+        "SELECT username FROM users WHERE id = $1",
+        &[uid.into()],
+        "username",
+    )
+    .await?;
+    Ok(names.into_iter().next())
 }
 
 /// Audits `result` of `action` on the challenge in `row` (its `user_id`
@@ -145,45 +148,49 @@ pub async fn cancel_open(
 /// The database's.
 pub async fn cancel_open_as(
     state: &AppState,
-    conn: &mut AnyConnection,
+    conn: &mut dyn WriteConn,
     uid: i64,
     actor: &str,
     peer: Option<&str>,
     why: &str,
 ) -> Result<Vec<String>, ApiError> {
     let now = state.now();
-    let rows = sqlx::query(
+    let ids = fetch_texts(
+        conn,
         "UPDATE push_challenges SET status = 'cancelled', answered_at = $2
          WHERE user_id = $1 AND status = 'pending' AND expires_at > $2
          RETURNING id",
+        &[uid.into(), now.into()],
+        "id",
     )
-    .bind(uid)
-    .bind(now)
-    .fetch_all(&mut *conn)
     .await?;
+    if ids.is_empty() {
+        return Ok(ids);
+    }
     let username = username_of(conn, uid).await?;
-    let mut ids = Vec::with_capacity(rows.len());
-    for r in rows {
-        let id: String = r.try_get("id")?;
-        write_audit(
-            &mut *conn,
-            now,
-            &Audit {
-                actor,
-                action: "push.cancel",
-                username: username.as_deref(),
-                remote_addr: peer,
-                result: Some(PushResult::Cancelled.as_str()),
-                detail: Some(format!("challenge {id}: {why}")),
-                ..Audit::default()
-            },
-        )
-        .await?;
+    let records: Vec<AuditRow> = ids
+        .iter()
+        .map(|id| {
+            AuditRow::new(
+                now,
+                &Audit {
+                    actor,
+                    action: "push.cancel",
+                    username: username.as_deref(),
+                    remote_addr: peer,
+                    result: Some(PushResult::Cancelled.as_str()),
+                    detail: Some(format!("challenge {id}: {why}")),
+                    ..Audit::default()
+                },
+            )
+        })
+        .collect();
+    write_audits(conn, &records).await?;
+    for id in &ids {
         let event = PushEvent::Finished {
             challenge_id: id.clone(),
         };
         state.push.hub.announce(conn, &event).await?;
-        ids.push(id);
     }
     Ok(ids)
 }
@@ -302,7 +309,7 @@ pub(crate) async fn start_for(
     .await?;
     let event = started.uid.map(|user_id| PushEvent::Created { user_id });
     if let (Some(e), Some(_)) = (&event, &started.challenge) {
-        state.push.hub.announce(&mut tx, e).await?;
+        state.push.hub.announce(&mut *tx, e).await?;
     }
     tx.commit().await?;
     if let (Some(e), Some(c)) = (event, &started.challenge) {
@@ -593,7 +600,7 @@ pub(crate) async fn cancel_for(
     let event = PushEvent::Finished {
         challenge_id: id.clone(),
     };
-    state.push.hub.announce(&mut tx, &event).await?;
+    state.push.hub.announce(&mut *tx, &event).await?;
     tx.commit().await?;
     state.push.hub.publish(event);
     Ok(StatusCode::NO_CONTENT)

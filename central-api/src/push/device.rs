@@ -372,7 +372,7 @@ pub(crate) async fn answer(
     let event = PushEvent::Finished {
         challenge_id: req.challenge_id.clone(),
     };
-    state.push.hub.announce(&mut tx, &event).await?;
+    state.push.hub.announce(&mut *tx, &event).await?;
     tx.commit().await?;
     state.push.hub.publish(event);
     if refused {

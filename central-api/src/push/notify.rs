@@ -12,7 +12,6 @@
 //! bounded by its deadline.
 
 use crate::db::Backend;
-use sqlx::AnyConnection;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -123,17 +122,18 @@ impl PushHub {
     /// The database's.
     pub async fn announce(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut dyn crate::write_conn::WriteConn,
         event: &PushEvent,
     ) -> Result<(), sqlx::Error> {
         if self.backend == Backend::Postgres {
             // pg_notify returns void, which the Any driver cannot decode:
             // select a constant beside it.
-            sqlx::query("SELECT 1 AS sent FROM pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(event.payload())
-                .execute(conn)
-                .await?;
+            let payload = event.payload();
+            conn.execute(
+                "SELECT 1 AS sent FROM pg_notify($1, $2)",
+                &[CHANNEL.into(), payload.as_str().into()],
+            )
+            .await?;
         }
         Ok(())
     }
