@@ -89,7 +89,7 @@ kill "$PID"; wait "$PID" 2>/dev/null || true
 start "$W/twostep-api-$OLD" "$W/old"; OLD_URL=$URL; OLD_PID=$PID
 start "$NEW_API" "$W/new"; NEW_URL=$URL; NEW_PID=$PID
 "$LOADGEN" http --target "$OLD=$OLD_URL" --target "working tree=$NEW_URL" --host-key-file "$W/host.key" \
-    --users "$W/users.csv" --pids "$OLD=api:$OLD_PID" --pids "working tree=api:$NEW_PID" \
+    --users "$W/users.csv" --pids "$OLD=api:$OLD_PID,machine:machine" --pids "working tree=api:$NEW_PID,machine:machine" \
     --concurrency "$CONC" --repeat "$REPEAT" --requests "$REQUESTS" --max-seconds 8 \
     --state "$W/steps.json" --json "$W/http.jsonl" --markdown "$W/http.md" >&2
 echo "POST /v1/host/verify, SQLite, $USERS users, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"

@@ -291,7 +291,7 @@ radius_population() {
     log "$label: RADIUS, $req requests per run, in flight $conc, $rep repetitions"
     "$LOADGEN" radius --users "$d/users.csv" --secret-file "$d/radius.secret" \
         --target "twostep=127.0.0.1:$RD_PORT" --target "freeradius=127.0.0.1:$FR_PORT" \
-        --pids "twostep=radiusd:$RD_PID,api:$API_PID" --pids "freeradius=freeradius:$FR_PID" \
+        --pids "twostep=radiusd:$RD_PID,api:$API_PID,machine:machine" --pids "freeradius=freeradius:$FR_PID,machine:machine" \
         --concurrency "$conc" --repeat "$rep" --requests "$req" --max-seconds "$RUN_LIMIT" \
         --state "$d/steps.json" --json "$RES/radius-$label.jsonl" --markdown "$RES/radius-$label.md" >&2
     if [ "$http" = 1 ]; then
@@ -299,7 +299,7 @@ radius_population() {
         # Same registry and users as the twostep RADIUS runs: the step state
         # (--name twostep) carries over, so no code is used twice.
         "$LOADGEN" http --target "twostep=$API_URL" --host-key-file "$d/reg/host-radius-bench.key" --state-name twostep \
-            --users "$d/users.csv" --pids "twostep=api:$API_PID" \
+            --users "$d/users.csv" --pids "twostep=api:$API_PID,machine:machine" \
             --concurrency "$HTTP_CONC" --repeat "$HTTP_REPEAT" --requests "$HTTP_REQUESTS" \
             --max-seconds "$RUN_LIMIT" --state "$d/steps.json" \
             --json "$RES/http-$label.jsonl" --markdown "$RES/http-$label.md" >&2
@@ -328,7 +328,7 @@ radius_population() {
         sleep 4
         rss1=$(rss_kib "$RD_PID" VmRSS)
         "$LOADGEN" radius --users "$d/users.csv" --secret-file "$d/radius.secret" \
-            --target "twostep=127.0.0.1:$RD_PORT" --pids "twostep=radiusd:$RD_PID,api:$API_PID" \
+            --target "twostep=127.0.0.1:$RD_PORT" --pids "twostep=radiusd:$RD_PID,api:$API_PID,machine:machine" \
             --concurrency 8 --repeat "$PEND_REPEAT" --requests "$PEND_REQUESTS" --max-seconds 4 \
             --state "$d/steps.json" --json "$RES/pending.jsonl" --markdown "$RES/pending.md" >&2
         rss2=$(rss_kib "$RD_PID" VmRSS)
@@ -378,6 +378,8 @@ if [ "$PG_USERS" -gt 0 ]; then
     log "PostgreSQL: a throwaway cluster on 127.0.0.1:$PGPORT"
     # The test suite's script, on a port and directory of our own.
     PGURL=$(TWOSTEP_PG_PORT=$PGPORT TWOSTEP_PG_DIR=$PGDIR tests/start-postgres.sh)
+    # The postmaster: its backends are the database's CPU in the table.
+    PG_PID=$(head -n 1 "$PGDIR/postmaster.pid")
     G=$W/pg
     start_registry "$G/reg1" "$PGURL"
     PG1_URL=$API_URL; PG1_PID=$API_PID
@@ -390,8 +392,8 @@ if [ "$PG_USERS" -gt 0 ]; then
     log "PostgreSQL: POST /v1/host/verify, one registry and two on one database, in flight $PG_CONC"
     "$LOADGEN" http --target "one twostep-api=$PG1_URL" --target "two twostep-api=$PG1_URL,$PG2_URL" \
         --host-key-file "$G/reg1/host-verify-bench.key" --state-name pg \
-        --users "$G/users.csv" --pids "one twostep-api=api:$PG1_PID" \
-        --pids "two twostep-api=api1:$PG1_PID,api2:$PG2_PID" \
+        --users "$G/users.csv" --pids "one twostep-api=api:$PG1_PID,postgres:$PG_PID+,machine:machine" \
+        --pids "two twostep-api=api1:$PG1_PID,api2:$PG2_PID,postgres:$PG_PID+,machine:machine" \
         --concurrency "$PG_CONC" --repeat "$PG_REPEAT" --requests "$PG_REQUESTS" \
         --max-seconds "$RUN_LIMIT" --state "$G/steps.json" \
         --json "$RES/http-pg.jsonl" --markdown "$RES/pg.md" >&2
@@ -491,7 +493,7 @@ report() {
         echo
         echo "twostep = \`twostep-radiusd\` (client mode \`otp-only\`) → \`twostep-api\` (SQLite);"
         echo "freeradius = FreeRADIUS $(freeradius -v 2>/dev/null | sed -n 's/.*Version \([0-9.]*\).*/\1/p' | head -1) \`rlm_totp\` (\`-f\`, users file). Ratio: twostep's accepts/s over FreeRADIUS's, median over the repetitions."
-        echo "CPU: cores used by each process during the run (user + system time / wall time)."
+        echo "CPU: cores used by each process during the run (user + system time / wall time); machine: all $(nproc) cores' busy time, the load generator and the kernel included."
         echo
         cat "$f"
         echo
@@ -506,7 +508,7 @@ report() {
     if [ -s "$RES/pg.md" ]; then
         echo "#### \`POST /v1/host/verify\` on PostgreSQL $(ls /usr/lib/postgresql | sort -V | tail -1): one \`twostep-api\`, and two on one database"
         echo
-        echo "A throwaway cluster on 127.0.0.1 (initdb defaults, fsync on), $PG_USERS users; with two registries the load generator's requests alternate between them. Ratio: one registry's rate over two's. CPU: the registries only, not PostgreSQL."
+        echo "A throwaway cluster on 127.0.0.1 (initdb defaults, fsync on), $PG_USERS users; with two registries the load generator's requests alternate between them. Ratio: one registry's rate over two's. CPU: the registries, PostgreSQL (the postmaster and its backends) and the whole machine ($(nproc) cores)."
         echo
         cat "$RES/pg.md"
         echo

@@ -259,6 +259,82 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// What a CPU column measures (`--pids TARGET=LABEL:SPEC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    /// `PID`: that process.
+    Process(u32),
+    /// `PID+`: that process and its children, summed (a PostgreSQL
+    /// postmaster and its backends). A child that exits during the run
+    /// takes its time with it; one started during it counts in full.
+    WithChildren(u32),
+    /// `machine`: every core's busy time, all processes and the kernel
+    /// (`/proc/stat`: user, nice, system, irq, softirq, steal), so a run
+    /// that kept all cores busy shows as many cores as the machine has.
+    Machine,
+}
+
+impl Watched {
+    /// Parses `PID`, `PID+` or `machine`; `None` for anything else.
+    pub fn parse(spec: &str) -> Option<Self> {
+        if spec == "machine" {
+            return Some(Self::Machine);
+        }
+        match spec.strip_suffix('+') {
+            Some(pid) => pid.parse().ok().map(Self::WithChildren),
+            None => spec.parse().ok().map(Self::Process),
+        }
+    }
+
+    /// CPU seconds used so far (cores × seconds for [`Watched::Machine`]);
+    /// `None` when the process is gone or `/proc` cannot be read.
+    pub fn cpu_seconds(self) -> Option<f64> {
+        match self {
+            Self::Process(pid) => cpu_seconds(pid),
+            Self::WithChildren(pid) => {
+                let own = cpu_seconds(pid)?;
+                let children: f64 = std::fs::read_dir("/proc")
+                    .ok()?
+                    .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                    .filter(|&p| parent_pid(p) == Some(pid))
+                    .filter_map(cpu_seconds)
+                    .sum();
+                Some(own + children)
+            }
+            Self::Machine => {
+                let stat = std::fs::read_to_string("/proc/stat").ok()?;
+                machine_busy_seconds(stat.lines().next()?)
+            }
+        }
+    }
+}
+
+/// The busy seconds of all cores from the `cpu` line of `/proc/stat`
+/// (clock ticks of 1/100 s): user, nice, system, irq, softirq and steal;
+/// idle and iowait are not busy, guest time is already in user.
+pub fn machine_busy_seconds(cpu_line: &str) -> Option<f64> {
+    let mut f = cpu_line.split_whitespace();
+    if f.next()? != "cpu" {
+        return None;
+    }
+    let v: Vec<f64> = f.map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| v.get(i))
+        .sum::<f64>();
+    Some(busy / 100.0)
+}
+
+fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// One timed run against one target at one concurrency.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
@@ -438,6 +514,41 @@ pub fn markdown_table(runs: &[RunResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watched_specs() {
+        assert_eq!(Watched::parse("4242"), Some(Watched::Process(4242)));
+        assert_eq!(Watched::parse("17+"), Some(Watched::WithChildren(17)));
+        assert_eq!(Watched::parse("machine"), Some(Watched::Machine));
+        for bad in ["", "+", "x", "12x", "-1", "1++", "Machine"] {
+            assert_eq!(Watched::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn machine_busy_is_user_nice_system_irq_softirq_steal() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let line = "cpu  1000 20 300 90000 400 5 60 7 1000 0";
+        assert_eq!(machine_busy_seconds(line), Some(13.92));
+        assert_eq!(machine_busy_seconds("cpu0 1 2 3 4"), None);
+        assert_eq!(machine_busy_seconds("cpu  1 x 3"), None);
+    }
+
+    #[test]
+    fn a_process_with_children_counts_at_least_itself() {
+        let me = std::process::id();
+        let own = Watched::Process(me).cpu_seconds().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let with = Watched::WithChildren(me).cpu_seconds().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(with >= own, "{with} < {own}");
+        assert!(Watched::Machine.cpu_seconds().unwrap() > 0.0);
+        assert_eq!(Watched::Process(u32::MAX).cpu_seconds(), None);
+    }
 
     #[test]
     fn rfc6238_sha1_vector() {

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
 use twostep_bench::{
-    access_request, check_reply, code, code_for_step, cpu_seconds, markdown_table, quantile,
-    read_users, Error, RunResult, Schedule, User, LAST_RUN_START, STEP_SECONDS,
+    access_request, check_reply, code, code_for_step, markdown_table, quantile, read_users, Error,
+    RunResult, Schedule, User, Watched, LAST_RUN_START, STEP_SECONDS,
 };
 
 #[derive(Parser)]
@@ -53,8 +53,9 @@ struct RunOpts {
     /// Writes the Markdown table here.
     #[arg(long)]
     markdown: Option<PathBuf>,
-    /// `TARGET=LABEL:PID,LABEL:PID`: processes whose CPU use is measured
-    /// during TARGET's runs.
+    /// `TARGET=LABEL:SPEC,LABEL:SPEC`: what CPU use is measured during
+    /// TARGET's runs; SPEC is a PID, `PID+` (the process and its
+    /// children) or `machine` (all cores).
     #[arg(long)]
     pids: Vec<String>,
 }
@@ -208,19 +209,21 @@ fn save_states(path: &Path, s: &States) -> Result<(), Error> {
     std::fs::write(path, text).map_err(io_err(path))
 }
 
-fn parse_pids(specs: &[String]) -> Result<HashMap<String, Vec<(String, u32)>>, Error> {
-    let mut m: HashMap<String, Vec<(String, u32)>> = HashMap::new();
+fn parse_pids(specs: &[String]) -> Result<HashMap<String, Vec<(String, Watched)>>, Error> {
+    let mut m: HashMap<String, Vec<(String, Watched)>> = HashMap::new();
     for s in specs {
         let (target, list) = s
             .split_once('=')
-            .ok_or_else(|| Error::Invalid(format!("--pids {s:?}: TARGET=LABEL:PID,...")))?;
+            .ok_or_else(|| Error::Invalid(format!("--pids {s:?}: TARGET=LABEL:SPEC,...")))?;
         for item in list.split(',').filter(|x| !x.is_empty()) {
             let (label, pid) = item
                 .split_once(':')
-                .ok_or_else(|| Error::Invalid(format!("--pids {s:?}: LABEL:PID")))?;
-            let pid = pid
-                .parse()
-                .map_err(|_| Error::Invalid(format!("--pids {s:?}: bad pid")))?;
+                .ok_or_else(|| Error::Invalid(format!("--pids {s:?}: LABEL:SPEC")))?;
+            let pid = Watched::parse(pid).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "--pids {s:?}: {pid:?} is not a PID, PID+ or machine"
+                ))
+            })?;
             m.entry(target.to_owned())
                 .or_default()
                 .push((label.to_owned(), pid));
@@ -436,7 +439,7 @@ async fn one_run(
     opts: &RunOpts,
     concurrency: usize,
     repeat: usize,
-    pids: &[(String, u32)],
+    pids: &[(String, Watched)],
 ) -> RunResult {
     wait_for_pairs(sched, opts.requests, target).await;
     let feed = Arc::new(Feed {
@@ -446,7 +449,7 @@ async fn one_run(
         limit: opts.requests,
         deadline: Instant::now() + Duration::from_secs_f64(opts.max_seconds),
     });
-    let cpu0: Vec<Option<f64>> = pids.iter().map(|(_, p)| cpu_seconds(*p)).collect();
+    let cpu0: Vec<Option<f64>> = pids.iter().map(|(_, p)| p.cpu_seconds()).collect();
     let t0 = Instant::now();
     let timeout = Duration::from_secs_f64(opts.timeout);
     let mut handles = Vec::new();
@@ -476,7 +479,7 @@ async fn one_run(
         .iter()
         .zip(cpu0)
         .filter_map(|((label, pid), c0)| {
-            Some((label.clone(), (cpu_seconds(*pid)? - c0?) / seconds))
+            Some((label.clone(), (pid.cpu_seconds()? - c0?) / seconds))
         })
         .collect();
     all.latencies_ms.sort_by(f64::total_cmp);
