@@ -19,8 +19,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-REV=${1:?usage: bench/compare.sh REV}
-OLD=$(git rev-parse --short "$REV^{commit}") || { echo "bench/compare.sh: no commit $REV" >&2; exit 2; }
+[ $# -eq 1 ] || { echo "usage: bench/compare.sh REV (a commit, e.g. HEAD~1)" >&2; exit 2; }
+REV=$1
+OLD=$(git rev-parse --quiet --verify --short "$REV^{commit}") || { echo "bench/compare.sh: no commit $REV" >&2; exit 2; }
 USERS=${USERS:-10000}; CONC=${CONC:-1,8,32}; REPEAT=${REPEAT:-3}; REQUESTS=${REQUESTS:-2000}
 DB=${DB:-sqlite}
 case $DB in sqlite|postgres) ;; *) echo "bench/compare.sh: DB=$DB: sqlite or postgres" >&2; exit 2 ;; esac
