@@ -905,3 +905,38 @@ fn https_url_to_a_plain_registry_fails_closed_without_killing_the_caller() {
         assert!(!log.contains("fail-open"), "{log}");
     }
 }
+
+/// The module needs no shared library that sshd, sudo and login do not
+/// load already: each one would be loaded (and its constructors run) at
+/// every login. The unwinder is linked in (pam-module/build.rs).
+#[test]
+fn the_module_needs_only_libpam_and_libc() {
+    let out = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(module())
+        .output()
+        .expect("run readelf (binutils)");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let needed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next())
+        .collect();
+    assert!(needed.contains(&"libpam.so.0"), "{needed:?}");
+    for lib in &needed {
+        assert!(
+            ["libpam.so.0", "libc.so.6", "ld-linux-x86-64.so.2"].contains(lib),
+            "pam_twostep.so needs {lib}: {needed:?}"
+        );
+    }
+    // The unwinder is in the module: a panic caught at the FFI boundary
+    // needs it.
+    let symbols = std::process::Command::new("nm")
+        .args(["-D", "--undefined-only"])
+        .arg(module())
+        .output()
+        .expect("run nm (binutils)");
+    let undefined = String::from_utf8_lossy(&symbols.stdout);
+    assert!(!undefined.contains("_Unwind_"), "{undefined}");
+}
