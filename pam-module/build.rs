@@ -4,8 +4,10 @@
 //! about 0.16 ms, its constructor's CPUID probes included, libm about
 //! 0.1 ms).
 //!
-//! - `--as-needed`: rustc names libm for every Rust program; the module
-//!   uses none of it.
+//! - `--as-needed`: rustc names libm for every Rust program; built alone
+//!   (`cargo build -p pam_twostep`) the module uses none of it. Built
+//!   with the other binaries it does: cargo gives tokio the features
+//!   they ask for, and the multi-thread scheduler calls `pow`.
 //! - The unwinder (`_Unwind_*`, which catching a panic at the FFI boundary
 //!   needs) is linked from GCC's static `libgcc_eh.a`, as `gcc
 //!   -static-libgcc` does, instead of loading libgcc_s. Panics never
