@@ -16,6 +16,9 @@
 #   bench/run.sh            full counts (about 10 minutes)
 #   bench/run.sh --smoke    tiny counts, checks the suite works (README untouched
 #                           unless --write is given too)
+#   bench/run.sh --only pam one part, its tables printed, README untouched:
+#                           radius (RADIUS, the SQLite registry alone, pending
+#                           requests), pg, pam or criterion; a comma list for more
 #   BENCH_KEEP=1            keep the temporary directory (configs, logs)
 #
 # Every request uses a fresh (user, TOTP step): see bench/README.md.
@@ -24,14 +27,30 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SMOKE=0
 WRITE=1
+ONLY=
+next_only=0
 for a in "$@"; do
+    if [ "$next_only" = 1 ]; then
+        ONLY=$a; next_only=0; WRITE=0
+        for part in ${ONLY//,/ }; do
+            case $part in
+                radius|pg|pam|criterion) ;;
+                *) echo "bench/run.sh: --only $part: one of radius, pg, pam, criterion" >&2; exit 2 ;;
+            esac
+        done
+        continue
+    fi
     case $a in
         --smoke) SMOKE=1; WRITE=0 ;;
         --write) WRITE=1 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --only) next_only=1 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown argument $a" >&2; exit 2 ;;
     esac
 done
+[ "$next_only" = 0 ] || { echo "bench/run.sh: --only needs a part (radius, pg, pam, criterion)" >&2; exit 2; }
+# want PART: whether this run measures PART.
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 START=$SECONDS
 log() { echo "bench: [$(( SECONDS - START )) s] $*" >&2; }
 
@@ -45,7 +64,7 @@ if [ "$SMOKE" = 1 ]; then
 else
     USERS=10000; RAD_REQUESTS=2000; RAD_CONC=1,8,32,128; RAD_REPEAT=3
     HTTP_REQUESTS=2000; HTTP_CONC=1,8,32; HTTP_REPEAT=3
-    PAM_POOL=150; PAM_RUNS=40; PAM_WARMUP=3; PAM_REPEAT=3
+    PAM_POOL=150; PAM_RUNS=10; PAM_WARMUP=1; PAM_REPEAT=12
     SMALL_USERS=1000
     PG_USERS=10000; PG_REQUESTS=2000; PG_CONC=1,8,32; PG_REPEAT=2
     PENDING=10000; PEND_DELAY=20; PEND_REQUESTS=200; PEND_REPEAT=3
@@ -356,16 +375,16 @@ radius_population() {
 
 # The pending-requests pass goes with the smaller population (the main
 # one in --smoke, which has no other).
-radius_population "$USERS" "n$USERS" "$RAD_REQUESTS" "$RAD_CONC" "$RAD_REPEAT" 1 \
+want radius && radius_population "$USERS" "n$USERS" "$RAD_REQUESTS" "$RAD_CONC" "$RAD_REPEAT" 1 \
     "$( [ "$SMALL_USERS" -gt 0 ] && echo 0 || echo "$PENDING")"
-if [ "$SMALL_USERS" -gt 0 ]; then
+if want radius && [ "$SMALL_USERS" -gt 0 ]; then
     # 1,000 users give 2,000 fresh codes in the first step and 1,000 per
     # step after: fewer, shorter runs.
     radius_population "$SMALL_USERS" "n$SMALL_USERS" 500 8,32 2 0 "$PENDING"
 fi
 
 # --- PostgreSQL: the registry alone, one and two twostep-api -----------------
-if [ "$PG_USERS" -gt 0 ]; then
+if want pg && [ "$PG_USERS" -gt 0 ]; then
     PGDIR=$(mktemp -d /tmp/twostep-bench-pg.XXXXXX)
     PGPORT=$(free_port tcp)
     stop_pg() {
@@ -403,6 +422,7 @@ if [ "$PG_USERS" -gt 0 ]; then
 fi
 
 # --- PAM ---------------------------------------------------------------------
+if want pam; then
 log "PAM: pamtester, $PAM_RUNS runs x $PAM_REPEAT per stack"
 P=$W/pam
 mkdir -p "$P/svc" "$P/ga"
@@ -459,9 +479,10 @@ for stack in twostep google_authenticator pam_permit; do
 done
 "$LOADGEN" pam-table "${args[@]}" --floor pam_permit --markdown "$RES/pam.md" >&2
 stop_pid "$API_PID"
+fi
 
 # --- criterion ----------------------------------------------------------------
-if [ "$SMOKE" = 0 ]; then
+if want criterion && [ "$SMOKE" = 0 ]; then
     log "cargo bench (criterion, short)"
     cargo bench -q -p twostep-common -p twostep-radius --bench hot -- \
         --warm-up-time 1 --measurement-time 2 --noplot 2>&1 | tee "$RES/criterion.txt" >&2 || true
@@ -531,12 +552,14 @@ report() {
         echo "After all the load on the registry with $n users, one fresh code sent twice: \`$(cat "$f")\` (the replay rule held)."
         echo
     done
-    echo "#### PAM: pamtester with a code (hyperfine)"
-    echo
-    echo "Each run a new user of a pool of $PAM_POOL with its current code; ratio: twostep's median over the other module's. hyperfine subtracts the start-up time of the shell that runs the command; under load that correction is noisy (hence a floor near 0 ms in some runs)."
-    echo
-    cat "$RES/pam.md"
-    echo
+    if [ -s "$RES/pam.md" ]; then
+        echo "#### PAM: pamtester with a code (hyperfine)"
+        echo
+        echo "Each run a new user of a pool of $PAM_POOL with its current code, the three stacks taking turns every $PAM_RUNS runs; ratio: twostep's median over the other module's. hyperfine subtracts the start-up time of the shell that runs the command; under load that correction is noisy (hence a floor near 0 ms in some runs)."
+        echo
+        cat "$RES/pam.md"
+        echo
+    fi
     if [ -s "$RES/criterion.txt" ]; then
         echo "#### cargo bench (criterion)"
         echo
