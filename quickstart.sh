@@ -237,5 +237,12 @@ set +e
 wait -n "${pids[@]}"
 status=$?
 set -e
+# The servers exit 0 only when told to stop: a SIGINT or SIGTERM sent to
+# the whole process group (a supervisor, timeout -s INT) can reach them
+# before this shell's trap runs. That is a stop, not a failure.
+if [ "$status" -eq 0 ]; then
+  stop
+  exit 0
+fi
 die "a server exited (status $status); logs in $state:
 $(tail -n 20 "$state"/*.log)"

@@ -24,7 +24,7 @@ REV=$1
 OLD=$(git rev-parse --quiet --verify --short "$REV^{commit}") || { echo "bench/compare.sh: no commit $REV" >&2; exit 2; }
 USERS=${USERS:-10000}; CONC=${CONC:-1,8,32}; REPEAT=${REPEAT:-3}; REQUESTS=${REQUESTS:-2000}
 DB=${DB:-sqlite}
-case $DB in sqlite|postgres) ;; *) echo "bench/compare.sh: DB=$DB: sqlite or postgres" >&2; exit 2 ;; esac
+case $DB in sqlite|postgres) ;; *) echo "bench/compare.sh: DB=$DB: DB must be sqlite or postgres" >&2; exit 2 ;; esac
 TARGET=${CARGO_TARGET_DIR:-target}
 case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
 for t in jq curl python3; do

@@ -32,6 +32,7 @@ next_only=0
 for a in "$@"; do
     if [ "$next_only" = 1 ]; then
         ONLY=$a; next_only=0; WRITE=0
+        [ -n "${ONLY//,/}" ] || { echo "bench/run.sh: --only needs a part (radius, pg, pam, criterion)" >&2; exit 2; }
         for part in ${ONLY//,/ }; do
             case $part in
                 radius|pg|pam|criterion) ;;
