@@ -18,6 +18,8 @@
 # working tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 ROOT=$PWD
 [ $# -eq 1 ] || { echo "usage: bench/compare.sh REV (a commit, e.g. HEAD~1)" >&2; exit 2; }
 REV=$1
@@ -65,15 +67,7 @@ secret() { (umask 077; printf '%s\n' "$2" > "$1"); }
 start() {
     local port i db=${3:-sqlite://$2/registry.db}
     port=$(free_port)
-    cat > "$2/twostep.toml" <<EOF
-version = 1
-
-[api]
-listen = "127.0.0.1:$port"
-database = "$db"
-secret_key_file = "$2/secret.key"
-admin_token_file = "$2/admin.token"
-EOF
+    registry_config "$2" "$port" "$db"
     RUST_LOG=warn "$1" --config "$2/twostep.toml" > "$2/api.log" 2>&1 &
     PID=$!
     PIDS+=("$PID")

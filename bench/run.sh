@@ -24,6 +24,8 @@
 # Every request uses a fresh (user, TOTP step): see bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 ROOT=$PWD
 SMOKE=0
 WRITE=1
@@ -140,15 +142,7 @@ start_registry() {
     else
         secret "$d/admin.token" "admin-$(od -An -tx8 -N16 /dev/urandom | tr -d ' \n')"
     fi
-    cat > "$d/twostep.toml" <<EOF
-version = 1
-
-[api]
-listen = "127.0.0.1:$port"
-database = "$db"
-secret_key_file = "$d/secret.key"
-admin_token_file = "$d/admin.token"
-EOF
+    registry_config "$d" "$port" "$db"
     RUST_LOG=warn "$BIN/twostep-api" --config "$d/twostep.toml" > "$d/api.log" 2>&1 &
     API_PID=$!
     PIDS+=("$API_PID")
